@@ -1,0 +1,37 @@
+"""Dialects, one module each, registered by SQLAlchemy dialect name.
+
+A dialect declares its capabilities (`transactional_ddl`, `native_enum`, …) and
+compiles operations to SQL; the rest of schemashift branches on those
+capabilities, never on dialect names.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Dialect
+
+#: SQLAlchemy dialect name -> "module:Class" of our dialect.
+REGISTRY: dict[str, str] = {
+    "postgresql": "schemashift.dialects.postgresql:PostgreSQLDialect",
+    "mysql": "schemashift.dialects.mysql:MySQLDialect",
+    "mariadb": "schemashift.dialects.mysql:MySQLDialect",
+    "sqlite": "schemashift.dialects.sqlite:SQLiteDialect",
+}
+
+_cache: dict[str, "Dialect"] = {}
+
+
+def get_dialect(name: str) -> "Dialect":
+    """The dialect registered under `name` (a SQLAlchemy dialect name)."""
+    from ..errors import ConfigError
+
+    if name not in _cache:
+        target = REGISTRY.get(name)
+        if target is None:
+            raise ConfigError(f"unsupported database {name!r}; schemashift supports {', '.join(sorted(REGISTRY))}")
+        module, cls = target.split(":")
+        _cache[name] = getattr(import_module(module), cls)()
+    return _cache[name]

@@ -1,0 +1,182 @@
+"""Convert SQLAlchemy `MetaData` (the ORM models) into the neutral `Schema`.
+
+Also reads the rename hints users declare on models:
+``Column(..., info={"renamed_from": "old"})`` and
+``__table_args__ = {"info": {"renamed_from": "old_table"}}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ClauseElement, TextClause
+
+from .model import (
+    CheckConstraint,
+    Column,
+    Computed,
+    ForeignKey,
+    Identity,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+    qualify,
+)
+from .satypes import from_sa_type
+
+
+@dataclass
+class RenameHints:
+    """Renames declared by the user: table key -> old name, (table key, column) -> old name."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _name(value: object) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
+def sql_text(value: object) -> str:
+    """SQL text of a model default, expression or literal."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, TextClause):
+        return value.text
+    if isinstance(value, ClauseElement):
+        return str(value.compile(compile_kwargs={"literal_binds": True}))
+    return str(value)
+
+
+def _default(column: sa.Column) -> str | None:
+    server_default = column.server_default
+    if server_default is None or not hasattr(server_default, "arg"):
+        return None
+    return sql_text(server_default.arg)
+
+
+def _computed(column: sa.Column) -> Computed | None:
+    computed = column.computed
+    if computed is None:
+        return None
+    return Computed(sql_text(computed.sqltext), persisted=computed.persisted)
+
+
+def _identity(column: sa.Column) -> Identity | None:
+    identity = column.identity
+    if identity is None:
+        return None
+    return Identity(always=bool(identity.always), start=identity.start, increment=identity.increment)
+
+
+def convert_column(column: sa.Column, table: sa.Table) -> Column:
+    """The neutral form of one model column."""
+    return Column(
+        name=column.name,
+        type=from_sa_type(column.type),
+        nullable=bool(column.nullable),
+        default=_default(column),
+        autoincrement=table.autoincrement_column is column or column.identity is not None,
+        comment=column.comment,
+        computed=_computed(column),
+        identity=_identity(column),
+    )
+
+
+def _index(index: sa.Index) -> Index:
+    columns: list[str] = []
+    expressions: list[str] = []
+    for element in index.expressions:
+        if isinstance(element, sa.Column):
+            columns.append(element.name)
+        elif isinstance(element, str):
+            columns.append(element)
+        else:
+            expressions.append(sql_text(element))
+    where = None
+    for key in ("postgresql_where", "sqlite_where"):
+        predicate = index.kwargs.get(key)
+        if predicate is not None:
+            where = sql_text(predicate)
+    return Index(
+        name=str(index.name),
+        columns=tuple(columns),
+        unique=bool(index.unique),
+        expressions=tuple(expressions),
+        where=where,
+    )
+
+
+def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
+    elements = constraint.elements
+    target = elements[0].column.table
+    return ForeignKey(
+        columns=tuple(c.name for c in constraint.columns),
+        ref_table=target.name,
+        ref_columns=tuple(e.column.name for e in elements),
+        name=_name(constraint.name),
+        ref_schema=target.schema,
+        ondelete=constraint.ondelete.upper() if constraint.ondelete else None,
+        onupdate=constraint.onupdate.upper() if constraint.onupdate else None,
+        deferrable=constraint.deferrable,
+        initially=constraint.initially.upper() if constraint.initially else None,
+    )
+
+
+def convert_table(table: sa.Table) -> Table:
+    """The neutral form of one model table."""
+    uniques: list[UniqueConstraint] = []
+    foreign_keys: list[ForeignKey] = []
+    checks: list[CheckConstraint] = []
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
+        elif isinstance(constraint, sa.ForeignKeyConstraint):
+            foreign_keys.append(_foreign_key(constraint))
+        elif isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
+            checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+    pk = table.primary_key
+    primary_key = PrimaryKey(tuple(c.name for c in pk.columns), _name(pk.name)) if pk.columns else None
+    return Table(
+        name=table.name,
+        columns=tuple(convert_column(c, table) for c in table.columns),
+        primary_key=primary_key,
+        indexes=tuple(sorted((_index(i) for i in table.indexes), key=lambda i: i.name)),
+        uniques=tuple(uniques),
+        foreign_keys=tuple(foreign_keys),
+        checks=tuple(checks),
+        schema=table.schema,
+        comment=table.comment,
+    )
+
+
+def from_metadata(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> Schema:
+    """The neutral schema of one or more `MetaData` objects."""
+    if isinstance(metadatas, sa.MetaData):
+        metadatas = [metadatas]
+    tables: list[Table] = []
+    for metadata in metadatas:
+        tables.extend(convert_table(t) for t in metadata.sorted_tables)
+    return Schema.of(tables)
+
+
+def rename_hints(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> RenameHints:
+    """The ``renamed_from`` hints declared in `info` on tables and columns."""
+    if isinstance(metadatas, sa.MetaData):
+        metadatas = [metadatas]
+    hints = RenameHints()
+    for metadata in metadatas:
+        for table in metadata.tables.values():
+            key = qualify(table.name, table.schema)
+            old = table.info.get("renamed_from")
+            if old:
+                hints.tables[key] = str(old)
+            for column in table.columns:
+                old_column = column.info.get("renamed_from")
+                if old_column:
+                    hints.columns[(key, column.name)] = str(old_column)
+    return hints

@@ -1,0 +1,223 @@
+"""The neutral schema model: tables, columns, keys, indexes and constraints.
+
+Plain frozen data, independent of the ORM and of any database. Three converters
+produce it: from SQLAlchemy `MetaData` (`schema.from_sqlalchemy`), from a live
+database (`schema.reflect`) and from replaying migration operations
+(`ops.replay`). The differ compares two of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Iterator, Mapping
+
+from .types import Type
+
+
+def qualify(name: str, schema: str | None = None) -> str:
+    """The key of a table: ``schema.name`` or just ``name``."""
+    return f"{schema}.{name}" if schema else name
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A generated column: its SQL expression and whether it is stored."""
+
+    sql: str
+    persisted: bool | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An identity column (``GENERATED … AS IDENTITY``)."""
+
+    always: bool = False
+    start: int | None = None
+    increment: int | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column. `default` is the server default as SQL text, or None."""
+
+    name: str
+    type: Type
+    nullable: bool = True
+    default: str | None = None
+    autoincrement: bool = False
+    comment: str | None = None
+    computed: Computed | None = None
+    identity: Identity | None = None
+
+    def evolve(self, **changes: object) -> Column:
+        """Return a copy with `changes` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PrimaryKey:
+    """The primary key: ordered column names, optionally named."""
+
+    columns: tuple[str, ...]
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index over columns (and, later, expressions), optionally unique or partial.
+
+    `expressions` holds SQL text for functional elements; `where` is the partial
+    index predicate; `options` holds dialect options as ``(key, value)`` pairs.
+    """
+
+    name: str
+    columns: tuple[str, ...] = ()
+    unique: bool = False
+    expressions: tuple[str, ...] = ()
+    where: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class UniqueConstraint:
+    """A UNIQUE constraint over columns."""
+
+    columns: tuple[str, ...]
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key from `columns` to `ref_columns` of `ref_table`."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    name: str | None = None
+    ref_schema: str | None = None
+    ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool | None = None
+    initially: str | None = None
+
+    @property
+    def ref_key(self) -> str:
+        """The key of the referenced table."""
+        return qualify(self.ref_table, self.ref_schema)
+
+
+@dataclass(frozen=True)
+class CheckConstraint:
+    """A CHECK constraint: its SQL expression."""
+
+    sql: str
+    name: str | None = None
+
+
+Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint
+
+#: Which `Table` field holds each constraint class.
+CONSTRAINT_FIELDS: dict[type, str] = {
+    UniqueConstraint: "uniques",
+    ForeignKey: "foreign_keys",
+    CheckConstraint: "checks",
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table with everything that belongs to it."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: PrimaryKey | None = None
+    indexes: tuple[Index, ...] = ()
+    uniques: tuple[UniqueConstraint, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[CheckConstraint, ...] = ()
+    schema: str | None = None
+    comment: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``schema.name`` or ``name``."""
+        return qualify(self.name, self.schema)
+
+    def column(self, name: str) -> Column:
+        """The column called `name` (KeyError when missing)."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.key} has no column {name!r}")
+
+    def has_column(self, name: str) -> bool:
+        """True when a column called `name` exists."""
+        return any(column.name == name for column in self.columns)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in order."""
+        return tuple(column.name for column in self.columns)
+
+    def constraints(self) -> Iterator[Constraint]:
+        """Every named-or-not constraint except the primary key."""
+        yield from self.uniques
+        yield from self.foreign_keys
+        yield from self.checks
+
+    def evolve(self, **changes: object) -> Table:
+        """Return a copy with `changes` applied (sequences become tuples)."""
+        for key, value in list(changes.items()):
+            if isinstance(value, list):
+                changes[key] = tuple(value)
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A whole database schema: tables by key (``schema.name`` or ``name``)."""
+
+    tables: Mapping[str, Table] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tables: Iterable[Table]) -> Schema:
+        """Build a schema from tables."""
+        return cls({table.key: table for table in tables})
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.tables
+
+    def table(self, key: str) -> Table:
+        """The table with `key` (a clear KeyError when missing)."""
+        try:
+            return self.tables[key]
+        except KeyError:
+            raise KeyError(f"no table {key!r}") from None
+
+    def with_table(self, table: Table, *, old_key: str | None = None) -> Schema:
+        """A copy where `table` is added or replaces the table at `old_key`/its key."""
+        tables = dict(self.tables)
+        if old_key is not None and old_key != table.key:
+            tables = {(table.key if k == old_key else k): (table if k == old_key else t) for k, t in tables.items()}
+        tables[table.key] = table
+        return Schema(tables)
+
+    def without_table(self, key: str) -> Schema:
+        """A copy without the table at `key`."""
+        tables = dict(self.tables)
+        tables.pop(key, None)
+        return Schema(tables)
+
+    def sorted_tables(self) -> list[Table]:
+        """Tables in key order."""
+        return [self.tables[key] for key in sorted(self.tables)]
+
+    def enum_users(self, enum_name: str) -> list[tuple[str, str]]:
+        """(table key, column) pairs whose type is the named enum."""
+        found: list[tuple[str, str]] = []
+        for table in self.tables.values():
+            for column in table.columns:
+                kind = column.type.item if column.type.kind == "array" and column.type.item else column.type
+                if kind.kind == "enum" and kind.name == enum_name:
+                    found.append((table.key, column.name))
+        return found

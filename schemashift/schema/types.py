@@ -1,0 +1,100 @@
+"""The neutral column type: one small value object every layer agrees on.
+
+A `Type` says what a column holds independently of the ORM and of any database: a
+*kind* (``"string"``, ``"integer"``, ``"enum"`` …) plus the parameters that matter
+for that kind. Converters turn SQLAlchemy types into `Type` and back; dialects
+normalise what reflection returns into the same form so that comparison is plain
+equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: Every kind a `Type` may have, with a one-line meaning.
+KINDS: dict[str, str] = {
+    "smallint": "2-byte integer",
+    "integer": "4-byte integer",
+    "bigint": "8-byte integer",
+    "boolean": "true/false",
+    "string": "variable-length text with an optional length",
+    "text": "unbounded text",
+    "float": "floating point, optional precision",
+    "numeric": "exact decimal with precision and scale",
+    "date": "calendar date",
+    "datetime": "date and time, optional time zone",
+    "time": "time of day, optional time zone",
+    "interval": "time span",
+    "binary": "bytes with an optional length",
+    "json": "JSON document (variant 'jsonb' on PostgreSQL)",
+    "uuid": "UUID",
+    "enum": "one of a fixed list of string values",
+    "array": "PostgreSQL array of `item`",
+    "other": "a database type named verbatim in `sql`",
+}
+
+
+@dataclass(frozen=True)
+class Type:
+    """A column type in neutral form.
+
+    Only the fields meaningful for `kind` are set; all others keep their defaults,
+    so two equal types compare equal field by field.
+    """
+
+    kind: str
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    timezone: bool = False
+    unsigned: bool = False
+    collation: str | None = None
+    values: tuple[str, ...] = ()
+    name: str | None = None
+    native: bool = True
+    item: Type | None = None
+    dimensions: int | None = None
+    variant: str | None = None
+    sql: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown type kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not isinstance(self.values, tuple):
+            object.__setattr__(self, "values", tuple(self.values))
+
+    def evolve(self, **changes: object) -> Type:
+        """Return a copy with `changes` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        """A short human form such as ``string(50)`` or ``enum status(a,b)``."""
+        params: list[str] = []
+        if self.kind == "enum":
+            label = f"enum {self.name}" if self.name else "enum"
+            return f"{label}({','.join(self.values)})"
+        if self.kind == "array" and self.item is not None:
+            return f"{self.item.describe()}[]"
+        if self.kind == "other":
+            return self.sql or "other"
+        for value in (self.length, self.precision, self.scale):
+            if value is not None:
+                params.append(str(value))
+        text = self.variant or self.kind
+        if params:
+            text += f"({','.join(params)})"
+        if self.timezone:
+            text += " with tz"
+        if self.unsigned:
+            text += " unsigned"
+        if self.collation:
+            text += f" collate {self.collation}"
+        return text
+
+    @property
+    def is_integer(self) -> bool:
+        """True for the integer kinds."""
+        return self.kind in INTEGER_KINDS
+
+
+INTEGER_KINDS = ("smallint", "integer", "bigint")

@@ -1,0 +1,118 @@
+"""Shared fixtures: throw-away databases on SQLite, PostgreSQL and MariaDB.
+
+Each test module that asks for `db_url` gets one fresh database per backend,
+dropped afterwards. A backend whose server does not answer is skipped with a
+visible reason, unless SCHEMASHIFT_REQUIRE_SERVERS=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("SCHEMASHIFT_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    "mysql": os.environ.get("SCHEMASHIFT_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
+}
+BACKENDS = ("sqlite", "postgresql", "mysql")
+REQUIRE_SERVERS = os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1"
+
+
+@lru_cache(maxsize=None)
+def server_error(backend: str) -> str | None:
+    """None when the backend's server answers, else why not."""
+    if backend == "sqlite":
+        return None
+    try:
+        engine = sa.create_engine(SERVER_URLS[backend], connect_args=_timeout_args(backend))
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return None
+
+
+def _timeout_args(backend: str) -> dict[str, object]:
+    return {"connect_timeout": 3}
+
+
+def require_backend(backend: str) -> None:
+    """Skip (or fail in CI) when `backend`'s server is not reachable."""
+    error = server_error(backend)
+    if error is None:
+        return
+    message = f"{backend} server not reachable ({error})"
+    if REQUIRE_SERVERS:
+        pytest.fail(f"SCHEMASHIFT_REQUIRE_SERVERS=1 but {message}")
+    pytest.skip(message)
+
+
+def _db_name(request: pytest.FixtureRequest) -> str:
+    module = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.split(".")[-1].lower())[:30]
+    return f"ss_{module}_{uuid.uuid4().hex[:8]}"
+
+
+def create_database(backend: str, name: str, tmp_dir: Path) -> str:
+    """Create database `name` on `backend` and return its URL."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / (name + '.db')}"
+    admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return str(sa.make_url(SERVER_URLS[backend]).set(database=name).render_as_string(hide_password=False))
+
+
+def drop_database(backend: str, name: str) -> None:
+    """Drop database `name` (ignoring connections still open on PostgreSQL)."""
+    if backend == "sqlite":
+        return
+    admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        else:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend name; skips when its server is not reachable."""
+    require_backend(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database on `backend` for this test module."""
+    name = _db_name(request)
+    url = create_database(backend, name, tmp_path_factory.mktemp(name))
+    yield url
+    drop_database(backend, name)
+
+
+@pytest.fixture
+def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on `backend` for one test (use sparingly)."""
+    name = _db_name(request)
+    url = create_database(backend, name, tmp_path)
+    yield url
+    drop_database(backend, name)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """Say loudly which database servers were missing."""
+    missing = [b for b in ("postgresql", "mysql") if server_error.cache_info().currsize and server_error(b)]
+    for backend in missing:
+        terminalreporter.write_line(
+            f"NOTICE: {backend} tests were SKIPPED: {server_error(backend)}", yellow=True, bold=True
+        )
