@@ -1,3 +1,75 @@
-"""schemashift: schema migrations for SQLAlchemy models."""
+"""schemashift: schema migrations for SQLAlchemy models.
+
+The functions here are the start-up friendly API; `schemashift.api` has the
+full set the CLI uses. Imports are lazy so that ``import schemashift`` is cheap.
+
+    import schemashift
+    schemashift.upgrade(engine)            # at application start-up: locked, exactly once
+    schemashift.downgrade(engine, "-1")
+    schemashift.generate("add users")      # no database needed
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .api import Project
 
 __version__ = "0.1.0"
+
+
+def _project(bind: Any, config: Any, env: str | None) -> "Project":
+    from .api import Project, open_project
+
+    if isinstance(config, Project):
+        return config
+    return open_project(config, env, None, bind=bind)
+
+
+def _quiet(line: str) -> None:
+    """Default output of the Python API: the `schemashift` logger at INFO."""
+    import logging
+
+    logging.getLogger("schemashift").info(line)
+
+
+def upgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str = "head", *, config: Any = None,
+            env: str | None = None, out: Callable[[str], None] | None = None) -> None:
+    """Upgrade the database behind `bind` (or the configured env) to `target`, under the migration lock.
+
+    Safe to call from many processes at once: one migrates, the others wait for the
+    lock and then find the database at head.
+    """
+    from . import api
+
+    api.upgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
+
+
+def downgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str = "-1", *, config: Any = None,
+              env: str | None = None, out: Callable[[str], None] | None = None) -> None:
+    """Downgrade the database behind `bind` to `target` (``-N``, a revision, or ``base``)."""
+    from . import api
+
+    api.downgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
+
+
+def generate(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
+             out: Callable[[str], None] | None = None) -> Path | None:
+    """Write a migration for what the models changed; None when nothing did. Needs no database."""
+    from . import api
+
+    return api.generate(_project(None, config, env), message, empty=empty, out=out or _quiet)
+
+
+def check(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
+    """True when the models and the migrations agree."""
+    from . import api
+
+    return api.check(_project(None, config, env), out=out or _quiet)
+
+
+__all__ = ["upgrade", "downgrade", "generate", "check", "__version__"]

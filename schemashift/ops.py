@@ -138,13 +138,45 @@ class RenameTable(Operation):
         renamed = old.evolve(name=self.new_name)
         if renamed.key in schema:
             raise MigrationError(f"table {renamed.key!r} already exists")
-        return schema.with_table(renamed, old_key=old.key)
+        schema = schema.with_table(renamed, old_key=old.key)
+        return _repoint_foreign_keys(schema, old.key, lambda fk: replace(fk, ref_table=self.new_name))
 
     def inverse(self) -> Operation:
         return RenameTable(self.new_name, self.table, schema=self.schema)
 
     def describe(self) -> str:
         return f"rename table {self.table_key} to {self.new_name}"
+
+
+def _repoint_foreign_keys(schema: Schema, target: str, change: Callable[[ForeignKey], ForeignKey]) -> Schema:
+    """Apply `change` to every foreign key that points at table `target` (databases follow renames)."""
+    for table in list(schema.tables.values()):
+        if any(fk.ref_key == target for fk in table.foreign_keys):
+            fks = tuple(change(fk) if fk.ref_key == target else fk for fk in table.foreign_keys)
+            schema = schema.with_table(table.evolve(foreign_keys=fks))
+    return schema
+
+
+@dataclass(frozen=True)
+class AlterTableComment(Operation):
+    """Set (or remove, with None) a table's comment; `old` is the previous one."""
+
+    table: str
+    comment: str | None
+    old: str | None = None
+    schema: str | None = None
+
+    def apply(self, schema: Schema) -> Schema:
+        return schema.with_table(_table(schema, self.table_key or "").evolve(comment=self.comment))
+
+    def resolve(self, schema: Schema) -> Operation:
+        return replace(self, old=_table(schema, self.table_key or "").comment)
+
+    def inverse(self) -> Operation:
+        return AlterTableComment(self.table, self.old, old=self.comment, schema=self.schema)
+
+    def describe(self) -> str:
+        return f"set comment of {self.table_key} to {self.comment!r}"
 
 
 # -- columns --------------------------------------------------------------
@@ -279,7 +311,12 @@ class RenameColumn(Operation):
         table.column(self.column)
         if table.has_column(self.new_name):
             raise MigrationError(f"column {table.key}.{self.new_name} already exists")
-        return schema.with_table(_rename_in_table(table, self.column, self.new_name))
+        schema = schema.with_table(_rename_in_table(table, self.column, self.new_name))
+
+        def rename_ref(fk: ForeignKey) -> ForeignKey:
+            return replace(fk, ref_columns=tuple(self.new_name if c == self.column else c for c in fk.ref_columns))
+
+        return _repoint_foreign_keys(schema, table.key, rename_ref)
 
     def inverse(self) -> Operation:
         return RenameColumn(self.table, self.new_name, self.column, schema=self.schema)
@@ -531,6 +568,7 @@ OPERATIONS: dict[str, type[Operation]] = {
         CreateTable,
         DropTable,
         RenameTable,
+        AlterTableComment,
         AddColumn,
         DropColumn,
         AlterColumn,

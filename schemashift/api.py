@@ -1,0 +1,526 @@
+"""The Python API: every command the CLI offers, as functions on a `Project`.
+
+A `Project` is a loaded configuration with one selected environment and,
+optionally, a SQLAlchemy bind given by the caller. The CLI is a thin layer over
+these functions; `schemashift.upgrade(engine)` and friends wrap them too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from . import config as config_module
+from .dialects import get_dialect
+from .dialects.base import Dialect
+from .differ import RenameDecisions, diff as diff_schemas
+from .errors import (
+    ConfigError,
+    ConnectionFailed,
+    DatabaseStateError,
+    DifferencesFound,
+    SchemashiftError,
+    mask_secrets,
+    remember_secret,
+)
+from .ops import Operation
+from .plan import DOWN, UP, Plan, build_plan, states_along
+from .schema.model import Schema
+from .scripts import History, Migration, write_migration
+from .versions import AppliedRevision, Recorder
+
+Output = Callable[[str], None]
+Bind = sa.Engine | sa.Connection | str
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+@dataclass
+class Project:
+    """A configuration, its selected environment and an optional caller-supplied bind."""
+
+    config: config_module.Config
+    env: config_module.EnvConfig
+    url: str | None = None
+    bind: sa.Engine | sa.Connection | None = None
+    _history: History | None = field(default=None, repr=False)
+
+    # -- migrations and models --------------------------------------------
+
+    def history(self) -> History:
+        """The migration files, loaded once."""
+        if self._history is None:
+            self._history = History.load(self.config.migrations_dir)
+        return self._history
+
+    def models(self) -> list[sa.MetaData]:
+        """The configured models' MetaData objects."""
+        return config_module.load_models(self.config)
+
+    def model_schema(self) -> Schema:
+        """The neutral schema of the models."""
+        from .schema.from_sqlalchemy import from_metadata
+
+        return from_metadata(self.models())
+
+    # -- database ---------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A connection to the environment's database (or the caller's bind)."""
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind
+            return
+        engine = self.bind if isinstance(self.bind, sa.Engine) else _engine(self.url)
+        try:
+            connection = _open(engine, self.url)
+        except BaseException:
+            if engine is not self.bind:
+                engine.dispose()
+            raise
+        try:
+            yield connection
+        finally:
+            connection.close()
+            if engine is not self.bind:
+                engine.dispose()
+
+    def recorder(self, connection: sa.Connection) -> Recorder:
+        """The version/history tables of this environment on `connection`."""
+        return Recorder(connection, self.env.version_table, self.env.schema)
+
+    @property
+    def lock_name(self) -> str:
+        """The name of the migration lock for this environment's version table."""
+        return f"schemashift:{self.env.schema or ''}:{self.env.version_table}"
+
+
+def open_project(config_path: "str | Path | config_module.Config | None" = None, env: str | None = None, url: str | None = None,
+                 *, bind: Bind | None = None) -> Project:
+    """Load the configuration, select the environment and the database."""
+    config = config_path if isinstance(config_path, config_module.Config) else config_module.load_config(config_path)
+    env_config = config.env(env)
+    if isinstance(bind, str):
+        url, bind = bind, None
+    resolved = url or env_config.url
+    if bind is not None and not isinstance(bind, (sa.Engine, sa.Connection)):
+        raise ConfigError(f"bind must be an SQLAlchemy Engine, Connection or URL string, not {type(bind).__name__}")
+    return Project(config, env_config, resolved, bind)
+
+
+def _engine(url: str | None) -> sa.Engine:
+    if not url:
+        raise ConfigError("no database URL: set `url` for this environment or pass --url")
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # noqa: BLE001 - sa raises several kinds for bad URLs
+        raise ConfigError(f"invalid database URL {mask_secrets(url)!r}") from None
+    remember_secret(parsed.password if isinstance(parsed.password, str) else None)
+    try:
+        return sa.create_engine(parsed, poolclass=sa.pool.NullPool, **_connect_args(parsed))
+    except ModuleNotFoundError as exc:
+        extra = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
+        hint = f"pip install 'schemashift[{extra}]'" if extra else "install the database driver"
+        raise ConfigError(f"the driver for {parsed.drivername} is not installed ({exc.name}); {hint}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"cannot use database URL {parsed.render_as_string()}: {exc}") from None
+
+
+def _connect_args(url: sa.URL) -> dict[str, Any]:
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "mysql", "mariadb"):
+        return {"connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def _open(engine: sa.Engine, url: str | None) -> sa.Connection:
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split())[:300]
+        raise ConnectionFailed(f"cannot connect to {engine.url.render_as_string()}: {reason}") from None
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"invalid database URL: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _check_sqlite(connection)
+    return connection
+
+
+def _check_sqlite(connection: sa.Connection) -> None:
+    """Make a non-database file fail here with a clear message, not mid-migration."""
+    try:
+        connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        connection.commit()
+    except sa.exc.DBAPIError as exc:
+        raise ConnectionFailed(f"cannot open SQLite database {connection.engine.url.database}: {exc.orig}") from None
+
+
+# -- reading the database's state --------------------------------------------
+
+
+def integrity_problems(applied: dict[str, AppliedRevision], history: History) -> list[str]:
+    """Differences between the version table and the migration files, one message each."""
+    problems: list[str] = []
+    for row in applied.values():
+        migration = history.get(row.revision) if row.revision in history else None
+        if migration is None:
+            problems.append(
+                f"revision {row.revision} ({row.message!r}) is recorded in the database but its migration file "
+                "is missing: restore it from version control"
+            )
+        elif migration.checksum != row.checksum and row.complete:
+            problems.append(
+                f"{migration.path.name} was edited after it was applied (checksum differs): revert the edit, "
+                "or run `schemashift verify --accept` to record it"
+            )
+    return problems
+
+
+def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
+    """A message when a revision is partly applied, else None."""
+    for row in applied.values():
+        if not row.complete:
+            how = "crashed" if row.state == "running" else "failed"
+            detail = f" at: {row.failed_statement.strip().splitlines()[0][:100]}: {row.error}" if row.failed_statement else ""
+            return (
+                f"revision {row.revision} ({row.message!r}) is PARTLY {'applied' if row.direction == UP else 'reverted'}: "
+                f"the run {how} after {row.statements_done} statement(s){detail}; run `schemashift repair`"
+            )
+    return None
+
+
+def current_revision(applied: dict[str, AppliedRevision], history: History) -> str | None:
+    """The newest applied revision of the chain (None: base)."""
+    best: str | None = None
+    best_index = -1
+    for revision, row in applied.items():
+        if revision in history and row.complete:
+            index = history.index(revision)
+            if index > best_index:
+                best, best_index = revision, index
+    return best
+
+
+def _checked_current(recorder: Recorder, history: History, *, strict: bool = True) -> str | None:
+    applied = recorder.applied()
+    problem = partial_problem(applied)
+    if problem:
+        raise DatabaseStateError(problem)
+    if strict:
+        problems = integrity_problems(applied, history)
+        if problems:
+            raise DatabaseStateError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
+    return current_revision(applied, history)
+
+
+# -- upgrade / downgrade ------------------------------------------------------
+
+
+def _confirm(project: Project, yes: bool, what: str) -> None:
+    if not project.env.confirm or yes:
+        return
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SchemashiftError(f"environment {project.env.name!r} requires confirmation: pass --yes to {what}")
+    answer = input(f"{what.capitalize()} on environment {project.env.name!r}? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise SchemashiftError("aborted: not confirmed")
+
+
+def _context(project: Project, connection: sa.Connection):  # type: ignore[no-untyped-def]
+    from .executor import MigrationContext
+
+    return MigrationContext(connection, connection.dialect.name, project.env.name, dict(project.env.vars))
+
+
+def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
+             allow_data_loss: bool, out: Output) -> None:
+    history = project.history()
+    if sql:
+        _print_sql(project, history, target, direction, out)
+        return
+    with project.connect() as connection:
+        dialect = get_dialect(connection.dialect.name)
+        recorder = project.recorder(connection)
+        if dry_run:
+            current = _checked_current(recorder, history)
+            plan = _plan(history, dialect, current, target, direction)
+            for line in plan.lines():
+                out(line)
+            return
+        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+            recorder.ensure()
+            current = _checked_current(recorder, history)
+            plan = _plan(history, dialect, current, target, direction)
+            if plan.empty:
+                out(f"Nothing to do: the database is at {current or 'base'}.")
+                return
+            _confirm(project, yes, f"{'upgrade' if direction == UP else 'downgrade'} to {plan.target or 'base'}")
+            from .executor import Executor
+
+            Executor(connection, recorder, _context(project, connection), out).run(plan)
+            out(f"Database is at {plan.target or 'base'}.")
+
+
+def _plan(history: History, dialect: Dialect, current: str | None, target: str, direction: str) -> Plan:
+    goal = history.resolve(target, current)
+    plan = build_plan(history, dialect, current, goal)
+    if not plan.empty and plan.direction != direction:
+        verb = "upgrade" if direction == UP else "downgrade"
+        raise SchemashiftError(
+            f"cannot {verb} to {target}: the database is at {current or 'base'}, use "
+            f"`schemashift {'downgrade' if direction == UP else 'upgrade'} {target}`"
+        )
+    return plan
+
+
+def _print_sql(project: Project, history: History, target: str, direction: str, out: Output) -> None:
+    from .offline import offline_script
+
+    with project.connect() as connection:
+        dialect = get_dialect(connection.dialect.name)
+        recorder = project.recorder(connection)
+        current = _checked_current(recorder, history)
+        plan = _plan(history, dialect, current, target, direction)
+        out(offline_script(plan, recorder))
+
+
+def upgrade(project: Project, target: str = "head", *, sql: bool = False, dry_run: bool = False, yes: bool = False,
+            allow_data_loss: bool = False, out: Output = _print) -> None:
+    """Upgrade the database to `target` (default head), under the migration lock."""
+    _migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out)
+
+
+def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool = False, yes: bool = False,
+              allow_data_loss: bool = False, out: Output = _print) -> None:
+    """Downgrade the database to `target` (``-N``, a revision or prefix, or ``base``)."""
+    _migrate(project, target, DOWN, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out)
+
+
+# -- generate / check ---------------------------------------------------------
+
+
+def head_schema(history: History) -> Schema:
+    """The schema the migrations produce at head, with no database."""
+    return states_along(history)[history.head]
+
+
+def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_columns: list[tuple[str, str, str]],
+               no_rename: bool, interactive: bool) -> RenameDecisions:
+    from .questioner import TerminalQuestioner
+    from .schema.from_sqlalchemy import rename_hints
+    from .schema.model import qualify
+
+    decisions = RenameDecisions(no_rename=no_rename)
+    if interactive:
+        decisions.questioner = TerminalQuestioner()
+    hints = rename_hints(project.models())
+    for new_key, old_name in hints.tables.items():
+        schema = new_key.rsplit(".", 1)[0] if "." in new_key else None
+        decisions.tables[qualify(old_name, schema)] = new_key.rsplit(".", 1)[-1]
+    for (table_key, new_name), old_name in hints.columns.items():
+        decisions.columns[(table_key, old_name)] = new_name
+    for old, new in rename_tables:
+        decisions.tables[old] = new.rsplit(".", 1)[-1]
+    for table, old, new in rename_columns:
+        decisions.columns[(table, old)] = new
+    return decisions
+
+
+def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]] | None = None,
+                       rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
+                       interactive: bool = False) -> list[Operation]:
+    """Operations that bring the migrations' head schema to the models."""
+    history = project.history()
+    decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive)
+    return diff_schemas(head_schema(history), project.model_schema(), decisions)
+
+
+def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,
+             rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
+             interactive: bool = False, out: Output = _print) -> Path | None:
+    """Write a migration for the difference between models and migrations (None when there is none)."""
+    if not message.strip():
+        raise SchemashiftError("a migration needs a message: -m 'what it does'")
+    history = project.history()
+    operations: list[Operation] = []
+    if not empty:
+        operations = pending_operations(project, rename_tables=rename_tables, rename_columns=rename_columns,
+                                        no_rename=no_rename, interactive=interactive)
+        if not operations:
+            out("No changes: the models match the migrations. Nothing written.")
+            return None
+    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head)
+    project._history = None
+    out(f"Wrote {_relative(migration.path)} ({migration.revision}):")
+    for operation in operations:
+        out(f"  - {operation.describe()}")
+    return migration.path
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check(project: Project, *, out: Output = _print) -> bool:
+    """True when the models and the migrations agree; prints what differs otherwise."""
+    operations = pending_operations(project, no_rename=True)
+    if not operations:
+        out("OK: the models match the migrations.")
+        return True
+    out(f"The models differ from the migrations ({len(operations)} change(s)); run `schemashift generate`:")
+    for operation in operations:
+        out(f"  - {operation.describe()}")
+    return False
+
+
+# -- status / history / diff ----------------------------------------------------
+
+
+@dataclass
+class StatusReport:
+    """What `status` shows."""
+
+    env: str
+    url: str
+    current: str | None
+    head: str | None
+    pending: list[str]
+    problems: list[str]
+    schema_matches: bool | None
+    differences: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "env": self.env, "url": self.url, "current": self.current, "head": self.head,
+            "pending": self.pending, "problems": self.problems, "schema_matches": self.schema_matches,
+            "differences": self.differences,
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable lines."""
+        out = [f"Environment: {self.env} ({self.url})", f"Current revision: {self.current or 'base'}",
+               f"Head revision: {self.head or 'base'}"]
+        out.append(f"Pending: {len(self.pending)}" + ("" if not self.pending else ": " + ", ".join(self.pending)))
+        out.extend(f"PROBLEM: {p}" for p in self.problems)
+        if self.schema_matches is not None:
+            out.append("Live schema matches the migrations." if self.schema_matches else "Live schema DRIFTS from the migrations:")
+            out.extend(f"  - {d}" for d in self.differences)
+        return out
+
+
+def masked_url(project: Project) -> str:
+    """The database URL with its password hidden."""
+    if isinstance(project.bind, (sa.Engine, sa.Connection)):
+        return project.bind.engine.url.render_as_string(hide_password=True)
+    return mask_secrets(project.url or "")
+
+
+def status(project: Project) -> StatusReport:
+    """The database's revision, pending migrations, problems and drift."""
+    history = project.history()
+    with project.connect() as connection:
+        recorder = project.recorder(connection)
+        applied = recorder.applied()
+        problems = integrity_problems(applied, history)
+        partial = partial_problem(applied)
+        if partial:
+            problems.insert(0, partial)
+        current = current_revision(applied, history)
+        pending = [m.revision for m in history.upgrade_path(current, history.head)] if not partial else []
+        differences = _live_differences(project, connection, states_along(history)[current]) if not partial else []
+    return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
+                        None if partial else not differences, differences)
+
+
+def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
+    from .schema.reflect import reflect
+
+    dialect = get_dialect(connection.dialect.name)
+    schemas = sorted({t.schema for t in expected.tables.values()} | {project.env.schema}, key=lambda s: s or "")
+    recorder = project.recorder(connection)
+    live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
+    if connection.in_transaction():
+        connection.commit()
+    operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+    return [op.describe() for op in operations]
+
+
+def history(project: Project, *, applied: bool = False) -> list[dict[str, Any]]:
+    """The migration chain (base to head), or with `applied` the database's apply/revert log."""
+    chain = project.history()
+    if applied:
+        with project.connect() as connection:
+            return project.recorder(connection).history_rows()
+    rows: list[dict[str, Any]] = []
+    for migration in chain.chain:
+        rows.append({"revision": migration.revision, "parent": migration.parent, "message": migration.message,
+                     "file": migration.path.name, "checksum": migration.checksum})
+    return rows
+
+
+@dataclass
+class DiffReport:
+    """What `diff` found between the live database and the models or the migrations."""
+
+    against: str
+    operations: list[Operation]
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing differs."""
+        return not self.operations
+
+    def lines(self) -> list[str]:
+        """Human-readable lines."""
+        if self.empty:
+            return [f"No differences between the database and the {self.against}."]
+        return [f"The database differs from the {self.against}:"] + [f"  - {op.describe()}" for op in self.operations]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"against": self.against, "differences": [op.describe() for op in self.operations],
+                "operations": [type(op).__name__ for op in self.operations]}
+
+
+def diff(project: Project, *, against: str = "models") -> DiffReport:
+    """Differences between the live database and the models (or the migrations at its revision)."""
+    from .schema.reflect import reflect
+
+    if against not in ("models", "migrations"):
+        raise SchemashiftError("--against takes 'models' or 'migrations'")
+    history = project.history()
+    with project.connect() as connection:
+        dialect = get_dialect(connection.dialect.name)
+        recorder = project.recorder(connection)
+        if against == "models":
+            expected = project.model_schema()
+        else:
+            expected = states_along(history)[_checked_current(recorder, history, strict=False)]
+        schemas = sorted({t.schema for t in expected.tables.values()} | {project.env.schema}, key=lambda s: s or "")
+        live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
+    operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+    return DiffReport(against, operations)
+
+
+def require_clean(report: DiffReport) -> None:
+    """Raise DifferencesFound when `report` is not empty."""
+    if not report.empty:
+        raise DifferencesFound(f"{len(report.operations)} difference(s) found")
+
+
+__all__ = [
+    "Project", "open_project", "upgrade", "downgrade", "generate", "check", "status", "history", "diff",
+    "StatusReport", "DiffReport", "pending_operations", "head_schema", "Migration",
+]

@@ -1,0 +1,372 @@
+"""The differ: two neutral schemas in, an ordered list of operations out.
+
+One generic algorithm for every database. Renames are never guessed silently: a
+dropped and an added table (or column) that could be one rename are put to a
+`Questioner`; with no answer, `generate` stops rather than drop data.
+
+Operation order: renames, dropped foreign keys, other dropped constraints and
+indexes, dropped tables, created tables (dependency order), added and altered
+columns, dropped columns, added keys/constraints/indexes, added foreign keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Protocol, TypeVar
+
+from .errors import SchemashiftError
+from .ops import (
+    AddColumn,
+    AddConstraint,
+    AlterColumn,
+    AlterTableComment,
+    CreateIndex,
+    CreateTable,
+    DropColumn,
+    DropConstraint,
+    DropIndex,
+    DropTable,
+    Operation,
+    RenameColumn,
+    RenameIndex,
+    RenameTable,
+    replay,
+)
+from .schema.model import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+    qualify,
+)
+
+
+class RenameUndecided(SchemashiftError):
+    """A drop + add pair could be a rename and nobody decided."""
+
+
+class Questioner(Protocol):
+    """Answers "is this a rename?"; None means "no answer" (non-interactive)."""
+
+    def ask_rename(self, kind: str, old: str, new: str) -> bool | None: ...
+
+
+class NoQuestions:
+    """The non-interactive questioner: never answers."""
+
+    def ask_rename(self, kind: str, old: str, new: str) -> bool | None:
+        return None
+
+
+@dataclass
+class RenameDecisions:
+    """What the user said about renames (flags, model hints) before diffing.
+
+    `tables` maps old table key -> new name; `columns` maps (table key, old) -> new.
+    With `no_rename`, undecided candidates become drop + add.
+    """
+
+    tables: dict[str, str] = field(default_factory=dict)
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)
+    no_rename: bool = False
+    questioner: Questioner = field(default_factory=NoQuestions)
+
+
+def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> list[Operation]:
+    """Operations that turn `old` into `new`."""
+    decisions = decisions or RenameDecisions()
+    renames = _table_renames(old, new, decisions)
+    renamed = replay(renames, old)
+    column_renames = _column_renames(renamed, new, decisions)
+    renamed = replay(column_renames, renamed)
+    index_renames = _index_renames(renamed, new)
+    renamed = replay(index_renames, renamed)
+    return renames + column_renames + index_renames + _structural(renamed, new)
+
+
+# -- renames --------------------------------------------------------------
+
+
+def _ask(decisions: RenameDecisions, kind: str, old: str, new: str, pending: list[str]) -> bool:
+    answer = decisions.questioner.ask_rename(kind, old, new)
+    if answer is None and not decisions.no_rename:
+        pending.append(f"{old} -> {new}")
+    return bool(answer)
+
+
+def _undecided(kind: str, pending: list[str]) -> RenameUndecided:
+    flag = "--rename-table OLD:NEW" if kind == "table" else "--rename-column TABLE.OLD:NEW"
+    return RenameUndecided(
+        f"possible {kind} rename{'s' if len(pending) > 1 else ''} {', '.join(pending)}: "
+        f"confirm with {flag} (or info={{'renamed_from': ...}} on the model), or pass --no-rename to drop and add"
+    )
+
+
+def _similar_tables(a: Table, b: Table) -> bool:
+    names_a, names_b = set(a.column_names), set(b.column_names)
+    return len(names_a & names_b) * 2 >= max(len(names_a), len(names_b))
+
+
+def _table_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> list[Operation]:
+    dropped = [k for k in old.tables if k not in new.tables]
+    added = [k for k in new.tables if k not in old.tables]
+    ops: list[Operation] = []
+    pending: list[str] = []
+    for key in list(dropped):
+        table = old.table(key)
+        target = decisions.tables.get(key)
+        if target is None:
+            target = _undeclared_table_target(table, new, added, decisions, pending)
+        if target is None:
+            continue
+        new_key = qualify(target, table.schema)
+        if new_key not in added:
+            raise SchemashiftError(f"cannot rename table {key} to {target}: {new_key} is not a new table in the models")
+        ops.append(RenameTable(table.name, target, schema=table.schema))
+        added.remove(new_key)
+    if pending:
+        raise _undecided("table", pending)
+    return ops
+
+
+def _undeclared_table_target(
+    table: Table, new: Schema, added: list[str], decisions: RenameDecisions, pending: list[str]
+) -> str | None:
+    for new_key in added:
+        candidate = new.table(new_key)
+        if candidate.schema != table.schema:
+            continue
+        if decisions.tables.get(new_key) is not None:
+            continue
+        if _similar_tables(table, candidate) and _ask(decisions, "table", table.key, candidate.key, pending):
+            return candidate.name
+    return None
+
+
+def _column_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> list[Operation]:
+    ops: list[Operation] = []
+    pending: list[str] = []
+    for key in sorted(set(old.tables) & set(new.tables)):
+        before, after = old.table(key), new.table(key)
+        dropped = [c for c in before.columns if not after.has_column(c.name)]
+        added = [c.name for c in after.columns if not before.has_column(c.name)]
+        for column in dropped:
+            target = decisions.columns.get((key, column.name))
+            if target is None:
+                target = _undeclared_column_target(key, column, after, added, decisions, pending)
+            if target is None:
+                continue
+            if target not in added:
+                raise SchemashiftError(f"cannot rename column {key}.{column.name} to {target}: not a new column of {key}")
+            ops.append(RenameColumn(before.name, column.name, target, schema=before.schema))
+            added.remove(target)
+    if pending:
+        raise _undecided("column", pending)
+    return ops
+
+
+def _undeclared_column_target(
+    key: str, column: Column, after: Table, added: list[str], decisions: RenameDecisions, pending: list[str]
+) -> str | None:
+    for name in added:
+        if column.type.kind != after.column(name).type.kind:
+            continue
+        label_old, label_new = f"{key}.{column.name}", f"{key}.{name}"
+        if _ask(decisions, "column", label_old, label_new, pending):
+            return name
+    return None
+
+
+def _index_renames(old: Schema, new: Schema) -> list[Operation]:
+    """An index whose definition is unchanged but whose name changed is renamed (no data at stake)."""
+    ops: list[Operation] = []
+    for key in sorted(set(old.tables) & set(new.tables)):
+        before, after = old.table(key), new.table(key)
+        old_names = {i.name for i in before.indexes}
+        new_names = {i.name for i in after.indexes}
+        gone = [i for i in before.indexes if i.name not in new_names]
+        fresh = [i for i in after.indexes if i.name not in old_names]
+        for index in gone:
+            twin = next((i for i in fresh if replace(i, name=index.name) == index), None)
+            if twin is not None:
+                ops.append(RenameIndex(before.name, index.name, twin.name, schema=before.schema))
+                fresh.remove(twin)
+    return ops
+
+
+# -- structure ------------------------------------------------------------
+
+
+@dataclass
+class _Phases:
+    drop_fks: list[Operation] = field(default_factory=list)
+    drop_other: list[Operation] = field(default_factory=list)
+    drop_tables: list[Operation] = field(default_factory=list)
+    create_tables: list[Operation] = field(default_factory=list)
+    columns: list[Operation] = field(default_factory=list)
+    drop_columns: list[Operation] = field(default_factory=list)
+    add_other: list[Operation] = field(default_factory=list)
+    add_fks: list[Operation] = field(default_factory=list)
+
+    def ordered(self) -> list[Operation]:
+        return (
+            self.drop_fks + self.drop_other + self.drop_tables + self.create_tables
+            + self.columns + self.drop_columns + self.add_other + self.add_fks
+        )
+
+
+def _structural(old: Schema, new: Schema) -> list[Operation]:
+    phases = _Phases()
+    _dropped_tables(old, new, phases)
+    _created_tables(old, new, phases)
+    for key in sorted(set(old.tables) & set(new.tables)):
+        _table_changes(old.table(key), new.table(key), phases)
+    return phases.ordered()
+
+
+def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[str, ForeignKey]]]:
+    """Tables so that referenced ones come first; FKs that close a cycle are returned apart."""
+    keys = {t.key for t in tables}
+    deps = {t.key: {fk.ref_key for fk in t.foreign_keys if fk.ref_key in keys and fk.ref_key != t.key} for t in tables}
+    by_key = {t.key: t for t in tables}
+    ordered: list[Table] = []
+    deferred: set[tuple[str, ForeignKey]] = set()
+    remaining = dict(deps)
+    while remaining:
+        ready = sorted(k for k, d in remaining.items() if not d)
+        if not ready:
+            # break a cycle: defer the FKs of the alphabetically first table in it
+            victim = sorted(remaining)[0]
+            for fk in by_key[victim].foreign_keys:
+                if fk.ref_key in remaining and fk.ref_key != victim:
+                    deferred.add((victim, fk))
+            ready = [victim]
+        for key in ready:
+            ordered.append(by_key[key])
+            remaining.pop(key)
+            for other in remaining.values():
+                other.discard(key)
+    return ordered, deferred
+
+
+def _dropped_tables(old: Schema, new: Schema, phases: _Phases) -> None:
+    gone = [old.table(k) for k in old.tables if k not in new.tables]
+    ordered, deferred = _order_by_dependencies(gone)
+    for key, fk in sorted(deferred, key=lambda item: (item[0], item[1].columns)):
+        table = old.table(key)
+        phases.drop_fks.append(DropConstraint(table.name, fk.name, schema=table.schema, definition=fk))
+    for table in reversed(ordered):
+        definition = table
+        cut = [fk for k, fk in deferred if k == table.key]
+        if cut:
+            definition = table.evolve(foreign_keys=tuple(f for f in table.foreign_keys if f not in cut))
+        phases.drop_tables.append(DropTable(table.name, schema=table.schema, definition=definition))
+
+
+def _created_tables(old: Schema, new: Schema, phases: _Phases) -> None:
+    fresh = [new.table(k) for k in new.tables if k not in old.tables]
+    ordered, deferred = _order_by_dependencies(fresh)
+    for table in ordered:
+        cut = [fk for k, fk in deferred if k == table.key]
+        created = table.evolve(foreign_keys=tuple(f for f in table.foreign_keys if f not in cut)) if cut else table
+        phases.create_tables.append(CreateTable(created))
+        for fk in cut:
+            phases.add_fks.append(AddConstraint(table.name, fk, schema=table.schema))
+
+
+COLUMN_FIELDS = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity")
+
+
+def columns_differ(a: Column, b: Column) -> bool:
+    """True when two same-named columns differ in anything the database stores."""
+    return any(getattr(a, f) != getattr(b, f) for f in COLUMN_FIELDS)
+
+
+def _table_changes(before: Table, after: Table, phases: _Phases) -> None:
+    name, schema = before.name, before.schema
+    _constraint_changes(before, after, phases)
+    for column in after.columns:
+        if not before.has_column(column.name):
+            phases.columns.append(AddColumn(name, column, schema=schema))
+        elif columns_differ(before.column(column.name), column):
+            old = before.column(column.name)
+            phases.columns.append(AlterColumn(name, column.name, new=column, old=old, schema=schema))
+    for column in before.columns:
+        if not after.has_column(column.name):
+            phases.drop_columns.append(DropColumn(name, column.name, schema=schema, definition=column))
+    if before.comment != after.comment:
+        phases.columns.append(_table_comment(before, after))
+
+
+def _table_comment(before: Table, after: Table) -> Operation:
+    return AlterTableComment(before.name, after.comment, old=before.comment, schema=before.schema)
+
+
+C = TypeVar("C")
+
+
+def _same_ignoring_name(a: object, b: object) -> bool:
+    return replace(a, name=None) == replace(b, name=None)  # type: ignore[type-var]
+
+
+def match_items(old: Iterable[C], new: Iterable[C], same: Callable[[C, C], bool] = _same_ignoring_name) -> tuple[list[C], list[C]]:
+    """(removed, added) between two constraint lists.
+
+    Equal items match; an unnamed item matches a named one with the same
+    definition (databases and naming conventions name what models leave unnamed).
+    """
+    removed = list(old)
+    added: list[C] = []
+    for item in new:
+        twin = next((o for o in removed if o == item), None)
+        if twin is None:
+            twin = next(
+                (o for o in removed if (getattr(o, "name") is None or getattr(item, "name") is None) and same(o, item)),
+                None,
+            )
+        if twin is None:
+            added.append(item)
+        else:
+            removed.remove(twin)
+    return removed, added
+
+
+def _constraint_changes(before: Table, after: Table, phases: _Phases) -> None:
+    name, schema = before.name, before.schema
+    # removed columns take their constraints along; only drop those that outlive the column drop
+    for kind in ("uniques", "checks", "foreign_keys"):
+        removed, added = match_items(getattr(before, kind), getattr(after, kind))
+        drop_target = phases.drop_fks if kind == "foreign_keys" else phases.drop_other
+        add_target = phases.add_fks if kind == "foreign_keys" else phases.add_other
+        for constraint in removed:
+            drop_target.append(DropConstraint(name, constraint.name, schema=schema, definition=constraint))
+        for constraint in added:
+            add_target.append(AddConstraint(name, constraint, schema=schema))
+    _primary_key_change(before, after, phases)
+    removed_ix, added_ix = match_items(before.indexes, after.indexes, lambda a, b: a == b)
+    for index in removed_ix:
+        phases.drop_other.append(DropIndex(name, index.name, schema=schema, definition=index))
+    for index in added_ix:
+        phases.add_other.append(CreateIndex(name, index, schema=schema))
+
+
+def _primary_key_change(before: Table, after: Table, phases: _Phases) -> None:
+    old_pk, new_pk = before.primary_key, after.primary_key
+    old_cols = old_pk.columns if old_pk else ()
+    new_cols = new_pk.columns if new_pk else ()
+    if old_cols == new_cols:
+        return
+    if old_pk is not None:
+        phases.drop_other.append(DropConstraint(before.name, old_pk.name, schema=before.schema, definition=old_pk))
+    if new_pk is not None:
+        phases.add_other.append(AddConstraint(before.name, new_pk, schema=before.schema))
+
+
+def describe(operations: list[Operation]) -> list[str]:
+    """One line per operation."""
+    return [op.describe() for op in operations]
+

@@ -1,0 +1,211 @@
+"""Running a plan against a database, recording every step.
+
+Where the dialect has transactional DDL, each migration and its version-table
+row commit together or not at all. Elsewhere each statement is journaled in the
+version row before and after it runs, so a failure or a crash leaves a row that
+says exactly how far the migration got.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from .errors import ExecutionError, mask_secrets
+from .plan import DOWN, UP, Plan, Statement, Step
+from .versions import APPLIED, FAILED, RUNNING, Recorder
+
+Output = Callable[[str], None]
+
+
+@dataclass
+class MigrationContext:
+    """What a Python data migration receives: ``ctx.connection``, ``ctx.dialect``, ``ctx.env``, ``ctx.vars``."""
+
+    connection: sa.Connection
+    dialect: str
+    env: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def execute(self, sql: str | sa.Executable, params: dict[str, Any] | None = None) -> sa.CursorResult[Any]:
+        """Run SQL text (or a SQLAlchemy statement) on the migration's connection."""
+        statement = sa.text(sql) if isinstance(sql, str) else sql
+        return self.connection.execute(statement, params or {})
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _error_text(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return mask_secrets(" ".join(str(original).split()))[:500]
+
+
+@contextmanager
+def transaction(connection: sa.Connection) -> Iterator[None]:
+    """A real transaction around DDL, including on pysqlite (which would otherwise autocommit DDL)."""
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        raw = connection.connection.dbapi_connection
+        if connection.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+        yield
+
+
+@contextmanager
+def foreign_keys_relaxed(connection: sa.Connection, needed: bool) -> Iterator[None]:
+    """Turn SQLite foreign-key enforcement off around table rebuilds, then restore and check it."""
+    if not needed:
+        yield
+        return
+    if connection.in_transaction():
+        connection.commit()
+    was_on = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    connection.commit()
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        if was_on:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+class Executor:
+    """Runs plans on one connection, writing the version and history tables."""
+
+    def __init__(self, connection: sa.Connection, recorder: Recorder, context: MigrationContext, out: Output) -> None:
+        self.connection = connection
+        self.recorder = recorder
+        self.context = context
+        self.out = out
+
+    def run(self, plan: Plan) -> None:
+        """Run every step of `plan` in order; stop at the first failure."""
+        with foreign_keys_relaxed(self.connection, plan.dialect.rebuilds_tables):
+            for step in plan.steps:
+                started = time.perf_counter()
+                if plan.dialect.transactional_ddl:
+                    self._run_atomic(step)
+                else:
+                    self._run_journaled(step)
+                elapsed = (time.perf_counter() - started) * 1000
+                verb = "applied" if step.direction == UP else "reverted"
+                self.out(f"{verb} {step.label} in {elapsed:.0f} ms")
+
+    def _execute(self, statement: Statement) -> None:
+        if statement.python is not None:
+            statement.python(self.context)
+        elif statement.sql is not None:
+            self.connection.exec_driver_sql(statement.sql)
+
+    # -- transactional DDL -------------------------------------------------
+
+    def _run_atomic(self, step: Step) -> None:
+        started, clock = _now(), time.perf_counter()
+        migration = step.migration
+        try:
+            with transaction(self.connection):
+                for statement in step.statements:
+                    self._run_one(step, statement)
+                if step.direction == UP:
+                    self.recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, APPLIED)
+                    self.recorder.update(migration.revision, duration_ms=_ms(clock), statements_done=len(step.statements))
+                else:
+                    self.recorder.delete(migration.revision)
+                self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                                  started, _ms(clock), "ok")
+        except _StatementFailed as failure:
+            self._log_failure(step, started, clock, failure.error)
+            raise ExecutionError(
+                f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
+                f"rolled back, the database is still at {step.migration.parent if step.direction == UP else step.migration.revision or 'base'}"
+            ) from None
+
+    def _run_one(self, step: Step, statement: Statement) -> None:
+        try:
+            self._execute(statement)
+        except Exception as exc:  # noqa: BLE001 - any failure of user SQL/Python is reported, not raised raw
+            raise _StatementFailed(statement.describe(), _error_text(exc)) from exc
+
+    def _log_failure(self, step: Step, started: datetime, clock: float, error: str) -> None:
+        migration = step.migration
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        with self.connection.begin():
+            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                              started, _ms(clock), "failed", error)
+
+    # -- journaled (non-transactional DDL) ----------------------------------
+
+    def _commit(self, action: Callable[[], None]) -> None:
+        if self.connection.in_transaction():
+            self.connection.commit()
+        with self.connection.begin():
+            action()
+
+    def _run_journaled(self, step: Step, start_at: int = 0) -> None:
+        started, clock = _now(), time.perf_counter()
+        migration = step.migration
+        revision = migration.revision
+        if start_at == 0:
+            if step.direction == UP:
+                self._commit(lambda: self.recorder.insert(revision, migration.parent, migration.checksum, migration.message, RUNNING))
+            else:
+                self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=DOWN, statements_done=0,
+                                                          failed_statement=None, error=None))
+        for index, statement in enumerate(step.statements[start_at:], start=start_at):
+            try:
+                self._commit(lambda: self._execute(statement))
+            except Exception as exc:  # noqa: BLE001
+                error = _error_text(exc)
+                self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(), error=error))
+                self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
+                                                       started, _ms(clock), "failed", error))
+                raise ExecutionError(
+                    f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
+                    f"{_first_line(statement.describe())}: {error}; the database is PARTLY "
+                    f"{'upgraded' if step.direction == UP else 'downgraded'} ({index} statements ran) "
+                    f"— fix the cause, then run `schemashift repair`"
+                ) from None
+            self._commit(lambda: self.recorder.update(revision, statements_done=index + 1))
+        self._finish_journaled(step, started, clock)
+
+    def _finish_journaled(self, step: Step, started: datetime, clock: float) -> None:
+        migration = step.migration
+
+        def finish() -> None:
+            if step.direction == UP:
+                self.recorder.update(migration.revision, state=APPLIED, duration_ms=_ms(clock), applied_at=_now(),
+                                     failed_statement=None, error=None)
+            else:
+                self.recorder.delete(migration.revision)
+            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                              started, _ms(clock), "ok")
+
+        self._commit(finish)
+
+
+class _StatementFailed(Exception):
+    def __init__(self, sql: str, error: str) -> None:
+        super().__init__(error)
+        self.sql = sql
+        self.error = error
+
+
+def _ms(clock: float) -> int:
+    return int((time.perf_counter() - clock) * 1000)
+
+
+def _first_line(sql: str) -> str:
+    lines = [line.strip() for line in sql.strip().splitlines() if line.strip()]
+    text = " ".join(lines)
+    return text if len(text) <= 120 else text[:117] + "..."

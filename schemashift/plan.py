@@ -1,0 +1,145 @@
+"""Plans: what an upgrade or downgrade will do, as data, before anything runs.
+
+The same `Plan` gives `--dry-run` (its lines), `--sql` (its statements), lint and
+execution. Down steps are derived: each migration's operations are resolved
+against the schema before it and inverted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import IrreversibleError
+from .ops import Operation, RunPython, invert_all, resolve_all
+from .schema.model import Schema
+
+if TYPE_CHECKING:
+    from .dialects.base import Dialect
+    from .scripts import History, Migration
+
+UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One executable unit: SQL text, or a Python callable for `RunPython`."""
+
+    operation: Operation
+    sql: str | None = None
+    python: Callable[[Any], None] | None = None
+
+    def describe(self) -> str:
+        """The SQL, or the Python function's name."""
+        if self.sql is not None:
+            return self.sql
+        return f"-- Python: {getattr(self.python, '__name__', 'callable')}()"
+
+
+@dataclass
+class Step:
+    """One migration run in one direction."""
+
+    migration: "Migration"
+    direction: str
+    operations: list[Operation]
+    statements: list[Statement]
+    before: Schema
+    after: Schema
+
+    @property
+    def revision_after(self) -> str | None:
+        """The database's revision once this step is done."""
+        return self.migration.revision if self.direction == UP else self.migration.parent
+
+    @property
+    def label(self) -> str:
+        """``0002_add_email (3f2a9c1b7d4e)``."""
+        return f"{self.migration.path.stem} ({self.migration.revision})"
+
+
+@dataclass
+class Plan:
+    """Ordered steps from `start` to `target` on one dialect."""
+
+    dialect: "Dialect"
+    direction: str
+    start: str | None
+    target: str | None
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to run."""
+        return not self.steps
+
+    def lines(self) -> list[str]:
+        """The plan for humans (``--dry-run``)."""
+        if self.empty:
+            return [f"Nothing to do: the database is at {self.start or 'base'}."]
+        verb = "Upgrade" if self.direction == UP else "Downgrade"
+        out = [f"{verb} plan on {self.dialect.name}: {self.start or 'base'} -> {self.target or 'base'}"]
+        for step in self.steps:
+            arrow = "apply" if step.direction == UP else "revert"
+            out.append(f"  {arrow} {step.label}: {step.migration.message}")
+            for operation in step.operations:
+                out.append(f"    - {operation.describe()}")
+        return out
+
+
+def states_along(history: "History") -> dict[str | None, Schema]:
+    """The schema after each revision of the chain (None: the empty base)."""
+    states: dict[str | None, Schema] = {None: Schema()}
+    state = Schema()
+    for migration in history.chain:
+        _, state = resolve_all(migration.operations, state)
+        states[migration.revision] = state
+    return states
+
+
+def _compile(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+    statements: list[Statement] = []
+    for operation in operations:
+        after = operation.apply(state)
+        if isinstance(operation, RunPython):
+            statements.append(Statement(operation, python=operation.forward))
+        else:
+            statements.extend(Statement(operation, sql=sql) for sql in dialect.compile(operation, state, after))
+        state = after
+    return statements, state
+
+
+def up_step(dialect: "Dialect", migration: "Migration", before: Schema) -> Step:
+    """The step that applies `migration` to a database at schema `before`."""
+    resolved, _ = resolve_all(migration.operations, before)
+    statements, after = _compile(dialect, resolved, before)
+    return Step(migration, UP, resolved, statements, before, after)
+
+
+def down_step(dialect: "Dialect", migration: "Migration", before_migration: Schema) -> Step:
+    """The step that reverts `migration`; `before_migration` is the schema at its parent."""
+    resolved, after_migration = resolve_all(migration.operations, before_migration)
+    try:
+        inverses = invert_all(resolved)
+    except IrreversibleError as exc:
+        raise IrreversibleError(
+            f"cannot downgrade {migration.path.name} ({migration.revision}): {exc}; nothing was changed"
+        ) from None
+    statements, after = _compile(dialect, inverses, after_migration)
+    return Step(migration, DOWN, inverses, statements, after_migration, after)
+
+
+def build_plan(history: "History", dialect: "Dialect", current: str | None, target: str | None) -> Plan:
+    """The plan that moves a database at `current` to `target` (either direction)."""
+    states = states_along(history)
+    position = history.index(current) if current else -1
+    goal = history.index(target) if target else -1
+    if goal >= position:
+        plan = Plan(dialect, UP, current, target)
+        for migration in history.upgrade_path(current, target):
+            plan.steps.append(up_step(dialect, migration, states[migration.parent]))
+        return plan
+    plan = Plan(dialect, DOWN, current, target)
+    for migration in history.downgrade_path(current, target):
+        plan.steps.append(down_step(dialect, migration, states[migration.parent]))
+    return plan

@@ -1,0 +1,192 @@
+"""The version table (what is applied, with checksums) and the history table (every run).
+
+Version table, one row per applied revision: ``revision``, ``parent``,
+``checksum``, ``message``, ``applied_at``, ``duration_ms`` and a journal for
+databases whose DDL cannot be rolled back: ``state`` is ``applied``, ``running``
+(a process died mid-way) or ``failed``; ``statements_done`` counts the
+statements that completed, ``failed_statement`` and ``error`` say what broke.
+
+History table (``<version table>_history``): one row per apply or revert, with
+the outcome, user and host.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from .errors import mask_secrets
+
+APPLIED, RUNNING, FAILED = "applied", "running", "failed"
+
+
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One row of the version table."""
+
+    revision: str
+    parent: str | None
+    checksum: str
+    message: str
+    applied_at: datetime | None
+    duration_ms: int | None
+    state: str
+    direction: str
+    statements_done: int
+    failed_statement: str | None
+    error: str | None
+
+    @property
+    def complete(self) -> bool:
+        """True when the revision applied cleanly."""
+        return self.state == APPLIED
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.Table]:
+    """The version and history tables, as SQLAlchemy tables."""
+    metadata = sa.MetaData(schema=schema)
+    version = sa.Table(
+        name,
+        metadata,
+        sa.Column("revision", sa.String(64), primary_key=True),
+        sa.Column("parent", sa.String(64)),
+        sa.Column("checksum", sa.String(64), nullable=False),
+        sa.Column("message", sa.String(255), nullable=False, default=""),
+        sa.Column("applied_at", sa.DateTime),
+        sa.Column("duration_ms", sa.Integer),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("direction", sa.String(8), nullable=False, default="up"),
+        sa.Column("statements_done", sa.Integer, nullable=False, default=0),
+        sa.Column("failed_statement", sa.Text),
+        sa.Column("error", sa.Text),
+    )
+    history = sa.Table(
+        f"{name}_history",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("revision", sa.String(64), nullable=False),
+        sa.Column("direction", sa.String(8), nullable=False),
+        sa.Column("checksum", sa.String(64)),
+        sa.Column("message", sa.String(255)),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("duration_ms", sa.Integer),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("user_name", sa.String(128)),
+        sa.Column("host", sa.String(255)),
+        sa.Column("error", sa.Text),
+    )
+    return version, history
+
+
+class Recorder:
+    """Reads and writes the version and history tables on one connection."""
+
+    def __init__(self, connection: sa.Connection, name: str = "schemashift_version", schema: str | None = None) -> None:
+        self.connection = connection
+        self.name = name
+        self.schema = schema
+        self.version, self.history = version_tables(name, schema)
+
+    def exists(self) -> bool:
+        """True when the version table exists."""
+        return sa.inspect(self.connection).has_table(self.name, schema=self.schema)
+
+    def ensure(self) -> None:
+        """Create the tables if they are missing (committed at once)."""
+        if self.exists() and sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
+            return
+        self.version.metadata.create_all(self.connection, checkfirst=True)
+        self.connection.commit()
+
+    def applied(self) -> dict[str, AppliedRow]:
+        """Every row of the version table by revision (empty when the table is missing)."""
+        if not self.exists():
+            return {}
+        rows = self.connection.execute(sa.select(self.version)).mappings().all()
+        if self.connection.in_transaction() and not self.connection.in_nested_transaction():
+            self.connection.commit()
+        return {row["revision"]: _row(row) for row in rows}
+
+    # -- writes inside the caller's transaction ---------------------------
+
+    def insert(self, revision: str, parent: str | None, checksum: str, message: str, state: str, direction: str = "up") -> None:
+        """Add a version row."""
+        self.connection.execute(
+            self.version.insert().values(
+                revision=revision,
+                parent=parent,
+                checksum=checksum,
+                message=message[:255],
+                applied_at=_now(),
+                state=state,
+                direction=direction,
+                statements_done=0,
+            )
+        )
+
+    def update(self, revision: str, **values: object) -> None:
+        """Change fields of a version row."""
+        self.connection.execute(self.version.update().where(self.version.c.revision == revision).values(**values))
+
+    def delete(self, revision: str) -> None:
+        """Remove a version row (the revision was reverted)."""
+        self.connection.execute(self.version.delete().where(self.version.c.revision == revision))
+
+    def log(self, revision: str, direction: str, checksum: str | None, message: str, started: datetime,
+            duration_ms: int, outcome: str, error: str | None = None) -> None:
+        """Append one row to the history table."""
+        self.connection.execute(
+            self.history.insert().values(
+                revision=revision,
+                direction=direction,
+                checksum=checksum,
+                message=message[:255],
+                started_at=started,
+                duration_ms=duration_ms,
+                outcome=outcome,
+                user_name=_user(),
+                host=socket.gethostname()[:255],
+                error=mask_secrets(error)[:4000] if error else None,
+            )
+        )
+
+    def history_rows(self) -> list[dict[str, object]]:
+        """The history table, oldest first (empty when missing)."""
+        if not sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
+            return []
+        query = sa.select(self.history).order_by(self.history.c.id)
+        return [dict(row) for row in self.connection.execute(query).mappings()]
+
+
+AppliedRow = AppliedRevision
+
+
+def _row(row: sa.RowMapping) -> AppliedRevision:
+    return AppliedRevision(
+        revision=row["revision"],
+        parent=row["parent"],
+        checksum=row["checksum"],
+        message=row["message"],
+        applied_at=row["applied_at"],
+        duration_ms=row["duration_ms"],
+        state=row["state"],
+        direction=row["direction"],
+        statements_done=row["statements_done"] or 0,
+        failed_statement=row["failed_statement"],
+        error=row["error"],
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()[:128]
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
