@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+.PHONY: install demo test bench bench-quick
+install: $(STAMP)
+
+## demo: an example project whose models evolve over three versions, end to end on SQLite
+demo: $(STAMP)
+	$(PY) examples/demo/run_demo.py
+
+## test: the whole suite (PostgreSQL/MariaDB tests skip with a notice when no server answers)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+## bench: the benchmark against Alembic (see bench/README.md); bench-quick is the CI smoke size
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --quick
