@@ -105,9 +105,9 @@ def open_project(config_path: "str | Path | config_module.Config | None" = None,
                  *, bind: Bind | None = None) -> Project:
     """Load the configuration, select the environment and the database."""
     config = config_path if isinstance(config_path, config_module.Config) else config_module.load_config(config_path)
-    env_config = config.env(env)
     if isinstance(bind, str):
         url, bind = bind, None
+    env_config = config.env(env, url=url)
     resolved = url or env_config.url
     if bind is not None and not isinstance(bind, (sa.Engine, sa.Connection)):
         raise ConfigError(f"bind must be an SQLAlchemy Engine, Connection or URL string, not {type(bind).__name__}")

@@ -84,7 +84,7 @@ _CONVERTERS: list[tuple[type, object]] = [
     (sa.JSON, _json),
     (sa.Uuid, lambda t: Type("uuid")),
     (sa.LargeBinary, _binary),
-    (sa._Binary, _binary),
+    (sat._Binary, _binary),
 ]
 
 

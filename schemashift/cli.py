@@ -1,0 +1,344 @@
+"""The `schemashift` command line: argument parsing, output and exit codes.
+
+Only the standard library is imported at start-up so `--help` stays fast; each
+command handler imports `schemashift.api` (and through it SQLAlchemy) when run.
+Exit codes: 0 ok, 1 differences found, 2 usage or input error, 3 internal error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from . import api
+
+PROG = "schemashift"
+EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _rename_table(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition(":")
+    if not sep or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(f"expected OLD:NEW, got {text!r}")
+    return old.strip(), new.strip()
+
+
+def _rename_column(text: str) -> tuple[str, str, str]:
+    left, sep, new = text.partition(":")
+    table, dot, old = left.rpartition(".")
+    if not sep or not dot or not table.strip() or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(f"expected TABLE.OLD:NEW, got {text!r}")
+    return table.strip(), old.strip(), new.strip()
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Options accepted before and after the command name (defaults suppressed so neither overwrites)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options")
+    group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                       help="configuration file (default: ./schemashift.toml or ./pyproject.toml)")
+    group.add_argument("--env", metavar="NAME", default=argparse.SUPPRESS,
+                       help="environment to use (default: $SCHEMASHIFT_ENV, then default_env)")
+    group.add_argument("--url", metavar="URL", default=argparse.SUPPRESS,
+                       help="database URL, overriding the environment's")
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="print tracebacks on errors")
+    return parent
+
+
+def _apply_options(parser: argparse.ArgumentParser, *, sql: bool = False) -> None:
+    if sql:
+        parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    parser.add_argument("--dry-run", action="store_true", help="run inside a transaction that is rolled back")
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--allow-data-loss", action="store_true", help="allow operations that drop data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and documentation)."""
+    from . import __version__
+
+    common = _global_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common],
+        description="Schema migrations for SQLAlchemy models: generated, locked, reversible, multi-environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    init = command("init", "create schemashift.toml and the migrations folder here (--url sets the local env)")
+    init.add_argument("--models", metavar="MODULE:ATTR", help="import path of the declarative base or MetaData")
+
+    generate = command("generate", "write a migration from the difference between models and migrations")
+    generate.add_argument("-m", "--message", required=True, help="what the migration does")
+    generate.add_argument("--empty", action="store_true", help="write an empty migration to fill in by hand")
+    generate.add_argument("--rename-table", metavar="OLD:NEW", action="append", type=_rename_table, default=[],
+                          dest="rename_tables", help="treat table OLD as renamed to NEW (repeatable)")
+    generate.add_argument("--rename-column", metavar="TABLE.OLD:NEW", action="append", type=_rename_column,
+                          default=[], dest="rename_columns", help="treat a column as renamed (repeatable)")
+    generate.add_argument("--no-rename", action="store_true", help="never guess renames: drop and add instead")
+
+    command("check", "exit 1 when the models differ from the migrations")
+
+    upgrade = command("upgrade", "apply migrations up to TARGET (default: head)")
+    upgrade.add_argument("target", nargs="?", default="head", metavar="TARGET")
+    _apply_options(upgrade, sql=True)
+
+    downgrade = command("downgrade", "revert migrations down to TARGET")
+    downgrade.add_argument("target", metavar="TARGET")
+    _apply_options(downgrade, sql=True)
+
+    status = command("status", "show the database's revision and pending migrations")
+    status.add_argument("--json", action="store_true", help="output JSON")
+
+    history = command("history", "list the migrations")
+    history.add_argument("--applied", action="store_true", help="only those applied to the database")
+    history.add_argument("--json", action="store_true", help="output JSON")
+
+    diff = command("diff", "show differences between the database and the models or migrations")
+    diff.add_argument("--against", choices=("models", "migrations"), default="models")
+    diff.add_argument("--json", action="store_true", help="output JSON")
+
+    envs = command("envs", "list the configured environments")
+    envs.add_argument("--json", action="store_true", help="output JSON")
+
+    verify = command("verify", "check that applied migration files were not changed")
+    verify.add_argument("--accept", action="store_true", help="accept the current files as the applied ones")
+
+    repair = command("repair", "fix a database left half-migrated")
+    repair.add_argument("action", nargs="?", metavar="ACTION", help="what to do (asked when omitted)")
+
+    command("test-migrations", "upgrade, downgrade and upgrade again on a scratch database")
+
+    backups = command("backups", "manage data kept from dropped tables and columns")
+    backup_commands = backups.add_subparsers(dest="backups_command", metavar="ACTION", required=True)
+    backup_commands.add_parser("list", parents=[common], help="list kept data")
+    prune = backup_commands.add_parser("prune", parents=[common], help="delete kept data older than a duration")
+    prune.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
+    return parser
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:
+    """Print `data` as JSON with --json, else `lines`."""
+    if args.json:
+        _print_json(data)
+    else:
+        _print_lines(lines)
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    """A one-line rendering of a dict from the api (known keys first, then key=value)."""
+    head = [str(row[key]) for key in ("revision", "name", "message") if row.get(key) not in (None, "")]
+    rest = [f"{key}={value}" for key, value in row.items()
+            if key not in ("revision", "name", "message", "checksum") and value not in (None, "", [], {})]
+    return "  ".join(head + rest)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _project(args: argparse.Namespace) -> "api.Project":
+    from . import api
+
+    return api.open_project(config_path=args.config, env=args.env, url=args.url)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import write_initial_config
+    from .errors import ConfigError
+
+    if args.config:
+        raise ConfigError("init writes ./schemashift.toml; run it in the project folder without --config")
+    path = write_initial_config(Path.cwd(), args.models, args.url)
+    _out(f"created {path.name} and migrations/")
+    if not args.models:
+        _out(f"next: set `models` in {path.name}, then run `schemashift generate -m \"initial\"`")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.generate(
+        _project(args), args.message, empty=args.empty, rename_tables=args.rename_tables,
+        rename_columns=args.rename_columns, no_rename=args.no_rename,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(), out=_out,
+    )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import api
+
+    return EXIT_OK if api.check(_project(args), out=_out) else EXIT_DIFFERENCES
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.upgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
+                allow_data_loss=args.allow_data_loss, out=_out)
+    return EXIT_OK
+
+
+def cmd_downgrade(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
+                  allow_data_loss=args.allow_data_loss, out=_out)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import api
+
+    report = api.status(_project(args))
+    _emit(args, report.as_dict(), report.lines())
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import api
+
+    rows = api.history(_project(args), applied=args.applied)
+    _emit(args, rows, [_row_text(row) for row in rows])
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import api
+
+    report = api.diff(_project(args), against=args.against)
+    _emit(args, report.as_dict(), report.lines())
+    return EXIT_OK if report.empty else EXIT_DIFFERENCES
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from . import api
+
+    rows = api.envs(_project(args))
+    _emit(args, rows, [_row_text(row) for row in rows])
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import api
+
+    return EXIT_OK if api.verify(_project(args), accept=args.accept, out=_out) else EXIT_DIFFERENCES
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.repair(_project(args), action=args.action, out=_out)
+    return EXIT_OK
+
+
+def cmd_test_migrations(args: argparse.Namespace) -> int:
+    from . import api
+
+    return EXIT_OK if api.test_migrations(_project(args), out=_out) else EXIT_DIFFERENCES
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    from . import api
+
+    project = _project(args)
+    if args.backups_command == "list":
+        _print_lines([_row_text(row) for row in api.backups_list(project)])
+    else:
+        count = api.backups_prune(project, args.older_than, out=_out)
+        _out(f"pruned {count} backup(s)")
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init, "generate": cmd_generate, "check": cmd_check, "upgrade": cmd_upgrade,
+    "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
+    "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
+    "backups": cmd_backups,
+}
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse `argv`, filling global options that were not given with their defaults."""
+    args = build_parser().parse_args(argv)
+    for name in ("config", "env", "url"):
+        setattr(args, name, getattr(args, name, None))
+    args.debug = getattr(args, "debug", False)
+    return args
+
+
+def _error(kind: str, exc: BaseException, debug: bool) -> None:
+    from .errors import mask_secrets
+
+    if debug:
+        import traceback
+
+        sys.stderr.write(mask_secrets("".join(traceback.format_exception(exc))))
+    if kind == "error":
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    one_line = " ".join(part.strip() for part in mask_secrets(message).splitlines() if part.strip())
+    print(f"{PROG}: {kind}: {one_line}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        try:
+            args = parse_args(argv)
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+        debug = args.debug
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+        from .errors import SchemashiftError
+
+        if isinstance(exc, SchemashiftError):
+            _error("error", exc, debug)
+            return exc.exit_code
+        _error("internal error", exc, debug)
+        return EXIT_INTERNAL
