@@ -520,7 +520,83 @@ def require_clean(report: DiffReport) -> None:
         raise DifferencesFound(f"{len(report.operations)} difference(s) found")
 
 
+# -- integrity: verify / repair --------------------------------------------------
+
+
+def verify(project: Project, *, accept: bool = False, out: Output = _print) -> bool:
+    """Check the version table against the migration files; `accept` records edited checksums."""
+    history = project.history()
+    with project.connect() as connection:
+        recorder = project.recorder(connection)
+        applied = recorder.applied()
+        problems = integrity_problems(applied, history)
+        partial = partial_problem(applied)
+        if partial:
+            problems.insert(0, partial)
+        if accept:
+            problems = _accept_edits(project, connection, recorder, applied, history, problems, out)
+    for problem in problems:
+        out(f"PROBLEM: {problem}")
+    if not problems:
+        out(f"OK: {len(applied)} applied revision(s) match their migration files; the chain of "
+            f"{len(history.chain)} migration(s) is linear.")
+    return not problems
+
+
+def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorder,
+                  applied: dict[str, AppliedRevision], history: History, problems: list[str], out: Output) -> list[str]:
+    from .executor import _now
+
+    edited = [row for row in applied.values()
+              if row.complete and row.revision in history and history.get(row.revision).checksum != row.checksum]
+    with connection.begin():
+        for row in edited:
+            migration = history.get(row.revision)
+            recorder.update(row.revision, checksum=migration.checksum)
+            recorder.log(row.revision, "accept", migration.checksum, migration.message, _now(), 0, "accepted")
+            out(f"accepted the edit of {migration.path.name} (new checksum recorded)")
+    return [p for p in integrity_problems(recorder.applied(), history)] + [p for p in problems if "PARTLY" in p]
+
+
+def repair(project: Project, *, action: str | None = None, out: Output = _print) -> None:
+    """Continue or undo a partly applied migration (see `schemashift.repair`)."""
+    from .executor import Executor
+    from .repair import ACTIONS, describe_partial, run_repair
+
+    history = project.history()
+    with project.connect() as connection:
+        dialect = get_dialect(connection.dialect.name)
+        recorder = project.recorder(connection)
+        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+            partial = [row for row in recorder.applied().values() if not row.complete]
+            if not partial:
+                out("Nothing to repair: no migration is partly applied.")
+                return
+            row = partial[0]
+            out(describe_partial(row))
+            if action is None:
+                action = _ask_repair_action()
+            if action not in ACTIONS:
+                raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
+            executor = Executor(connection, recorder, _context(project, connection), out)
+            run_repair(project, connection, executor, row, action, out)
+            current = current_revision(recorder.applied(), history)
+            out(f"Repaired: the database is at {current or 'base'}.")
+
+
+def _ask_repair_action() -> str:
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SchemashiftError(
+            "choose how to repair: `schemashift repair continue` (run the rest once the cause is fixed) "
+            "or `schemashift repair undo` (revert the statements that ran)"
+        )
+    answer = input("Continue from the failed statement, or undo what ran? [continue/undo] ").strip().lower()
+    return {"c": "continue", "u": "undo"}.get(answer, answer)
+
+
 __all__ = [
     "Project", "open_project", "upgrade", "downgrade", "generate", "check", "status", "history", "diff",
-    "StatusReport", "DiffReport", "pending_operations", "head_schema", "Migration",
+    "StatusReport", "DiffReport", "pending_operations", "head_schema", "Migration", "verify", "repair",
 ]

@@ -12,13 +12,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import sqlalchemy as sa
 
 from .errors import ExecutionError, mask_secrets
 from .plan import DOWN, UP, Plan, Statement, Step
 from .versions import APPLIED, FAILED, RUNNING, Recorder
+
+if TYPE_CHECKING:
+    from .dialects.base import Dialect
 
 Output = Callable[[str], None]
 
@@ -93,7 +96,7 @@ class Executor:
         with foreign_keys_relaxed(self.connection, plan.dialect.rebuilds_tables):
             for step in plan.steps:
                 started = time.perf_counter()
-                if plan.dialect.transactional_ddl:
+                if step.atomic:
                     self._run_atomic(step)
                 else:
                     self._run_journaled(step)
@@ -152,32 +155,103 @@ class Executor:
         with self.connection.begin():
             action()
 
-    def _run_journaled(self, step: Step, start_at: int = 0) -> None:
+    def _run_journaled(self, step: Step, start_at: int = 0, *, resume: bool = False) -> None:
+        """Run `step` statement by statement from `start_at`, journaling before and after each one."""
         started, clock = _now(), time.perf_counter()
         migration = step.migration
         revision = migration.revision
-        if start_at == 0:
-            if step.direction == UP:
-                self._commit(lambda: self.recorder.insert(revision, migration.parent, migration.checksum, migration.message, RUNNING))
-            else:
-                self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=DOWN, statements_done=0,
-                                                          failed_statement=None, error=None))
-        for index, statement in enumerate(step.statements[start_at:], start=start_at):
+        if resume:
+            self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=step.direction,
+                                                      statements_done=start_at, failed_statement=None, error=None))
+        elif step.direction == UP:
+            self._commit(lambda: self.recorder.insert(revision, migration.parent, migration.checksum, migration.message, RUNNING))
+        else:
+            self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=DOWN, statements_done=0,
+                                                      failed_statement=None, error=None))
+        for index in range(start_at, len(step.statements)):
             try:
-                self._commit(lambda: self._execute(statement))
-            except Exception as exc:  # noqa: BLE001
-                error = _error_text(exc)
-                self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(), error=error))
-                self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
-                                                       started, _ms(clock), "failed", error))
-                raise ExecutionError(
-                    f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
-                    f"{_first_line(statement.describe())}: {error}; the database is PARTLY "
-                    f"{'upgraded' if step.direction == UP else 'downgraded'} ({index} statements ran) "
-                    f"— fix the cause, then run `schemashift repair`"
-                ) from None
-            self._commit(lambda: self.recorder.update(revision, statements_done=index + 1))
+                self._journaled_statement(step, index)
+            except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
+                self._journal_failure(step, index, started, clock, _error_text(exc))
         self._finish_journaled(step, started, clock)
+
+    def _journaled_statement(self, step: Step, index: int) -> None:
+        statement = step.statements[index]
+        revision = step.migration.revision
+        done = {"statements_done": index + 1, "running_statement": None}
+        if statement.operation.data_only:
+            # data statements are transactional everywhere: run them and journal them atomically
+            def run_and_record() -> None:
+                self._execute(statement)
+                self.recorder.update(revision, **done)
+
+            self._commit(run_and_record)
+            return
+        self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
+        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
+            self._autocommit(statement.sql)
+        else:
+            self._commit(lambda: self._execute(statement))
+        self._commit(lambda: self.recorder.update(revision, **done))
+
+    def _autocommit(self, sql: str) -> None:
+        if self.connection.in_transaction():
+            self.connection.commit()
+        level = self.connection.get_isolation_level()
+        self.connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            self.connection.exec_driver_sql(sql)
+        finally:
+            self.connection.execution_options(isolation_level=level)
+
+    def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str) -> None:
+        migration = step.migration
+        revision = migration.revision
+        statement = step.statements[index]
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
+                                                  running_statement=None, error=error))
+        self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
+                                               started, _ms(clock), "failed", error))
+        raise ExecutionError(
+            f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
+            f"{_first_line(statement.describe())}: {error}; the database is PARTLY "
+            f"{'upgraded' if step.direction == UP else 'downgraded'} ({index} statements ran) "
+            f"— fix the cause, then run `schemashift repair`"
+        ) from None
+
+    # -- repair ------------------------------------------------------------
+
+    def run_statement(self, statement: Statement, dialect: "Dialect") -> None:
+        """Run one statement outside any step (repair fix-ups and undo)."""
+        if statement.sql is not None and not dialect.runs_in_transaction(statement.sql):
+            self._autocommit(statement.sql)
+        else:
+            self._commit(lambda: self._execute(statement))
+
+    def resume(self, step: Step, start_at: int) -> None:
+        """Finish a partly run step from statement `start_at`."""
+        with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):
+            self._run_journaled(step, start_at, resume=True)
+        verb = "applied" if step.direction == UP else "reverted"
+        self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
+
+    def abandon(self, step: Step) -> None:
+        """Record that a partly run step was undone: the revision is as before the step."""
+        migration = step.migration
+
+        def record() -> None:
+            if step.direction == UP:
+                self.recorder.delete(migration.revision)
+            else:
+                self.recorder.update(migration.revision, state=APPLIED, direction=UP, running_statement=None,
+                                     failed_statement=None, error=None)
+            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                              _now(), 0, "undone")
+
+        self._commit(record)
+        self.out(f"undid the partial {'upgrade' if step.direction == UP else 'downgrade'} of {step.label}")
 
     def _finish_journaled(self, step: Step, started: datetime, clock: float) -> None:
         migration = step.migration
@@ -185,7 +259,7 @@ class Executor:
         def finish() -> None:
             if step.direction == UP:
                 self.recorder.update(migration.revision, state=APPLIED, duration_ms=_ms(clock), applied_at=_now(),
-                                     failed_statement=None, error=None)
+                                     running_statement=None, failed_statement=None, error=None)
             else:
                 self.recorder.delete(migration.revision)
             self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,

@@ -46,6 +46,14 @@ class Step:
     statements: list[Statement]
     before: Schema
     after: Schema
+    plan_dialect: "Dialect"
+
+    @property
+    def atomic(self) -> bool:
+        """True when the whole step can run in one transaction with its version row."""
+        if not self.plan_dialect.transactional_ddl:
+            return False
+        return all(s.sql is None or self.plan_dialect.runs_in_transaction(s.sql) for s in self.statements)
 
     @property
     def revision_after(self) -> str | None:
@@ -113,7 +121,7 @@ def up_step(dialect: "Dialect", migration: "Migration", before: Schema) -> Step:
     """The step that applies `migration` to a database at schema `before`."""
     resolved, _ = resolve_all(migration.operations, before)
     statements, after = _compile(dialect, resolved, before)
-    return Step(migration, UP, resolved, statements, before, after)
+    return Step(migration, UP, resolved, statements, before, after, dialect)
 
 
 def down_step(dialect: "Dialect", migration: "Migration", before_migration: Schema) -> Step:
@@ -126,7 +134,7 @@ def down_step(dialect: "Dialect", migration: "Migration", before_migration: Sche
             f"cannot downgrade {migration.path.name} ({migration.revision}): {exc}; nothing was changed"
         ) from None
     statements, after = _compile(dialect, inverses, after_migration)
-    return Step(migration, DOWN, inverses, statements, after_migration, after)
+    return Step(migration, DOWN, inverses, statements, after_migration, after, dialect)
 
 
 def build_plan(history: "History", dialect: "Dialect", current: str | None, target: str | None) -> Plan:

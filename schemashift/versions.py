@@ -4,7 +4,8 @@ Version table, one row per applied revision: ``revision``, ``parent``,
 ``checksum``, ``message``, ``applied_at``, ``duration_ms`` and a journal for
 databases whose DDL cannot be rolled back: ``state`` is ``applied``, ``running``
 (a process died mid-way) or ``failed``; ``statements_done`` counts the
-statements that completed, ``failed_statement`` and ``error`` say what broke.
+statements that completed, ``running_statement`` is set before each statement
+runs and cleared after, ``failed_statement`` and ``error`` say what broke.
 
 History table (``<version table>_history``): one row per apply or revert, with
 the outcome, user and host.
@@ -37,6 +38,7 @@ class AppliedRevision:
     state: str
     direction: str
     statements_done: int
+    running_statement: str | None
     failed_statement: str | None
     error: str | None
 
@@ -65,6 +67,7 @@ def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.T
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("direction", sa.String(8), nullable=False, default="up"),
         sa.Column("statements_done", sa.Integer, nullable=False, default=0),
+        sa.Column("running_statement", sa.Text),
         sa.Column("failed_statement", sa.Text),
         sa.Column("error", sa.Text),
     )
@@ -180,6 +183,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
         state=row["state"],
         direction=row["direction"],
         statements_done=row["statements_done"] or 0,
+        running_statement=row["running_statement"],
         failed_statement=row["failed_statement"],
         error=row["error"],
     )

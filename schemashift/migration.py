@@ -1,0 +1,79 @@
+"""The namespace migration files import: ``from schemashift.migration import *``.
+
+It holds every operation class, every schema model class and `Type`, so that a
+rendered migration file evaluates with nothing else imported.
+"""
+
+from __future__ import annotations
+
+from .ops import (
+    AddColumn,
+    AddConstraint,
+    AlterColumn,
+    AlterTableComment,
+    CreateIndex,
+    CreateTable,
+    DropColumn,
+    DropConstraint,
+    DropIndex,
+    DropTable,
+    ExecuteSQL,
+    OPERATIONS,
+    Operation,
+    RenameColumn,
+    RenameIndex,
+    RenameTable,
+    RunPython,
+)
+from .schema.model import (
+    CheckConstraint,
+    Column,
+    Computed,
+    ForeignKey,
+    Identity,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
+from .schema.types import Type
+
+__all__ = [
+    # operations
+    "Operation",
+    "CreateTable",
+    "DropTable",
+    "RenameTable",
+    "AlterTableComment",
+    "AddColumn",
+    "DropColumn",
+    "AlterColumn",
+    "RenameColumn",
+    "CreateIndex",
+    "DropIndex",
+    "RenameIndex",
+    "AddConstraint",
+    "DropConstraint",
+    "ExecuteSQL",
+    "RunPython",
+    # schema model
+    "Schema",
+    "Table",
+    "Column",
+    "Computed",
+    "Identity",
+    "PrimaryKey",
+    "Index",
+    "UniqueConstraint",
+    "ForeignKey",
+    "CheckConstraint",
+    "Type",
+]
+
+# An operation class added to `ops.OPERATIONS` but not listed above is still exported.
+for _name, _operation in OPERATIONS.items():
+    if _name not in __all__:
+        globals()[_name] = _operation
+        __all__.append(_name)
+del _name, _operation
