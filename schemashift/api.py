@@ -85,6 +85,7 @@ class Project:
                 engine.dispose()
             raise
         try:
+            get_dialect(connection.dialect.name).session_setup(connection, self.env)  # schema, statement_timeout
             yield connection
         finally:
             connection.close()
@@ -256,13 +257,14 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
                 out(line)
             return
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
-            recorder.ensure()
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
                 return
             _confirm(project, yes, f"{'upgrade' if direction == UP else 'downgrade'} to {plan.target or 'base'}")
+            dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
+            recorder.ensure()
             from .executor import Executor
 
             Executor(connection, recorder, _context(project, connection), out).run(plan)
@@ -444,11 +446,17 @@ def status(project: Project) -> StatusReport:
                         None if partial else not differences, differences)
 
 
+def _live_schemas(project: Project, expected: Schema) -> list[str | None]:
+    """The schemas to reflect: the default one (the env's `schema`, via search_path) and the models' others."""
+    named = {t.schema for t in expected.tables.values()} - {project.env.schema, None}
+    return [None, *sorted(named)]
+
+
 def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
     from .schema.reflect import reflect
 
     dialect = get_dialect(connection.dialect.name)
-    schemas = sorted({t.schema for t in expected.tables.values()} | {project.env.schema}, key=lambda s: s or "")
+    schemas = _live_schemas(project, expected)
     recorder = project.recorder(connection)
     live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
     if connection.in_transaction():
@@ -508,7 +516,7 @@ def diff(project: Project, *, against: str = "models") -> DiffReport:
             expected = project.model_schema()
         else:
             expected = states_along(history)[_checked_current(recorder, history, strict=False)]
-        schemas = sorted({t.schema for t in expected.tables.values()} | {project.env.schema}, key=lambda s: s or "")
+        schemas = _live_schemas(project, expected)
         live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
     operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
     return DiffReport(against, operations)
@@ -518,6 +526,13 @@ def require_clean(report: DiffReport) -> None:
     """Raise DifferencesFound when `report` is not empty."""
     if not report.empty:
         raise DifferencesFound(f"{len(report.operations)} difference(s) found")
+
+
+def envs(project: "Project | config_module.Config | str | Path | None" = None) -> list[dict[str, Any]]:
+    """Every configured environment: masked URL, reachable, revision, pending count, drift (see `environments`)."""
+    from .environments import envs as _envs
+
+    return _envs(project)
 
 
 # -- integrity: verify / repair --------------------------------------------------
@@ -596,7 +611,27 @@ def _ask_repair_action() -> str:
     return {"c": "continue", "u": "undo"}.get(answer, answer)
 
 
+def rebase(project: Project, *, out: Output = _print) -> None:
+    """Make a forked migrations folder linear again (see `schemashift.scripts.rebase`); no database access."""
+    from .scripts import load_all, rebase as rebase_folder
+
+    folder = project.config.migrations_dir
+    parents_before = {migration.revision: migration.parent for migration in load_all(folder)}
+    rebase_folder(folder, out=out)
+    project._history = None
+    history = project.history()
+    for migration in history:
+        old_parent = parents_before.get(migration.revision, migration.parent)
+        if old_parent == migration.parent:
+            continue
+        skipped = history.chain[history.index(old_parent) + 1 : history.index(migration.revision)]
+        out(f"Note: {migration.path.name} was edited (new parent). A database that already applied "
+            f"{migration.revision} needs `schemashift verify --accept`, and lacks "
+            f"{', '.join(m.path.name for m in skipped)}, which `upgrade` will not apply there.")
+
+
 __all__ = [
     "Project", "open_project", "upgrade", "downgrade", "generate", "check", "status", "history", "diff",
     "StatusReport", "DiffReport", "pending_operations", "head_schema", "Migration", "verify", "repair",
+    "envs",
 ]

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "fix a database left half-migrated")
     repair.add_argument("action", nargs="?", metavar="ACTION", help="what to do (asked when omitted)")
 
+    command("rebase", "put forked migration branches one after the other (edits files, no database)")
+
     command("test-migrations", "upgrade, downgrade and upgrade again on a scratch database")
 
     backups = command("backups", "manage data kept from dropped tables and columns")
@@ -244,9 +246,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_envs(args: argparse.Namespace) -> int:
     from . import api
+    from .config import load_config
+    from .environments import table_lines
 
-    rows = api.envs(_project(args))
-    _emit(args, rows, [_row_text(row) for row in rows])
+    config = load_config(args.config)  # not _project(): no environment needs to be selected or valid
+    rows = api.envs(config)
+    if args.env:
+        chosen = config.select_env_name(args.env)  # an unknown --env is an error
+        for row in rows:
+            row["selected"] = row["name"] == chosen
+    _emit(args, rows, table_lines(rows))
     return EXIT_OK
 
 
@@ -260,6 +269,13 @@ def cmd_repair(args: argparse.Namespace) -> int:
     from . import api
 
     api.repair(_project(args), action=args.action, out=_out)
+    return EXIT_OK
+
+
+def cmd_rebase(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.rebase(_project(args), out=_out)
     return EXIT_OK
 
 
@@ -285,7 +301,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "generate": cmd_generate, "check": cmd_check, "upgrade": cmd_upgrade,
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
-    "backups": cmd_backups,
+    "backups": cmd_backups, "rebase": cmd_rebase,
 }
 
 

@@ -8,6 +8,8 @@ says exactly how far the migration got.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,10 +107,12 @@ class Executor:
                 self.out(f"{verb} {step.label} in {elapsed:.0f} ms")
 
     def _execute(self, statement: Statement) -> None:
+        _fault_point(False)
         if statement.python is not None:
             statement.python(self.context)
         elif statement.sql is not None:
             self.connection.exec_driver_sql(statement.sql)
+        _fault_point(True)
 
     # -- transactional DDL -------------------------------------------------
 
@@ -266,6 +270,25 @@ class Executor:
                               started, _ms(clock), "ok")
 
         self._commit(finish)
+
+
+_statements_run = 0
+
+
+def _fault_point(after: bool) -> None:
+    """Crash-test hook: SCHEMASHIFT_FAULT_KILL_AT=N (before statement N) or N+ (after it) SIGKILLs this process.
+
+    Statements are counted from 0 across the whole run. Used only by the crash-injection tests.
+    """
+    global _statements_run
+    spec = os.environ.get("SCHEMASHIFT_FAULT_KILL_AT")
+    if not spec:
+        return
+    target = int(spec.rstrip("+"))
+    if _statements_run == target and spec.endswith("+") == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if after:
+        _statements_run += 1
 
 
 class _StatementFailed(Exception):

@@ -1,16 +1,70 @@
-"""The dialect interface: capabilities, SQL compilation, normalisation and locking."""
+"""The dialect interface: capabilities, SQL compilation, normalisation and locking.
+
+`Dialect.compile` looks the operation's class up in `COMPILERS` and calls the
+matching ``compile_*`` method. The methods here are the generic forms, built from
+SQLAlchemy DDL elements compiled for the database (``CREATE TABLE``, ``ADD
+CONSTRAINT`` …) or, where SQLAlchemy has no element (``RENAME``), from its
+identifier preparer and DDL compiler; each database module overrides only what
+differs. `run_settled`, `poll_lock` and `release_quietly` are the building blocks
+of the per-database `Dialect.lock` implementations.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from dataclasses import replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator
 
-from ..schema.model import Schema
+import sqlalchemy as sa
+
+from .. import ops
+from ..errors import LockTimeout, MigrationError
+from ..schema.model import (
+    CONSTRAINT_FIELDS,
+    CheckConstraint,
+    Column,
+    Constraint,
+    ForeignKey,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
+from ..schema.satypes import to_sa_type
+from ..schema.to_sqlalchemy import sa_table
+from ..schema.types import Type
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
+    from ..config import EnvConfig
     from ..ops import Operation
+
+#: Operation class -> name of the `Dialect` method that compiles it.
+COMPILERS: dict[type[ops.Operation], str] = {
+    ops.CreateTable: "compile_create_table",
+    ops.DropTable: "compile_drop_table",
+    ops.RenameTable: "compile_rename_table",
+    ops.AddColumn: "compile_add_column",
+    ops.DropColumn: "compile_drop_column",
+    ops.AlterColumn: "compile_alter_column",
+    ops.RenameColumn: "compile_rename_column",
+    ops.CreateIndex: "compile_create_index",
+    ops.DropIndex: "compile_drop_index",
+    ops.RenameIndex: "compile_rename_index",
+    ops.AddConstraint: "compile_add_constraint",
+    ops.DropConstraint: "compile_drop_constraint",
+    ops.ExecuteSQL: "compile_execute_sql",
+    ops.RunPython: "compile_run_python",
+}
+
+#: Neutral constraint class -> the SQLAlchemy constraint class it becomes.
+_SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
+    UniqueConstraint: sa.UniqueConstraint,
+    ForeignKey: sa.ForeignKeyConstraint,
+    CheckConstraint: sa.CheckConstraint,
+}
 
 
 class Dialect:
@@ -34,14 +88,27 @@ class Dialect:
     supports_comments: ClassVar[bool] = True
     #: Schemas other than the default one (PostgreSQL `schema=`).
     supports_schemas: ClassVar[bool] = False
+    #: Other names that select this dialect in `ExecuteSQL.dialects`.
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""
         raise NotImplementedError
 
     def compile(self, operation: "Operation", before: Schema, after: Schema) -> list[str]:
-        """SQL statements that perform `operation`, given the schema before and after it."""
-        raise NotImplementedError
+        """SQL statements that perform `operation`, given the schema before and after it.
+
+        The operation is resolved against `before` first, so hand-written ones
+        without their *from* side compile too. Statements carry no trailing semicolon.
+        """
+        method = COMPILERS.get(type(operation))
+        if method is None:
+            raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
+        return getattr(self, method)(operation.resolve(before), before, after)
+
+    def runs_in_transaction(self, sql: str) -> bool:
+        """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
+        return True
 
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in the form this database reflects it, so live and model schemas compare equal."""
@@ -51,3 +118,313 @@ class Dialect:
     def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
+
+    # --- generic compilation (the SQL compilation work) ----------------------
+
+    def compile_create_table(self, op: ops.CreateTable, before: Schema, after: Schema) -> list[str]:
+        """Enum types, ``CREATE TABLE`` with keys and constraints, comments, then ``CREATE INDEX``."""
+        table = self.sa_table_for(op.table, after)
+        statements = self.enum_setup(op.table.columns, before)
+        statements.append(self.ddl(sa.schema.CreateTable(table)))
+        if self.separate_comments and table.comment is not None:
+            statements.append(self.ddl(sa.schema.SetTableComment(table)))
+        for column in table.columns:
+            statements += self.column_comment(column)
+        return statements + self.index_statements(op.table, table)
+
+    def compile_drop_table(self, op: ops.DropTable, before: Schema, after: Schema) -> list[str]:
+        """``DROP TABLE``, then enum types nothing uses any more."""
+        drop = self.ddl(sa.schema.DropTable(sa.Table(op.table, sa.MetaData(), schema=op.schema)))
+        columns = op.definition.columns if op.definition is not None else ()
+        return [drop, *self.enum_cleanup(columns, after)]
+
+    def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … RENAME TO``."""
+        return [f"{self.alter_table(op.table, op.schema)} RENAME TO {self.rename_target(op.new_name, op.schema)}"]
+
+    def compile_add_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
+        """Enum types, ``ALTER TABLE … ADD COLUMN`` with the full definition, its comment."""
+        table = self.sa_table_for(table_at(after, op.table_key), after, include_indexes=False)
+        column = table.c[op.column.name]
+        statements = self.enum_setup((op.column,), before)
+        statements.append(f"{self.alter_table(op.table, op.schema)} ADD COLUMN {self.column_spec(column)}")
+        return statements + self.column_comment(column)
+
+    def compile_drop_column(self, op: ops.DropColumn, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … DROP COLUMN``, then enum types nothing uses any more."""
+        drop = f"{self.alter_table(op.table, op.schema)} DROP COLUMN {self.quote(op.column)}"
+        columns = (op.definition,) if op.definition is not None else ()
+        return [drop, *self.enum_cleanup(columns, after)]
+
+    def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
+        """Statements changing a column in place (every database does this its own way)."""
+        raise NotImplementedError
+
+    def compile_rename_column(self, op: ops.RenameColumn, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … RENAME COLUMN … TO``."""
+        alter = self.alter_table(op.table, op.schema)
+        return [f"{alter} RENAME COLUMN {self.quote(op.column)} TO {self.quote(op.new_name)}"]
+
+    def compile_create_index(self, op: ops.CreateIndex, before: Schema, after: Schema) -> list[str]:
+        """``CREATE [UNIQUE] INDEX``."""
+        table = table_at(after, op.table_key).evolve(indexes=(op.index,))
+        return self.index_statements(table, self.sa_table_for(table, after, include_foreign_keys=False))
+
+    def compile_drop_index(self, op: ops.DropIndex, before: Schema, after: Schema) -> list[str]:
+        """``DROP INDEX`` (its definition comes from `before` when the operation lacks it)."""
+        assert op.definition is not None  # resolved by `compile`
+        table = table_at(before, op.table_key).evolve(indexes=(op.definition,))
+        index = _sa_index(self.sa_table_for(table, before, include_foreign_keys=False), op.name)
+        return [self.ddl(sa.schema.DropIndex(index))]
+
+    def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
+        """``ALTER INDEX … RENAME TO`` (the standard form; MySQL and SQLite differ)."""
+        return [f"ALTER INDEX {self.table_name(op.name, op.schema)} RENAME TO {self.quote(op.new_name)}"]
+
+    def compile_add_constraint(self, op: ops.AddConstraint, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … ADD [CONSTRAINT n] PRIMARY KEY|UNIQUE|FOREIGN KEY|CHECK``."""
+        constraint = self.sa_constraint(table_at(after, op.table_key), op.constraint, after)
+        return [self.ddl(sa.schema.AddConstraint(constraint))]
+
+    def compile_drop_constraint(self, op: ops.DropConstraint, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … DROP CONSTRAINT n`` (or the database's own form, see `drop_constraint_sql`)."""
+        assert op.definition is not None  # resolved by `compile`
+        table = table_at(before, op.table_key)
+        name = op.name or op.definition.name or self.default_constraint_name(table, op.definition)
+        if name is None:
+            raise MigrationError(
+                f"cannot drop an unnamed constraint of {table.key}: {self.name} names it in a way schemashift cannot predict",
+                hint="name the constraint; a naming convention on the MetaData names them all",
+            )
+        named = replace(op.definition, name=name)
+        return [self.drop_constraint_sql(self.sa_constraint(table, named, before))]
+
+    def compile_execute_sql(self, op: ops.ExecuteSQL, before: Schema, after: Schema) -> list[str]:
+        """The SQL itself when meant for this database (no `dialects`, or this one among them)."""
+        if op.dialects and not {self.name, *self.aliases} & set(op.dialects):
+            return []
+        sql = op.sql.strip().rstrip(";").rstrip()
+        return [sql] if sql else []
+
+    def compile_run_python(self, op: ops.RunPython, before: Schema, after: Schema) -> list[str]:
+        """Nothing: the executor calls the function."""
+        return []
+
+    # --- hooks the databases override ------------------------------------------
+
+    def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
+        """Statements creating the database enum types `columns` need (none without native enums)."""
+        return []
+
+    def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
+        """Statements dropping enum types of `columns` that `after` no longer uses."""
+        return []
+
+    def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
+        """The name the database gave an unnamed constraint, when it is predictable."""
+        return None
+
+    def drop_constraint_sql(self, constraint: sa.Constraint) -> str:
+        """The statement dropping a named, table-bound SQLAlchemy `constraint`."""
+        return self.ddl(sa.schema.DropConstraint(constraint))
+
+    def rename_target(self, new_name: str, schema: str | None) -> str:
+        """The new name in ``RENAME TO`` (unqualified: the table stays in its schema)."""
+        return self.quote(new_name)
+
+    # --- SQL building blocks -----------------------------------------------------
+
+    @cached_property
+    def _sa(self) -> sa.engine.Dialect:
+        return self.sa_dialect()
+
+    @property
+    def separate_comments(self) -> bool:
+        """True when comments need their own ``COMMENT ON`` statements."""
+        return self.supports_comments and not self._sa.inline_comments
+
+    def ddl(self, element: sa.schema.ExecutableDDLElement) -> str:
+        """`element` compiled for this database, on one line, without a trailing semicolon."""
+        return one_line(str(element.compile(dialect=self._sa)))
+
+    def quote(self, name: str) -> str:
+        """`name` as an identifier, quoted when the database needs it."""
+        return self._sa.identifier_preparer.quote(name)
+
+    def table_name(self, name: str, schema: str | None = None) -> str:
+        """A table (or index, sequence…) name, schema-qualified when `schema` is given."""
+        return self._sa.identifier_preparer.format_table(sa.table(name, schema=schema))
+
+    def alter_table(self, name: str, schema: str | None = None) -> str:
+        """``ALTER TABLE <qualified name>``."""
+        return f"ALTER TABLE {self.table_name(name, schema)}"
+
+    def literal(self, value: str) -> str:
+        """`value` as an SQL string literal, escaped the database's way."""
+        compiled = sa.literal(value, sa.String()).compile(dialect=self._sa, compile_kwargs={"literal_binds": True})
+        return str(compiled)
+
+    def type_sql(self, typ: Type) -> str:
+        """`typ` as this database writes it in DDL."""
+        return self._sa.type_compiler_instance.process(to_sa_type(typ, self.name))
+
+    def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
+        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`)."""
+        return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
+
+    def column_spec(self, column: sa.Column) -> str:
+        """The full definition of a table-bound `column` (``name TYPE NOT NULL DEFAULT …``)."""
+        return self._sa.ddl_compiler(self._sa, None).get_column_specification(column)
+
+    def fill_nulls(self, op: ops.AlterColumn) -> list[str]:
+        """``UPDATE … SET c = <default> WHERE c IS NULL`` when a column with a default becomes NOT NULL.
+
+        Without it the change fails on existing NULLs; SQLite rebuilds do the same with COALESCE.
+        """
+        if op.old is None or not op.old.nullable or op.new.nullable or op.new.default is None:
+            return []
+        column = self.quote(op.column)
+        table = self.table_name(op.table, op.schema)
+        return [f"UPDATE {table} SET {column} = {op.new.default} WHERE {column} IS NULL"]
+
+    def column_comment(self, column: sa.Column) -> list[str]:
+        """``COMMENT ON COLUMN`` for `column` when it has one and comments are separate statements."""
+        if not self.separate_comments or column.comment is None:
+            return []
+        return [self.ddl(sa.schema.SetColumnComment(column))]
+
+    def index_statements(self, table: Table, sa_tab: sa.Table) -> list[str]:
+        """``CREATE INDEX`` for each index of `table`, in its order (`sa_tab` is its SQLAlchemy form)."""
+        return [self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes]
+
+    def sa_constraint(self, table: Table, constraint: Constraint, schema: Schema) -> sa.Constraint:
+        """`constraint` as a SQLAlchemy constraint bound to a copy of `table`."""
+        sa_tab = self.sa_table_for(_holding_only(table, constraint), schema, include_indexes=False)
+        if isinstance(constraint, PrimaryKey):
+            return sa_tab.primary_key
+        kind = _SA_CONSTRAINTS[type(constraint)]
+        return next(c for c in sa_tab.constraints if isinstance(c, kind))
+
+    # --- per-environment session settings (the environments work) ------------
+
+    def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
+        """Apply `env`'s per-connection settings (`schema`, `statement_timeout`) to a new connection.
+
+        This generic form has no statement timeout (ignored) and no schemas: `schema` is refused.
+        """
+        if env.schema:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"env {env.name!r}: `schema` is a PostgreSQL setting, not supported on {self.name}",
+                hint="name the database in the URL instead",
+            )
+
+    def ensure_schema(self, connection: sa.Connection, name: str | None) -> None:
+        """Create schema `name` when it is missing (before migrating into it); committed at once."""
+        if name and not sa.inspect(connection).has_schema(name):
+            connection.execute(sa.schema.CreateSchema(name))
+            connection.commit()
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def table_at(schema: Schema, key: str | None) -> Table:
+    """The table `key` of `schema`, or a MigrationError saying it is missing."""
+    if key is None or key not in schema:
+        raise MigrationError(f"table {key!r} does not exist at this point of the migration")
+    return schema.table(key)
+
+
+def one_line(sql: str) -> str:
+    """SQLAlchemy's multi-line ``CREATE TABLE`` layout folded onto one line, trimmed."""
+    sql = sql.strip().replace(" (\n\t", " (").replace(", \n\t", ", ")
+    return re.sub(r"\n\)(?=\S)", ") ", sql).replace("\n)", ")")
+
+
+def native_enum_of(typ: Type) -> Type | None:
+    """The named, native enum `typ` is or holds (arrays of enums), else None."""
+    inner = typ.item if typ.kind == "array" and typ.item is not None else typ
+    return inner if inner.kind == "enum" and inner.native and inner.name else None
+
+
+def with_enum(typ: Type, enum: Type) -> Type:
+    """`typ` with its enum (itself, or its array item) replaced by `enum`."""
+    return typ.evolve(item=enum) if typ.kind == "array" else enum
+
+
+def native_enums(columns: Iterable[Column]) -> list[Type]:
+    """The native enum types `columns` use, once each by name, in column order."""
+    found: dict[str, Type] = {}
+    for column in columns:
+        enum = native_enum_of(column.type)
+        if enum is not None and enum.name not in found:
+            found[enum.name] = enum  # type: ignore[index]
+    return list(found.values())
+
+
+def _sa_index(sa_tab: sa.Table, name: str) -> sa.Index:
+    return next(index for index in sa_tab.indexes if index.name == name)
+
+
+def _holding_only(table: Table, constraint: Constraint) -> Table:
+    """`table` with `constraint` as its only key, constraint and no index."""
+    bare = table.evolve(primary_key=None, uniques=(), foreign_keys=(), checks=(), indexes=())
+    if isinstance(constraint, PrimaryKey):
+        return bare.evolve(primary_key=constraint)
+    return bare.evolve(**{CONSTRAINT_FIELDS[type(constraint)]: (constraint,)})
+
+
+# --- locking helpers -------------------------------------------------------------
+
+
+def run_settled(connection: sa.Connection, sql: str, params: dict[str, object] | None = None) -> object:
+    """Run `sql` and return its first value, committing the transaction the driver began for it.
+
+    Locks here are session-level, so they outlive that commit; committing leaves
+    no implicit transaction open under the caller's later work. A transaction the
+    caller had already begun is left alone.
+    """
+    began = not connection.in_transaction()
+    value = connection.execute(sa.text(sql), params or {}).scalar()
+    if began:
+        connection.commit()
+    return value
+
+
+def lock_timeout(what: str, timeout: float) -> LockTimeout:
+    """The error raised when the migration lock `what` stayed taken for `timeout` seconds."""
+    return LockTimeout(
+        f"could not take the migration lock {what} within {timeout:g} s: another schemashift run holds it",
+        hint="wait for it to finish, or raise the lock timeout",
+    )
+
+
+def poll_lock(attempt: Callable[[], bool], timeout: float, what: str) -> None:
+    """Call `attempt` until it returns True, waiting a little longer each time; LockTimeout after `timeout` s."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    wait = 0.02
+    while not attempt():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise lock_timeout(what, timeout)
+        time.sleep(min(wait, left))
+        wait = min(wait * 2, 0.5)
+
+
+def release_quietly(connection: sa.Connection, sql: str, params: dict[str, object] | None = None) -> None:
+    """Run the lock-releasing `sql`; a closed or broken connection has released the lock already.
+
+    When the caller's transaction failed (PostgreSQL refuses statements until a
+    rollback), it is rolled back first.
+    """
+    if connection.closed or connection.invalidated:
+        return
+    try:
+        run_settled(connection, sql, params)
+    except sa.exc.DBAPIError:
+        if connection.invalidated or not connection.in_transaction():
+            return
+        connection.rollback()
+        run_settled(connection, sql, params)

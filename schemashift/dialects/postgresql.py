@@ -2,7 +2,87 @@
 
 from __future__ import annotations
 
-from .base import Dialect
+import hashlib
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
+
+from .. import ops
+from ..schema import normalize as norm
+from ..schema.model import Column, Constraint, ForeignKey, Identity, PrimaryKey, Schema, Table, UniqueConstraint
+from ..schema.satypes import to_sa_type
+from ..schema.types import Type
+from .base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
+
+if TYPE_CHECKING:
+    from ..config import EnvConfig
+
+
+# --- helpers of the SQL compilation and locking sections (below) ---------------
+
+
+def _advisory_key(name: str) -> int:
+    """A signed 64-bit key for `name`, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _same_but_values(old: Type, new: Type) -> bool:
+    """True when `old` and `new` are the same native enum (or array of it) but for its values."""
+    old_enum, new_enum = native_enum_of(old), native_enum_of(new)
+    if old_enum is None or new_enum is None or old_enum.name != new_enum.name:
+        return False
+    return with_enum(old, new_enum) == new
+
+
+def _extends(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
+    """True when `new` only inserts values into `old`, keeping their order."""
+    return [value for value in new if value in set(old)] == list(old)
+
+
+def _rewrites_column(old: Type, new: Type) -> bool:
+    """True when changing `old` into `new` alters the column's type (not just its enum's values)."""
+    if old == new:
+        return False
+    old_enum, new_enum = native_enum_of(old), native_enum_of(new)
+    if old_enum is None or new_enum is None or not _same_but_values(old, new):
+        return True
+    return not _extends(old_enum.values, new_enum.values)
+
+
+def _text_cast(typ: Type) -> str:
+    """The cast to text that converting from a native enum (or enum array) needs first."""
+    if native_enum_of(typ) is None:
+        return ""
+    return "::text[]" if typ.kind == "array" else "::text"
+
+
+def _stored(column: Column) -> Column:
+    """`column`, a generated one of unstated kind marked STORED."""
+    if column.computed is None or column.computed.persisted is not None:
+        return column
+    return column.evolve(computed=replace(column.computed, persisted=True))
+
+
+def _is_serial(column: Column) -> bool:
+    """True for an integer column filled from its own sequence (SERIAL)."""
+    plain = column.identity is None and column.default is None and column.computed is None
+    return column.autoincrement and plain and column.type.is_integer
+
+
+def _identity_settings(old: Identity, new: Identity) -> list[str]:
+    """``SET GENERATED …``, ``SET START WITH …``, ``SET INCREMENT BY …`` for what changed."""
+    settings: list[str] = []
+    if old.always != new.always:
+        settings.append(f"SET GENERATED {'ALWAYS' if new.always else 'BY DEFAULT'}")
+    if old.start != new.start:
+        settings.append(f"SET START WITH {1 if new.start is None else new.start}")
+    if old.increment != new.increment:
+        settings.append(f"SET INCREMENT BY {1 if new.increment is None else new.increment}")
+    return settings
 
 
 class PostgreSQLDialect(Dialect):
@@ -12,6 +92,265 @@ class PostgreSQLDialect(Dialect):
 
     # --- SQL compilation (owned by the dialects work) ---------------------
 
+    transactional_ddl = True
+    native_enum = True
+    supports_schemas = True
+    instant_add_column = True
+
+    def sa_dialect(self) -> sa.engine.Dialect:
+        """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
+        return postgresql.dialect()
+
+    def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
+        """As in `Dialect`, with generated columns of unstated kind made STORED (the only kind before PostgreSQL 18)."""
+        columns = tuple(_stored(column) for column in table.columns)
+        return super().sa_table_for(table.evolve(columns=columns), schema, **options)
+
+    def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
+        """``CREATE TYPE … AS ENUM`` for each native enum of `columns` that `before` does not use yet."""
+        return [self._enum_ddl(CreateEnumType, e) for e in native_enums(columns) if not before.enum_users(e.name or "")]
+
+    def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
+        """``DROP TYPE`` for each native enum of `columns` that `after` no longer uses."""
+        return [self._enum_ddl(DropEnumType, e) for e in native_enums(columns) if not after.enum_users(e.name or "")]
+
+    def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
+        """PostgreSQL's own names: ``t_pkey``, ``t_a_b_key``, ``t_a_fkey`` (checks: not predictable)."""
+        if isinstance(constraint, PrimaryKey):
+            return f"{table.name}_pkey"
+        suffix = {UniqueConstraint: "key", ForeignKey: "fkey"}.get(type(constraint))
+        return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None  # type: ignore[union-attr]
+
+    def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
+        """One ``ALTER COLUMN`` clause per changed field, in an order PostgreSQL accepts.
+
+        Existing NULLs take the default when the column becomes NOT NULL (see
+        `fill_nulls`). A type change drops and restores the column default around ``TYPE … USING``
+        (defaults rarely cast by themselves). A new generation expression cannot be
+        altered in place (before PostgreSQL 17): the column is dropped and added
+        again with its indexes.
+        """
+        assert op.old is not None  # resolved by `compile`
+        changed = set(op.changes)
+        if "computed" in changed and op.new.computed is not None:
+            return self._regenerate(op, after)
+        column = self._column_clause(op.table, op.schema, op.column)
+        statements: list[str] = []
+        if "computed" in changed:
+            statements.append(f"{column} DROP EXPRESSION")
+        if "identity" in changed and op.new.identity is None:
+            statements.append(f"{column} DROP IDENTITY IF EXISTS")
+        if "type" in changed:
+            statements += self._change_type(op, before, after)
+        if "nullable" in changed:
+            statements += self.fill_nulls(op)
+            statements.append(f"{column} {'DROP' if op.new.nullable else 'SET'} NOT NULL")
+        statements += self._serial_change(op)
+        if "default" in changed and not _rewrites_column(op.old.type, op.new.type):
+            default = op.new.default
+            statements.append(f"{column} SET DEFAULT {default}" if default is not None else f"{column} DROP DEFAULT")
+        if "identity" in changed and op.new.identity is not None:
+            statements += self._identity_change(op)
+        if "comment" in changed:
+            statements.append(self._comment(op, after))
+        return statements
+
+    def _column_clause(self, table: str, schema: str | None, column: str) -> str:
+        return f"{self.alter_table(table, schema)} ALTER COLUMN {self.quote(column)}"
+
+    def _enum_ddl(self, element: type[sa.schema.ExecutableDDLElement], enum: Type) -> str:
+        return self.ddl(element(to_sa_type(enum, self.name)))  # type: ignore[call-arg]
+
+    def _type_name(self, enum: Type) -> str:
+        return self._sa.identifier_preparer.format_type(to_sa_type(enum, self.name))
+
+    def _change_type(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
+        """A type change; when only an enum's values change, the shared type changes instead."""
+        assert op.old is not None
+        old_enum, new_enum = native_enum_of(op.old.type), native_enum_of(op.new.type)
+        if old_enum is not None and new_enum is not None and _same_but_values(op.old.type, op.new.type):
+            if _extends(old_enum.values, new_enum.values):
+                return self._add_enum_values(old_enum, new_enum)
+            return self._replace_enum(op, before)
+        statements = self.enum_setup((op.new,), before)
+        statements += self._retype(op.table, op.schema, op.old, op.new)
+        return statements + self.enum_cleanup((op.old,), after)
+
+    def _retype(self, table: str, schema: str | None, old: Column, new: Column) -> list[str]:
+        """``ALTER COLUMN … TYPE … USING``, the default dropped before and restored after."""
+        column = self._column_clause(table, schema, old.name)
+        source = self.quote(old.name) + _text_cast(old.type)
+        using = f"{source}::{self.type_sql(new.type.evolve(collation=None))}"
+        statements = [f"{column} DROP DEFAULT"] if old.default is not None else []
+        statements.append(f"{column} TYPE {self.type_sql(new.type)} USING {using}")
+        if new.default is not None:
+            statements.append(f"{column} SET DEFAULT {new.default}")
+        return statements
+
+    def _add_enum_values(self, old: Type, new: Type) -> list[str]:
+        """``ALTER TYPE … ADD VALUE`` for each new value, placed BEFORE/AFTER its neighbour."""
+        kept = set(old.values)
+        first_kept = next((v for v in new.values if v in kept), None)
+        statements: list[str] = []
+        for position, value in enumerate(new.values):
+            if value in kept:
+                continue
+            if first_kept is None:
+                where = ""
+            elif position < new.values.index(first_kept):
+                where = f" BEFORE {self.literal(first_kept)}"
+            else:
+                where = f" AFTER {self.literal(new.values[position - 1])}"
+            statements.append(f"ALTER TYPE {self._type_name(new)} ADD VALUE IF NOT EXISTS {self.literal(value)}{where}")
+        return statements
+
+    def _replace_enum(self, op: ops.AlterColumn, before: Schema) -> list[str]:
+        """Values removed or reordered: a new type, every column of the old one moved to it, then renamed."""
+        assert op.old is not None
+        old_enum, new_enum = native_enum_of(op.old.type), native_enum_of(op.new.type)
+        assert old_enum is not None and new_enum is not None and new_enum.name
+        temp = new_enum.evolve(name=f"{new_enum.name[:40]}_schemashift_new")
+        statements = [self._enum_ddl(CreateEnumType, temp)]
+        for key, name in before.enum_users(new_enum.name):
+            table = before.table(key)
+            old = table.column(name)
+            if native_enum_of(old.type) is None:
+                continue
+            new = op.new if (key, name) == (op.table_key, op.column) else old
+            statements += self._retype(table.name, table.schema, old, new.evolve(type=with_enum(new.type, temp)))
+        statements.append(self._enum_ddl(DropEnumType, old_enum))
+        statements.append(f"ALTER TYPE {self._type_name(temp)} RENAME TO {self.quote(new_enum.name)}")
+        return statements
+
+    def _serial_change(self, op: ops.AlterColumn) -> list[str]:
+        """A serial column (an owned sequence as its default) appears or goes."""
+        assert op.old is not None
+        had, wants = _is_serial(op.old), _is_serial(op.new)
+        if had == wants:
+            return []
+        column = self._column_clause(op.table, op.schema, op.column)
+        sequence = self.table_name(f"{op.table}_{op.column}_seq", op.schema)
+        if had:
+            return [f"{column} DROP DEFAULT", f"DROP SEQUENCE IF EXISTS {sequence}"]
+        owner = f"{self.table_name(op.table, op.schema)}.{self.quote(op.column)}"
+        return [
+            f"CREATE SEQUENCE {sequence} OWNED BY {owner}",
+            f"{column} SET DEFAULT nextval({self.literal(sequence)}::regclass)",
+            self._sync_sequence(op, self.literal(sequence)),
+        ]
+
+    def _sync_sequence(self, op: ops.AlterColumn, sequence: str) -> str:
+        """Move `sequence` (an SQL expression) past the column's largest value."""
+        table = self.table_name(op.table, op.schema)
+        return f"SELECT setval({sequence}, COALESCE(MAX({self.quote(op.column)}), 0) + 1, false) FROM {table}"
+
+    def _identity_change(self, op: ops.AlterColumn) -> list[str]:
+        """``ADD GENERATED … AS IDENTITY`` (continuing after existing rows), or ``SET`` its options."""
+        assert op.old is not None and op.new.identity is not None
+        old, new = op.old.identity, op.new.identity
+        column = self._column_clause(op.table, op.schema, op.column)
+        mode = "ALWAYS" if new.always else "BY DEFAULT"
+        if old is None:
+            options = self._sa.ddl_compiler(self._sa, None).get_identity_options(
+                sa.Identity(start=new.start, increment=new.increment)
+            )
+            statements = [f"{column} ADD GENERATED {mode} AS IDENTITY" + (f" ({options})" if options else "")]
+            if new.start is None:
+                table = self.literal(self.table_name(op.table, op.schema))
+                statements.append(self._sync_sequence(op, f"pg_get_serial_sequence({table}, {self.literal(op.column)})"))
+            return statements
+        return [f"{column} {' '.join(_identity_settings(old, new))}"]
+
+    def _comment(self, op: ops.AlterColumn, after: Schema) -> str:
+        table = table_at(after, op.table_key)
+        column = self.sa_table_for(table, after, include_foreign_keys=False, include_indexes=False).c[op.column]
+        # SetColumnComment renders IS NULL for no comment; DropColumnComment forgets the schema
+        return self.ddl(sa.schema.SetColumnComment(column))
+
+    def _regenerate(self, op: ops.AlterColumn, after: Schema) -> list[str]:
+        """Drop and re-add a generated column whose expression changed, with its indexes."""
+        table = table_at(after, op.table_key)
+        sa_tab = self.sa_table_for(table, after)
+        column = sa_tab.c[op.column]
+        alter = self.alter_table(op.table, op.schema)
+        statements = [f"{alter} DROP COLUMN {self.quote(op.column)}", f"{alter} ADD COLUMN {self.column_spec(column)}"]
+        statements += self.column_comment(column)
+        indexed = table.evolve(indexes=tuple(i for i in table.indexes if op.column in i.columns))
+        return statements + self.index_statements(indexed, sa_tab)
+
     # --- normalisation for comparison (owned by the reflection work) -------
 
+    class Normalizer(norm.Normalizer):
+        """PostgreSQL's canonical form for comparison (see `schema.normalize`).
+
+        ``public`` is the default schema (None). A ``nextval(...)`` default marks a
+        serial column: autoincrement, no default. ``FLOAT(p)`` is ``real`` up to 24
+        bits, else ``double precision``; ``bytea`` has no length; array dimensions
+        are not enforced, so not compared. Casts are dropped from reflected SQL.
+        Generated names: ``<table>_pkey``, ``<table>_<columns>_key``,
+        ``<table>_<columns>_fkey``, ``<table>[_<column>]_check``. A computed column
+        with no explicit storage is STORED (true up to PostgreSQL 17).
+        """
+
+        default_schema = "public"
+        strips_casts = True
+        computed_stored_by_default = True
+        synonyms = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
+
+        def type(self, typ: Type) -> Type:
+            typ = super().type(typ)
+            if typ.kind == "float":
+                return typ.evolve(precision=24 if typ.precision is not None and typ.precision <= 24 else 53)
+            if typ.kind == "binary":
+                return typ.evolve(length=None)
+            if typ.kind == "array":
+                return typ.evolve(dimensions=None)
+            if typ.is_integer:
+                return typ.evolve(unsigned=False)
+            return typ
+
+        def column(self, table: Table, column: Column) -> Column:
+            if column.default and column.default.strip().lower().startswith("nextval("):
+                column = column.evolve(default=None, autoincrement=True)
+            return super().column(table, column)
+
+        def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
+            if kind == "pk":
+                return norm.postgres_generated(name, table.name, [None], "pkey")
+            if kind in ("unique", "fk"):
+                label = "key" if kind == "unique" else "fkey"
+                return norm.postgres_generated(name, table.name, ["_".join(columns)], label)
+            return norm.postgres_generated(name, table.name, [None, *table.column_names], "check")
+
+    def normalize(self, schema: Schema) -> Schema:
+        """`schema` in PostgreSQL's canonical form, for comparison only."""
+        return self.Normalizer()(schema)
+
     # --- locking ---------------------------------------------------------
+
+    @contextmanager
+    def lock(self, connection: sa.Connection, name: str, timeout: float) -> Iterator[None]:
+        """A session-level advisory lock on a 64-bit hash of `name`, polled with ``pg_try_advisory_lock``.
+
+        The server drops it when the session ends, so a killed process never leaves it behind.
+        """
+        params: dict[str, object] = {"key": _advisory_key(name)}
+        poll_lock(lambda: bool(run_settled(connection, "SELECT pg_try_advisory_lock(:key)", params)), timeout, repr(name))
+        try:
+            yield
+        finally:
+            release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
+
+    # --- per-environment session settings (the environments work) ------------
+
+    def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
+        """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session."""
+        statements: list[str] = []
+        if env.schema:
+            statements.append(f"SET search_path TO {self.quote(env.schema)}")
+        if env.statement_timeout is not None:
+            statements.append(f"SET statement_timeout = {round(env.statement_timeout * 1000)}")
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+        if statements:
+            connection.commit()

@@ -48,7 +48,8 @@ def sql_text(value: object) -> str:
     if isinstance(value, TextClause):
         return value.text
     if isinstance(value, ClauseElement):
-        return str(value.compile(compile_kwargs={"literal_binds": True}))
+        # columns unqualified, as DDL renders them (``lower(name)``, not ``lower(users.name)``)
+        return str(value.compile(compile_kwargs={"literal_binds": True, "include_table": False}))
     return str(value)
 
 
@@ -139,6 +140,10 @@ def convert_table(table: sa.Table) -> Table:
             foreign_keys.append(_foreign_key(constraint))
         elif isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
             checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+    for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
+        for constraint in column.constraints:
+            if isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
+                checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     pk = table.primary_key
     primary_key = PrimaryKey(tuple(c.name for c in pk.columns), _name(pk.name)) if pk.columns else None
     return Table(

@@ -31,9 +31,11 @@ def _text(satype: sa.Text) -> Type:
     return Type("text", collation=_collation(satype))
 
 
-def _numeric(satype: sa.Numeric) -> Type:
+def _numeric(satype: sa.Numeric | sa.Float) -> Type:
     if isinstance(satype, sa.Float):
         precision = getattr(satype, "precision", None)
+        if precision is None and isinstance(satype, (sa.Double, sa.REAL)):
+            precision = 53 if isinstance(satype, sa.Double) else 24  # DOUBLE is 8 bytes, REAL 4
         return Type("float", precision=precision)
     return Type("numeric", precision=satype.precision, scale=satype.scale)
 
@@ -76,10 +78,11 @@ _CONVERTERS: list[tuple[type, object]] = [
     (sa.String, _string),
     (sa.Integer, _integer),
     (sa.Numeric, _numeric),
+    (sa.Float, _numeric),  # not a Numeric subclass since SQLAlchemy 2.1
     (sa.DateTime, _datetime),
     (sa.Date, lambda t: Type("date")),
     (sa.Time, _time),
-    (sa.Interval, lambda t: Type("interval")),
+    (sa.sql.sqltypes._AbstractInterval, lambda t: Type("interval")),  # sa.Interval, postgresql.INTERVAL
     (sa.ARRAY, _array),
     (sa.JSON, _json),
     (sa.Uuid, lambda t: Type("uuid")),
@@ -90,7 +93,7 @@ _CONVERTERS: list[tuple[type, object]] = [
 
 def from_sa_type(satype: sa.types.TypeEngine) -> Type:
     """The neutral form of a SQLAlchemy type (TypeDecorators by their implementation)."""
-    if isinstance(satype, sat.TypeDecorator):
+    if isinstance(satype, sat.TypeDecorator) and not isinstance(satype, sa.Interval):  # INTERVAL where native
         return from_sa_type(satype.impl_instance)
     for cls, convert in _CONVERTERS:
         if isinstance(satype, cls):

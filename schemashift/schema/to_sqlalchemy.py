@@ -64,7 +64,8 @@ def sa_index(index: Index, table: sa.Table) -> sa.Index:
         kwargs["sqlite_where"] = sa.text(index.where)
     for key, value in index.options:
         kwargs[key] = value
-    return sa.Index(index.name, *elements, unique=index.unique, **kwargs)
+    # `_table` binds indexes made only of expressions, which SQLAlchemy cannot tie to a table itself
+    return sa.Index(index.name, *elements, unique=index.unique, _table=table, **kwargs)
 
 
 def sa_table(

@@ -1,0 +1,202 @@
+"""Reflect a live database into the neutral `Schema`, with a bounded number of queries.
+
+A *reader* fetches one database schema's catalogue in bulk, in SQLAlchemy's
+reflection shapes (`ReflectedColumn`, `ReflectedForeignKeyConstraint` … keyed by
+table name); `reflect` turns that into neutral `Table`s. The number of queries
+never depends on the number of tables:
+
+* PostgreSQL (and any other dialect): the Inspector's ``get_multi_*`` calls, which
+  SQLAlchemy implements with one catalogue query each.
+* SQLite and MySQL/MariaDB: SQLAlchemy's ``get_multi_*`` fall back to queries per
+  table there, so `reflect_sqlite` and `reflect_mysql` read the catalogue in a few
+  bulk queries and hand back the same shapes.
+
+The result is raw: compare it only after ``dialect.normalize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Callable, Collection, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
+
+from ..errors import ExecutionError
+from .model import CheckConstraint, Column, Computed, ForeignKey, Identity, Index, PrimaryKey, Schema, Table
+from .model import UniqueConstraint, qualify
+from .satypes import from_sa_type
+
+#: Prefix of schemashift's own work tables, never reflected.
+INTERNAL_PREFIX = "_schemashift_"
+
+Reflected = dict[str, Any]
+
+
+@dataclass
+class RawSchema:
+    """One database schema's catalogue in SQLAlchemy's reflection shapes, keyed by table name.
+
+    `columns` lists every table; the other mappings may omit tables that have none.
+    """
+
+    columns: dict[str, list[Reflected]] = field(default_factory=dict)
+    primary_keys: dict[str, Reflected] = field(default_factory=dict)
+    foreign_keys: dict[str, list[Reflected]] = field(default_factory=dict)
+    indexes: dict[str, list[Reflected]] = field(default_factory=dict)
+    uniques: dict[str, list[Reflected]] = field(default_factory=dict)
+    checks: dict[str, list[Reflected]] = field(default_factory=dict)
+    comments: dict[str, str | None] = field(default_factory=dict)
+
+
+Reader = Callable[[sa.Connection, "str | None"], RawSchema]
+
+#: SQLAlchemy dialect name -> "module:function" of its bulk reader (others use the Inspector).
+READERS: dict[str, str] = {
+    "sqlite": "schemashift.schema.reflect_sqlite:read",
+    "mysql": "schemashift.schema.reflect_mysql:read",
+    "mariadb": "schemashift.schema.reflect_mysql:read",
+}
+
+
+def reflect(
+    connection: sa.Connection,
+    *,
+    schemas: list[str | None] | None = None,
+    exclude: Collection[str] = frozenset(),
+) -> Schema:
+    """The neutral schema of every table in `schemas` (default: the default schema).
+
+    Tables named in `exclude` (by name or ``schema.name``) and tables whose name
+    starts with ``_schemashift_`` are left out. Database errors become
+    `ExecutionError` with a one-line message.
+    """
+    default_schema = connection.dialect.default_schema_name
+    reader = _reader(connection.dialect.name)
+    tables: list[Table] = []
+    for schema in schemas or [None]:
+        key_schema = None if schema == default_schema else schema
+        try:
+            raw = reader(connection, schema)
+        except sa.exc.DBAPIError as exc:
+            where = f" schema {schema!r}" if schema else ""
+            raise ExecutionError(f"could not read the database{where}: {_first_line(exc)}") from exc
+        for name in raw.columns:
+            if name.startswith(INTERNAL_PREFIX) or name in exclude or qualify(name, key_schema) in exclude:
+                continue
+            tables.append(_table(raw, name, key_schema, default_schema))
+    return Schema.of(tables)
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _reader(dialect_name: str) -> Reader:
+    target = READERS.get(dialect_name)
+    if target is None:
+        return read_with_inspector
+    module, function = target.split(":")
+    return getattr(import_module(module), function)  # type: ignore[no-any-return]
+
+
+def read_with_inspector(connection: sa.Connection, schema: str | None) -> RawSchema:
+    """A schema's catalogue through the Inspector's bulk ``get_multi_*`` calls."""
+    inspector = sa.inspect(connection)
+    kwargs = {"schema": schema, "kind": ObjectKind.TABLE, "scope": ObjectScope.DEFAULT}
+
+    def multi(method: str) -> dict[str, Any]:
+        try:
+            found = getattr(inspector, method)(**kwargs)
+        except NotImplementedError:
+            return {}
+        return {name: value for (_, name), value in found.items()}
+
+    comments = multi("get_multi_table_comment")
+    return RawSchema(
+        columns=multi("get_multi_columns"),
+        primary_keys=multi("get_multi_pk_constraint"),
+        foreign_keys=multi("get_multi_foreign_keys"),
+        indexes=multi("get_multi_indexes"),
+        uniques=multi("get_multi_unique_constraints"),
+        checks=multi("get_multi_check_constraints"),
+        comments={name: (value or {}).get("text") for name, value in comments.items()},
+    )
+
+
+# -- SQLAlchemy reflection shapes -> neutral model ------------------------------
+
+
+def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | None) -> Table:
+    pk = raw.primary_keys.get(name) or {}
+    pk_columns = tuple(pk.get("constrained_columns") or ())
+    return Table(
+        name=name,
+        columns=tuple(_column(c) for c in raw.columns[name]),
+        primary_key=PrimaryKey(pk_columns, pk.get("name") or None) if pk_columns else None,
+        indexes=tuple(_index(i) for i in raw.indexes.get(name, ()) if not i.get("duplicates_constraint")),
+        uniques=tuple(
+            UniqueConstraint(tuple(u["column_names"]), u.get("name") or None) for u in raw.uniques.get(name, ())
+        ),
+        foreign_keys=tuple(_foreign_key(fk, default_schema) for fk in raw.foreign_keys.get(name, ())),
+        checks=tuple(CheckConstraint(str(c["sqltext"]), c.get("name") or None) for c in raw.checks.get(name, ())),
+        schema=schema,
+        comment=raw.comments.get(name) or None,
+    )
+
+
+def _column(column: Reflected) -> Column:
+    computed = column.get("computed")
+    identity = column.get("identity")
+    default = column.get("default")
+    return Column(
+        name=column["name"],
+        type=from_sa_type(column["type"]),
+        nullable=bool(column.get("nullable", True)),
+        default=None if default is None else str(default),
+        autoincrement=column.get("autoincrement") is True,
+        comment=column.get("comment") or None,
+        computed=Computed(str(computed["sqltext"]), computed.get("persisted")) if computed else None,
+        identity=(
+            Identity(bool(identity.get("always")), identity.get("start"), identity.get("increment"))
+            if identity
+            else None
+        ),
+    )
+
+
+def _index(index: Reflected) -> Index:
+    names: list[str | None] = list(index.get("column_names") or ())
+    elements: Iterable[str] = index.get("expressions") or [None] * len(names)
+    expressions = tuple(str(expr) for name, expr in zip(names, elements) if name is None and expr is not None)
+    options = index.get("dialect_options") or {}
+    where = options.get("postgresql_where") or options.get("sqlite_where")
+    return Index(
+        name=str(index["name"]),
+        columns=tuple(name for name in names if name is not None),
+        unique=bool(index.get("unique")),
+        expressions=expressions,
+        where=None if where is None else str(where),
+    )
+
+
+def _foreign_key(fk: Reflected, default_schema: str | None) -> ForeignKey:
+    options = fk.get("options") or {}
+    ref_schema = fk.get("referred_schema")
+    return ForeignKey(
+        columns=tuple(fk["constrained_columns"]),
+        ref_table=fk["referred_table"],
+        ref_columns=tuple(fk["referred_columns"]),
+        name=fk.get("name") or None,
+        ref_schema=None if ref_schema == default_schema else ref_schema,
+        ondelete=_upper(options.get("ondelete")),
+        onupdate=_upper(options.get("onupdate")),
+        deferrable=options.get("deferrable"),
+        initially=_upper(options.get("initially")),
+    )
+
+
+def _upper(value: object) -> str | None:
+    return str(value).upper() if value else None

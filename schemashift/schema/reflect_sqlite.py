@@ -1,0 +1,163 @@
+"""Bulk reflection for SQLite: the whole catalogue in five queries, parsed by SQLAlchemy.
+
+SQLAlchemy's SQLite reflection runs PRAGMAs per table (and per index). Here the
+same PRAGMA rows are fetched for all tables at once through the table-valued
+pragma functions (``pragma_table_xinfo(name)`` … joined to ``sqlite_master``),
+then SQLAlchemy's own per-table methods run against a stand-in dialect that
+answers their catalogue reads from those rows — so column types, defaults,
+computed columns, constraint names and FK options are parsed exactly as
+SQLAlchemy parses them, with no further query. Partial-index predicates and the
+elements of expression indexes (which SQLAlchemy skips) are read from the stored
+``CREATE INDEX`` text. Needs SQLite >= 3.26.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from types import FunctionType
+from typing import Any
+
+import sqlalchemy as sa
+
+from .reflect import RawSchema, Reflected
+
+#: Per-table pragmas fetched in bulk, with the order SQLAlchemy expects their rows in.
+_PRAGMAS = {"table_xinfo": "p.cid", "foreign_key_list": "p.id, p.seq", "index_list": "p.seq"}
+_PARTIAL_WHERE = re.compile(r"\)\s*WHERE\s+(?P<predicate>.+)$", re.IGNORECASE | re.DOTALL)
+_QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
+
+Row = tuple[Any, ...]
+
+
+@dataclass
+class _Catalogue:
+    """Everything fetched: CREATE statements by name and PRAGMA rows by (pragma, table or index)."""
+
+    table_sql: dict[str, str] = field(default_factory=dict)
+    index_sql: dict[str, str] = field(default_factory=dict)
+    rows: dict[tuple[str, str], list[Row]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted({name for (pragma, name) in self.rows if pragma == "table_xinfo"})
+
+
+def read(connection: sa.Connection, schema: str | None) -> RawSchema:
+    """The catalogue of the attached database `schema` (``main`` when None)."""
+    catalogue = _fetch(connection, schema or "main")
+    stand_in = _Prefetched(connection.dialect, catalogue)
+    raw = RawSchema()
+    for table in catalogue.tables:
+        expression_indexes = _take_expression_indexes(catalogue, table)  # before SQLAlchemy sees (and skips) them
+        raw.columns[table] = stand_in.get_columns(connection, table, schema)
+        raw.primary_keys[table] = stand_in.get_pk_constraint(connection, table, schema)
+        raw.foreign_keys[table] = stand_in.get_foreign_keys(connection, table, schema)
+        raw.uniques[table] = stand_in.get_unique_constraints(connection, table, schema)
+        raw.checks[table] = stand_in.get_check_constraints(connection, table, schema)
+        indexes = stand_in.get_indexes(connection, table, schema) + expression_indexes
+        for index in indexes:
+            match = _PARTIAL_WHERE.search(catalogue.index_sql.get(index["name"], ""))
+            if match:
+                index.setdefault("dialect_options", {})["sqlite_where"] = match.group("predicate").strip()
+        raw.indexes[table] = indexes
+    return raw
+
+
+def _fetch(connection: sa.Connection, database: str) -> _Catalogue:
+    """Five queries: ``sqlite_master`` and four pragmas joined over every table."""
+    master = f"{connection.dialect.identifier_preparer.quote_identifier(database)}.sqlite_master"
+    tables_only = "m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    params = {"db": database}
+    catalogue = _Catalogue()
+    for kind, name, text in connection.execute(sa.text(f"SELECT m.type, m.name, m.sql FROM {master} AS m")):
+        if kind == "table":
+            catalogue.table_sql[name] = text
+        elif kind == "index" and text:
+            catalogue.index_sql[name] = text
+    for pragma, order in _PRAGMAS.items():
+        query = (
+            f"SELECT m.name, p.* FROM {master} AS m JOIN pragma_{pragma}(m.name, :db) AS p "
+            f"WHERE {tables_only} ORDER BY m.name, {order}"
+        )
+        for row in connection.execute(sa.text(query), params):
+            catalogue.rows[(pragma, row[0])].append(tuple(row)[1:])
+    query = (
+        f"SELECT i.name, p.* FROM {master} AS m JOIN pragma_index_list(m.name, :db) AS i "
+        f"JOIN pragma_index_info(i.name, :db) AS p WHERE {tables_only} ORDER BY i.name, p.seqno"
+    )
+    for row in connection.execute(sa.text(query), params):
+        catalogue.rows[("index_info", row[0])].append(tuple(row)[1:])
+    for table in catalogue.tables:
+        catalogue.rows[("table_info", table)] = catalogue.rows[("table_xinfo", table)]
+        # index_list rows: seq, name, unique, origin, partial. Predicates come from `index_sql`,
+        # so the partial flag is cleared: SQLAlchemy would otherwise query each one.
+        catalogue.rows[("index_list", table)] = [(*r[:4], 0, *r[5:]) for r in catalogue.rows[("index_list", table)]]
+    return catalogue
+
+
+def _take_expression_indexes(catalogue: _Catalogue, table: str) -> list[Reflected]:
+    """Remove the expression indexes of `table` from the pragma rows and return them reflected."""
+    plain: list[Row] = []
+    found: list[Reflected] = []
+    for row in catalogue.rows[("index_list", table)]:
+        name = row[1]
+        names = [info[2] for info in catalogue.rows.get(("index_info", name), ())]
+        elements = _index_elements(catalogue.index_sql.get(name, ""))
+        if None not in names or len(elements) != len(names):
+            plain.append(row)
+            continue
+        found.append(
+            {"name": name, "unique": bool(row[2]), "column_names": names, "expressions": elements, "dialect_options": {}}
+        )
+    catalogue.rows[("index_list", table)] = plain
+    return found
+
+
+def _index_elements(sql: str) -> list[str]:
+    """The comma-separated elements inside the first parentheses of a ``CREATE INDEX`` statement."""
+    elements: list[str] = []
+    depth, start, quote = 0, 0, ""
+    for position, char in enumerate(sql):
+        if quote:
+            quote = "" if char == _QUOTES[quote] else quote
+        elif char in _QUOTES:
+            quote = char
+        elif char == "(":
+            depth += 1
+            start = position + 1 if depth == 1 else start
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return elements + [sql[start:position].strip()]
+        elif char == "," and depth == 1:
+            elements.append(sql[start:position].strip())
+            start = position + 1
+    return []
+
+
+class _Prefetched:
+    """Stands in for the SQLite dialect: its methods run unchanged, catalogue reads hit prefetched rows.
+
+    Methods of the real dialect's class are bound to this object, so their calls to
+    ``self._get_table_sql`` / ``self._get_table_pragma`` land here; every other
+    attribute comes from the real dialect.
+    """
+
+    def __init__(self, dialect: sa.engine.Dialect, catalogue: _Catalogue) -> None:
+        self._dialect = dialect
+        self._catalogue = catalogue
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = inspect.getattr_static(type(self._dialect), name, None)
+        if isinstance(attribute, FunctionType):
+            return attribute.__get__(self)
+        return getattr(self._dialect, name)
+
+    def _get_table_sql(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return self._catalogue.table_sql.get(table_name)
+
+    def _get_table_pragma(self, connection: sa.Connection, pragma: str, table_name: str, schema: str | None = None) -> Any:
+        return list(self._catalogue.rows.get((pragma, table_name), ()))
