@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
+from . import backups
 from . import config as config_module
 from .dialects import get_dialect
 from .dialects.base import Dialect
@@ -245,7 +246,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
              allow_data_loss: bool, out: Output) -> None:
     history = project.history()
     if sql:
-        _print_sql(project, history, target, direction, out)
+        _print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
         return
     with project.connect() as connection:
         dialect = get_dialect(connection.dialect.name)
@@ -253,12 +254,14 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         if dry_run:
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
-            for line in plan.lines():
+            plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
+            for line in plan.lines() + backups.rows_at_risk(connection, plan):
                 out(line)
             return
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
+            plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
                 return
@@ -283,7 +286,8 @@ def _plan(history: History, dialect: Dialect, current: str | None, target: str, 
     return plan
 
 
-def _print_sql(project: Project, history: History, target: str, direction: str, out: Output) -> None:
+def _print_sql(project: Project, history: History, target: str, direction: str, out: Output, *,
+               allow_data_loss: bool = False) -> None:
     from .offline import offline_script
 
     with project.connect() as connection:
@@ -291,6 +295,7 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
         recorder = project.recorder(connection)
         current = _checked_current(recorder, history)
         plan = _plan(history, dialect, current, target, direction)
+        plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
         out(offline_script(plan, recorder))
 
 
@@ -628,6 +633,23 @@ def rebase(project: Project, *, out: Output = _print) -> None:
         out(f"Note: {migration.path.name} was edited (new parent). A database that already applied "
             f"{migration.revision} needs `schemashift verify --accept`, and lacks "
             f"{', '.join(m.path.name for m in skipped)}, which `upgrade` will not apply there.")
+
+
+def backups_list(project: Project) -> list[dict[str, Any]]:
+    """Every backup of dropped or narrowed data, oldest first (see `schemashift.backups`)."""
+    return backups.list_backups(project)
+
+
+def backups_prune(project: Project, older_than: str, out: Output = _print) -> int:
+    """Drop backups older than `older_than` (``30d``, ``12h``, ``90m``, ``1w``); returns how many."""
+    return backups.prune(project, older_than, out)
+
+
+def test_migrations(project: Project, *, out: Output = _print) -> bool:
+    """The stairway check: upgrade, downgrade and upgrade again each revision (see `schemashift.stairway`)."""
+    from .stairway import test_migrations as _test_migrations
+
+    return _test_migrations(project, out=out)
 
 
 __all__ = [

@@ -13,12 +13,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from schemashift import ops
 from schemashift.dialects import get_dialect
 from schemashift.schema import normalize as norm
 from schemashift.schema.from_sqlalchemy import from_metadata
 from schemashift.schema.model import Schema, Table
 from schemashift.schema.reflect import reflect
 from schemashift.schema.types import Type
+
+pytestmark = pytest.mark.filterwarnings("ignore:Computed column .* STORED:sqlalchemy.exc.SAWarning")
 
 # -- helpers -------------------------------------------------------------------
 
@@ -59,7 +62,7 @@ def only(schema: Schema, prefix: str) -> Schema:
 
 
 def assert_reflects_as_models(conn: sa.Connection, metadata: sa.MetaData, prefix: str, **kwargs: object) -> None:
-    """Create nothing; reflect `conn` and compare the `prefix` tables with `metadata`, both normalised."""
+    """Reflect `conn` and compare its `prefix` tables with `metadata`, both normalised."""
     dialect = get_dialect(conn.dialect.name)
     live = dialect.normalize(only(reflect(conn, **kwargs), prefix))  # type: ignore[arg-type]
     models = dialect.normalize(from_metadata(metadata))
@@ -181,6 +184,27 @@ def test_database_created_from_models_reflects_equal(engine: sa.Engine, backend:
     p = "rt_"
     metadata = build_metadata(backend, p)
     _create(engine, metadata, backend, p)
+    schemas: list[str | None] = [None, f"{p}extra"] if backend == "postgresql" else [None]
+    with engine.connect() as conn:
+        assert_reflects_as_models(conn, metadata, p, schemas=schemas)
+
+
+def test_database_built_by_migration_sql_reflects_equal(engine: sa.Engine, backend: str) -> None:
+    """The same models, created through the dialect's compiled CreateTable statements instead."""
+    p = "mg_"
+    metadata = build_metadata(backend, p)
+    models = from_metadata(metadata)
+    dialect = get_dialect(backend)
+    before = Schema()
+    with engine.begin() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql(f"CREATE SCHEMA {p}extra")
+        for sa_table in metadata.sorted_tables:
+            operation = ops.CreateTable(models.table(sa_table.key))
+            after = operation.apply(before)
+            for statement in dialect.compile(operation, before, after):
+                conn.exec_driver_sql(statement)
+            before = after
     schemas: list[str | None] = [None, f"{p}extra"] if backend == "postgresql" else [None]
     with engine.connect() as conn:
         assert_reflects_as_models(conn, metadata, p, schemas=schemas)

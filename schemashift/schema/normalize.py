@@ -67,7 +67,7 @@ _TOKEN = re.compile(
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 #: Words that may follow the first word of a multi-word type name in a cast.
 _TYPE_WORDS = {"varying", "precision", "without", "with", "time", "zone"}
-_NUMERIC_CASTS = {"integer", "int", "int2", "int4", "int8", "bigint", "smallint", "numeric", "decimal", "real", "double"}
+_NUMERIC_CASTS = {"smallint", "integer", "bigint", "int2", "int4", "int8", "numeric", "decimal", "real", "double"}
 _OPERATOR_SYNONYMS = {"!=": "<>", "==": "="}
 _NOW = {"now", "current_timestamp", "localtimestamp", "transaction_timestamp"}
 _NO_SYNONYMS: Mapping[str, str] = MappingProxyType({})
@@ -165,7 +165,7 @@ def _unwrap_atoms(tokens: list[Token]) -> list[Token]:
 def _merge_signs(tokens: list[Token]) -> list[Token]:
     """Join a unary minus or plus to the number after it (``- 1`` -> ``-1``)."""
     result: list[Token] = []
-    for index, (kind, text) in enumerate(tokens):
+    for kind, text in tokens:
         previous = result[-1] if result else None
         signed = previous is not None and previous[1] in ("-", "+") and kind == "number"
         if signed and (len(result) == 1 or (result[-2][0] == "op" and result[-2][1] != ")")):
@@ -190,7 +190,9 @@ def _word(kind: str, text: str, *, case_sensitive_quotes: bool, synonyms: Mappin
     return text
 
 
-def render_tokens(tokens: Iterable[Token], *, case_sensitive_quotes: bool = True, synonyms: Mapping[str, str] = _NO_SYNONYMS) -> str:
+def render_tokens(
+    tokens: Iterable[Token], *, case_sensitive_quotes: bool = True, synonyms: Mapping[str, str] = _NO_SYNONYMS
+) -> str:
     """Join tokens with canonical spacing: none around ``( ) , .``, one space elsewhere."""
     out: list[str] = []
     previous = ""
@@ -251,7 +253,9 @@ def _temporal(kind: str, value: str) -> str | None:
     return parsed.isoformat()
 
 
-def canonical_default(sql: str | None, typ: Type, *, casts: bool = False, synonyms: Mapping[str, str] = _NO_SYNONYMS) -> str | None:
+def canonical_default(
+    sql: str | None, typ: Type, *, casts: bool = False, synonyms: Mapping[str, str] = _NO_SYNONYMS
+) -> str | None:
     """Comparable text of a server default for a column of type `typ` (None for no default or NULL)."""
     if sql is None:
         return None

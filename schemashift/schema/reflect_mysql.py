@@ -78,13 +78,11 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
         collations[table] = collation
         raw.comments[table] = comment or None
 
-    checks = _read_checks(connection, params, raw)
-    quote = dialect.identifier_preparer.quote_identifier
-    parser = dialect._tabledef_parser  # type: ignore[attr-defined]
+    json_columns = _read_checks(connection, params, raw)
     for row in connection.execute(sa.text(_COLUMNS), params):
         if row.TABLE_NAME in raw.columns:
-            column = _column(row, parser, quote, collations[row.TABLE_NAME], bool(dialect.is_mariadb))  # type: ignore[attr-defined]
-            if (row.TABLE_NAME, row.COLUMN_NAME) in checks.json_columns:
+            column = _column(row, dialect, collations[row.TABLE_NAME])
+            if (row.TABLE_NAME, row.COLUMN_NAME) in json_columns:
                 column["type"] = sa.JSON()
             raw.columns[row.TABLE_NAME].append(column)
 
@@ -93,13 +91,13 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
     return raw
 
 
-def _column(row: Any, parser: Any, quote: Any, table_collation: str | None, mariadb: bool) -> Reflected:
+def _column(row: Any, dialect: Any, table_collation: str | None) -> Reflected:
     """One column in SQLAlchemy's shape; its type parsed by SQLAlchemy's MySQL parser."""
-    line = f"  {quote(row.COLUMN_NAME)} {row.COLUMN_TYPE}"
+    line = f"  {dialect.identifier_preparer.quote_identifier(row.COLUMN_NAME)} {row.COLUMN_TYPE}"
     if row.COLLATION_NAME and row.COLLATION_NAME != table_collation:
         line += f" CHARACTER SET {row.CHARACTER_SET_NAME} COLLATE {row.COLLATION_NAME}"
     state = ReflectedState()
-    parser._parse_column(line, state)
+    dialect._tabledef_parser._parse_column(line, state)
     satype = state.columns[0]["type"] if state.columns else sa.types.NULLTYPE
     if isinstance(satype, mysql.TINYINT) and satype.display_width == 1:
         satype = sa.Boolean()
@@ -108,13 +106,14 @@ def _column(row: Any, parser: Any, quote: Any, table_collation: str | None, mari
         "name": row.COLUMN_NAME,
         "type": satype,
         "nullable": row.IS_NULLABLE == "YES",
-        "default": _default(row.COLUMN_DEFAULT, extra, mariadb),
+        "default": _default(row.COLUMN_DEFAULT, extra, bool(dialect.is_mariadb)),
         "autoincrement": "AUTO_INCREMENT" in extra,
         "comment": row.COLUMN_COMMENT or None,
     }
     if "GENERATED" in extra and "DEFAULT_GENERATED" not in extra and row.GENERATION_EXPRESSION:
         column["default"] = None
-        column["computed"] = {"sqltext": row.GENERATION_EXPRESSION, "persisted": "STORED" in extra or "PERSISTENT" in extra}
+        persisted = "STORED" in extra or "PERSISTENT" in extra
+        column["computed"] = {"sqltext": row.GENERATION_EXPRESSION, "persisted": persisted}
     return column
 
 
@@ -129,33 +128,23 @@ def _default(value: str | None, extra: str, mariadb: bool) -> str | None:
     return "'" + value.replace("'", "''") + "'"
 
 
-class _Checks:
-    """Columns MariaDB marks as JSON through a column-level ``json_valid`` check."""
-
-    def __init__(self) -> None:
-        self.json_columns: set[tuple[str, str]] = set()
-
-
-def _read_checks(connection: sa.Connection, params: dict[str, Any], raw: RawSchema) -> _Checks:
-    found = _Checks()
+def _read_checks(connection: sa.Connection, params: dict[str, Any], raw: RawSchema) -> set[tuple[str, str]]:
+    """Fill `raw.checks`; return the (table, column) pairs MariaDB marks as JSON with ``json_valid``."""
     dialect = connection.dialect
     version = dialect.server_version_info or ()
-    if dialect.is_mariadb:  # type: ignore[attr-defined]
-        if version < (10, 2, 22):
-            return found
-        query = _CHECKS_MARIADB
-    elif version < (8, 0, 16):
-        return found
-    else:
-        query = _CHECKS_MYSQL
-    for table, name, level, clause in connection.execute(sa.text(query), params):
+    mariadb = bool(dialect.is_mariadb)  # type: ignore[attr-defined]
+    if version < ((10, 2, 22) if mariadb else (8, 0, 16)):  # no CHECK_CONSTRAINTS table before
+        return set()
+    json_columns: set[tuple[str, str]] = set()
+    query = sa.text(_CHECKS_MARIADB if mariadb else _CHECKS_MYSQL)
+    for table, name, level, clause in connection.execute(query, params):
         if table not in raw.columns:
             continue
         if level == "Column" and clause.replace(" ", "").lower() == f"json_valid(`{name}`)".lower():
-            found.json_columns.add((table, name))
+            json_columns.add((table, name))
             continue
         raw.checks.setdefault(table, []).append({"name": name, "sqltext": clause})
-    return found
+    return json_columns
 
 
 def _read_indexes(connection: sa.Connection, params: dict[str, Any], raw: RawSchema) -> None:

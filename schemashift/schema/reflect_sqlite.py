@@ -27,6 +27,7 @@ from .reflect import RawSchema, Reflected
 #: Per-table pragmas fetched in bulk, with the order SQLAlchemy expects their rows in.
 _PRAGMAS = {"table_xinfo": "p.cid", "foreign_key_list": "p.id, p.seq", "index_list": "p.seq"}
 _PARTIAL_WHERE = re.compile(r"\)\s*WHERE\s+(?P<predicate>.+)$", re.IGNORECASE | re.DOTALL)
+_GENERATED = re.compile(r"\bAS\s*\(", re.IGNORECASE)
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
 Row = tuple[Any, ...]
@@ -42,6 +43,7 @@ class _Catalogue:
 
     @property
     def tables(self) -> list[str]:
+        """Names of the tables, sorted."""
         return sorted({name for (pragma, name) in self.rows if pragma == "table_xinfo"})
 
 
@@ -52,7 +54,7 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
     raw = RawSchema()
     for table in catalogue.tables:
         expression_indexes = _take_expression_indexes(catalogue, table)  # before SQLAlchemy sees (and skips) them
-        raw.columns[table] = stand_in.get_columns(connection, table, schema)
+        raw.columns[table] = _with_generated(stand_in.get_columns(connection, table, schema), catalogue, table)
         raw.primary_keys[table] = stand_in.get_pk_constraint(connection, table, schema)
         raw.foreign_keys[table] = stand_in.get_foreign_keys(connection, table, schema)
         raw.uniques[table] = stand_in.get_unique_constraints(connection, table, schema)
@@ -64,6 +66,20 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
                 index.setdefault("dialect_options", {})["sqlite_where"] = match.group("predicate").strip()
         raw.indexes[table] = indexes
     return raw
+
+
+def _with_generated(columns: list[Reflected], catalogue: _Catalogue, table: str) -> list[Reflected]:
+    """Generated-column expressions re-read with balanced parentheses.
+
+    SQLAlchemy's pattern needs one column per line and misreads a CREATE TABLE
+    written on a single line.
+    """
+    if any("computed" in column for column in columns):
+        expressions = _generated_expressions(catalogue.table_sql.get(table) or "")
+        for column in columns:
+            if "computed" in column and column["name"].lower() in expressions:
+                column["computed"]["sqltext"] = expressions[column["name"].lower()]
+    return columns
 
 
 def _fetch(connection: sa.Connection, database: str) -> _Catalogue:
@@ -105,19 +121,17 @@ def _take_expression_indexes(catalogue: _Catalogue, table: str) -> list[Reflecte
     for row in catalogue.rows[("index_list", table)]:
         name = row[1]
         names = [info[2] for info in catalogue.rows.get(("index_info", name), ())]
-        elements = _index_elements(catalogue.index_sql.get(name, ""))
+        elements = _paren_elements(catalogue.index_sql.get(name, ""))
         if None not in names or len(elements) != len(names):
             plain.append(row)
             continue
-        found.append(
-            {"name": name, "unique": bool(row[2]), "column_names": names, "expressions": elements, "dialect_options": {}}
-        )
+        found.append({"name": name, "unique": bool(row[2]), "column_names": names, "expressions": elements})
     catalogue.rows[("index_list", table)] = plain
     return found
 
 
-def _index_elements(sql: str) -> list[str]:
-    """The comma-separated elements inside the first parentheses of a ``CREATE INDEX`` statement."""
+def _paren_elements(sql: str) -> list[str]:
+    """The top-level comma-separated elements inside the first parentheses of `sql` (``[]`` if none)."""
     elements: list[str] = []
     depth, start, quote = 0, 0, ""
     for position, char in enumerate(sql):
@@ -136,6 +150,20 @@ def _index_elements(sql: str) -> list[str]:
             elements.append(sql[start:position].strip())
             start = position + 1
     return []
+
+
+def _generated_expressions(table_sql: str) -> dict[str, str]:
+    """Column name (lower case) -> expression of each ``AS (expr)`` generated column in a CREATE TABLE."""
+    found: dict[str, str] = {}
+    for element in _paren_elements(table_sql):
+        match = _GENERATED.search(element)
+        if match is None:
+            continue
+        name = element.split(None, 1)[0].strip("\"`[]'")
+        expression = _paren_elements(element[match.end() - 1 :])
+        if len(expression) >= 1:
+            found[name.lower()] = ", ".join(expression)
+    return found
 
 
 class _Prefetched:
@@ -159,5 +187,5 @@ class _Prefetched:
     def _get_table_sql(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         return self._catalogue.table_sql.get(table_name)
 
-    def _get_table_pragma(self, connection: sa.Connection, pragma: str, table_name: str, schema: str | None = None) -> Any:
+    def _get_table_pragma(self, connection: sa.Connection, pragma: str, table_name: str, schema: Any = None) -> Any:
         return list(self._catalogue.rows.get((pragma, table_name), ()))
