@@ -139,6 +139,10 @@ class History:
 
     folder: Path
     chain: list[Migration] = field(default_factory=list)
+    _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._positions = {migration.revision: position for position, migration in enumerate(self.chain)}
 
     @classmethod
     def load(cls, folder: Path | str) -> History:
@@ -164,10 +168,8 @@ class History:
 
     def get(self, revision: str) -> Migration | None:
         """The migration with the full id `revision`, or None."""
-        for migration in self.chain:
-            if migration.revision == revision:
-                return migration
-        return None
+        position = self._positions.get(revision)
+        return None if position is None else self.chain[position]
 
     def __getitem__(self, revision: str) -> Migration:
         found = self.get(revision)
@@ -176,7 +178,7 @@ class History:
         return found
 
     def __contains__(self, revision: object) -> bool:
-        return any(migration.revision == revision for migration in self.chain)
+        return revision in self._positions
 
     def __iter__(self) -> Iterator[Migration]:
         return iter(self.chain)
@@ -188,9 +190,9 @@ class History:
         """Position of `revision` in the chain; base (None) is -1."""
         if revision is None:
             return -1
-        for position, migration in enumerate(self.chain):
-            if migration.revision == revision:
-                return position
+        position = self._positions.get(revision)
+        if position is not None:
+            return position
         raise RevisionError(
             f"revision {revision!r} is not in the migrations folder {self.folder}",
             hint="was its file deleted or renamed, or is the database ahead of this code?",
