@@ -326,10 +326,18 @@ def _error(kind: str, exc: BaseException, debug: bool) -> None:
         sys.stderr.write(mask_secrets("".join(traceback.format_exception(exc))))
     if kind == "error":
         message = str(exc)
+    elif kind == "database error":
+        message = str(getattr(exc, "orig", None) or exc)
     else:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     one_line = " ".join(part.strip() for part in mask_secrets(message).splitlines() if part.strip())
     print(f"{PROG}: {kind}: {one_line}", file=sys.stderr, flush=True)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """True for an error the database raised (permissions, locks, a server gone away)."""
+    sqlalchemy = sys.modules.get("sqlalchemy")
+    return sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.DBAPIError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -356,5 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, SchemashiftError):
             _error("error", exc, debug)
             return exc.exit_code
+        if _is_database_error(exc):
+            _error("database error", exc, debug)
+            return EXIT_USAGE
         _error("internal error", exc, debug)
         return EXIT_INTERNAL

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from .errors import mask_secrets
+from .errors import DatabaseStateError, mask_secrets
 
 APPLIED, RUNNING, FAILED = "applied", "running", "failed"
 
@@ -103,9 +103,11 @@ class Recorder:
         return sa.inspect(self.connection).has_table(self.name, schema=self.schema)
 
     def ensure(self) -> None:
-        """Create the tables if they are missing (committed at once)."""
+        """Create the tables if they are missing (committed at once); refuse a foreign table of that name."""
         if self.exists() and sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
             return
+        if self.exists():
+            self.applied()
         self.version.metadata.create_all(self.connection, checkfirst=True)
         self.connection.commit()
 
@@ -113,10 +115,22 @@ class Recorder:
         """Every row of the version table by revision (empty when the table is missing)."""
         if not self.exists():
             return {}
-        rows = self.connection.execute(sa.select(self.version)).mappings().all()
+        try:
+            rows = self.connection.execute(sa.select(self.version)).mappings().all()
+        except sa.exc.DBAPIError as exc:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            reason = " ".join(str(exc.orig).split())[:200]
+            raise DatabaseStateError(
+                f"the table {self.name!r} is not a schemashift version table or is damaged ({reason}); "
+                "if another tool owns it, set `version_table` to another name for this environment"
+            ) from None
         if self.connection.in_transaction() and not self.connection.in_nested_transaction():
             self.connection.commit()
-        return {row["revision"]: _row(row) for row in rows}
+        try:
+            return {row["revision"]: _row(row) for row in rows}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatabaseStateError(f"the version table {self.name!r} holds an unreadable row ({exc})") from None
 
     # -- writes inside the caller's transaction ---------------------------
 
