@@ -2,9 +2,9 @@
 
 `protect` rewrites a `Plan` before anything runs (so ``--dry-run`` and ``--sql``
 show the result). Every operation that may lose stored values, in either
-direction — dropping a column or a table, narrowing a type, removing enum values
-(see `data_loss`) — gets, just before it, statements that copy what it would lose
-into a backup table ``_schemashift_bk_<revision>_<u|d>_<n>`` (``n``: the
+direction (a downgrade drops what its upgrade added) — dropping a column or a
+table, narrowing a type (see `data_loss`) — gets, just before it, statements
+that copy what it would lose into a backup table ``_schemashift_bk_<revision>_<u|d>_<n>`` (``n``: the
 operation's index in its migration file) and record it in the registry table
 ``_schemashift_backups``. When the opposite step later re-creates that column or
 table (the inverse operation), statements right after it put every value back and
@@ -14,8 +14,9 @@ Rules and choices:
 
 * Rows are matched by the primary key, else by a unique key of NOT NULL columns.
   A column change on a table with neither, or a change of a key column itself,
-  cannot be kept: it is refused unless data loss is allowed. A dropped table is
-  kept whole, key or not (it is restored with ``INSERT … SELECT``).
+  cannot be kept: it is refused unless data loss is allowed (so is the downgrade
+  of a column added to such a table). A dropped table is kept whole, key or not
+  (it is restored with ``INSERT … SELECT``, sequences moved past the ids).
 * Only non-NULL values are kept. A re-created NOT NULL column without default is
   added nullable, filled, then made NOT NULL.
 * Removing enum values loses nothing, so needs no backup: a check just before it
@@ -439,9 +440,7 @@ class _Sql:
         condition = source.c[name].is_not(None)
         if isinstance(operation, AlterColumn) and operation.old is not None:
             old, new = operation.old.type, operation.new.type
-            if old.kind == new.kind == "enum":
-                condition = source.c[name].in_(sorted(set(old.values) - set(new.values)))
-            elif old.kind in ("string", "text") and new.kind == "string" and new.length is not None:
+            if old.kind in ("string", "text") and new.kind == "string" and new.length is not None:
                 length = sa.func.length if self.dialect.name == "sqlite" else sa.func.char_length
                 condition = length(source.c[name]) > new.length
         return count.where(condition)
@@ -671,7 +670,7 @@ class _ValuesUnused:
 
     def __call__(self, context: Any) -> None:
         table = sa.table(self.check.table, sa.column(self.check.column), schema=self.check.schema)
-        column = table.c[self.check.column]
+        column = sa.cast(table.c[self.check.column], sa.Text)  # a native enum compares with text only once cast
         query = sa.select(sa.func.count()).select_from(table).where(column.in_(self.check.values))
         used = context.connection.execute(query).scalar() or 0
         if used:

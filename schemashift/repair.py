@@ -73,6 +73,9 @@ def locate(step: Step, done: int, live: Schema | None, dialect: "Dialect") -> Po
     current = next((k for k, (first, end) in enumerate(bounds) if first <= done < end or (first == end == done)), len(bounds))
     if current >= len(bounds) or live is None or step.operations[current].data_only:
         return Position(current, done, [])
+    if states[current] == states[current + 1]:
+        # no schema effect to observe (a backup, a guard): the journal is all we know
+        return Position(current, done, [])
     normal = dialect.normalize
     seen = normal(live)
     first, end = bounds[current]
@@ -102,7 +105,18 @@ def rebuild_step(project: "Project", dialect: "Dialect", row: AppliedRevision) -
     migration = history.get(row.revision)
     states = states_along(history)
     before = states[migration.parent]
-    return up_step(dialect, migration, before) if row.direction == UP else down_step(dialect, migration, before)
+    step = up_step(dialect, migration, before) if row.direction == UP else down_step(dialect, migration, before)
+    return step
+
+
+def protected_step(project: "Project", connection: "sa.Connection", dialect: "Dialect", row: AppliedRevision) -> Step:
+    """The step as it ran: rebuilt, then with the same backup statements `upgrade` added."""
+    from . import backups
+
+    step = rebuild_step(project, dialect, row)
+    kept = backups.recorded(connection, project.env.schema)
+    return backups.protect_step(step, keep=project.env.keep_data, allow_data_loss=True, kept=kept,
+                                registry_schema=project.env.schema)
 
 
 def _reverse_step(step: Step, ops_done: int, dialect: "Dialect", start: Schema) -> Step:
@@ -124,7 +138,7 @@ def run_repair(project: "Project", connection: "sa.Connection", executor: "Execu
     if action not in ACTIONS:
         raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
     dialect = get_dialect(connection.dialect.name)
-    step = rebuild_step(project, dialect, row)
+    step = protected_step(project, connection, dialect, row)
     recorder = executor.recorder
     live = reflect(connection, schemas=_schemas(step, project), exclude={recorder.version.name, recorder.history.name})
     if connection.in_transaction():

@@ -148,7 +148,7 @@ def sqlite_url(directory: Path, name: str) -> str:
 def table_count(url: str) -> int:
     """How many tables an SQLite database holds (0 when the file does not exist)."""
     path = Path(sa.make_url(url).database or "")
-    return int(scalar(url, "SELECT count(*) FROM sqlite_master WHERE type = 'table'")) if path.exists() else 0
+    return int(scalar(url, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_schemashift\\_%' ESCAPE '\\'")) if path.exists() else 0
 
 
 def make_migrations(directory: Path) -> tuple[str, str]:
