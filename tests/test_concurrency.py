@@ -12,6 +12,7 @@ released by one write to a shared pipe, checking their exit codes.
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import subprocess
@@ -35,21 +36,24 @@ from schemashift.scripts import write_migration
 WORKERS = 16
 ROUNDS = int(os.environ.get("SCHEMASHIFT_CONCURRENCY_ROUNDS", "20"))
 RESULT_TIMEOUT = 120.0
+#: On PostgreSQL the index is built with CREATE INDEX CONCURRENTLY, which waits for every other transaction:
+#: the waiting processes must not hold one (the lock is polled, outside any transaction).
+CONCURRENTLY = (("postgresql_concurrently", "true"),)
 
 
 def write_chain(folder: Path) -> list[str]:
     """Four revisions: a table, a column with an index, a rename, a non-idempotent data migration."""
     key = Column("id", Type("integer"), nullable=False, autoincrement=True)
-    first = write_migration(folder, "create item", [
-        CreateTable(Table("item", columns=(key, Column("name", Type("string", length=40))), primary_key=PrimaryKey(("id",)))),
-    ], None)
+    item = Table("item", columns=(key, Column("name", Type("string", length=40))), primary_key=PrimaryKey(("id",)))
+    first = write_migration(folder, "create item", [CreateTable(item)], None)
     second = write_migration(folder, "add price", [
-        AddColumn("item", Column("price", Type("integer"))), CreateIndex("item", Index("ix_item_price", ("price",))),
+        AddColumn("item", Column("price", Type("integer"))),
+        CreateIndex("item", Index("ix_item_price", ("price",), options=CONCURRENTLY)),
     ], first.revision)
     third = write_migration(folder, "rename name", [RenameColumn("item", "name", "title")], second.revision)
-    fourth = write_migration(folder, "seed", [
-        ExecuteSQL("INSERT INTO item (title, price) VALUES ('seeded', 1)", reverse="DELETE FROM item WHERE title = 'seeded'"),
-    ], third.revision)
+    seed = ExecuteSQL("INSERT INTO item (title, price) VALUES ('seeded', 1)",
+                      reverse="DELETE FROM item WHERE title = 'seeded'")
+    fourth = write_migration(folder, "seed", [seed], third.revision)
     return [first.revision, second.revision, third.revision, fourth.revision]
 
 
@@ -161,10 +165,10 @@ def test_sixteen_processes_upgrade_at_once(backend: str, workers: Workers, tmp_p
 
 
 _CLI_WORKER = """
-import sys
+import os, sys
 from schemashift import api, cli, executor, versions  # imported before the barrier
 sys.stdout.write("ready\\n"); sys.stdout.flush()
-sys.stdin.buffer.read(1)  # the barrier: one write from the test releases every process
+os.read(0, 1)  # the barrier: one write of WORKERS bytes from the test releases every process
 sys.exit(cli.main(["upgrade", "--yes"]))
 """
 
@@ -199,3 +203,15 @@ def test_sixteen_cli_processes_exit_zero(backend: str, tmp_path: Path) -> None:
         check_exactly_once(url, config, revisions)
     finally:
         drop_database(backend, name)
+
+
+@pytest.mark.parametrize("name", ["fastapi_app.py", "flask_app.py"])
+def test_startup_examples_call_upgrade(name: str) -> None:
+    """The documented start-up examples compile and call `schemashift.upgrade` (without importing their frameworks)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "startup" / name
+    tree = ast.parse(path.read_text(), filename=str(path))
+    compile(tree, str(path), "exec")
+    uses = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "upgrade"
+            and isinstance(node.value, ast.Name) and node.value.id == "schemashift"]
+    assert uses, f"{name} does not call schemashift.upgrade"
+    assert ast.get_docstring(tree), f"{name} needs a module docstring"
