@@ -28,6 +28,7 @@ from .errors import (
     mask_secrets,
     remember_secret,
 )
+from .cache import schema_names_through, state_at
 from .ops import Operation
 from .plan import DOWN, UP, Plan, build_plan, states_along
 from .schema.model import Schema
@@ -55,9 +56,11 @@ class Project:
     # -- migrations and models --------------------------------------------
 
     def history(self) -> History:
-        """The migration files, loaded once."""
+        """The migration files, loaded once (unchanged files import lazily; see `schemashift.manifest`)."""
         if self._history is None:
-            self._history = History.load(self.config.migrations_dir)
+            from .manifest import load_history
+
+            self._history = load_history(self.config.migrations_dir, self.config.root, create_manifest=True)
         return self._history
 
     def models(self) -> list[sa.MetaData]:
@@ -113,6 +116,9 @@ def open_project(config_path: "str | Path | config_module.Config | None" = None,
     resolved = url or env_config.url
     if bind is not None and not isinstance(bind, (sa.Engine, sa.Connection)):
         raise ConfigError(f"bind must be an SQLAlchemy Engine, Connection or URL string, not {type(bind).__name__}")
+    if bind is not None:  # mask the caller's password too, wherever a message or log might quote it
+        password = bind.engine.url.password
+        remember_secret(password if isinstance(password, str) else None)
     return Project(config, env_config, resolved, bind)
 
 
@@ -243,8 +249,13 @@ def _context(project: Project, connection: sa.Connection):  # type: ignore[no-un
 
 
 def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
-             allow_data_loss: bool, out: Output) -> None:
+             allow_data_loss: bool, out: Output, from_revision: str | None = None) -> None:
     history = project.history()
+    if from_revision is not None:
+        if not sql:
+            raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
+        _print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss)
+        return
     if sql:
         _print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
         return
@@ -271,6 +282,8 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             from .executor import Executor
 
             Executor(connection, recorder, _context(project, connection), out).run(plan)
+            if plan.target is not None:
+                _remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
 
 
@@ -299,24 +312,58 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
         out(offline_script(plan, recorder))
 
 
+def _print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
+                   allow_data_loss: bool = False) -> None:
+    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
+    from .offline import offline_script
+
+    dialect = get_dialect(_backend_name(project))
+    current = history.resolve(start)
+    plan = _plan(history, dialect, current, target, direction)
+    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow_data_loss or project.env.allow_data_loss,
+                           kept={}, registry_schema=project.env.schema)
+    recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type] - tables only
+    out(offline_script(plan, recorder, create_version_table=current is None))
+
+
+def _backend_name(project: Project) -> str:
+    """The database kind of the project's bind or URL, without connecting."""
+    if isinstance(project.bind, (sa.Engine, sa.Connection)):
+        return project.bind.dialect.name
+    if not project.url:
+        raise ConfigError("no database URL: set `url` for this environment or pass --url (it names the SQL dialect)")
+    try:
+        return sa.make_url(project.url).get_backend_name()
+    except Exception:  # noqa: BLE001 - sa raises several kinds for bad URLs
+        raise ConfigError(f"invalid database URL {mask_secrets(project.url)!r}") from None
+
+
 def upgrade(project: Project, target: str = "head", *, sql: bool = False, dry_run: bool = False, yes: bool = False,
-            allow_data_loss: bool = False, out: Output = _print) -> None:
-    """Upgrade the database to `target` (default head), under the migration lock."""
-    _migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out)
+            allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None) -> None:
+    """Upgrade the database to `target` (default head), under the migration lock.
+
+    With `sql` and `from_revision` (a revision, or ``base``) the SQL is printed for
+    a database at that revision, without connecting.
+    """
+    _migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
+             from_revision=from_revision)
 
 
 def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool = False, yes: bool = False,
-              allow_data_loss: bool = False, out: Output = _print) -> None:
+              allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None) -> None:
     """Downgrade the database to `target` (``-N``, a revision or prefix, or ``base``)."""
-    _migrate(project, target, DOWN, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out)
+    _migrate(project, target, DOWN, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
+             from_revision=from_revision)
 
 
 # -- generate / check ---------------------------------------------------------
 
 
 def head_schema(history: History) -> Schema:
-    """The schema the migrations produce at head, with no database."""
-    return states_along(history)[history.head]
+    """The schema the migrations produce at head, with no database (cached: `schemashift.cache`)."""
+    from .cache import state_at
+
+    return state_at(history, history.head)
 
 
 def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_columns: list[tuple[str, str, str]],
@@ -446,15 +493,25 @@ def status(project: Project) -> StatusReport:
             problems.insert(0, partial)
         current = current_revision(applied, history)
         pending = [m.revision for m in history.upgrade_path(current, history.head)] if not partial else []
-        differences = _live_differences(project, connection, states_along(history)[current]) if not partial else []
+        expected = state_at(history, current)
+        differences = _live_differences(project, connection, expected) if not partial else []
+        if current is not None and current == history.head and not differences and not problems:
+            _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
                         None if partial else not differences, differences)
 
 
 def _live_schemas(project: Project, expected: Schema) -> list[str | None]:
-    """The schemas to reflect: the default one (the env's `schema`, via search_path) and the models' others."""
-    named = {t.schema for t in expected.tables.values()} - {project.env.schema, None}
-    return [None, *sorted(named)]
+    """The schemas to reflect: the default one (the env's `schema`, via search_path) and every other one
+    the expected schema or any revision of the migrations puts tables or sequences in (so that what a
+    removed schema still holds shows up)."""
+    named = set(expected.schema_names)
+    try:
+        history = project.history()
+        named |= schema_names_through(history, history.head)
+    except SchemashiftError:
+        pass  # unreadable migrations: the expected schema alone decides
+    return [None, *sorted(named - {project.env.schema, None})]
 
 
 def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
@@ -468,6 +525,40 @@ def _live_differences(project: Project, connection: sa.Connection, expected: Sch
         connection.commit()
     operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
     return [op.describe() for op in operations]
+
+
+def _remember_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
+                          check: bool) -> None:
+    """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
+
+    With `check` the real drift check runs first (the caller has not). The fast
+    `status` (`schemashift.fast`) trusts a matching fingerprint instead of
+    reflecting. Best effort: any failure only leaves the fast path unused.
+    """
+    from .fingerprint import fingerprint, stored_value
+
+    recorder = project.recorder(connection)
+    try:
+        if check and _live_differences(project, connection, expected):
+            return
+        if not recorder.has_fingerprint_column():
+            return
+        schemas = _live_schemas(project, expected)
+        if connection.in_transaction():
+            connection.commit()
+        with connection.begin():
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                digest = fingerprint(cursor, connection.dialect.name, schemas,
+                                     [recorder.version.name, recorder.history.name])
+            finally:
+                cursor.close()
+            value = stored_value(digest, [name for name in schemas if name is not None])
+            if len(value) <= recorder.version.c.fingerprint.type.length:
+                recorder.update(revision, fingerprint=value)
+    except Exception:  # noqa: BLE001 - an optional speed-up must never fail the command
+        if connection.in_transaction():
+            connection.rollback()
 
 
 def history(project: Project, *, applied: bool = False) -> list[dict[str, Any]]:
@@ -520,7 +611,7 @@ def diff(project: Project, *, against: str = "models") -> DiffReport:
         if against == "models":
             expected = project.model_schema()
         else:
-            expected = states_along(history)[_checked_current(recorder, history, strict=False)]
+            expected = state_at(history, _checked_current(recorder, history, strict=False))
         schemas = _live_schemas(project, expected)
         live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
     operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))

@@ -55,6 +55,8 @@ def _global_options() -> argparse.ArgumentParser:
 def _apply_options(parser: argparse.ArgumentParser, *, sql: bool = False) -> None:
     if sql:
         parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+        parser.add_argument("--from", dest="from_revision", metavar="REV",
+                            help="with --sql: the revision the database is at (base: empty); no connection is made")
     parser.add_argument("--dry-run", action="store_true", help="run inside a transaction that is rolled back")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--allow-data-loss", action="store_true", help="allow operations that drop data")
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("action", nargs="?", metavar="ACTION", help="what to do (asked when omitted)")
 
     command("rebase", "put forked migration branches one after the other (edits files, no database)")
+
+    manifest = command("manifest", "write migrations/schemashift.sum, the manifest of the migration files")
+    manifest.add_argument("--check", action="store_true", help="exit 1 when the manifest does not match the files")
 
     command("test-migrations", "upgrade, downgrade and upgrade again on a scratch database")
 
@@ -204,11 +209,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if api.check(_project(args), out=_out) else EXIT_DIFFERENCES
 
 
+def _manifest_note(project: "api.Project") -> None:
+    """One line on stderr when the command found `schemashift.sum` stale, or created it."""
+    from .manifest import CREATED, MANIFEST_NAME, STALE, STALE_MESSAGE
+
+    state = getattr(project._history, "manifest_state", None)
+    if state == STALE:
+        print(f"{PROG}: {STALE_MESSAGE}", file=sys.stderr, flush=True)
+    elif state == CREATED:
+        print(f"{PROG}: wrote {MANIFEST_NAME} in the migrations folder: commit it with the migrations",
+              file=sys.stderr, flush=True)
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
+    from .fast import fast_upgrade
+
+    code = fast_upgrade(args, _out)
+    if code is not None:
+        return code
     from . import api
 
-    api.upgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
-                allow_data_loss=args.allow_data_loss, out=_out)
+    project = _project(args)
+    api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
+                allow_data_loss=args.allow_data_loss, out=_out, from_revision=args.from_revision)
+    _manifest_note(project)
     return EXIT_OK
 
 
@@ -216,15 +240,52 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
     from . import api
 
     api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
-                  allow_data_loss=args.allow_data_loss, out=_out)
+                  allow_data_loss=args.allow_data_loss, out=_out, from_revision=args.from_revision)
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .fast import fast_status
+
+    code = fast_status(args, _out)
+    if code is not None:
+        return code
     from . import api
 
-    report = api.status(_project(args))
+    project = _project(args)
+    report = api.status(project)
     _emit(args, report.as_dict(), report.lines())
+    _manifest_note(project)
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from . import manifest
+    from .config import load_config
+    from .scripts import History
+
+    folder = load_config(args.config).migrations_dir
+    history = History.load(folder)
+    if args.check:
+        problems = manifest.problems(folder, history)
+        for problem in problems:
+            _out(f"PROBLEM: {problem}")
+        if problems:
+            _out(f"run `{PROG} manifest` to rewrite it")
+            return EXIT_DIFFERENCES
+        _out(f"OK: {manifest.MANIFEST_NAME} matches the {len(history)} migration(s).")
+        return EXIT_OK
+    if not folder.is_dir():
+        from .errors import ConfigError
+
+        raise ConfigError(f"the migrations folder {folder} does not exist")
+    try:
+        path = manifest.write(folder, manifest.entries_of(history.chain))
+    except OSError as exc:
+        from .errors import SchemashiftError
+
+        raise SchemashiftError(f"cannot write {folder / manifest.MANIFEST_NAME}: {exc.strerror or exc}") from None
+    _out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
     return EXIT_OK
 
 
@@ -301,7 +362,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "generate": cmd_generate, "check": cmd_check, "upgrade": cmd_upgrade,
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
-    "backups": cmd_backups, "rebase": cmd_rebase,
+    "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest,
 }
 
 

@@ -480,10 +480,22 @@ def _dotenv_value(value: str, path: Path, number: int) -> str:
     return re.split(r"\s+#", value, maxsplit=1)[0].rstrip()
 
 
+#: Database paths that need no quoting in a URL.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./~+-]*")
+
+
 def _absolute_sqlite_url(url: str, root: Path) -> str:
     """`url` with a relative SQLite database path made absolute against `root`."""
     if not url.startswith("sqlite"):
         return url
+    scheme, sep, database = url.partition(":///")
+    if sep and scheme in ("sqlite", "sqlite+pysqlite") and _PLAIN_PATH.fullmatch(database):
+        # the common case, without importing SQLAlchemy (the fast `status` must not)
+        if not database or Path(database).is_absolute():
+            return url
+        absolute = str(root / database)
+        if _PLAIN_PATH.fullmatch(absolute):
+            return f"{scheme}:///{absolute}"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -502,19 +514,20 @@ def mask_url(url: str) -> str:
     if not isinstance(url, str):
         return url
     scheme, sep, rest = url.partition("://")
-    if sep:
-        authority = rest.split("?", 1)[0]
-        at = authority.rfind("@")
-        userinfo = authority[:at] if at >= 0 else ""
-        if ":" in userinfo:
-            user, password = userinfo.split(":", 1)
-            remember_secret(password)
-            if "%" in password:
-                from urllib.parse import unquote
+    if not sep:  # no scheme: not a URL SQLAlchemy parses, but ``user:password@host`` still hides a password
+        scheme, rest = "", url
+    authority = rest.split("?", 1)[0]
+    at = authority.rfind("@")  # the last one: an unencoded password may hold '@' itself
+    userinfo = authority[:at] if at >= 0 else ""
+    if ":" in userinfo and "/" not in userinfo.split(":", 1)[0]:
+        user, password = userinfo.split(":", 1)
+        remember_secret(password)
+        if "%" in password:
+            from urllib.parse import unquote
 
-                remember_secret(unquote(password))
-            if password:
-                url = f"{scheme}://{user}:***{rest[at:]}"
+            remember_secret(unquote(password))
+        if password:
+            url = f"{scheme}{sep}{user}:***{rest[at:]}"
     return mask_secrets(url)
 
 

@@ -4,9 +4,12 @@ One generic algorithm for every database. Renames are never guessed silently: a
 dropped and an added table (or column) that could be one rename are put to a
 `Questioner`; with no answer, `generate` stops rather than drop data.
 
-Operation order: renames, dropped foreign keys, other dropped constraints and
-indexes, dropped tables, created tables (dependency order), added and altered
-columns, dropped columns, added keys/constraints/indexes, added foreign keys.
+Operation order: renames, created and altered sequences, dropped foreign keys,
+other dropped constraints and indexes, dropped tables (reverse dependency order),
+created tables (dependency order), added and altered columns, dropped columns,
+added keys/constraints/indexes, added foreign keys, dropped sequences. Foreign
+keys that close a cycle between new (or dropped) tables are added after (dropped
+before) the tables.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from .ops import (
     AddColumn,
     AddConstraint,
     AlterColumn,
+    AlterSequence,
     AlterTableComment,
     CreateIndex,
+    CreateSequence,
     CreateTable,
     DropColumn,
     DropConstraint,
     DropIndex,
+    DropSequence,
     DropTable,
     Operation,
     RenameColumn,
@@ -203,6 +209,7 @@ def _index_renames(old: Schema, new: Schema) -> list[Operation]:
 
 @dataclass
 class _Phases:
+    sequences: list[Operation] = field(default_factory=list)
     drop_fks: list[Operation] = field(default_factory=list)
     drop_other: list[Operation] = field(default_factory=list)
     drop_tables: list[Operation] = field(default_factory=list)
@@ -211,21 +218,62 @@ class _Phases:
     drop_columns: list[Operation] = field(default_factory=list)
     add_other: list[Operation] = field(default_factory=list)
     add_fks: list[Operation] = field(default_factory=list)
+    drop_sequences: list[Operation] = field(default_factory=list)
 
     def ordered(self) -> list[Operation]:
         return (
-            self.drop_fks + self.drop_other + self.drop_tables + self.create_tables
-            + self.columns + self.drop_columns + self.add_other + self.add_fks
+            self.sequences + self.drop_fks + self.drop_other + self.drop_tables + self.create_tables
+            + self.columns + self.drop_columns + self.add_other + self.add_fks + self.drop_sequences
         )
+
+
+def _sequence_changes(old: Schema, new: Schema, phases: _Phases) -> None:
+    """New and changed sequences first (columns may use them), dropped ones last (columns used them)."""
+    for key in sorted(new.sequences):
+        sequence = new.sequences[key]
+        before = old.sequences.get(key)
+        if before is None:
+            phases.sequences.append(CreateSequence(sequence))
+        elif before != sequence:
+            phases.sequences.append(AlterSequence(sequence.name, new=sequence, old=before, schema=sequence.schema))
+    for key in sorted(set(old.sequences) - set(new.sequences)):
+        sequence = old.sequences[key]
+        phases.drop_sequences.append(DropSequence(sequence.name, schema=sequence.schema, definition=sequence))
 
 
 def _structural(old: Schema, new: Schema) -> list[Operation]:
     phases = _Phases()
+    _sequence_changes(old, new, phases)
     _dropped_tables(old, new, phases)
     _created_tables(old, new, phases)
     for key in sorted(set(old.tables) & set(new.tables)):
         _table_changes(old.table(key), new.table(key), phases)
+    _refresh_foreign_keys(old, new, phases)
     return phases.ordered()
+
+
+def _refresh_foreign_keys(old: Schema, new: Schema, phases: _Phases) -> None:
+    """A kept foreign key over a column whose type changes (at either end) is dropped before and added after.
+
+    MySQL and MariaDB refuse to change the type of a column a foreign key uses,
+    and a key between columns of different types cannot be added back in between.
+    """
+    common = set(old.tables) & set(new.tables)
+    retyped = {
+        (key, column.name)
+        for key in common
+        for column in new.table(key).columns
+        if old.table(key).has_column(column.name) and old.table(key).column(column.name).type != column.type
+    }
+    if not retyped:
+        return
+    for key in sorted(common):
+        before, after = old.table(key), new.table(key)
+        for fk in after.foreign_keys:
+            ends = [(key, c) for c in fk.columns] + [(fk.ref_key, c) for c in fk.ref_columns]
+            if fk in before.foreign_keys and retyped.intersection(ends):
+                phases.drop_fks.append(DropConstraint(before.name, fk.name, schema=before.schema, definition=fk))
+                phases.add_fks.append(AddConstraint(after.name, fk, schema=after.schema))
 
 
 def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[str, ForeignKey]]]:
@@ -239,8 +287,8 @@ def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[
     while remaining:
         ready = sorted(k for k, d in remaining.items() if not d)
         if not ready:
-            # break a cycle: defer the FKs of the alphabetically first table in it
-            victim = sorted(remaining)[0]
+            # break a cycle: defer the FKs (to unplaced tables) of the first table on a cycle
+            victim = _on_a_cycle(remaining)
             for fk in by_key[victim].foreign_keys:
                 if fk.ref_key in remaining and fk.ref_key != victim:
                     deferred.add((victim, fk))
@@ -251,6 +299,16 @@ def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[
             for other in remaining.values():
                 other.discard(key)
     return ordered, deferred
+
+
+def _on_a_cycle(remaining: dict[str, set[str]]) -> str:
+    """A table on a dependency cycle: follow the first dependency from the first table until one repeats."""
+    seen: list[str] = []
+    key = sorted(remaining)[0]
+    while key not in seen:
+        seen.append(key)
+        key = sorted(remaining[key])[0]
+    return min(seen[seen.index(key):])
 
 
 def _dropped_tables(old: Schema, new: Schema, phases: _Phases) -> None:
@@ -278,7 +336,7 @@ def _created_tables(old: Schema, new: Schema, phases: _Phases) -> None:
             phases.add_fks.append(AddConstraint(table.name, fk, schema=table.schema))
 
 
-COLUMN_FIELDS = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity")
+COLUMN_FIELDS = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence")
 
 
 def columns_differ(a: Column, b: Column) -> bool:
@@ -347,11 +405,20 @@ def _constraint_changes(before: Table, after: Table, phases: _Phases) -> None:
         for constraint in added:
             add_target.append(AddConstraint(name, constraint, schema=schema))
     _primary_key_change(before, after, phases)
-    removed_ix, added_ix = match_items(before.indexes, after.indexes, lambda a, b: a == b)
+    removed_ix, added_ix = _index_changes(before, after)
     for index in removed_ix:
         phases.drop_other.append(DropIndex(name, index.name, schema=schema, definition=index))
     for index in added_ix:
         phases.add_other.append(CreateIndex(name, index, schema=schema))
+
+
+def _index_changes(before: Table, after: Table) -> tuple[list[Index], list[Index]]:
+    """(removed, added) indexes, ignoring DDL-time options (postgresql_concurrently…): how to build, not what it is."""
+    def bare(index: Index) -> Index:
+        return replace(index, options=())
+
+    old, new = {bare(index) for index in before.indexes}, {bare(index) for index in after.indexes}
+    return [i for i in before.indexes if bare(i) not in new], [i for i in after.indexes if bare(i) not in old]
 
 
 def _primary_key_change(before: Table, after: Table, phases: _Phases) -> None:

@@ -65,7 +65,8 @@ class DifferencesFound(SchemashiftError):
     exit_code = 1
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)")
+# the secret runs to the last '@' of the URL: an unencoded password may hold '@' itself
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^\s'\"]*)(?P<tail>@)")
 _KEY_VALUE = re.compile(r"(?i)(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;,)]+)")
 
 _known_secrets: set[str] = set()

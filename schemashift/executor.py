@@ -124,8 +124,8 @@ class Executor:
                 for statement in step.statements:
                     self._run_one(step, statement)
                 if step.direction == UP:
-                    self.recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, APPLIED)
-                    self.recorder.update(migration.revision, duration_ms=_ms(clock), statements_done=len(step.statements))
+                    self.recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message,
+                                         APPLIED, duration_ms=_ms(clock), statements_done=len(step.statements))
                 else:
                     self.recorder.delete(migration.revision)
                 self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
@@ -172,18 +172,21 @@ class Executor:
         else:
             self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=DOWN, statements_done=0,
                                                       failed_statement=None, error=None))
+        last = len(step.statements) - 1
         for index in range(start_at, len(step.statements)):
             try:
-                self._journaled_statement(step, index)
+                # the last statement's "done" is recorded by the finishing commit (one transaction less per step)
+                self._journaled_statement(step, index, record_done=index != last)
             except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
         self._finish_journaled(step, started, clock)
 
-    def _journaled_statement(self, step: Step, index: int) -> None:
+    def _journaled_statement(self, step: Step, index: int, *, record_done: bool = True) -> None:
         statement = step.statements[index]
         revision = step.migration.revision
         done = {"statements_done": index + 1, "running_statement": None}
-        if statement.operation.data_only:
+        in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
+        if statement.operation.data_only and in_transaction:
             # data statements are transactional everywhere: run them and journal them atomically
             def run_and_record() -> None:
                 self._execute(statement)
@@ -192,11 +195,12 @@ class Executor:
             self._commit(run_and_record)
             return
         self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
-        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
+        if not in_transaction:
             self._autocommit(statement.sql)
         else:
             self._commit(lambda: self._execute(statement))
-        self._commit(lambda: self.recorder.update(revision, **done))
+        if record_done:
+            self._commit(lambda: self.recorder.update(revision, **done))
 
     def _autocommit(self, sql: str) -> None:
         if self.connection.in_transaction():
@@ -204,8 +208,12 @@ class Executor:
         level = self.connection.get_isolation_level()
         self.connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
+            _fault_point(False)
             self.connection.exec_driver_sql(sql)
+            _fault_point(True)
         finally:
+            if self.connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
+                self.connection.commit()
             self.connection.execution_options(isolation_level=level)
 
     def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str) -> None:
@@ -263,7 +271,8 @@ class Executor:
         def finish() -> None:
             if step.direction == UP:
                 self.recorder.update(migration.revision, state=APPLIED, duration_ms=_ms(clock), applied_at=_now(),
-                                     running_statement=None, failed_statement=None, error=None)
+                                     statements_done=len(step.statements), running_statement=None,
+                                     failed_statement=None, error=None)
             else:
                 self.recorder.delete(migration.revision)
             self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,

@@ -34,6 +34,7 @@ from .schema.model import (
     Index,
     PrimaryKey,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "UniqueConstraint",
     "ForeignKey",
     "CheckConstraint",
+    "Sequence",
     "Type",
 ]
 

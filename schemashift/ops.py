@@ -13,6 +13,7 @@ and executed (`executor`) lives elsewhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar
 
@@ -26,6 +27,7 @@ from .schema.model import (
     Index,
     PrimaryKey,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
     qualify,
@@ -281,7 +283,7 @@ class AlterColumn(Operation):
         """Names of the column fields that differ between old and new."""
         if self.old is None:
             return ()
-        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity")
+        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence")
         return tuple(f for f in fields if getattr(self.old, f) != getattr(self.new, f))
 
     def describe(self) -> str:
@@ -294,6 +296,10 @@ def _change_text(old: Column | None, new: Column, field: str) -> str:
         return f"type {old.type.describe()} -> {new.type.describe()}"
     if field == "nullable":
         return "nullable" if new.nullable else "not null"
+    if field == "computed" and old is not None and old.computed is not None and new.computed is not None:
+        return f"generated as ({new.computed.sql}) instead of ({old.computed.sql}): values recomputed"
+    if field == "sequence":
+        return f"default next value of sequence {new.sequence}" if new.sequence else f"no longer filled from {old and old.sequence}"
     return f"{field} {getattr(old, field, None)!r} -> {getattr(new, field)!r}"
 
 
@@ -325,17 +331,53 @@ class RenameColumn(Operation):
         return f"rename column {self.table_key}.{self.column} to {self.new_name}"
 
 
+#: SQL parts a column rename may touch: string literals (kept), quoted and bare identifiers.
+_SQL_NAMES = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|[A-Za-z_][A-Za-z0-9_$]*""")
+
+
+def rename_in_sql(sql: str, old: str, new: str) -> str:
+    """`sql` with column `old` renamed to `new`, as databases rewrite checks and expressions on a rename.
+
+    Bare names match case-insensitively when `old` is lower case; function names and string literals are kept.
+    """
+    bare_new = new if re.fullmatch(r"[a-z_][a-z0-9_$]*", new) else '"' + new.replace('"', '""') + '"'
+
+    def swap(match: re.Match[str]) -> str:
+        text = match.group()
+        if text[0] == "'":
+            return text
+        if text[0] in '"`':
+            return bare_new if text[1:-1] == old else text
+        same = text == old or (old == old.lower() and text.lower() == old)
+        calls = sql[match.end():].lstrip().startswith("(")
+        return bare_new if same and not calls else text
+
+    return _SQL_NAMES.sub(swap, sql)
+
+
 def _rename_in_table(table: Table, old: str, new: str) -> Table:
     def names(columns: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(new if c == old else c for c in columns)
 
+    def sql(text: str) -> str:
+        return rename_in_sql(text, old, new)
+
+    def column(c: Column) -> Column:
+        c = c.evolve(name=new) if c.name == old else c
+        return c.evolve(computed=replace(c.computed, sql=sql(c.computed.sql))) if c.computed else c
+
     pk = table.primary_key
     return table.evolve(
-        columns=tuple(c.evolve(name=new) if c.name == old else c for c in table.columns),
+        columns=tuple(column(c) for c in table.columns),
         primary_key=replace(pk, columns=names(pk.columns)) if pk else None,
-        indexes=tuple(replace(i, columns=names(i.columns)) for i in table.indexes),
+        indexes=tuple(
+            replace(i, columns=names(i.columns), expressions=tuple(sql(e) for e in i.expressions),
+                    where=sql(i.where) if i.where else i.where)
+            for i in table.indexes
+        ),
         uniques=tuple(replace(u, columns=names(u.columns)) for u in table.uniques),
         foreign_keys=tuple(replace(f, columns=names(f.columns)) for f in table.foreign_keys),
+        checks=tuple(replace(c, sql=sql(c.sql)) for c in table.checks),
     )
 
 
@@ -509,6 +551,105 @@ def _constraint_label(constraint: Constraint) -> str:
     return f"{label} ({', '.join(constraint.columns)})"
 
 
+# -- sequences ------------------------------------------------------------
+
+
+def _sequence(schema: Schema, key: str) -> Sequence:
+    if key not in schema.sequences:
+        raise MigrationError(f"sequence {key!r} does not exist at this point of the history")
+    return schema.sequences[key]
+
+
+@dataclass(frozen=True)
+class CreateSequence(Operation):
+    """Create a standalone `sequence` (a no-op on databases without sequences)."""
+
+    sequence: Sequence
+
+    def apply(self, schema: Schema) -> Schema:
+        if self.sequence.key in schema.sequences:
+            raise MigrationError(f"sequence {self.sequence.key!r} already exists")
+        return schema.with_sequence(self.sequence)
+
+    def inverse(self) -> Operation:
+        return DropSequence(self.sequence.name, schema=self.sequence.schema, definition=self.sequence)
+
+    def describe(self) -> str:
+        return f"create sequence {self.sequence.key}"
+
+
+@dataclass(frozen=True)
+class DropSequence(Operation):
+    """Drop a standalone sequence; `definition` is the sequence as it was (for the inverse)."""
+
+    name: str
+    schema: str | None = None
+    definition: Sequence | None = None
+
+    @property
+    def key(self) -> str:
+        """``schema.name`` or ``name``."""
+        return qualify(self.name, self.schema)
+
+    def apply(self, schema: Schema) -> Schema:
+        _sequence(schema, self.key)
+        return schema.without_sequence(self.key)
+
+    def resolve(self, schema: Schema) -> Operation:
+        if self.definition is not None:
+            return self
+        return replace(self, definition=_sequence(schema, self.key))
+
+    def inverse(self) -> Operation:
+        if self.definition is None:
+            raise _missing(f"drop sequence {self.key}")
+        return CreateSequence(self.definition)
+
+    def describe(self) -> str:
+        return f"drop sequence {self.key}"
+
+
+@dataclass(frozen=True)
+class AlterSequence(Operation):
+    """Change a sequence's options (start, increment, bounds, cycle) from `old` to `new`; same name."""
+
+    name: str
+    new: Sequence
+    old: Sequence | None = None
+    schema: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``schema.name`` or ``name``."""
+        return qualify(self.name, self.schema)
+
+    def apply(self, schema: Schema) -> Schema:
+        _sequence(schema, self.key)
+        return schema.without_sequence(self.key).with_sequence(self.new)
+
+    def resolve(self, schema: Schema) -> Operation:
+        if self.old is not None:
+            return self
+        return replace(self, old=_sequence(schema, self.key))
+
+    def inverse(self) -> Operation:
+        if self.old is None:
+            raise _missing(f"alter sequence {self.key}")
+        return AlterSequence(self.name, new=self.old, old=self.new, schema=self.schema)
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """Names of the options that differ between old and new."""
+        if self.old is None:
+            return ()
+        fields = ("start", "increment", "minvalue", "maxvalue", "cycle")
+        return tuple(f for f in fields if getattr(self.old, f) != getattr(self.new, f))
+
+    def describe(self) -> str:
+        detail = ", ".join(f"{f} {getattr(self.old, f)!r} -> {getattr(self.new, f)!r}" for f in self.changes)
+        return f"alter sequence {self.key}" + (f" ({detail})" if detail else "")
+
+
 # -- data -----------------------------------------------------------------
 
 
@@ -578,6 +719,9 @@ OPERATIONS: dict[str, type[Operation]] = {
         RenameIndex,
         AddConstraint,
         DropConstraint,
+        CreateSequence,
+        DropSequence,
+        AlterSequence,
         ExecuteSQL,
         RunPython,
     )

@@ -138,16 +138,32 @@ def down_step(dialect: "Dialect", migration: "Migration", before_migration: Sche
 
 
 def build_plan(history: "History", dialect: "Dialect", current: str | None, target: str | None) -> Plan:
-    """The plan that moves a database at `current` to `target` (either direction)."""
-    states = states_along(history)
+    """The plan that moves a database at `current` to `target` (either direction).
+
+    Only the migrations between the two are imported and replayed: the state at
+    the lower end comes from `schemashift.cache` (memory, disk, or a replay).
+    """
+    from . import cache
+
     position = history.index(current) if current else -1
     goal = history.index(target) if target else -1
     if goal >= position:
         plan = Plan(dialect, UP, current, target)
+        state = cache.state_at(history, current)
         for migration in history.upgrade_path(current, target):
-            plan.steps.append(up_step(dialect, migration, states[migration.parent]))
+            step = up_step(dialect, migration, state)
+            plan.steps.append(step)
+            state = step.after
+            cache.advance(history, migration.revision, state)
+        if plan.steps:
+            cache.persist(history, target)
         return plan
     plan = Plan(dialect, DOWN, current, target)
+    state = cache.state_at(history, target)
+    befores: dict[str | None, Schema] = {target: state}
+    for migration in history.chain[goal + 1 : position]:  # the parents of the reverted migrations
+        _, state = resolve_all(migration.operations, state)
+        befores[migration.revision] = state
     for migration in history.downgrade_path(current, target):
-        plan.steps.append(down_step(dialect, migration, states[migration.parent]))
+        plan.steps.append(down_step(dialect, migration, befores[migration.parent]))
     return plan

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
 import importlib.util
 import os
 import re
@@ -26,36 +25,86 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from . import manifest
 from .errors import MigrationError, RevisionError, SchemashiftError
+from .manifest import FILE_PATTERN, checksum_of
 from .ops import Operation, resolve_all
 from .render import render_migration
-
-#: Names of migration files: digits, an underscore, anything, ``.py``.
-FILE_PATTERN = re.compile(r"^(\d+)_.*\.py$")
 #: Shortest revision prefix accepted as a target.
 MIN_PREFIX = 4
 _SLUG_LENGTH = 40
 _RELATIVE = re.compile(r"^([+-])(\d+)$")
 
 
-@dataclass
 class Migration:
-    """One loaded migration file."""
+    """One migration file: ids, path and checksum; `message` and `operations` may be loaded on first use.
 
-    revision: str
-    parent: str | None
-    message: str
-    operations: list[Operation]
-    path: Path
-    checksum: str
+    `Migration.lazy` makes one from what the manifest or the stat index already
+    knows; its module is imported only when its message or operations are read,
+    and must still have the expected revision, parent and checksum then.
+    """
+
+    __slots__ = ("revision", "parent", "path", "checksum", "_message", "_operations")
+
+    def __init__(self, revision: str, parent: str | None, message: str, operations: list[Operation], path: Path,
+                 checksum: str) -> None:
+        self.revision = revision
+        self.parent = parent
+        self.path = path
+        self.checksum = checksum
+        self._message: str | None = message
+        self._operations: list[Operation] | None = operations
+
+    @classmethod
+    def lazy(cls, revision: str, parent: str | None, path: Path, checksum: str, message: str | None = None) -> Migration:
+        """A migration whose module is imported when its operations (or unknown message) are first needed."""
+        migration = cls(revision, parent, "", [], path, checksum)
+        migration._message, migration._operations = message, None
+        return migration
+
+    @property
+    def loaded(self) -> bool:
+        """True once the operations are in memory."""
+        return self._operations is not None
+
+    @property
+    def message(self) -> str:
+        """What the migration does."""
+        if self._message is None:
+            self._load()
+        return self._message  # type: ignore[return-value]
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
+
+    @property
+    def operations(self) -> list[Operation]:
+        """The migration's operations (its module is imported on first use)."""
+        if self._operations is None:
+            self._load()
+        return self._operations  # type: ignore[return-value]
+
+    @operations.setter
+    def operations(self, value: list[Operation]) -> None:
+        self._operations = value
+
+    def _load(self) -> None:
+        loaded = load_migration(self.path)
+        if (loaded.revision, loaded.parent, loaded.checksum) != (self.revision, self.parent, self.checksum):
+            raise MigrationError(f"{self.path.name} changed while schemashift was running; run the command again")
+        self._message, self._operations = loaded.message, loaded.operations
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Migration):
+            return NotImplemented
+        return (self.revision, self.parent, self.path, self.checksum) == (other.revision, other.parent, other.path,
+                                                                          other.checksum)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Migration {self.revision} {self.path.name}>"
-
-
-def checksum_of(data: bytes) -> str:
-    """sha256 hex of `data` with line endings normalised to ``\\n``."""
-    return hashlib.sha256(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
 
 
 # -- loading one file -----------------------------------------------------
@@ -140,6 +189,10 @@ class History:
     folder: Path
     chain: list[Migration] = field(default_factory=list)
     _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Where replayed states are cached (`schemashift.cache`); None: not cached on disk.
+    cache_dir: Path | None = field(default=None, init=False, repr=False, compare=False)
+    #: How `schemashift.sum` compared when loaded through `manifest.load_history` (fresh, stale, missing, created).
+    manifest_state: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._positions = {migration.revision: position for position, migration in enumerate(self.chain)}
@@ -350,13 +403,42 @@ def slugify(message: str) -> str:
     return slug or "migration"
 
 
+#: Per folder, after this process wrote a migration there: (folder mtime, highest file number, number width).
+_last_written: dict[Path, tuple[int, int, int]] = {}
+
+
 def next_filename(folder: Path | str, message: str) -> Path:
-    """The path of the next migration file: next number (4+ digits) and a slug of `message`."""
+    """The path of the next migration file: next number (4+ digits) and a slug of `message`.
+
+    The folder is listed unless this process wrote its last file and nothing
+    changed since (same folder mtime), so writing many migrations stays linear.
+    """
     folder = Path(folder)
-    numbers = [FILE_PATTERN.match(path.name).group(1) for path in migration_files(folder)]  # type: ignore[union-attr]
-    width = max([4, *(len(number) for number in numbers)])
-    number = max((int(n) for n in numbers), default=0) + 1
+    known = _last_written.get(folder)
+    if known is not None and _mtime(folder) == known[0]:
+        number, width = known[1] + 1, known[2]
+    else:
+        numbers = manifest.file_numbers(folder)
+        width = max([4, *(len(number) for number in numbers)])
+        number = max((int(n) for n in numbers), default=0) + 1
     return folder / f"{number:0{width}d}_{slugify(message)}.py"
+
+
+def _mtime(folder: Path) -> int | None:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _remember_written(path: Path) -> None:
+    """Note the number of the file this process just wrote, with the folder's mtime after writing it."""
+    digits = _file_number(path)
+    known = _last_written.get(path.parent)
+    width = max(len(digits), known[2] if known else 4)
+    mtime = _mtime(path.parent)
+    if mtime is not None:
+        _last_written[path.parent] = (mtime, int(digits), width)
 
 
 def write_migration(
@@ -375,14 +457,21 @@ def write_migration(
     source = render_migration(revision, parent, message, list(operations), created or datetime.now())
     path = _write_new(folder, message, source.encode("utf-8"))
     try:
-        return load_migration(path)
+        migration = load_migration(path)
     except MigrationError:
         path.unlink(missing_ok=True)
         raise
+    try:
+        manifest.record(folder, migration)
+    except OSError:
+        pass  # the manifest is then out of date, which `status` and `manifest --check` report
+    _remember_written(path)
+    return migration
 
 
 def _write_new(folder: Path, message: str, data: bytes) -> Path:
     """Write `data` to a temporary file, then move it to the next free migration name."""
+    path = next_filename(folder, message)  # before the temporary file changes the folder's mtime
     handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".schemashift-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as temp:
@@ -391,16 +480,16 @@ def _write_new(folder: Path, message: str, data: bytes) -> Path:
             os.fsync(temp.fileno())
         os.chmod(temp_name, 0o644)
         for _attempt in range(100):
-            path = next_filename(folder, message)
             try:
                 os.link(temp_name, path)  # fails instead of overwriting a file written meanwhile
                 return path
             except FileExistsError:
-                continue
+                pass
             except OSError:  # no hard links here: a plain rename
                 if not path.exists():
                     os.replace(temp_name, path)
                     return path
+            path = next_filename(folder, message)
         raise MigrationError(f"could not find a free migration file name in {folder}")
     finally:
         Path(temp_name).unlink(missing_ok=True)
@@ -457,6 +546,11 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
         if isinstance(exc, OSError):
             raise MigrationError(f"cannot rewrite the migration files: {exc}; every file was restored") from None
         raise
+    if (folder / manifest.MANIFEST_NAME).exists():
+        try:
+            manifest.write(folder, manifest.entries_of(expected))
+        except OSError as exc:
+            out(f"could not update {manifest.MANIFEST_NAME} ({exc}); run `schemashift manifest`")
     for line in planner.lines:
         out(line)
     out(f"The history is one line again: {len(expected)} migration(s), head {expected[-1].path.name}.")

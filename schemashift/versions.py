@@ -6,6 +6,9 @@ databases whose DDL cannot be rolled back: ``state`` is ``applied``, ``running``
 (a process died mid-way) or ``failed``; ``statements_done`` counts the
 statements that completed, ``running_statement`` is set before each statement
 runs and cleared after, ``failed_statement`` and ``error`` say what broke.
+``fingerprint`` (nullable, added to older tables by `Recorder.ensure`) holds the
+catalog fingerprint (`schemashift.fingerprint`) of a live schema that was
+checked to match the migrations at that revision, for the fast `status`.
 
 History table (``<version table>_history``): one row per apply or revert, with
 the outcome, user and host.
@@ -17,6 +20,7 @@ import getpass
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -70,6 +74,7 @@ def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.T
         sa.Column("running_statement", sa.Text),
         sa.Column("failed_statement", sa.Text),
         sa.Column("error", sa.Text),
+        sa.Column("fingerprint", sa.String(255)),
     )
     history = sa.Table(
         f"{name}_history",
@@ -103,20 +108,47 @@ class Recorder:
         return sa.inspect(self.connection).has_table(self.name, schema=self.schema)
 
     def ensure(self) -> None:
-        """Create the tables if they are missing (committed at once); refuse a foreign table of that name."""
+        """Create the tables if they are missing (committed at once); refuse a foreign table of that name.
+
+        A version table made before the `fingerprint` column existed gets it added.
+        """
         if self.exists() and sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
+            self._add_fingerprint_column()
             return
         if self.exists():
             self.applied()
+            self._add_fingerprint_column()
         self.version.metadata.create_all(self.connection, checkfirst=True)
         self.connection.commit()
+
+    def _add_fingerprint_column(self) -> None:
+        columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}
+        if self.connection.in_transaction():
+            self.connection.commit()
+        if "fingerprint" in columns:
+            return
+        dialect = self.connection.dialect
+        column = sa.schema.CreateColumn(self.version.c.fingerprint).compile(dialect=dialect)
+        self.connection.exec_driver_sql(
+            f"ALTER TABLE {dialect.identifier_preparer.format_table(self.version)} ADD COLUMN {column}")
+        self.connection.commit()
+
+    def has_fingerprint_column(self) -> bool:
+        """True when the version table exists and has the `fingerprint` column."""
+        if not self.exists():
+            return False
+        columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}
+        if self.connection.in_transaction() and not self.connection.in_nested_transaction():
+            self.connection.commit()
+        return "fingerprint" in columns
 
     def applied(self) -> dict[str, AppliedRow]:
         """Every row of the version table by revision (empty when the table is missing)."""
         if not self.exists():
             return {}
         try:
-            rows = self.connection.execute(sa.select(self.version)).mappings().all()
+            columns = [column for column in self.version.c if column.name != "fingerprint"]  # older tables lack it
+            rows = self.connection.execute(sa.select(*columns)).mappings().all()
         except sa.exc.DBAPIError as exc:
             if self.connection.in_transaction():
                 self.connection.rollback()
@@ -134,20 +166,14 @@ class Recorder:
 
     # -- writes inside the caller's transaction ---------------------------
 
-    def insert(self, revision: str, parent: str | None, checksum: str, message: str, state: str, direction: str = "up") -> None:
-        """Add a version row."""
-        self.connection.execute(
-            self.version.insert().values(
-                revision=revision,
-                parent=parent,
-                checksum=checksum,
-                message=message[:255],
-                applied_at=_now(),
-                state=state,
-                direction=direction,
-                statements_done=0,
-            )
-        )
+    def insert(self, revision: str, parent: str | None, checksum: str, message: str, state: str, direction: str = "up",
+               **values: object) -> None:
+        """Add a version row (`values`: more columns, e.g. ``duration_ms``, ``statements_done``)."""
+        row: dict[str, object] = {"revision": revision, "parent": parent, "checksum": checksum,
+                                  "message": message[:255], "applied_at": _now(), "state": state,
+                                  "direction": direction, "statements_done": 0}
+        row.update(values)
+        self.connection.execute(self.version.insert(), row)  # one cached compiled INSERT for every row
 
     def update(self, revision: str, **values: object) -> None:
         """Change fields of a version row."""
@@ -160,20 +186,11 @@ class Recorder:
     def log(self, revision: str, direction: str, checksum: str | None, message: str, started: datetime,
             duration_ms: int, outcome: str, error: str | None = None) -> None:
         """Append one row to the history table."""
-        self.connection.execute(
-            self.history.insert().values(
-                revision=revision,
-                direction=direction,
-                checksum=checksum,
-                message=message[:255],
-                started_at=started,
-                duration_ms=duration_ms,
-                outcome=outcome,
-                user_name=_user(),
-                host=socket.gethostname()[:255],
-                error=mask_secrets(error)[:4000] if error else None,
-            )
-        )
+        self.connection.execute(self.history.insert(), {
+            "revision": revision, "direction": direction, "checksum": checksum, "message": message[:255],
+            "started_at": started, "duration_ms": duration_ms, "outcome": outcome, "user_name": _user(),
+            "host": _host(), "error": mask_secrets(error)[:4000] if error else None,
+        })
 
     def history_rows(self) -> list[dict[str, object]]:
         """The history table, oldest first (empty when missing)."""
@@ -203,8 +220,14 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
     )
 
 
+@lru_cache(maxsize=1)
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
     except Exception:  # noqa: BLE001 - no user name in some containers
         return "unknown"
+
+
+@lru_cache(maxsize=1)
+def _host() -> str:
+    return socket.gethostname()[:255]

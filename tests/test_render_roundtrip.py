@@ -41,9 +41,11 @@ from schemashift.migration import (
     RenameTable,
     RunPython,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
 )
+from schemashift.ops import AlterSequence, CreateSequence, DropSequence
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -352,7 +354,7 @@ def sample_schema() -> Schema:
     )
     teams = Table("teams", columns=(Column("id", Type("integer"), nullable=False),), primary_key=PrimaryKey(("id",)))
     audit = Table("log", columns=(Column("at", Type("datetime", timezone=True)),), schema="audit")
-    return Schema.of([users, teams, audit])
+    return Schema.of([users, teams, audit], [Sequence("order_seq", start=5)])
 
 
 def normalised(schema: Schema) -> dict[str, Table]:
@@ -392,6 +394,9 @@ SAMPLE_OPS: list[Operation] = [
     DropConstraint("users", "fk_users_team"),
     DropConstraint("users", "ck_users_age"),
     DropConstraint("users", "pk_users"),
+    CreateSequence(Sequence("ticket_seq", schema="audit", start=10, increment=5)),
+    DropSequence("order_seq"),
+    AlterSequence("order_seq", new=Sequence("order_seq", start=5, maxvalue=100, cycle=True)),
     ExecuteSQL("UPDATE users SET name = 'x'", reverse="UPDATE users SET name = NULL"),
     RunPython(forward_step, reverse=backward_step),
 ]

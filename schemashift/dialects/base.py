@@ -30,6 +30,7 @@ from ..schema.model import (
     ForeignKey,
     PrimaryKey,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
 )
@@ -46,6 +47,7 @@ COMPILERS: dict[type[ops.Operation], str] = {
     ops.CreateTable: "compile_create_table",
     ops.DropTable: "compile_drop_table",
     ops.RenameTable: "compile_rename_table",
+    ops.AlterTableComment: "compile_alter_table_comment",
     ops.AddColumn: "compile_add_column",
     ops.DropColumn: "compile_drop_column",
     ops.AlterColumn: "compile_alter_column",
@@ -55,6 +57,9 @@ COMPILERS: dict[type[ops.Operation], str] = {
     ops.RenameIndex: "compile_rename_index",
     ops.AddConstraint: "compile_add_constraint",
     ops.DropConstraint: "compile_drop_constraint",
+    ops.CreateSequence: "compile_create_sequence",
+    ops.DropSequence: "compile_drop_sequence",
+    ops.AlterSequence: "compile_alter_sequence",
     ops.ExecuteSQL: "compile_execute_sql",
     ops.RunPython: "compile_run_python",
 }
@@ -88,6 +93,10 @@ class Dialect:
     supports_comments: ClassVar[bool] = True
     #: Schemas other than the default one (PostgreSQL `schema=`).
     supports_schemas: ClassVar[bool] = False
+    #: Standalone sequences (``CREATE SEQUENCE``); elsewhere sequence operations compile to nothing.
+    supports_sequences: ClassVar[bool] = False
+    #: How ``ALTER SEQUENCE`` turns cycling off.
+    no_cycle: ClassVar[str] = "NO CYCLE"
     #: Other names that select this dialect in `ExecuteSQL.dialects`.
     aliases: ClassVar[tuple[str, ...]] = ()
 
@@ -124,7 +133,8 @@ class Dialect:
     def compile_create_table(self, op: ops.CreateTable, before: Schema, after: Schema) -> list[str]:
         """Enum types, ``CREATE TABLE`` with keys and constraints, comments, then ``CREATE INDEX``."""
         table = self.sa_table_for(op.table, after)
-        statements = self.enum_setup(op.table.columns, before)
+        statements = self.schema_setup(op.table.schema, before)
+        statements += self.enum_setup(op.table.columns, before)
         statements.append(self.ddl(sa.schema.CreateTable(table)))
         if self.separate_comments and table.comment is not None:
             statements.append(self.ddl(sa.schema.SetTableComment(table)))
@@ -141,6 +151,14 @@ class Dialect:
     def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
         """``ALTER TABLE … RENAME TO``."""
         return [f"{self.alter_table(op.table, op.schema)} RENAME TO {self.rename_target(op.new_name, op.schema)}"]
+
+    def compile_alter_table_comment(self, op: ops.AlterTableComment, before: Schema, after: Schema) -> list[str]:
+        """``COMMENT ON TABLE`` (or the database's own form); nothing where comments are not stored."""
+        if not self.supports_comments:
+            return []
+        table = sa.Table(op.table, sa.MetaData(), schema=op.schema, comment=op.comment)
+        element = sa.schema.SetTableComment if op.comment is not None else sa.schema.DropTableComment
+        return [self.ddl(element(table))]
 
     def compile_add_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
         """Enum types, ``ALTER TABLE … ADD COLUMN`` with the full definition, its comment."""
@@ -191,6 +209,8 @@ class Dialect:
         assert op.definition is not None  # resolved by `compile`
         table = table_at(before, op.table_key)
         name = op.name or op.definition.name or self.default_constraint_name(table, op.definition)
+        if name is None and (unnamed := self.drop_unnamed_constraint(table, op.definition)):
+            return unnamed
         if name is None:
             raise MigrationError(
                 f"cannot drop an unnamed constraint of {table.key}: {self.name} names it in a way schemashift cannot predict",
@@ -198,6 +218,42 @@ class Dialect:
             )
         named = replace(op.definition, name=name)
         return [self.drop_constraint_sql(self.sa_constraint(table, named, before))]
+
+    def compile_create_sequence(self, op: ops.CreateSequence, before: Schema, after: Schema) -> list[str]:
+        """``CREATE SEQUENCE`` (nothing without `supports_sequences`)."""
+        if not self.supports_sequences:
+            return []
+        create = self.ddl(sa.schema.CreateSequence(sa_sequence(op.sequence)))
+        return [*self.schema_setup(op.sequence.schema, before), create]
+
+    def compile_drop_sequence(self, op: ops.DropSequence, before: Schema, after: Schema) -> list[str]:
+        """``DROP SEQUENCE`` (nothing without `supports_sequences`)."""
+        if not self.supports_sequences:
+            return []
+        return [self.ddl(sa.schema.DropSequence(sa.Sequence(op.name, schema=op.schema)))]
+
+    def compile_alter_sequence(self, op: ops.AlterSequence, before: Schema, after: Schema) -> list[str]:
+        """``ALTER SEQUENCE`` with the changed options; the current value carries on (no RESTART)."""
+        if not self.supports_sequences or not op.changes:
+            return []
+        new = op.new
+        ascending = (new.increment or 1) > 0
+        clauses: list[str] = []
+        if "increment" in op.changes:
+            clauses.append(f"INCREMENT BY {1 if new.increment is None else new.increment}")
+        if "minvalue" in op.changes:
+            clauses.append("NO MINVALUE" if new.minvalue is None else f"MINVALUE {new.minvalue}")
+        if "maxvalue" in op.changes:
+            clauses.append("NO MAXVALUE" if new.maxvalue is None else f"MAXVALUE {new.maxvalue}")
+        if "start" in op.changes or (new.start is None and {"minvalue", "maxvalue"} & set(op.changes)):
+            start = new.start
+            if start is None:
+                start = (new.minvalue if new.minvalue is not None else 1) if ascending else (
+                    new.maxvalue if new.maxvalue is not None else -1)
+            clauses.append(f"START WITH {start}")
+        if "cycle" in op.changes:
+            clauses.append("CYCLE" if new.cycle else self.no_cycle)
+        return [f"ALTER SEQUENCE {self.table_name(op.name, op.schema)} {' '.join(clauses)}"]
 
     def compile_execute_sql(self, op: ops.ExecuteSQL, before: Schema, after: Schema) -> list[str]:
         """The SQL itself when meant for this database (no `dialects`, or this one among them)."""
@@ -216,6 +272,28 @@ class Dialect:
         """Statements creating the database enum types `columns` need (none without native enums)."""
         return []
 
+    def schema_setup(self, name: str | None, before: Schema) -> list[str]:
+        """``CREATE SCHEMA IF NOT EXISTS`` when `before` has nothing in schema `name` yet (with `supports_schemas`).
+
+        Schemas are never dropped: they may hold objects schemashift does not manage.
+        """
+        if not self.supports_schemas or name is None or name in before.schema_names:
+            return []
+        return [f"CREATE SCHEMA IF NOT EXISTS {self._sa.identifier_preparer.quote_schema(name)}"]
+
+    def next_value_sql(self, key: str) -> str:
+        """The SQL default that takes the next value of sequence `key` (``schema.name`` or ``name``)."""
+        schema, _, name = key.rpartition(".")
+        return f"nextval({self.literal(self.table_name(name, schema or None))})"
+
+    def sequence_column(self, column: Column) -> Column:
+        """`column` with its sequence turned into a default (or ignored without `supports_sequences`)."""
+        if column.sequence is None:
+            return column
+        if not self.supports_sequences:
+            return column.evolve(sequence=None)
+        return column.evolve(sequence=None, default=self.next_value_sql(column.sequence), autoincrement=False)
+
     def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
         """Statements dropping enum types of `columns` that `after` no longer uses."""
         return []
@@ -223,6 +301,10 @@ class Dialect:
     def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
         """The name the database gave an unnamed constraint, when it is predictable."""
         return None
+
+    def drop_unnamed_constraint(self, table: Table, constraint: Constraint) -> list[str]:
+        """Statements dropping an unnamed constraint whose name only the database knows (none: refused)."""
+        return []
 
     def drop_constraint_sql(self, constraint: sa.Constraint) -> str:
         """The statement dropping a named, table-bound SQLAlchemy `constraint`."""
@@ -269,7 +351,12 @@ class Dialect:
         return self._sa.type_compiler_instance.process(to_sa_type(typ, self.name))
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`)."""
+        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`).
+
+        Columns filled from a sequence get its next value as their default (see `sequence_column`).
+        """
+        if any(column.sequence is not None for column in table.columns):
+            table = table.evolve(columns=tuple(self.sequence_column(column) for column in table.columns))
         return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
 
     def column_spec(self, column: sa.Column) -> str:
@@ -335,6 +422,19 @@ def table_at(schema: Schema, key: str | None) -> Table:
     if key is None or key not in schema:
         raise MigrationError(f"table {key!r} does not exist at this point of the migration")
     return schema.table(key)
+
+
+def sa_sequence(sequence: Sequence) -> sa.Sequence:
+    """A `sa.Sequence` for the neutral `sequence`."""
+    return sa.Sequence(
+        sequence.name,
+        start=sequence.start,
+        increment=sequence.increment,
+        minvalue=sequence.minvalue,
+        maxvalue=sequence.maxvalue,
+        cycle=sequence.cycle or None,
+        schema=sequence.schema,
+    )
 
 
 def one_line(sql: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import replace
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
@@ -11,13 +13,41 @@ from sqlalchemy.dialects import mysql
 
 from .. import ops
 from ..schema import normalize as norm
-from ..schema.model import ForeignKey, Index
+from ..schema.model import CheckConstraint, ForeignKey, Index
 from ..schema.types import Type
 from ..schema.model import Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from .base import Dialect, lock_timeout, release_quietly, run_settled, table_at
 
 if TYPE_CHECKING:
     from ..config import EnvConfig
+
+
+#: String literals (kept) and ANSI ``"quoted"`` identifiers (turned into backticks).
+_QUOTED = re.compile(r"'(?:[^'\\]|''|\\.)*'" + r'|"((?:[^"]|"")*)"')
+
+
+def backticked(sql: str) -> str:
+    """`sql` with ANSI-quoted identifiers (``"select"``, as SQLAlchemy renders them) in MySQL's backticks."""
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group()
+        return "`" + match.group(1).replace('""', '"').replace("`", "``") + "`"
+
+    return _QUOTED.sub(swap, sql)
+
+
+def _served(table: Table, columns: tuple[str, ...]) -> bool:
+    """True when an index, unique key or the primary key of `table` starts with `columns` (InnoDB uses it for a FK)."""
+    keys = [index.columns for index in table.indexes if not index.expressions]
+    keys += [unique.columns for unique in table.uniques]
+    if table.primary_key is not None:
+        keys.append(table.primary_key.columns)
+    return any(key[: len(columns)] == columns for key in keys)
+
+
+#: Running the statement prepared in ``@schemashift_sql``.
+_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
 
 class MySQLDialect(Dialect):
@@ -29,11 +59,31 @@ class MySQLDialect(Dialect):
 
     transactional_ddl = False
     instant_add_column = True
+    #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
+    supports_sequences = True
+    no_cycle = "NOCYCLE"
     aliases = ("mariadb",)
+
+    def next_value_sql(self, key: str) -> str:
+        """``nextval(seq)``: MariaDB takes the sequence's name, not a string."""
+        schema, _, name = key.rpartition(".")
+        return f"nextval({self.table_name(name, schema or None)})"
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
         return mysql.dialect()
+
+    def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
+        """As in `Dialect`, with ANSI-quoted identifiers in checks, generated columns and index expressions backticked."""
+        table = table.evolve(
+            columns=tuple(
+                c.evolve(computed=replace(c.computed, sql=backticked(c.computed.sql))) if c.computed else c
+                for c in table.columns
+            ),
+            checks=tuple(replace(check, sql=backticked(check.sql)) for check in table.checks),
+            indexes=tuple(replace(i, expressions=tuple(backticked(e) for e in i.expressions)) for i in table.indexes),
+        )
+        return super().sa_table_for(table, schema, **options)
 
     def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
         """One ``MODIFY COLUMN`` with the full new definition (type, NULL, default, comment, AUTO_INCREMENT).
@@ -45,6 +95,46 @@ class MySQLDialect(Dialect):
         table = table_at(after, op.table_key)
         column = self.sa_table_for(table, after, include_indexes=False).c[op.column]
         return [*self.fill_nulls(op), f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+
+    # --- InnoDB's own indexes for foreign keys -----------------------------------
+    #
+    # InnoDB gives a foreign key that no index serves (none starts with its columns)
+    # an index of its own, named after the key (or its first column); it drops that
+    # index by itself once another index serves the key, keeps it when the key is
+    # dropped, and refuses to drop the last index a key can use. The models never
+    # have that index: migrations drop it with its key, and re-add a key whose last
+    # index goes, so that InnoDB makes it again.
+
+    def compile_drop_index(self, op: ops.DropIndex, before: Schema, after: Schema) -> list[str]:
+        """``DROP INDEX``; foreign keys that only this index served are re-added around it."""
+        return self._reserve(op.table_key, before, after, super().compile_drop_index(op, before, after))
+
+    def compile_drop_constraint(self, op: ops.DropConstraint, before: Schema, after: Schema) -> list[str]:
+        """As in `Dialect`; a dropped foreign key takes its implicit index along, a dropped key hands over."""
+        statements = super().compile_drop_constraint(op, before, after)
+        fk = op.definition
+        if not isinstance(fk, ForeignKey):
+            return self._reserve(op.table_key, before, after, statements)
+        name = op.name or fk.name
+        if name is None or _served(table_at(before, op.table_key), fk.columns):
+            return statements
+        return [*statements, f"{self.alter_table(op.table, op.schema)} DROP INDEX {self.quote(name)}"]
+
+    def _reserve(self, key: str | None, before: Schema, after: Schema, statements: list[str]) -> list[str]:
+        """`statements` (dropping an index or key of table `key`) between dropping and re-adding the
+        foreign keys that only the dropped index served (MySQL refuses the drop otherwise)."""
+        if key is None or key not in before or key not in after:
+            return statements
+        old, new = before.table(key), after.table(key)
+        orphans = [fk for fk in new.foreign_keys if fk in old.foreign_keys
+                   and _served(old, fk.columns) and not _served(new, fk.columns)]
+        drops: list[str] = []
+        adds: list[str] = []
+        for fk in orphans:
+            drop = ops.DropConstraint(new.name, fk.name, schema=new.schema, definition=fk)
+            drops += Dialect.compile_drop_constraint(self, drop, before, before)
+            adds += Dialect.compile_add_constraint(self, ops.AddConstraint(new.name, fk, schema=new.schema), after, after)
+        return [*drops, *statements, *adds]
 
     def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
         """``ALTER TABLE … RENAME INDEX … TO`` (MySQL 5.7+, MariaDB 10.5+)."""
@@ -68,10 +158,70 @@ class MySQLDialect(Dialect):
 
         ``DROP CHECK`` is MySQL-only; MySQL 8.0.19+ and MariaDB both accept ``DROP CONSTRAINT``.
         """
+        table = constraint.table
+        if isinstance(constraint, sa.PrimaryKeyConstraint) and table.autoincrement_column is not None:
+            # AUTO_INCREMENT needs a key: it goes first, in the same statement
+            column = table.autoincrement_column._copy()
+            column.autoincrement = False
+            sa.Table(table.name, sa.MetaData(), column)
+            spec = self.column_spec(column)
+            return f"{self.alter_table(table.name, table.schema)} MODIFY COLUMN {spec}, DROP PRIMARY KEY"
         if not isinstance(constraint, sa.CheckConstraint):
             return super().drop_constraint_sql(constraint)
-        table = constraint.table
         return f"{self.alter_table(table.name, table.schema)} DROP CONSTRAINT {self.quote(str(constraint.name))}"
+
+    def compile_add_constraint(self, op: ops.AddConstraint, before: Schema, after: Schema) -> list[str]:
+        """As in `Dialect`; a new primary key gets its AUTO_INCREMENT column back (it needs the key first)."""
+        statements = super().compile_add_constraint(op, before, after)
+        if not isinstance(op.constraint, PrimaryKey):
+            return statements
+        column = self.sa_table_for(table_at(after, op.table_key), after, include_indexes=False).autoincrement_column
+        if column is None:
+            return statements
+        return [*statements, f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+
+    def drop_unnamed_constraint(self, table: Table, constraint: Constraint) -> list[str]:
+        """An unnamed foreign key (``<table>_ibfk_<n>``, n unknown): its name is looked up when the migration runs.
+
+        The name found in ``information_schema`` goes into a prepared ``ALTER TABLE … DROP FOREIGN KEY``;
+        InnoDB's index for the key (named after its first column) goes too when no other index serves it.
+        """
+        schema = self.literal(table.schema) if table.schema else "DATABASE()"
+        alter = self.alter_table(table.name, table.schema).replace("'", "''")
+        if isinstance(constraint, CheckConstraint):
+            return self._drop_unnamed_check(table, schema, alter)
+        if not isinstance(constraint, ForeignKey):
+            return []
+        lookup = (
+            "SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
+            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} "
+            f"AND REFERENCED_TABLE_NAME = {self.literal(constraint.ref_table)} GROUP BY CONSTRAINT_NAME "
+            f"HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = {self.literal(','.join(constraint.columns))} "
+            "LIMIT 1"
+        )
+        index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
+        index = index.replace("'", "''")
+        return [
+            f"SET @schemashift_fk = ({lookup})",
+            f"SET @schemashift_sql = CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')",
+            *_PREPARED,
+        ]
+
+    def _drop_unnamed_check(self, table: Table, schema: str, alter: str) -> list[str]:
+        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): the one check that is neither named in the
+        table's definition nor named after a column (MariaDB's own JSON checks). More than one such check: the
+        statement fails rather than guess."""
+        known = [c.name for c in table.checks if c.name] + list(table.column_names)
+        lookup = (
+            "SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
+            f"AND CONSTRAINT_NAME NOT IN ({', '.join(self.literal(name) for name in known)})"
+        )
+        return [
+            f"SET @schemashift_ck = ({lookup})",
+            f"SET @schemashift_sql = CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')",
+            *_PREPARED,
+        ]
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
@@ -94,6 +244,9 @@ class MySQLDialect(Dialect):
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
         has_identity = False
+        has_sequences = True
+        sequence_max = 2**63 - 2
+        sequence_min = -(2**63) + 1
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -13,7 +14,17 @@ from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumT
 
 from .. import ops
 from ..schema import normalize as norm
-from ..schema.model import Column, Constraint, ForeignKey, Identity, PrimaryKey, Schema, Table, UniqueConstraint
+from ..schema.model import (
+    CheckConstraint,
+    Column,
+    Constraint,
+    ForeignKey,
+    Identity,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
 from ..schema.satypes import to_sa_type
 from ..schema.types import Type
 from .base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
@@ -23,6 +34,27 @@ if TYPE_CHECKING:
 
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
+
+
+#: ``ALTER TYPE … ADD VALUE``: its new value is unusable until committed, so it runs outside the transaction.
+_ADD_VALUE = re.compile(r"^\s*ALTER\s+TYPE\s+.+\s+ADD\s+VALUE\b", re.IGNORECASE | re.DOTALL)
+#: Statements PostgreSQL refuses inside a transaction block: ``CREATE/DROP INDEX CONCURRENTLY``, ``REINDEX …
+#: CONCURRENTLY``, ``DETACH PARTITION … CONCURRENTLY``, ``VACUUM``, ``CREATE/DROP DATABASE``/``TABLESPACE``.
+_NO_TRANSACTION = re.compile(
+    r"^\s*(?:(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\b.*?|ALTER\s+TABLE\b.*?\bDETACH\s+PARTITION\b.*?)"
+    r"\s+CONCURRENTLY\b|VACUUM\b|ALTER\s+SYSTEM\b|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)\b)",
+    re.IGNORECASE | re.DOTALL,
+)
+#: How PostgreSQL shows ``x IN (…)`` / ``x NOT IN (…)`` in reflected checks: ``x = ANY (ARRAY[…])``.
+_ANY_ARRAY = re.compile(
+    r"(?P<op>=\s*ANY|<>\s*ALL)\s*\(\s*\(?\s*ARRAY\s*\[(?P<items>[^\]]*)\]\s*\)?\s*(?:::[\w ]+\[\])?\s*\)",
+    re.IGNORECASE,
+)
+
+
+def _in_list(sql: str) -> str:
+    """`sql` with ``= ANY (ARRAY[…])`` written back as ``IN (…)`` (and ``<> ALL`` as ``NOT IN``)."""
+    return _ANY_ARRAY.sub(lambda m: (" IN (" if m["op"].startswith("=") else " NOT IN (") + m["items"] + ")", sql)
 
 
 def _advisory_key(name: str) -> int:
@@ -69,8 +101,24 @@ def _stored(column: Column) -> Column:
 
 def _is_serial(column: Column) -> bool:
     """True for an integer column filled from its own sequence (SERIAL)."""
-    plain = column.identity is None and column.default is None and column.computed is None
+    plain = column.identity is None and column.default is None and column.computed is None and column.sequence is None
     return column.autoincrement and plain and column.type.is_integer
+
+
+#: A column an operation changes: (table key, column name, new definition).
+_Own = tuple[str, str, Column]
+
+
+def _current_enum(before: Schema, enum: Type, skip: tuple[str, str] | None = None) -> Type | None:
+    """The enum named like `enum` as `before`'s columns (but `skip`) have it: `enum` itself when one of them
+    has exactly it (the type already has those values), else the first one's; None when none uses the name."""
+    found: list[Type] = []
+    for key, name in before.enum_users(enum.name or ""):
+        if (key, name) != skip:
+            current = native_enum_of(before.table(key).column(name).type)
+            if current is not None:
+                found.append(current)
+    return enum if enum in found else (found[0] if found else None)
 
 
 def _identity_settings(old: Identity, new: Identity) -> list[str]:
@@ -95,7 +143,19 @@ class PostgreSQLDialect(Dialect):
     transactional_ddl = True
     native_enum = True
     supports_schemas = True
+    supports_sequences = True
     instant_add_column = True
+
+    def runs_in_transaction(self, sql: str) -> bool:
+        """False for ``ALTER TYPE … ADD VALUE``.
+
+        A value added in a transaction cannot be used before it commits, so a
+        migration that adds a value and then uses it (a default, an UPDATE, a cast)
+        would fail. Such a migration runs journaled, statement by statement (see
+        `executor`): the ADD VALUE commits at once, ``IF NOT EXISTS`` makes it safe to repeat.
+        Also False for statements PostgreSQL refuses in a transaction block (``CREATE INDEX CONCURRENTLY``…).
+        """
+        return not (_ADD_VALUE.match(sql) or _NO_TRANSACTION.match(sql))
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
@@ -107,17 +167,36 @@ class PostgreSQLDialect(Dialect):
         return super().sa_table_for(table.evolve(columns=columns), schema, **options)
 
     def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
-        """``CREATE TYPE … AS ENUM`` for each native enum of `columns` that `before` does not use yet."""
-        return [self._enum_ddl(CreateEnumType, e) for e in native_enums(columns) if not before.enum_users(e.name or "")]
+        """``CREATE TYPE … AS ENUM`` for each native enum of `columns` that `before` does not use yet.
+
+        An enum that `before`'s columns use with other values is changed for all of
+        them (the first operation bringing new values changes the type, see `_change_type`).
+        """
+        statements: list[str] = []
+        for enum in native_enums(columns):
+            current = _current_enum(before, enum)
+            if current is None:
+                statements.append(self._enum_ddl(CreateEnumType, enum))
+            elif current != enum:
+                statements += self._change_values(current, enum, before)
+        return statements
 
     def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
         """``DROP TYPE`` for each native enum of `columns` that `after` no longer uses."""
         return [self._enum_ddl(DropEnumType, e) for e in native_enums(columns) if not after.enum_users(e.name or "")]
 
     def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
-        """PostgreSQL's own names: ``t_pkey``, ``t_a_b_key``, ``t_a_fkey`` (checks: not predictable)."""
+        """PostgreSQL's own names: ``t_pkey``, ``t_a_b_key``, ``t_a_fkey``, ``t_a_check`` / ``t_check``.
+
+        (A collision makes PostgreSQL append a number, which is not predicted.)
+        """
         if isinstance(constraint, PrimaryKey):
             return f"{table.name}_pkey"
+        if isinstance(constraint, CheckConstraint):
+            # named after the one column the expression uses, if it uses exactly one
+            words = {text.strip('"') for kind, text in norm.tokenize(constraint.sql) if kind in ("word", "quoted")}
+            used = [name for name in table.column_names if name in words]
+            return norm.object_name(table.name, used[0] if len(used) == 1 else None, "check")
         suffix = {UniqueConstraint: "key", ForeignKey: "fkey"}.get(type(constraint))
         return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None  # type: ignore[union-attr]
 
@@ -146,6 +225,11 @@ class PostgreSQLDialect(Dialect):
             statements += self.fill_nulls(op)
             statements.append(f"{column} {'DROP' if op.new.nullable else 'SET'} NOT NULL")
         statements += self._serial_change(op)
+        if "sequence" in changed:
+            if op.new.sequence is not None:
+                statements.append(f"{column} SET DEFAULT {self.next_value_sql(op.new.sequence)}")
+            elif op.new.default is None and not _is_serial(op.new):
+                statements.append(f"{column} DROP DEFAULT")
         if "default" in changed and not _rewrites_column(op.old.type, op.new.type):
             default = op.new.default
             statements.append(f"{column} SET DEFAULT {default}" if default is not None else f"{column} DROP DEFAULT")
@@ -165,13 +249,17 @@ class PostgreSQLDialect(Dialect):
         return self._sa.identifier_preparer.format_type(to_sa_type(enum, self.name))
 
     def _change_type(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
-        """A type change; when only an enum's values change, the shared type changes instead."""
+        """A type change; when only an enum's values change, the shared type changes instead.
+
+        The type changes once, for every column using it, by the first operation
+        bringing the new values: when another column already has them, nothing is left to do.
+        """
         assert op.old is not None
         old_enum, new_enum = native_enum_of(op.old.type), native_enum_of(op.new.type)
         if old_enum is not None and new_enum is not None and _same_but_values(op.old.type, op.new.type):
-            if _extends(old_enum.values, new_enum.values):
-                return self._add_enum_values(old_enum, new_enum)
-            return self._replace_enum(op, before)
+            if _current_enum(before, new_enum, skip=(op.table_key or "", op.column)) == new_enum:
+                return []
+            return self._change_values(old_enum, new_enum, before, (op.table_key or "", op.column, op.new))
         statements = self.enum_setup((op.new,), before)
         statements += self._retype(op.table, op.schema, op.old, op.new)
         return statements + self.enum_cleanup((op.old,), after)
@@ -204,23 +292,48 @@ class PostgreSQLDialect(Dialect):
             statements.append(f"ALTER TYPE {self._type_name(new)} ADD VALUE IF NOT EXISTS {self.literal(value)}{where}")
         return statements
 
-    def _replace_enum(self, op: ops.AlterColumn, before: Schema) -> list[str]:
-        """Values removed or reordered: a new type, every column of the old one moved to it, then renamed."""
-        assert op.old is not None
-        old_enum, new_enum = native_enum_of(op.old.type), native_enum_of(op.new.type)
-        assert old_enum is not None and new_enum is not None and new_enum.name
+    def _change_values(self, old: Type, new: Type, before: Schema, own: _Own | None = None) -> list[str]:
+        """Enum type `old` given the values of `new`: added in place, or a new type (see `_replace_enum`)."""
+        if _extends(old.values, new.values):
+            return self._add_enum_values(old, new)
+        return self._replace_enum(old, new, before, own)
+
+    def _replace_enum(self, old_enum: Type, new_enum: Type, before: Schema, own: _Own | None) -> list[str]:
+        """Values removed or reordered: a new type, every column of the old one moved to it, then renamed.
+
+        `own` is the column the operation changes, with its new definition (the others keep theirs).
+        """
+        assert new_enum.name
         temp = new_enum.evolve(name=f"{new_enum.name[:40]}_schemashift_new")
+        removed = tuple(value for value in old_enum.values if value not in set(new_enum.values))
         statements = [self._enum_ddl(CreateEnumType, temp)]
         for key, name in before.enum_users(new_enum.name):
             table = before.table(key)
             old = table.column(name)
             if native_enum_of(old.type) is None:
                 continue
-            new = op.new if (key, name) == (op.table_key, op.column) else old
+            if removed:
+                statements.append(self._values_unused(table, old, new_enum, removed))
+            new = own[2] if own is not None and (key, name) == own[:2] else old
             statements += self._retype(table.name, table.schema, old, new.evolve(type=with_enum(new.type, temp)))
         statements.append(self._enum_ddl(DropEnumType, old_enum))
         statements.append(f"ALTER TYPE {self._type_name(temp)} RENAME TO {self.quote(new_enum.name)}")
         return statements
+
+    def _values_unused(self, table: Table, column: Column, enum: Type, removed: tuple[str, ...]) -> str:
+        """A ``DO`` block that stops the migration, with a clear message, while rows of `column` use `removed`."""
+        values = ", ".join(self.literal(value) for value in removed)
+        source = self.quote(column.name) + ("::text[]" if column.type.kind == "array" else "::text")
+        used = (f"{source} && ARRAY[{values}]::text[]" if column.type.kind == "array" else f"{source} IN ({values})")
+        message = (
+            f"rows of {table.key}.{column.name} still use the value(s) {', '.join(removed)} that enum type "
+            f"{enum.name} loses: move them to another value first"
+        ).replace("%", "")
+        table_name = self.table_name(table.name, table.schema)
+        return (
+            f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM {table_name} WHERE {used}) "
+            f"THEN RAISE EXCEPTION {self.literal(message)}; END IF; END $$"
+        )
 
     def _serial_change(self, op: ops.AlterColumn) -> list[str]:
         """A serial column (an owned sequence as its default) appears or goes."""
@@ -295,6 +408,7 @@ class PostgreSQLDialect(Dialect):
         default_schema = "public"
         strips_casts = True
         computed_stored_by_default = True
+        has_sequences = True
         synonyms = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
 
         def type(self, typ: Type) -> Type:
@@ -313,6 +427,9 @@ class PostgreSQLDialect(Dialect):
             if column.default and column.default.strip().lower().startswith("nextval("):
                 column = column.evolve(default=None, autoincrement=True)
             return super().column(table, column)
+
+        def expression(self, sql: str) -> str:
+            return super().expression(_in_list(sql))
 
         def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
             if kind == "pk":

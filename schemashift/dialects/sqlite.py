@@ -140,7 +140,7 @@ class SQLiteDialect(Dialect):
         """The SELECT expression carrying `old`'s values into `new`."""
         value = self.quote(old.name)
         if old.type != new.type and new.type.kind in _CASTS:
-            value = f"CAST({value} AS {self.type_sql(new.type)})"
+            value = f"CAST({value} AS {self.type_sql(new.type.evolve(collation=None))})"  # CAST takes no COLLATE
         if old.nullable and not new.nullable and new.default is not None:
             value = f"COALESCE({value}, {new.default})"
         return value

@@ -22,6 +22,7 @@ from .model import (
     Index,
     PrimaryKey,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
     qualify,
@@ -74,6 +75,27 @@ def _identity(column: sa.Column) -> Identity | None:
     return Identity(always=bool(identity.always), start=identity.start, increment=identity.increment)
 
 
+def convert_sequence(sequence: sa.Sequence) -> Sequence:
+    """The neutral form of a `sa.Sequence`."""
+    return Sequence(
+        name=sequence.name,
+        schema=sequence.schema,
+        start=sequence.start,
+        increment=sequence.increment,
+        minvalue=sequence.minvalue,
+        maxvalue=sequence.maxvalue,
+        cycle=bool(sequence.cycle),
+    )
+
+
+def _sequence_key(column: sa.Column) -> str | None:
+    """The key of the `sa.Sequence` given as the column's default (``Column(..., sa.Sequence(...))``)."""
+    default = column.default
+    if isinstance(default, sa.Sequence) and not default.optional:
+        return qualify(default.name, default.schema)
+    return None
+
+
 def convert_column(column: sa.Column, table: sa.Table) -> Column:
     """The neutral form of one model column."""
     return Column(
@@ -85,6 +107,7 @@ def convert_column(column: sa.Column, table: sa.Table) -> Column:
         comment=column.comment,
         computed=_computed(column),
         identity=_identity(column),
+        sequence=_sequence_key(column),
     )
 
 
@@ -128,6 +151,26 @@ def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
     )
 
 
+def _kept_check(constraint: sa.CheckConstraint) -> bool:
+    """True for the CHECKs a database gets from the model on every backend.
+
+    Written ones, and those a non-native ``Enum(create_constraint=True)`` adds for its
+    values (they follow the values: a changed value list changes the CHECK). Other
+    type-bound CHECKs exist only on some databases (Boolean, native enums where the
+    database has none) and are left out.
+    """
+    if not getattr(constraint, "_type_bound", False):
+        return True
+    types = [_implementation(column.type) for column in constraint.columns]
+    return bool(types) and all(isinstance(t, sa.Enum) and not t.native_enum for t in types)
+
+
+def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    while isinstance(satype, sa.types.TypeDecorator):
+        satype = satype.impl_instance
+    return satype
+
+
 def convert_table(table: sa.Table) -> Table:
     """The neutral form of one model table."""
     uniques: list[UniqueConstraint] = []
@@ -138,11 +181,11 @@ def convert_table(table: sa.Table) -> Table:
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             foreign_keys.append(_foreign_key(constraint))
-        elif isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
+        elif isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
             checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
         for constraint in column.constraints:
-            if isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
+            if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
                 checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     pk = table.primary_key
     primary_key = PrimaryKey(tuple(c.name for c in pk.columns), _name(pk.name)) if pk.columns else None
@@ -164,9 +207,11 @@ def from_metadata(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> Schema:
     if isinstance(metadatas, sa.MetaData):
         metadatas = [metadatas]
     tables: list[Table] = []
+    sequences: list[Sequence] = []
     for metadata in metadatas:
-        tables.extend(convert_table(t) for t in metadata.sorted_tables)
-    return Schema.of(tables)
+        tables.extend(convert_table(t) for t in metadata.tables.values())  # sorted_tables warns on FK cycles
+        sequences.extend(convert_sequence(s) for s in metadata._sequences.values() if not s.optional)
+    return Schema.of(tables, sequences)
 
 
 def rename_hints(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> RenameHints:

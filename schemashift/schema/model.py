@@ -38,7 +38,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class Column:
-    """One column. `default` is the server default as SQL text, or None."""
+    """One column. `default` is the server default as SQL text, or None.
+
+    `sequence` is the key (``schema.name`` or ``name``) of a standalone `Sequence`
+    whose next value is the column's default, where the database has sequences.
+    """
 
     name: str
     type: Type
@@ -48,6 +52,7 @@ class Column:
     comment: str | None = None
     computed: Computed | None = None
     identity: Identity | None = None
+    sequence: str | None = None
 
     def evolve(self, **changes: object) -> Column:
         """Return a copy with `changes` applied."""
@@ -116,6 +121,27 @@ class CheckConstraint:
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint
 
+
+@dataclass(frozen=True)
+class Sequence:
+    """A standalone sequence (``CREATE SEQUENCE``); None means the database's default.
+
+    Sequences a database makes for SERIAL or identity columns are not standalone.
+    """
+
+    name: str
+    schema: str | None = None
+    start: int | None = None
+    increment: int | None = None
+    minvalue: int | None = None
+    maxvalue: int | None = None
+    cycle: bool = False
+
+    @property
+    def key(self) -> str:
+        """``schema.name`` or ``name``."""
+        return qualify(self.name, self.schema)
+
 #: Which `Table` field holds each constraint class.
 CONSTRAINT_FIELDS: dict[type, str] = {
     UniqueConstraint: "uniques",
@@ -175,14 +201,15 @@ class Table:
 
 @dataclass(frozen=True)
 class Schema:
-    """A whole database schema: tables by key (``schema.name`` or ``name``)."""
+    """A whole database schema: tables and standalone sequences by key (``schema.name`` or ``name``)."""
 
     tables: Mapping[str, Table] = field(default_factory=dict)
+    sequences: Mapping[str, Sequence] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tables: Iterable[Table]) -> Schema:
-        """Build a schema from tables."""
-        return cls({table.key: table for table in tables})
+    def of(cls, tables: Iterable[Table], sequences: Iterable[Sequence] = ()) -> Schema:
+        """Build a schema from tables (and sequences)."""
+        return cls({table.key: table for table in tables}, {sequence.key: sequence for sequence in sequences})
 
     def __contains__(self, key: str) -> bool:
         return key in self.tables
@@ -200,13 +227,26 @@ class Schema:
         if old_key is not None and old_key != table.key:
             tables = {(table.key if k == old_key else k): (table if k == old_key else t) for k, t in tables.items()}
         tables[table.key] = table
-        return Schema(tables)
+        return replace(self, tables=tables)
 
     def without_table(self, key: str) -> Schema:
         """A copy without the table at `key`."""
         tables = dict(self.tables)
         tables.pop(key, None)
-        return Schema(tables)
+        return replace(self, tables=tables)
+
+    def with_sequence(self, sequence: Sequence) -> Schema:
+        """A copy where `sequence` is added or replaces the one with its key."""
+        return replace(self, sequences={**self.sequences, sequence.key: sequence})
+
+    def without_sequence(self, key: str) -> Schema:
+        """A copy without the sequence at `key`."""
+        return replace(self, sequences={k: s for k, s in self.sequences.items() if k != key})
+
+    @property
+    def schema_names(self) -> set[str | None]:
+        """The database schemas its tables and sequences live in (None: the default one)."""
+        return {t.schema for t in self.tables.values()} | {s.schema for s in self.sequences.values()}
 
     def sorted_tables(self) -> list[Table]:
         """Tables in key order."""

@@ -46,6 +46,7 @@ from .model import (
     Index,
     PrimaryKey,
     Schema,
+    Sequence,
     Table,
     UniqueConstraint,
 )
@@ -344,10 +345,28 @@ class Normalizer:
     computed_stored_by_default: ClassVar[bool] = False
     #: Identity columns exist (else an identity is just an autoincrement flag).
     has_identity: ClassVar[bool] = True
+    #: Standalone sequences exist (else they, and columns' use of them, are not compared).
+    has_sequences: ClassVar[bool] = False
+    #: The bounds an ascending (descending) sequence gets by default.
+    sequence_max: ClassVar[int] = 2**63 - 1
+    sequence_min: ClassVar[int] = -(2**63)
 
     def __call__(self, schema: Schema) -> Schema:
         """The canonical form of `schema`."""
-        return Schema.of(self.table(table) for table in schema.tables.values())
+        tables = (self.table(table) for table in schema.tables.values())
+        if not self.has_sequences:
+            return Schema.of(tables)
+        return Schema.of(tables, (self.sequence(s) for s in schema.sequences.values()))
+
+    def sequence(self, sequence: Sequence) -> Sequence:
+        """A sequence with every option explicit (the database's defaults filled in)."""
+        increment = 1 if sequence.increment is None else sequence.increment
+        ascending = increment > 0
+        minvalue = sequence.minvalue if sequence.minvalue is not None else 1 if ascending else self.sequence_min
+        maxvalue = sequence.maxvalue if sequence.maxvalue is not None else self.sequence_max if ascending else -1
+        start = sequence.start if sequence.start is not None else minvalue if ascending else maxvalue
+        schema = self.schema_name(sequence.schema)
+        return Sequence(sequence.name, schema, start, increment, minvalue, maxvalue, bool(sequence.cycle))
 
     # -- tables ---------------------------------------------------------------
 
@@ -393,14 +412,29 @@ class Normalizer:
             start = 1 if identity.start is None else identity.start
             increment = 1 if identity.increment is None else identity.increment
             identity = Identity(identity.always, start, increment) if self.has_identity else None
+        sequence = self.sequence_key(column.sequence) if self.has_sequences else None
+        automatic = bool(column.autoincrement or column.identity is not None)
+        if column.identity is not None and not self.has_identity:
+            # without identities only the table's single integer key increments by itself
+            key = table.primary_key
+            automatic = key is not None and key.columns == (column.name,) and column.type.is_integer
         return column.evolve(
             type=typ,
             default=None if computed is not None else self.default(column.default, typ),
             computed=computed,
             identity=identity,
-            autoincrement=bool(column.autoincrement or column.identity is not None),
+            # a column filled from a standalone sequence is described by it, not by the flag
+            autoincrement=automatic and sequence is None,
             comment=(column.comment or None) if self.keeps_comments else None,
+            sequence=sequence,
         )
+
+    def sequence_key(self, key: str | None) -> str | None:
+        """A column's sequence key with the default schema dropped."""
+        if key is None or "." not in key:
+            return key
+        schema, name = key.rsplit(".", 1)
+        return name if self.schema_name(schema) is None else key
 
     def type(self, typ: Type) -> Type:
         """The type as the database stores it; the base handles what all databases share."""
@@ -477,7 +511,7 @@ class Normalizer:
             unique=bool(index.unique),
             expressions=tuple(self.expression(e) for e in index.expressions),
             where=self.expression(index.where) if index.where else None,
-            options=tuple(sorted(index.options)),
+            options=(),  # DDL-time options (postgresql_concurrently…) are neither reflected nor in models
         )
 
 

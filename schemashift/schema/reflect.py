@@ -16,6 +16,7 @@ The result is raw: compare it only after ``dialect.normalize``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, Callable, Collection, Iterable
@@ -25,7 +26,8 @@ from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
 
 from ..errors import ExecutionError
 from .model import CheckConstraint, Column, Computed, ForeignKey, Identity, Index, PrimaryKey, Schema, Table
-from .model import UniqueConstraint, qualify
+from .model import Sequence, UniqueConstraint, qualify
+from .reflect_sequences import link_columns, read_sequences
 from .satypes import from_sa_type
 
 #: Prefix of schemashift's own work tables, never reflected.
@@ -75,10 +77,12 @@ def reflect(
     default_schema = connection.dialect.default_schema_name
     reader = _reader(connection.dialect.name)
     tables: list[Table] = []
+    sequences: list[Sequence] = []
     for schema in schemas or [None]:
         key_schema = None if schema == default_schema else schema
         try:
             raw = reader(connection, schema)
+            sequences += read_sequences(connection, schema, key_schema)
         except sa.exc.DBAPIError as exc:
             where = f" schema {schema!r}" if schema else ""
             raise ExecutionError(f"could not read the database{where}: {_first_line(exc)}") from exc
@@ -86,7 +90,16 @@ def reflect(
             if name.startswith(INTERNAL_PREFIX) or name in exclude or qualify(name, key_schema) in exclude:
                 continue
             tables.append(_table(raw, name, key_schema, default_schema))
-    return Schema.of(tables)
+    if sequences:
+        tables = link_columns(tables, sequences, _current_database(connection, default_schema))
+    return Schema.of(tables, sequences)
+
+
+def _current_database(connection: sa.Connection, default_schema: str | None) -> str | None:
+    """The schema unqualified names resolve to (MySQL: the current database)."""
+    if connection.dialect.name in ("mysql", "mariadb"):
+        return str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
+    return default_schema
 
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
@@ -168,18 +181,30 @@ def _column(column: Reflected) -> Column:
 
 
 def _index(index: Reflected) -> Index:
+    """A reflected index; a sorted column (``DESC``, ``NULLS FIRST``) is an expression, as in the models."""
     names: list[str | None] = list(index.get("column_names") or ())
     elements: Iterable[str] = index.get("expressions") or [None] * len(names)
-    expressions = tuple(str(expr) for name, expr in zip(names, elements) if name is None and expr is not None)
+    sorting = index.get("column_sorting") or {}
+    columns = [name for name in names if name is not None and name not in sorting]
+    expressions = tuple(
+        str(expr) if name is None else f"{_identifier(name)} {' '.join(s.replace('_', ' ') for s in sorting[name])}"
+        for name, expr in zip(names, elements)
+        if (name is None and expr is not None) or name in sorting
+    )
     options = index.get("dialect_options") or {}
     where = options.get("postgresql_where") or options.get("sqlite_where")
     return Index(
         name=str(index["name"]),
-        columns=tuple(name for name in names if name is not None),
+        columns=tuple(columns),
         unique=bool(index.get("unique")),
         expressions=expressions,
         where=None if where is None else str(where),
     )
+
+
+def _identifier(name: str) -> str:
+    """`name` as written in SQL: bare when a lower-case word, else double-quoted."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _foreign_key(fk: Reflected, default_schema: str | None) -> ForeignKey:

@@ -1,4 +1,4 @@
-"""Bulk reflection for MySQL and MariaDB: ``information_schema`` in five queries.
+"""Bulk reflection for MySQL and MariaDB: ``information_schema`` in six queries.
 
 SQLAlchemy's MySQL reflection parses ``SHOW CREATE TABLE``, one query per table.
 Here the catalogue comes from ``information_schema`` for the whole schema at once;
@@ -39,18 +39,20 @@ FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = :schema
 ORDER BY TABLE_NAME, ORDINAL_POSITION
 """
 _INDEXES = """
-SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS
+SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COLLATION FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = :schema ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX
 """
+# Two queries joined here: MariaDB joins these two views by reading every database's tables.
 _FOREIGN_KEYS = """
-SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
-       k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE
-FROM information_schema.KEY_COLUMN_USAGE AS k
-JOIN information_schema.REFERENTIAL_CONSTRAINTS AS r
-  ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
- AND r.TABLE_NAME = k.TABLE_NAME
-WHERE k.TABLE_SCHEMA = :schema AND k.REFERENCED_TABLE_NAME IS NOT NULL
-ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION
+SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME,
+       REFERENCED_COLUMN_NAME
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = :schema AND REFERENCED_TABLE_NAME IS NOT NULL
+ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION
+"""
+_FOREIGN_KEY_RULES = """
+SELECT TABLE_NAME, CONSTRAINT_NAME, UPDATE_RULE, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = :schema
 """
 # MariaDB lists checks with their table and level; MySQL needs TABLE_CONSTRAINTS for the table.
 _CHECKS_MARIADB = """
@@ -149,7 +151,7 @@ def _read_checks(connection: sa.Connection, params: dict[str, Any], raw: RawSche
 
 def _read_indexes(connection: sa.Connection, params: dict[str, Any], raw: RawSchema) -> None:
     indexes: dict[tuple[str, str], Reflected] = {}
-    for table, name, non_unique, column in connection.execute(sa.text(_INDEXES), params):
+    for table, name, non_unique, column, collation in connection.execute(sa.text(_INDEXES), params):
         if table not in raw.columns:
             continue
         if name == "PRIMARY":
@@ -162,16 +164,20 @@ def _read_indexes(connection: sa.Connection, params: dict[str, Any], raw: RawSch
             target = raw.uniques if index["unique"] else raw.indexes
             target.setdefault(table, []).append(index)
         index["column_names"].append(column)
+        if collation == "D":  # a descending key part
+            index.setdefault("column_sorting", {})[column] = ("desc",)
 
 
 def _read_foreign_keys(connection: sa.Connection, params: dict[str, Any], raw: RawSchema) -> None:
     keys: dict[tuple[str, str], Reflected] = {}
+    rules = {(t, n): (update, delete) for t, n, update, delete in connection.execute(sa.text(_FOREIGN_KEY_RULES), params)}
     for row in connection.execute(sa.text(_FOREIGN_KEYS), params):
-        if row.TABLE_NAME not in raw.columns:
+        if row.TABLE_NAME not in raw.columns or (row.TABLE_NAME, row.CONSTRAINT_NAME) not in rules:
             continue
         fk = keys.get((row.TABLE_NAME, row.CONSTRAINT_NAME))
         if fk is None:
-            options = {"ondelete": row.DELETE_RULE, "onupdate": row.UPDATE_RULE}
+            update, delete = rules[(row.TABLE_NAME, row.CONSTRAINT_NAME)]
+            options = {"ondelete": delete, "onupdate": update}
             fk = keys[(row.TABLE_NAME, row.CONSTRAINT_NAME)] = {
                 "name": row.CONSTRAINT_NAME,
                 "constrained_columns": [],

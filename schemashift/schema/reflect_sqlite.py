@@ -27,6 +27,7 @@ from .reflect import RawSchema, Reflected
 #: Per-table pragmas fetched in bulk, with the order SQLAlchemy expects their rows in.
 _PRAGMAS = {"table_xinfo": "p.cid", "foreign_key_list": "p.id, p.seq", "index_list": "p.seq"}
 _PARTIAL_WHERE = re.compile(r"\)\s*WHERE\s+(?P<predicate>.+)$", re.IGNORECASE | re.DOTALL)
+_DESCENDING = re.compile(r"(.+?)\s+DESC", re.IGNORECASE | re.DOTALL)
 _GENERATED = re.compile(r"\bAS\s*\(", re.IGNORECASE)
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
@@ -64,8 +65,21 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
             match = _PARTIAL_WHERE.search(catalogue.index_sql.get(index["name"], ""))
             if match:
                 index.setdefault("dialect_options", {})["sqlite_where"] = match.group("predicate").strip()
+            _read_sorting(index, catalogue.index_sql.get(index["name"], ""))
         raw.indexes[table] = indexes
     return raw
+
+
+def _read_sorting(index: Reflected, sql: str) -> None:
+    """Set ``column_sorting`` for the columns the ``CREATE INDEX`` text sorts ``DESC`` (SQLAlchemy does not read it)."""
+    names = index.get("column_names") or []
+    elements = _paren_elements(sql)
+    if len(elements) != len(names):
+        return
+    for name, element in zip(names, elements):
+        match = _DESCENDING.fullmatch(element)
+        if name is not None and match and match.group(1).strip("\"`[]") == name:
+            index.setdefault("column_sorting", {})[name] = ("desc",)
 
 
 def _with_generated(columns: list[Reflected], catalogue: _Catalogue, table: str) -> list[Reflected]:
