@@ -1,0 +1,92 @@
+"""Fast checks of the benchmark harness itself (no database): `python -m pytest bench -q`.
+
+The timed smoke run is `python bench/run.py --quick`; nothing here asserts timings.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+from measure import failed, run_process, time_process  # noqa: E402
+from synth import build_metadata, chain_steps, expected_changes, history_batches, table_name  # noqa: E402
+from tasks import growth  # noqa: E402
+
+
+def test_synthetic_tables_have_the_promised_shape() -> None:
+    metadata = build_metadata(40)
+    assert len(metadata.tables) == 40
+    for index, table in enumerate(metadata.sorted_tables):
+        assert len(table.columns) == 12
+        assert len(table.indexes) == 2
+        assert sum(isinstance(c, sa.UniqueConstraint) for c in table.constraints) == 1
+        (fk,) = table.foreign_key_constraints
+        assert fk.referred_table.name <= table.name
+    assert metadata.tables[table_name(0)].foreign_key_constraints
+
+
+def test_changed_version_differs_by_the_promised_amounts() -> None:
+    before, after = build_metadata(200), build_metadata(200, changed=True)
+    gained = sum(len(after.tables[n].columns) - len(before.tables[n].columns) for n in before.tables)
+    lost = sum(len(before.tables[n].indexes) - len(after.tables[n].indexes) for n in before.tables)
+    retyped = sum(type(before.tables[n].c.qty.type) is not type(after.tables[n].c.qty.type) for n in before.tables)
+    assert (gained, lost, retyped) == (20, 10, 10)
+    assert expected_changes(200) == 40
+
+
+def test_chain_and_history_shapes() -> None:
+    steps = chain_steps(9)
+    assert [s.creates_table for s in steps] == [True, False, False, False, True, False, False, False, True]
+    assert steps[3].table == steps[0].table and steps[3].column
+    batches = history_batches(10, 4)
+    assert [len(b) for b in batches] == [3, 3, 2, 2]
+    assert sum(batches, []) == list(range(10))
+    assert history_batches(3, 10) == [[0], [1], [2]]
+
+
+def test_run_process_reports_the_child_not_the_parent() -> None:
+    ballast = b"\x01" * (200 * 1024 * 1024)  # the benchmark process is big; the child must not look big
+    sample = run_process([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"])
+    del ballast
+    assert (sample.returncode, sample.stdout.strip()) == (3, "hi")
+    assert 0 < sample.rss_mib < 100
+    assert 0 < sample.seconds < 30
+
+
+def test_time_process_stops_at_a_failure() -> None:
+    timing = time_process([sys.executable, "-c", "import sys; sys.exit('broken thing')"], repeat=3)
+    assert not timing.ok and timing.error == "broken thing"
+    assert timing.as_dict()["status"] == "failed: broken thing"
+
+
+def _cell(median: float | None, status: str = "ok") -> dict[str, object]:
+    return {"status": status, "median": median, "min": median, "max": median, "runs": [median] if median else [],
+            "peak_rss_mib": 50.0 if median else None, "detail": ""}
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_markdown_table_and_growth(busy: bool) -> None:
+    rows = [
+        {"task": "status at head", "backend": "sqlite", "size": f"K={k}", "k": k, "alembic": _cell(a),
+         "schemashift": _cell(s), "baseline": None, "notes": "", "target": "", "met": None}
+        for k, a, s in ((1000, 1.0, 0.1), (3000, 3.0, 0.2))
+    ]
+    rows.append({"task": "generate", "backend": "mysql", "size": "N=1", "k": None, "alembic": _cell(1.0),
+                 "schemashift": failed("boom").as_dict(), "baseline": None, "notes": "", "target": "t", "met": False})
+    meta = {"command": "python bench/run.py", "sizes_text": "x", "date": "d", "machine": "m", "python": "3",
+            "sqlalchemy": "2", "alembic": "1", "schemashift": "0", "servers": "s", "cpus": 2,
+            "load_before": 9.0 if busy else 0.1, "load_after": 0.1, "seconds": 1, "errors": []}
+    found = growth(rows)
+    assert found == [{"task": "status at head", "backend": "sqlite", "k_small": 1000, "k_large": 3000,
+                      "alembic": 3.0, "schemashift": 2.0}]
+    text = report.markdown(meta, rows, found)
+    assert "| status at head | sqlite | K=3000 | 3.000 | 0.200 | 15.00× |" in text
+    assert "failed [1]" in text and "1. schemashift, generate [mysql] N=1: failed: boom" in text
+    assert "| status at head | sqlite | 1000 → 3000 | 3.0 | 3.00 | 2.00 |" in text
+    assert ("machine was busy" in text) is busy
