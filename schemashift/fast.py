@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .errors import mask_secrets
 from .fingerprint import fingerprint, parse_stored
+from .manifest import Summary, pairs_digest
 
 _URL = re.compile(
     r"(?P<driver>[\w+]+)://(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?"
@@ -147,8 +148,8 @@ def _summary(cursor: Any, backend: str, table: str, schema: str | None, head: st
         cursor.execute(f"SELECT {columns} FROM {qualified}")
         rows = cursor.fetchall()
         stored = next((row[3] for row in rows if row[0] == head), None) if drift else None
-        pairs = sorted(f"{row[0]} {row[1]}" for row in rows)
-        return len(rows), sum(row[2] != "applied" for row in rows), _digest(pairs), stored
+        pairs = pairs_digest(f"{row[0]} {row[1]}" for row in rows)
+        return len(rows), sum(row[2] != "applied" for row in rows), pairs, stored
     fingerprint_sql = "MAX(CASE WHEN revision = %s THEN fingerprint END)" if drift else "NULL"
     if backend == "postgresql":
         pairs_sql = "md5(string_agg(revision || ' ' || checksum, ',' ORDER BY revision COLLATE \"C\"))"
@@ -159,12 +160,6 @@ def _summary(cursor: Any, backend: str, table: str, schema: str | None, head: st
                    f"FROM {qualified}", [head] if drift else [])
     count, unapplied, digest, stored = cursor.fetchone()
     return int(count), int(unapplied or 0), digest or "", stored
-
-
-def _digest(pairs: list[str]) -> str:
-    import hashlib
-
-    return hashlib.md5(",".join(pairs).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def check(args: Any, *, drift: bool) -> Clean | None:
@@ -185,25 +180,24 @@ def _check(args: Any, *, drift: bool) -> Clean | None:
     target = parse_url(url) if url else None
     if target is None or (env.schema and target.backend != "postgresql"):
         return None
-    entries = manifest.verified_entries(config.migrations_dir, config.root)
-    if not entries:
+    summary = manifest.verified_summary(config.migrations_dir, config.root)
+    if summary is None or summary.head is None:
         return None
     connection = connect(target)  # a driver error: the full path reports it properly
     try:
-        return _check_database(connection, target, env, entries, drift, mask_secrets(url))
+        return _check_database(connection, target, env, summary, drift, mask_secrets(url))
     finally:
         connection.close()
 
 
-def _check_database(connection: Any, target: Target, env: Any, entries: list[Any], drift: bool,
+def _check_database(connection: Any, target: Target, env: Any, expected: "Summary", drift: bool,
                     masked: str) -> Clean | None:
     cursor = connection.cursor()
     if env.schema:
         cursor.execute(f"SET search_path TO {_quote(env.schema, 'postgresql')}")
-    head = entries[-1].revision
+    head = expected.head
     count, unapplied, digest, value = _summary(cursor, target.backend, env.version_table, env.schema, head, drift)
-    expected = _digest(sorted(f"{entry.revision} {entry.checksum}" for entry in entries))
-    if count != len(entries) or unapplied or digest != expected:
+    if count != expected.count or unapplied or digest != expected.pairs:
         return None  # pending, partial, edited, unknown or missing revisions: the full path explains
     matches = False
     if drift:

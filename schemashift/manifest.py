@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
 from . import cache
 from .errors import MigrationError
@@ -308,34 +308,77 @@ def _manifest_state(folder: Path, history: "History", create: bool) -> str:
     return FRESH if entries == entries_of(history.chain) else STALE
 
 
-def verified_entries(folder: Path | str, cache_root: Path | str | None = None) -> list[Entry] | None:
-    """The manifest's entries when it matches the folder exactly (names, contents, one chain); else None.
+class Summary(NamedTuple):
+    """What the fast paths need of a verified folder: how many migrations, the head, `pairs_digest` of them."""
 
-    Uses the standard library only. When the file names, sizes and mtimes are
-    those of the last successful check (and old enough not to be racy) nothing
-    is read but the manifest; otherwise unchanged files are recognised by the
-    stat index and the others hashed.
+    count: int
+    head: str | None
+    pairs: str
+
+
+def pairs_digest(pairs: Iterable[str]) -> str:
+    """md5 hex of the sorted ``revision checksum`` strings joined by commas (a database computes the same)."""
+    return hashlib.md5(",".join(sorted(pairs)).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def summarize(entries: Sequence[Entry]) -> Summary:
+    """The `Summary` of manifest entries."""
+    return Summary(len(entries), entries[-1].revision if entries else None,
+                   pairs_digest(f"{entry.revision} {entry.checksum}" for entry in entries))
+
+
+def verified_summary(folder: Path | str, cache_root: Path | str | None = None) -> Summary | None:
+    """The `Summary` of the manifest when it matches the folder exactly (names, contents, one chain); else None.
+
+    Uses the standard library only. When the manifest and the files' names,
+    sizes and mtimes are those of the last successful check (and old enough not
+    to be racy), the summary saved then is used: only the folder is listed and
+    stat'ed. Otherwise the manifest is parsed, unchanged files are recognised by
+    the stat index and the others hashed.
     """
     folder = Path(folder)
+    checked = _check_folder(folder, cache_root)
+    if checked is None:
+        return None
+    summary, _entries = checked
+    return summary
+
+
+def verified_entries(folder: Path | str, cache_root: Path | str | None = None) -> list[Entry] | None:
+    """The manifest's entries when it matches the folder exactly (see `verified_summary`); else None."""
+    checked = _check_folder(Path(folder), cache_root, entries_needed=True)
+    return None if checked is None else checked[1]
+
+
+def _check_folder(folder: Path, cache_root: Path | str | None, *,
+                  entries_needed: bool = False) -> tuple[Summary, list[Entry]] | None:
     try:
         text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
-        entries = parse(text)
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError):
         return None
     files = {entry.name: entry for entry in _listing(folder)}
-    if len(files) != len(entries) or any(entry.name not in files for entry in entries):
-        return None
     stats = {name: entry.stat() for name, entry in files.items()}
     directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
     signature = _signature(text, stats)
-    if directory is not None and cache.read_mark(directory, "verified") == signature:
-        return entries
+    mark = cache.read_mark(directory, "verified") if directory is not None and not entries_needed else None
+    if mark is not None:
+        saved, _, rest = mark.partition("\n")
+        parts = rest.split(" ")
+        if saved == signature and len(parts) == 3:
+            return Summary(int(parts[0]), None if parts[1] == "-" else parts[1], parts[2]), []
+    try:
+        entries = parse(text)
+    except ValueError:
+        return None
+    if len(files) != len(entries) or any(entry.name not in files for entry in entries):
+        return None
     if not _verify_files(entries, files, stats, directory):
         return None
+    summary = summarize(entries)
     newest = max((stat.st_mtime_ns for stat in stats.values()), default=0)
     if directory is not None and newest + cache.RACY_NS <= cache.now_ns():
-        cache.write_mark(directory, "verified", signature)
-    return entries
+        cache.write_mark(directory, "verified", f"{signature}\n{summary.count} {summary.head or '-'} {summary.pairs}")
+    return summary, entries
 
 
 def _signature(text: str, stats: dict[str, os.stat_result]) -> str:

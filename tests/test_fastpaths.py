@@ -247,6 +247,8 @@ def test_plans_from_cached_states_equal_plans_from_replay(tmp_path: Path, dialec
         plan = build_plan(history, dialect, current, target)
         assert [s.describe() for step in plan.steps for s in step.statements] == \
                _reference_plan(full, dialect, current, target), (current, target)
+        fresh = project_history(folder, tmp_path)  # the states a plan left on disk are those of a replay
+        assert cache.state_at(fresh, target) == states_along(full)[target]
 
 
 # --------------------------------------------------------------------------- fingerprint
