@@ -203,6 +203,12 @@ def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
     return None
 
 
+def all_problems(applied: dict[str, AppliedRevision], history: History) -> list[str]:
+    """A partly applied revision first, then every integrity problem."""
+    partial = partial_problem(applied)
+    return ([partial] if partial else []) + integrity_problems(applied, history)
+
+
 def current_revision(applied: dict[str, AppliedRevision], history: History) -> str | None:
     """The newest applied revision of the chain (None: base)."""
     best: str | None = None
@@ -487,10 +493,8 @@ def status(project: Project) -> StatusReport:
     with project.connect() as connection:
         recorder = project.recorder(connection)
         applied = recorder.applied()
-        problems = integrity_problems(applied, history)
+        problems = all_problems(applied, history)
         partial = partial_problem(applied)
-        if partial:
-            problems.insert(0, partial)
         current = current_revision(applied, history)
         pending = [m.revision for m in history.upgrade_path(current, history.head)] if not partial else []
         expected = state_at(history, current)
@@ -640,10 +644,7 @@ def verify(project: Project, *, accept: bool = False, out: Output = _print) -> b
     with project.connect() as connection:
         recorder = project.recorder(connection)
         applied = recorder.applied()
-        problems = integrity_problems(applied, history)
-        partial = partial_problem(applied)
-        if partial:
-            problems.insert(0, partial)
+        problems = all_problems(applied, history)
         if accept:
             problems = _accept_edits(project, connection, recorder, applied, history, problems, out)
     for problem in problems:
