@@ -52,6 +52,7 @@ class Project:
     url: str | None = None
     bind: sa.Engine | sa.Connection | None = None
     _history: History | None = field(default=None, repr=False)
+    _models: list[sa.MetaData] | None = field(default=None, repr=False)
 
     # -- migrations and models --------------------------------------------
 
@@ -64,8 +65,10 @@ class Project:
         return self._history
 
     def models(self) -> list[sa.MetaData]:
-        """The configured models' MetaData objects."""
-        return config_module.load_models(self.config)
+        """The configured models' MetaData objects, imported once."""
+        if self._models is None:
+            self._models = config_module.load_models(self.config)
+        return self._models
 
     def model_schema(self) -> Schema:
         """The neutral schema of the models."""
@@ -518,17 +521,20 @@ def _live_schemas(project: Project, expected: Schema) -> list[str | None]:
     return [None, *sorted(named - {project.env.schema, None})]
 
 
-def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
+def _live_operations(project: Project, connection: sa.Connection, expected: Schema) -> list[Operation]:
+    """Operations that would turn the live schema into `expected`, both normalised for this database."""
     from .schema.reflect import reflect
 
     dialect = get_dialect(connection.dialect.name)
     schemas = _live_schemas(project, expected)
-    recorder = project.recorder(connection)
-    live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
+    live = reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
     if connection.in_transaction():
         connection.commit()
-    operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
-    return [op.describe() for op in operations]
+    return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+
+
+def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
+    return [op.describe() for op in _live_operations(project, connection, expected)]
 
 
 def _remember_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
@@ -553,8 +559,7 @@ def _remember_fingerprint(project: Project, connection: sa.Connection, revision:
         with connection.begin():
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                digest = fingerprint(cursor, connection.dialect.name, schemas,
-                                     [recorder.version.name, recorder.history.name])
+                digest = fingerprint(cursor, connection.dialect.name, schemas, sorted(recorder.own_tables))
             finally:
                 cursor.close()
             value = stored_value(digest, [name for name in schemas if name is not None])
@@ -604,22 +609,15 @@ class DiffReport:
 
 def diff(project: Project, *, against: str = "models") -> DiffReport:
     """Differences between the live database and the models (or the migrations at its revision)."""
-    from .schema.reflect import reflect
-
     if against not in ("models", "migrations"):
         raise SchemashiftError("--against takes 'models' or 'migrations'")
     history = project.history()
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
-        recorder = project.recorder(connection)
         if against == "models":
             expected = project.model_schema()
         else:
-            expected = state_at(history, _checked_current(recorder, history, strict=False))
-        schemas = _live_schemas(project, expected)
-        live = reflect(connection, schemas=schemas, exclude={recorder.version.name, recorder.history.name})
-    operations = diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
-    return DiffReport(against, operations)
+            expected = state_at(history, _checked_current(project.recorder(connection), history, strict=False))
+        return DiffReport(against, _live_operations(project, connection, expected))
 
 
 def require_clean(report: DiffReport) -> None:

@@ -140,7 +140,7 @@ def run_repair(project: "Project", connection: "sa.Connection", executor: "Execu
     dialect = get_dialect(connection.dialect.name)
     step = protected_step(project, connection, dialect, row)
     recorder = executor.recorder
-    live = reflect(connection, schemas=_schemas(step, project), exclude={recorder.version.name, recorder.history.name})
+    live = reflect(connection, schemas=_schemas(step, project), exclude=recorder.own_tables)
     if connection.in_transaction():
         connection.commit()
     position = locate(step, row.statements_done, live, dialect)

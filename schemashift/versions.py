@@ -103,6 +103,11 @@ class Recorder:
         self.schema = schema
         self.version, self.history = version_tables(name, schema)
 
+    @property
+    def own_tables(self) -> set[str]:
+        """The names of the version and history tables (left out of reflection and fingerprints)."""
+        return {self.version.name, self.history.name}
+
     def exists(self) -> bool:
         """True when the version table exists."""
         return sa.inspect(self.connection).has_table(self.name, schema=self.schema)
