@@ -25,6 +25,22 @@ from scenarios import Scenario
 CONFIG = 'models = "unset:metadata"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{url}"\n'
 
 
+def scenario_params() -> list[Any]:
+    """One pytest param per (backend, scenario that applies to it), xfail where the scenario says so."""
+    import pytest
+
+    from conftest import BACKENDS
+    from scenarios import applicable
+
+    params = []
+    for backend in BACKENDS:
+        for scenario in applicable(backend):
+            reason = scenario.xfail_reason(backend)
+            marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
+            params.append(pytest.param(backend, scenario, id=f"{backend}-{scenario.name}", marks=marks))
+    return params
+
+
 def backend_of(url: str) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` for a database URL."""
     name = sa.make_url(url).get_backend_name()

@@ -18,9 +18,9 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from conftest import BACKENDS, require_backend
-from scenario_harness import compare_with_alembic, shared_engine, write_project
-from scenarios import SCENARIOS, Scenario, applicable
+from conftest import require_backend
+from scenario_harness import compare_with_alembic, scenario_params, shared_engine, write_project
+from scenarios import SCENARIOS, Scenario
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
@@ -33,13 +33,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    params = []
-    for backend in BACKENDS:
-        for scenario in applicable(backend):
-            reason = scenario.xfail_reason(backend)
-            marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-            params.append(pytest.param(backend, scenario, id=f"{backend}-{scenario.name}", marks=marks))
-    metafunc.parametrize(("backend", "scenario"), params, indirect=["backend"], scope="module")
+    metafunc.parametrize(("backend", "scenario"), scenario_params(), indirect=["backend"], scope="module")
 
 
 @pytest.fixture(scope="module")

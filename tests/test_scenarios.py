@@ -25,13 +25,14 @@ from scenario_harness import (
     models,
     open_scenario,
     quietly,
+    scenario_params,
     read_column,
     reset_database,
     shared_engine,
     use_models,
     write_project,
 )
-from scenarios import BY_NAME, SCENARIOS, Scenario, applicable
+from scenarios import BY_NAME, SCENARIOS, Scenario
 
 from schemashift import api
 
@@ -50,13 +51,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "backend" in metafunc.fixturenames:
             metafunc.parametrize("backend", BACKENDS, indirect=True, scope="module")
         return
-    params = []
-    for backend in BACKENDS:
-        for scenario in applicable(backend):
-            reason = scenario.xfail_reason(backend)
-            marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-            params.append(pytest.param(backend, scenario, id=f"{backend}-{scenario.name}", marks=marks))
-    metafunc.parametrize(("backend", "scenario"), params, indirect=["backend"], scope="module")
+    metafunc.parametrize(("backend", "scenario"), scenario_params(), indirect=["backend"], scope="module")
 
 
 @pytest.fixture(scope="module")
