@@ -52,7 +52,6 @@ class Project:
     url: str | None = None
     bind: sa.Engine | sa.Connection | None = None
     _history: History | None = field(default=None, repr=False)
-    _models: list[sa.MetaData] | None = field(default=None, repr=False)
 
     # -- migrations and models --------------------------------------------
 
@@ -65,10 +64,8 @@ class Project:
         return self._history
 
     def models(self) -> list[sa.MetaData]:
-        """The configured models' MetaData objects, imported once."""
-        if self._models is None:
-            self._models = config_module.load_models(self.config)
-        return self._models
+        """The configured models' MetaData objects."""
+        return config_module.load_models(self.config)
 
     def model_schema(self) -> Schema:
         """The neutral schema of the models."""
