@@ -3,7 +3,7 @@
     python bench/worker.py '{"task": "alembic", "url": "...", "n": 2000, "repeat": 3}'
 
 Tasks: ``alembic`` (Alembic's `compare_metadata` with compare_type and
-compare_server_default), ``schemashift`` (reflect + dialect normalize + diff) and
+compare_server_default), ``schemashift`` (`schemashift.api.compare`: reflect + dialect normalize + diff) and
 ``catalog`` (the raw catalog queries of `catalog.py`). The database holds version 1
 of the synthetic models and is compared with version 2. Models are built and the
 connection opened before the clock starts; every timed run starts from a cold
@@ -41,21 +41,11 @@ def alembic_diff(connection: sa.Connection, metadata: sa.MetaData) -> Callable[[
 
 
 def schemashift_diff(connection: sa.Connection, metadata: sa.MetaData) -> Callable[[], str]:
-    """schemashift's live diff: reflect, normalize both sides with the dialect, diff."""
-    from schemashift.differ import RenameDecisions, diff
-    from schemashift.dialects import get_dialect
-    from schemashift.schema.from_sqlalchemy import from_metadata
-    from schemashift.schema.reflect import reflect
-
-    dialect = get_dialect(connection.dialect.name)
+    """schemashift's live diff, `schemashift.api.compare`: reflect, normalize both sides with the dialect, diff."""
+    from schemashift.api import compare
 
     def run() -> str:
-        live = reflect(connection, schemas=[None], exclude=set())
-        if connection.in_transaction():
-            connection.rollback()
-        expected = from_metadata(metadata)
-        operations = diff(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
-        return f"{len(operations)} operation(s)"
+        return f"{len(compare(connection, metadata))} operation(s)"
 
     return run
 

@@ -29,6 +29,7 @@ from .errors import (
     remember_secret,
 )
 from .cache import schema_names_through, state_at
+from .gcpause import paused
 from .ops import Operation
 from .plan import DOWN, UP, Plan, build_plan, states_along
 from .schema.model import Schema
@@ -69,9 +70,7 @@ class Project:
 
     def model_schema(self) -> Schema:
         """The neutral schema of the models."""
-        from .schema.from_sqlalchemy import from_metadata
-
-        return from_metadata(self.models())
+        return _schema_of(self.models())
 
     # -- database ---------------------------------------------------------
 
@@ -104,6 +103,14 @@ class Project:
     def lock_name(self) -> str:
         """The name of the migration lock for this environment's version table."""
         return f"schemashift:{self.env.schema or ''}:{self.env.version_table}"
+
+
+@paused()
+def _schema_of(metadata: list[sa.MetaData]) -> Schema:
+    """The neutral schema of SQLAlchemy `metadata` (no cyclic GC while thousands of objects are built)."""
+    from .schema.from_sqlalchemy import from_metadata
+
+    return from_metadata(metadata)
 
 
 def open_project(config_path: "str | Path | config_module.Config | None" = None, env: str | None = None, url: str | None = None,
@@ -321,15 +328,18 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
 def _print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
                    allow_data_loss: bool = False) -> None:
     """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
-    from .offline import offline_script
+    from .offline import ScriptKey, offline_script
 
-    dialect = get_dialect(_backend_name(project))
+    backend = _backend_name(project)
+    dialect = get_dialect(backend)
     current = history.resolve(start)
     plan = _plan(history, dialect, current, target, direction)
-    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow_data_loss or project.env.allow_data_loss,
-                           kept={}, registry_schema=project.env.schema)
+    allow = allow_data_loss or project.env.allow_data_loss
+    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
+                           registry_schema=project.env.schema)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type] - tables only
-    out(offline_script(plan, recorder, create_version_table=current is None))
+    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow)
+    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))  # see cached_script
 
 
 def _backend_name(project: Project) -> str:
@@ -394,6 +404,7 @@ def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_co
     return decisions
 
 
+@paused()
 def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]] | None = None,
                        rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
                        interactive: bool = False) -> list[Operation]:
@@ -520,14 +531,36 @@ def _live_schemas(project: Project, expected: Schema) -> list[str | None]:
 
 def _live_operations(project: Project, connection: sa.Connection, expected: Schema) -> list[Operation]:
     """Operations that would turn the live schema into `expected`, both normalised for this database."""
+    schemas = _live_schemas(project, expected)
+    return compare_schemas(connection, expected, schemas=schemas, exclude=project.recorder(connection).own_tables)
+
+
+@paused()
+def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: list[str | None] | None = None,
+                    exclude: "set[str] | frozenset[str]" = frozenset()) -> list[Operation]:
+    """Operations that turn the database behind `connection` into `expected` (renames never guessed).
+
+    Reflects `schemas` (default: the default schema) leaving out `exclude`d tables,
+    normalises both sides for the database and diffs them. Commits a transaction
+    the reflection opened.
+    """
     from .schema.reflect import reflect
 
     dialect = get_dialect(connection.dialect.name)
-    schemas = _live_schemas(project, expected)
-    live = reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = reflect(connection, schemas=schemas or [None], exclude=exclude)
     if connection.in_transaction():
         connection.commit()
     return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+
+
+def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData]") -> list[Operation]:
+    """Operations that turn the database behind `connection` into the models of `metadata`.
+
+    The counterpart of Alembic's ``compare_metadata``, without a project or a
+    configuration: ``[op.describe() for op in schemashift.api.compare(conn, Base.metadata)]``.
+    """
+    expected = _schema_of(metadata if isinstance(metadata, list) else [metadata])
+    return compare_schemas(connection, expected, schemas=[None, *sorted(expected.schema_names - {None})])
 
 
 def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:

@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .gcpause import relax_for_process
+
 if TYPE_CHECKING:
     from . import api
 
@@ -223,7 +225,12 @@ def _manifest_note(project: "api.Project") -> None:
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from .fast import fast_upgrade
+    from .offline import cached_script
 
+    script = cached_script(args)  # `--sql --from REV` compiled before: no SQLAlchemy, no migration modules
+    if script is not None:
+        _out(script)
+        return EXIT_OK
     code = fast_upgrade(args, _out)
     if code is not None:
         return code
@@ -404,6 +411,7 @@ def _is_database_error(exc: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    relax_for_process()
     try:
         try:
             args = parse_args(argv)

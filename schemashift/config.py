@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import ConfigError, ModelsError, mask_secrets, remember_secret
+from .gcpause import paused
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -547,7 +548,8 @@ def load_models(config: Config) -> list["sa.MetaData"]:
     importlib.invalidate_caches()
     result: list[sa.MetaData] = []
     for spec in config.models:
-        target = _import_target(spec)
+        with paused():  # building thousands of model classes, not garbage
+            target = _import_target(spec)
         metadata = target if isinstance(target, sa.MetaData) else getattr(target, "metadata", None)
         if not isinstance(metadata, sa.MetaData):
             raise ModelsError(
