@@ -128,6 +128,27 @@ def live_diff(project: api.Project) -> list[ops.Operation]:
         return api.diff(project, against="models").operations
 
 
+def assert_fast_paths_agree(project: api.Project) -> None:
+    """The manifest/lazy history equals a full load, and cached schema states equal a replay.
+
+    Run on every scenario's migrations (issue 7: the fast paths give the slow paths' answers on the corpus).
+    """
+    from schemashift import cache, manifest
+    from schemashift.plan import states_along
+    from schemashift.scripts import History
+
+    folder = project.config.migrations_dir
+    full = History.load(folder)
+    replayed = states_along(full)
+    for attempt in ("cold", "warm"):  # the second load reads the manifest and the cached states from disk
+        lazy = manifest.load_history(folder, project.config.root, create_manifest=True)
+        assert [(m.revision, m.parent, m.checksum, m.message) for m in lazy.chain] == \
+               [(m.revision, m.parent, m.checksum, m.message) for m in full.chain], attempt
+        for revision in [None, *full.revisions]:
+            assert cache.state_at(lazy, revision) == replayed[revision], (attempt, revision)
+        assert [m.operations for m in lazy.chain] == [m.operations for m in full.chain], attempt
+
+
 # -- databases ---------------------------------------------------------------------
 
 

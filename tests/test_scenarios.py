@@ -19,6 +19,7 @@ from conftest import BACKENDS, require_backend
 from helpers import cli
 from scenario_harness import (
     Log,
+    assert_fast_paths_agree,
     generate_options,
     insert_rows,
     live_diff,
@@ -107,6 +108,7 @@ def test_scenario(scenario: Scenario, backend: str, engine: sa.Engine, config: P
         assert not set(scenario.absent) & kinds, f"did not expect {scenario.absent}, got {sorted(kinds)}\n{log}"
     quietly(api.upgrade, project, log=log)
     _clean(project, "at v2", log)
+    assert_fast_paths_agree(project)
     after = _kept(engine, project, scenario, 1)
     assert list(after.values()) == list(before.values()), f"values changed: {before} -> {after}"
     v2_models = models(project)
