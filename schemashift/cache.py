@@ -11,7 +11,11 @@ Everything in it can be deleted at any time; it only saves work:
 - state files hold the schema after a revision, pickled, named by a hash of the
   chain up to that revision (ids, parents and checksums) and kept in a folder
   named by the schemashift version and the schema model's source, so a state is
-  used only for exactly the migrations and code that produced it.
+  used only for exactly the migrations and code that produced it;
+- compiled-script files (JSON, `store_compiled`) hold the offline SQL of each
+  up-step under the same chain hashes, in a folder named by a hash of every
+  schemashift source file and SQLAlchemy's version (`source_key`); their
+  content is `schemashift.offline`'s business.
 
 This module imports only the standard library at start-up (the fast paths use
 the index); the state functions import the schema model when called.
@@ -203,13 +207,19 @@ def chain_keys(history: "History") -> list[str]:
     cached = getattr(history, "_chain_keys", None)
     if cached is not None and len(cached) == len(history.chain):
         return cached
+    keys = chain_keys_of((m.revision, m.parent, m.checksum) for m in history.chain)
+    history._chain_keys = keys  # type: ignore[attr-defined]
+    return keys
+
+
+def chain_keys_of(links: Iterable[tuple[str, str | None, str]]) -> list[str]:
+    """`chain_keys` of ``(revision, parent, checksum)`` triples in chain order (e.g. manifest entries)."""
     keys: list[str] = []
     previous = b""
-    for migration in history.chain:
-        line = f"{migration.revision} {migration.parent or '-'} {migration.checksum}\n".encode()
+    for revision, parent, checksum in links:
+        line = f"{revision} {parent or '-'} {checksum}\n".encode()
         previous = hashlib.sha256(previous + line).digest()
         keys.append(previous.hex()[:40])
-    history._chain_keys = keys  # type: ignore[attr-defined]
     return keys
 
 
@@ -357,3 +367,61 @@ def _prune(directory: Path) -> None:
     files.sort(key=lambda entry: entry.stat().st_mtime_ns)
     for entry in files[: len(files) - MAX_STATES]:
         Path(entry.path).unlink(missing_ok=True)
+
+
+# -- compiled offline scripts ----------------------------------------------------
+
+#: Bumped when the layout of compiled-script files changes.
+COMPILED_FORMAT = 1
+
+_source_key: str | None = None
+
+
+def source_key() -> str:
+    """A short hash of every schemashift source file and of SQLAlchemy's version (what compiled SQL depends on).
+
+    Reads the files without importing them: the cached `--sql` path imports no SQLAlchemy.
+    """
+    global _source_key
+    if _source_key is None:
+        from importlib.util import find_spec
+
+        package = Path(__file__).resolve().parent
+        digest = hashlib.sha256(f"compiled/{COMPILED_FORMAT}".encode())
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        spec = find_spec("sqlalchemy")
+        if spec is not None and spec.origin:
+            digest.update(Path(spec.origin).read_bytes())  # holds __version__
+        _source_key = digest.hexdigest()[:12]
+    return _source_key
+
+
+def compiled_path(directory: Path, name: str) -> Path:
+    """The compiled-script file `name` of the cache folder `directory` (for this code; see `source_key`)."""
+    return directory / f"compiled-{source_key()}" / f"{name}.json"
+
+
+def load_compiled(path: Path) -> dict[str, object] | None:
+    """The data saved at `path` by `store_compiled`; None when missing, damaged or of another format."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != COMPILED_FORMAT:
+        return None
+    return data
+
+
+def store_compiled(path: Path, data: dict[str, object]) -> None:
+    """Save `data` (JSON) at `path`, removing compiled scripts of other code versions (best effort)."""
+    try:
+        _prepare(path.parent)
+        _write_atomic(path, json.dumps({**data, "format": COMPILED_FORMAT}, separators=(",", ":")).encode("utf-8"))
+        for entry in os.scandir(path.parent.parent):
+            if entry.name.startswith("compiled-") and entry.path != str(path.parent) and entry.is_dir():
+                import shutil
+
+                shutil.rmtree(entry.path, ignore_errors=True)
+    except (OSError, TypeError, ValueError):
+        return  # unwritable: work without the cache

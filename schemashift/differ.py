@@ -158,6 +158,8 @@ def _column_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> lis
     pending: list[str] = []
     for key in sorted(set(old.tables) & set(new.tables)):
         before, after = old.table(key), new.table(key)
+        if before.column_names == after.column_names:
+            continue
         dropped = [c for c in before.columns if not after.has_column(c.name)]
         added = [c.name for c in after.columns if not before.has_column(c.name)]
         for column in dropped:
@@ -192,6 +194,8 @@ def _index_renames(old: Schema, new: Schema) -> list[Operation]:
     ops: list[Operation] = []
     for key in sorted(set(old.tables) & set(new.tables)):
         before, after = old.table(key), new.table(key)
+        if before.indexes == after.indexes:
+            continue
         old_names = {i.name for i in before.indexes}
         new_names = {i.name for i in after.indexes}
         gone = [i for i in before.indexes if i.name not in new_names]
@@ -246,32 +250,37 @@ def _structural(old: Schema, new: Schema) -> list[Operation]:
     _sequence_changes(old, new, phases)
     _dropped_tables(old, new, phases)
     _created_tables(old, new, phases)
-    for key in sorted(set(old.tables) & set(new.tables)):
-        _table_changes(old.table(key), new.table(key), phases)
-    _refresh_foreign_keys(old, new, phases)
+    common = sorted(set(old.tables) & set(new.tables))
+    changed = [key for key in common if old.tables[key] != new.tables[key]]  # equal tables need nothing
+    for key in changed:
+        _table_changes(old.tables[key], new.tables[key], phases)
+    _refresh_foreign_keys(old, new, common, changed, phases)
     return phases.ordered()
 
 
-def _refresh_foreign_keys(old: Schema, new: Schema, phases: _Phases) -> None:
+def _refresh_foreign_keys(old: Schema, new: Schema, common: list[str], changed: list[str], phases: _Phases) -> None:
     """A kept foreign key over a column whose type changes (at either end) is dropped before and added after.
 
     MySQL and MariaDB refuse to change the type of a column a foreign key uses,
     and a key between columns of different types cannot be added back in between.
+    `common` are the sorted keys of the tables in both schemas, `changed` those that differ.
     """
-    common = set(old.tables) & set(new.tables)
     retyped = {
         (key, column.name)
-        for key in common
-        for column in new.table(key).columns
-        if old.table(key).has_column(column.name) and old.table(key).column(column.name).type != column.type
+        for key in changed
+        for column in new.tables[key].columns
+        if old.tables[key].has_column(column.name) and old.tables[key].column(column.name).type != column.type
     }
     if not retyped:
         return
-    for key in sorted(common):
-        before, after = old.table(key), new.table(key)
+    retyped_tables = {key for key, _ in retyped}
+    for key in common:
+        before, after = old.tables[key], new.tables[key]
         for fk in after.foreign_keys:
+            if key not in retyped_tables and fk.ref_key not in retyped_tables:
+                continue
             ends = [(key, c) for c in fk.columns] + [(fk.ref_key, c) for c in fk.ref_columns]
-            if fk in before.foreign_keys and retyped.intersection(ends):
+            if retyped.intersection(ends) and fk in before.foreign_keys:
                 phases.drop_fks.append(DropConstraint(before.name, fk.name, schema=before.schema, definition=fk))
                 phases.add_fks.append(AddConstraint(after.name, fk, schema=after.schema))
 
@@ -341,7 +350,7 @@ COLUMN_FIELDS = ("type", "nullable", "default", "autoincrement", "comment", "com
 
 def columns_differ(a: Column, b: Column) -> bool:
     """True when two same-named columns differ in anything the database stores."""
-    return any(getattr(a, f) != getattr(b, f) for f in COLUMN_FIELDS)
+    return a != b and any(getattr(a, f) != getattr(b, f) for f in COLUMN_FIELDS)
 
 
 def _table_changes(before: Table, after: Table, phases: _Phases) -> None:
@@ -415,7 +424,7 @@ def _constraint_changes(before: Table, after: Table, phases: _Phases) -> None:
 def _index_changes(before: Table, after: Table) -> tuple[list[Index], list[Index]]:
     """(removed, added) indexes, ignoring DDL-time options (postgresql_concurrently…): how to build, not what it is."""
     def bare(index: Index) -> Index:
-        return replace(index, options=())
+        return replace(index, options=()) if index.options else index
 
     old, new = {bare(index) for index in before.indexes}, {bare(index) for index in after.indexes}
     return [i for i in before.indexes if bare(i) not in new], [i for i in after.indexes if bare(i) not in old]

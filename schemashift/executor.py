@@ -1,9 +1,12 @@
 """Running a plan against a database, recording every step.
 
 Where the dialect has transactional DDL, each migration and its version-table
-row commit together or not at all. Elsewhere each statement is journaled in the
-version row before and after it runs, so a failure or a crash leaves a row that
-says exactly how far the migration got.
+row commit together or not at all (on PostgreSQL without waiting for the disk
+until the run's last step, see `Executor.run`). Elsewhere each statement is
+journaled in the version row before and after it runs, so a failure or a crash
+leaves a row that says exactly how far the migration got; journal writes that
+can share a commit do (a step's first row with its first "running" mark, a
+step's finish with the next step's first row).
 """
 
 from __future__ import annotations
@@ -92,19 +95,63 @@ class Executor:
         self.recorder = recorder
         self.context = context
         self.out = out
+        self._deferred: tuple["Dialect", object] | None = None  # see `run`
+        self._open = False  # a statement awaits the next commit (see `_run_uncommitted`)
 
     def run(self, plan: Plan) -> None:
-        """Run every step of `plan` in order; stop at the first failure."""
+        """Run every step of `plan` in order; stop at the first failure.
+
+        Before the last step, atomic steps may commit without waiting for the
+        disk (`Dialect.defer_durability`: PostgreSQL's ``synchronous_commit =
+        off``). That is safe because each such commit holds a whole migration with
+        its version and history rows: a server crash can only lose the last few
+        of them entirely, and the database then says truthfully that they are
+        not applied. The last step, every journaled step and the history row of a
+        failure commit durably again, and a durable commit makes every earlier
+        one durable too, so a run that ends (in success or a failed migration) has all of it on disk.
+        """
+        steps = plan.steps
         with foreign_keys_relaxed(self.connection, plan.dialect.rebuilds_tables):
-            for step in plan.steps:
+            if len(steps) > 1:
+                token = plan.dialect.defer_durability(self.connection)
+                self._deferred = None if token is None else (plan.dialect, token)
+            try:
+                self._run_steps(steps)
+            finally:
+                self._durable(failed=True)
+
+    def _run_steps(self, steps: list[Step]) -> None:
+        pending: _Finish | None = None  # a journaled step's last journal write, committed with the next one
+        for index, step in enumerate(steps):
+            if index == len(steps) - 1 or not step.atomic:
+                self._durable()
+            if step.atomic:
+                self._settle(pending)
+                pending = None
                 started = time.perf_counter()
-                if step.atomic:
-                    self._run_atomic(step)
-                else:
-                    self._run_journaled(step)
-                elapsed = (time.perf_counter() - started) * 1000
-                verb = "applied" if step.direction == UP else "reverted"
-                self.out(f"{verb} {step.label} in {elapsed:.0f} ms")
+                self._run_atomic(step)
+                self._announce(step, (time.perf_counter() - started) * 1000)
+            else:
+                pending = self._run_journaled(step, carry=pending)
+        self._settle(pending)
+
+    def _announce(self, step: Step, elapsed: float) -> None:
+        verb = "applied" if step.direction == UP else "reverted"
+        self.out(f"{verb} {step.label} in {elapsed:.0f} ms")
+
+    def _durable(self, *, failed: bool = False) -> None:
+        """Make commits durable again (see `run`); after a failure, quietly if the connection is gone."""
+        if self._deferred is None:
+            return
+        dialect, token = self._deferred
+        self._deferred = None
+        if failed and self.connection.in_transaction():
+            self.connection.rollback()
+        try:
+            dialect.restore_durability(self.connection, token)
+        except sa.exc.DBAPIError:
+            if not failed:
+                raise
 
     def _execute(self, statement: Statement) -> None:
         _fault_point(False)
@@ -124,12 +171,13 @@ class Executor:
                 for statement in step.statements:
                     self._run_one(step, statement)
                 if step.direction == UP:
-                    self.recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message,
-                                         APPLIED, duration_ms=_ms(clock), statements_done=len(step.statements))
+                    self.recorder.insert_and_log(migration.revision, migration.parent, migration.checksum,
+                                                 migration.message, started, _ms(clock), len(step.statements),
+                                                 together=step.plan_dialect.dml_in_cte)
                 else:
                     self.recorder.delete(migration.revision)
-                self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
-                                  started, _ms(clock), "ok")
+                    self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                                      started, _ms(clock), "ok")
         except _StatementFailed as failure:
             self._log_failure(step, started, clock, failure.error)
             raise ExecutionError(
@@ -147,6 +195,7 @@ class Executor:
         migration = step.migration
         if self.connection.in_transaction():
             self.connection.rollback()
+        self._durable()  # this commit makes every earlier one durable
         with self.connection.begin():
             self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
                               started, _ms(clock), "failed", error)
@@ -154,39 +203,110 @@ class Executor:
     # -- journaled (non-transactional DDL) ----------------------------------
 
     def _commit(self, action: Callable[[], None]) -> None:
+        """Run `action` in a transaction and commit it, with the statement `_run_uncommitted` left, if any."""
         if self.connection.in_transaction():
+            if self._open:
+                self._open = False
+                try:
+                    action()
+                except BaseException:
+                    self.connection.rollback()
+                    raise
+                self.connection.commit()
+                return
             self.connection.commit()
+        self._open = False
         with self.connection.begin():
             action()
 
-    def _run_journaled(self, step: Step, start_at: int = 0, *, resume: bool = False) -> None:
-        """Run `step` statement by statement from `start_at`, journaling before and after each one."""
-        started, clock = _now(), time.perf_counter()
+    def _run_uncommitted(self, statement: Statement) -> None:
+        """Run `statement` and leave its commit to the next journal write (one round trip less).
+
+        Only where DDL is not transactional: there DDL commits itself as it runs,
+        and any other statement commits with the journal write that records it done.
+        """
+        if self.connection.in_transaction():
+            self.connection.commit()
+        self._execute(statement)
+        self._open = True
+
+    def _commit_with(self, carry: "_Finish | None", action: Callable[[], None]) -> None:
+        """Commit `action` together with the previous step's pending finish (then announce that step)."""
+        if carry is None:
+            self._commit(action)
+            return
+
+        def both() -> None:
+            carry.record(self.recorder)
+            action()
+
+        try:
+            self._commit(both)
+        except Exception:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            if not carry.uncommitted:  # else the journal still says its last statement may have run: true
+                self._commit(lambda: carry.record(self.recorder))  # the finished step stays recorded
+                self._announce(carry.step, carry.duration_ms)
+            raise
+        self._announce(carry.step, carry.duration_ms)
+
+    def _settle(self, pending: "_Finish | None", *, announce: bool = True) -> None:
+        """Commit a journaled step's pending finish on its own."""
+        if pending is not None:
+            self._commit(lambda: pending.record(self.recorder))
+            if announce:
+                self._announce(pending.step, pending.duration_ms)
+
+    def _run_journaled(self, step: Step, start_at: int = 0, *, resume: bool = False,
+                       carry: "_Finish | None" = None) -> "_Finish":
+        """Run `step` statement by statement from `start_at`, journaling before and after each one.
+
+        Returns the step's finish (APPLIED or the row's removal, and the history
+        row) uncommitted: the caller commits it with the next journal write, one
+        commit less per step (`carry` is the previous step's). The first
+        statement's "running" mark is written with the step's first journal row.
+        Either way the journal says no less than what happened: a crash before the
+        finish leaves the last statement marked as running, which `repair` checks.
+        """
+        clock = time.perf_counter()
+        started = _now()
         migration = step.migration
         revision = migration.revision
+        first = step.statements[start_at] if start_at < len(step.statements) else None
+        marked = first is not None and not self._atomic_data(step, first)
+        running: dict[str, object] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
         if resume:
-            self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=step.direction,
-                                                      statements_done=start_at, failed_statement=None, error=None))
+            self._commit_with(carry, lambda: self.recorder.update(
+                revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,
+                error=None, **running))
         elif step.direction == UP:
-            self._commit(lambda: self.recorder.insert(revision, migration.parent, migration.checksum, migration.message, RUNNING))
+            self._commit_with(carry, lambda: self.recorder.insert(
+                revision, migration.parent, migration.checksum, migration.message, RUNNING, **running))
         else:
-            self._commit(lambda: self.recorder.update(revision, state=RUNNING, direction=DOWN, statements_done=0,
-                                                      failed_statement=None, error=None))
+            self._commit_with(carry, lambda: self.recorder.update(
+                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None, **running))
         last = len(step.statements) - 1
         for index in range(start_at, len(step.statements)):
             try:
-                # the last statement's "done" is recorded by the finishing commit (one transaction less per step)
-                self._journaled_statement(step, index, record_done=index != last)
+                # the last statement's "done" is recorded by the finish
+                self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
             except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
-        self._finish_journaled(step, started, clock)
+        return _Finish(step, started, _ms(clock), _now(), self._open)
 
-    def _journaled_statement(self, step: Step, index: int, *, record_done: bool = True) -> None:
+    @staticmethod
+    def _atomic_data(step: Step, statement: Statement) -> bool:
+        """True for a data statement that runs and is journaled in one transaction."""
+        in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
+        return statement.operation.data_only and in_transaction
+
+    def _journaled_statement(self, step: Step, index: int, *, record_done: bool = True, marked: bool = False) -> None:
+        """Run statement `index`; `marked`: its "running" mark is already committed."""
         statement = step.statements[index]
         revision = step.migration.revision
         done = {"statements_done": index + 1, "running_statement": None}
-        in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
-        if statement.operation.data_only and in_transaction:
+        if self._atomic_data(step, statement):
             # data statements are transactional everywhere: run them and journal them atomically
             def run_and_record() -> None:
                 self._execute(statement)
@@ -194,17 +314,21 @@ class Executor:
 
             self._commit(run_and_record)
             return
-        self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
-        if not in_transaction:
+        if not marked:
+            self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
+        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
             self._autocommit(statement.sql)
-        else:
+        elif step.plan_dialect.transactional_ddl:
             self._commit(lambda: self._execute(statement))
+        else:
+            self._run_uncommitted(statement)
         if record_done:
             self._commit(lambda: self.recorder.update(revision, **done))
 
     def _autocommit(self, sql: str) -> None:
         if self.connection.in_transaction():
             self.connection.commit()
+        self._open = False
         level = self.connection.get_isolation_level()
         self.connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
@@ -222,6 +346,7 @@ class Executor:
         statement = step.statements[index]
         if self.connection.in_transaction():
             self.connection.rollback()
+        self._open = False
         self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
                                                   running_statement=None, error=error))
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
@@ -245,7 +370,7 @@ class Executor:
     def resume(self, step: Step, start_at: int) -> None:
         """Finish a partly run step from statement `start_at`."""
         with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):
-            self._run_journaled(step, start_at, resume=True)
+            self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
 
@@ -265,20 +390,29 @@ class Executor:
         self._commit(record)
         self.out(f"undid the partial {'upgrade' if step.direction == UP else 'downgrade'} of {step.label}")
 
-    def _finish_journaled(self, step: Step, started: datetime, clock: float) -> None:
-        migration = step.migration
 
-        def finish() -> None:
-            if step.direction == UP:
-                self.recorder.update(migration.revision, state=APPLIED, duration_ms=_ms(clock), applied_at=_now(),
-                                     statements_done=len(step.statements), running_statement=None,
-                                     failed_statement=None, error=None)
-            else:
-                self.recorder.delete(migration.revision)
-            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
-                              started, _ms(clock), "ok")
 
-        self._commit(finish)
+@dataclass
+class _Finish:
+    """The last journal write of a journaled step whose statements all ran (not yet committed)."""
+
+    step: Step
+    started: datetime
+    duration_ms: int
+    finished: datetime
+    uncommitted: bool = False  #: its last statement awaits this commit (see `Executor._run_uncommitted`)
+
+    def record(self, recorder: Recorder) -> None:
+        """Mark the step done in the version table and log it (inside the caller's transaction)."""
+        step, migration = self.step, self.step.migration
+        if step.direction == UP:
+            recorder.update(migration.revision, state=APPLIED, duration_ms=self.duration_ms, applied_at=self.finished,
+                            statements_done=len(step.statements), running_statement=None, failed_statement=None,
+                            error=None)
+        else:
+            recorder.delete(migration.revision)
+        recorder.log(migration.revision, step.direction, migration.checksum, migration.message, self.started,
+                     self.duration_ms, "ok")
 
 
 _statements_run = 0

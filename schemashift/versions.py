@@ -174,15 +174,58 @@ class Recorder:
     def insert(self, revision: str, parent: str | None, checksum: str, message: str, state: str, direction: str = "up",
                **values: object) -> None:
         """Add a version row (`values`: more columns, e.g. ``duration_ms``, ``statements_done``)."""
-        row: dict[str, object] = {"revision": revision, "parent": parent, "checksum": checksum,
-                                  "message": message[:255], "applied_at": _now(), "state": state,
-                                  "direction": direction, "statements_done": 0}
+        row = _version_row(revision, parent, checksum, message, state, direction)
         row.update(values)
         self.connection.execute(self.version.insert(), row)  # one cached compiled INSERT for every row
 
+    def insert_and_log(self, revision: str, parent: str | None, checksum: str, message: str, started: datetime,
+                       duration_ms: int, statements_done: int, *, together: bool = False) -> None:
+        """An applied version row and its "ok" history row (`insert` then `log`).
+
+        With `together` (databases that run INSERTs inside a WITH, see
+        `Dialect.dml_in_cte`) both go in one statement: one round trip less per migration.
+        """
+        row = _version_row(revision, parent, checksum, message, APPLIED, "up")
+        row.update(duration_ms=duration_ms, statements_done=statements_done)
+        logged = _history_row(revision, "up", checksum, message, started, duration_ms, "ok", None)
+        if not together:
+            self.connection.execute(self.version.insert(), row)
+            self.connection.execute(self.history.insert(), logged)
+            return
+        params = {f"v_{key}": value for key, value in row.items()}
+        params.update({f"h_{key}": value for key, value in logged.items()})
+        self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
+
+    def _insert_and_log_statement(self, version_keys: list[str], history_keys: list[str]) -> sa.Insert:
+        """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters (built once)."""
+        cached = getattr(self, "_together", None)
+        if cached is not None and cached[0] == (version_keys, history_keys):
+            return cached[1]
+
+        def values(table: sa.Table, prefix: str, keys: list[str]) -> dict[str, sa.BindParameter[object]]:
+            return {key: sa.bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in keys}
+
+        recorded = self.version.insert().values(values(self.version, "v_", version_keys)).cte("recorded")
+        statement = self.history.insert().values(values(self.history, "h_", history_keys)).add_cte(recorded)
+        self._together = ((version_keys, history_keys), statement)
+        return statement
+
     def update(self, revision: str, **values: object) -> None:
         """Change fields of a version row."""
-        self.connection.execute(self.version.update().where(self.version.c.revision == revision).values(**values))
+        params = {f"set_{key}": value for key, value in values.items()}
+        params["where_revision"] = revision
+        self.connection.execute(self._update_statement(tuple(values)), params)
+
+    def _update_statement(self, keys: tuple[str, ...]) -> sa.Update:
+        """``UPDATE <version> SET <keys> WHERE revision = …`` with ``set_``/``where_`` parameters, built once per keys."""
+        cache = self.__dict__.setdefault("_updates", {})
+        statement = cache.get(keys)
+        if statement is None:
+            table = self.version
+            statement = table.update().where(table.c.revision == sa.bindparam("where_revision", type_=table.c.revision.type))
+            statement = statement.values({key: sa.bindparam(f"set_{key}", type_=table.c[key].type) for key in keys})
+            cache[keys] = statement
+        return statement
 
     def delete(self, revision: str) -> None:
         """Remove a version row (the revision was reverted)."""
@@ -191,11 +234,8 @@ class Recorder:
     def log(self, revision: str, direction: str, checksum: str | None, message: str, started: datetime,
             duration_ms: int, outcome: str, error: str | None = None) -> None:
         """Append one row to the history table."""
-        self.connection.execute(self.history.insert(), {
-            "revision": revision, "direction": direction, "checksum": checksum, "message": message[:255],
-            "started_at": started, "duration_ms": duration_ms, "outcome": outcome, "user_name": _user(),
-            "host": _host(), "error": mask_secrets(error)[:4000] if error else None,
-        })
+        self.connection.execute(self.history.insert(),
+                                _history_row(revision, direction, checksum, message, started, duration_ms, outcome, error))
 
     def history_rows(self) -> list[dict[str, object]]:
         """The history table, oldest first (empty when missing)."""
@@ -206,6 +246,19 @@ class Recorder:
 
 
 AppliedRow = AppliedRevision
+
+
+def _version_row(revision: str, parent: str | None, checksum: str, message: str, state: str,
+                 direction: str) -> dict[str, object]:
+    return {"revision": revision, "parent": parent, "checksum": checksum, "message": message[:255],
+            "applied_at": _now(), "state": state, "direction": direction, "statements_done": 0}
+
+
+def _history_row(revision: str, direction: str, checksum: str | None, message: str, started: datetime,
+                 duration_ms: int, outcome: str, error: str | None) -> dict[str, object]:
+    return {"revision": revision, "direction": direction, "checksum": checksum, "message": message[:255],
+            "started_at": started, "duration_ms": duration_ms, "outcome": outcome, "user_name": _user(),
+            "host": _host(), "error": mask_secrets(error)[:4000] if error else None}
 
 
 def _row(row: sa.RowMapping) -> AppliedRevision:

@@ -35,7 +35,7 @@ from ..schema.model import (
     UniqueConstraint,
 )
 from ..schema.satypes import to_sa_type
-from ..schema.to_sqlalchemy import sa_table
+from ..schema.to_sqlalchemy import sa_column, sa_table
 from ..schema.types import Type
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ class Dialect:
     no_cycle: ClassVar[str] = "NO CYCLE"
     #: Other names that select this dialect in `ExecuteSQL.dialects`.
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: ``WITH x AS (INSERT …) INSERT …`` works (the executor writes version and history rows in one statement).
+    dml_in_cte: ClassVar[bool] = False
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""
@@ -127,6 +129,16 @@ class Dialect:
     def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
+
+    def defer_durability(self, connection: "sa.Connection") -> object | None:
+        """Let this session's commits return before they are durable; a token for `restore_durability`.
+
+        None (the generic form): commits stay as they are. See `executor.Executor.run` for when it is safe.
+        """
+        return None
+
+    def restore_durability(self, connection: "sa.Connection", token: object) -> None:
+        """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all earlier ones)."""
 
     # --- generic compilation (the SQL compilation work) ----------------------
 
@@ -162,8 +174,7 @@ class Dialect:
 
     def compile_add_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
         """Enum types, ``ALTER TABLE … ADD COLUMN`` with the full definition, its comment."""
-        table = self.sa_table_for(table_at(after, op.table_key), after, include_indexes=False)
-        column = table.c[op.column.name]
+        column = self.added_column(table_at(after, op.table_key), op.column.name, after)
         statements = self.enum_setup((op.column,), before)
         statements.append(f"{self.alter_table(op.table, op.schema)} ADD COLUMN {self.column_spec(column)}")
         return statements + self.column_comment(column)
@@ -351,17 +362,37 @@ class Dialect:
         return self._sa.type_compiler_instance.process(to_sa_type(typ, self.name))
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`).
-
-        Columns filled from a sequence get its next value as their default (see `sequence_column`).
-        """
-        if any(column.sequence is not None for column in table.columns):
-            table = table.evolve(columns=tuple(self.sequence_column(column) for column in table.columns))
+        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as `ddl_column` makes them."""
+        columns = tuple(self.ddl_column(column) for column in table.columns)
+        if any(new is not old for new, old in zip(columns, table.columns)):
+            table = table.evolve(columns=columns)
         return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
 
+    def ddl_column(self, column: Column) -> Column:
+        """`column` as this database's DDL states it: filled from a sequence, its next value is the default
+        (see `sequence_column`); databases add their own rewrites."""
+        return self.sequence_column(column) if column.sequence is not None else column
+
+    def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column:
+        """Column `name` of `table` as a SQLAlchemy column, for ``ADD COLUMN`` and its comment.
+
+        A column's DDL depends on its table only through the primary key (SERIAL,
+        AUTO_INCREMENT, inline PRIMARY KEY) and a separate comment names the
+        table, so other columns are built alone, at a fraction of the cost of a table.
+        """
+        column = table.column(name)
+        keyed = table.primary_key is not None and name in table.primary_key.columns
+        if keyed or (column.comment is not None and self.separate_comments):
+            return self.sa_table_for(table, schema, include_indexes=False).c[name]
+        return sa_column(self.ddl_column(column), self.name)
+
+    @cached_property
+    def _ddl_compiler(self) -> sa.sql.compiler.DDLCompiler:
+        return self._sa.ddl_compiler(self._sa, None)
+
     def column_spec(self, column: sa.Column) -> str:
-        """The full definition of a table-bound `column` (``name TYPE NOT NULL DEFAULT …``)."""
-        return self._sa.ddl_compiler(self._sa, None).get_column_specification(column)
+        """The full definition of `column` (``name TYPE NOT NULL DEFAULT …``); see `added_column`."""
+        return self._ddl_compiler.get_column_specification(column)
 
     def fill_nulls(self, op: ops.AlterColumn) -> list[str]:
         """``UPDATE … SET c = <default> WHERE c IS NULL`` when a column with a default becomes NOT NULL.

@@ -15,7 +15,7 @@ from .. import ops
 from ..schema import normalize as norm
 from ..schema.model import CheckConstraint, ForeignKey, Index
 from ..schema.types import Type
-from ..schema.model import Constraint, PrimaryKey, Schema, Table, UniqueConstraint
+from ..schema.model import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from .base import Dialect, lock_timeout, release_quietly, run_settled, table_at
 
 if TYPE_CHECKING:
@@ -73,13 +73,15 @@ class MySQLDialect(Dialect):
         """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
         return mysql.dialect()
 
+    def ddl_column(self, column: Column) -> Column:
+        """As in `Dialect`, with ANSI-quoted identifiers in a generated column's expression backticked."""
+        if column.computed is not None:
+            column = column.evolve(computed=replace(column.computed, sql=backticked(column.computed.sql)))
+        return super().ddl_column(column)
+
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """As in `Dialect`, with ANSI-quoted identifiers in checks, generated columns and index expressions backticked."""
+        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked."""
         table = table.evolve(
-            columns=tuple(
-                c.evolve(computed=replace(c.computed, sql=backticked(c.computed.sql))) if c.computed else c
-                for c in table.columns
-            ),
             checks=tuple(replace(check, sql=backticked(check.sql)) for check in table.checks),
             indexes=tuple(replace(i, expressions=tuple(backticked(e) for e in i.expressions)) for i in table.indexes),
         )
@@ -303,7 +305,7 @@ class MySQLDialect(Dialect):
 
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in MySQL/MariaDB's canonical form, for comparison only."""
-        return self.Normalizer()(schema)
+        return norm.shared(self.Normalizer)(schema)
 
     # --- locking ---------------------------------------------------------
 

@@ -145,6 +145,7 @@ class PostgreSQLDialect(Dialect):
     supports_schemas = True
     supports_sequences = True
     instant_add_column = True
+    dml_in_cte = True
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for ``ALTER TYPE … ADD VALUE``.
@@ -161,10 +162,26 @@ class PostgreSQLDialect(Dialect):
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
         return postgresql.dialect()
 
-    def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """As in `Dialect`, with generated columns of unstated kind made STORED (the only kind before PostgreSQL 18)."""
-        columns = tuple(_stored(column) for column in table.columns)
-        return super().sa_table_for(table.evolve(columns=columns), schema, **options)
+    def defer_durability(self, connection: sa.Connection) -> object | None:
+        """``synchronous_commit = off`` for the session; the earlier value is the token (None when already off).
+
+        A commit then returns before its WAL reaches disk; a server crash can
+        lose the last such transactions, whole (never part of one), while the
+        next synchronous commit flushes every earlier one.
+        """
+        previous = run_settled(connection, "SELECT current_setting('synchronous_commit')")
+        if previous == "off":
+            return None
+        run_settled(connection, "SELECT set_config('synchronous_commit', 'off', false)")
+        return previous
+
+    def restore_durability(self, connection: sa.Connection, token: object) -> None:
+        """Put `synchronous_commit` back to the value `defer_durability` found."""
+        run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
+
+    def ddl_column(self, column: Column) -> Column:
+        """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before PostgreSQL 18)."""
+        return super().ddl_column(_stored(column))
 
     def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
         """``CREATE TYPE … AS ENUM`` for each native enum of `columns` that `before` does not use yet.
@@ -441,7 +458,7 @@ class PostgreSQLDialect(Dialect):
 
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in PostgreSQL's canonical form, for comparison only."""
-        return self.Normalizer()(schema)
+        return norm.shared(self.Normalizer)(schema)
 
     # --- locking ---------------------------------------------------------
 

@@ -185,15 +185,15 @@ class SQLiteDialect(Dialect):
                 return typ.evolve(unsigned=False)
             return typ
 
-        def finish(self, table: Table) -> Table:
+        def column(self, table: Table, column: Column) -> Column:
+            column = super().column(table, column)
             pk = table.primary_key
             rowid = pk.columns[0] if pk is not None and len(pk.columns) == 1 else None
-            columns = [c.evolve(autoincrement=c.name == rowid and c.type.kind == "integer") for c in table.columns]
-            return table.evolve(columns=columns)
+            return column.evolve(autoincrement=column.name == rowid and column.type.kind == "integer")
 
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in SQLite's canonical form, for comparison only."""
-        return self.Normalizer()(schema)
+        return norm.shared(self.Normalizer)(schema)
 
     # --- locking ---------------------------------------------------------
 

@@ -98,16 +98,24 @@ def _sequence_key(column: sa.Column) -> str | None:
 
 def convert_column(column: sa.Column, table: sa.Table) -> Column:
     """The neutral form of one model column."""
-    return Column(
-        name=column.name,
-        type=from_sa_type(column.type),
-        nullable=bool(column.nullable),
-        default=_default(column),
-        autoincrement=table.autoincrement_column is column or column.identity is not None,
-        comment=column.comment,
-        computed=_computed(column),
-        identity=_identity(column),
-        sequence=_sequence_key(column),
+    return Column(*_column_fields(column, table.autoincrement_column))
+
+
+ColumnFields = tuple[object, ...]  # the `Column` fields in declaration order
+
+
+def _column_fields(column: sa.Column, autoincrement_column: sa.Column | None) -> ColumnFields:
+    """`Column(*fields)` is the neutral form of `column`; `autoincrement_column` is its table's."""
+    return (
+        column.name,
+        from_sa_type(column.type),
+        bool(column.nullable),  # nullable
+        _default(column),
+        autoincrement_column is column or column.identity is not None,  # autoincrement
+        column.comment,
+        _computed(column),
+        _identity(column),
+        _sequence_key(column),
     )
 
 
@@ -171,8 +179,14 @@ def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
     return satype
 
 
-def convert_table(table: sa.Table) -> Table:
-    """The neutral form of one model table."""
+def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:
+    """The neutral form of one model table.
+
+    `seen` collects the columns converted so far: a column equal to one of them
+    reuses that object (models repeat columns a lot; fewer objects, faster compares).
+    """
+    seen = {} if seen is None else seen
+    autoincrement_column = table.autoincrement_column
     uniques: list[UniqueConstraint] = []
     foreign_keys: list[ForeignKey] = []
     checks: list[CheckConstraint] = []
@@ -191,7 +205,7 @@ def convert_table(table: sa.Table) -> Table:
     primary_key = PrimaryKey(tuple(c.name for c in pk.columns), _name(pk.name)) if pk.columns else None
     return Table(
         name=table.name,
-        columns=tuple(convert_column(c, table) for c in table.columns),
+        columns=tuple(_once(_column_fields(c, autoincrement_column), seen) for c in table.columns),
         primary_key=primary_key,
         indexes=tuple(sorted((_index(i) for i in table.indexes), key=lambda i: i.name)),
         uniques=tuple(uniques),
@@ -202,14 +216,23 @@ def convert_table(table: sa.Table) -> Table:
     )
 
 
+def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:
+    """`Column(*fields)`, the same object for equal fields."""
+    column = seen.get(fields)
+    if column is None:
+        column = seen[fields] = Column(*fields)
+    return column
+
+
 def from_metadata(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> Schema:
     """The neutral schema of one or more `MetaData` objects."""
     if isinstance(metadatas, sa.MetaData):
         metadatas = [metadatas]
     tables: list[Table] = []
     sequences: list[Sequence] = []
+    seen: dict[ColumnFields, Column] = {}
     for metadata in metadatas:
-        tables.extend(convert_table(t) for t in metadata.tables.values())  # sorted_tables warns on FK cycles
+        tables.extend(convert_table(t, seen) for t in metadata.tables.values())  # sorted_tables warns on FK cycles
         sequences.extend(convert_sequence(s) for s in metadata._sequences.values() if not s.optional)
     return Schema.of(tables, sequences)
 

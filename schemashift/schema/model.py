@@ -9,9 +9,10 @@ database (`schema.reflect`) and from replaying migration operations
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Iterator, Mapping
 
-from .types import Type
+from .types import Type, evolve
 
 
 def qualify(name: str, schema: str | None = None) -> str:
@@ -55,8 +56,8 @@ class Column:
     sequence: str | None = None
 
     def evolve(self, **changes: object) -> Column:
-        """Return a copy with `changes` applied."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """Return a copy with `changes` applied (`self` when nothing changes)."""
+        return evolve(self, changes)
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,30 @@ class Table:
         """``schema.name`` or ``name``."""
         return qualify(self.name, self.schema)
 
+    @cached_property
+    def _columns_by_name(self) -> dict[str, Column]:
+        """Columns by name (the first one of a duplicated name); cached beside the fields."""
+        by_name: dict[str, Column] = {}
+        for column in self.columns:
+            by_name.setdefault(column.name, column)
+        return by_name
+
+    def __getstate__(self) -> dict[str, object]:
+        """The fields only: pickles (cached states) leave the column map out."""
+        state = dict(self.__dict__)
+        state.pop("_columns_by_name", None)
+        return state
+
     def column(self, name: str) -> Column:
         """The column called `name` (KeyError when missing)."""
-        for column in self.columns:
-            if column.name == name:
-                return column
-        raise KeyError(f"{self.key} has no column {name!r}")
+        try:
+            return self._columns_by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.key} has no column {name!r}") from None
 
     def has_column(self, name: str) -> bool:
         """True when a column called `name` exists."""
-        return any(column.name == name for column in self.columns)
+        return name in self._columns_by_name
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -192,11 +207,11 @@ class Table:
         yield from self.checks
 
     def evolve(self, **changes: object) -> Table:
-        """Return a copy with `changes` applied (sequences become tuples)."""
-        for key, value in list(changes.items()):
+        """Return a copy with `changes` applied (sequences become tuples; `self` when nothing changes)."""
+        for key, value in changes.items():
             if isinstance(value, list):
                 changes[key] = tuple(value)
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return evolve(self, changes)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,11 @@ What `Normalizer` does (dialect subclasses override the hooks):
   turns ``IN (…)`` into ``= ANY (ARRAY[…])``, ``BETWEEN`` into two comparisons,
   ``LIKE`` into ``~~``) is not undone: write such checks as the database renders
   them, or expect the differ to report them.
+
+Speed: a `Normalizer` memoises columns, types, defaults and expressions by value
+and hands out one object per distinct canonical column or constraint; dialects
+keep one long-lived instance each (`shared`), so both sides of a comparison share
+those objects and equal tables compare mostly by identity.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import re
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import ClassVar, Iterable, Mapping
+from typing import Callable, ClassVar, Hashable, Iterable, Mapping, TypeVar
 
 from .model import (
     CheckConstraint,
@@ -76,6 +81,8 @@ _TRUE = {"true", "t", "1", "yes", "on", "y"}
 _FALSE = {"false", "f", "0", "no", "off", "n"}
 
 Token = tuple[str, str]
+V = TypeVar("V")
+P = TypeVar("P")
 
 
 def tokenize(sql: str) -> list[Token]:
@@ -297,20 +304,37 @@ def _canonical_value(value: str, typ: Type) -> str | None:
 
 def object_name(name1: str, name2: str | None, label: str, limit: int = 63) -> str:
     """An identifier ``name1_name2_label`` shortened like PostgreSQL does (the longer part shrinks first)."""
-    overhead = len(label) + 1 + (1 if name2 else 0)
-    first, second = len(name1), len(name2 or "")
-    while first + second > limit - overhead:
-        if first > second:
-            first -= 1
-        else:
-            second -= 1
+    room = limit - (len(label) + 1 + (1 if name2 else 0))
+    first, second = _shortened(len(name1), len(name2 or ""), room)
     parts = [name1[:first]] + ([name2[:second]] if name2 else []) + [label]
     return "_".join(parts)
 
 
+def _shortened(first: int, second: int, room: int) -> tuple[int, int]:
+    """Lengths of two parts cut to `room` in all: the longer one shrinks first, then both in turn.
+
+    PostgreSQL shortens one character at a time (the second part when they tie);
+    this is the same result computed at once.
+    """
+    excess = first + second - room
+    if excess <= 0:
+        return first, second
+    if room < 0:  # nothing fits: the loop would drive the lengths negative
+        while first + second > room:
+            first, second = (first - 1, second) if first > second else (first, second - 1)
+        return first, second
+    longer, shorter = max(first, second), min(first, second)
+    if longer - excess >= shorter:
+        return (first - excess, second) if first > second else (first, second - excess)
+    return room - room // 2, room // 2
+
+
 def generated_name(name: str, candidates: Iterable[str], pattern: str = r"\d*") -> bool:
     """True when `name` is one of `candidates` optionally followed by `pattern` (a collision suffix)."""
-    return any(re.fullmatch(re.escape(candidate) + f"(?:{pattern})", name) for candidate in candidates)
+    return any(
+        name.startswith(candidate) and re.fullmatch(f"(?:{pattern})", name[len(candidate) :]) is not None
+        for candidate in candidates
+    )
 
 
 def postgres_generated(name: str, table: str, seconds: Iterable[str | None], label: str) -> bool:
@@ -321,11 +345,32 @@ def postgres_generated(name: str, table: str, seconds: Iterable[str | None], lab
     """
     digits = re.search(r"\d*$", name)
     suffixes = {"", digits.group() if digits else ""}
+    if not any(name.endswith(f"_{label}{suffix}") for suffix in suffixes):
+        return False  # the quick answer for most names
     return any(object_name(table, second, label + suffix) == name for second in seconds for suffix in suffixes)
 
 
+def _memoized(memo: dict[Hashable, V], key: Hashable, compute: Callable[[], V]) -> V:
+    """``memo[key]``, computed (and kept) by `compute` the first time."""
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
+
+
 class Normalizer:
-    """Turns a `Schema` into one database's canonical form; dialects subclass and override the hooks."""
+    """Turns a `Schema` into one database's canonical form; dialects subclass and override the hooks.
+
+    Hooks must be pure functions of their arguments: an instance memoises columns,
+    types, defaults and SQL expressions by value, so schemas repeating the same few
+    of them (the usual case) normalise each distinct one once. Equal canonical
+    columns are one object, so comparing tables normalised by the same instance
+    (see `shared`) mostly compares identities.
+    """
+
+    #: Memoised entries kept between calls; beyond that the memos start afresh.
+    memo_limit: ClassVar[int] = 100_000
 
     #: Schema name that means "the default schema" and becomes None.
     default_schema: ClassVar[str | None] = None
@@ -351,8 +396,21 @@ class Normalizer:
     sequence_max: ClassVar[int] = 2**63 - 1
     sequence_min: ClassVar[int] = -(2**63)
 
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop everything memoised."""
+        self._columns: dict[Hashable, Column] = {}
+        self._shared: dict[Hashable, Hashable] = {}
+        self._types: dict[Hashable, Type] = {}
+        self._defaults: dict[Hashable, str | None] = {}
+        self._expressions: dict[Hashable, str] = {}
+
     def __call__(self, schema: Schema) -> Schema:
         """The canonical form of `schema`."""
+        if len(self._columns) + len(self._shared) + len(self._defaults) > self.memo_limit:
+            self.forget()
         tables = (self.table(table) for table in schema.tables.values())
         if not self.has_sequences:
             return Schema.of(tables)
@@ -373,18 +431,27 @@ class Normalizer:
     def table(self, table: Table) -> Table:
         """The canonical form of one table."""
         table = self.prepare(table)
-        columns = tuple(self.column(table, column) for column in table.columns)
-        result = table.evolve(
+        shared = self._share
+        result = Table(
+            name=table.name,
+            columns=self._columns_of(table),
+            primary_key=shared(self.primary_key(table, table.primary_key)),
+            indexes=tuple(sorted((shared(self.index(table, i)) for i in table.indexes), key=lambda i: i.name)),
+            uniques=tuple(sorted((shared(self.unique(table, u)) for u in table.uniques), key=_unique_key)),
+            foreign_keys=tuple(
+                sorted((shared(self.foreign_key(table, fk)) for fk in table.foreign_keys), key=_fk_key)
+            ),
+            checks=tuple(
+                sorted((shared(self.check(table, c)) for c in table.checks), key=lambda c: (c.sql, c.name or ""))
+            ),
             schema=self.schema_name(table.schema),
-            columns=columns,
-            primary_key=self.primary_key(table, table.primary_key),
-            indexes=sorted((self.index(table, i) for i in table.indexes), key=lambda i: i.name),
-            uniques=sorted((self.unique(table, u) for u in table.uniques), key=_unique_key),
-            foreign_keys=sorted((self.foreign_key(table, fk) for fk in table.foreign_keys), key=_fk_key),
-            checks=sorted((self.check(table, c) for c in table.checks), key=lambda c: (c.sql, c.name or "")),
             comment=(table.comment or None) if self.keeps_comments else None,
         )
         return self.finish(result)
+
+    def _share(self, part: P) -> P:
+        """`part` of a canonical table, one object per distinct value (fewer objects, faster compares)."""
+        return self._shared.setdefault(part, part)  # type: ignore[return-value]
 
     def prepare(self, table: Table) -> Table:
         """Table-level rewrites before anything else (e.g. MySQL's implicit indexes); default: none."""
@@ -401,12 +468,15 @@ class Normalizer:
     # -- columns --------------------------------------------------------------
 
     def column(self, table: Table, column: Column) -> Column:
-        """The canonical form of one column."""
-        typ = self.type(column.type)
+        """The canonical form of one column.
+
+        Memoised by (column, primary key columns): it may depend on the table only through those.
+        """
+        typ = self.canonical_type(column.type)
         computed = column.computed
         if computed is not None:
             persisted = computed.persisted if computed.persisted is not None else self.computed_stored_by_default
-            computed = Computed(self.expression(computed.sql), persisted)
+            computed = Computed(self.canonical_expression(computed.sql), persisted)
         identity = column.identity
         if identity is not None:
             start = 1 if identity.start is None else identity.start
@@ -420,7 +490,7 @@ class Normalizer:
             automatic = key is not None and key.columns == (column.name,) and column.type.is_integer
         return column.evolve(
             type=typ,
-            default=None if computed is not None else self.default(column.default, typ),
+            default=None if computed is not None else self.canonical_default(column.default, typ),
             computed=computed,
             identity=identity,
             # a column filled from a standalone sequence is described by it, not by the flag
@@ -429,12 +499,36 @@ class Normalizer:
             sequence=sequence,
         )
 
+    def _columns_of(self, table: Table) -> tuple[Column, ...]:
+        """The canonical columns of `table`, each distinct (column, primary key columns) computed once."""
+        memo = self._columns
+        pk = table.primary_key.columns if table.primary_key is not None else None
+        columns: list[Column] = []
+        for column in table.columns:
+            found = memo.get((column, pk))
+            if found is None:
+                found = memo[(column, pk)] = self._share(self.column(table, column))
+            columns.append(found)
+        return tuple(columns)
+
     def sequence_key(self, key: str | None) -> str | None:
         """A column's sequence key with the default schema dropped."""
         if key is None or "." not in key:
             return key
         schema, name = key.rsplit(".", 1)
         return name if self.schema_name(schema) is None else key
+
+    def canonical_type(self, typ: Type) -> Type:
+        """`type`, memoised."""
+        return _memoized(self._types, typ, lambda: self.type(typ))
+
+    def canonical_default(self, sql: str | None, typ: Type) -> str | None:
+        """`default`, memoised."""
+        return _memoized(self._defaults, (sql, typ), lambda: self.default(sql, typ))
+
+    def canonical_expression(self, sql: str) -> str:
+        """`expression`, memoised."""
+        return _memoized(self._expressions, sql, lambda: self.expression(sql))
 
     def type(self, typ: Type) -> Type:
         """The type as the database stores it; the base handles what all databases share."""
@@ -501,7 +595,7 @@ class Normalizer:
 
     def check(self, table: Table, check: CheckConstraint) -> CheckConstraint:
         """A check with canonical SQL and a generated name dropped."""
-        return CheckConstraint(self.expression(check.sql), self._name(table, "check", (), check.name))
+        return CheckConstraint(self.canonical_expression(check.sql), self._name(table, "check", (), check.name))
 
     def index(self, table: Table, index: Index) -> Index:
         """An index with canonical expression and predicate text."""
@@ -509,10 +603,25 @@ class Normalizer:
             name=index.name,
             columns=tuple(index.columns),
             unique=bool(index.unique),
-            expressions=tuple(self.expression(e) for e in index.expressions),
-            where=self.expression(index.where) if index.where else None,
+            expressions=tuple(self.canonical_expression(e) for e in index.expressions),
+            where=self.canonical_expression(index.where) if index.where else None,
             options=(),  # DDL-time options (postgresql_concurrently…) are neither reflected nor in models
         )
+
+
+_SHARED: dict[type[Normalizer], Normalizer] = {}
+
+
+def shared(cls: type[Normalizer]) -> Normalizer:
+    """The one long-lived instance of `cls`: its memos serve every schema it normalises.
+
+    Normalising both sides of a comparison with it makes their equal columns the
+    same objects, which speeds up the comparison.
+    """
+    try:
+        return _SHARED[cls]
+    except KeyError:
+        return _SHARED.setdefault(cls, cls())
 
 
 def _unique_key(unique: UniqueConstraint) -> tuple[tuple[str, ...], str]:

@@ -5,11 +5,17 @@ reflection shapes (`ReflectedColumn`, `ReflectedForeignKeyConstraint` … keyed 
 table name); `reflect` turns that into neutral `Table`s. The number of queries
 never depends on the number of tables:
 
-* PostgreSQL (and any other dialect): the Inspector's ``get_multi_*`` calls, which
-  SQLAlchemy implements with one catalogue query each.
+* any other dialect: the Inspector's ``get_multi_*`` calls (`read_with_inspector`),
+  which SQLAlchemy implements with one catalogue query each.
 * SQLite and MySQL/MariaDB: SQLAlchemy's ``get_multi_*`` fall back to queries per
   table there, so `reflect_sqlite` and `reflect_mysql` read the catalogue in a few
   bulk queries and hand back the same shapes.
+* PostgreSQL: `reflect_postgresql` avoids the Inspector's IN-lists of every table's
+  oid, with SQLAlchemy's shapes.
+
+Bulk readers may share one SQLAlchemy type object between columns typed alike;
+each distinct object is converted once. tests/test_reflect_equivalence.py checks
+every bulk reader against `read_with_inspector`.
 
 The result is raw: compare it only after ``dialect.normalize``.
 """
@@ -17,9 +23,10 @@ The result is raw: compare it only after ``dialect.normalize``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Callable, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
@@ -29,11 +36,13 @@ from .model import CheckConstraint, Column, Computed, ForeignKey, Identity, Inde
 from .model import Sequence, UniqueConstraint, qualify
 from .reflect_sequences import link_columns, read_sequences
 from .satypes import from_sa_type
+from .types import Type
 
 #: Prefix of schemashift's own work tables, never reflected.
 INTERNAL_PREFIX = "_schemashift_"
 
 Reflected = dict[str, Any]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -57,6 +66,7 @@ Reader = Callable[[sa.Connection, "str | None"], RawSchema]
 #: SQLAlchemy dialect name -> "module:function" of its bulk reader (others use the Inspector).
 READERS: dict[str, str] = {
     "sqlite": "schemashift.schema.reflect_sqlite:read",
+    "postgresql": "schemashift.schema.reflect_postgresql:read",
     "mysql": "schemashift.schema.reflect_mysql:read",
     "mariadb": "schemashift.schema.reflect_mysql:read",
 }
@@ -67,15 +77,17 @@ def reflect(
     *,
     schemas: list[str | None] | None = None,
     exclude: Collection[str] = frozenset(),
+    reader: Reader | None = None,
 ) -> Schema:
     """The neutral schema of every table in `schemas` (default: the default schema).
 
     Tables named in `exclude` (by name or ``schema.name``) and tables whose name
     starts with ``_schemashift_`` are left out. Database errors become
-    `ExecutionError` with a one-line message.
+    `ExecutionError` with a one-line message. `reader` replaces the dialect's
+    reader from `READERS` (e.g. `read_with_inspector`, to compare with it).
     """
     default_schema = connection.dialect.default_schema_name
-    reader = _reader(connection.dialect.name)
+    reader = reader or _reader(connection.dialect.name)
     tables: list[Table] = []
     sequences: list[Sequence] = []
     for schema in schemas or [None]:
@@ -86,10 +98,11 @@ def reflect(
         except sa.exc.DBAPIError as exc:
             where = f" schema {schema!r}" if schema else ""
             raise ExecutionError(f"could not read the database{where}: {_first_line(exc)}") from exc
+        types = _Types()
         for name in raw.columns:
             if name.startswith(INTERNAL_PREFIX) or name in exclude or qualify(name, key_schema) in exclude:
                 continue
-            tables.append(_table(raw, name, key_schema, default_schema))
+            tables.append(_table(raw, name, key_schema, default_schema, types))
     if sequences:
         tables = link_columns(tables, sequences, _current_database(connection, default_schema))
     return Schema.of(tables, sequences)
@@ -105,6 +118,21 @@ def _current_database(connection: sa.Connection, default_schema: str | None) -> 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def remember_quiet(memo: dict[Any, _T], key: Any, compute: Callable[[], _T]) -> _T:
+    """`compute()`, stored in `memo` under `key` unless it warned.
+
+    A computation that warns is not remembered and is run once more with its
+    warnings let through, so each caller still sees them, as without the memo.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = compute()
+    if caught:
+        return compute()
+    memo[key] = value
+    return value
 
 
 def _reader(dialect_name: str) -> Reader:
@@ -142,12 +170,29 @@ def read_with_inspector(connection: sa.Connection, schema: str | None) -> RawSch
 # -- SQLAlchemy reflection shapes -> neutral model ------------------------------
 
 
-def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | None) -> Table:
+class _Types:
+    """`from_sa_type`, once per SQLAlchemy type object: bulk readers share one object between columns typed alike.
+
+    The objects are kept alive here, so their ids stay unique while in use.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[sa.types.TypeEngine, Type]] = {}
+
+    def neutral(self, satype: sa.types.TypeEngine) -> Type:
+        """The neutral form of `satype`."""
+        found = self._seen.get(id(satype))
+        if found is None:
+            found = self._seen[id(satype)] = (satype, from_sa_type(satype))
+        return found[1]
+
+
+def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | None, types: _Types) -> Table:
     pk = raw.primary_keys.get(name) or {}
     pk_columns = tuple(pk.get("constrained_columns") or ())
     return Table(
         name=name,
-        columns=tuple(_column(c) for c in raw.columns[name]),
+        columns=tuple(_column(c, types) for c in raw.columns[name]),
         primary_key=PrimaryKey(pk_columns, pk.get("name") or None) if pk_columns else None,
         indexes=tuple(_index(i) for i in raw.indexes.get(name, ()) if not i.get("duplicates_constraint")),
         uniques=tuple(
@@ -160,13 +205,13 @@ def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | 
     )
 
 
-def _column(column: Reflected) -> Column:
+def _column(column: Reflected, types: _Types) -> Column:
     computed = column.get("computed")
     identity = column.get("identity")
     default = column.get("default")
     return Column(
         name=column["name"],
-        type=from_sa_type(column["type"]),
+        type=types.neutral(column["type"]),
         nullable=bool(column.get("nullable", True)),
         default=None if default is None else str(default),
         autoincrement=column.get("autoincrement") is True,

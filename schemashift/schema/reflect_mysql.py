@@ -20,13 +20,16 @@ Read as they are stored:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.mysql.reflection import ReflectedState
 
-from .reflect import RawSchema, Reflected
+from .reflect import RawSchema, Reflected, remember_quiet
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 _TABLES = """
 SELECT TABLE_NAME, TABLE_COLLATION, TABLE_COMMENT FROM information_schema.TABLES
@@ -81,9 +84,10 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
         raw.comments[table] = comment or None
 
     json_columns = _read_checks(connection, params, raw)
-    for row in connection.execute(sa.text(_COLUMNS), params):
+    types: dict[str, Any] = {}
+    for row in connection.execute(sa.text(_COLUMNS), params).all():
         if row.TABLE_NAME in raw.columns:
-            column = _column(row, dialect, collations[row.TABLE_NAME])
+            column = _column(row, dialect, collations[row.TABLE_NAME], types)
             if (row.TABLE_NAME, row.COLUMN_NAME) in json_columns:
                 column["type"] = sa.JSON()
             raw.columns[row.TABLE_NAME].append(column)
@@ -93,16 +97,21 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
     return raw
 
 
-def _column(row: Any, dialect: Any, table_collation: str | None) -> Reflected:
-    """One column in SQLAlchemy's shape; its type parsed by SQLAlchemy's MySQL parser."""
-    line = f"  {dialect.identifier_preparer.quote_identifier(row.COLUMN_NAME)} {row.COLUMN_TYPE}"
+def _column(row: Any, dialect: Any, table_collation: str | None, types: dict[str, Any]) -> Reflected:
+    """One column in SQLAlchemy's shape; its type parsed by SQLAlchemy's MySQL parser.
+
+    Columns with a plain name (which cannot change the parse) share the type
+    parsed for the first column declared alike, from `types`.
+    """
+    definition = str(row.COLUMN_TYPE)
     if row.COLLATION_NAME and row.COLLATION_NAME != table_collation:
-        line += f" CHARACTER SET {row.CHARACTER_SET_NAME} COLLATE {row.COLLATION_NAME}"
-    state = ReflectedState()
-    dialect._tabledef_parser._parse_column(line, state)
-    satype = state.columns[0]["type"] if state.columns else sa.types.NULLTYPE
-    if isinstance(satype, mysql.TINYINT) and satype.display_width == 1:
-        satype = sa.Boolean()
+        definition += f" CHARACTER SET {row.CHARACTER_SET_NAME} COLLATE {row.COLLATION_NAME}"
+    plain = _PLAIN_NAME.fullmatch(row.COLUMN_NAME) is not None
+    satype = types.get(definition) if plain else None
+    if satype is None:
+        line = f"  {dialect.identifier_preparer.quote_identifier(row.COLUMN_NAME)} {definition}"
+        satype = remember_quiet(types, definition, lambda: _parse_type(dialect, line)) if plain else None
+        satype = satype if satype is not None else _parse_type(dialect, line)
     extra = (row.EXTRA or "").upper()
     column: Reflected = {
         "name": row.COLUMN_NAME,
@@ -117,6 +126,16 @@ def _column(row: Any, dialect: Any, table_collation: str | None) -> Reflected:
         persisted = "STORED" in extra or "PERSISTENT" in extra
         column["computed"] = {"sqltext": row.GENERATION_EXPRESSION, "persisted": persisted}
     return column
+
+
+def _parse_type(dialect: Any, line: str) -> Any:
+    """The type SQLAlchemy's ``SHOW CREATE TABLE`` parser reads from a column line; ``TINYINT(1)`` a boolean."""
+    state = ReflectedState()
+    dialect._tabledef_parser._parse_column(line, state)
+    satype = state.columns[0]["type"] if state.columns else sa.types.NULLTYPE
+    if isinstance(satype, mysql.TINYINT) and satype.display_width == 1:
+        satype = sa.Boolean()
+    return satype
 
 
 def _default(value: str | None, extra: str, mariadb: bool) -> str | None:

@@ -8,10 +8,17 @@ need.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Callable
+
 import sqlalchemy as sa
 from sqlalchemy import types as sat
 
 from .types import Type
+
+
+#: `Type(...)`, one shared object per distinct type: types are immutable and schemas repeat a few.
+_type = lru_cache(maxsize=1024, typed=True)(Type)
 
 
 def _collation(satype: sa.types.TypeEngine) -> str | None:
@@ -20,15 +27,15 @@ def _collation(satype: sa.types.TypeEngine) -> str | None:
 
 def _enum(satype: sa.Enum) -> Type:
     native = bool(getattr(satype, "native_enum", True))
-    return Type("enum", values=tuple(satype.enums), name=satype.name, native=native)
+    return _type("enum", values=tuple(satype.enums), name=satype.name, native=native)
 
 
 def _string(satype: sa.String) -> Type:
-    return Type("string", length=satype.length, collation=_collation(satype))
+    return _type("string", length=satype.length, collation=_collation(satype))
 
 
 def _text(satype: sa.Text) -> Type:
-    return Type("text", collation=_collation(satype))
+    return _type("text", collation=_collation(satype))
 
 
 def _numeric(satype: sa.Numeric | sa.Float) -> Type:
@@ -36,56 +43,58 @@ def _numeric(satype: sa.Numeric | sa.Float) -> Type:
         precision = getattr(satype, "precision", None)
         if precision is None and isinstance(satype, (sa.Double, sa.REAL)):
             precision = 53 if isinstance(satype, sa.Double) else 24  # DOUBLE is 8 bytes, REAL 4
-        return Type("float", precision=precision)
-    return Type("numeric", precision=satype.precision, scale=satype.scale)
+        return _type("float", precision=precision)
+    return _type("numeric", precision=satype.precision, scale=satype.scale)
 
 
 def _array(satype: sa.ARRAY) -> Type:
-    return Type("array", item=from_sa_type(satype.item_type), dimensions=satype.dimensions)
+    return _type("array", item=from_sa_type(satype.item_type), dimensions=satype.dimensions)
 
 
 def _json(satype: sa.JSON) -> Type:
     variant = "jsonb" if type(satype).__name__ == "JSONB" else None
-    return Type("json", variant=variant)
+    return _type("json", variant=variant)
 
 
 def _datetime(satype: sa.DateTime) -> Type:
-    return Type("datetime", timezone=bool(satype.timezone))
+    return _type("datetime", timezone=bool(satype.timezone))
 
 
 def _time(satype: sa.Time) -> Type:
-    return Type("time", timezone=bool(satype.timezone))
+    return _type("time", timezone=bool(satype.timezone))
 
 
 def _binary(satype: sa.LargeBinary) -> Type:
-    return Type("binary", length=getattr(satype, "length", None))
+    return _type("binary", length=getattr(satype, "length", None))
 
 
 def _integer(satype: sa.Integer) -> Type:
     unsigned = bool(getattr(satype, "unsigned", False))
     if isinstance(satype, sa.SmallInteger):
-        return Type("smallint", unsigned=unsigned)
+        return _type("smallint", unsigned=unsigned)
     if isinstance(satype, sa.BigInteger):
-        return Type("bigint", unsigned=unsigned)
-    return Type("integer", unsigned=unsigned)
+        return _type("bigint", unsigned=unsigned)
+    return _type("integer", unsigned=unsigned)
 
+
+Converter = Callable[[sa.types.TypeEngine], Type]
 
 # Order matters: subclasses before their bases (Enum and Text before String…).
-_CONVERTERS: list[tuple[type, object]] = [
+_CONVERTERS: list[tuple[type, Converter]] = [
     (sa.Enum, _enum),
-    (sa.Boolean, lambda t: Type("boolean")),
+    (sa.Boolean, lambda t: _type("boolean")),
     (sa.Text, _text),
     (sa.String, _string),
     (sa.Integer, _integer),
     (sa.Numeric, _numeric),
     (sa.Float, _numeric),  # not a Numeric subclass since SQLAlchemy 2.1
     (sa.DateTime, _datetime),
-    (sa.Date, lambda t: Type("date")),
+    (sa.Date, lambda t: _type("date")),
     (sa.Time, _time),
-    (sa.sql.sqltypes._AbstractInterval, lambda t: Type("interval")),  # sa.Interval, postgresql.INTERVAL
+    (sa.sql.sqltypes._AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
     (sa.ARRAY, _array),
     (sa.JSON, _json),
-    (sa.Uuid, lambda t: Type("uuid")),
+    (sa.Uuid, lambda t: _type("uuid")),
     (sa.LargeBinary, _binary),
     (sat._Binary, _binary),
 ]
@@ -93,23 +102,33 @@ _CONVERTERS: list[tuple[type, object]] = [
 
 def from_sa_type(satype: sa.types.TypeEngine) -> Type:
     """The neutral form of a SQLAlchemy type (TypeDecorators by their implementation)."""
-    if isinstance(satype, sat.TypeDecorator) and not isinstance(satype, sa.Interval):  # INTERVAL where native
-        return from_sa_type(satype.impl_instance)
-    for cls, convert in _CONVERTERS:
-        if isinstance(satype, cls):
-            return convert(satype)  # type: ignore[operator]
-    return _other(satype)
+    return _converter(type(satype))(satype)
+
+
+@lru_cache(maxsize=512)
+def _converter(cls: type) -> Converter:
+    """How to convert instances of `cls`, looked up once per class."""
+    if issubclass(cls, sat.TypeDecorator) and not issubclass(cls, sa.Interval):  # INTERVAL where native
+        return _decorated
+    for base, convert in _CONVERTERS:
+        if issubclass(cls, base):
+            return convert
+    return _other
+
+
+def _decorated(satype: sat.TypeDecorator) -> Type:
+    return from_sa_type(satype.impl_instance)
 
 
 def _other(satype: sa.types.TypeEngine) -> Type:
     name = type(satype).__name__.upper()
     if isinstance(satype, sat.NullType):
-        return Type("other", sql="NULL")
+        return _type("other", sql="NULL")
     try:
         text = satype.compile()
     except Exception:  # noqa: BLE001 - a dialect-only type: keep its class name
         text = name
-    return Type("other", sql=text)
+    return _type("other", sql=text)
 
 
 def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine:

@@ -9,7 +9,11 @@ equality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Every kind a `Type` may have, with a one-line meaning.
 KINDS: dict[str, str] = {
@@ -32,6 +36,23 @@ KINDS: dict[str, str] = {
     "array": "PostgreSQL array of `item`",
     "other": "a database type named verbatim in `sql`",
 }
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+def evolve(obj: T, changes: dict[str, Any]) -> T:
+    """`dataclasses.replace(obj, **changes)`, but `obj` itself when `changes` change nothing."""
+    names = _field_names(type(obj))
+    for key, value in changes.items():
+        if key not in names:
+            raise TypeError(f"{type(obj).__name__} has no field {key!r}")
+        current = getattr(obj, key)
+        if not (current is value or current == value):
+            return replace(obj, **changes)  # type: ignore[type-var]
+    return obj
 
 
 @dataclass(frozen=True)
@@ -64,8 +85,8 @@ class Type:
             object.__setattr__(self, "values", tuple(self.values))
 
     def evolve(self, **changes: object) -> Type:
-        """Return a copy with `changes` applied."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """Return a copy with `changes` applied (`self` when nothing changes)."""
+        return evolve(self, changes)
 
     def describe(self) -> str:
         """A short human form such as ``string(50)`` or ``enum status(a,b)``."""
