@@ -8,7 +8,7 @@ Also reads the rename hints users declare on models:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
@@ -130,8 +130,8 @@ def _index(index: sa.Index) -> Index:
         else:
             expressions.append(sql_text(element))
     where = None
-    for key in ("postgresql_where", "sqlite_where"):
-        predicate = index.kwargs.get(key)
+    for dialect in ("postgresql", "sqlite"):
+        predicate = _dialect_option(index, dialect, "where")
         if predicate is not None:
             where = sql_text(predicate)
     return Index(
@@ -141,6 +141,19 @@ def _index(index: sa.Index) -> Index:
         expressions=tuple(expressions),
         where=where,
     )
+
+
+def _dialect_option(item: sa.Index, dialect: str, name: str) -> Any:
+    """The ``<dialect>_<name>`` keyword `item` was given, or None.
+
+    Reads SQLAlchemy's option store without filling it: looking an option up
+    through ``item.kwargs`` creates an empty entry per dialect and object (several
+    MiB for thousands of indexes). The store exists only once options were given.
+    """
+    options = item.__dict__.get("dialect_options")
+    if options is None or dialect not in options:
+        return None
+    return options[dialect].get(name)
 
 
 def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
@@ -202,7 +215,8 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
             if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
                 checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     pk = table.primary_key
-    primary_key = PrimaryKey(tuple(c.name for c in pk.columns), _name(pk.name)) if pk.columns else None
+    pk_columns = getattr(pk, "_columns", None) or pk.columns  # `columns` memoises a read-only copy per table
+    primary_key = PrimaryKey(tuple(c.name for c in pk_columns), _name(pk.name)) if pk_columns else None
     return Table(
         name=table.name,
         columns=tuple(_once(_column_fields(c, autoincrement_column), seen) for c in table.columns),

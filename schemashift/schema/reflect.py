@@ -98,11 +98,11 @@ def reflect(
         except sa.exc.DBAPIError as exc:
             where = f" schema {schema!r}" if schema else ""
             raise ExecutionError(f"could not read the database{where}: {_first_line(exc)}") from exc
-        types = _Types()
+        shared = _Shared()
         for name in raw.columns:
             if name.startswith(INTERNAL_PREFIX) or name in exclude or qualify(name, key_schema) in exclude:
                 continue
-            tables.append(_table(raw, name, key_schema, default_schema, types))
+            tables.append(_table(raw, name, key_schema, default_schema, shared))
     if sequences:
         tables = link_columns(tables, sequences, _current_database(connection, default_schema))
     return Schema.of(tables, sequences)
@@ -170,29 +170,42 @@ def read_with_inspector(connection: sa.Connection, schema: str | None) -> RawSch
 # -- SQLAlchemy reflection shapes -> neutral model ------------------------------
 
 
-class _Types:
-    """`from_sa_type`, once per SQLAlchemy type object: bulk readers share one object between columns typed alike.
+class _Shared:
+    """One object for equal pieces of a reflected schema.
 
-    The objects are kept alive here, so their ids stay unique while in use.
+    `type` converts each SQLAlchemy type object once (bulk readers share one object
+    between columns typed alike; the objects are kept alive here, so their ids stay
+    unique while in use). `column` returns one `Column` for equal fields: schemas
+    repeat columns a lot (``id``, ``created_at`` …), so this saves memory and makes
+    the differ's comparisons identity checks.
     """
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[sa.types.TypeEngine, Type]] = {}
+        self._types: dict[int, tuple[sa.types.TypeEngine, Type]] = {}
+        self._columns: dict[tuple[object, ...], Column] = {}
 
-    def neutral(self, satype: sa.types.TypeEngine) -> Type:
+    def type(self, satype: sa.types.TypeEngine) -> Type:
         """The neutral form of `satype`."""
-        found = self._seen.get(id(satype))
+        found = self._types.get(id(satype))
         if found is None:
-            found = self._seen[id(satype)] = (satype, from_sa_type(satype))
+            found = self._types[id(satype)] = (satype, from_sa_type(satype))
         return found[1]
 
+    def column(self, fields: tuple[object, ...]) -> Column:
+        """`Column(*fields)`, the same object for equal fields (the type, from `type`, compared by identity)."""
+        key = (fields[0], id(fields[1]), *fields[2:])
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = Column(*fields)
+        return found
 
-def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | None, types: _Types) -> Table:
+
+def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | None, shared: _Shared) -> Table:
     pk = raw.primary_keys.get(name) or {}
     pk_columns = tuple(pk.get("constrained_columns") or ())
     return Table(
         name=name,
-        columns=tuple(_column(c, types) for c in raw.columns[name]),
+        columns=tuple(_column(c, shared) for c in raw.columns[name]),
         primary_key=PrimaryKey(pk_columns, pk.get("name") or None) if pk_columns else None,
         indexes=tuple(_index(i) for i in raw.indexes.get(name, ()) if not i.get("duplicates_constraint")),
         uniques=tuple(
@@ -205,24 +218,20 @@ def _table(raw: RawSchema, name: str, schema: str | None, default_schema: str | 
     )
 
 
-def _column(column: Reflected, types: _Types) -> Column:
+def _column(column: Reflected, shared: _Shared) -> Column:
     computed = column.get("computed")
     identity = column.get("identity")
     default = column.get("default")
-    return Column(
-        name=column["name"],
-        type=types.neutral(column["type"]),
-        nullable=bool(column.get("nullable", True)),
-        default=None if default is None else str(default),
-        autoincrement=column.get("autoincrement") is True,
-        comment=column.get("comment") or None,
-        computed=Computed(str(computed["sqltext"]), computed.get("persisted")) if computed else None,
-        identity=(
-            Identity(bool(identity.get("always")), identity.get("start"), identity.get("increment"))
-            if identity
-            else None
-        ),
-    )
+    return shared.column((  # the fields of `Column`, in order
+        column["name"],
+        shared.type(column["type"]),
+        bool(column.get("nullable", True)),
+        None if default is None else str(default),
+        column.get("autoincrement") is True,
+        column.get("comment") or None,
+        Computed(str(computed["sqltext"]), computed.get("persisted")) if computed else None,
+        Identity(bool(identity.get("always")), identity.get("start"), identity.get("increment")) if identity else None,
+    ))
 
 
 def _index(index: Reflected) -> Index:

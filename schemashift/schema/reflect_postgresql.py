@@ -36,21 +36,22 @@ WHERE {where}
 """
 #: Primary keys and unique constraints: columns in key order, then INCLUDE columns.
 _CONSTRAINTS = """
-SELECT c.relname, con.contype, con.conname,
-       array_agg(a.attname::text ORDER BY k.ord) AS cols,
-       min(d.description) AS description, min({keys}) AS keys, bool_and({nulls}) AS nulls_not_distinct
+SELECT c.relname, con.contype, con.conname, e.cols, d.description, {keys} AS keys, {nulls} AS nulls_not_distinct
 {from_}
 JOIN pg_catalog.pg_constraint AS con ON con.conrelid = c.oid AND con.contype IN ('p', 'u')
 JOIN pg_catalog.pg_index AS i ON i.indexrelid = con.conindid
-CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-JOIN pg_catalog.pg_attribute AS a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+CROSS JOIN LATERAL (
+  SELECT array_agg((SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+                    WHERE a.attrelid = con.conrelid AND a.attnum = k.attnum) ORDER BY k.ord) AS cols
+  FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+) AS e
 LEFT JOIN pg_catalog.pg_description AS d
-  ON d.objoid = con.oid AND d.classoid = 'pg_catalog.pg_constraint'::regclass
+  ON d.objoid = con.oid AND d.classoid = 'pg_catalog.pg_constraint'::regclass AND d.objsubid = 0
 WHERE {where}
-GROUP BY c.relname, con.contype, con.conname
 ORDER BY c.relname, con.conname
 """
-#: Indexes other than primary keys; an expression element is read with pg_get_indexdef.
+#: Indexes other than primary keys; an expression element is read with pg_get_indexdef. Each column name
+#: is an index look-up (a join to pg_attribute makes the planner hash every column of the table per index).
 _INDEXES = """
 SELECT c.relname AS table_name, ic.relname AS name, i.indisunique, i.indisvalid,
        EXISTS (
@@ -68,12 +69,11 @@ JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam
 CROSS JOIN LATERAL (
   SELECT array_agg(
            CASE WHEN k.attnum = 0 THEN pg_catalog.pg_get_indexdef(i.indexrelid, k.ord::int, true)
-                ELSE a.attname::text END ORDER BY k.ord) AS elements,
+                ELSE (SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = i.indrelid AND a.attnum = k.attnum) END ORDER BY k.ord) AS elements,
          array_agg(k.attnum = 0 ORDER BY k.ord) AS is_expr,
-         array_agg(o.opclass::bigint ORDER BY k.ord) AS opclasses
-  FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-  JOIN unnest(i.indclass) WITH ORDINALITY AS o(opclass, ord) ON o.ord = k.ord
-  LEFT JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         array_agg(k.opclass::bigint ORDER BY k.ord) AS opclasses
+  FROM unnest(i.indkey::int2[], i.indclass::oid[]) WITH ORDINALITY AS k(attnum, opclass, ord)
 ) AS e
 WHERE {where}
 ORDER BY c.relname, ic.relname

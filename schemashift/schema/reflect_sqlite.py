@@ -61,6 +61,16 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
     stand_in = _Prefetched(connection.dialect, catalogue)
     unique_lines = {name: _unique_lines(sql) for name, sql in catalogue.table_sql.items()}
     uniques_in = _Prefetched(connection.dialect, replace(catalogue, table_sql=unique_lines))
+    try:
+        return _convert(catalogue, stand_in, uniques_in, connection, schema)
+    finally:
+        stand_in.close()  # the stand-ins hold methods bound to themselves: free them now, not at the next GC
+        uniques_in.close()
+
+
+def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetched, connection: sa.Connection,
+             schema: str | None) -> RawSchema:
+    """SQLAlchemy's reflected shapes of every table in `catalogue`, read through the stand-ins."""
     raw = RawSchema()
     for table in catalogue.tables:
         expression_indexes = _take_expression_indexes(catalogue, table)  # before SQLAlchemy sees (and skips) them
@@ -259,6 +269,10 @@ class _Prefetched:
             resolve = type(self._dialect)._resolve_type_affinity  # type: ignore[attr-defined]
             found = remember_quiet(self._types, type_, lambda: resolve(self, type_))
         return found
+
+    def close(self) -> None:
+        """Drop the looked-up attributes and memos (bound methods refer back to this object)."""
+        self.__dict__.clear()
 
     def rows(self, pragma: str, name: str) -> list[Row]:
         """The prefetched rows of `pragma` for table or index `name`."""
