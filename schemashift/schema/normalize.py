@@ -401,7 +401,7 @@ class Normalizer:
 
     def forget(self) -> None:
         """Drop everything memoised."""
-        self._columns: dict[Hashable, Column] = {}
+        self._columns: dict[Hashable, tuple[Column, Column]] = {}
         self._shared: dict[Hashable, Hashable] = {}
         self._types: dict[Hashable, Type] = {}
         self._defaults: dict[Hashable, str | None] = {}
@@ -505,10 +505,12 @@ class Normalizer:
         pk = table.primary_key.columns if table.primary_key is not None else None
         columns: list[Column] = []
         for column in table.columns:
-            found = memo.get((column, pk))
-            if found is None:
-                found = memo[(column, pk)] = self._share(self.column(table, column))
-            columns.append(found)
+            # keyed by identity (converters share equal columns; hashing a column hashes its type too);
+            # the memo keeps `column` alive, so its id is not reused while the entry exists
+            entry = memo.get((id(column), pk))
+            if entry is None or entry[0] is not column:
+                entry = memo[(id(column), pk)] = (column, self._share(self.column(table, column)))
+            columns.append(entry[1])
         return tuple(columns)
 
     def sequence_key(self, key: str | None) -> str | None:
