@@ -12,6 +12,8 @@ Everything in it can be deleted at any time; it only saves work:
   chain up to that revision (ids, parents and checksums) and kept in a folder
   named by the schemashift version and the schema model's source, so a state is
   used only for exactly the migrations and code that produced it;
+- ``code/`` holds each migration module compiled (`scripts.load_migration`),
+  checked against the file's content before use;
 - compiled-script files (JSON, `store_compiled`) hold the offline SQL of each
   up-step under the same chain hashes, in a folder named by a hash of every
   schemashift source file and SQLAlchemy's version (`source_key`); their
@@ -50,6 +52,17 @@ def folder_cache(root: Path | str, folder: Path | str) -> Path:
     """The cache sub-folder of migrations `folder` under project `root` (not created)."""
     key = hashlib.sha256(str(Path(folder).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return Path(root) / CACHE_NAME / key
+
+
+def code_folder(directory: Path | None) -> Path | None:
+    """Where a migrations folder's compiled modules are kept (`scripts.load_migration`), under its cache folder."""
+    if directory is None:
+        return None
+    try:
+        _prepare(directory)  # the cache root's .gitignore, before anything is written below it
+    except OSError:
+        return None  # e.g. a read-only project: compile every time
+    return directory / "code"
 
 
 def _prepare(directory: Path) -> None:

@@ -255,6 +255,7 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     folder = Path(folder)
     directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
     index = cache.StatIndex.load(directory)
+    code = cache.code_folder(directory)
     migrations: list[Migration] = []
     listing = sorted(_listing(folder), key=lambda entry: entry.name)
     for entry in listing:
@@ -262,9 +263,9 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
         stat = entry.stat()
         known = index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
         if known is not None:
-            migrations.append(Migration.lazy(known.revision, known.parent, path, known.checksum, known.message))
+            migrations.append(Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
             continue
-        migration = load_migration(path)
+        migration = load_migration(path, code)
         index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, migration.checksum, migration.revision,
                                                migration.parent, migration.message))
         migrations.append(migration)

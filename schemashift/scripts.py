@@ -10,8 +10,10 @@ resolves targets such as ``head``, ``base``, ``-1`` or a revision prefix.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib.util
+import marshal
 import os
 import re
 import secrets
@@ -23,6 +25,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import CodeType
 from typing import Callable, Iterator, Sequence
 
 from . import manifest
@@ -44,7 +47,7 @@ class Migration:
     and must still have the expected revision, parent and checksum then.
     """
 
-    __slots__ = ("revision", "parent", "path", "checksum", "_message", "_operations")
+    __slots__ = ("revision", "parent", "path", "checksum", "_message", "_operations", "code_cache")
 
     def __init__(self, revision: str, parent: str | None, message: str, operations: list[Operation], path: Path,
                  checksum: str) -> None:
@@ -54,12 +57,14 @@ class Migration:
         self.checksum = checksum
         self._message: str | None = message
         self._operations: list[Operation] | None = operations
+        self.code_cache: Path | None = None  #: where `load_migration` keeps the compiled module, if anywhere
 
     @classmethod
-    def lazy(cls, revision: str, parent: str | None, path: Path, checksum: str, message: str | None = None) -> Migration:
+    def lazy(cls, revision: str, parent: str | None, path: Path, checksum: str, message: str | None = None,
+             code_cache: Path | None = None) -> Migration:
         """A migration whose module is imported when its operations (or unknown message) are first needed."""
         migration = cls(revision, parent, "", [], path, checksum)
-        migration._message, migration._operations = message, None
+        migration._message, migration._operations, migration.code_cache = message, None, code_cache
         return migration
 
     @property
@@ -90,7 +95,7 @@ class Migration:
         self._operations = value
 
     def _load(self) -> None:
-        loaded = load_migration(self.path)
+        loaded = load_migration(self.path, self.code_cache)
         if (loaded.revision, loaded.parent, loaded.checksum) != (self.revision, self.parent, self.checksum):
             raise MigrationError(f"{self.path.name} changed while schemashift was running; run the command again")
         self._message, self._operations = loaded.message, loaded.operations
@@ -110,14 +115,18 @@ class Migration:
 # -- loading one file -----------------------------------------------------
 
 
-def load_migration(path: Path | str) -> Migration:
-    """Import the migration file at `path` (MigrationError when it is not usable)."""
+def load_migration(path: Path | str, code_cache: Path | None = None) -> Migration:
+    """Import the migration file at `path` (MigrationError when it is not usable).
+
+    With `code_cache` (a folder of the project cache) the compiled module is kept
+    there for the next time (see `_compiled`).
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise MigrationError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    namespace = _execute(path, data)
+    namespace = _execute(path, data, code_cache)
     revision = _required(namespace, path, "revision", str)
     if not revision.strip() or not re.fullmatch(r"[\w.-]+", revision):
         raise MigrationError(f"{path.name}: `revision` must be a non-empty id of letters and digits, got {revision!r}")
@@ -135,7 +144,7 @@ def load_migration(path: Path | str) -> Migration:
     return Migration(revision, parent, message, list(operations), path, checksum_of(data))
 
 
-def _execute(path: Path, data: bytes) -> dict[str, object]:
+def _execute(path: Path, data: bytes, code_cache: Path | None = None) -> dict[str, object]:
     """Run the file as a fresh module under a unique name and return its namespace."""
     name = f"_schemashift_migration_{secrets.token_hex(8)}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -144,7 +153,7 @@ def _execute(path: Path, data: bytes) -> dict[str, object]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        code = compile(data, str(path), "exec", dont_inherit=True)
+        code = _compiled(path, data, code_cache)
         exec(code, module.__dict__)  # noqa: S102 - running the migration file is the point
     except SyntaxError as exc:
         where = f"{path.name}:{exc.lineno}" if exc.lineno else path.name
@@ -154,6 +163,48 @@ def _execute(path: Path, data: bytes) -> dict[str, object]:
     finally:
         sys.modules.pop(name, None)
     return module.__dict__
+
+
+#: Flags of a hash-based ``.pyc`` checked against its source (PEP 552).
+_CHECKED_HASH_PYC = 0b11
+
+
+def _compiled(path: Path, data: bytes, code_cache: Path | None) -> CodeType:
+    """`data` (the file's bytes) compiled, through an entry in `code_cache` when given.
+
+    Compiling is most of loading thousands of migrations. An entry is a hash-based
+    ``.pyc`` (PEP 552 layout) named after the file; it is used only when it holds
+    this Python's magic number, the hash of exactly `data` and `path` as file name,
+    so an edited, moved or copied file is compiled again and its entry replaced.
+    Writing is best effort and atomic (concurrent processes each rename a whole file).
+    """
+    if code_cache is None:
+        return compile(data, str(path), "exec", dont_inherit=True)
+    entry = code_cache / f"{path.name}c"
+    header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH_PYC.to_bytes(4, "little") + importlib.util.source_hash(data)
+    try:
+        stored = entry.read_bytes()
+        if stored.startswith(header):
+            code = marshal.loads(memoryview(stored)[len(header):])
+            if isinstance(code, CodeType) and code.co_filename == str(path):
+                return code
+    except (OSError, ValueError, EOFError, TypeError):
+        pass  # no usable entry: compile
+    code = compile(data, str(path), "exec", dont_inherit=True)
+    _write_cached(entry, header + marshal.dumps(code))
+    return code
+
+
+def _write_cached(entry: Path, data: bytes) -> None:
+    """Write a code cache entry through a temporary file and a rename; errors are ignored (a cache)."""
+    temp = entry.with_name(f".{entry.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(data)
+        os.replace(temp, entry)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def _location(path: Path, exc: BaseException) -> str:

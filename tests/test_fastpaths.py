@@ -128,7 +128,8 @@ def test_lazy_history_equals_full_load(tmp_path: Path, seed: int, monkeypatch: p
     assert cold.manifest_state == manifest.CREATED
     loads: list[Path] = []
     real = scripts.load_migration
-    monkeypatch.setattr(scripts, "load_migration", lambda path: loads.append(Path(path)) or real(path))
+    monkeypatch.setattr(scripts, "load_migration",
+                        lambda path, code_cache=None: loads.append(Path(path)) or real(path, code_cache))
     warm = project_history(folder, tmp_path)
     assert warm.manifest_state == manifest.FRESH
     assert loads == []  # nothing imported: ids, parents, checksums and messages came from the index
