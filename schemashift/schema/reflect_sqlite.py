@@ -84,6 +84,14 @@ class _Catalogue:
         """The rows of `pragma` for table (or index) `name`."""
         return self.rows[pragma].get(name, [])
 
+    def release(self, table: str) -> None:
+        """Drop the rows of `table` and its indexes once it is read: their memory serves the next tables."""
+        index_info = self.rows["index_info"]
+        for row in self.rows["index_list"].get(table, ()):
+            index_info.pop(row[1], None)
+        for pragma in ("table_xinfo", "foreign_key_list", "index_list"):
+            self.rows[pragma].pop(table, None)
+
 
 def read(connection: sa.Connection, schema: str | None, *, fast: bool = True) -> RawSchema:
     """The catalogue of the attached database `schema` (``main`` when None).
@@ -132,6 +140,7 @@ def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetch
             indexes += expression_indexes
         if indexes:
             _read_index_texts(indexes, catalogue.index_sql)
+        catalogue.release(table)
     return raw
 
 
