@@ -544,23 +544,56 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
     normalises both sides for the database and diffs them. Commits a transaction
     the reflection opened.
     """
-    from .schema.reflect import reflect
-
     dialect = get_dialect(connection.dialect.name)
-    live = reflect(connection, schemas=schemas or [None], exclude=exclude)
-    if connection.in_transaction():
-        connection.commit()
+    live = _reflect_live(connection, schemas or [None], exclude)
     return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
 
 
+def _reflect_live(connection: sa.Connection, schemas: list[str | None],
+                  exclude: "set[str] | frozenset[str]" = frozenset()) -> Schema:
+    """The live schema of `schemas`, committing the transaction the reflection opened."""
+    from .schema.reflect import reflect
+
+    live = reflect(connection, schemas=schemas, exclude=exclude)
+    if connection.in_transaction():
+        connection.commit()
+    return live
+
+
+def _schemas_to_compare(schema_names: "set[str | None]") -> list[str | None]:
+    return [None, *sorted(name for name in schema_names if name is not None)]
+
+
+@paused()
 def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData]") -> list[Operation]:
     """Operations that turn the database behind `connection` into the models of `metadata`.
 
     The counterpart of Alembic's ``compare_metadata``, without a project or a
     configuration: ``[op.describe() for op in schemashift.api.compare(conn, Base.metadata)]``.
+    Where the catalogue comes from a server (and the connection is not async),
+    it is read on a worker thread while this one converts and normalises the
+    models; the connection is used by one thread at a time.
     """
-    expected = _schema_of(metadata if isinstance(metadata, list) else [metadata])
-    return compare_schemas(connection, expected, schemas=[None, *sorted(expected.schema_names - {None})])
+    metadatas = metadata if isinstance(metadata, list) else [metadata]
+    dialect = get_dialect(connection.dialect.name)
+    if not dialect.remote_catalogue or getattr(connection.dialect, "is_async", False):
+        expected = _schema_of(metadatas)
+        return compare_schemas(connection, expected, schemas=_schemas_to_compare(expected.schema_names))
+    from concurrent.futures import ThreadPoolExecutor
+
+    named = {t.schema for m in metadatas for t in m.tables.values()} | {s.schema for m in metadatas
+                                                                         for s in m._sequences.values()}
+    schemas = _schemas_to_compare(named)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schemashift-reflect") as worker:
+        reading = worker.submit(_reflect_live, connection, schemas)
+        try:
+            expected = _schema_of(metadatas)
+            canonical = dialect.normalize(expected)
+        finally:
+            live = reading.result()  # the worker is done with the connection before anything else uses it
+    if _schemas_to_compare(expected.schema_names) != schemas:  # a schema only the conversion names
+        live = _reflect_live(connection, _schemas_to_compare(expected.schema_names))
+    return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
 
 
 def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:

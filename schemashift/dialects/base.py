@@ -101,6 +101,8 @@ class Dialect:
     aliases: ClassVar[tuple[str, ...]] = ()
     #: ``WITH x AS (INSERT …) INSERT …`` works (the executor writes version and history rows in one statement).
     dml_in_cte: ClassVar[bool] = False
+    #: The catalogue is read from a server: `api.compare` converts the models while the server answers.
+    remote_catalogue: ClassVar[bool] = False
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""

@@ -58,6 +58,7 @@ class MySQLDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = False
+    remote_catalogue = True
     instant_add_column = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True

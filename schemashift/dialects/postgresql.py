@@ -141,6 +141,7 @@ class PostgreSQLDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = True
+    remote_catalogue = True
     native_enum = True
     supports_schemas = True
     supports_sequences = True
