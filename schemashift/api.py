@@ -591,8 +591,9 @@ def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData
             canonical = dialect.normalize(expected)
         finally:
             live = reading.result()  # the worker is done with the connection before anything else uses it
-    if _schemas_to_compare(expected.schema_names) != schemas:  # a schema only the conversion names
-        live = _reflect_live(connection, _schemas_to_compare(expected.schema_names))
+    wanted = _schemas_to_compare(expected.schema_names)
+    if wanted != schemas:  # a schema only the conversion names
+        live = _reflect_live(connection, wanted)
     return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
 
 

@@ -74,7 +74,7 @@ def _prepare(directory: Path) -> None:
         ignore.write_text("# schemashift's local cache: safe to delete, never commit\n*\n", encoding="utf-8")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename (no fsync: a cache)."""
     import secrets
 
@@ -163,7 +163,7 @@ class StatIndex:
                             for name, e in sorted(self.entries.items())}}
         try:
             _prepare(self.directory)
-            _write_atomic(self.directory / INDEX_NAME, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+            write_atomic(self.directory / INDEX_NAME, json.dumps(data, separators=(",", ":")).encode("utf-8"))
         except OSError:
             return  # a read-only checkout: work without the cache
         self.written_ns = now
@@ -190,7 +190,7 @@ def write_mark(directory: Path, name: str, text: str) -> None:
     """Save a short text under `name` in `directory` (best effort)."""
     try:
         _prepare(directory)
-        _write_atomic(directory / name, text.encode("utf-8"))
+        write_atomic(directory / name, text.encode("utf-8"))
     except OSError:
         pass
 
@@ -367,7 +367,7 @@ def _store(history: "History", key: str, state: State) -> None:
         return
     try:
         _prepare(directory)
-        _write_atomic(directory / f"{key}.pickle", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(directory / f"{key}.pickle", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
         _prune(directory)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         return  # unwritable or unpicklable: work without the cache
@@ -428,13 +428,13 @@ def load_compiled(path: Path) -> dict[str, object] | None:
 
 def store_compiled(path: Path, data: dict[str, object]) -> None:
     """Save `data` (JSON) at `path`, removing compiled scripts of other code versions (best effort)."""
+    import shutil
+
     try:
         _prepare(path.parent)
-        _write_atomic(path, json.dumps({**data, "format": COMPILED_FORMAT}, separators=(",", ":")).encode("utf-8"))
+        write_atomic(path, json.dumps({**data, "format": COMPILED_FORMAT}, separators=(",", ":")).encode("utf-8"))
         for entry in os.scandir(path.parent.parent):
             if entry.name.startswith("compiled-") and entry.path != str(path.parent) and entry.is_dir():
-                import shutil
-
                 shutil.rmtree(entry.path, ignore_errors=True)
     except (OSError, TypeError, ValueError):
         return  # unwritable: work without the cache

@@ -391,7 +391,6 @@ class Executor:
         self.out(f"undid the partial {'upgrade' if step.direction == UP else 'downgrade'} of {step.label}")
 
 
-
 @dataclass
 class _Finish:
     """The last journal write of a journaled step whose statements all ran (not yet committed)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Callable, Iterator, Sequence
 
-from . import manifest
+from . import cache, manifest
 from .errors import MigrationError, RevisionError, SchemashiftError
 from .manifest import FILE_PATTERN, checksum_of
 from .ops import Operation, resolve_all
@@ -191,20 +191,10 @@ def _compiled(path: Path, data: bytes, code_cache: Path | None) -> CodeType:
     except (OSError, ValueError, EOFError, TypeError):
         pass  # no usable entry: compile
     code = compile(data, str(path), "exec", dont_inherit=True)
-    _write_cached(entry, header + marshal.dumps(code))
-    return code
-
-
-def _write_cached(entry: Path, data: bytes) -> None:
-    """Write a code cache entry through a temporary file and a rename; errors are ignored (a cache)."""
-    temp = entry.with_name(f".{entry.name}.{secrets.token_hex(4)}.tmp")
-    try:
+    with contextlib.suppress(OSError):  # a cache only
         entry.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_bytes(data)
-        os.replace(temp, entry)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temp.unlink()
+        cache.write_atomic(entry, header + marshal.dumps(code))
+    return code
 
 
 def _location(path: Path, exc: BaseException) -> str:

@@ -58,6 +58,16 @@ def scalar(url: str, sql: str) -> object:
         engine.dispose()
 
 
+def fetch_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run one query and return all its rows as tuples."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
+
+
 def execute(url: str, *statements: str) -> None:
     """Run statements in one transaction."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)

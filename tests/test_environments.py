@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import create_database, drop_database, require_backend, server_error
-from helpers import cli, execute, scalar, write_project
+from helpers import cli, execute, fetch_rows, scalar, write_project
 
 from schemashift import api
 from schemashift.dialects import get_dialect
@@ -337,10 +337,10 @@ def test_schema_setting_on_postgresql(tmp_path: Path) -> None:
         before = envs_json(directory)["test"]  # the schema does not exist yet: nothing applied, no drift
         assert (before["reachable"], before["current"], before["pending"], before["drift"]) == (True, None, 2, False)
         assert "Database is at seed0002" in run(directory, "upgrade").stdout
-        tables = {row for (row,) in _rows(url, "SELECT table_name FROM information_schema.tables "
+        tables = {row for (row,) in fetch_rows(url, "SELECT table_name FROM information_schema.tables "
                                                 "WHERE table_schema = 'tenant_a'")}
         assert tables == {"item", *VERSION_TABLES}
-        assert _rows(url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+        assert fetch_rows(url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
         assert "Live schema matches the migrations." in run(directory, "status").stdout
         assert run(directory, "diff", "--against", "migrations", check=False).returncode == 0
         row = envs_json(directory)["test"]
@@ -355,15 +355,6 @@ def test_schema_setting_refused_on_sqlite(tmp_path: Path) -> None:
     directory = write_project(tmp_path, "sqlite:///app.db", MODELS, extra_config='schema = "tenant_a"\n')
     result = run(directory, "status", check=False)
     assert result.returncode == 2 and "`schema` is a PostgreSQL setting" in result.stderr
-
-
-def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.exec_driver_sql(sql)]
-    finally:
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------- confirm = true

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from helpers import fetch_rows
+
 from schemashift import api
 from schemashift.errors import ExecutionError
 
@@ -71,15 +73,6 @@ def _project(root: Path, url: str, backend: str, fail_at: int | None = None) -> 
     return root
 
 
-def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.exec_driver_sql(sql)]
-    finally:
-        engine.dispose()
-
-
 def _drop_all(url: str) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
@@ -112,17 +105,17 @@ def test_commits_and_journal(db_url: str, backend: str, tmp_path: Path, fail_at:
     done = STEPS if fail_at is None else fail_at - 1
     assert [line.split(" in ")[0] for line in lines if line.startswith("applied")] == \
         [f"applied {number:04d}_step ({number:04d}aaaabbbb)" for number in range(1, done + 1)]
-    versions = _rows(db_url, "SELECT revision, state, statements_done FROM schemashift_version ORDER BY revision")
+    versions = fetch_rows(db_url, "SELECT revision, state, statements_done FROM schemashift_version ORDER BY revision")
     expected_versions = [(f"{number:04d}aaaabbbb", "applied", 3 if number == 1 else 2) for number in range(1, done + 1)]
     if fail_at is not None and backend == "mysql":  # journaled: the failed step says how far it got
         expected_versions.append((f"{fail_at:04d}aaaabbbb", "failed", 1))
     assert versions == expected_versions
-    history = _rows(db_url, "SELECT revision, direction, outcome FROM schemashift_version_history ORDER BY id")
+    history = fetch_rows(db_url, "SELECT revision, direction, outcome FROM schemashift_version_history ORDER BY id")
     expected = [(f"{number:04d}aaaabbbb", "up", "ok") for number in range(1, done + 1)]
     if fail_at is not None:
         expected.append((f"{fail_at:04d}aaaabbbb", "up", "failed"))
     assert history == expected
-    seen = _rows(db_url, "SELECT step, value FROM seen ORDER BY step")
+    seen = fetch_rows(db_url, "SELECT step, value FROM seen ORDER BY step")
     if backend == "postgresql":
         # deferred durability for all but the last step of the run; a failed run leaves nothing of the failed step
         assert seen == [(number, "off" if number < STEPS else "on") for number in range(1, done + 1)]

@@ -121,11 +121,14 @@ def _first_line(exc: sa.exc.DBAPIError) -> str:
 
 
 def remember_quiet(memo: dict[Any, _T], key: Any, compute: Callable[[], _T]) -> _T:
-    """`compute()`, stored in `memo` under `key` unless it warned.
+    """``memo[key]`` when there (not None), else `compute()`, stored under `key` unless it warned.
 
     A computation that warns is not remembered and is run once more with its
     warnings let through, so each caller still sees them, as without the memo.
     """
+    found = memo.get(key)
+    if found is not None:
+        return found
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = compute()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -240,12 +239,10 @@ def _column(
     definition = str(column_type)
     if collation and collation != table_collation:
         definition += f" CHARACTER SET {charset} COLLATE {collation}"
-    plain = _PLAIN_NAME.fullmatch(name) is not None
-    satype = types.get(definition) if plain else None
-    if satype is None:
-        line = f"  {dialect.identifier_preparer.quote_identifier(name)} {definition}"
-        parse = partial(_parse_type, dialect, line)
-        satype = remember_quiet(types, definition, parse) if plain else parse()
+    def parse() -> Any:
+        return _parse_type(dialect, f"  {dialect.identifier_preparer.quote_identifier(name)} {definition}")
+
+    satype = remember_quiet(types, definition, parse) if _PLAIN_NAME.fullmatch(name) is not None else parse()
     extra = extra.upper() if extra else ""
     column: Reflected = {
         "name": name,

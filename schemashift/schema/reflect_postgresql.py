@@ -135,14 +135,9 @@ class _OnceTypes:
 
     def _reflect_type(self, format_type: str | None, loader: Any, type_description: str, collation: str | None,
                       collation_schema: str | None = None) -> Any:
-        key = (format_type, collation, collation_schema)
-        found = self._types.get(key)
-        if found is None:
-            parse = self._dialect._reflect_type
-            found = remember_quiet(
-                self._types, key, lambda: parse(format_type, loader, type_description, collation, collation_schema)
-            )
-        return found
+        parse = self._dialect._reflect_type
+        return remember_quiet(self._types, (format_type, collation, collation_schema),
+                              lambda: parse(format_type, loader, type_description, collation, collation_schema))
 
 
 def _constraints(rows: list[Any], raw: RawSchema, version: tuple[int, ...]) -> None:

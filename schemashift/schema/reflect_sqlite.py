@@ -586,8 +586,7 @@ def _clauses(sql: str, lower: str) -> list[tuple[str, re.Match[str]]]:
 def _read_clause(sql: str, match: re.Match[str], found: _Parsed) -> None:
     """Add the clause `match` found in `sql` (lower-cased) to `found`, with names cut from `sql`."""
     spans = match.regs  # (start, end) of each group, (-1, -1) when it did not take part
-    first, last = spans[_G_NAME]
-    name = None if first < 0 else sql[first + 1 : last - 1] if sql[first] == '"' else sql[first:last]
+    name = None if spans[_G_NAME][0] < 0 else _identifier(sql, spans[_G_NAME])
     if spans[_G_PK][0] >= 0:
         if found.pk_name is None:  # SQLAlchemy takes the first name (SQLite allows one PRIMARY KEY)
             found.pk_name = name
@@ -597,13 +596,18 @@ def _read_clause(sql: str, match: re.Match[str], found: _Parsed) -> None:
         first, last = spans[_G_CHECK]
         found.checks.append({"sqltext": sql[first + 1 : last - 1].strip(), "name": name})
     else:
-        first, last = spans[_G_REFERRED]
-        referred = sql[first + 1 : last - 1] if sql[first] == '"' else sql[first:last]
+        referred = _identifier(sql, spans[_G_REFERRED])
         has_options = spans[_G_ACTIONS][1] > spans[_G_ACTIONS][0] or spans[_G_DEFERRABLE][0] >= 0
         options = _fk_options(match) if has_options else {}
         found.foreign_keys.append(
             (name, _names(sql, spans[_G_COLUMNS]), referred, _names(sql, spans[_G_REFERRED_COLUMNS]), options)
         )
+
+
+def _identifier(sql: str, span: tuple[int, int]) -> str:
+    """The name at `span` of `sql`, without its double quotes (the grammar allows none inside)."""
+    first, last = span
+    return sql[first + 1 : last - 1] if sql[first] == '"' else sql[first:last]
 
 
 def _clause_starts(lower: str) -> list[int]:
@@ -812,11 +816,8 @@ class _Prefetched:
         read afterwards. A declaration SQLAlchemy warns about is not remembered, so it
         warns for every column as it would.
         """
-        found = self._types.get(type_)
-        if found is None:
-            resolve = type(self._dialect)._resolve_type_affinity  # type: ignore[attr-defined]
-            found = remember_quiet(self._types, type_, lambda: resolve(self, type_))
-        return found
+        resolve = type(self._dialect)._resolve_type_affinity  # type: ignore[attr-defined]
+        return remember_quiet(self._types, type_, lambda: resolve(self, type_))
 
     def declared_type(self, declared: str) -> Any:
         """SQLAlchemy's type for a column declared `declared`, as its ``get_columns`` resolves it (upper-cased)."""
