@@ -21,6 +21,7 @@ schema) or freed by reference counting, so collections find almost nothing.
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import ContextDecorator
 from typing import Any
 
@@ -30,17 +31,39 @@ PROCESS_THRESHOLDS = (100_000, 50, 100)
 _freeze_after_pause = False
 
 
+class _PauseState:
+    """How many `paused` blocks are open in this process, and whether the last one out re-enables the collector."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.restore = False
+
+
+_STATE = _PauseState()
+
+
 class paused(ContextDecorator):  # noqa: N801 - used like a function: ``with paused():`` / ``@paused()``
-    """No cyclic garbage collection inside the block (re-enabled on exit if it was on)."""
+    """No cyclic garbage collection inside the block (re-enabled on exit if it was on).
+
+    The count of open blocks is process-wide, so blocks that overlap in several
+    threads (one decorator instance shared by all of them) switch the collector
+    back on exactly once, when the last of them ends.
+    """
 
     def __enter__(self) -> "paused":
-        self._was_enabled = gc.isenabled()
-        if self._was_enabled:
-            gc.disable()
+        with _STATE.lock:
+            if _STATE.depth == 0:
+                _STATE.restore = gc.isenabled()
+                gc.disable()
+            _STATE.depth += 1
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._was_enabled:
+        with _STATE.lock:
+            _STATE.depth -= 1
+            if _STATE.depth or not _STATE.restore:
+                return
             if _freeze_after_pause:
                 gc.freeze()
             gc.enable()

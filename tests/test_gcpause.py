@@ -70,3 +70,27 @@ def test_compare_reports_the_differences() -> None:
         connection.commit()
         assert compare(connection, metadata) == []
     assert with_pause == ["create table t"]
+
+
+def test_overlapping_blocks_in_many_threads_leave_the_collector_on() -> None:
+    """One shared decorator used from 8 threads whose blocks overlap: the collector is on afterwards."""
+    import threading
+
+    gc.enable()
+    inside = threading.Barrier(8)
+    leave = threading.Event()
+
+    @gcpause.paused()
+    def work(index: int) -> None:
+        inside.wait(timeout=10)
+        assert not gc.isenabled()
+        if index % 2:
+            leave.wait(timeout=10)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    leave.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert gc.isenabled()
