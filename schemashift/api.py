@@ -80,7 +80,7 @@ class Project:
         if isinstance(self.bind, sa.Connection):
             yield self.bind
             return
-        engine = self.bind if isinstance(self.bind, sa.Engine) else _engine(self.url)
+        engine = self.bind if isinstance(self.bind, sa.Engine) else _engine(self.url, self.env)
         try:
             connection = _open(engine, self.url)
         except BaseException:
@@ -129,7 +129,7 @@ def open_project(config_path: "str | Path | config_module.Config | None" = None,
     return Project(config, env_config, resolved, bind)
 
 
-def _engine(url: str | None) -> sa.Engine:
+def _engine(url: str | None, env: config_module.EnvConfig | None = None) -> sa.Engine:
     if not url:
         raise ConfigError("no database URL: set `url` for this environment or pass --url")
     try:
@@ -137,21 +137,18 @@ def _engine(url: str | None) -> sa.Engine:
     except Exception:  # noqa: BLE001 - sa raises several kinds for bad URLs
         raise ConfigError(f"invalid database URL {mask_secrets(url)!r}") from None
     remember_secret(parsed.password if isinstance(parsed.password, str) else None)
+    dialect = get_dialect(parsed.get_backend_name())
+    connect_timeout = env.connect_timeout if env is not None else config_module.ENV_DEFAULTS["connect_timeout"]
     try:
-        return sa.create_engine(parsed, poolclass=sa.pool.NullPool, **_connect_args(parsed))
+        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, **dialect.engine_options(parsed, connect_timeout))
     except ModuleNotFoundError as exc:
         extra = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
         hint = f"pip install 'schemashift[{extra}]'" if extra else "install the database driver"
         raise ConfigError(f"the driver for {parsed.drivername} is not installed ({exc.name}); {hint}") from None
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"cannot use database URL {parsed.render_as_string()}: {exc}") from None
-
-
-def _connect_args(url: sa.URL) -> dict[str, Any]:
-    backend = url.get_backend_name()
-    if backend in ("postgresql", "mysql", "mariadb"):
-        return {"connect_args": {"connect_timeout": 10}}
-    return {}
+    dialect.prepare_engine(engine, env.read_timeout if env is not None else None)
+    return engine
 
 
 def _open(engine: sa.Engine, url: str | None) -> sa.Connection:
@@ -250,9 +247,18 @@ def _confirm(project: Project, yes: bool, what: str) -> None:
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise SchemashiftError(f"environment {project.env.name!r} requires confirmation: pass --yes to {what}")
-    answer = input(f"{what.capitalize()} on environment {project.env.name!r}? [y/N] ").strip().lower()
+    answer = _answer(f"{what.capitalize()} on environment {project.env.name!r} ({masked_url(project)})? [y/N] ")
     if answer not in ("y", "yes"):
         raise SchemashiftError("aborted: not confirmed")
+
+
+def _answer(prompt: str) -> str:
+    """The user's answer to `prompt`, lower-cased; end of input is no answer (``""``)."""
+    try:
+        return input(prompt).strip().lower()
+    except EOFError:
+        print()
+        return ""
 
 
 def _context(project: Project, connection: sa.Connection):  # type: ignore[no-untyped-def]
@@ -766,7 +772,7 @@ def _ask_repair_action() -> str:
             "choose how to repair: `schemashift repair continue` (run the rest once the cause is fixed) "
             "or `schemashift repair undo` (revert the statements that ran)"
         )
-    answer = input("Continue from the failed statement, or undo what ran? [continue/undo] ").strip().lower()
+    answer = _answer("Continue from the failed statement, or undo what ran? [continue/undo] ")
     return {"c": "continue", "u": "undo"}.get(answer, answer)
 
 

@@ -31,7 +31,7 @@ ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env")
 STRING_KEYS = ("url", "schema", "version_table", "extends")
-NUMBER_KEYS = ("lock_timeout", "statement_timeout")
+NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars",)
 
@@ -42,6 +42,8 @@ ENV_DEFAULTS: dict[str, Any] = {
     "version_table": "schemashift_version",
     "lock_timeout": 60.0,
     "statement_timeout": None,
+    "connect_timeout": 10.0,
+    "read_timeout": None,
     "confirm": False,
     "allow_data_loss": False,
     "keep_data": True,
@@ -66,6 +68,8 @@ class EnvConfig:
     allow_data_loss: bool
     keep_data: bool
     vars: dict[str, Any]
+    connect_timeout: float = 10.0
+    read_timeout: float | None = None
 
     def __repr__(self) -> str:
         return mask_secrets(

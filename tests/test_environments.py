@@ -391,7 +391,7 @@ def run_in_pty(directory: Path, args: list[str], answer: str, env: dict[str, str
                 break
             shown += chunk
             if not answered and b"[y/N]" in shown:
-                os.write(master, answer.encode() + b"\n")
+                os.write(master, answer.encode() + (b"" if answer == "\x04" else b"\n"))
                 answered = True
         return process.wait(timeout=120), shown.decode(errors="replace")
     finally:
@@ -403,9 +403,17 @@ def run_in_pty(directory: Path, args: list[str], answer: str, env: dict[str, str
 def test_confirm_prompt_answered_no_leaves_database_untouched(project: Path, guarded: tuple[dict[str, str], str]) -> None:
     env, url = guarded
     code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], "n", env)
-    assert "Upgrade to seed0002 on environment 'guarded'? [y/N]" in shown
+    assert "Upgrade to seed0002 on environment 'guarded' (sqlite:///" in shown and "? [y/N]" in shown
     assert code == 2 and "aborted: not confirmed" in shown, shown
     assert PASSWORD not in shown
+    assert table_count(url) == 0
+
+
+def test_confirm_prompt_at_end_of_input_aborts_cleanly(project: Path, guarded: tuple[dict[str, str], str]) -> None:
+    """Ctrl-D at the prompt is a "no": exit 2, no traceback, nothing changed."""
+    env, url = guarded
+    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], "\x04", env)
+    assert code == 2 and "aborted: not confirmed" in shown and "Traceback" not in shown, shown
     assert table_count(url) == 0
 
 

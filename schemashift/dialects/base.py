@@ -425,6 +425,15 @@ class Dialect:
         kind = _SA_CONSTRAINTS[type(constraint)]
         return next(c for c in sa_tab.constraints if isinstance(c, kind))
 
+    # --- connecting --------------------------------------------------------------
+
+    def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
+        """`create_engine` keywords bounding how long connecting to `url` may take (generic: none)."""
+        return {}
+
+    def prepare_engine(self, engine: sa.Engine, read_timeout: float | None) -> None:
+        """Hook run on a new engine of ours (generic: nothing); `read_timeout` bounds each wait for a result."""
+
     # --- per-environment session settings (the environments work) ------------
 
     def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:

@@ -50,6 +50,17 @@ def _served(table: Table, columns: tuple[str, ...]) -> bool:
 _PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
 
+def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
+    """Change a PyMySQL connection's read and write timeouts after its handshake.
+
+    PyMySQL has no public setter: it keeps them in two attributes that every read
+    and write consults. A driver without them is left as it is.
+    """
+    for attribute in ("_read_timeout", "_write_timeout"):
+        if hasattr(dbapi_connection, attribute):
+            setattr(dbapi_connection, attribute, seconds)
+
+
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
 
@@ -333,6 +344,25 @@ class MySQLDialect(Dialect):
         if len(name) <= 64:
             return name
         return name[:47] + "-" + hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+    # --- connecting --------------------------------------------------------------
+
+    def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
+        """PyMySQL waits for the server's greeting under its read timeout: bound that too while connecting."""
+        if url.get_driver_name() != "pymysql":
+            return {"connect_args": {"connect_timeout": max(1, round(connect_timeout))}}
+        wait = max(1, round(connect_timeout))
+        return {"connect_args": {"connect_timeout": wait, "read_timeout": wait, "write_timeout": wait}}
+
+    def prepare_engine(self, engine: sa.Engine, read_timeout: float | None) -> None:
+        """Once connected, statements wait `read_timeout` (None: as long as they run) instead of the connect bound."""
+        if engine.dialect.driver != "pymysql":
+            return
+
+        def after_connect(dbapi_connection: object, record: object) -> None:
+            set_read_timeout(dbapi_connection, read_timeout)
+
+        sa.event.listen(engine, "connect", after_connect)
 
     # --- per-environment session settings (the environments work) ------------
 

@@ -476,6 +476,10 @@ class PostgreSQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
 
+    def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
+        """libpq's ``connect_timeout`` (whole seconds, at least 2) bounds the whole connection set-up."""
+        return {"connect_args": {"connect_timeout": max(2, round(connect_timeout))}}
+
     # --- per-environment session settings (the environments work) ------------
 
     def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
