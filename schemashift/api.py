@@ -476,18 +476,29 @@ class StatusReport:
     problems: list[str]
     schema_matches: bool | None
     differences: list[str]
+    unknown: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "env": self.env, "url": self.url, "current": self.current, "head": self.head,
             "pending": self.pending, "problems": self.problems, "schema_matches": self.schema_matches,
-            "differences": self.differences,
+            "differences": self.differences, "unknown_revisions": self.unknown, "exit_code": self.exit_code,
         }
+
+    @property
+    def exit_code(self) -> int:
+        """For scripts: 0 up to date and clean, 1 pending migrations or drift, 2 a problem needing action."""
+        if self.problems:
+            return 2
+        return 1 if self.pending or self.schema_matches is False else 0
 
     def lines(self) -> list[str]:
         """Human-readable lines."""
-        out = [f"Environment: {self.env} ({self.url})", f"Current revision: {self.current or 'base'}",
+        current = self.current or "base"
+        if self.unknown:
+            current = f"{', '.join(self.unknown)} (recorded in the database; no such migration file here)"
+        out = [f"Environment: {self.env} ({self.url})", f"Current revision: {current}",
                f"Head revision: {self.head or 'base'}"]
         out.append(f"Pending: {len(self.pending)}" + ("" if not self.pending else ": " + ", ".join(self.pending)))
         out.extend(f"PROBLEM: {p}" for p in self.problems)
@@ -513,13 +524,14 @@ def status(project: Project) -> StatusReport:
         problems = all_problems(applied, history)
         partial = partial_problem(applied)
         current = current_revision(applied, history)
-        pending = [m.revision for m in history.upgrade_path(current, history.head)] if not partial else []
+        pending = [m.revision for m in history.upgrade_path(current, history.head)]
+        unknown = [row.revision for row in applied.values() if row.complete and row.revision not in history]
         expected = state_at(history, current)
         differences = _live_differences(project, connection, expected) if not partial else []
         if current is not None and current == history.head and not differences and not problems:
             _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
-                        None if partial else not differences, differences)
+                        None if partial or unknown else not differences, differences, unknown)
 
 
 def _live_schemas(project: Project, expected: Schema) -> list[str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .gcpause import relax_for_process
@@ -39,9 +40,18 @@ def _rename_column(text: str) -> tuple[str, str, str]:
     return table.strip(), old.strip(), new.strip()
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2), naming where to find help."""
+
+    def error(self, message: str) -> "typing.NoReturn":
+        command = self.prog if self.prog != PROG else PROG
+        print(f"{PROG}: error: {message} (see `{command} --help`)", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USAGE)
+
+
 def _global_options() -> argparse.ArgumentParser:
     """Options accepted before and after the command name (defaults suppressed so neither overwrites)."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     group = parent.add_argument_group("global options")
     group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                        help="configuration file (default: ./schemashift.toml or ./pyproject.toml)")
@@ -69,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     common = _global_options()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, parents=[common],
         description="Schema migrations for SQLAlchemy models: generated, locked, reversible, multi-environment.",
     )
@@ -263,7 +273,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = api.status(project)
     _emit(args, report.as_dict(), report.lines())
     _manifest_note(project)
-    return EXIT_OK
+    return report.exit_code
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
@@ -402,6 +412,11 @@ def _error(kind: str, exc: BaseException, debug: bool) -> None:
     print(f"{PROG}: {kind}: {one_line}", file=sys.stderr, flush=True)
 
 
+def _file_error(exc: OSError) -> Exception:
+    """`exc` as one readable sentence: what went wrong with which path."""
+    return Exception(f"{exc.strerror or type(exc).__name__}: {exc.filename}")
+
+
 def _is_database_error(exc: BaseException) -> bool:
     """True for an error the database raised (permissions, locks, a server gone away)."""
     sqlalchemy = sys.modules.get("sqlalchemy")
@@ -435,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.exit_code
         if _is_database_error(exc):
             _error("database error", exc, debug)
+            return EXIT_USAGE
+        if isinstance(exc, OSError) and exc.filename:  # a file or folder we could not read or write
+            _error("error", _file_error(exc), debug)
             return EXIT_USAGE
         _error("internal error", exc, debug)
         return EXIT_INTERNAL

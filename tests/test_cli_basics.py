@@ -156,3 +156,18 @@ def test_exit_codes_and_masking(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     err = capsys.readouterr().err
     if code != 130:
         assert "Traceback" in err and "pw_cli4" not in err
+
+
+@pytest.mark.parametrize("args", [["upgrade", "--frm", "x"], ["nosuch"], ["generate"], ["downgrade"]])
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str]) -> None:
+    result = run(tmp_path, *args)
+    assert result.returncode == 2
+    assert "--help" in one_error_line(result)
+
+
+def test_an_unusable_migrations_path_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("import sqlalchemy as sa\nBase = sa.MetaData()\n")
+    (tmp_path / "schemashift.toml").write_text('models = "m:Base"\n[env.a]\nurl = "sqlite:///a.db"\n')
+    (tmp_path / "migrations").write_text("not a folder")
+    result = run(tmp_path, "generate", "--empty", "-m", "x", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2 and "migrations" in one_error_line(result)

@@ -1,0 +1,35 @@
+"""`status` exit codes for scripts: 0 up to date and clean, 1 pending or drift, 2 a problem needing action."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import cli, execute, write_project
+
+MODELS = '''
+import sqlalchemy as sa
+
+Base = sa.MetaData()
+item = sa.Table("item", Base, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(40)))
+'''
+
+
+def test_status_exit_codes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    directory = write_project(tmp_path, url, MODELS)
+    cli(directory, "generate", "-m", "create item")
+    pending = cli(directory, "status", check=False)
+    assert pending.returncode == 1 and "Pending: 1" in pending.stdout, pending.stdout
+    assert json.loads(cli(directory, "status", "--json", check=False).stdout)["exit_code"] == 1
+    cli(directory, "upgrade")
+    assert cli(directory, "status").returncode == 0
+    execute(url, "ALTER TABLE item ADD COLUMN sneaky INTEGER")
+    drift = cli(directory, "status", check=False)
+    assert drift.returncode == 1 and "DRIFTS" in drift.stdout, drift.stdout
+    execute(url, "ALTER TABLE item DROP COLUMN sneaky")
+    for path in (directory / "migrations").glob("0001_*.py"):
+        path.unlink()
+    missing = cli(directory, "status", check=False)
+    assert missing.returncode == 2 and "PROBLEM" in missing.stdout, missing.stdout
+    assert "Current revision: base" not in missing.stdout and "no such migration file" in missing.stdout
