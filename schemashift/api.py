@@ -477,13 +477,15 @@ class StatusReport:
     schema_matches: bool | None
     differences: list[str]
     unknown: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "env": self.env, "url": self.url, "current": self.current, "head": self.head,
             "pending": self.pending, "problems": self.problems, "schema_matches": self.schema_matches,
-            "differences": self.differences, "unknown_revisions": self.unknown, "exit_code": self.exit_code,
+            "differences": self.differences, "unknown_revisions": self.unknown, "notes": self.notes,
+            "exit_code": self.exit_code,
         }
 
     @property
@@ -501,6 +503,7 @@ class StatusReport:
         out = [f"Environment: {self.env} ({self.url})", f"Current revision: {current}",
                f"Head revision: {self.head or 'base'}"]
         out.append(f"Pending: {len(self.pending)}" + ("" if not self.pending else ": " + ", ".join(self.pending)))
+        out.extend(f"Note: {note}" for note in self.notes)
         out.extend(f"PROBLEM: {p}" for p in self.problems)
         if self.schema_matches is not None:
             out.append("Live schema matches the migrations." if self.schema_matches else "Live schema DRIFTS from the migrations:")
@@ -516,8 +519,12 @@ def masked_url(project: Project) -> str:
 
 
 def status(project: Project) -> StatusReport:
-    """The database's revision, pending migrations, problems and drift."""
+    """The database's revision, pending migrations, problems and drift (a database not created yet stays so)."""
     history = project.history()
+    if _not_created(project):
+        pending = [m.revision for m in history.chain]
+        return StatusReport(project.env.name, masked_url(project), None, history.head, pending, [], None, [],
+                            notes=["the database does not exist yet: `schemashift upgrade` creates it"])
     with project.connect() as connection:
         recorder = project.recorder(connection)
         applied = recorder.applied()
@@ -532,6 +539,19 @@ def status(project: Project) -> StatusReport:
             _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
                         None if partial or unknown else not differences, differences, unknown)
+
+
+def _not_created(project: Project) -> bool:
+    """True when the project's URL names a database that connecting would create (a new SQLite file)."""
+    if project.bind is not None or not project.url:
+        return False
+    try:
+        url = sa.make_url(project.url)
+        dialect = get_dialect(url.get_backend_name())
+    except (ConfigError, sa.exc.ArgumentError):
+        return False
+    dialect.check_settings(project.env)
+    return dialect.database_missing(url)
 
 
 def _live_schemas(project: Project, expected: Schema) -> list[str | None]:

@@ -33,3 +33,14 @@ def test_status_exit_codes(tmp_path: Path) -> None:
     missing = cli(directory, "status", check=False)
     assert missing.returncode == 2 and "PROBLEM" in missing.stdout, missing.stdout
     assert "Current revision: base" not in missing.stdout and "no such migration file" in missing.stdout
+
+
+def test_status_and_envs_leave_a_missing_sqlite_file_uncreated(tmp_path: Path) -> None:
+    directory = write_project(tmp_path, "sqlite:///app.db", MODELS)
+    cli(directory, "generate", "-m", "create item")
+    result = cli(directory, "status", check=False)
+    assert result.returncode == 1 and "does not exist yet" in result.stdout and "Pending: 1" in result.stdout
+    cli(directory, "envs")
+    assert not (directory / "app.db").exists()
+    cli(directory, "upgrade")
+    assert (directory / "app.db").exists() and cli(directory, "status").returncode == 0

@@ -431,6 +431,10 @@ class Dialect:
         """`create_engine` keywords bounding how long connecting to `url` may take (generic: none)."""
         return {}
 
+    def database_missing(self, url: sa.URL) -> bool:
+        """True when `url` names a database that connecting would create (generic: never)."""
+        return False
+
     def prepare_engine(self, engine: sa.Engine, read_timeout: float | None) -> None:
         """Hook run on a new engine of ours (generic: nothing); `read_timeout` bounds each wait for a result."""
 
@@ -441,7 +445,11 @@ class Dialect:
 
         This generic form has no statement timeout (ignored) and no schemas: `schema` is refused.
         """
-        if env.schema:
+        self.check_settings(env)
+
+    def check_settings(self, env: "EnvConfig") -> None:
+        """Refuse settings of `env` this database does not have (generic: `schema`)."""
+        if env.schema and not self.supports_schemas:
             from ..errors import ConfigError
 
             raise ConfigError(

@@ -8,6 +8,8 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
@@ -190,6 +192,13 @@ class SQLiteDialect(Dialect):
             pk = table.primary_key
             rowid = pk.columns[0] if pk is not None and len(pk.columns) == 1 else None
             return column.evolve(autoincrement=column.name == rowid and column.type.kind == "integer")
+
+    def database_missing(self, url: sa.URL) -> bool:
+        """A plain file path that does not exist yet (connecting would create an empty file)."""
+        database = url.database or ""
+        if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+            return False
+        return not Path(database).exists()
 
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in SQLite's canonical form, for comparison only."""
