@@ -72,4 +72,36 @@ def check(*, config: Any = None, env: str | None = None, out: Callable[[str], No
     return api.check(_project(None, config, env), out=out or _quiet)
 
 
-__all__ = ["upgrade", "downgrade", "generate", "check", "__version__"]
+async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
+                        out: Callable[[str], None] | None = None) -> None:
+    """`upgrade` for an `AsyncEngine`, `AsyncConnection` or async-driver URL, inside a running event loop."""
+    from . import aio
+
+    await aio.upgrade_async(bind, target, config=config, env=env, out=out)
+
+
+async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
+                          out: Callable[[str], None] | None = None) -> None:
+    """`downgrade` for an async bind, inside a running event loop."""
+    from . import aio
+
+    await aio.downgrade_async(bind, target, config=config, env=env, out=out)
+
+
+async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
+                         out: Callable[[str], None] | None = None) -> Path | None:
+    """`generate` in a worker thread (it needs no database)."""
+    from . import aio
+
+    return await aio.generate_async(message, config=config, env=env, empty=empty, out=out)
+
+
+async def check_async(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
+    """`check` in a worker thread."""
+    from . import aio
+
+    return await aio.check_async(config=config, env=env, out=out)
+
+
+__all__ = ["upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
+           "check_async", "__version__"]

@@ -417,6 +417,26 @@ def _file_error(exc: OSError) -> Exception:
     return Exception(f"{exc.strerror or type(exc).__name__}: {exc.filename}")
 
 
+def _uses_async_driver(args: argparse.Namespace) -> bool:
+    """True when the command's database URL names an async driver (then it runs on an event loop)."""
+    if args.command in ("init", "manifest", "rebase", "generate", "check"):
+        return False
+    url = args.url
+    if not url:
+        from .config import load_config
+        from .errors import SchemashiftError
+
+        try:
+            url = load_config(args.config).env(args.env).url
+        except SchemashiftError:
+            return False  # the command reports the configuration error itself
+    if not url or "+" not in url.split("://", 1)[0]:
+        return False  # no driver named: a sync default
+    from .sacompat import is_async_url
+
+    return is_async_url(url)
+
+
 def _is_database_error(exc: BaseException) -> bool:
     """True for an error the database raised (permissions, locks, a server gone away)."""
     sqlalchemy = sys.modules.get("sqlalchemy")
@@ -433,7 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exit_:
             return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
         debug = args.debug
-        return HANDLERS[args.command](args)
+        handler = HANDLERS[args.command]
+        if _uses_async_driver(args):
+            from .aio import run_command
+
+            return run_command(handler, args)
+        return handler(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

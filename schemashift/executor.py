@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from .errors import ExecutionError, mask_secrets
 from .plan import DOWN, UP, Plan, Statement, Step
+from .sacompat import driver_in_transaction
 from .versions import APPLIED, FAILED, RUNNING, Recorder
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def transaction(connection: sa.Connection) -> Iterator[None]:
         connection.commit()
     with connection.begin():
         raw = connection.connection.dbapi_connection
-        if connection.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
+        if connection.dialect.name == "sqlite" and raw is not None and not driver_in_transaction(raw):
             connection.exec_driver_sql("BEGIN")
         yield
 

@@ -32,6 +32,9 @@ _URL = re.compile(
 _BACKENDS = {
     "sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql+psycopg": "postgresql",
     "mysql+pymysql": "mysql", "mariadb+pymysql": "mysql",
+    # async drivers: the fast path reads the same catalogue through the sync client library
+    "sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql", "mysql+aiomysql": "mysql",
+    "mysql+asyncmy": "mysql",
 }
 CONNECT_TIMEOUT = 5
 _PLAIN = re.compile(r"[A-Za-z0-9_./~-]*")

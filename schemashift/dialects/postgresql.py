@@ -477,7 +477,12 @@ class PostgreSQLDialect(Dialect):
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
 
     def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
-        """libpq's ``connect_timeout`` (whole seconds, at least 2) bounds the whole connection set-up."""
+        """libpq's ``connect_timeout`` (whole seconds, at least 2) bounds the whole connection set-up.
+
+        asyncpg and pg8000 call the same bound ``timeout``.
+        """
+        if url.get_driver_name() in ("asyncpg", "pg8000"):
+            return {"connect_args": {"timeout": connect_timeout}}
         return {"connect_args": {"connect_timeout": max(2, round(connect_timeout))}}
 
     # --- per-environment session settings (the environments work) ------------
