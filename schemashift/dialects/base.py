@@ -39,6 +39,8 @@ from ..schema.to_sqlalchemy import sa_column, sa_table
 from ..schema.types import Type
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..config import EnvConfig
     from ..ops import Operation
 
@@ -430,6 +432,32 @@ class Dialect:
     def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
         """`create_engine` keywords bounding how long connecting to `url` may take (generic: none)."""
         return {}
+
+    def create_scratch_database(self, server: sa.URL, name: str, folder: "Path") -> str:
+        """Create the empty database `name` on `server`'s server (tests); its URL.
+
+        The generic form runs ``CREATE DATABASE`` through `server`'s own database.
+        """
+        engine = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE {self.quote(name)}")
+        finally:
+            engine.dispose()
+        return server.set(database=name).render_as_string(hide_password=False)
+
+    def drop_scratch_database(self, server: sa.URL, name: str, folder: "Path") -> None:
+        """Drop the database `create_scratch_database` made."""
+        engine = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(self.drop_database_sql(name))
+        finally:
+            engine.dispose()
+
+    def drop_database_sql(self, name: str) -> str:
+        """``DROP DATABASE`` for `name` (generic: ``IF EXISTS``)."""
+        return f"DROP DATABASE IF EXISTS {self.quote(name)}"
 
     def database_missing(self, url: sa.URL) -> bool:
         """True when `url` names a database that connecting would create (generic: never)."""

@@ -476,6 +476,10 @@ class PostgreSQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
 
+    def drop_database_sql(self, name: str) -> str:
+        """``DROP DATABASE … WITH (FORCE)``: connections a test left open do not keep it."""
+        return f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"
+
     def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
         """libpq's ``connect_timeout`` (whole seconds, at least 2) bounds the whole connection set-up.
 

@@ -193,6 +193,15 @@ class SQLiteDialect(Dialect):
             rowid = pk.columns[0] if pk is not None and len(pk.columns) == 1 else None
             return column.evolve(autoincrement=column.name == rowid and column.type.kind == "integer")
 
+    def create_scratch_database(self, server: sa.URL, name: str, folder: Path) -> str:
+        """A database file `name`.db in `folder` (created on first connection)."""
+        return server.set(database=str(folder / f"{name}.db")).render_as_string(hide_password=False)
+
+    def drop_scratch_database(self, server: sa.URL, name: str, folder: Path) -> None:
+        """Remove the file and its lock file."""
+        for suffix in (".db", ".db.schemashift-lock", ".db-journal", ".db-wal"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+
     def database_missing(self, url: sa.URL) -> bool:
         """A plain file path that does not exist yet (connecting would create an empty file)."""
         database = url.database or ""
