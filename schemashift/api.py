@@ -685,6 +685,19 @@ def history(project: Project, *, applied: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:
+    """A diagram of the models (or, with `live`, of the database) as Mermaid or Graphviz text."""
+    from .erd import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise SchemashiftError(f"erd --format takes {' or '.join(FORMATS)}, not {fmt!r}")
+    if not live:
+        return render(project.model_schema(), fmt)
+    with project.connect() as connection:
+        schema = _reflect_live(connection, [None], set(project.recorder(connection).own_tables))
+    return render(schema, fmt)
+
+
 @dataclass
 class DiffReport:
     """What `diff` found between the live database and the models or the migrations."""

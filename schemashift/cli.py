@@ -117,16 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     history = command("history", "list the migrations")
     history.add_argument("--applied", action="store_true", help="only those applied to the database")
     history.add_argument("--json", action="store_true", help="output JSON")
+    history.add_argument("--graph", action="store_true", help="draw the revision chain, head first")
 
     diff = command("diff", "show differences between the database and the models or migrations")
     diff.add_argument("--against", choices=("models", "migrations"), default="models")
     diff.add_argument("--json", action="store_true", help="output JSON")
+
+    erd = command("erd", "print an entity-relationship diagram of the models (or of the database with --live)")
+    erd.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="Mermaid erDiagram or Graphviz")
+    erd.add_argument("--live", action="store_true", help="diagram the database instead of the models")
 
     envs = command("envs", "list the configured environments")
     envs.add_argument("--json", action="store_true", help="output JSON")
 
     verify = command("verify", "check that applied migration files were not changed")
     verify.add_argument("--accept", action="store_true", help="accept the current files as the applied ones")
+    verify.add_argument("--json", action="store_true", help="output JSON")
 
     repair = command("repair", "fix a database left half-migrated")
     repair.add_argument("action", nargs="?", metavar="ACTION", help="what to do (asked when omitted)")
@@ -140,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backups = command("backups", "manage data kept from dropped tables and columns")
     backup_commands = backups.add_subparsers(dest="backups_command", metavar="ACTION", required=True)
-    backup_commands.add_parser("list", parents=[common], help="list kept data")
+    backup_list = backup_commands.add_parser("list", parents=[common], help="list kept data")
+    backup_list.add_argument("--json", action="store_true", help="output JSON")
     prune = backup_commands.add_parser("prune", parents=[common], help="delete kept data older than a duration")
     prune.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
     return parser
@@ -310,7 +317,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     from . import api
 
     rows = api.history(_project(args), applied=args.applied)
+    if args.graph and not args.applied and not args.json:
+        from .erd import history_graph
+
+        _print_lines(history_graph([(row["revision"], row["parent"], row["message"]) for row in rows]))
+        return EXIT_OK
     _emit(args, rows, [_row_text(row) for row in rows])
+    return EXIT_OK
+
+
+def cmd_erd(args: argparse.Namespace) -> int:
+    from . import api
+
+    print(api.erd(_project(args), fmt=args.format, live=args.live), end="")
     return EXIT_OK
 
 
@@ -340,7 +359,13 @@ def cmd_envs(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import api
 
-    return EXIT_OK if api.verify(_project(args), accept=args.accept, out=_out) else EXIT_DIFFERENCES
+    if not args.json:
+        return EXIT_OK if api.verify(_project(args), accept=args.accept, out=_out) else EXIT_DIFFERENCES
+    lines: list[str] = []
+    ok = api.verify(_project(args), accept=args.accept, out=lines.append)
+    _print_json({"ok": ok, "problems": [line[len("PROBLEM: "):] for line in lines if line.startswith("PROBLEM: ")],
+                 "messages": [line for line in lines if not line.startswith("PROBLEM: ")]})
+    return EXIT_OK if ok else EXIT_DIFFERENCES
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -368,7 +393,8 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     project = _project(args)
     if args.backups_command == "list":
-        _print_lines([_row_text(row) for row in api.backups_list(project)])
+        rows = api.backups_list(project)
+        _emit(args, rows, [_row_text(row) for row in rows])
     else:
         count = api.backups_prune(project, args.older_than, out=_out)
         _out(f"pruned {count} backup(s)")
@@ -379,7 +405,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "generate": cmd_generate, "check": cmd_check, "upgrade": cmd_upgrade,
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
-    "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest,
+    "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest, "erd": cmd_erd,
 }
 
 
