@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="output JSON")
 
     repair = command("repair", "fix a database left half-migrated")
-    repair.add_argument("action", nargs="?", metavar="ACTION", help="what to do (asked when omitted)")
+    repair.add_argument("action", nargs="?", choices=("continue", "undo"), metavar="ACTION",
+                        help="`continue`: run the rest of the partly applied migration once its cause is fixed; "
+                             "`undo`: revert what it ran (asked at a terminal when omitted)")
 
     command("rebase", "put forked migration branches one after the other (edits files, no database)")
 

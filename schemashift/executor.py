@@ -11,6 +11,7 @@ step's finish with the next step's first row).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -183,7 +184,7 @@ class Executor:
             self._log_failure(step, started, clock, failure.error)
             raise ExecutionError(
                 f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
-                f"rolled back, the database is still at {step.migration.parent if step.direction == UP else step.migration.revision or 'base'}"
+                f"rolled back, the database is still at {(step.migration.parent if step.direction == UP else step.migration.revision) or 'base'}"
             ) from None
 
     def _run_one(self, step: Step, statement: Statement) -> None:
@@ -442,7 +443,8 @@ class _StatementFailed(Exception):
 
 
 def _ms(clock: float) -> int:
-    return int((time.perf_counter() - clock) * 1000)
+    """Milliseconds since `clock`, rounded up (a step that ran took at least 1 ms, never 0)."""
+    return math.ceil((time.perf_counter() - clock) * 1000)
 
 
 def _first_line(sql: str) -> str:

@@ -7,6 +7,7 @@ every command it runs with its real output.
 from __future__ import annotations
 
 import shutil
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def say(text: str) -> None:
 
 def run(*args: str, expect: int = 0) -> None:
     """Run one schemashift command in the demo project and show it."""
-    print(f"\n$ schemashift {' '.join(args)}", flush=True)
+    print(f"\n$ schemashift {shlex.join(args)}", flush=True)
     result = subprocess.run([sys.executable, "-m", "schemashift", *args], cwd=WORK, text=True, capture_output=True)
     for line in (result.stdout + result.stderr).rstrip().splitlines():
         print(f"  {line}")
