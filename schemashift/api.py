@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -35,6 +35,9 @@ from .plan import DOWN, UP, Plan, build_plan, states_along
 from .schema.model import Schema
 from .scripts import History, Migration, write_migration
 from .versions import AppliedRevision, Recorder
+
+if TYPE_CHECKING:
+    from .lint import Finding
 
 Output = Callable[[str], None]
 Bind = sa.Engine | sa.Connection | str
@@ -683,6 +686,43 @@ def history(project: Project, *, applied: bool = False) -> list[dict[str, Any]]:
         rows.append({"revision": migration.revision, "parent": migration.parent, "message": migration.message,
                      "file": migration.path.name, "checksum": migration.checksum})
     return rows
+
+
+def lint(project: Project, spec: str | None = None, *, every: bool = False) -> "list[Finding]":
+    """Lint findings for migrations: `spec` (``REV`` or ``REV..REV``), all with `every`, else those not yet
+    applied to the environment's database; judged for the environment's database (no connection needed
+    unless the pending ones are asked for)."""
+    from .lint import lint_migration
+
+    history = project.history()
+    dialect = get_dialect(_backend_name(project))
+    migrations = _lint_selection(project, history, spec, every)
+    states = states_along(history)
+    findings = []
+    for migration in migrations:
+        findings.extend(lint_migration(migration, states[migration.parent], dialect,
+                                       statement_timeout=project.env.statement_timeout))
+    return findings
+
+
+def _lint_selection(project: Project, history: History, spec: str | None, every: bool) -> list[Migration]:
+    if every:
+        return list(history.chain)
+    if spec is None:
+        with project.connect() as connection:
+            current = _checked_current(project.recorder(connection), history, strict=False)
+        return history.upgrade_path(current, history.head)
+    first, sep, last = spec.partition("..")
+    if not sep:
+        revision = history.resolve(first)
+        if revision is None:
+            raise SchemashiftError("lint REV: name a revision, not base")
+        return [history.get(revision)]
+    start = history.resolve(first) if first else None
+    end = history.resolve(last) if last else history.head
+    chain = history.chain
+    low = history.index(start) if start else 0
+    return chain[low : history.index(end) + 1]
 
 
 def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:

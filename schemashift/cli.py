@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--against", choices=("models", "migrations"), default="models")
     diff.add_argument("--json", action="store_true", help="output JSON")
 
+    lint = command("lint", "check migrations for what would lose data, block writes or break running code")
+    lint.add_argument("range", nargs="?", metavar="REV|REV..REV",
+                      help="the migrations to check (default: those not yet applied to the environment)")
+    lint.add_argument("--all", action="store_true", dest="every", help="check every migration")
+    output = lint.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="output JSON")
+    output.add_argument("--sarif", action="store_true", help="output SARIF 2.1.0 (code-scanning tools)")
+
     erd = command("erd", "print an entity-relationship diagram of the models (or of the database with --live)")
     erd.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="Mermaid erDiagram or Graphviz")
     erd.add_argument("--live", action="store_true", help="diagram the database instead of the models")
@@ -216,11 +224,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from . import api
 
-    api.generate(
+    written = api.generate(
         _project(args), args.message, empty=args.empty, rename_tables=args.rename_tables,
         rename_columns=args.rename_columns, no_rename=args.no_rename,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(), out=_out,
     )
+    if written is not None and not args.empty:
+        _lint_new(args)
     return EXIT_OK
 
 
@@ -328,6 +338,36 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    from . import api
+    from .lint import as_json, as_sarif, failing
+
+    project = _project(args)
+    findings = api.lint(project, args.range, every=args.every)
+    if args.json:
+        print(as_json(findings))
+    elif args.sarif:
+        print(as_sarif(findings, project.config.migrations_dir.name))
+    else:
+        _print_lines([finding.line() for finding in findings])
+        bad = len(failing(findings))
+        _out(f"{len(findings)} finding(s), {bad} not allowed." if findings else "No findings.")
+    return EXIT_DIFFERENCES if failing(findings) else EXIT_OK
+
+
+def _lint_new(args: argparse.Namespace) -> None:
+    """Print the lint findings of the migration `generate` just wrote (for the environment's database)."""
+    from . import api
+    from .errors import SchemashiftError
+
+    try:
+        findings = api.lint(_project(args), "head")
+    except SchemashiftError:
+        return  # no URL to name the database, or the like: generating still worked
+    for finding in findings:
+        _out(f"lint: {finding.line()}")
+
+
 def cmd_erd(args: argparse.Namespace) -> int:
     from . import api
 
@@ -408,6 +448,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
     "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest, "erd": cmd_erd,
+    "lint": cmd_lint,
 }
 
 

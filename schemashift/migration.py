@@ -38,9 +38,12 @@ from .schema.model import (
     Table,
     UniqueConstraint,
 )
+from .lint import allow
 from .schema.types import Type
 
 __all__ = [
+    # lint suppression
+    "allow",
     # operations
     "Operation",
     "CreateTable",

@@ -95,6 +95,12 @@ class Dialect:
     supports_comments: ClassVar[bool] = True
     #: Schemas other than the default one (PostgreSQL `schema=`).
     supports_schemas: ClassVar[bool] = False
+    #: CREATE INDEX CONCURRENTLY exists (lint: a plain CREATE INDEX blocks writes).
+    concurrent_index: ClassVar[bool] = False
+    #: Constraints can be added NOT VALID and validated later (lint: in-place validation blocks writes).
+    not_valid_constraints: ClassVar[bool] = False
+    #: ALTER TABLE picks INSTANT/INPLACE/COPY algorithms (lint: a COPY blocks writes).
+    online_alter: ClassVar[bool] = False
     #: Standalone sequences (``CREATE SEQUENCE``); elsewhere sequence operations compile to nothing.
     supports_sequences: ClassVar[bool] = False
     #: How ``ALTER SEQUENCE`` turns cycling off.

@@ -71,6 +71,7 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     remote_catalogue = True
     instant_add_column = True
+    online_alter = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True
     no_cycle = "NOCYCLE"

@@ -144,6 +144,8 @@ class PostgreSQLDialect(Dialect):
     remote_catalogue = True
     native_enum = True
     supports_schemas = True
+    concurrent_index = True
+    not_valid_constraints = True
     supports_sequences = True
     instant_add_column = True
     dml_in_cte = True

@@ -1,0 +1,153 @@
+"""Lint: rule codes per operation, suppression, JSON/SARIF, raw SQL via pglast, and squawk as an oracle.
+
+The oracle: for a catalogue of one-change migrations on an existing PostgreSQL table,
+`upgrade --sql` gives the plain SQL; squawk (a PostgreSQL migration linter) is run on
+it, and for every squawk rule of the mapped kinds `schemashift lint` must report the
+corresponding code for that migration. No database is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import cli, set_models, write_project
+
+BASE = '''
+import sqlalchemy as sa
+
+Base = sa.MetaData()
+t = sa.Table("t", Base, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.String(80)),
+             sa.Column("b", sa.Integer), sa.Column("c", sa.String(20)), {extra_t}
+             {extra_cols})
+u = sa.Table("u", Base, sa.Column("id", sa.Integer, primary_key=True))
+{extra}
+'''
+
+
+def models(extra_cols: str = "", extra: str = "", extra_t: str = "") -> str:
+    return BASE.format(extra_cols=extra_cols, extra=extra, extra_t=extra_t)
+
+
+#: name -> (models after the change, our codes the migration must have, squawk rules it may raise)
+CATALOGUE = {
+    "add_index": (models(extra='sa.Index("ix_t_a", t.c.a)'), {"SS201"}),
+    "add_unique": (models(extra='sa.UniqueConstraint(t.c.a, name="uq_t_a")'), {"SS207"}),
+    "add_fk": (models(extra='sa.ForeignKeyConstraint([t.c.b], [u.c.id], name="fk_t_b")'), {"SS202"}),
+    "add_check": (models(extra='sa.CheckConstraint("b > 0", name="ck_t_b", table=t)'), {"SS203"}),
+    "set_not_null": (models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.Integer, nullable=False)'), {"SS204"}),
+    "widen_int": (models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)'), {"SS205"}),
+    "narrow_string": (models().replace('sa.String(80)', 'sa.String(40)'), {"SS103", "SS205"}),
+    "add_required": (models(extra_cols='sa.Column("n", sa.Integer, nullable=False),'), {"SS303"}),
+    "add_volatile_default": (models(extra_cols='sa.Column("r", sa.Float, server_default=sa.text("random()")),'), {"SS206"}),
+    "drop_column": (models().replace('sa.Column("c", sa.String(20)), ', ''), {"SS102"}),
+    "drop_table": (models().split("u = sa.Table")[0], {"SS101"}),
+}
+#: squawk rule -> the codes of ours that stand for it
+SQUAWK_TO_OURS = {
+    "require-concurrent-index-creation": {"SS201"}, "adding-foreign-key-constraint": {"SS202"},
+    "constraint-missing-not-valid": {"SS202", "SS203", "SS207"}, "adding-not-nullable-field": {"SS204"},
+    "changing-column-type": {"SS205"}, "disallowed-unique-constraint": {"SS207"},
+    "adding-field-with-default": {"SS206"}, "adding-serial-primary-key-field": {"SS206", "SS207"},
+    "ban-drop-column": {"SS102"}, "ban-drop-table": {"SS101"}, "renaming-column": {"SS302"},
+    "renaming-table": {"SS301"}, "require-lock-timeout": {"SS208"}, "require-statement-timeout": {"SS209"},
+    "adding-required-field": {"SS303"},
+}
+PG = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # names the dialect; lint and --sql --from never connect
+
+
+def project_with(tmp_path: Path, after: str) -> Path:
+    directory = write_project(tmp_path, PG, models())
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, after)
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    return directory
+
+
+def lint_codes(directory: Path, *args: str) -> set[str]:
+    result = cli(directory, "lint", "head", "--json", *args, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return {finding["code"] for finding in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_catalogue_codes(name: str, tmp_path: Path) -> None:
+    after, expected = CATALOGUE[name]
+    directory = project_with(tmp_path, after)
+    codes = lint_codes(directory)
+    assert expected <= codes, (name, codes)
+
+
+@pytest.mark.skipif(shutil.which("squawk") is None and not (Path(__import__("sys").executable).parent / "squawk").exists(),
+                    reason="squawk-cli is not installed")
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_squawk_oracle(name: str, tmp_path: Path) -> None:
+    """Every squawk rule the plain SQL raises has its code among ours."""
+    after, _ = CATALOGUE[name]
+    directory = project_with(tmp_path, after)
+    base = sorted((directory / "migrations").glob("0001_*.py"))[0].name.split("_")[0]
+    revision = cli(directory, "history", "--json")
+    first = json.loads(revision.stdout)[0]["revision"]
+    sql = cli(directory, "upgrade", "--sql", "--from", first).stdout
+    script = tmp_path / f"{name}.sql"
+    ours = ("schemashift_version", "_schemashift_")  # bookkeeping and kept-data statements are not the change
+    script.write_text("\n".join(line for line in sql.splitlines() if not any(name in line for name in ours)))
+    squawk = shutil.which("squawk") or str(Path(__import__("sys").executable).parent / "squawk")
+    report = subprocess.run([squawk, "--reporter", "json", str(script)], capture_output=True, text=True, timeout=60)
+    rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
+    found = lint_codes(directory)
+    missed = {rule: SQUAWK_TO_OURS[rule] for rule in rules if rule in SQUAWK_TO_OURS and not SQUAWK_TO_OURS[rule] & found}
+    assert not missed, (base, name, rules, found)
+
+
+def test_new_table_is_no_blocking_finding_and_generate_prints_lint(tmp_path: Path) -> None:
+    directory = write_project(tmp_path, PG, models())
+    first = cli(directory, "generate", "-m", "base")
+    assert "lint: SS201" not in first.stdout and "SS202" not in first.stdout
+    set_models(directory, models(extra='sa.Index("ix_t_a", t.c.a)'))
+    second = cli(directory, "generate", "-m", "index")
+    assert "lint: SS201" in second.stdout
+
+
+def test_allow_suppresses_but_still_lists(tmp_path: Path) -> None:
+    directory = project_with(tmp_path, models(extra='sa.Index("ix_t_a", t.c.a)'))
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    text = path.read_text()
+    start = text.index("    CreateIndex(")
+    end = text.index("\n", text.index("),", start)) if "),\n" in text[start:] else len(text)
+    call = text[start:end].rstrip(",").strip()
+    path.write_text(text.replace(text[start:end], f'    allow({call}, SS201="t holds 40 rows", SS208="short", SS209="short"),'))
+    cli(directory, "manifest")
+    result = cli(directory, "lint", "head")
+    assert result.returncode == 0 and "[allowed: t holds 40 rows]" in result.stdout, result.stdout
+    sarif = json.loads(cli(directory, "lint", "head", "--sarif").stdout)
+    results = sarif["runs"][0]["results"]
+    assert any(r["ruleId"] == "SS201" and r["suppressions"][0]["justification"] == "t holds 40 rows" for r in results)
+
+
+def test_raw_sql_is_parsed(tmp_path: Path) -> None:
+    pytest.importorskip("pglast")
+    directory = write_project(tmp_path, PG, models())
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "generate", "--empty", "-m", "raw")
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    path.write_text(path.read_text().replace("operations = []", 'operations = [ExecuteSQL("CREATE INDEX ix ON t (a); '
+                                             'ALTER TABLE t ADD CONSTRAINT ck CHECK (b > 0) NOT VALID", reverse=""), '
+                                             'ExecuteSQL("THIS IS NOT SQL", reverse="")]'))
+    cli(directory, "manifest")
+    codes = lint_codes(directory)
+    assert {"SS201", "SS501"} <= codes and "SS203" not in codes
+
+
+def test_mysql_copy_rules(tmp_path: Path) -> None:
+    directory = write_project(tmp_path, "mysql+pymysql://nobody@127.0.0.1:1/none", models())
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)')
+               .replace("sa.String(20)", "sa.String(30)"))
+    cli(directory, "generate", "-m", "change")
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    assert [(f["code"], "t.b" in f["what"]) for f in findings] == [("SS401", True)], findings
