@@ -187,6 +187,8 @@ def adopt_models(live: Schema, models: Schema, dialect: "Dialect") -> Schema:
     for key, sequence in live.sequences.items():
         model = models.sequences.get(key)
         sequences.append(model if model is not None and same.sequence(sequence, model) else sequence)
+    sequences += [model for key, model in models.sequences.items()  # those this database cannot hold (SQLite)
+                  if key not in live.sequences and not dialect.normalize(Schema.of([], [model])).sequences]
     return Schema.of(tables, sequences)
 
 
@@ -229,6 +231,10 @@ def _adopt_items(live: Table, table: Table, model: Table, field: str, same: _Sam
                 items, table = trial, candidate
                 spare.remove(option)
                 break
+    for option in spare:  # model items this database does not show (e.g. implied by another one)
+        candidate = table.evolve(**{field: [*items, option]})
+        if option not in items and same.tables(live, candidate):
+            items, table = [*items, option], candidate
     return table
 
 

@@ -423,3 +423,79 @@ def test_exclude_config_is_checked(tmp_path: Path) -> None:
     (project / "schemashift.toml").write_text('exclude = "legacy_*"\n' + config)
     result = cli(project, "status", check=False)
     assert result.returncode == 2 and "exclude must be a list" in result.stderr
+
+
+# -- fidelity: what the baseline migration builds on a fresh database ------------------------
+
+RICH = '''
+import enum
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class State(enum.Enum):
+    draft = "draft"
+    live = "live"
+
+ticket_seq = sa.Sequence("ticket_seq", start=100, metadata=Base.metadata)
+
+class Ticket(Base):
+    __tablename__ = "ticket"
+    __table_args__ = (sa.Index("ix_ticket_code_desc", sa.text("code DESC")),
+                      sa.CheckConstraint("qty >= 0", name="ck_ticket_qty"), {"comment": "support tickets"})
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(20), unique=True, comment="public code")
+    state: Mapped[State] = mapped_column(sa.Enum(State, name="ticket_state"), server_default="draft")
+    qty: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    price: Mapped[float | None] = mapped_column(sa.Numeric(10, 2))
+    opened: Mapped[object] = mapped_column(sa.DateTime, server_default=sa.func.now())
+    note: Mapped[str | None] = mapped_column(sa.Text)
+'''
+
+
+def test_baseline_migration_rebuilds_the_schema_exactly(fresh_db: str, second_db: str, tmp_path: Path) -> None:
+    _create_all(fresh_db, RICH)
+    execute(fresh_db, "INSERT INTO ticket (code, qty) VALUES ('T-1', 3)")
+    project = write_project(tmp_path / "proj", fresh_db, RICH)
+    cli(project, "baseline")
+    assert cli(project, "diff").returncode == 0
+    assert "No changes" in cli(project, "generate", "-m", "nothing").stdout
+    assert "Nothing to do" in cli(project, "upgrade").stdout
+    cli(project, "upgrade", "--url", second_db)  # a fresh database built from the baseline migration
+    result = cli(project, "diff", "--url", second_db, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert scalar(fresh_db, "SELECT qty FROM ticket WHERE code = 'T-1'") == 3
+
+
+# -- the filter itself ----------------------------------------------------------------------------
+
+
+def test_object_filter_patterns_and_hook_arguments() -> None:
+    from schemashift.filters import object_filter
+    from schemashift.schema.model import Column, Index, Schema, Sequence, Table
+    from schemashift.schema.types import Type
+
+    def table(name: str, schema: str | None = None) -> Table:
+        return Table(name, (Column("id", Type("integer")), Column("tmp", Type("text"))),
+                     indexes=(Index("ix_tmp", ("tmp",)),), schema=schema)
+
+    live = Schema.of([table("users"), table("legacy_x"), table("log", "audit"), table("alembic_version")],
+                     [Sequence("legacy_seq"), Sequence("users_seq")])
+    models = Schema.of([table("users")])
+    calls: list[tuple[str | None, str, bool, bool]] = []
+
+    def hook(obj, name, kind, reflected, compare_to):  # type: ignore[no-untyped-def]
+        calls.append((name, kind, reflected, compare_to is not None))
+        return kind != "column" or name != "tmp"
+
+    keep = object_filter(["legacy_*", "audit.*"])
+    keep = type(keep)(keep.patterns, hook)
+    kept = keep.apply(live, reflected=True, other=models)
+    assert sorted(kept.tables) == ["users"] and sorted(kept.sequences) == ["users_seq"]
+    assert kept.tables["users"].column_names == ("id",)
+    assert ("users", "table", True, True) in calls and ("tmp", "column", True, True) in calls
+    assert ("ix_tmp", "index", True, True) in calls and ("users_seq", "sequence", True, False) in calls
+    assert not any(name in ("legacy_x", "log", "alembic_version") for name, *_ in calls)
+    assert object_filter().apply(models, reflected=False) is models
