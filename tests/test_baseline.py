@@ -499,3 +499,21 @@ def test_object_filter_patterns_and_hook_arguments() -> None:
     assert ("ix_tmp", "index", True, True) in calls and ("users_seq", "sequence", True, False) in calls
     assert not any(name in ("legacy_x", "log", "alembic_version") for name, *_ in calls)
     assert object_filter().apply(models, reflected=False) is models
+
+
+def test_stamp_a_middle_revision_then_upgrade(fresh_db: str, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "proj", fresh_db, V1)
+    cli(project, "generate", "-m", "v1")
+    set_models(project, V2)
+    cli(project, "generate", "-m", "v2", "--no-rename")
+    first = next((project / "migrations").glob("0001_*.py")).read_text().split('revision = "')[1][:12]
+    _create_all(fresh_db, V1)
+    execute(fresh_db, *ROWS)
+    rows = _rows(fresh_db)
+    refused = cli(project, "stamp", "head", check=False)  # the database is at v1, not at head
+    assert refused.returncode == 2 and "create table review" in refused.stdout
+    cli(project, "stamp", first[:8])
+    assert "Pending: 1" in cli(project, "status").stdout
+    cli(project, "upgrade")
+    assert cli(project, "diff").returncode == 0
+    assert _rows(fresh_db) == rows
