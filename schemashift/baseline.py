@@ -35,6 +35,7 @@ from .schema.model import Schema, Sequence, Table
 if TYPE_CHECKING:
     from .api import Project
     from .dialects.base import Dialect
+    from .ops import Operation
     from .scripts import History, Migration
     from .versions import Recorder
 
@@ -311,7 +312,7 @@ def baseline(project: "Project", message: str = "baseline", *, after: str | None
     return written
 
 
-def _write(project: "Project", message: str, operations: list, parent: str | None, dialect: "Dialect",
+def _write(project: "Project", message: str, operations: "list[Operation]", parent: str | None, dialect: "Dialect",
            live: Schema) -> "Migration":
     """Write the migration, then prove that replaying the chain with it builds `live`."""
     from .cache import state_at
@@ -360,7 +361,7 @@ def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
         recorder.log(last[0], "up", last[2], message, started, 0, outcome, note)
 
 
-def _report(out: Output, written: Path | None, operations: list, project: "Project", revision: str,
+def _report(out: Output, written: Path | None, operations: "list[Operation]", project: "Project", revision: str,
             alembic: AlembicState | None, dropped: bool, what: str) -> None:
     if written is not None:
         out(f"Wrote {_relative(written)} ({revision}): {len(operations)} operation(s).")

@@ -109,9 +109,9 @@ def _reconcile(project: Path, url: str, rows: list[tuple[object, ...]]) -> None:
 
 
 @pytest.fixture
-def second_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def second_db(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Another throw-away database on the same backend (a second environment's copy)."""
-    name = f"ss_baseline2_{abs(hash(request.node.name)) % 10**8}"
+    name = f"ss_baseline2_{uuid.uuid4().hex[:8]}"
     url = create_database(backend, name, tmp_path)
     yield url
     drop_database(backend, name)
