@@ -22,7 +22,7 @@ and the Alembic revision is written to the history table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from .errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from .schema.model import Schema, Sequence, Table
+from .schema.types import INTEGER_KINDS
 
 if TYPE_CHECKING:
     from .api import Project
@@ -195,7 +196,7 @@ def adopt_models(live: Schema, models: Schema, dialect: "Dialect") -> Schema:
 
 def _adopt_table(live: Table, model: Table | None, same: _Same) -> Table:
     if model is None:
-        return live
+        return _model_like(live, live, same)
     if same.tables(live, model):
         return model
     table = live
@@ -213,6 +214,38 @@ def _adopt_table(live: Table, model: Table | None, same: _Same) -> Table:
             table = candidate
     for field in ("indexes", "uniques", "foreign_keys", "checks"):
         table = _adopt_items(live, table, model, field, same)
+    return _model_like(live, table, same)
+
+
+def _model_like(live: Table, table: Table, same: _Same) -> Table:
+    """`table` in the form models usually declare, where that is the same table on this database: a one-column
+    integer primary key marked autoincrement, without the default the database gave it (a SERIAL's nextval),
+    constraints without the names the database generated and without spelled-out default actions
+    (so models that add it later compare equal)."""
+    key = table.primary_key.columns if table.primary_key is not None else ()
+    if len(key) == 1 and table.has_column(key[0]) and table.column(key[0]).type.kind in INTEGER_KINDS:
+        column = table.column(key[0])
+        for change in ({"autoincrement": True}, {"autoincrement": True, "default": None}):
+            trial = column.evolve(**change)
+            candidate = table.evolve(columns=[trial if c is column else c for c in table.columns])
+            if trial is not column and same.tables(live, candidate):
+                table = candidate
+    if table.primary_key is not None and table.primary_key.name is not None:
+        candidate = table.evolve(primary_key=replace(table.primary_key, name=None))
+        if same.tables(live, candidate):
+            table = candidate
+    for field in ("uniques", "foreign_keys", "checks"):
+        items = list(getattr(table, field))
+        for position in range(len(items)):
+            for attribute in ("name", "ondelete", "onupdate"):  # generated names, spelled-out defaults
+                item = items[position]
+                if getattr(item, attribute, None) is None:
+                    continue
+                trial = items.copy()
+                trial[position] = replace(item, **{attribute: None})
+                candidate = table.evolve(**{field: trial})
+                if same.tables(live, candidate):
+                    items, table = trial, candidate
     return table
 
 
