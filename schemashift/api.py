@@ -569,7 +569,8 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
     dialect = get_dialect(connection.dialect.name)
     live = _reflect_live(connection, schemas or [None], exclude)
     if keep is not None:
-        live, expected = keep.apply(live, reflected=True, other=expected), keep.apply(expected, reflected=False, other=live)
+        live, expected = (keep.apply(live, reflected=True, other=expected),
+                          keep.apply(expected, reflected=False, other=live))
     return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
 
 
