@@ -636,6 +636,8 @@ def _remember_fingerprint(project: Project, connection: sa.Connection, revision:
     """
     from .fingerprint import fingerprint, stored_value
 
+    if project.config.exclude or project.env.exclude or project.config.include_object:
+        return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
     recorder = project.recorder(connection)
     try:
         if check and _live_differences(project, connection, expected):

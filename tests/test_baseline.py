@@ -415,6 +415,10 @@ def test_exclude_patterns_and_include_object(fresh_db: str, tmp_path: Path) -> N
     assert cli(project, "diff").returncode == 0
     assert {"legacy_orders", "hooked", "scratch"} <= _tables(fresh_db)  # never dropped
     assert scalar(fresh_db, "SELECT total FROM legacy_orders") == 10
+    assert "Live schema matches" in cli(project, "status").stdout
+    (project / "schemashift.toml").write_text(config.replace('exclude = ["scratch"]\n', ""))  # no filter now
+    status = cli(project, "status")  # the fast path must not trust a fingerprint taken under the filter
+    assert "drop table legacy_orders" in status.stdout and "drop table scratch" in status.stdout, status.stdout
 
 
 def test_exclude_config_is_checked(tmp_path: Path) -> None:
