@@ -38,6 +38,7 @@ from .versions import AppliedRevision, Recorder
 
 if TYPE_CHECKING:
     from .lint import Finding
+    from .filters import ObjectFilter
 
 Output = Callable[[str], None]
 Bind = sa.Engine | sa.Connection | str
@@ -56,6 +57,7 @@ class Project:
     url: str | None = None
     bind: sa.Engine | sa.Connection | None = None
     _history: History | None = field(default=None, repr=False)
+    _filter: "ObjectFilter | None" = field(default=None, repr=False)
 
     # -- migrations and models --------------------------------------------
 
@@ -66,6 +68,11 @@ class Project:
 
             self._history = load_history(self.config.migrations_dir, self.config.root, create_manifest=True)
         return self._history
+
+    def reload_history(self) -> History:
+        """The migration files, loaded again (after a command wrote one)."""
+        self._history = None
+        return self.history()
 
     def models(self) -> list[sa.MetaData]:
         """The configured models' MetaData objects."""
@@ -97,6 +104,15 @@ class Project:
             connection.close()
             if engine is not self.bind:
                 engine.dispose()
+
+    def object_filter(self) -> "ObjectFilter":
+        """What `exclude` and `include_object` leave out of comparisons (see `schemashift.filters`)."""
+        from .filters import object_filter
+
+        if self._filter is None:
+            self._filter = object_filter([*self.config.exclude, *self.env.exclude], self.config.include_object,
+                                         root=str(self.config.root))
+        return self._filter
 
     def recorder(self, connection: sa.Connection) -> Recorder:
         """The version/history tables of this environment on `connection`."""
@@ -420,7 +436,9 @@ def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]]
     """Operations that bring the migrations' head schema to the models."""
     history = project.history()
     decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive)
-    return diff_schemas(head_schema(history), project.model_schema(), decisions)
+    head, models, keep = head_schema(history), project.model_schema(), project.object_filter()
+    head, models = keep.apply(head, reflected=False, other=models), keep.apply(models, reflected=False, other=head)
+    return diff_schemas(head, models, decisions)
 
 
 def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,
@@ -573,20 +591,25 @@ def _live_schemas(project: Project, expected: Schema) -> list[str | None]:
 def _live_operations(project: Project, connection: sa.Connection, expected: Schema) -> list[Operation]:
     """Operations that would turn the live schema into `expected`, both normalised for this database."""
     schemas = _live_schemas(project, expected)
-    return compare_schemas(connection, expected, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    return compare_schemas(connection, expected, schemas=schemas, exclude=project.recorder(connection).own_tables,
+                           keep=project.object_filter())
 
 
 @paused()
 def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: list[str | None] | None = None,
-                    exclude: "set[str] | frozenset[str]" = frozenset()) -> list[Operation]:
+                    exclude: "set[str] | frozenset[str]" = frozenset(),
+                    keep: "ObjectFilter | None" = None) -> list[Operation]:
     """Operations that turn the database behind `connection` into `expected` (renames never guessed).
 
-    Reflects `schemas` (default: the default schema) leaving out `exclude`d tables,
-    normalises both sides for the database and diffs them. Commits a transaction
-    the reflection opened.
+    Reflects `schemas` (default: the default schema) leaving out `exclude`d tables
+    and, on both sides, what `keep` leaves out; normalises both sides for the
+    database and diffs them. Commits a transaction the reflection opened.
     """
     dialect = get_dialect(connection.dialect.name)
     live = _reflect_live(connection, schemas or [None], exclude)
+    if keep is not None:
+        live, expected = (keep.apply(live, reflected=True, other=expected),
+                          keep.apply(expected, reflected=False, other=live))
     return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
 
 
@@ -652,6 +675,8 @@ def _remember_fingerprint(project: Project, connection: sa.Connection, revision:
     """
     from .fingerprint import fingerprint, stored_value
 
+    if project.config.exclude or project.env.exclude or project.config.include_object:
+        return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
     recorder = project.recorder(connection)
     try:
         if check and _live_differences(project, connection, expected):
@@ -880,6 +905,26 @@ def rebase(project: Project, *, out: Output = _print) -> None:
             f"{', '.join(m.path.name for m in skipped)}, which `upgrade` will not apply there.")
 
 
+def baseline(project: Project, message: str = "baseline", *, after: str | None = None,
+             alembic_dir: "str | Path | None" = None, drop_alembic_version: bool = False,
+             out: Output = _print) -> Path | None:
+    """Write a first migration that creates the database's existing schema and record it as applied without
+    running it (`after` ``"head"``: the difference from the existing chain's head); see `schemashift.baseline`."""
+    from .baseline import baseline as _baseline
+
+    return _baseline(project, message, after=after, alembic_dir=alembic_dir,
+                     drop_alembic_version=drop_alembic_version, out=out)
+
+
+def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: "str | Path | None" = None,
+          drop_alembic_version: bool = False, out: Output = _print) -> None:
+    """Record `revision` as applied where the live schema is its state (`force`: anyway, noted); no DDL."""
+    from .baseline import stamp as _stamp
+
+    _stamp(project, revision, force=force, alembic_dir=alembic_dir, drop_alembic_version=drop_alembic_version,
+           out=out)
+
+
 def backups_list(project: Project) -> list[dict[str, Any]]:
     """Every backup of dropped or narrowed data, oldest first (see `schemashift.backups`)."""
     return backups.list_backups(project)
@@ -900,5 +945,5 @@ def test_migrations(project: Project, *, out: Output = _print) -> bool:
 __all__ = [
     "Project", "open_project", "upgrade", "downgrade", "generate", "check", "status", "history", "diff",
     "StatusReport", "DiffReport", "pending_operations", "head_schema", "Migration", "verify", "repair",
-    "envs",
+    "envs", "baseline", "stamp",
 ]

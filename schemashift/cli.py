@@ -74,6 +74,12 @@ def _apply_options(parser: argparse.ArgumentParser, *, sql: bool = False) -> Non
     parser.add_argument("--allow-data-loss", action="store_true", help="allow operations that drop data")
 
 
+def _alembic_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alembic-dir", metavar="DIR", help="the Alembic scripts folder (default: script_location "
+                        "of ./alembic.ini), checked when the database has alembic_version")
+    parser.add_argument("--drop-alembic-version", action="store_true", help="drop the alembic_version table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
     from . import __version__
@@ -146,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("action", nargs="?", choices=("continue", "undo"), metavar="ACTION",
                         help="`continue`: run the rest of the partly applied migration once its cause is fixed; "
                              "`undo`: revert what it ran (asked at a terminal when omitted)")
+
+    baseline = command("baseline", "write a first migration from an existing database's schema and record it "
+                                    "as applied without running it")
+    baseline.add_argument("-m", "--message", default="baseline", help="what the migration says (default: baseline)")
+    baseline.add_argument("--after", metavar="HEAD", help="adopt the database on top of the existing migrations "
+                          "(the new migration holds the difference from their head)")
+    _alembic_options(baseline)
+
+    stamp = command("stamp", "record REVISION as applied where the live schema matches it (never runs DDL)")
+    stamp.add_argument("revision", metavar="REVISION")
+    stamp.add_argument("--force", action="store_true", help="record it despite differences (noted in the history)")
+    _alembic_options(stamp)
 
     command("rebase", "put forked migration branches one after the other (edits files, no database)")
 
@@ -430,6 +448,22 @@ def cmd_test_migrations(args: argparse.Namespace) -> int:
     return EXIT_OK if api.test_migrations(_project(args), out=_out) else EXIT_DIFFERENCES
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.baseline(_project(args), args.message, after=args.after, alembic_dir=args.alembic_dir,
+                 drop_alembic_version=args.drop_alembic_version, out=_out)
+    return EXIT_OK
+
+
+def cmd_stamp(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.stamp(_project(args), args.revision, force=args.force, alembic_dir=args.alembic_dir,
+              drop_alembic_version=args.drop_alembic_version, out=_out)
+    return EXIT_OK
+
+
 def cmd_backups(args: argparse.Namespace) -> int:
     from . import api
 
@@ -448,7 +482,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
     "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest, "erd": cmd_erd,
-    "lint": cmd_lint,
+    "lint": cmd_lint, "baseline": cmd_baseline, "stamp": cmd_stamp,
 }
 
 

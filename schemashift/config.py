@@ -29,11 +29,11 @@ PYPROJECT_NAME = "pyproject.toml"
 DOTENV_NAME = ".env"
 ENV_VAR = "SCHEMASHIFT_ENV"
 
-TOP_KEYS = ("models", "migrations", "default_env", "env")
+TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
 STRING_KEYS = ("url", "schema", "version_table", "extends")
 NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
-ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars",)
+ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude")
 
 #: Environment settings used when the file does not give them.
 ENV_DEFAULTS: dict[str, Any] = {
@@ -47,6 +47,7 @@ ENV_DEFAULTS: dict[str, Any] = {
     "confirm": False,
     "allow_data_loss": False,
     "keep_data": True,
+    "exclude": [],
 }
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -70,6 +71,7 @@ class EnvConfig:
     vars: dict[str, Any]
     connect_timeout: float = 10.0
     read_timeout: float | None = None
+    exclude: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return mask_secrets(
@@ -87,6 +89,8 @@ class Config:
     migrations_dir: Path
     default_env: str | None
     env_names: list[str]
+    exclude: list[str] = field(default_factory=list)
+    include_object: str | None = None
     _envs: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _source: "_Source | None" = field(default=None, init=False, repr=False, compare=False)
 
@@ -329,6 +333,10 @@ def _build(file: Path, text: str, table: dict[str, Any], prefix: tuple[str, ...]
     if default_env is not None and default_env not in envs:
         known = ", ".join(envs) or "none are defined"
         raise ConfigError(f"{source.where('default_env')}default_env {default_env!r} is not an env (known: {known})")
+    exclude = _check_patterns(source, table.get("exclude", []), ("exclude",))
+    include_object = table.get("include_object")
+    if include_object is not None and (not isinstance(include_object, str) or ":" not in include_object):
+        raise ConfigError(f"{source.where('include_object')}include_object must look like 'package.module:function'")
     config = Config(
         path=source.path,
         root=root,
@@ -336,6 +344,8 @@ def _build(file: Path, text: str, table: dict[str, Any], prefix: tuple[str, ...]
         migrations_dir=(root / migrations).resolve(),
         default_env=default_env,
         env_names=list(envs),
+        exclude=exclude,
+        include_object=include_object,
     )
     config._envs = envs
     config._source = source
@@ -369,6 +379,8 @@ def _check_env(source: _Source, name: str, env: Any, envs: dict[str, Any]) -> No
                 raise ConfigError(f"{source.where(*at, key)}{key} must not be negative")
         if key in BOOL_KEYS and not interpolated and not isinstance(value, bool):
             raise ConfigError(f"{source.where(*at, key)}{key} must be true or false, got {_toml_type(value)}")
+        if key == "exclude":
+            _check_patterns(source, value, at + (key,))
         if key == "vars" and not isinstance(value, dict):
             raise ConfigError(f"{source.where(*at, key)}vars must be a table ([env.{name}.vars])")
     parent = env.get("extends")
@@ -376,6 +388,13 @@ def _check_env(source: _Source, name: str, env: Any, envs: dict[str, Any]) -> No
         raise ConfigError(
             f"{source.where(*at, 'extends')}env {name!r} extends unknown env {parent!r} (known: {', '.join(envs)})"
         )
+
+
+def _check_patterns(source: _Source, value: Any, at: tuple[str, ...]) -> list[str]:
+    """`exclude`: a list of table/sequence names or glob patterns."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(f"{source.where(*at)}exclude must be a list of names or patterns, e.g. [\"legacy_*\"]")
+    return list(value)
 
 
 def _check_cycles(source: _Source, envs: dict[str, dict[str, Any]]) -> None:
