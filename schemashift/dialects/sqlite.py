@@ -6,16 +6,21 @@ import fcntl
 import os
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from .. import ops
+from ..errors import MigrationError
 from ..schema import normalize as norm
 from ..schema.types import Type
 from ..schema.model import Column, Schema, Table
 from .base import Dialect, poll_lock, table_at
+
+if TYPE_CHECKING:
+    from ..plan import Plan, Step
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
 
@@ -113,7 +118,18 @@ class SQLiteDialect(Dialect):
     def _rebuild_for(self, op: ops.Operation, before: Schema, after: Schema) -> list[str]:
         return self.rebuild(table_at(before, op.table_key), table_at(after, op.table_key), after)
 
-    def rebuild(self, old: Table, new: Table, after: Schema) -> list[str]:
+    def rebuilt(self, op: ops.Operation, before: Schema, after: Schema) -> tuple[Table, Table] | None:
+        """The tables before and after `op` (resolved) when SQLite runs it as a table rebuild, else None."""
+        if isinstance(op, ops.AddColumn):
+            table = table_at(after, op.table_key)
+            return None if _adds_in_place(op.column, table) else (table_at(before, op.table_key), table)
+        if isinstance(op, ops.AlterColumn) and not op.changes:
+            return None
+        if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)):
+            return table_at(before, op.table_key), table_at(after, op.table_key)
+        return None
+
+    def rebuild(self, old: Table, new: Table, after: Schema, carried: "Carried | None" = None) -> list[str]:
         """Replace table `old` by `new`, keeping the rows of the columns both have.
 
         ``CREATE TABLE "_schemashift_new_<t>"`` from `new`, ``INSERT … SELECT`` the
@@ -121,20 +137,41 @@ class SQLiteDialect(Dialect):
         the column became NOT NULL), ``DROP TABLE``, ``RENAME TO``, then `new`'s
         indexes. All statements run inside one transaction, but with foreign keys
         enforced, dropping a referenced table would delete or refuse: the executor
-        must turn ``PRAGMA foreign_keys`` off around the migration (SQLite ignores
-        that pragma inside a transaction) and may run ``PRAGMA foreign_key_check`` after.
+        turns ``PRAGMA foreign_keys`` off around the migration (SQLite ignores
+        that pragma inside a transaction).
+
+        `carried` (see `adapt_to_live`) is what the live database has beyond the
+        migrations: its columns go into the new table with their values, its views
+        and triggers are dropped first and re-created last with its extra indexes
+        (SQLite's documented procedure). Without it (offline SQL) a comment says
+        that such objects are not known here.
         """
         temp = f"_schemashift_new_{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
-        statements = [self.ddl(sa.schema.CreateTable(created))]
+        create = self.ddl(sa.schema.CreateTable(created))
+        if carried is None:
+            create = f"-- {_OFFLINE_NOTE.format(table=new.key)}\n{create}"
+        else:
+            create = _with_columns(create, len(new.columns), [c.definition for c in carried.columns])
+        statements = [self._drop(o) for o in reversed(carried.dependents)] if carried is not None else []
+        statements.append(create)
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
-        if kept:
-            names = ", ".join(self.quote(column.name) for column in kept)
-            values = ", ".join(self._copied(old.column(column.name), column) for column in kept)
-            statements.append(f"INSERT INTO {target} ({names}) SELECT {values} FROM {source}")
+        names = [self.quote(column.name) for column in kept]
+        values = [self._copied(old.column(column.name), column) for column in kept]
+        if carried is not None:
+            plain = [self.quote(column.name) for column in carried.columns if not column.generated]
+            names, values = names + plain, values + plain
+        if names:
+            statements.append(f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}")
         statements += [f"DROP TABLE {source}", f"ALTER TABLE {target} RENAME TO {self.quote(new.name)}"]
-        return statements + self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
+        statements += self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
+        if carried is not None:
+            statements += [o.sql for o in carried.indexes] + [o.sql for o in carried.dependents]
+        return statements
+
+    def _drop(self, live: "LiveObject") -> str:
+        return f"DROP {live.kind.upper()} {self.table_name(live.name, live.schema)}"
 
     def _copied(self, old: Column, new: Column) -> str:
         """The SELECT expression carrying `old`'s values into `new`."""
@@ -144,6 +181,56 @@ class SQLiteDialect(Dialect):
         if old.nullable and not new.nullable and new.default is not None:
             value = f"COALESCE({value}, {new.default})"
         return value
+
+    # --- what only the live database has, carried through rebuilds --------
+
+    def adapt_to_live(self, connection: sa.Connection, plan: "Plan") -> "Plan":
+        """`plan` with each table rebuild carrying over what only the live database has on the table.
+
+        Read at plan time (``sqlite_master``, ``table_xinfo``): columns the
+        migrations do not know (definition and values), indexes, and the triggers
+        and views on or over the table (dropped before, re-created after the
+        rebuild). One of those that uses a column the rebuild removes is refused,
+        naming it. After an operation whose effect on the live objects the plan
+        cannot know (raw SQL, Python, renames, which SQLite carries into trigger
+        and view texts), later rebuilds read the live table when they run instead
+        (`LiveRebuild`). A rebuild of a table with foreign keys from or to it is
+        followed by `ForeignKeyCheck`.
+        """
+        if plan.empty:
+            return plan
+        live = _LivePlan(connection, plan.steps[0].before)
+        return replace(plan, steps=[self._adapt_step(step, live) for step in plan.steps])
+
+    def _adapt_step(self, step: "Step", live: "_LivePlan") -> "Step":
+        from ..plan import Statement
+
+        operations: list[ops.Operation] = []
+        statements: list[Statement] = []
+        state = step.before
+        for operation, group in zip(step.operations, _statement_groups(step)):
+            after = operation.apply(state)
+            tables = self.rebuilt(operation, state, after) if group else None
+            if tables is None:
+                operations.append(operation)
+                statements.extend(group)
+                live.note(operation)
+            else:
+                old, new = tables
+                if live.uncertain:
+                    statements.append(Statement(operation, python=LiveRebuild(self, operation, old, new, after)))
+                else:
+                    carried = live.carried(old, new)
+                    refuse_removed_in_use(carried, old, new, operation.describe())
+                    if carried:
+                        operations.append(KeepLiveObjects(new.name, carried.describe(), schema=new.schema))
+                    statements += [Statement(operation, sql=sql) for sql in self.rebuild(old, new, after, carried)]
+                operations.append(operation)
+                check = ForeignKeyCheck.planned(live.connection, new, after)
+                if check is not None:
+                    statements.append(Statement(operation, python=check))
+            state = after
+        return replace(step, operations=operations, statements=statements)
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
@@ -218,3 +305,329 @@ class SQLiteDialect(Dialect):
                 fcntl.flock(descriptor, fcntl.LOCK_UN)
         finally:
             os.close(descriptor)
+
+
+# --- what only the live database has (see `SQLiteDialect.adapt_to_live`) -------------
+
+_OFFLINE_NOTE = (
+    "rebuild of {table} from the migrations' definition: written without a database, so columns, "
+    "indexes, triggers and views that only the live table has are not known here and are not carried over "
+    "(run `upgrade --sql` connected to the database to see them kept)"
+)
+#: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
+_CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """An index, trigger or view as ``sqlite_master`` holds it."""
+
+    kind: str
+    name: str
+    table: str
+    sql: str
+    schema: str | None = None
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        """Every name its SQL mentions, lower-cased (an over-approximation of what it uses)."""
+        return _identifiers(self.sql)
+
+
+@dataclass(frozen=True)
+class LiveColumn:
+    """A column of a live table with its definition as written in the table's ``CREATE TABLE``."""
+
+    name: str
+    definition: str
+    generated: bool = False
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a rebuild of one table takes over from the live database beyond the migrations' definition."""
+
+    columns: tuple[LiveColumn, ...] = ()
+    indexes: tuple[LiveObject, ...] = ()
+    dependents: tuple[LiveObject, ...] = ()  #: triggers and views, in creation order
+
+    def __bool__(self) -> bool:
+        return bool(self.columns or self.indexes or self.dependents)
+
+    def describe(self) -> str:
+        """``column legacy (with its values), index ix_legacy, trigger t, view v``."""
+        parts = [f"column {c.name}" + ("" if c.generated else " (with its values)") for c in self.columns]
+        parts += [f"{o.kind} {o.name}" for o in self.indexes + self.dependents]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class KeepLiveObjects(ops.Operation):
+    """Shown before a rebuild (``--dry-run``): what the rebuild carries over that only the live database has."""
+
+    table: str
+    what: str
+    schema: str | None = None
+    data_only = True
+
+    def apply(self, schema: Schema) -> Schema:
+        return schema
+
+    def inverse(self) -> ops.Operation:
+        """Nothing to undo."""
+        return ops.ExecuteSQL("")
+
+    def describe(self) -> str:
+        return f"keep what only the live database has on {self.table_key}: {self.what}"
+
+
+class LiveCatalogue:
+    """``sqlite_master`` of one database (main or attached), read once, and its tables' columns."""
+
+    def __init__(self, connection: sa.Connection, schema: str | None) -> None:
+        self.connection, self.schema = connection, schema
+        self.prefix = f'"{schema}".' if schema else ""
+        rows = connection.exec_driver_sql(
+            f"SELECT type, name, tbl_name, sql FROM {self.prefix}sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+        self.tables = {name.lower(): sql for kind, name, _, sql in rows if kind == "table"}
+        self.objects = [LiveObject(kind, name, table, sql, schema) for kind, name, table, sql in rows
+                        if kind in ("index", "trigger", "view")]
+
+    def columns(self, table: str) -> list[LiveColumn]:
+        """The live columns of `table` ([] when it does not exist)."""
+        quoted = table.replace('"', '""')
+        rows = self.connection.exec_driver_sql(f'PRAGMA {self.prefix}table_xinfo("{quoted}")').fetchall()
+        definitions = column_definitions(self.tables.get(table.lower(), ""))
+        columns: list[LiveColumn] = []
+        for row in rows:
+            name, hidden = row[1], row[5]
+            definition = definitions.get(name.lower())
+            if definition is None:
+                raise MigrationError(f"cannot rebuild {table}: the definition of its live column {name} could not be read")
+            columns.append(LiveColumn(name, definition, hidden in (2, 3)))
+        return columns
+
+    def carried(self, table: str, known_columns: Iterable[str], known_indexes: Iterable[str]) -> Carried:
+        """What a rebuild of `table` must carry: columns and indexes not `known`, every dependent trigger and view."""
+        columns, indexes = {c.lower() for c in known_columns}, {i.lower() for i in known_indexes}
+        extra = tuple(c for c in self.columns(table) if c.name.lower() not in columns)
+        extra_indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
+                              and o.name.lower() not in indexes)
+        return Carried(extra, extra_indexes, self.dependents(table))
+
+    def dependents(self, table: str) -> tuple[LiveObject, ...]:
+        """Triggers and views on or mentioning `table`, or a view that does (SQLite checks them on RENAME)."""
+        names = {table.lower()}
+        found: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for live in self.objects:
+                key = f"{live.kind}:{live.name.lower()}"
+                if live.kind == "index" or key in found:
+                    continue
+                if live.table.lower() in names or names & live.identifiers:
+                    found.add(key)
+                    changed = True
+                    if live.kind == "view":
+                        names.add(live.name.lower())
+        return tuple(o for o in self.objects if f"{o.kind}:{o.name.lower()}" in found)
+
+
+class _LivePlan:
+    """The live database while a plan is adapted: catalogues read on first use, and whether they still hold."""
+
+    def __init__(self, connection: sa.Connection, start: Schema) -> None:
+        self.connection, self.start = connection, start
+        self.uncertain = False  # an earlier operation may have changed live objects unpredictably
+        self._catalogues: dict[str | None, LiveCatalogue] = {}
+
+    def note(self, operation: ops.Operation) -> None:
+        """Remember an operation whose effect on the live objects cannot be predicted."""
+        if isinstance(operation, (ops.ExecuteSQL, ops.RunPython, ops.RenameTable, ops.RenameColumn)):
+            self.uncertain = True
+
+    def carried(self, old: Table, new: Table) -> Carried:
+        """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
+        if old.schema not in self._catalogues:
+            self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
+        catalogue = self._catalogues[old.schema]
+        start = self.start.tables.get(old.key)
+        if start is None:  # created by this plan: nothing of it is live-only
+            return Carried(dependents=catalogue.dependents(old.name))
+        columns = {*start.column_names, *old.column_names, *new.column_names}
+        indexes = {i.name for table in (start, old, new) for i in table.indexes}
+        return catalogue.carried(old.name, columns, indexes)
+
+
+def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -> None:
+    """MigrationError when a carried index, trigger or view mentions a column the rebuild removes."""
+    removed = {name.lower(): name for name in old.column_names if not new.has_column(name)}
+    for live in carried.indexes + carried.dependents:
+        used = sorted(removed[name] for name in live.identifiers.intersection(removed))
+        if used:
+            raise MigrationError(
+                f"cannot {what}: {live.kind} {live.name}, which only the live database has, uses column "
+                f"{old.key}.{used[0]}, which this removes; nothing was changed",
+                hint=f"drop or rewrite the {live.kind} first (e.g. ExecuteSQL with a reverse in this or an earlier migration)",
+            )
+
+
+class LiveRebuild:
+    """A rebuild that reads the live table when it runs (after operations the plan cannot predict)."""
+
+    def __init__(self, dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table, after: Schema) -> None:
+        self.dialect, self.operation, self.old, self.new, self.after = dialect, operation, old, new, after
+        self.__name__ = f"rebuild_{new.name}_keeping_live_objects"
+
+    def __call__(self, context: Any) -> None:
+        catalogue = LiveCatalogue(context.connection, self.old.schema)
+        indexes = [i.name for table in (self.old, self.new) for i in table.indexes]
+        carried = catalogue.carried(self.old.name, [*self.old.column_names, *self.new.column_names], indexes)
+        refuse_removed_in_use(carried, self.old, self.new, self.operation.describe())
+        for sql in self.dialect.rebuild(self.old, self.new, self.after, carried):
+            context.connection.exec_driver_sql(sql)
+
+
+class ForeignKeyCheck:
+    """After a rebuild: ``PRAGMA foreign_key_check`` on the table and those referencing it.
+
+    Refuses (the migration rolls back) when a table has more violating rows than
+    when the plan was made, so violations the database already had do not block.
+    """
+
+    __name__ = "foreign_key_check"
+
+    def __init__(self, tables: dict[tuple[str, str | None], int | None]) -> None:
+        self.tables = tables
+
+    @classmethod
+    def planned(cls, connection: sa.Connection, table: Table, after: Schema) -> "ForeignKeyCheck | None":
+        """The check for a rebuild of `table`, with today's counts; None when no foreign key is involved."""
+        involved = [t for t in after.tables.values() if any(fk.ref_key == table.key for fk in t.foreign_keys)]
+        if table.foreign_keys:
+            involved.insert(0, table)
+        if not involved:
+            return None
+        return cls({(t.name, t.schema): _violations(connection, t.name, t.schema) for t in involved})
+
+    def __call__(self, context: Any) -> None:
+        for (name, schema), before in self.tables.items():
+            if before is None:
+                continue  # the check failed already when planned (a foreign key to a non-unique key)
+            now = _violations(context.connection, name, schema, strict=True) or 0
+            if now > before:
+                raise MigrationError(
+                    f"{now - before} more row(s) of {name} violate its foreign keys after the table rebuild "
+                    f"(PRAGMA foreign_key_check); nothing was changed"
+                )
+
+
+def _violations(connection: sa.Connection, table: str, schema: str | None, *, strict: bool = False) -> int | None:
+    """Rows of `table` violating its foreign keys (0 when it does not exist; None when SQLite cannot check)."""
+    prefix = f'"{schema}".' if schema else ""
+    quoted = table.replace('"', '""')
+    try:
+        return len(connection.exec_driver_sql(f'PRAGMA {prefix}foreign_key_check("{quoted}")').fetchall())
+    except sa.exc.DBAPIError:
+        if strict:
+            raise
+        return None
+
+
+def _identifiers(sql: str) -> frozenset[str]:
+    names = set()
+    for kind, text in norm.tokenize(_without_comments(sql)):
+        if kind == "word":
+            names.add(text.lower())
+        elif kind == "quoted":
+            closing = text[-1]
+            names.add(text[1:-1].replace(closing * 2, closing).lower())
+    return frozenset(names)
+
+
+def _without_comments(sql: str) -> str:
+    return "".join(sql[a:b] for a, b, kind in _scan(sql) if kind != "comment")
+
+
+def _scan(sql: str) -> Iterator[tuple[int, int, str]]:
+    """Spans of `sql`: ``quoted`` (strings and names), ``comment`` and ``code`` pieces."""
+    position, length = 0, len(sql)
+    closing = {"'": "'", '"': '"', "`": "`", "[": "]"}
+    while position < length:
+        char = sql[position]
+        if char in closing:
+            end = sql.find(closing[char], position + 1)
+            while end != -1 and char != "[" and sql.startswith(closing[char] * 2, end):
+                end = sql.find(closing[char], end + 2)
+            end = length if end == -1 else end + 1
+            yield position, end, "quoted"
+        elif sql.startswith("--", position) or sql.startswith("/*", position):
+            end = sql.find("\n", position) if char == "-" else sql.find("*/", position + 2)
+            end = length if end == -1 else end + (0 if char == "-" else 2)
+            yield position, end, "comment"
+        else:
+            end = position + 1
+            while end < length and sql[end] not in closing and not sql.startswith(("--", "/*"), end):
+                end += 1
+            yield position, end, "code"
+        position = end
+
+
+def _elements(sql: str) -> list[tuple[int, int]]:
+    """Spans of the top-level comma-separated elements inside the first parentheses of `sql`."""
+    spans: list[tuple[int, int]] = []
+    depth, start = 0, 0
+    for a, b, kind in _scan(sql):
+        if kind != "code":
+            continue
+        for position in range(a, b):
+            char = sql[position]
+            if char == "(":
+                depth += 1
+                start = position + 1 if depth == 1 else start
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    return spans + [(start, position)]
+            elif char == "," and depth == 1:
+                spans.append((start, position))
+                start = position + 1
+    return []
+
+
+def column_definitions(table_sql: str) -> dict[str, str]:
+    """Lower-cased column name -> its definition as written in a ``CREATE TABLE`` text."""
+    found: dict[str, str] = {}
+    for a, b in _elements(table_sql):
+        text = table_sql[a:b].strip()
+        tokens = norm.tokenize(_without_comments(text))
+        if not tokens or (tokens[0][0] == "word" and tokens[0][1].lower() in _CONSTRAINT_WORDS):
+            continue
+        kind, first = tokens[0]
+        name = first[1:-1] if kind == "quoted" else first
+        found.setdefault(name.lower(), text + ("\n" if "--" in text else ""))
+    return found
+
+
+def _with_columns(create: str, count: int, definitions: list[str]) -> str:
+    """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with `definitions` appended to them."""
+    if not definitions:
+        return create
+    spans = _elements(create)
+    end = spans[count - 1][1]
+    return f"{create[:end]}, {', '.join(definitions)}{create[end:]}"
+
+
+def _statement_groups(step: "Step") -> list[list[Any]]:
+    """The statements of each operation of `step`, in order."""
+    groups: list[list[Any]] = []
+    position = 0
+    for operation in step.operations:
+        group = []
+        while position < len(step.statements) and step.statements[position].operation is operation:
+            group.append(step.statements[position])
+            position += 1
+        groups.append(group)
+    return groups
