@@ -401,7 +401,7 @@ class LiveCatalogue:
         definitions = column_definitions(self.tables.get(table.lower(), ""))
         columns: list[LiveColumn] = []
         for row in rows:
-            name, hidden = row[1], row[5]
+            name, hidden = row[1], row[6]
             definition = definitions.get(name.lower())
             if definition is None:
                 raise MigrationError(f"cannot rebuild {table}: the definition of its live column {name} could not be read")
