@@ -127,6 +127,10 @@ class Dialect:
         """
         return plan
 
+    def adapt_offline(self, plan: "Plan") -> "Plan":
+        """`plan` for a script written without a database (`adapt_to_live` cannot run): unchanged here."""
+        return plan
+
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
         return True

@@ -143,16 +143,13 @@ class SQLiteDialect(Dialect):
         `carried` (see `adapt_to_live`) is what the live database has beyond the
         migrations: its columns go into the new table with their values, its views
         and triggers are dropped first and re-created last with its extra indexes
-        (SQLite's documented procedure). Without it (offline SQL) a comment says
-        that such objects are not known here.
+        (SQLite's documented procedure).
         """
         temp = f"_schemashift_new_{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         create = self.ddl(sa.schema.CreateTable(created))
-        if carried is None:
-            create = f"-- {_OFFLINE_NOTE.format(table=new.key)}\n{create}"
-        else:
+        if carried is not None:
             create = _with_columns(create, len(new.columns), [c.definition for c in carried.columns])
         statements = [self._drop(o) for o in reversed(carried.dependents)] if carried is not None else []
         statements.append(create)
@@ -201,6 +198,21 @@ class SQLiteDialect(Dialect):
             return plan
         live = _LivePlan(connection, plan.steps[0].before)
         return replace(plan, steps=[self._adapt_step(step, live) for step in plan.steps])
+
+    def adapt_offline(self, plan: "Plan") -> "Plan":
+        """`plan` for a script written without a database: each rebuild says what it cannot know."""
+        steps = []
+        for step in plan.steps:
+            statements, state, position = list(step.statements), step.before, 0
+            for operation, group in zip(step.operations, _statement_groups(step)):
+                after = operation.apply(state)
+                tables = self.rebuilt(operation, state, after) if group and group[0].sql else None
+                if tables is not None:
+                    note = f"-- {_OFFLINE_NOTE.format(table=tables[1].key)}\n{group[0].sql}"
+                    statements[position] = replace(group[0], sql=note)
+                position, state = position + len(group), after
+            steps.append(replace(step, statements=statements))
+        return replace(plan, steps=steps)
 
     def _adapt_step(self, step: "Step", live: "_LivePlan") -> "Step":
         from ..plan import Statement
@@ -310,9 +322,9 @@ class SQLiteDialect(Dialect):
 # --- what only the live database has (see `SQLiteDialect.adapt_to_live`) -------------
 
 _OFFLINE_NOTE = (
-    "rebuild of {table} from the migrations' definition: written without a database, so columns, "
-    "indexes, triggers and views that only the live table has are not known here and are not carried over "
-    "(run `upgrade --sql` connected to the database to see them kept)"
+    "rebuild of {table} as the migrations define it: without a database, columns, indexes, triggers and "
+    "views that only the live table has are unknown here and NOT carried over (`upgrade --sql` connected "
+    "to the database prints the rebuild that keeps them)"
 )
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
 _CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
