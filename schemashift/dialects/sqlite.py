@@ -203,6 +203,9 @@ class SQLiteDialect(Dialect):
         """`plan` for a script written without a database: each rebuild says what it cannot know."""
         steps = []
         for step in plan.steps:
+            if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+                steps.append(step)
+                continue
             statements, state, position = list(step.statements), step.before, 0
             for operation, group in zip(step.operations, _statement_groups(step)):
                 after = operation.apply(state)
@@ -217,6 +220,10 @@ class SQLiteDialect(Dialect):
     def _adapt_step(self, step: "Step", live: "_LivePlan") -> "Step":
         from ..plan import Statement
 
+        if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+            for operation in step.operations:
+                live.note(operation)
+            return step
         operations: list[ops.Operation] = []
         statements: list[Statement] = []
         state = step.before
@@ -326,6 +333,8 @@ _OFFLINE_NOTE = (
     "views that only the live table has are unknown here and NOT carried over (`upgrade --sql` connected "
     "to the database prints the rebuild that keeps them)"
 )
+#: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
+_MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
 _CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
 
@@ -407,23 +416,20 @@ class LiveCatalogue:
                         if kind in ("index", "trigger", "view")]
 
     def columns(self, table: str) -> list[LiveColumn]:
-        """The live columns of `table` ([] when it does not exist)."""
+        """The live columns of `table` ([] when it does not exist); definition "" where it cannot be read."""
         quoted = table.replace('"', '""')
         rows = self.connection.exec_driver_sql(f'PRAGMA {self.prefix}table_xinfo("{quoted}")').fetchall()
         definitions = column_definitions(self.tables.get(table.lower(), ""))
-        columns: list[LiveColumn] = []
-        for row in rows:
-            name, hidden = row[1], row[6]
-            definition = definitions.get(name.lower())
-            if definition is None:
-                raise MigrationError(f"cannot rebuild {table}: the definition of its live column {name} could not be read")
-            columns.append(LiveColumn(name, definition, hidden in (2, 3)))
-        return columns
+        return [LiveColumn(row[1], definitions.get(row[1].lower(), ""), row[6] in (2, 3)) for row in rows]
 
     def carried(self, table: str, known_columns: Iterable[str], known_indexes: Iterable[str]) -> Carried:
         """What a rebuild of `table` must carry: columns and indexes not `known`, every dependent trigger and view."""
         columns, indexes = {c.lower() for c in known_columns}, {i.lower() for i in known_indexes}
         extra = tuple(c for c in self.columns(table) if c.name.lower() not in columns)
+        for column in extra:
+            if not column.definition:
+                raise MigrationError(f"cannot rebuild {table}: the definition of its live-only column {column.name} "
+                                     "could not be read from its CREATE TABLE text; nothing was changed")
         extra_indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
                               and o.name.lower() not in indexes)
         return Carried(extra, extra_indexes, self.dependents(table))
@@ -482,7 +488,8 @@ def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -
             raise MigrationError(
                 f"cannot {what}: {live.kind} {live.name}, which only the live database has, uses column "
                 f"{old.key}.{used[0]}, which this removes; nothing was changed",
-                hint=f"drop or rewrite the {live.kind} first (e.g. ExecuteSQL with a reverse in this or an earlier migration)",
+                hint=f"drop or rewrite the {live.kind} first (e.g. ExecuteSQL with a reverse, in this or an "
+                     "earlier migration)",
             )
 
 
