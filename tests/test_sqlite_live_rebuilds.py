@@ -284,3 +284,18 @@ def test_foreign_key_check_after_rebuild(project: Project) -> None:
     project.migrate("widen", AlterColumn("runs", "name", new=WIDE))
     project.up()  # the rebuild adds no violation: not blocked by the old one
     assert fetch_rows(project.url, "SELECT id, note FROM runs ORDER BY id") == [(1, 1), (3, 9)]
+
+
+def test_live_only_column_keeps_its_constraints_and_comments(project: Project) -> None:
+    project.sql("ALTER TABLE runs ADD COLUMN \"odd, name\" TEXT /* hand-made, (odd) */ COLLATE NOCASE "
+                "CHECK (length(\"odd, name\") < 5)",
+                "INSERT INTO runs (id, \"odd, name\") VALUES (1, 'AbC')")
+    before = objects(project.url)
+    project.migrate("widen", AlterColumn("runs", "name", new=WIDE))
+    project.up()
+    assert without(objects(project.url), "runs") == without(before, "runs")
+    assert fetch_rows(project.url, "SELECT id FROM runs WHERE \"odd, name\" = 'abc'") == [(1,)]  # still NOCASE
+    with pytest.raises(Exception, match="CHECK constraint failed"):
+        project.sql("INSERT INTO runs (id, \"odd, name\") VALUES (2, 'too long')")
+    project.down()
+    assert objects(project.url) == before

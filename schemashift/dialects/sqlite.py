@@ -459,19 +459,22 @@ class _LivePlan:
     def __init__(self, connection: sa.Connection, start: Schema) -> None:
         self.connection, self.start = connection, start
         self.uncertain = False  # an earlier operation may have changed live objects unpredictably
+        self.fresh: set[str] = set()  # tables this plan creates or drops: their live columns are not drift
         self._catalogues: dict[str | None, LiveCatalogue] = {}
 
     def note(self, operation: ops.Operation) -> None:
-        """Remember an operation whose effect on the live objects cannot be predicted."""
+        """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table."""
         if isinstance(operation, (ops.ExecuteSQL, ops.RunPython, ops.RenameTable, ops.RenameColumn)):
             self.uncertain = True
+        elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
+            self.fresh.add(operation.table_key)
 
     def carried(self, old: Table, new: Table) -> Carried:
         """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
         if old.schema not in self._catalogues:
             self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
         catalogue = self._catalogues[old.schema]
-        start = self.start.tables.get(old.key)
+        start = None if old.key in self.fresh else self.start.tables.get(old.key)
         if start is None:  # created by this plan: nothing of it is live-only
             return Carried(dependents=catalogue.dependents(old.name))
         columns = {*start.column_names, *old.column_names, *new.column_names}
