@@ -145,27 +145,22 @@ class SQLiteDialect(Dialect):
         and triggers are dropped first and re-created last with its extra indexes
         (SQLite's documented procedure).
         """
+        carried = carried or Carried()
         temp = f"_schemashift_new_{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
+        statements = [self._drop(o) for o in reversed(carried.dependents)]
         create = self.ddl(sa.schema.CreateTable(created))
-        if carried is not None:
-            create = _with_columns(create, len(new.columns), [c.definition for c in carried.columns])
-        statements = [self._drop(o) for o in reversed(carried.dependents)] if carried is not None else []
-        statements.append(create)
+        statements.append(_with_columns(create, len(new.columns), [c.definition for c in carried.columns]))
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
-        names = [self.quote(column.name) for column in kept]
-        values = [self._copied(old.column(column.name), column) for column in kept]
-        if carried is not None:
-            plain = [self.quote(column.name) for column in carried.columns if not column.generated]
-            names, values = names + plain, values + plain
+        plain = [self.quote(column.name) for column in carried.columns if not column.generated]
+        names = [self.quote(column.name) for column in kept] + plain
+        values = [self._copied(old.column(column.name), column) for column in kept] + plain
         if names:
             statements.append(f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}")
         statements += [f"DROP TABLE {source}", f"ALTER TABLE {target} RENAME TO {self.quote(new.name)}"]
         statements += self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
-        if carried is not None:
-            statements += [o.sql for o in carried.indexes] + [o.sql for o in carried.dependents]
-        return statements
+        return statements + [o.sql for o in carried.indexes + carried.dependents]
 
     def _drop(self, live: "LiveObject") -> str:
         return f"DROP {live.kind.upper()} {self.table_name(live.name, live.schema)}"
