@@ -7,6 +7,7 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlalchemy as sa
@@ -344,7 +345,7 @@ class LiveObject:
     sql: str
     schema: str | None = None
 
-    @property
+    @cached_property
     def identifiers(self) -> frozenset[str]:
         """Every name its SQL mentions, lower-cased (an over-approximation of what it uses)."""
         return _identifiers(self.sql)
