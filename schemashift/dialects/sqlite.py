@@ -479,17 +479,23 @@ class _LivePlan:
 
 
 def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -> None:
-    """MigrationError when a carried index, trigger or view mentions a column the rebuild removes."""
+    """MigrationError naming each carried index, trigger or view that mentions a column the rebuild removes.
+
+    Such an object cannot be re-created as it is, and schemashift neither rewrites
+    nor silently drops what the user made: like SQLite's own ``DROP COLUMN``, it refuses.
+    """
     removed = {name.lower(): name for name in old.column_names if not new.has_column(name)}
+    uses = []
     for live in carried.indexes + carried.dependents:
         used = sorted(removed[name] for name in live.identifiers.intersection(removed))
         if used:
-            raise MigrationError(
-                f"cannot {what}: {live.kind} {live.name}, which only the live database has, uses column "
-                f"{old.key}.{used[0]}, which this removes; nothing was changed",
-                hint=f"drop or rewrite the {live.kind} first (e.g. ExecuteSQL with a reverse, in this or an "
-                     "earlier migration)",
-            )
+            uses.append(f"{live.kind} {live.name} ({', '.join(f'{old.key}.{name}' for name in used)})")
+    if uses:
+        raise MigrationError(
+            f"cannot {what}: what only the live database has uses columns this removes: {', '.join(uses)}; "
+            "nothing was changed",
+            hint="drop or rewrite them first, e.g. with an ExecuteSQL that has a reverse, in this or an earlier migration",
+        )
 
 
 class LiveRebuild:
