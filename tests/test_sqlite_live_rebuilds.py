@@ -20,7 +20,7 @@ import pytest
 from helpers import cli, execute, fetch_rows, set_models, write_project
 from schemashift import api
 from schemashift.errors import SchemashiftError
-from schemashift.ops import AddConstraint, AlterColumn, CreateTable, DropColumn, ExecuteSQL, Operation
+from schemashift.ops import AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
 from schemashift.schema.model import Column, ForeignKey, PrimaryKey, Table
 from schemashift.schema.types import Type
 from schemashift.scripts import write_migration
@@ -261,6 +261,7 @@ def test_object_dropped_by_sql_earlier_in_the_run_is_not_refused(project: Projec
                                                reverse="CREATE TRIGGER uses_note AFTER UPDATE ON runs BEGIN SELECT new.note; END"))
     project.migrate("drop note", DropColumn("runs", "note"))
     assert "-- Python: rebuild_runs_keeping_live_objects()" in project.up(sql=True)
+    assert "keep what only the live database has on runs: read when the rebuild runs" in project.up(dry_run=True)
     project.up()
     assert fetch_rows(project.url, "SELECT id, legacy_note FROM runs") == [(1, "x")]
     project.down("-2")
@@ -299,3 +300,12 @@ def test_live_only_column_keeps_its_constraints_and_comments(project: Project) -
         project.sql("INSERT INTO runs (id, \"odd, name\") VALUES (2, 'too long')")
     project.down()
     assert objects(project.url) == before
+
+
+def test_table_replaced_earlier_in_the_run_carries_nothing_stale(project: Project) -> None:
+    """A table the plan drops and creates again has none of the old live-only columns to carry."""
+    project.sql("ALTER TABLE runs ADD COLUMN legacy_note TEXT", "CREATE INDEX ix_runs_legacy ON runs (legacy_note)")
+    project.migrate("replace runs", DropTable("runs"), CreateTable(RUNS), AlterColumn("runs", "name", new=WIDE))
+    project.up(allow_data_loss=True)
+    assert [row[0] for row in fetch_rows(project.url, "SELECT name FROM pragma_table_info('runs')")] == ["id", "name", "note"]
+    assert project.drift() == []

@@ -233,6 +233,7 @@ class SQLiteDialect(Dialect):
             else:
                 old, new = tables
                 if live.uncertain:
+                    operations.append(KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema))
                     statements.append(Statement(operation, python=LiveRebuild(self, operation, old, new, after)))
                 else:
                     carried = live.carried(old, new)
@@ -329,6 +330,7 @@ _OFFLINE_NOTE = (
     "views that only the live table has are unknown here and NOT carried over (`upgrade --sql` connected "
     "to the database prints the rebuild that keeps them)"
 )
+_READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before it may change it)"
 #: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
