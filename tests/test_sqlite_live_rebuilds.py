@@ -309,3 +309,16 @@ def test_table_replaced_earlier_in_the_run_carries_nothing_stale(project: Projec
     project.up(allow_data_loss=True)
     assert [row[0] for row in fetch_rows(project.url, "SELECT name FROM pragma_table_info('runs')")] == ["id", "name", "note"]
     assert project.drift() == []
+
+
+def test_dry_run_still_counts_rows_at_risk_beside_carried_objects(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    write_project(tmp_path, url, BASE, extra_config="keep_data = false\n")
+    project = Project(api.open_project(tmp_path / "schemashift.toml"), url)
+    project.migrate("create runs", CreateTable(RUNS))
+    project.up()
+    project.sql("ALTER TABLE runs ADD COLUMN legacy_note TEXT", "INSERT INTO runs (id, note) VALUES (1, 'x')")
+    project.migrate("drop note", DropColumn("runs", "note"))
+    shown = project.up(dry_run=True, allow_data_loss=True)
+    assert "keep what only the live database has on runs: column legacy_note (with its values)" in shown
+    assert "drop column runs.note: 1 row(s) would lose values" in shown

@@ -214,14 +214,12 @@ class SQLiteDialect(Dialect):
         return replace(plan, steps=steps)
 
     def _adapt_step(self, step: "Step", live: "_LivePlan") -> "Step":
-        from ..plan import Statement
-
         if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
             for operation in step.operations:
                 live.note(operation)
             return step
         operations: list[ops.Operation] = []
-        statements: list[Statement] = []
+        statements: list[Any] = []
         state = step.before
         for operation, group in zip(step.operations, _statement_groups(step)):
             after = operation.apply(state)
@@ -231,22 +229,29 @@ class SQLiteDialect(Dialect):
                 statements.extend(group)
                 live.note(operation)
             else:
-                old, new = tables
-                if live.uncertain:
-                    operations.append(KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema))
-                    statements.append(Statement(operation, python=LiveRebuild(self, operation, old, new, after)))
-                else:
-                    carried = live.carried(old, new)
-                    refuse_removed_in_use(carried, old, new, operation.describe())
-                    if carried:
-                        operations.append(KeepLiveObjects(new.name, carried.describe(), schema=new.schema))
-                    statements += [Statement(operation, sql=sql) for sql in self.rebuild(old, new, after, carried)]
-                operations.append(operation)
-                check = ForeignKeyCheck.planned(live.connection, new, after)
-                if check is not None:
-                    statements.append(Statement(operation, python=check))
+                added, adapted = self._adapted_rebuild(operation, *tables, after, live)
+                operations += [operation, *added]  # after it: `backups.rows_at_risk` reads what precedes it
+                statements += adapted
             state = after
         return replace(step, operations=operations, statements=statements)
+
+    def _adapted_rebuild(self, operation: ops.Operation, old: Table, new: Table, after: Schema,
+                         live: "_LivePlan") -> tuple[list[ops.Operation], list[Any]]:
+        """The operations shown with `operation` and its statements, carrying what only the live table has."""
+        from ..plan import Statement
+
+        if live.uncertain:
+            shown = [KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema)]
+            statements = [Statement(operation, python=LiveRebuild(self, operation, old, new, after))]
+        else:
+            carried = live.carried(old, new)
+            refuse_removed_in_use(carried, old, new, operation.describe())
+            shown = [KeepLiveObjects(new.name, carried.describe(), schema=new.schema)] if carried else []
+            statements = [Statement(operation, sql=sql) for sql in self.rebuild(old, new, after, carried)]
+        check = ForeignKeyCheck.planned(live.connection, new, after)
+        if check is not None:
+            statements.append(Statement(operation, python=check))
+        return shown, statements
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
