@@ -322,3 +322,30 @@ def test_dry_run_still_counts_rows_at_risk_beside_carried_objects(tmp_path: Path
     shown = project.up(dry_run=True, allow_data_loss=True)
     assert "keep what only the live database has on runs: column legacy_note (with its values)" in shown
     assert "drop column runs.note: 1 row(s) would lose values" in shown
+
+
+def test_live_only_table_constraints_are_carried(project: Project) -> None:
+    """A table rebuilt by hand with constraints the migrations do not have keeps them (never a second primary key)."""
+    project.sql(
+        "CREATE TABLE runs_by_hand (id INTEGER NOT NULL, name VARCHAR(250), note VARCHAR(40), PRIMARY KEY (id), "
+        "CONSTRAINT ck_short_name CHECK (length(name) < 10), UNIQUE (note))",
+        "INSERT INTO runs_by_hand (id, name, note) VALUES (1, 'short', 'a')",
+        "DROP TABLE runs", "ALTER TABLE runs_by_hand RENAME TO runs",
+    )
+    drift, before = project.drift(), objects(project.url)
+    assert drift  # the check and the unique constraint are drift
+    project.migrate("widen", AlterColumn("runs", "name", new=WIDE))
+    assert "keep what only the live database has on runs: constraint CONSTRAINT ck_short_name CHECK (length(name) < 10), " \
+           "constraint UNIQUE (note)" in project.up(dry_run=True)
+    project.up()
+    assert project.drift() == drift
+    with pytest.raises(Exception, match="CHECK constraint failed"):
+        project.sql("INSERT INTO runs (id, name) VALUES (2, 'far too long a name')")
+    with pytest.raises(Exception, match="UNIQUE constraint failed"):
+        project.sql("INSERT INTO runs (id, name, note) VALUES (3, 'x', 'a')")
+    project.down()
+    assert objects(project.url) == before
+    assert project.drift() == drift
+    project.migrate("drop note", DropColumn("runs", "note"))
+    with pytest.raises(SchemashiftError, match=r"constraint UNIQUE \(note\) \(runs.note\)"):
+        project.up()

@@ -152,7 +152,8 @@ class SQLiteDialect(Dialect):
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         statements = [self._drop(o) for o in reversed(carried.dependents)]
         create = self.ddl(sa.schema.CreateTable(created))
-        statements.append(_with_columns(create, len(new.columns), [c.definition for c in carried.columns]))
+        statements.append(_with_columns(create, len(new.columns), [c.definition for c in carried.columns],
+                                        carried.constraints))
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
         plain = [self.quote(column.name) for column in carried.columns if not column.generated]
         names = [self.quote(column.name) for column in kept] + plain
@@ -162,6 +163,14 @@ class SQLiteDialect(Dialect):
         statements += [f"DROP TABLE {source}", f"ALTER TABLE {target} RENAME TO {self.quote(new.name)}"]
         statements += self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
         return statements + [o.sql for o in carried.indexes + carried.dependents]
+
+    def constraint_texts(self, tables: Iterable[Table], after: Schema) -> set[str]:
+        """The canonical texts (`canonical_sql`) of the table constraints ``CREATE TABLE`` writes for `tables`."""
+        found: set[str] = set()
+        for table in tables:
+            create = self.ddl(sa.schema.CreateTable(self.sa_table_for(table, after, include_indexes=False)))
+            found.update(canonical_sql(text) for text in table_constraints(create))
+        return found
 
     def _drop(self, live: "LiveObject") -> str:
         return f"DROP {live.kind.upper()} {self.table_name(live.name, live.schema)}"
@@ -244,7 +253,7 @@ class SQLiteDialect(Dialect):
             shown = [KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema)]
             statements = [Statement(operation, python=LiveRebuild(self, operation, old, new, after))]
         else:
-            carried = live.carried(old, new)
+            carried = live.carried(self, old, new, after)
             refuse_removed_in_use(carried, old, new, operation.describe())
             shown = [KeepLiveObjects(new.name, carried.describe(), schema=new.schema)] if carried else []
             statements = [Statement(operation, sql=sql) for sql in self.rebuild(old, new, after, carried)]
@@ -338,6 +347,7 @@ _OFFLINE_NOTE = (
 _READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before it may change it)"
 #: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
+_PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
 _CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
 
@@ -374,13 +384,15 @@ class Carried:
     columns: tuple[LiveColumn, ...] = ()
     indexes: tuple[LiveObject, ...] = ()
     dependents: tuple[LiveObject, ...] = ()  #: triggers and views, in creation order
+    constraints: tuple[str, ...] = ()  #: table constraints (CHECK, UNIQUE, FOREIGN KEY) as written
 
     def __bool__(self) -> bool:
-        return bool(self.columns or self.indexes or self.dependents)
+        return bool(self.columns or self.indexes or self.dependents or self.constraints)
 
     def describe(self) -> str:
-        """``column legacy (with its values), index ix_legacy, trigger t, view v``."""
+        """``column legacy (with its values), constraint CHECK (…), index ix_legacy, trigger t, view v``."""
         parts = [f"column {c.name}" + ("" if c.generated else " (with its values)") for c in self.columns]
+        parts += [f"constraint {_short(text)}" for text in self.constraints]
         parts += [f"{o.kind} {o.name}" for o in self.indexes + self.dependents]
         return ", ".join(parts)
 
@@ -425,9 +437,13 @@ class LiveCatalogue:
         definitions = column_definitions(self.tables.get(table.lower(), ""))
         return [LiveColumn(row[1], definitions.get(row[1].lower(), ""), row[6] in (2, 3)) for row in rows]
 
-    def carried(self, table: str, known_columns: Iterable[str], known_indexes: Iterable[str]) -> Carried:
-        """What a rebuild of `table` must carry: columns and indexes not `known`, every dependent trigger and view."""
+    def carried(self, table: str, known_columns: Iterable[str], known_indexes: Iterable[str],
+                known_constraints: set[str]) -> Carried:
+        """What a rebuild of `table` must carry: columns, indexes and table constraints not `known` (constraints
+        by `canonical_sql`; never a primary key), every dependent trigger and view."""
         columns, indexes = {c.lower() for c in known_columns}, {i.lower() for i in known_indexes}
+        constraints = tuple(text for text in table_constraints(self.tables.get(table.lower(), ""))
+                            if canonical_sql(text) not in known_constraints and not _PRIMARY.match(canonical_sql(text)))
         extra = tuple(c for c in self.columns(table) if c.name.lower() not in columns)
         for column in extra:
             if not column.definition:
@@ -435,7 +451,7 @@ class LiveCatalogue:
                                      "could not be read from its CREATE TABLE text; nothing was changed")
         extra_indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
                               and o.name.lower() not in indexes)
-        return Carried(extra, extra_indexes, self.dependents(table))
+        return Carried(extra, extra_indexes, self.dependents(table), constraints)
 
     def dependents(self, table: str) -> tuple[LiveObject, ...]:
         """Triggers and views on or mentioning `table`, or a view that does (SQLite checks them on RENAME)."""
@@ -472,7 +488,7 @@ class _LivePlan:
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
 
-    def carried(self, old: Table, new: Table) -> Carried:
+    def carried(self, dialect: SQLiteDialect, old: Table, new: Table, after: Schema) -> Carried:
         """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
         if old.schema not in self._catalogues:
             self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
@@ -482,7 +498,7 @@ class _LivePlan:
             return Carried(dependents=catalogue.dependents(old.name))
         columns = {*start.column_names, *old.column_names, *new.column_names}
         indexes = {i.name for table in (start, old, new) for i in table.indexes}
-        return catalogue.carried(old.name, columns, indexes)
+        return catalogue.carried(old.name, columns, indexes, dialect.constraint_texts((start, old, new), after))
 
 
 def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -> None:
@@ -493,10 +509,12 @@ def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -
     """
     removed = {name.lower(): name for name in old.column_names if not new.has_column(name)}
     uses = []
-    for live in carried.indexes + carried.dependents:
-        used = sorted(removed[name] for name in live.identifiers.intersection(removed))
+    named = [(f"constraint {_short(text)}", _identifiers(text)) for text in carried.constraints]
+    named += [(f"{live.kind} {live.name}", live.identifiers) for live in carried.indexes + carried.dependents]
+    for label, identifiers in named:
+        used = sorted(removed[name] for name in identifiers.intersection(removed))
         if used:
-            uses.append(f"{live.kind} {live.name} ({', '.join(f'{old.key}.{name}' for name in used)})")
+            uses.append(f"{label} ({', '.join(f'{old.key}.{name}' for name in used)})")
     if uses:
         raise MigrationError(
             f"cannot {what}: what only the live database has uses columns this removes: {', '.join(uses)}; "
@@ -515,7 +533,9 @@ class LiveRebuild:
     def __call__(self, context: Any) -> None:
         catalogue = LiveCatalogue(context.connection, self.old.schema)
         indexes = [i.name for table in (self.old, self.new) for i in table.indexes]
-        carried = catalogue.carried(self.old.name, [*self.old.column_names, *self.new.column_names], indexes)
+        constraints = self.dialect.constraint_texts((self.old, self.new), self.after)
+        carried = catalogue.carried(self.old.name, [*self.old.column_names, *self.new.column_names], indexes,
+                                    constraints)
         refuse_removed_in_use(carried, self.old, self.new, self.operation.describe())
         for sql in self.dialect.rebuild(self.old, self.new, self.after, carried):
             context.connection.exec_driver_sql(sql)
@@ -628,6 +648,33 @@ def _elements(sql: str) -> list[tuple[int, int]]:
     return []
 
 
+def table_constraints(table_sql: str) -> list[str]:
+    """The table constraints (``CONSTRAINT …``, ``CHECK``, ``UNIQUE``, ``FOREIGN KEY``, ``PRIMARY KEY``) of a ``CREATE TABLE`` text."""
+    found = []
+    for a, b in _elements(table_sql):
+        text = table_sql[a:b].strip()
+        tokens = norm.tokenize(_without_comments(text))
+        if tokens and tokens[0][0] == "word" and tokens[0][1].lower() in _CONSTRAINT_WORDS:
+            found.append(text + ("\n" if "--" in text else ""))
+    return found
+
+
+def canonical_sql(text: str) -> str:
+    """`text` compared loosely: comments and spacing dropped, names unquoted and lower-cased."""
+    parts = []
+    for kind, token in norm.tokenize(_without_comments(text)):
+        if kind == "quoted" and token[0] != "'":
+            parts.append(token[1:-1].replace(token[-1] * 2, token[-1]).lower())
+        else:
+            parts.append(token.lower() if kind == "word" else token)
+    return " ".join(parts)
+
+
+def _short(text: str) -> str:
+    text = " ".join(_without_comments(text).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def column_definitions(table_sql: str) -> dict[str, str]:
     """Lower-cased column name -> its definition as written in a ``CREATE TABLE`` text."""
     found: dict[str, str] = {}
@@ -642,13 +689,20 @@ def column_definitions(table_sql: str) -> dict[str, str]:
     return found
 
 
-def _with_columns(create: str, count: int, definitions: list[str]) -> str:
-    """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with `definitions` appended to them."""
-    if not definitions:
+def _with_columns(create: str, count: int, definitions: list[str], constraints: Iterable[str] = ()) -> str:
+    """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with column `definitions`
+    after its columns and table `constraints` after its last element."""
+    constraints = list(constraints)
+    if not definitions and not constraints:
         return create
     spans = _elements(create)
-    end = spans[count - 1][1]
-    return f"{create[:end]}, {', '.join(definitions)}{create[end:]}"
+    if constraints:
+        end = spans[-1][1]
+        create = f"{create[:end]}, {', '.join(constraints)}{create[end:]}"
+    if definitions:
+        end = spans[count - 1][1]
+        create = f"{create[:end]}, {', '.join(definitions)}{create[end:]}"
+    return create
 
 
 def _statement_groups(step: "Step") -> list[list[Any]]:
