@@ -349,3 +349,24 @@ def test_live_only_table_constraints_are_carried(project: Project) -> None:
     project.migrate("drop note", DropColumn("runs", "note"))
     with pytest.raises(SchemashiftError, match=r"constraint UNIQUE \(note\) \(runs.note\)"):
         project.up()
+
+
+def test_columns_the_live_table_defines_otherwise_keep_their_definition(project: Project) -> None:
+    """A column the rebuild does not change keeps its live definition: its drift stays drift, not silently fixed."""
+    project.sql(
+        "CREATE TABLE runs_by_hand (id INTEGER NOT NULL, name VARCHAR(250), note VARCHAR(40) NOT NULL DEFAULT 'n', "
+        "PRIMARY KEY (id))",
+        "INSERT INTO runs_by_hand (id, name) VALUES (1, 'one')",
+        "DROP TABLE runs", "ALTER TABLE runs_by_hand RENAME TO runs",
+    )
+    drift, before = project.drift(), objects(project.url)
+    assert any("note" in line for line in drift)
+    project.migrate("widen", AlterColumn("runs", "name", new=WIDE))
+    assert "column note defined as live (note VARCHAR(40) NOT NULL DEFAULT 'n')" in project.up(dry_run=True)
+    project.up()
+    assert project.drift() == drift
+    assert without(objects(project.url), "runs") == without(before, "runs")
+    project.sql("INSERT INTO runs (id, name) VALUES (2, 'two')")
+    assert fetch_rows(project.url, "SELECT id, note FROM runs ORDER BY id") == [(1, "n"), (2, "n")]
+    project.down()
+    assert objects(project.url) == before

@@ -152,8 +152,8 @@ class SQLiteDialect(Dialect):
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         statements = [self._drop(o) for o in reversed(carried.dependents)]
         create = self.ddl(sa.schema.CreateTable(created))
-        statements.append(_with_columns(create, len(new.columns), [c.definition for c in carried.columns],
-                                        carried.constraints))
+        statements.append(_spliced(create, len(new.columns), {c.name.lower(): c.definition for c in carried.definitions},
+                                   [c.definition for c in carried.columns], carried.constraints))
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
         plain = [self.quote(column.name) for column in carried.columns if not column.generated]
         names = [self.quote(column.name) for column in kept] + plain
@@ -164,13 +164,18 @@ class SQLiteDialect(Dialect):
         statements += self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
         return statements + [o.sql for o in carried.indexes + carried.dependents]
 
-    def constraint_texts(self, tables: Iterable[Table], after: Schema) -> set[str]:
-        """The canonical texts (`canonical_sql`) of the table constraints ``CREATE TABLE`` writes for `tables`."""
-        found: set[str] = set()
+    def expected(self, tables: Iterable[Table], after: Schema) -> "Expected":
+        """What the migrations give the versions `tables` of one table (see `Expected`)."""
+        tables = list(tables)
+        constraints: set[str] = set()
+        definitions: list[dict[str, str]] = []
         for table in tables:
             create = self.ddl(sa.schema.CreateTable(self.sa_table_for(table, after, include_indexes=False)))
-            found.update(canonical_sql(text) for text in table_constraints(create))
-        return found
+            constraints.update(canonical_sql(text) for text in table_constraints(create))
+            definitions.append({name: canonical_sql(text) for name, text in column_definitions(create).items()})
+        unchanged = {name: text for name, text in definitions[0].items() if all(d.get(name) == text for d in definitions)}
+        return Expected(frozenset(c.lower() for t in tables for c in t.column_names),
+                        frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged)
 
     def _drop(self, live: "LiveObject") -> str:
         return f"DROP {live.kind.upper()} {self.table_name(live.name, live.schema)}"
@@ -347,6 +352,7 @@ _OFFLINE_NOTE = (
 _READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before it may change it)"
 #: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
+#: A primary key (a table constraint starts with it; a column definition has it anywhere).
 _PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
 _CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
@@ -385,16 +391,28 @@ class Carried:
     indexes: tuple[LiveObject, ...] = ()
     dependents: tuple[LiveObject, ...] = ()  #: triggers and views, in creation order
     constraints: tuple[str, ...] = ()  #: table constraints (CHECK, UNIQUE, FOREIGN KEY) as written
+    definitions: tuple[LiveColumn, ...] = ()  #: known columns the live table defines otherwise, kept as they are
 
     def __bool__(self) -> bool:
-        return bool(self.columns or self.indexes or self.dependents or self.constraints)
+        return bool(self.columns or self.indexes or self.dependents or self.constraints or self.definitions)
 
     def describe(self) -> str:
         """``column legacy (with its values), constraint CHECK (…), index ix_legacy, trigger t, view v``."""
         parts = [f"column {c.name}" + ("" if c.generated else " (with its values)") for c in self.columns]
+        parts += [f"column {c.name} defined as live ({_short(c.definition)})" for c in self.definitions]
         parts += [f"constraint {_short(text)}" for text in self.constraints]
         parts += [f"{o.kind} {o.name}" for o in self.indexes + self.dependents]
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the migrations give a rebuilt table, to tell the live-only part apart (names lower-cased)."""
+
+    columns: frozenset[str]
+    indexes: frozenset[str]
+    constraints: frozenset[str]  #: `canonical_sql` of the table constraints ``CREATE TABLE`` writes
+    definitions: dict[str, str]  #: `canonical_sql` of each column definition no operation so far changes
 
 
 @dataclass(frozen=True)
@@ -437,21 +455,27 @@ class LiveCatalogue:
         definitions = column_definitions(self.tables.get(table.lower(), ""))
         return [LiveColumn(row[1], definitions.get(row[1].lower(), ""), row[6] in (2, 3)) for row in rows]
 
-    def carried(self, table: str, known_columns: Iterable[str], known_indexes: Iterable[str],
-                known_constraints: set[str]) -> Carried:
-        """What a rebuild of `table` must carry: columns, indexes and table constraints not `known` (constraints
-        by `canonical_sql`; never a primary key), every dependent trigger and view."""
-        columns, indexes = {c.lower() for c in known_columns}, {i.lower() for i in known_indexes}
-        constraints = tuple(text for text in table_constraints(self.tables.get(table.lower(), ""))
-                            if canonical_sql(text) not in known_constraints and not _PRIMARY.match(canonical_sql(text)))
-        extra = tuple(c for c in self.columns(table) if c.name.lower() not in columns)
+    def carried(self, table: str, expected: "Expected") -> Carried:
+        """What a rebuild of `table` must carry beyond what the migrations give it (`expected`).
+
+        Columns, indexes and table constraints (by `canonical_sql`, never a primary
+        key) they do not have, the live definition of columns they have defined
+        otherwise (and no operation so far changes), every dependent trigger and view.
+        """
+        live = self.columns(table)
+        extra = tuple(c for c in live if c.name.lower() not in expected.columns)
         for column in extra:
             if not column.definition:
                 raise MigrationError(f"cannot rebuild {table}: the definition of its live-only column {column.name} "
                                      "could not be read from its CREATE TABLE text; nothing was changed")
-        extra_indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
-                              and o.name.lower() not in indexes)
-        return Carried(extra, extra_indexes, self.dependents(table), constraints)
+        redefined = tuple(c for c in live if c.name.lower() in expected.definitions and c.definition
+                          and canonical_sql(c.definition) != expected.definitions[c.name.lower()]
+                          and not _PRIMARY.search(canonical_sql(c.definition)))
+        indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
+                        and o.name.lower() not in expected.indexes)
+        constraints = tuple(text for text in table_constraints(self.tables.get(table.lower(), ""))
+                            if canonical_sql(text) not in expected.constraints and not _PRIMARY.match(canonical_sql(text)))
+        return Carried(extra, indexes, self.dependents(table), constraints, redefined)
 
     def dependents(self, table: str) -> tuple[LiveObject, ...]:
         """Triggers and views on or mentioning `table`, or a view that does (SQLite checks them on RENAME)."""
@@ -496,9 +520,7 @@ class _LivePlan:
         start = None if old.key in self.fresh else self.start.tables.get(old.key)
         if start is None:  # created by this plan: nothing of it is live-only
             return Carried(dependents=catalogue.dependents(old.name))
-        columns = {*start.column_names, *old.column_names, *new.column_names}
-        indexes = {i.name for table in (start, old, new) for i in table.indexes}
-        return catalogue.carried(old.name, columns, indexes, dialect.constraint_texts((start, old, new), after))
+        return catalogue.carried(old.name, dialect.expected((start, old, new), after))
 
 
 def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -> None:
@@ -510,6 +532,7 @@ def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -
     removed = {name.lower(): name for name in old.column_names if not new.has_column(name)}
     uses = []
     named = [(f"constraint {_short(text)}", _identifiers(text)) for text in carried.constraints]
+    named += [(f"column {c.name} as live", _identifiers(c.definition) - {c.name.lower()}) for c in carried.definitions]
     named += [(f"{live.kind} {live.name}", live.identifiers) for live in carried.indexes + carried.dependents]
     for label, identifiers in named:
         used = sorted(removed[name] for name in identifiers.intersection(removed))
@@ -532,10 +555,7 @@ class LiveRebuild:
 
     def __call__(self, context: Any) -> None:
         catalogue = LiveCatalogue(context.connection, self.old.schema)
-        indexes = [i.name for table in (self.old, self.new) for i in table.indexes]
-        constraints = self.dialect.constraint_texts((self.old, self.new), self.after)
-        carried = catalogue.carried(self.old.name, [*self.old.column_names, *self.new.column_names], indexes,
-                                    constraints)
+        carried = catalogue.carried(self.old.name, self.dialect.expected((self.old, self.new), self.after))
         refuse_removed_in_use(carried, self.old, self.new, self.operation.describe())
         for sql in self.dialect.rebuild(self.old, self.new, self.after, carried):
             context.connection.exec_driver_sql(sql)
@@ -689,19 +709,24 @@ def column_definitions(table_sql: str) -> dict[str, str]:
     return found
 
 
-def _with_columns(create: str, count: int, definitions: list[str], constraints: Iterable[str] = ()) -> str:
-    """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with column `definitions`
-    after its columns and table `constraints` after its last element."""
+def _spliced(create: str, count: int, definitions: dict[str, str], columns: list[str], constraints: Iterable[str]) -> str:
+    """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with the columns named in
+    `definitions` defined so instead, `columns` added after its columns and `constraints` at its end."""
     constraints = list(constraints)
-    if not definitions and not constraints:
+    if not (definitions or columns or constraints):
         return create
     spans = _elements(create)
+    edits: list[tuple[int, int, int, str]] = []  # start, order at that place, end, text
+    for a, b in spans[:count]:
+        name = next(iter(column_definitions(f"({create[a:b]})")), None)
+        if name in definitions:
+            edits.append((a, 0, b, definitions[name]))
+    if columns:
+        edits.append((spans[count - 1][1], 1, spans[count - 1][1], ", " + ", ".join(columns)))
     if constraints:
-        end = spans[-1][1]
-        create = f"{create[:end]}, {', '.join(constraints)}{create[end:]}"
-    if definitions:
-        end = spans[count - 1][1]
-        create = f"{create[:end]}, {', '.join(definitions)}{create[end:]}"
+        edits.append((spans[-1][1], 2, spans[-1][1], ", " + ", ".join(constraints)))
+    for a, _, b, text in sorted(edits, reverse=True):
+        create = create[:a] + text + create[b:]
     return create
 
 
