@@ -142,9 +142,10 @@ class SQLiteDialect(Dialect):
         that pragma inside a transaction).
 
         `carried` (see `adapt_to_live`) is what the live database has beyond the
-        migrations: its columns go into the new table with their values, its views
-        and triggers are dropped first and re-created last with its extra indexes
-        (SQLite's documented procedure).
+        migrations: its columns (with their values), table constraints and live
+        column definitions go into the new table, its views and triggers are
+        dropped first and re-created last with its extra indexes (SQLite's
+        documented procedure).
         """
         carried = carried or Carried()
         temp = f"_schemashift_new_{new.name}"
@@ -195,10 +196,11 @@ class SQLiteDialect(Dialect):
         """`plan` with each table rebuild carrying over what only the live database has on the table.
 
         Read at plan time (``sqlite_master``, ``table_xinfo``): columns the
-        migrations do not know (definition and values), indexes, and the triggers
-        and views on or over the table (dropped before, re-created after the
-        rebuild). One of those that uses a column the rebuild removes is refused,
-        naming it. After an operation whose effect on the live objects the plan
+        migrations do not know (definition and values), table constraints and
+        indexes they do not have, the live definition of columns they define
+        otherwise (unless the operation changes them), and the triggers and views
+        on or over the table (dropped before, re-created after the rebuild). One of
+        those that uses a column the rebuild removes is refused, naming it. After an operation whose effect on the live objects the plan
         cannot know (raw SQL, Python, renames, which SQLite carries into trigger
         and view texts), later rebuilds read the live table when they run instead
         (`LiveRebuild`). A rebuild of a table with foreign keys from or to it is
