@@ -20,7 +20,7 @@ import pytest
 from helpers import cli, execute, fetch_rows, set_models, write_project
 from schemashift import api
 from schemashift.errors import SchemashiftError
-from schemashift.ops import AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
+from schemashift.ops import AddColumn, AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
 from schemashift.schema.model import Column, ForeignKey, PrimaryKey, Table
 from schemashift.schema.types import Type
 from schemashift.scripts import write_migration
@@ -370,3 +370,12 @@ def test_columns_the_live_table_defines_otherwise_keep_their_definition(project:
     assert fetch_rows(project.url, "SELECT id, note FROM runs ORDER BY id") == [(1, "n"), (2, "n")]
     project.down()
     assert objects(project.url) == before
+
+
+def test_a_rebuild_adding_a_column_the_live_table_already_has_is_refused(project: Project) -> None:
+    """Like SQLite's own ``ADD COLUMN`` (duplicate column name): the live column's values are never replaced."""
+    project.sql("ALTER TABLE runs ADD COLUMN legacy_note TEXT", "INSERT INTO runs (id, legacy_note) VALUES (1, 'x')")
+    project.migrate("adopt", AddColumn("runs", Column("legacy_note", Type("text"), nullable=False, default="(lower('n'))")))
+    with pytest.raises(SchemashiftError, match="the column legacy_note it adds already exists in the live database"):
+        project.up()
+    assert fetch_rows(project.url, "SELECT id, legacy_note FROM runs") == [(1, "x")]

@@ -175,8 +175,10 @@ class SQLiteDialect(Dialect):
             constraints.update(canonical_sql(text) for text in table_constraints(create))
             definitions.append({name: canonical_sql(text) for name, text in column_definitions(create).items()})
         unchanged = {name: text for name, text in definitions[0].items() if all(d.get(name) == text for d in definitions)}
+        earlier = {c.lower() for t in tables[:-1] for c in t.column_names}
         return Expected(frozenset(c.lower() for t in tables for c in t.column_names),
-                        frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged)
+                        frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged,
+                        frozenset(c.lower() for c in tables[-1].column_names) - earlier)
 
     def _drop(self, live: "LiveObject") -> str:
         return f"DROP {live.kind.upper()} {self.table_name(live.name, live.schema)}"
@@ -415,6 +417,7 @@ class Expected:
     indexes: frozenset[str]
     constraints: frozenset[str]  #: `canonical_sql` of the table constraints ``CREATE TABLE`` writes
     definitions: dict[str, str]  #: `canonical_sql` of each column definition no operation so far changes
+    added: frozenset[str] = frozenset()  #: columns the rebuild adds
 
 
 @dataclass(frozen=True)
@@ -465,6 +468,11 @@ class LiveCatalogue:
         otherwise (and no operation so far changes), every dependent trigger and view.
         """
         live = self.columns(table)
+        clash = [c.name for c in live if c.name.lower() in expected.added]
+        if clash:
+            raise MigrationError(f"cannot rebuild {table}: the column {clash[0]} it adds already exists in the live "
+                                 "database (the migrations do not have it); nothing was changed",
+                                 hint="drop or rename the live column first, or leave it out of the models")
         extra = tuple(c for c in live if c.name.lower() not in expected.columns)
         for column in extra:
             if not column.definition:
