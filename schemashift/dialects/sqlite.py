@@ -349,7 +349,7 @@ class SQLiteDialect(Dialect):
 # --- what only the live database has (see `SQLiteDialect.adapt_to_live`) -------------
 
 _OFFLINE_NOTE = (
-    "rebuild of {table} as the migrations define it: without a database, columns, indexes, triggers and "
+    "rebuild of {table} as the migrations define it: without a database, columns, constraints, indexes, triggers and "
     "views that only the live table has are unknown here and NOT carried over (`upgrade --sql` connected "
     "to the database prints the rebuild that keeps them)"
 )
