@@ -173,7 +173,7 @@ def test_offline_sql_says_live_only_objects_are_unknown(tmp_path: Path) -> None:
     set_models(tmp_path, models(500))
     cli(tmp_path, "generate", "-m", "widen name")
     script = cli(tmp_path, "upgrade", "--sql", "--from", "base").stdout
-    assert "-- rebuild of runs as the migrations define it: without a database, columns, indexes" in script
+    assert "-- rebuild of runs as the migrations define it: without a database, columns, constraints, indexes" in script
 
 
 # -- each kind of live-only object, through hand-written operations ------------------------------
