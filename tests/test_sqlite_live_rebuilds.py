@@ -379,3 +379,15 @@ def test_a_rebuild_adding_a_column_the_live_table_already_has_is_refused(project
     with pytest.raises(SchemashiftError, match="the column legacy_note it adds already exists in the live database"):
         project.up()
     assert fetch_rows(project.url, "SELECT id, legacy_note FROM runs") == [(1, "x")]
+
+
+def test_row_only_sql_before_a_rebuild_keeps_the_plan_as_sql(project: Project) -> None:
+    """An UPDATE before the rebuild changes no schema object: the rebuild stays planned SQL (``--sql`` shows it)."""
+    project.sql("ALTER TABLE runs ADD COLUMN legacy_note TEXT", "INSERT INTO runs (id, legacy_note) VALUES (1, 'x')")
+    project.migrate("fill and tighten", ExecuteSQL("UPDATE runs SET name = 'unnamed' WHERE name IS NULL; -- DROP VIEW x"),
+                    AlterColumn("runs", "name", new=NAME.evolve(nullable=False)))
+    script = project.up(sql=True)
+    assert "-- Python: rebuild" not in script
+    assert "INSERT INTO _schemashift_new_runs (id, name, note, legacy_note) SELECT" in script
+    project.up()
+    assert fetch_rows(project.url, "SELECT id, name, legacy_note FROM runs") == [(1, "unnamed", "x")]

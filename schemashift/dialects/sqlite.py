@@ -233,8 +233,8 @@ class SQLiteDialect(Dialect):
 
     def _adapt_step(self, step: "Step", live: "_LivePlan") -> "Step":
         if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
-            for operation in step.operations:
-                live.note(operation)
+            for operation, group in zip(step.operations, _statement_groups(step)):
+                live.note(operation, group)
             return step
         operations: list[ops.Operation] = []
         statements: list[Any] = []
@@ -245,7 +245,7 @@ class SQLiteDialect(Dialect):
             if tables is None:
                 operations.append(operation)
                 statements.extend(group)
-                live.note(operation)
+                live.note(operation, group)
             else:
                 added, adapted = self._adapted_rebuild(operation, *tables, after, live)
                 operations += [operation, *added]  # after it: `backups.rows_at_risk` reads what precedes it
@@ -354,6 +354,9 @@ _OFFLINE_NOTE = (
     "to the database prints the rebuild that keeps them)"
 )
 _READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before it may change it)"
+#: First words of statements that only read or write rows.
+_ROW_WORDS = frozenset({"insert", "update", "delete", "select", "with", "replace", "values"})
+_FIRST_WORD = re.compile(r"\s*([A-Za-z_]\w*)")
 #: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
 #: A primary key (a table constraint starts with it; a column definition has it anywhere).
@@ -515,9 +518,14 @@ class _LivePlan:
         self.fresh: set[str] = set()  # tables this plan creates or drops: their live columns are not drift
         self._catalogues: dict[str | None, LiveCatalogue] = {}
 
-    def note(self, operation: ops.Operation) -> None:
-        """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table."""
-        if isinstance(operation, (ops.ExecuteSQL, ops.RunPython, ops.RenameTable, ops.RenameColumn)):
+    def note(self, operation: ops.Operation, statements: list[Any]) -> None:
+        """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table.
+
+        Raw SQL that only reads or writes rows (``INSERT``, ``UPDATE``, ``DELETE``, ``SELECT``, ``WITH``) is predictable.
+        """
+        if isinstance(operation, ops.ExecuteSQL):
+            self.uncertain = self.uncertain or not all(_rows_only(s.sql or "") for s in statements)
+        elif isinstance(operation, (ops.RunPython, ops.RenameTable, ops.RenameColumn)):
             self.uncertain = True
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
@@ -615,6 +623,14 @@ def _violations(connection: sa.Connection, table: str, schema: str | None, *, st
         if strict:
             raise
         return None
+
+
+def _rows_only(sql: str) -> bool:
+    """True when every statement of `sql` reads or writes rows only (no DDL, no PRAGMA)."""
+    text = _without_comments(sql)
+    starts = [0] + [i + 1 for a, b, kind in _scan(text) if kind == "code" for i in range(a, b) if text[i] == ";"]
+    words = [_FIRST_WORD.match(text, start) for start in starts]
+    return all(word is None or word.group(1).lower() in _ROW_WORDS for word in words)
 
 
 def _identifiers(sql: str) -> frozenset[str]:
