@@ -151,8 +151,9 @@ class SQLiteDialect(Dialect):
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         statements = [self._drop(o) for o in reversed(carried.dependents)]
         create = self.ddl(sa.schema.CreateTable(created))
-        statements.append(live.spliced(create, len(new.columns), {c.name.lower(): c.definition for c in carried.definitions},
-                                   [c.definition for c in carried.columns], carried.constraints))
+        redefined = {c.name.lower(): c.definition for c in carried.definitions}
+        statements.append(live.spliced(create, len(new.columns), redefined,
+                                       [c.definition for c in carried.columns], carried.constraints))
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
         plain = [self.quote(column.name) for column in carried.columns if not column.generated]
         names = [self.quote(column.name) for column in kept] + plain

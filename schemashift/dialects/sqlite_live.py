@@ -460,7 +460,8 @@ def _elements(sql: str) -> list[tuple[int, int]]:
 
 
 def table_constraints(table_sql: str) -> list[str]:
-    """The table constraints (``CONSTRAINT …``, ``CHECK``, ``UNIQUE``, ``FOREIGN KEY``, ``PRIMARY KEY``) of a ``CREATE TABLE`` text."""
+    """The table constraints (``CONSTRAINT …``, ``CHECK``, ``UNIQUE``, ``FOREIGN KEY``, ``PRIMARY KEY``) of a
+    ``CREATE TABLE`` text."""
     found = []
     for a, b in _elements(table_sql):
         text = table_sql[a:b].strip()
