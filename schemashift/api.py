@@ -362,6 +362,7 @@ def _print_offline(project: Project, history: History, target: str, direction: s
     allow = allow_data_loss or project.env.allow_data_loss
     plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
                            registry_schema=project.env.schema)
+    plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type] - tables only
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow)
     out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))  # see cached_script

@@ -687,11 +687,12 @@ class _ValuesUnused:
 
 def prepare(connection: sa.Connection, plan: Plan, env: "EnvConfig", *, allow_data_loss: bool = False,
             dry_run: bool = False) -> Plan:
-    """`protect` with the environment's settings and the database's registry."""
+    """`protect` with the environment's settings and the database's registry, then `Dialect.adapt_to_live`."""
     if plan.empty:
         return plan
-    return protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
+    plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
                    kept=recorded(connection, env.schema), registry_schema=env.schema, refuse=not dry_run)
+    return plan.dialect.adapt_to_live(connection, plan)  # last: the statements protect compiles are adapted too
 
 
 def rows_at_risk(connection: sa.Connection, plan: Plan) -> list[str]:

@@ -149,7 +149,14 @@ def make_setup(backend: str, db_url: str, directory: Path) -> Setup:
                       f'[env.test]\nurl = "{db_url}"\nlock_timeout = 15\n')  # a lock a killed run left fails fast
     revisions = write_chain(directory / "migrations")
     history = History.load(directory / "migrations")
-    plan = build_plan(history, get_dialect(sa.make_url(db_url).get_backend_name()), revisions[0], revisions[-1])
+    dialect = get_dialect(sa.make_url(db_url).get_backend_name())
+    plan = build_plan(history, dialect, revisions[0], revisions[-1])
+    engine = _engine(db_url)
+    try:
+        with engine.connect() as conn:
+            plan = dialect.adapt_to_live(conn, plan)  # as `upgrade` runs it (SQLite adds foreign-key checks)
+    finally:
+        engine.dispose()
     setup = Setup(backend, db_url, config, revisions, [len(step.statements) for step in plan.steps],
                   [step.atomic for step in plan.steps],
                   [[None if s.operation.data_only else s.describe() for s in step.statements] for step in plan.steps])

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from ..config import EnvConfig
     from ..ops import Operation
+    from ..plan import Plan
 
 #: Operation class -> name of the `Dialect` method that compiles it.
 COMPILERS: dict[type[ops.Operation], str] = {
@@ -126,6 +127,17 @@ class Dialect:
         if method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
         return getattr(self, method)(operation.resolve(before), before, after)
+
+    def adapt_to_live(self, connection: "sa.Connection", plan: "Plan") -> "Plan":
+        """`plan` adjusted, just before it runs or is shown, to what the live database has beyond the migrations.
+
+        This generic form changes nothing; SQLite carries live-only objects through table rebuilds.
+        """
+        return plan
+
+    def adapt_offline(self, plan: "Plan") -> "Plan":
+        """`plan` for a script written without a database (`adapt_to_live` cannot run): unchanged here."""
+        return plan
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""

@@ -6,7 +6,7 @@ import fcntl
 import os
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pathlib import Path
 
@@ -17,7 +17,11 @@ from .. import ops
 from ..schema import normalize as norm
 from ..schema.types import Type
 from ..schema.model import Column, Schema, Table
+from . import sqlite_live as live
 from .base import Dialect, poll_lock, table_at
+
+if TYPE_CHECKING:
+    from ..plan import Plan
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
 
@@ -115,7 +119,18 @@ class SQLiteDialect(Dialect):
     def _rebuild_for(self, op: ops.Operation, before: Schema, after: Schema) -> list[str]:
         return self.rebuild(table_at(before, op.table_key), table_at(after, op.table_key), after)
 
-    def rebuild(self, old: Table, new: Table, after: Schema) -> list[str]:
+    def rebuilt(self, op: ops.Operation, before: Schema, after: Schema) -> tuple[Table, Table] | None:
+        """The tables before and after `op` (resolved) when SQLite runs it as a table rebuild, else None."""
+        if isinstance(op, ops.AddColumn):
+            table = table_at(after, op.table_key)
+            return None if _adds_in_place(op.column, table) else (table_at(before, op.table_key), table)
+        if isinstance(op, ops.AlterColumn) and not op.changes:
+            return None
+        if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)):
+            return table_at(before, op.table_key), table_at(after, op.table_key)
+        return None
+
+    def rebuild(self, old: Table, new: Table, after: Schema, carried: "live.Carried | None" = None) -> list[str]:
         """Replace table `old` by `new`, keeping the rows of the columns both have.
 
         ``CREATE TABLE "_schemashift_new_<t>"`` from `new`, ``INSERT … SELECT`` the
@@ -123,20 +138,51 @@ class SQLiteDialect(Dialect):
         the column became NOT NULL), ``DROP TABLE``, ``RENAME TO``, then `new`'s
         indexes. All statements run inside one transaction, but with foreign keys
         enforced, dropping a referenced table would delete or refuse: the executor
-        must turn ``PRAGMA foreign_keys`` off around the migration (SQLite ignores
-        that pragma inside a transaction) and may run ``PRAGMA foreign_key_check`` after.
+        turns ``PRAGMA foreign_keys`` off around the migration (SQLite ignores
+        that pragma inside a transaction).
+
+        `carried` (see `adapt_to_live`) is what the live database has beyond the
+        migrations: its columns (with their values), table constraints and live
+        column definitions go into the new table, its views and triggers are
+        dropped first and re-created last with its extra indexes (SQLite's
+        documented procedure).
         """
+        carried = carried or live.Carried()
         temp = f"_schemashift_new_{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
-        statements = [self.ddl(sa.schema.CreateTable(created))]
+        statements = [self._drop(o) for o in reversed(carried.dependents)]
+        create = self.ddl(sa.schema.CreateTable(created))
+        redefined = {c.name.lower(): c.definition for c in carried.definitions}
+        statements.append(live.spliced(create, len(new.columns), redefined,
+                                       [c.definition for c in carried.columns], carried.constraints))
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
-        if kept:
-            names = ", ".join(self.quote(column.name) for column in kept)
-            values = ", ".join(self._copied(old.column(column.name), column) for column in kept)
-            statements.append(f"INSERT INTO {target} ({names}) SELECT {values} FROM {source}")
+        plain = [self.quote(column.name) for column in carried.columns if not column.generated]
+        names = [self.quote(column.name) for column in kept] + plain
+        values = [self._copied(old.column(column.name), column) for column in kept] + plain
+        if names:
+            statements.append(f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}")
         statements += [f"DROP TABLE {source}", f"ALTER TABLE {target} RENAME TO {self.quote(new.name)}"]
-        return statements + self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
+        statements += self.index_statements(new, self.sa_table_for(new, after, include_foreign_keys=False))
+        return statements + [o.sql for o in carried.indexes + carried.dependents]
+
+    def expected(self, tables: Iterable[Table], after: Schema) -> live.Expected:
+        """What the migrations give the versions `tables` of one table (see `Expected`)."""
+        tables = list(tables)
+        constraints: set[str] = set()
+        definitions: list[dict[str, str]] = []
+        for table in tables:
+            create = self.ddl(sa.schema.CreateTable(self.sa_table_for(table, after, include_indexes=False)))
+            constraints.update(live.canonical_sql(text) for text in live.table_constraints(create))
+            definitions.append({name: live.canonical_sql(text) for name, text in live.column_definitions(create).items()})
+        unchanged = {name: text for name, text in definitions[0].items() if all(d.get(name) == text for d in definitions)}
+        earlier = {c.lower() for t in tables[:-1] for c in t.column_names}
+        return live.Expected(frozenset(c.lower() for t in tables for c in t.column_names),
+                        frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged,
+                        frozenset(c.lower() for c in tables[-1].column_names) - earlier)
+
+    def _drop(self, dropped: live.LiveObject) -> str:
+        return f"DROP {dropped.kind.upper()} {self.table_name(dropped.name, dropped.schema)}"
 
     def _copied(self, old: Column, new: Column) -> str:
         """The SELECT expression carrying `old`'s values into `new`."""
@@ -146,6 +192,16 @@ class SQLiteDialect(Dialect):
         if old.nullable and not new.nullable and new.default is not None:
             value = f"COALESCE({value}, {new.default})"
         return value
+
+    # --- what only the live database has, carried through rebuilds (see `sqlite_live`) --------
+
+    def adapt_to_live(self, connection: sa.Connection, plan: "Plan") -> "Plan":
+        """`plan` with each table rebuild carrying over what only the live database has (`sqlite_live.adapt`)."""
+        return live.adapt(self, connection, plan)
+
+    def adapt_offline(self, plan: "Plan") -> "Plan":
+        """`plan` for a script written without a database: each rebuild says what it cannot know."""
+        return live.adapt_offline(self, plan)
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
