@@ -370,13 +370,16 @@ def _refresh_foreign_keys(old: Schema, new: Schema, common: list[str], changed: 
                 phases.add_fks.append(AddConstraint(after.name, fk, schema=after.schema))
 
 
-def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[str, ForeignKey]]]:
-    """Tables so that referenced ones come first; FKs that close a cycle are returned apart."""
+def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], list[tuple[str, ForeignKey]]]:
+    """Tables so that referenced ones come first; FKs that close a cycle are returned apart.
+
+    Both orders are canonical (by key, then each table's own FK order): no set is iterated.
+    """
     keys = {t.key for t in tables}
     deps = {t.key: {fk.ref_key for fk in t.foreign_keys if fk.ref_key in keys and fk.ref_key != t.key} for t in tables}
     by_key = {t.key: t for t in tables}
     ordered: list[Table] = []
-    deferred: set[tuple[str, ForeignKey]] = set()
+    deferred: list[tuple[str, ForeignKey]] = []
     remaining = dict(deps)
     while remaining:
         ready = sorted(k for k, d in remaining.items() if not d)
@@ -385,7 +388,7 @@ def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[
             victim = _on_a_cycle(remaining)
             for fk in by_key[victim].foreign_keys:
                 if fk.ref_key in remaining and fk.ref_key != victim:
-                    deferred.add((victim, fk))
+                    deferred.append((victim, fk))
             ready = [victim]
         for key in ready:
             ordered.append(by_key[key])
