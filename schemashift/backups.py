@@ -727,11 +727,15 @@ def _no_rows_refusal(check: CheckNoRows, step: Step, *, before_anything: bool) -
     verb = "upgrade" if step.direction == UP else "downgrade"
     column = f"{check.table_key}.{check.column}"
     changed = "; nothing was changed" if before_anything else ""
+    if step.direction == UP:
+        hint = (f"give the column a server_default in the model, or the existing rows a one-off value with "
+                f"fill=VALUE on its AddColumn, as `generate --default {column}=VALUE` writes")
+    else:
+        hint = "the values the column had were not kept in a backup, so nothing can fill it again"
     return DataLossRefused(
         f"{verb} refused: {step.label} adds {column} NOT NULL with no default while {check.table_key} holds rows "
         f"that would need a value{changed}",
-        hint=f"give the column a server_default in the model, or the existing rows a one-off value with "
-             f"fill=VALUE on its AddColumn, as `generate --default {column}=VALUE` writes",
+        hint=hint,
     )
 
 
@@ -875,6 +879,7 @@ def _older(row: Mapping[str, Any], cutoff: datetime) -> bool:
 
 __all__ = [
     "REGISTRY", "PREFIX", "DataLossRefused", "KeepData", "RestoreData", "ForgetBackups", "CheckValuesUnused",
-    "CheckNoRows", "NotKept", "DiscardBackup", "data_loss", "narrows", "row_key", "backup_name", "registry_table", "recorded",
-    "protect", "protect_step", "prepare", "refusals", "rows_at_risk", "parse_duration", "list_backups", "prune",
+    "CheckNoRows", "NotKept", "DiscardBackup", "data_loss", "narrows", "row_key", "backup_name", "registry_table",
+    "recorded", "protect", "protect_step", "prepare", "refusals", "rows_at_risk", "parse_duration", "list_backups",
+    "prune",
 ]

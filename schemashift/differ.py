@@ -28,6 +28,7 @@ before) the tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable, Iterable, Protocol, TypeVar
 
 from .errors import SchemashiftError
@@ -136,12 +137,7 @@ def _fills(operations: list[Operation], decisions: RenameDecisions) -> list[Oper
     for operation in operations:
         if isinstance(operation, AddColumn) and operation.fill is None and needs_fill(operation.column):
             label = f"{operation.table_key}.{operation.column.name}"
-            column = operation.column
-            value: Fill | None = None
-            if label in given:
-                value = fill_value(given.pop(label), column)
-            elif decisions.settle_fills:
-                value = decisions.questioner.ask_fill(label, column.type.describe(), lambda text, c=column: fill_value(text, c))
+            value = _fill_for(operation.column, label, given, decisions)
             if value is not None:
                 operation = replace(operation, fill=value)
             elif decisions.settle_fills:
@@ -155,6 +151,15 @@ def _fills(operations: list[Operation], decisions: RenameDecisions) -> list[Oper
     if pending:
         raise _unfilled(pending)
     return result
+
+
+def _fill_for(column: Column, label: str, given: dict[str, object], decisions: RenameDecisions) -> Fill | None:
+    """The value given for `label` (taken out of `given`), else the questioner's answer when fills must be settled."""
+    if label in given:
+        return fill_value(given.pop(label), column)
+    if not decisions.settle_fills:
+        return None
+    return decisions.questioner.ask_fill(label, column.type.describe(), partial(fill_value, column=column))
 
 
 def _unfilled(pending: list[str]) -> FillUndecided:

@@ -171,8 +171,8 @@ def test_corpus_migrations_do_not_depend_on_the_hash_seed() -> None:
     runs = {}
     for seed in SEEDS:
         environ = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run([sys.executable, "-W", "ignore", "-c", _CORPUS, str(ROOT / "tests")], capture_output=True,
-                                text=True, env=environ, timeout=300, check=False)
+        command = [sys.executable, "-W", "ignore", "-c", _CORPUS, str(ROOT / "tests")]
+        result = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=300, check=False)
         assert result.returncode == 0, result.stderr
         runs[seed] = json.loads(result.stdout)
     for seed in SEEDS[1:]:

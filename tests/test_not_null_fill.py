@@ -102,8 +102,8 @@ def test_upgrade_refuses_a_bare_not_null_column_on_a_filled_table(project: Path,
 def test_rows_added_by_a_data_step_are_refused_too(project: Path, fresh_db: str) -> None:
     """Where the check before the run cannot see the rows (a data step adds them), the check in the step stops it."""
     execute(fresh_db, "DELETE FROM item")
-    hand_written(project, "rows then name", ExecuteSQL("INSERT INTO item (id) VALUES (1), (2)", reverse="DELETE FROM item"),
-                 AddColumn("item", NAME))
+    insert = ExecuteSQL("INSERT INTO item (id) VALUES (1), (2)", reverse="DELETE FROM item")
+    hand_written(project, "rows then name", insert, AddColumn("item", NAME))
     result = cli(project, "upgrade", check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "item.name NOT NULL with no default" in result.stderr and "Traceback" not in result.stderr, result.stderr
