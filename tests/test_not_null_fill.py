@@ -128,3 +128,65 @@ def test_generate_with_a_fill_fills_existing_rows_once(project: Path, fresh_db: 
     assert columns_of_item(fresh_db) == ["id"] and scalar(fresh_db, "SELECT count(*) FROM item") == ROWS
     cli(project, "upgrade")
     assert fetch_rows(fresh_db, "SELECT count(*), min(name) FROM item") == [(ROWS, "n/a")]
+
+
+# -- no database: which columns need a fill, and what a typed value becomes ----------------------------
+
+@pytest.mark.parametrize(("column", "needed"), [
+    (NAME, True),
+    (NAME.evolve(nullable=True), False),
+    (NAME.evolve(default="'x'"), False),
+    (Column("id", Type("integer"), nullable=False, autoincrement=True), False),
+    (Column("n", Type("bigint"), nullable=False, sequence="n_seq"), False),
+])
+def test_needs_fill(column: Column, needed: bool) -> None:
+    from schemashift.ops import needs_fill
+
+    assert needs_fill(column) is needed
+
+
+@pytest.mark.parametrize(("kind", "text", "value"), [
+    (Type("integer"), " 42 ", 42), (Type("boolean"), "Yes", True), (Type("boolean"), "0", False),
+    (Type("float"), "1.5", 1.5), (Type("numeric", precision=10, scale=2), "3.10", "3.10"),
+    (Type("string", length=5), "", ""), (Type("enum", values=("a", "b")), "b", "b"),
+    (Type("date"), "2024-01-31", "2024-01-31"),
+])
+def test_fill_value_converts_by_kind(kind: Type, text: str, value: object) -> None:
+    from schemashift.ops import fill_value
+
+    converted = fill_value(text, Column("c", kind, nullable=False))
+    assert converted == value and type(converted) is type(value)
+
+
+@pytest.mark.parametrize(("kind", "text"), [
+    (Type("integer"), "4.5"), (Type("boolean"), "maybe"), (Type("numeric"), "nan"), (Type("enum", values=("a",)), "z"),
+])
+def test_fill_value_refuses_what_does_not_fit(kind: Type, text: str) -> None:
+    from schemashift.errors import MigrationError
+    from schemashift.ops import fill_value
+
+    with pytest.raises(MigrationError, match="is not a value for c"):
+        fill_value(text, Column("c", kind, nullable=False))
+
+
+def test_differ_asks_the_questioner_and_keeps_the_answer() -> None:
+    from schemashift.differ import RenameDecisions, diff
+    from schemashift.schema.model import Schema
+
+    table = Table("item", (Column("id", Type("integer"), nullable=False),), primary_key=PrimaryKey(("id",)))
+    old = Schema().with_table(table)
+    new = Schema().with_table(table.evolve(columns=table.columns + (NAME,)))
+    asked: list[str] = []
+
+    class Answers:
+        def ask_rename(self, kind: str, old: str, new: str) -> bool | None:
+            return None
+
+        def ask_fill(self, column: str, type_text: str, convert):  # type: ignore[no-untyped-def]
+            asked.append(f"{column} {type_text}")
+            return convert("none yet")
+
+    operations = diff(old, new, RenameDecisions(questioner=Answers(), settle_fills=True))
+    assert asked == ["item.name string(50)"]
+    assert operations == [AddColumn("item", NAME, fill="none yet")]
+    assert diff(old, new) == [AddColumn("item", NAME)]  # without settle_fills (check, diff): no question
