@@ -749,33 +749,38 @@ class _NoRows:
         self.step = step
 
     def __call__(self, context: Any) -> None:
-        if context.connection.execute(_any_row(self.check)).first() is not None:
+        if context.connection.execute(_any_row(self.check.table, self.check.schema)).first() is not None:
             raise _no_rows_refusal(self.check, self.step, before_anything=False)
 
 
-def _any_row(check: CheckNoRows) -> sa.Select[Any]:
-    return sa.select(sa.literal(1)).select_from(sa.table(check.table, schema=check.schema)).limit(1)
+def _any_row(table: str, schema: str | None) -> sa.Select[Any]:
+    return sa.select(sa.literal(1)).select_from(sa.table(table, schema=schema)).limit(1)
 
 
 def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
     """The `CheckNoRows` guards of `plan` that would stop it, checked before anything runs.
 
-    Only tables as they are now count: those the plan has not created, dropped or
-    renamed before the guard, and only up to its first data step (which may add or delete rows).
+    Only tables as they are now count: not those the plan creates or drops before the
+    guard (a table renamed before it is looked up by its present name), and only up
+    to the plan's first data step (which may add or delete rows).
     """
     found: list[DataLossRefused] = []
-    changed: set[str | None] = set()
+    present: dict[str | None, tuple[str, str | None] | None] = {}  # table key in the plan -> (name, schema) now
     for step in plan.steps:
         for operation in step.operations:
-            if isinstance(operation, CheckNoRows) and operation.table_key not in changed:
-                if _count(connection, _any_row(operation)):
+            key = operation.table_key
+            if isinstance(operation, CheckNoRows):
+                now = present.get(key, (operation.table, operation.schema))
+                if now is not None and _count(connection, _any_row(*now)):
                     found.append(_no_rows_refusal(operation, step, before_anything=True))
             elif operation.data_only and not isinstance(operation, _DataStep):
                 return found
-            elif isinstance(operation, (CreateTableOp, DropTable, RenameTable)):
-                changed.add(operation.table_key)
-                if isinstance(operation, RenameTable):
-                    changed.add(qualify(operation.new_name, operation.schema))
+            elif isinstance(operation, RenameTable):
+                new_key = qualify(operation.new_name, operation.schema)
+                present[new_key] = present.get(key, (operation.table, operation.schema))
+                present[key] = None
+            elif isinstance(operation, (CreateTableOp, DropTable)):
+                present[key] = None
     return found
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import cli, execute, fetch_rows, scalar, set_models, write_project
 from schemashift import api
-from schemashift.ops import AddColumn, CreateTable, ExecuteSQL
+from schemashift.ops import AddColumn, CreateTable, ExecuteSQL, RenameTable
 from schemashift.schema.model import Column, PrimaryKey, Table
 from schemashift.schema.types import Type
 from schemashift.scripts import write_migration
@@ -97,6 +97,14 @@ def test_upgrade_refuses_a_bare_not_null_column_on_a_filled_table(project: Path,
     execute(fresh_db, "DELETE FROM item")
     cli(project, "upgrade")
     assert columns_of_item(fresh_db) == ["id", "name"] and applied(fresh_db) == 3
+
+
+def test_a_renamed_table_is_checked_under_its_present_name(project: Path, fresh_db: str) -> None:
+    hand_written(project, "rename and name", RenameTable("item", "thing"), AddColumn("thing", NAME))
+    result = cli(project, "upgrade", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "thing.name NOT NULL with no default" in result.stderr and "nothing was changed" in result.stderr
+    assert columns_of_item(fresh_db) == ["id"] and applied(fresh_db) == 1  # not renamed either
 
 
 def test_rows_added_by_a_data_step_are_refused_too(project: Path, fresh_db: str) -> None:
