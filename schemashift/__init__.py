@@ -12,7 +12,7 @@ full set the CLI uses. Imports are lazy so that ``import schemashift`` is cheap.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -58,11 +58,15 @@ def downgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str
 
 
 def generate(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
-             out: Callable[[str], None] | None = None) -> Path | None:
-    """Write a migration for what the models changed; None when nothing did. Needs no database."""
+             defaults: Mapping[str, object] | None = None, out: Callable[[str], None] | None = None) -> Path | None:
+    """Write a migration for what the models changed; None when nothing did. Needs no database.
+
+    `defaults` maps ``"table.column"`` to a one-off value for the rows already in a table that gets a NOT NULL
+    column without a default (without one, such a column stops `generate`).
+    """
     from . import api
 
-    return api.generate(_project(None, config, env), message, empty=empty, out=out or _quiet)
+    return api.generate(_project(None, config, env), message, empty=empty, defaults=defaults, out=out or _quiet)
 
 
 def check(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import sqlalchemy as sa
 
@@ -409,12 +409,13 @@ def head_schema(history: History) -> Schema:
 
 
 def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_columns: list[tuple[str, str, str]],
-               no_rename: bool, interactive: bool) -> RenameDecisions:
+               no_rename: bool, interactive: bool, defaults: Mapping[str, object] | None = None,
+               settle_fills: bool = False) -> RenameDecisions:
     from .questioner import TerminalQuestioner
     from .schema.from_sqlalchemy import rename_hints
     from .schema.model import qualify
 
-    decisions = RenameDecisions(no_rename=no_rename)
+    decisions = RenameDecisions(no_rename=no_rename, fills=dict(defaults or {}), settle_fills=settle_fills)
     if interactive:
         decisions.questioner = TerminalQuestioner()
     hints = rename_hints(project.models())
@@ -433,10 +434,15 @@ def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_co
 @paused()
 def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]] | None = None,
                        rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
-                       interactive: bool = False) -> list[Operation]:
-    """Operations that bring the migrations' head schema to the models."""
+                       interactive: bool = False, defaults: Mapping[str, object] | None = None,
+                       settle_fills: bool = False) -> list[Operation]:
+    """Operations that bring the migrations' head schema to the models.
+
+    `defaults` and `settle_fills`: one-off values for the existing rows of added NOT NULL columns (see `differ`).
+    """
     history = project.history()
-    decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive)
+    decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive, defaults,
+                           settle_fills)
     head, models, keep = head_schema(history), project.model_schema(), project.object_filter()
     head, models = keep.apply(head, reflected=False, other=models), keep.apply(models, reflected=False, other=head)
     return diff_schemas(head, models, decisions)
@@ -444,15 +450,22 @@ def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]]
 
 def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,
              rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
-             interactive: bool = False, out: Output = _print) -> Path | None:
-    """Write a migration for the difference between models and migrations (None when there is none)."""
+             interactive: bool = False, defaults: Mapping[str, object] | None = None,
+             out: Output = _print) -> Path | None:
+    """Write a migration for the difference between models and migrations (None when there is none).
+
+    A NOT NULL column without a default added to an existing table needs a one-off value for the rows
+    already there: from `defaults` (``{"table.column": value}``), else asked when `interactive`, else
+    `differ.FillUndecided` is raised and nothing is written.
+    """
     if not message.strip():
         raise SchemashiftError("a migration needs a message: -m 'what it does'")
     history = project.history()
     operations: list[Operation] = []
     if not empty:
         operations = pending_operations(project, rename_tables=rename_tables, rename_columns=rename_columns,
-                                        no_rename=no_rename, interactive=interactive)
+                                        no_rename=no_rename, interactive=interactive, defaults=defaults,
+                                        settle_fills=True)
         if not operations:
             out("No changes: the models match the migrations. Nothing written.")
             return None

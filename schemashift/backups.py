@@ -25,6 +25,12 @@ Rules and choices:
   ``AlterColumn``); the other rows keep their values both ways. (A PostgreSQL
   value added back with ``ALTER TYPE … ADD VALUE`` could not even be written
   again in the same transaction.)
+* A NOT NULL column with nothing to fill it (no default, no ``fill``: see
+  `ops.needs_fill`) added to a table that holds rows is refused on every database
+  (MariaDB would fill it with ``''`` or 0 silently): a check just before the
+  ``AddColumn`` stops the step, and before anything runs `prepare` makes the same
+  check on each such table the plan has not created, renamed or filled with data
+  steps first, so the refusal changes nothing.
 * With ``keep_data`` off, such operations are refused unless ``--allow-data-loss``
   (or ``allow_data_loss = true``) accepts them; `rows_at_risk` counts what would go.
 * Restores are planned from the registry as it is when the plan is built: a
@@ -44,9 +50,19 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, CreateTableAs, DropTable as SADropTable
 
 from .errors import SchemashiftError
-from .ops import AddColumn, AlterColumn, CreateTable as CreateTableOp, DropColumn, DropTable, ExecuteSQL, Operation
+from .ops import (
+    AddColumn,
+    AlterColumn,
+    CreateTable as CreateTableOp,
+    DropColumn,
+    DropTable,
+    ExecuteSQL,
+    Operation,
+    RenameTable,
+    needs_fill,
+)
 from .plan import DOWN, UP, Plan, Statement, Step
-from .schema.model import Column, Schema, Table
+from .schema.model import Column, Schema, Table, qualify
 from .schema.satypes import to_sa_type
 from .schema.types import Type
 
@@ -240,6 +256,18 @@ class CheckValuesUnused(_DataStep):
 
     def describe(self) -> str:
         return f"check that no row of {self.table_key}.{self.column} uses {', '.join(map(repr, self.values))}"
+
+
+@dataclass(frozen=True)
+class CheckNoRows(_DataStep):
+    """Refuse to go on while a table holds rows: the next operation adds a NOT NULL column with no value for them."""
+
+    table: str
+    column: str
+    schema: str | None = None
+
+    def describe(self) -> str:
+        return f"check that {self.table_key} has no rows (it gets NOT NULL column {self.column} with no value to fill)"
 
 
 @dataclass(frozen=True)
@@ -530,7 +558,7 @@ class _StepBuilder:
 
     def before(self, operation: Operation, state: Schema, index: int) -> None:
         """Guard, keep (or refuse) what `operation` would lose."""
-        self._guard(operation)
+        self._guard(operation, state, index)
         what = data_loss(operation)
         if what is None:
             return
@@ -550,7 +578,10 @@ class _StepBuilder:
             self.add(DiscardBackup(name), [self.sql.drop_backup(name, schema)])
             self.forgotten.append(name)
 
-    def _guard(self, operation: Operation) -> None:
+    def _guard(self, operation: Operation, state: Schema, index: int) -> None:
+        if isinstance(operation, AddColumn):
+            self._guard_filled(operation, state, index)
+            return
         if not (isinstance(operation, AlterColumn) and operation.old is not None):
             return
         old, new = operation.old.type, operation.new.type
@@ -560,6 +591,16 @@ class _StepBuilder:
         check = CheckValuesUnused(operation.table, operation.column, removed, schema=operation.schema)
         self.operations.append(check)
         self.statements.append(Statement(check, python=_ValuesUnused(check, self.step.label)))
+
+    def _guard_filled(self, operation: AddColumn, state: Schema, index: int) -> None:
+        """A NOT NULL column nothing fills (and no backup restores) may only go into an empty table."""
+        if operation.fill is not None or not needs_fill(operation.column):
+            return
+        if self._restorable(operation, operation.apply(state), index) is not None:
+            return  # added nullable, filled from the backup, then made NOT NULL (`_add_nullable_then_restore`)
+        check = CheckNoRows(operation.table, operation.column.name, schema=operation.schema)
+        self.operations.append(check)
+        self.statements.append(Statement(check, python=_NoRows(check, self.step)))
 
     def _keep(self, operation: Operation, kept: _Kept, name: str) -> None:
         statements: list[str] = []
@@ -588,7 +629,7 @@ class _StepBuilder:
             self.statements.extend(statements)
             return
         kept, name = restore
-        if isinstance(operation, AddColumn) and _needs_filling_first(operation.column):
+        if isinstance(operation, AddColumn) and operation.fill is None and _needs_filling_first(operation.column):
             self._add_nullable_then_restore(operation, kept, name, before, after)
         else:
             self.operations.append(operation)
@@ -682,6 +723,67 @@ class _ValuesUnused:
             )
 
 
+def _no_rows_refusal(check: CheckNoRows, step: Step, *, before_anything: bool) -> DataLossRefused:
+    verb = "upgrade" if step.direction == UP else "downgrade"
+    column = f"{check.table_key}.{check.column}"
+    changed = "; nothing was changed" if before_anything else ""
+    if step.direction == UP:
+        hint = (f"give the column a server_default in the model, or the existing rows a one-off value with "
+                f"fill=VALUE on its AddColumn, as `generate --default {column}=VALUE` writes")
+    else:
+        hint = "the values the column had were not kept in a backup, so nothing can fill it again"
+    return DataLossRefused(
+        f"{verb} refused: {step.label} adds {column} NOT NULL with no default while {check.table_key} holds rows "
+        f"that would need a value{changed}",
+        hint=hint,
+    )
+
+
+class _NoRows:
+    """The statement behind `CheckNoRows`: one row looked for, and a clear refusal when there is one."""
+
+    __name__ = "check_table_has_no_rows"
+
+    def __init__(self, check: CheckNoRows, step: Step) -> None:
+        self.check = check
+        self.step = step
+
+    def __call__(self, context: Any) -> None:
+        if context.connection.execute(_any_row(self.check.table, self.check.schema)).first() is not None:
+            raise _no_rows_refusal(self.check, self.step, before_anything=False)
+
+
+def _any_row(table: str, schema: str | None) -> sa.Select[Any]:
+    return sa.select(sa.literal(1)).select_from(sa.table(table, schema=schema)).limit(1)
+
+
+def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
+    """The `CheckNoRows` guards of `plan` that would stop it, checked before anything runs.
+
+    Only tables as they are now count: not those the plan creates or drops before the
+    guard (a table renamed before it is looked up by its present name), and only up
+    to the plan's first data step (which may add or delete rows).
+    """
+    found: list[DataLossRefused] = []
+    present: dict[str | None, tuple[str, str | None] | None] = {}  # table key in the plan -> (name, schema) now
+    for step in plan.steps:
+        for operation in step.operations:
+            key = operation.table_key
+            if isinstance(operation, CheckNoRows):
+                now = present.get(key, (operation.table, operation.schema))
+                if now is not None and _count(connection, _any_row(*now)):
+                    found.append(_no_rows_refusal(operation, step, before_anything=True))
+            elif operation.data_only and not isinstance(operation, _DataStep):
+                return found
+            elif isinstance(operation, RenameTable):
+                new_key = qualify(operation.new_name, operation.schema)
+                present[new_key] = present.get(key, (operation.table, operation.schema))
+                present[key] = None
+            elif isinstance(operation, (CreateTableOp, DropTable)):
+                present[key] = None
+    return found
+
+
 # -- api helpers -------------------------------------------------------------------------
 
 
@@ -692,6 +794,8 @@ def prepare(connection: sa.Connection, plan: Plan, env: "EnvConfig", *, allow_da
         return plan
     plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
                    kept=recorded(connection, env.schema), registry_schema=env.schema, refuse=not dry_run)
+    if not dry_run and (refused := refusals(connection, plan)):
+        raise refused[0]
     return plan.dialect.adapt_to_live(connection, plan)  # last: the statements protect compiles are adapted too
 
 
@@ -714,7 +818,7 @@ def rows_at_risk(connection: sa.Connection, plan: Plan) -> list[str]:
             state = operation.apply(state)
     if lines:
         lines.insert(0, "Data that would be lost (not kept):")
-    return lines
+    return lines + [f"REFUSED: {refusal}" for refusal in refusals(connection, plan)]
 
 
 def _count(connection: sa.Connection, query: sa.Select[Any]) -> int | None:
@@ -780,6 +884,7 @@ def _older(row: Mapping[str, Any], cutoff: datetime) -> bool:
 
 __all__ = [
     "REGISTRY", "PREFIX", "DataLossRefused", "KeepData", "RestoreData", "ForgetBackups", "CheckValuesUnused",
-    "NotKept", "DiscardBackup", "data_loss", "narrows", "row_key", "backup_name", "registry_table", "recorded", "protect",
-    "protect_step", "prepare", "rows_at_risk", "parse_duration", "list_backups", "prune",
+    "CheckNoRows", "NotKept", "DiscardBackup", "data_loss", "narrows", "row_key", "backup_name", "registry_table",
+    "recorded", "protect", "protect_step", "prepare", "refusals", "rows_at_risk", "parse_duration", "list_backups",
+    "prune",
 ]

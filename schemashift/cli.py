@@ -49,6 +49,14 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _default(text: str) -> tuple[str, str]:
+    column, sep, value = text.partition("=")
+    table, dot, name = column.strip().rpartition(".")
+    if not sep or not dot or not table or not name:
+        raise argparse.ArgumentTypeError(f"expected TABLE.COLUMN=VALUE, got {text!r}")
+    return f"{table}.{name}", value
+
+
 def _global_options() -> argparse.ArgumentParser:
     """Options accepted before and after the command name (defaults suppressed so neither overwrites)."""
     parent = Parser(add_help=False)
@@ -106,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rename-column", metavar="TABLE.OLD:NEW", action="append", type=_rename_column,
                           default=[], dest="rename_columns", help="treat a column as renamed (repeatable)")
     generate.add_argument("--no-rename", action="store_true", help="never guess renames: drop and add instead")
+    generate.add_argument("--default", metavar="TABLE.COLUMN=VALUE", action="append", type=_default, default=[],
+                          dest="defaults", help="a one-off value for the existing rows of a NOT NULL column added "
+                          "without a default (repeatable; not kept as a default)")
 
     command("check", "exit 1 when the models differ from the migrations")
 
@@ -244,7 +255,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     written = api.generate(
         _project(args), args.message, empty=args.empty, rename_tables=args.rename_tables,
-        rename_columns=args.rename_columns, no_rename=args.no_rename,
+        rename_columns=args.rename_columns, no_rename=args.no_rename, defaults=dict(args.defaults),
         interactive=sys.stdin.isatty() and sys.stdout.isatty(), out=_out,
     )
     if written is not None and not args.empty:

@@ -2,7 +2,20 @@
 
 One generic algorithm for every database. Renames are never guessed silently: a
 dropped and an added table (or column) that could be one rename are put to a
-`Questioner`; with no answer, `generate` stops rather than drop data.
+`Questioner`; with no answer, `generate` stops rather than drop data. Only
+plausible renames are put:
+
+* a table: a dropped and an added table in the same schema sharing more than
+  half of the columns of each, by name and kind of type (``users(id, name)`` and
+  ``other(id)`` share one of two: not asked); the candidates sharing most first;
+* a column: a dropped and an added column of one table with the same kind of
+  type (string, integer…; length or precision may change) and the same nullability.
+
+A NOT NULL column without a default (nor identity, sequence, autoincrement or
+generation) added to an existing table needs a value for the rows already there:
+with `RenameDecisions.settle_fills` (``generate``) it takes the one-off value the
+decisions give (``--default``), else the `Questioner`'s answer, else the diff stops
+(`FillUndecided`); the value is written as `AddColumn.fill`, never kept as a default.
 
 Operation order: renames, created and altered sequences, dropped foreign keys,
 other dropped constraints and indexes, dropped tables (reverse dependency order),
@@ -15,6 +28,7 @@ before) the tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable, Iterable, Protocol, TypeVar
 
 from .errors import SchemashiftError
@@ -36,6 +50,9 @@ from .ops import (
     RenameColumn,
     RenameIndex,
     RenameTable,
+    Fill,
+    fill_value,
+    needs_fill,
     replay,
 )
 from .schema.model import (
@@ -55,10 +72,18 @@ class RenameUndecided(SchemashiftError):
     """A drop + add pair could be a rename and nobody decided."""
 
 
+class FillUndecided(SchemashiftError):
+    """A NOT NULL column without a default is added to an existing table and nobody gave its rows a value."""
+
+
 class Questioner(Protocol):
-    """Answers "is this a rename?"; None means "no answer" (non-interactive)."""
+    """Answers "is this a rename?" and "what value for the existing rows?"; None means "no answer"."""
 
     def ask_rename(self, kind: str, old: str, new: str) -> bool | None: ...
+
+    def ask_fill(self, column: str, type_text: str, convert: Callable[[str], Fill]) -> Fill | None:
+        """A value for the rows already in the table of `column` (``table.column``), `convert`-ed; None: no answer."""
+        ...
 
 
 class NoQuestions:
@@ -67,19 +92,26 @@ class NoQuestions:
     def ask_rename(self, kind: str, old: str, new: str) -> bool | None:
         return None
 
+    def ask_fill(self, column: str, type_text: str, convert: Callable[[str], Fill]) -> Fill | None:
+        return None
+
 
 @dataclass
 class RenameDecisions:
-    """What the user said about renames (flags, model hints) before diffing.
+    """What the user said about renames (flags, model hints) and fills before diffing.
 
     `tables` maps old table key -> new name; `columns` maps (table key, old) -> new.
-    With `no_rename`, undecided candidates become drop + add.
+    With `no_rename`, undecided candidates become drop + add. `fills` maps
+    ``"table.column"`` to a one-off value for the existing rows (``--default``);
+    with `settle_fills`, every added column that needs one must get one.
     """
 
     tables: dict[str, str] = field(default_factory=dict)
     columns: dict[tuple[str, str], str] = field(default_factory=dict)
     no_rename: bool = False
     questioner: Questioner = field(default_factory=NoQuestions)
+    fills: dict[str, object] = field(default_factory=dict)
+    settle_fills: bool = False
 
 
 def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> list[Operation]:
@@ -91,7 +123,52 @@ def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> 
     renamed = replay(column_renames, renamed)
     index_renames = _index_renames(renamed, new)
     renamed = replay(index_renames, renamed)
-    return renames + column_renames + index_renames + _structural(renamed, new)
+    return _fills(renames + column_renames + index_renames + _structural(renamed, new), decisions)
+
+
+# -- one-off values for existing rows ----------------------------------------
+
+
+def _fills(operations: list[Operation], decisions: RenameDecisions) -> list[Operation]:
+    """`operations` with a `fill` on each AddColumn that needs one and got one (see the module docstring)."""
+    given = dict(decisions.fills)
+    pending: list[str] = []
+    result: list[Operation] = []
+    for operation in operations:
+        if isinstance(operation, AddColumn) and operation.fill is None and needs_fill(operation.column):
+            label = f"{operation.table_key}.{operation.column.name}"
+            value = _fill_for(operation.column, label, given, decisions)
+            if value is not None:
+                operation = replace(operation, fill=value)
+            elif decisions.settle_fills:
+                pending.append(label)
+        result.append(operation)
+    if given:
+        raise SchemashiftError(
+            f"--default {', '.join(sorted(given))}: not a NOT NULL column without a default that this migration adds "
+            "to an existing table"
+        )
+    if pending:
+        raise _unfilled(pending)
+    return result
+
+
+def _fill_for(column: Column, label: str, given: dict[str, object], decisions: RenameDecisions) -> Fill | None:
+    """The value given for `label` (taken out of `given`), else the questioner's answer when fills must be settled."""
+    if label in given:
+        return fill_value(given.pop(label), column)
+    if not decisions.settle_fills:
+        return None
+    return decisions.questioner.ask_fill(label, column.type.describe(), partial(fill_value, column=column))
+
+
+def _unfilled(pending: list[str]) -> FillUndecided:
+    several = len(pending) > 1
+    return FillUndecided(
+        f"{', '.join(pending)} {'are' if several else 'is'} added NOT NULL without a default to an existing table, "
+        f"whose rows would need a value: set a server_default on the model column{'s' if several else ''}, or give "
+        f"the existing rows a one-off value with {' '.join(f'--default {p}=VALUE' for p in pending)}"
+    )
 
 
 # -- renames --------------------------------------------------------------
@@ -112,9 +189,21 @@ def _undecided(kind: str, pending: list[str]) -> RenameUndecided:
     )
 
 
-def _similar_tables(a: Table, b: Table) -> bool:
-    names_a, names_b = set(a.column_names), set(b.column_names)
-    return len(names_a & names_b) * 2 >= max(len(names_a), len(names_b))
+def _shared_columns(a: Table, b: Table) -> int:
+    """How many columns `a` and `b` share by name and kind of type."""
+    kinds = {column.name: column.type.kind for column in b.columns}
+    return sum(1 for column in a.columns if kinds.get(column.name) == column.type.kind)
+
+
+def _plausible_table_rename(a: Table, b: Table) -> bool:
+    """More than half of the columns of each table are shared (see the module docstring)."""
+    shared = _shared_columns(a, b)
+    return shared * 2 > len(a.columns) and shared * 2 > len(b.columns)
+
+
+def _plausible_column_rename(old: Column, new: Column) -> bool:
+    """Same kind of type and same nullability (see the module docstring)."""
+    return old.type.kind == new.type.kind and old.nullable == new.nullable
 
 
 def _table_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> list[Operation]:
@@ -142,13 +231,14 @@ def _table_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> list
 def _undeclared_table_target(
     table: Table, new: Schema, added: list[str], decisions: RenameDecisions, pending: list[str]
 ) -> str | None:
-    for new_key in added:
-        candidate = new.table(new_key)
-        if candidate.schema != table.schema:
-            continue
-        if decisions.tables.get(new_key) is not None:
-            continue
-        if _similar_tables(table, candidate) and _ask(decisions, "table", table.key, candidate.key, pending):
+    candidates = [
+        new.table(key) for key in added
+        if new.table(key).schema == table.schema and decisions.tables.get(key) is None
+        and _plausible_table_rename(table, new.table(key))
+    ]
+    candidates.sort(key=lambda candidate: (-_shared_columns(table, candidate), candidate.key))
+    for candidate in candidates:
+        if _ask(decisions, "table", table.key, candidate.key, pending):
             return candidate.name
     return None
 
@@ -181,7 +271,7 @@ def _undeclared_column_target(
     key: str, column: Column, after: Table, added: list[str], decisions: RenameDecisions, pending: list[str]
 ) -> str | None:
     for name in added:
-        if column.type.kind != after.column(name).type.kind:
+        if not _plausible_column_rename(column, after.column(name)):
             continue
         label_old, label_new = f"{key}.{column.name}", f"{key}.{name}"
         if _ask(decisions, "column", label_old, label_new, pending):
@@ -285,13 +375,16 @@ def _refresh_foreign_keys(old: Schema, new: Schema, common: list[str], changed: 
                 phases.add_fks.append(AddConstraint(after.name, fk, schema=after.schema))
 
 
-def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[str, ForeignKey]]]:
-    """Tables so that referenced ones come first; FKs that close a cycle are returned apart."""
+def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], list[tuple[str, ForeignKey]]]:
+    """Tables so that referenced ones come first; FKs that close a cycle are returned apart.
+
+    Both orders are canonical (by key, then each table's own FK order): no set is iterated.
+    """
     keys = {t.key for t in tables}
     deps = {t.key: {fk.ref_key for fk in t.foreign_keys if fk.ref_key in keys and fk.ref_key != t.key} for t in tables}
     by_key = {t.key: t for t in tables}
     ordered: list[Table] = []
-    deferred: set[tuple[str, ForeignKey]] = set()
+    deferred: list[tuple[str, ForeignKey]] = []
     remaining = dict(deps)
     while remaining:
         ready = sorted(k for k, d in remaining.items() if not d)
@@ -300,7 +393,7 @@ def _order_by_dependencies(tables: list[Table]) -> tuple[list[Table], set[tuple[
             victim = _on_a_cycle(remaining)
             for fk in by_key[victim].foreign_keys:
                 if fk.ref_key in remaining and fk.ref_key != victim:
-                    deferred.add((victim, fk))
+                    deferred.append((victim, fk))
             ready = [victim]
         for key in ready:
             ordered.append(by_key[key])

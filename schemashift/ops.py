@@ -13,6 +13,7 @@ and executed (`executor`) lives elsewhere.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar
@@ -184,13 +185,23 @@ class AlterTableComment(Operation):
 # -- columns --------------------------------------------------------------
 
 
+#: A one-off value for the rows already in a table (`AddColumn.fill`).
+Fill = str | int | float | bool
+
+
 @dataclass(frozen=True)
 class AddColumn(Operation):
-    """Add `column` to a table."""
+    """Add `column` to a table.
+
+    `fill` is a one-off value given to the rows already there (a NOT NULL column
+    without a default needs one); unlike a server default it is not kept: the
+    column ends up exactly as `column` says.
+    """
 
     table: str
     column: Column
     schema: str | None = None
+    fill: Fill | None = None
 
     def apply(self, schema: Schema) -> Schema:
         table = _table(schema, self.table_key or "")
@@ -202,7 +213,54 @@ class AddColumn(Operation):
         return DropColumn(self.table, self.column.name, schema=self.schema, definition=self.column)
 
     def describe(self) -> str:
-        return f"add column {self.table_key}.{self.column.name} {self.column.type.describe()}"
+        text = f"add column {self.table_key}.{self.column.name} {self.column.type.describe()}"
+        return text if self.fill is None else f"{text} (existing rows set to {self.fill!r})"
+
+
+def needs_fill(column: Column) -> bool:
+    """True for a NOT NULL column that nothing fills by itself (no default, identity, sequence, generation)."""
+    fills_itself = (column.default is not None or column.computed is not None or column.identity is not None
+                    or column.autoincrement or column.sequence is not None)
+    return not column.nullable and not fills_itself
+
+
+_TRUE, _FALSE = ("true", "t", "yes", "y", "on", "1"), ("false", "f", "no", "n", "off", "0")
+
+
+def fill_value(value: object, column: Column) -> Fill:
+    """`value` (typed at a prompt, given with ``--default`` or through the API) as a fill for `column`.
+
+    Booleans, integers and floats become Python values of that kind; an exact
+    numeric stays text (checked to be a number); an enum value must be one of the
+    enum's; anything else is text. MigrationError when `value` does not fit.
+    """
+    kind = column.type.kind
+    label = f"{column.name} ({column.type.describe()})"
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise MigrationError(f"{value!r} is not a value for {label}: answer true or false")
+    if column.type.is_integer:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise MigrationError(f"{value!r} is not a value for {label}: an integer is needed") from None
+    if kind in ("float", "numeric"):
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise MigrationError(f"{value!r} is not a value for {label}: a number is needed")
+        return str(value).strip() if kind == "numeric" else number
+    if kind == "enum" and str(value) not in column.type.values:
+        raise MigrationError(f"{value!r} is not a value for {label}: one of {', '.join(column.type.values)} is needed")
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""Questioners: how the differ asks the user about possible renames."""
+"""Questioners: how the differ asks the user about possible renames and values for existing rows."""
 
 from __future__ import annotations
 
 import sys
 from typing import Callable, TextIO
+
+from .errors import SchemashiftError
+from .ops import Fill
 
 
 class TerminalQuestioner:
@@ -25,3 +28,23 @@ class TerminalQuestioner:
             if answer in ("", "n", "no"):
                 return False
             print("Please answer y or n.", file=self._stream)
+
+    def ask_fill(self, column: str, type_text: str, convert: Callable[[str], Fill]) -> Fill | None:
+        """A one-off value for the rows already in the table of `column`; None (refusal) on an empty answer or EOF.
+
+        An answer that does not fit the column's type is asked again.
+        """
+        table = column.rpartition(".")[0]
+        print(f"{column} is added NOT NULL without a default; rows already in {table} need a value "
+              "(used once, not kept as a default).", file=self._stream)
+        while True:
+            try:
+                answer = self._ask(f"Value for existing rows of {column} ({type_text}), empty to stop: ")
+            except EOFError:
+                return None
+            if not answer.strip():
+                return None
+            try:
+                return convert(answer.strip())
+            except SchemashiftError as exc:
+                print(f"{exc}.", file=self._stream)

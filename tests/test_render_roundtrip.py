@@ -158,7 +158,8 @@ operations = st.one_of(
     st.builds(DropTable, table=names, schema=opt_text, definition=st.none() | tables),
     st.builds(RenameTable, table=names, new_name=names, schema=opt_text),
     st.builds(AlterTableComment, table=names, comment=opt_text, old=opt_text, schema=opt_text),
-    st.builds(AddColumn, table=names, column=columns, schema=opt_text),
+    st.builds(AddColumn, table=names, column=columns, schema=opt_text,
+              fill=st.none() | st.booleans() | st.integers() | st.text(max_size=10)),
     st.builds(DropColumn, table=names, column=names, schema=opt_text, definition=st.none() | columns),
     st.builds(AlterColumn, table=names, column=names, new=columns, old=st.none() | columns, schema=opt_text),
     st.builds(RenameColumn, table=names, column=names, new_name=names, schema=opt_text),
@@ -378,6 +379,9 @@ SAMPLE_OPS: list[Operation] = [
     AlterTableComment("log", None, schema="audit"),
     AddColumn("users", Column("bio", Type("text"), comment="free text")),
     AddColumn("log", Column("who", Type("string", length=20), nullable=False, default="'system'"), schema="audit"),
+    AddColumn("users", Column("score", Type("integer"), nullable=False), fill=0),
+    AddColumn("users", Column("nick", Type("string", length=20), nullable=False), fill="it's \"me\""),
+    AddColumn("users", Column("ok", Type("boolean"), nullable=False), fill=False),
     DropColumn("users", "age"),
     AlterColumn("users", "name", new=Column("name", Type("string", length=100), nullable=False)),
     RenameColumn("users", "email", "mail"),
@@ -412,7 +416,8 @@ def test_resolved_operations_undo_themselves(operation: Operation) -> None:
     resolved = operation.resolve(before)
     after = resolved.apply(before)
     inverse = resolved.inverse()
-    assert inverse.inverse() == resolved
+    # a one-off fill for existing rows is not part of the schema: the way back and forth adds the bare column
+    assert inverse.inverse() == (replace(resolved, fill=None) if isinstance(resolved, AddColumn) else resolved)
     assert normalised(inverse.apply(after)) == normalised(before)
     # the resolved operation and its inverse survive rendering
     assert evaluate(render_value(resolved), **STEPS) == resolved

@@ -224,7 +224,7 @@ def test_protect_keeps_before_and_restores_after(tmp_path: Path) -> None:
     assert any("CREATE TABLE _schemashift_bk_bbbbbbbbbbbb_u_0 AS SELECT" in s.describe() for s in up.steps[0].statements)
     down = plan("bbbbbbbbbbbb", "aaaaaaaaaaaa")
     assert [type(op).__name__ for op in backups.protect(down, keep=True, allow_data_loss=False).steps[0].operations] == [
-        "AddColumn"]  # nothing recorded: nothing to restore
+        "CheckNoRows", "AddColumn"]  # nothing recorded: nothing to restore, and NOT NULL with nothing to fill it
     recorded = {"_schemashift_bk_bbbbbbbbbbbb_u_0": {"columns": "id,nick"}}
     restored = backups.protect(down, keep=True, allow_data_loss=False, kept=recorded).steps[0]
     # NOT NULL without default: added nullable, filled, then made NOT NULL
@@ -233,7 +233,7 @@ def test_protect_keeps_before_and_restores_after(tmp_path: Path) -> None:
     assert restored.operations[0].column.nullable and not restored.operations[2].new.nullable
     assert restored.after == down.steps[0].after
     stale = {"_schemashift_bk_bbbbbbbbbbbb_u_0": {"columns": "id,other"}}
-    assert len(backups.protect(down, keep=True, allow_data_loss=False, kept=stale).steps[0].operations) == 1
+    assert len(backups.protect(down, keep=True, allow_data_loss=False, kept=stale).steps[0].operations) == 2
 
 
 def test_protect_refuses_without_keeping_or_permission(tmp_path: Path) -> None:

@@ -154,6 +154,19 @@ CASES = [
         "ALTER TABLE books ADD COLUMN pages INTEGER NOT NULL COMMENT 'count' DEFAULT 0"]),
     case("add-column", LITE, ops.AddColumn("books", Column("pages", INT, nullable=False, default="0")), [
         "ALTER TABLE books ADD COLUMN pages INTEGER DEFAULT 0 NOT NULL"]),
+    # a one-off fill for the rows already there: added with it as default, then the default goes
+    case("add-column-fill", PG, ops.AddColumn("books", Column("pages", INT, nullable=False), fill=0), [
+        "ALTER TABLE books ADD COLUMN pages INTEGER DEFAULT 0 NOT NULL", "ALTER TABLE books ALTER COLUMN pages DROP DEFAULT"]),
+    case("add-column-fill-keeps-default", PG, ops.AddColumn("books", Column("lang", Type("string", length=2),
+                                                                                nullable=False, default="'en'"), fill="it's"), [
+        "ALTER TABLE books ADD COLUMN lang VARCHAR(2) DEFAULT 'it''s' NOT NULL",
+        "ALTER TABLE books ALTER COLUMN lang SET DEFAULT 'en'"]),
+    case("add-column-fill", MY, ops.AddColumn("books", Column("done", Type("boolean"), nullable=False), fill=True), [
+        "ALTER TABLE books ADD COLUMN done BOOL NOT NULL DEFAULT true", "ALTER TABLE books MODIFY COLUMN done BOOL NOT NULL"]),
+    case("add-column-fill", LITE, ops.AddColumn("books", Column("lang", Type("string", length=2), nullable=False), fill="en"),
+         ["ALTER TABLE books ADD COLUMN lang VARCHAR(2) DEFAULT 'en' NOT NULL",
+          *rebuilt_books(f"{LITE_BOOKS}, price NUMERIC(10, 2), lang VARCHAR(2) NOT NULL, {LITE_KEYS}",
+                         ALL_COLUMNS + ", lang", ALL_COLUMNS + ", lang")]),
     case("add-column-string-default", LITE, ops.AddColumn("books", Column("lang", Type("string", length=2), default="'en'")), [
         "ALTER TABLE books ADD COLUMN lang VARCHAR(2) DEFAULT 'en'"]),
     case("add-column-needs-rebuild", LITE, ops.AddColumn("books", Column("at", Type("datetime"), default="CURRENT_TIMESTAMP")),

@@ -67,6 +67,9 @@ COMPILERS: dict[type[ops.Operation], str] = {
     ops.RunPython: "compile_run_python",
 }
 
+#: A plain decimal number (an exact numeric fill written without quotes).
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
 #: Neutral constraint class -> the SQLAlchemy constraint class it becomes.
 _SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
     UniqueConstraint: sa.UniqueConstraint,
@@ -195,11 +198,33 @@ class Dialect:
         return [self.ddl(element(table))]
 
     def compile_add_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
-        """Enum types, ``ALTER TABLE … ADD COLUMN`` with the full definition, its comment."""
+        """Enum types, ``ALTER TABLE … ADD COLUMN`` with the full definition, its comment (see `add_filled_column`)."""
+        if op.fill is not None:
+            return self.add_filled_column(op, before, after)
         column = self.added_column(table_at(after, op.table_key), op.column.name, after)
         statements = self.enum_setup((op.column,), before)
         statements.append(f"{self.alter_table(op.table, op.schema)} ADD COLUMN {self.column_spec(column)}")
         return statements + self.column_comment(column)
+
+    def add_filled_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
+        """A column with a one-off `fill`: added with the fill as its default (which fills the rows already
+        there, at once where `instant_add_column`), then altered to its own definition (the default goes)."""
+        assert op.fill is not None
+        filled = op.column.evolve(default=self.fill_sql(op.fill, op.column.type))
+        add = replace(op, column=filled, fill=None)
+        middle = add.apply(before)
+        settle = ops.AlterColumn(op.table, op.column.name, new=op.column, old=filled, schema=op.schema)
+        return self.compile(add, before, middle) + self.compile(settle, middle, after)
+
+    def fill_sql(self, value: ops.Fill, typ: Type) -> str:
+        """`value` (an `AddColumn.fill`) as an SQL literal for a column of type `typ`."""
+        if isinstance(value, bool):
+            return str((sa.true() if value else sa.false()).compile(dialect=self._sa))
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if typ.kind == "numeric" and _NUMBER.fullmatch(value.strip()):
+            return value.strip()
+        return self.literal(value)
 
     def compile_drop_column(self, op: ops.DropColumn, before: Schema, after: Schema) -> list[str]:
         """``ALTER TABLE … DROP COLUMN``, then enum types nothing uses any more."""

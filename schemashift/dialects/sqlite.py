@@ -87,7 +87,12 @@ class SQLiteDialect(Dialect):
         return sqlite.dialect()
 
     def compile_add_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
-        """``ADD COLUMN`` when SQLite allows it (nullable or constant default, not in the key), else a rebuild."""
+        """``ADD COLUMN`` when SQLite allows it (nullable or constant default, not in the key), else a rebuild.
+
+        A column with a one-off fill is added with it as its default, then rebuilt without (see `add_filled_column`).
+        """
+        if op.fill is not None:
+            return self.add_filled_column(op, before, after)
         table = table_at(after, op.table_key)
         if _adds_in_place(op.column, table):
             return super().compile_add_column(op, before, after)

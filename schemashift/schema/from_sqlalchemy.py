@@ -192,6 +192,12 @@ def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
     return satype
 
 
+def _declared_order(constraints: Iterable[sa.Constraint]) -> list[sa.Constraint]:
+    """`constraints` (a set in SQLAlchemy, iterated in a per-process hash order) in the order they were
+    declared, as `create_all` emits them: the same models always give the same schema and migration file."""
+    return sorted(constraints, key=lambda constraint: getattr(constraint, "_creation_order", 0))
+
+
 def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:
     """The neutral form of one model table.
 
@@ -203,7 +209,7 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
     uniques: list[UniqueConstraint] = []
     foreign_keys: list[ForeignKey] = []
     checks: list[CheckConstraint] = []
-    for constraint in table.constraints:
+    for constraint in _declared_order(table.constraints):
         if isinstance(constraint, sa.UniqueConstraint):
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
@@ -211,7 +217,7 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
         elif isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
             checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
-        for constraint in column.constraints:
+        for constraint in _declared_order(column.constraints):
             if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
                 checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
     pk = table.primary_key
