@@ -14,7 +14,8 @@ import decimal
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -46,7 +47,7 @@ def _mlflow() -> sa.MetaData:
     Left out: the two `Index` objects with no columns (trace_tags, trace_request_metadata) and the
     foreign key from input_tags.input_uuid to the non-unique inputs.input_uuid.
     """
-    import mlflow.store.model_registry.dbmodels.models  # noqa: F401 - registers the tables
+    import mlflow.store.model_registry.dbmodels.models  # noqa: F401 - each import registers its tables
     import mlflow.store.tracking.dbmodels.models  # noqa: F401
     import mlflow.store.workspace.dbmodels.models  # noqa: F401
     from mlflow.store.db.base_sql_model import Base
