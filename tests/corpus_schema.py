@@ -114,7 +114,7 @@ def differences(got: Snapshot, want: Snapshot, *, got_name: str = "schemashift",
     lines = []
     tables = {key.split(".", 1)[0] for key in got} ^ {key.split(".", 1)[0] for key in want}
     for table in sorted(tables):
-        side = got_name if any(key.startswith(table + ".") for key in got) else want_name
+        side = got_name if any(key == table or key.startswith(table + ".") for key in got) else want_name
         lines.append(f"{table}: only in {side}")
     for key in sorted(set(got) | set(want)):
         if key.split(".", 1)[0] in tables:

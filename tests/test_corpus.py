@@ -484,6 +484,33 @@ def test_evolution_downgrade_gives_create_all_back(run: Run, known: Callable[[Ru
     run.assert_like_create_all("v1", "after downgrade -1 of the evolution")
 
 
+# -- the comparison itself ------------------------------------------------------------------------
+
+
+def test_comparison_names_each_difference(tmp_path: Path) -> None:
+    """The snapshot comparison sees a type, a default, an index option and a missing table, line by line."""
+    def build(name: str, length: int, default: str, partial: bool, extra: bool) -> str:
+        metadata = sa.MetaData()
+        table = sa.Table("t", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("name", sa.String(length), server_default=default))
+        sa.Index("ix_t_name", table.c.name, sqlite_where=table.c.name.isnot(None) if partial else None)
+        if extra:
+            sa.Table("u", metadata, sa.Column("id", sa.Integer, primary_key=True))
+        url = create_database("sqlite", name, tmp_path)
+        metadata.create_all(_engine(url))
+        return url
+
+    same = build("a", 10, "x", False, True)
+    assert differences(snapshot(same, {"t", "u"}), snapshot(build("b", 10, "x", False, True), {"t", "u"})) == []
+    lines = differences(snapshot(same, {"t", "u"}), snapshot(build("c", 20, "y", True, False), {"t", "u"}))
+    assert lines == [
+        "u: only in schemashift",
+        "t.column.name.default: schemashift \"'x'\" != create_all \"'y'\"",
+        "t.column.name.type: schemashift 'VARCHAR(10)' != create_all 'VARCHAR(20)'",
+        "t.index.ix_t_name.options: schemashift () != create_all (('sqlite_where', 'name IS NOT NULL'),)",
+    ], lines
+
+
 # -- deterministic generate ----------------------------------------------------------------------
 
 _VOLATILE = re.compile(r"(?m)^(Revision: |Created: |revision = ).*$")
