@@ -154,6 +154,45 @@ def __getattr__(attr: str) -> sa.MetaData:
     raise AttributeError(attr)
 
 
+# -- what an application compiles itself --------------------------------------------------------------
+
+#: The class attributes `sqlalchemy.ext.compiler.compiles` sets on the class it overrides.
+_DISPATCH = ("_compiler_dispatch", "_compiler_dispatcher")
+CompilerState = dict[type, dict[str, Any]]
+
+
+def compiler_state() -> CompilerState:
+    """Every SQL element and type class's own compiler dispatch, as now.
+
+    Importing dagster overrides how `DateTime`, `TIMESTAMP` and `Float` compile on MySQL for the whole
+    process (`@compiles`); the corpus turns each application's overrides on for its own run only, so that no
+    other test in the same process sees them.
+    """
+    import sqlalchemy.dialects.mysql  # noqa: F401 - every dialect's classes exist before the first state
+    import sqlalchemy.dialects.postgresql  # noqa: F401
+    import sqlalchemy.dialects.sqlite  # noqa: F401
+
+    state: CompilerState = {}
+    pending = [sa.sql.visitors.Visitable]
+    while pending:
+        for cls in pending.pop().__subclasses__():
+            if cls not in state:
+                state[cls] = {name: cls.__dict__[name] for name in _DISPATCH if name in cls.__dict__}
+                pending.append(cls)
+    return state
+
+
+def apply_compiler_state(state: CompilerState) -> None:
+    """Give each class of `state` its dispatch attributes from `state` (classes created since are left alone)."""
+    for cls, attributes in state.items():
+        for name in _DISPATCH:
+            if name in attributes:
+                if cls.__dict__.get(name) is not attributes[name]:
+                    setattr(cls, name, attributes[name])
+            elif name in cls.__dict__:
+                delattr(cls, name)
+
+
 # -- rows ------------------------------------------------------------------------------------------
 
 
