@@ -391,3 +391,16 @@ def test_row_only_sql_before_a_rebuild_keeps_the_plan_as_sql(project: Project) -
     assert "INSERT INTO _schemashift_new_runs (id, name, note, legacy_note) SELECT" in script
     project.up()
     assert fetch_rows(project.url, "SELECT id, name, legacy_note FROM runs") == [(1, "unnamed", "x")]
+
+
+def test_a_filled_not_null_column_keeps_what_only_the_live_table_has(project: Project) -> None:
+    """`AddColumn(fill=...)` runs as an in-place add then a rebuild; that rebuild carries the drift too."""
+    project.sql(*DRIFT)
+    before = without(objects(project.url), "runs")
+    project.migrate("kind", AddColumn("runs", Column("kind", Type("string", length=10), nullable=False), fill="plain"))
+    project.up()
+    assert fetch_rows(project.url, "SELECT id, kind, legacy_note FROM runs ORDER BY id") == [
+        (1, "plain", "keep me"), (2, "plain", None)]
+    assert without(objects(project.url), "runs") == before
+    project.down()
+    assert data(project.url)["runs"] == [(1, "first", "a", "keep me"), (2, "second", None, None)]

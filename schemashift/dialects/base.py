@@ -209,12 +209,19 @@ class Dialect:
     def add_filled_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
         """A column with a one-off `fill`: added with the fill as its default (which fills the rows already
         there, at once where `instant_add_column`), then altered to its own definition (the default goes)."""
+        statements: list[str] = []
+        for part, part_before, part_after in self.fill_parts(op, before):
+            statements += self.compile(part, part_before, part_after)
+        return statements
+
+    def fill_parts(self, op: ops.AddColumn, before: Schema) -> list[tuple[ops.Operation, Schema, Schema]]:
+        """The two operations a filled `AddColumn` runs as, each with the schema before and after it."""
         assert op.fill is not None
         filled = op.column.evolve(default=self.fill_sql(op.fill, op.column.type))
         add = replace(op, column=filled, fill=None)
         middle = add.apply(before)
         settle = ops.AlterColumn(op.table, op.column.name, new=op.column, old=filled, schema=op.schema)
-        return self.compile(add, before, middle) + self.compile(settle, middle, after)
+        return [(add, before, middle), (settle, middle, settle.apply(middle))]
 
     def fill_sql(self, value: ops.Fill, typ: Type) -> str:
         """`value` (an `AddColumn.fill`) as an SQL literal for a column of type `typ`."""

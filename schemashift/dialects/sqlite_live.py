@@ -98,17 +98,30 @@ def _adapt_step(dialect: "SQLiteDialect", step: "Step", live: "_LivePlan") -> "S
     state = step.before
     for operation, group in zip(step.operations, statement_groups(step)):
         after = operation.apply(state)
-        tables = dialect.rebuilt(operation, state, after) if group else None
-        if tables is None:
-            operations.append(operation)
-            statements.extend(group)
-            live.note(operation, group)
-        else:
-            added, adapted = _adapted_rebuild(dialect, operation, *tables, after, live)
-            operations += [operation, *added]  # after it: `backups.rows_at_risk` reads what precedes it
-            statements += adapted
+        operations.append(operation)
+        for part, before, part_after, part_group in _parts(dialect, operation, state, after, group):
+            tables = dialect.rebuilt(part, before, part_after) if part_group else None
+            if tables is None:
+                statements.extend(part_group)
+                live.note(operation, part_group)
+            else:
+                added, adapted = _adapted_rebuild(dialect, operation, *tables, part_after, live)
+                operations += added  # after it: `backups.rows_at_risk` reads what precedes it
+                statements += adapted
         state = after
     return replace(step, operations=operations, statements=statements)
+
+
+def _parts(dialect: "SQLiteDialect", operation: ops.Operation, before: Schema, after: Schema,
+           group: list[Any]) -> list[tuple[ops.Operation, Schema, Schema, list[Any]]]:
+    """`operation` as the parts it runs as: a filled `AddColumn` is an in-place add, then a rebuild."""
+    from ..plan import Statement
+
+    if not isinstance(operation, ops.AddColumn) or operation.fill is None or not group:
+        return [(operation, before, after, group)]
+    return [(part, part_before, part_after,
+             [Statement(operation, sql=sql) for sql in dialect.compile(part, part_before, part_after)])
+            for part, part_before, part_after in dialect.fill_parts(operation, before)]
 
 
 def _adapted_rebuild(dialect: "SQLiteDialect", operation: ops.Operation, old: Table, new: Table,
