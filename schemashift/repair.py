@@ -179,6 +179,10 @@ class _Scoped:
         seen, foreign = _without_foreign(normal(_restrict(live, tables, sequences)), b, a)
         return cls(b, a, seen, foreign)
 
+    def foreign_creations(self) -> list[str]:
+        """Tables the operation creates that exist live with parts it would not create."""
+        return [key for key in self.after.tables if key not in self.before.tables and self.foreign.get(key)]
+
     def to(self, target: Schema) -> list[Operation]:
         return diff(self.live, target, RenameDecisions(no_rename=True))
 
@@ -245,7 +249,8 @@ def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: "Dial
         return Position(current, done, [], unwind, scoped.live)
     if scoped.live == scoped.after:
         return Position(current + 1, end, [], [])
-    if scoped.live == scoped.before:
+    if scoped.live == scoped.before or (done == first and scoped.foreign_creations()):
+        # a table the operation creates that holds what it would not create was there before: its statement failed
         return Position(current, first, [], [])
     finish = scoped.to(scoped.after)
     strange = [op for op in finish if not isinstance(op, _ADDITIVE)]
@@ -370,6 +375,32 @@ def _with_live(state: Schema, live: Schema | None) -> Schema:
     return Schema(tables, {**state.sequences, **live.sequences})
 
 
+def _loses_values(connection: "sa.Connection", operation: Operation, state: Schema) -> bool:
+    """True when `operation` would lose stored values now (an empty table or an all-NULL column loses none)."""
+    import sqlalchemy as sa
+
+    from .backups import data_loss
+
+    if data_loss(operation) is None:
+        return False
+    key = operation.table_key or ""
+    if key not in state.tables:
+        return True
+    table = state.table(key)
+    source = sa.table(table.name, *[sa.column(name) for name in table.column_names], schema=table.schema)
+    query = sa.select(sa.func.count()).select_from(source)
+    column = getattr(operation, "column", None)
+    if not isinstance(operation, DropTable) and isinstance(column, str) and table.has_column(column):
+        query = query.where(source.c[column].is_not(None))
+    try:
+        found = connection.execute(query).scalar()
+    except sa.exc.DBAPIError:
+        found = 1  # cannot tell: keep it
+    if connection.in_transaction():
+        connection.commit()
+    return bool(found)
+
+
 def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[int | None], position: Position,
           dialect: "Dialect") -> None:
     """Take back the half-run operation, then each whole one, newest first, journaling as it goes.
@@ -396,7 +427,7 @@ def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[in
     for operations, index, journal, start in units:  # all built (and refused) before anything runs
         statements, after = compile_operations(dialect, operations, start)
         undo = Step(step.migration, direction, operations, statements, start, after, dialect)
-        if index is not None:
+        if index is not None and any(_loses_values(executor.connection, op, start) for op in operations):
             undo = backups.protect_step(undo, keep=project.env.keep_data, allow_data_loss=project.env.allow_data_loss,
                                         kept=kept, registry_schema=project.env.schema,
                                         indexes=[index] * len(operations), refuse=True)
