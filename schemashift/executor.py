@@ -347,6 +347,7 @@ class Executor:
         if self.connection.in_transaction():
             self.connection.rollback()
         self._open = False
+        self.clear_leftovers(step.plan_dialect, statement.sql, error)
         self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
                                                   running_statement=None, error=error))
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
@@ -373,6 +374,18 @@ class Executor:
             self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
+
+    def clear_leftovers(self, dialect: "Dialect", sql: str | None, error: str) -> None:
+        """Remove what a failed statement left behind where the database does not (see `Dialect.leftovers_of_failure`)."""
+        if not sql:
+            return
+        try:
+            for cleanup in dialect.leftovers_of_failure(self.connection, sql, error):
+                self._autocommit(cleanup)
+                self.out(f"removed what the failed statement left: {cleanup}")
+        except sa.exc.DBAPIError:  # the connection may be what failed: repair tries again
+            if self.connection.in_transaction():
+                self.connection.rollback()
 
     def journal_undone(self, step: Step, done: int) -> None:
         """Record that `repair undo` took back every statement from `done` on (the row says `done` ran)."""

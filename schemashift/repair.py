@@ -335,6 +335,7 @@ def run_repair(project: "Project", connection: "sa.Connection", executor: "Execu
             "the statements that ran are unknown; restore the file as it ran, run `schemashift repair undo`, "
             "then edit it and upgrade")
     step = protected_step(project, connection, dialect, row, original)
+    executor.clear_leftovers(dialect, row.failed_statement or row.running_statement, row.error or "")
     if row.statements_done == 0 and row.state == FAILED:
         position = Position(0, 0, [], [])  # the first statement failed: nothing changed
     else:
@@ -423,19 +424,21 @@ def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[in
         if indexes[k] is not None:
             units.append(([step.operations[k].inverse()], indexes[k], bounds[k][0], states[k + 1]))
     kept = backups.recorded(executor.connection, project.env.schema)
-    steps: list[tuple[Step, int]] = []
+    steps: list[tuple[Step, Step | None, int]] = []
     for operations, index, journal, start in units:  # all built (and refused) before anything runs
         statements, after = compile_operations(dialect, operations, start)
-        undo = Step(step.migration, direction, operations, statements, start, after, dialect)
-        if index is not None and any(_loses_values(executor.connection, op, start) for op in operations):
-            undo = backups.protect_step(undo, keep=project.env.keep_data, allow_data_loss=project.env.allow_data_loss,
-                                        kept=kept, registry_schema=project.env.schema,
-                                        indexes=[index] * len(operations), refuse=True)
-        steps.append((undo, journal))
+        plain = Step(step.migration, direction, operations, statements, start, after, dialect)
+        kept_step = None if index is None else backups.protect_step(
+            plain, keep=project.env.keep_data, allow_data_loss=project.env.allow_data_loss, kept=kept,
+            registry_schema=project.env.schema, indexes=[index] * len(operations), refuse=True)
+        steps.append((plain, kept_step, journal))
     if position.unwind:
         executor.out(f"taking back an interrupted operation: {'; '.join(op.describe() for op in position.unwind)}")
-    for undo, journal in steps:
-        for statement in undo.statements:
+    for plain, kept_step, journal in steps:
+        # an empty table or an all-NULL column loses nothing: no backup of it (asked just before it goes)
+        keeps = kept_step is not None and any(_loses_values(executor.connection, op, plain.before)
+                                              for op in plain.operations)
+        for statement in (kept_step if keeps else plain).statements:  # type: ignore[union-attr]
             executor.run_statement(statement, dialect)
         executor.journal_undone(step, journal)
     executor.abandon(step)
