@@ -279,7 +279,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         if dry_run:
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
-            _refuse_unmanaged(project, connection, recorder, plan)
+            _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
             for line in plan.lines() + backups.rows_at_risk(connection, plan):
                 out(line)
@@ -287,7 +287,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
-            _refuse_unmanaged(project, connection, recorder, plan)
+            _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
@@ -318,7 +318,7 @@ def _created_tables(plan: Plan) -> set[str]:
     return created
 
 
-def unmanaged_problem(project: Project, connection: sa.Connection, recorder: Recorder, wanted: set[str]) -> str | None:
+def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set[str]) -> str | None:
     """Why the database cannot be upgraded from base: it already holds tables of `wanted`, with no history.
 
     Only when the version table is missing or empty: a database that schemashift
@@ -333,7 +333,6 @@ def unmanaged_problem(project: Project, connection: sa.Connection, recorder: Rec
     inspector = sa.inspect(connection)
     own = recorder.own_tables | {REGISTRY}
     live: list[str] = []
-    default = project.env.schema
     for schema in sorted({key.rsplit(".", 1)[0] if "." in key else None for key in wanted} | {None},
                          key=lambda name: name or ""):
         try:
@@ -342,8 +341,7 @@ def unmanaged_problem(project: Project, connection: sa.Connection, recorder: Rec
             if connection.in_transaction():
                 connection.rollback()
             continue
-        live += [qualify(name, schema if schema != default else None) for name in names
-                 if name not in own and not name.startswith(PREFIX)]
+        live += [qualify(name, schema) for name in names if name not in own and not name.startswith(PREFIX)]
     if connection.in_transaction():
         connection.commit()
     clashes = sorted(key for key in live if key in wanted)
@@ -358,11 +356,11 @@ def unmanaged_problem(project: Project, connection: sa.Connection, recorder: Rec
             ": bring it under schemashift with `schemashift baseline` (or `schemashift stamp REV`)")
 
 
-def _refuse_unmanaged(project: Project, connection: sa.Connection, recorder: Recorder, plan: Plan) -> None:
+def _refuse_unmanaged(connection: sa.Connection, recorder: Recorder, plan: Plan) -> None:
     """Stop an upgrade from base before its first statement when its tables already exist (see `unmanaged_problem`)."""
     if plan.direction != UP or plan.start is not None or plan.empty:
         return
-    problem = unmanaged_problem(project, connection, recorder, _created_tables(plan))
+    problem = unmanaged_problem(connection, recorder, _created_tables(plan))
     if problem:
         raise UnmanagedDatabase(f"cannot upgrade: {problem}; nothing was changed")
 
@@ -577,15 +575,14 @@ def status(project: Project) -> StatusReport:
         pending = [m.revision for m in history.upgrade_path(current, history.head)] if not partial else []
         expected = state_at(history, current)
         unmanaged = None if partial or current is not None else \
-            unmanaged_problem(project, connection, recorder, set(state_at(history, history.head).tables))
+            unmanaged_problem(connection, recorder, set(state_at(history, history.head).tables))
         if unmanaged:
-            problems.append(unmanaged)
-            partial = unmanaged  # its drift would list every table as a drop: say why instead
-        differences = _live_differences(project, connection, expected) if not partial else []
+            problems.append(unmanaged)  # instead of its drift, which would list every table as a drop
+        differences = _live_differences(project, connection, expected) if not (partial or unmanaged) else []
         if current is not None and current == history.head and not differences and not problems:
             _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
-                        None if partial else not differences, differences)
+                        None if partial or unmanaged else not differences, differences)
 
 
 def _live_schemas(project: Project, expected: Schema) -> list[str | None]:

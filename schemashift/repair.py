@@ -34,6 +34,7 @@ from .errors import DatabaseStateError, SchemashiftError
 from .ops import (
     AddColumn,
     AddConstraint,
+    AlterSequence,
     CreateIndex,
     CreateSequence,
     CreateTable,
@@ -115,9 +116,7 @@ def _scope(operation: Operation) -> tuple[set[str], set[str]]:
     sequences: set[str] = set()
     if isinstance(operation, CreateSequence):
         sequences.add(operation.sequence.key)
-    elif hasattr(operation, "new") and isinstance(getattr(operation, "key", None), str):
-        sequences.add(operation.key)  # type: ignore[attr-defined] - AlterSequence
-    elif isinstance(operation, DropSequence):
+    elif isinstance(operation, (AlterSequence, DropSequence)):
         sequences.add(operation.key)
     return tables, sequences
 
