@@ -435,8 +435,9 @@ def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[in
         executor.out(f"taking back an interrupted operation: {'; '.join(op.describe() for op in position.unwind)}")
     for plain, kept_step, journal in steps:
         # an empty table or an all-NULL column loses nothing: no backup of it (asked just before it goes)
-        keeps = kept_step is not None and any(_loses_values(executor.connection, op, plain.before)
-                                              for op in plain.operations)
+        keeps = kept_step is not None and (
+            any(isinstance(op, backups.RestoreData) for op in kept_step.operations)
+            or any(_loses_values(executor.connection, op, plain.before) for op in plain.operations))
         for statement in (kept_step if keeps else plain).statements:  # type: ignore[union-attr]
             executor.run_statement(statement, dialect)
         executor.journal_undone(step, journal)

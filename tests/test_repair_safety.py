@@ -385,3 +385,42 @@ def test_locate_ignores_drift_beside_an_added_column() -> None:
     position = locate(step, _row("running", 0), Schema.of([done, UNRELATED]), get_dialect("mysql"))
     assert (position.ops_done, position.resume_at, position.finish, position.unwind) == (1, 1, [], [])
 
+
+
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+def test_undo_of_a_failed_downgrade_puts_the_rows_back(fresh_db: str, tmp_path: Path) -> None:
+    """A downgrade dropped a table (kept in a backup), then failed: `repair undo` re-creates it with its rows."""
+    url = fresh_db
+    directory = write_project(tmp_path, url, EMPTY_MODELS)
+    _migrate(directory, "keep", CreateTable(Table("keep", (_id(),), primary_key=PrimaryKey(("id",)))))
+    second = _migrate(directory, "t",
+                      ExecuteSQL("SELECT 1", reverse="SELECT nope FROM nowhere"),
+                      CreateTable(Table("t", (_id(), Column("v", INTEGER)), primary_key=PrimaryKey(("id",)))))
+    cli(directory, "upgrade")
+    execute(url, "INSERT INTO t (id, v) VALUES (1, 10), (2, 20)")
+    failed = cli(directory, "downgrade", "-1", check=False)
+    assert failed.returncode == 2 and "PARTLY downgraded" in failed.stderr, failed.stderr
+    assert "t" not in _tables(url)
+    cli(directory, "repair", "undo")
+    assert _current(directory) == second
+    assert fetch_rows(url, "SELECT id, v FROM t ORDER BY id") == [(1, 10), (2, 20)]
+    assert cli(directory, "status").stdout.count("PROBLEM") == 0
+
+
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+def test_undo_of_a_failed_upgrade_puts_a_dropped_column_back(fresh_db: str, tmp_path: Path) -> None:
+    """An upgrade dropped a column (kept in a backup), then failed: `repair undo` adds it back with its values."""
+    from schemashift.ops import DropColumn
+
+    url = fresh_db
+    directory = write_project(tmp_path, url, EMPTY_MODELS)
+    first = _migrate(directory, "t", CreateTable(Table("t", (_id(), Column("v", INTEGER)),
+                                                       primary_key=PrimaryKey(("id",)))))
+    cli(directory, "upgrade")
+    execute(url, "INSERT INTO t (id, v) VALUES (1, 10), (2, NULL)")
+    _migrate(directory, "drop v", DropColumn("t", "v"), ExecuteSQL("SELECT nope FROM nowhere", reverse="SELECT 1"))
+    failed = cli(directory, "upgrade", check=False)
+    assert failed.returncode == 2 and "PARTLY upgraded" in failed.stderr, failed.stderr
+    cli(directory, "repair", "undo")
+    assert _current(directory) == first
+    assert fetch_rows(url, "SELECT id, v FROM t ORDER BY id") == [(1, 10), (2, None)]
