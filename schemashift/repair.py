@@ -401,6 +401,56 @@ def _loses_values(connection: "sa.Connection", operation: Operation, state: Sche
     return bool(found)
 
 
+@dataclass
+class _Undo:
+    """One operation taken back: its statements plain and with backups, and the journal count once it is done."""
+
+    plain: Step
+    kept: Step
+    journal: int
+
+    def statements(self, connection: "sa.Connection") -> list[Statement]:
+        """With backups and restores, unless nothing would be kept or restored (asked just before it runs)."""
+        from .backups import RestoreData
+
+        if any(isinstance(op, RestoreData) for op in self.kept.operations):
+            return self.kept.statements
+        loses = any(_loses_values(connection, op, self.plain.before) for op in self.plain.operations)
+        return self.kept.statements if loses else self.plain.statements
+
+
+def _undo_parts(step: Step, indexes: list[int | None], position: Position) -> list[tuple[list[Operation], int, int, Schema]]:
+    """What undo takes back, in order: (operations, migration index, journal count after, schema before)."""
+    bounds, states = _op_bounds(step), _op_states(step)
+    parts: list[tuple[list[Operation], int, int, Schema]] = []
+    k = position.ops_done
+    if position.unwind and indexes[k] is not None:
+        parts.append((position.unwind, indexes[k], bounds[k][0], _with_live(states[k], position.live)))  # type: ignore[arg-type]
+    for k in reversed(range(position.ops_done)):
+        if indexes[k] is not None:  # the statements `protect` added have nothing to take back
+            parts.append(([step.operations[k].inverse()], indexes[k], bounds[k][0], states[k + 1]))  # type: ignore[arg-type]
+    return parts
+
+
+def _undo_plan(project: "Project", executor: "Executor", step: Step, indexes: list[int | None], position: Position,
+               dialect: "Dialect") -> list[_Undo]:
+    """Every part of the undo compiled and protected, before anything runs (a refusal changes nothing)."""
+    from . import backups
+    from .plan import compile_operations
+
+    direction = DOWN if step.direction == UP else UP
+    kept = backups.recorded(executor.connection, project.env.schema)
+    plan: list[_Undo] = []
+    for operations, index, journal, start in _undo_parts(step, indexes, position):
+        statements, after = compile_operations(dialect, operations, start)
+        plain = Step(step.migration, direction, operations, statements, start, after, dialect)
+        protected = backups.protect_step(plain, keep=project.env.keep_data, allow_data_loss=project.env.allow_data_loss,
+                                         kept=kept, registry_schema=project.env.schema,
+                                         indexes=[index] * len(operations), refuse=True)
+        plan.append(_Undo(plain, protected, journal))
+    return plan
+
+
 def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[int | None], position: Position,
           dialect: "Dialect") -> None:
     """Take back the half-run operation, then each whole one, newest first, journaling as it goes.
@@ -409,38 +459,13 @@ def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[in
     that operation's first statement, so an undo that fails or crashes half-way
     can be repaired again.
     """
-    from . import backups
-    from .plan import compile_operations
-
-    bounds = _op_bounds(step)
-    states = _op_states(step)
-    direction = DOWN if step.direction == UP else UP
-    units: list[tuple[list[Operation], int | None, int, Schema]] = []  # operations, migration index, journal, from
-    if position.unwind:
-        units.append((position.unwind, indexes[position.ops_done], bounds[position.ops_done][0],
-                      _with_live(states[position.ops_done], position.live)))
-    for k in reversed(range(position.ops_done)):
-        if indexes[k] is not None:
-            units.append(([step.operations[k].inverse()], indexes[k], bounds[k][0], states[k + 1]))
-    kept = backups.recorded(executor.connection, project.env.schema)
-    steps: list[tuple[Step, Step | None, int]] = []
-    for operations, index, journal, start in units:  # all built (and refused) before anything runs
-        statements, after = compile_operations(dialect, operations, start)
-        plain = Step(step.migration, direction, operations, statements, start, after, dialect)
-        kept_step = None if index is None else backups.protect_step(
-            plain, keep=project.env.keep_data, allow_data_loss=project.env.allow_data_loss, kept=kept,
-            registry_schema=project.env.schema, indexes=[index] * len(operations), refuse=True)
-        steps.append((plain, kept_step, journal))
+    plan = _undo_plan(project, executor, step, indexes, position, dialect)
     if position.unwind:
         executor.out(f"taking back an interrupted operation: {'; '.join(op.describe() for op in position.unwind)}")
-    for plain, kept_step, journal in steps:
-        # an empty table or an all-NULL column loses nothing: no backup of it (asked just before it goes)
-        keeps = kept_step is not None and (
-            any(isinstance(op, backups.RestoreData) for op in kept_step.operations)
-            or any(_loses_values(executor.connection, op, plain.before) for op in plain.operations))
-        for statement in (kept_step if keeps else plain).statements:  # type: ignore[union-attr]
+    for part in plan:
+        for statement in part.statements(executor.connection):
             executor.run_statement(statement, dialect)
-        executor.journal_undone(step, journal)
+        executor.journal_undone(step, part.journal)
     executor.abandon(step)
 
 
