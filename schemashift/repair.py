@@ -233,19 +233,28 @@ def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: "Dial
     if current >= len(bounds):
         return Position(current, done, [], [])
     operation = step.operations[current]
-    first, end = bounds[current]
-    no_effect = operation.data_only or states[current] == states[current + 1]
-    if live is None or no_effect:
+    if live is None or operation.data_only or states[current] == states[current + 1]:
         # nothing to observe (a backup, a guard, data): the journal is all we know
         return Position(current, done, [], [])
     scoped = _Scoped.of(operation, states[current], states[current + 1], live, dialect)
     label = f"{operation.describe()} (statement {done + 1} of {step.label})"
     if row.state == FAILED:
-        if done == first:
-            return Position(current, done, [], [])
-        unwind = scoped.to(scoped.before)  # statements first..done-1 of the operation ran
-        _check_unwind(unwind, scoped, label)
-        return Position(current, done, [], unwind, scoped.live)
+        return _after_failure(current, bounds[current], done, scoped, label)
+    return _after_crash(current, bounds[current], done, scoped, label)
+
+
+def _after_failure(current: int, bounds: tuple[int, int], done: int, scoped: _Scoped, label: str) -> Position:
+    """Statement `done` failed, changing nothing: the journal is exact; only a half-run operation needs a look."""
+    if done == bounds[0]:
+        return Position(current, done, [], [])
+    unwind = scoped.to(scoped.before)  # the operation's statements before `done` ran
+    _check_unwind(unwind, scoped, label)
+    return Position(current, done, [], unwind, scoped.live)
+
+
+def _after_crash(current: int, bounds: tuple[int, int], done: int, scoped: _Scoped, label: str) -> Position:
+    """Statement `done` was running: the objects of its operation tell whether it (or all of it) ran."""
+    first, end = bounds
     if scoped.live == scoped.after:
         return Position(current + 1, end, [], [])
     if scoped.live == scoped.before or (done == first and scoped.foreign_creations()):
