@@ -25,6 +25,7 @@ from .errors import (
     DatabaseStateError,
     DifferencesFound,
     SchemashiftError,
+    UnmanagedDatabase,
     mask_secrets,
     remember_secret,
 )
@@ -303,6 +304,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         if dry_run:
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
+            _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
             for line in plan.lines() + backups.rows_at_risk(connection, plan):
                 out(line)
@@ -310,6 +312,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             current = _checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
+            _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
@@ -323,6 +326,68 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             if plan.target is not None:
                 _remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
+
+
+def _created_tables(plan: Plan) -> set[str]:
+    """The keys of every table the steps of an upgrade `plan` create (or rename a table to)."""
+    from .ops import CreateTable, RenameTable
+    from .schema.model import qualify
+
+    created: set[str] = set()
+    for step in plan.steps:
+        for operation in step.operations:
+            if isinstance(operation, CreateTable):
+                created.add(operation.table.key)
+            elif isinstance(operation, RenameTable):
+                created.add(qualify(operation.new_name, operation.schema))
+    return created
+
+
+def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set[str]) -> str | None:
+    """Why the database cannot be upgraded from base: it already holds tables of `wanted`, with no history.
+
+    Only when the version table is missing or empty: a database that schemashift
+    never migrated. Tables the migrations never create may be there (another
+    application's, say) and do not count. None when there is no such collision.
+    """
+    if not wanted or recorder.applied():
+        return None
+    from .backups import PREFIX, REGISTRY
+    from .schema.model import qualify
+
+    inspector = sa.inspect(connection)
+    own = recorder.own_tables | {REGISTRY}
+    live: list[str] = []
+    for schema in sorted({key.rsplit(".", 1)[0] if "." in key else None for key in wanted} | {None},
+                         key=lambda name: name or ""):
+        try:
+            names = inspector.get_table_names(schema=schema)
+        except sa.exc.DBAPIError:  # a schema that does not exist yet
+            if connection.in_transaction():
+                connection.rollback()
+            continue
+        live += [qualify(name, schema) for name in names if name not in own and not name.startswith(PREFIX)]
+    if connection.in_transaction():
+        connection.commit()
+    clashes = sorted(key for key in live if key in wanted)
+    if not clashes:
+        return None
+    alembic = "alembic_version" in live and "alembic_version" not in wanted
+    tables = [key for key in live if not (alembic and key == "alembic_version")]
+    named = clashes + sorted(set(tables) - set(clashes))
+    shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    return (f"the database already holds {len(tables)} table(s) not created by schemashift ({shown}), "
+            f"{len(clashes)} of which the migrations create{' (and an Alembic alembic_version table)' if alembic else ''}"
+            ": bring it under schemashift with `schemashift baseline` (or `schemashift stamp REV`)")
+
+
+def _refuse_unmanaged(connection: sa.Connection, recorder: Recorder, plan: Plan) -> None:
+    """Stop an upgrade from base before its first statement when its tables already exist (see `unmanaged_problem`)."""
+    if plan.direction != UP or plan.start is not None or plan.empty:
+        return
+    problem = unmanaged_problem(connection, recorder, _created_tables(plan))
+    if problem:
+        raise UnmanagedDatabase(f"cannot upgrade: {problem}; nothing was changed")
 
 
 def _plan(history: History, dialect: Dialect, current: str | None, target: str, direction: str) -> Plan:
@@ -569,11 +634,15 @@ def status(project: Project) -> StatusReport:
         pending = [m.revision for m in history.upgrade_path(current, history.head)]
         unknown = [row.revision for row in applied.values() if row.complete and row.revision not in history]
         expected = state_at(history, current)
-        differences = _live_differences(project, connection, expected) if not partial else []
+        unmanaged = None if partial or current is not None else \
+            unmanaged_problem(connection, recorder, set(state_at(history, history.head).tables))
+        if unmanaged:
+            problems.append(unmanaged)  # instead of its drift, which would list every table as a drop
+        differences = _live_differences(project, connection, expected) if not (partial or unmanaged) else []
         if current is not None and current == history.head and not differences and not problems:
             _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
-                        None if partial or unknown else not differences, differences, unknown)
+                        None if partial or unmanaged or unknown else not differences, differences, unknown)
 
 
 def _not_created(project: Project) -> bool:

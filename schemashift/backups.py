@@ -44,7 +44,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, CreateTableAs, DropTable as SADropTable
@@ -507,19 +507,32 @@ def protect(plan: Plan, *, keep: bool, allow_data_loss: bool, kept: Mapping[str,
 
 
 def protect_step(step: Step, *, keep: bool, allow_data_loss: bool, kept: Mapping[str, Mapping[str, Any]] | None = None,
-                 registry_schema: str | None = None) -> Step:
-    """One step rewritten as `protect` would (for rebuilding a step, e.g. by `repair`)."""
-    context = _Context(keep, allow_data_loss, False, kept or {}, _Sql(step.plan_dialect, registry_table(registry_schema)))
-    return _protect_step(step, context)
+                 registry_schema: str | None = None, indexes: Sequence[int] | None = None,
+                 refuse: bool = False) -> Step:
+    """One step rewritten as `protect` would (for rebuilding a step, e.g. by `repair`).
+
+    `indexes`: each operation's index in its migration file (which names its
+    backup) when the step is not the whole migration; `refuse`: raise
+    `DataLossRefused` instead of marking an unkept loss.
+    """
+    context = _Context(keep, allow_data_loss, refuse, kept or {}, _Sql(step.plan_dialect, registry_table(registry_schema)))
+    return _protect_step(step, context, indexes)
 
 
-def _protect_step(step: Step, context: _Context) -> Step:
+def is_data_step(operation: Operation) -> bool:
+    """True for the operations `protect` adds (backups, restores, guards): no schema change to undo."""
+    return isinstance(operation, _DataStep)
+
+
+def _protect_step(step: Step, context: _Context, indexes: Sequence[int] | None = None) -> Step:
     builder = _StepBuilder(step, context)
     state = step.before
     groups = _statement_groups(step)
     count = len(step.operations)
     for position, (operation, statements) in enumerate(zip(step.operations, groups)):
         index = position if step.direction == UP else count - 1 - position
+        if indexes is not None:
+            index = indexes[position]
         after = operation.apply(state)
         builder.before(operation, state, index)
         builder.operation(operation, statements, state, after, index)

@@ -55,6 +55,10 @@ class DatabaseStateError(SchemashiftError):
     """The version table disagrees with the migrations (partly applied, tampered…)."""
 
 
+class UnmanagedDatabase(DatabaseStateError):
+    """The database already holds tables the migrations would create, but no schemashift history."""
+
+
 class ExecutionError(SchemashiftError):
     """A statement failed while migrating."""
 

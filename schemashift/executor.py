@@ -278,10 +278,10 @@ class Executor:
         first = step.statements[start_at] if start_at < len(step.statements) else None
         marked = first is not None and not self._atomic_data(step, first)
         running: dict[str, object] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
-        if resume:
+        if resume:  # the file as it runs now (repair refuses an edit once statements ran)
             self._commit_with(carry, lambda: self.recorder.update(
                 revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,
-                error=None, **running))
+                error=None, checksum=migration.checksum, **running))
         elif step.direction == UP:
             self._commit_with(carry, lambda: self.recorder.insert(
                 revision, migration.parent, migration.checksum, migration.message, RUNNING, **running))
@@ -349,6 +349,7 @@ class Executor:
         if self.connection.in_transaction():
             self.connection.rollback()
         self._open = False
+        self.clear_leftovers(step.plan_dialect, statement.sql, error)
         self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
                                                   running_statement=None, error=error))
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
@@ -375,6 +376,23 @@ class Executor:
             self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
+
+    def clear_leftovers(self, dialect: "Dialect", sql: str | None, error: str) -> None:
+        """Remove what a failed statement left behind where the database does not (see `Dialect.leftovers_of_failure`)."""
+        if not sql:
+            return
+        try:
+            for cleanup in dialect.leftovers_of_failure(self.connection, sql, error):
+                self._autocommit(cleanup)
+                self.out(f"removed what the failed statement left: {cleanup}")
+        except sa.exc.DBAPIError:  # the connection may be what failed: repair tries again
+            if self.connection.in_transaction():
+                self.connection.rollback()
+
+    def journal_undone(self, step: Step, done: int) -> None:
+        """Record that `repair undo` took back every statement from `done` on (the row says `done` ran)."""
+        self._commit(lambda: self.recorder.update(step.migration.revision, state=FAILED, statements_done=done,
+                                                  running_statement=None))
 
     def abandon(self, step: Step) -> None:
         """Record that a partly run step was undone: the revision is as before the step."""

@@ -117,6 +117,11 @@ def _compile(dialect: "Dialect", operations: list[Operation], state: Schema) -> 
     return statements, state
 
 
+def compile_operations(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+    """The statements that run `operations` on a database at schema `state`, and the schema after them."""
+    return _compile(dialect, operations, state)
+
+
 def up_step(dialect: "Dialect", migration: "Migration", before: Schema) -> Step:
     """The step that applies `migration` to a database at schema `before`."""
     resolved, _ = resolve_all(migration.operations, before)

@@ -150,6 +150,14 @@ class Dialect:
         """`schema` in the form this database reflects it, so live and model schemas compare equal."""
         return schema
 
+    def leftovers_of_failure(self, connection: "sa.Connection", sql: str, error: str) -> list[str]:
+        """Statements (run outside a transaction) removing what the failed statement `sql` left behind.
+
+        A failed statement changes nothing on most databases (a transaction, or
+        atomic DDL); a dialect overrides this for the exceptions.
+        """
+        return []
+
     @contextmanager
     def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""

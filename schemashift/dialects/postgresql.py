@@ -45,6 +45,11 @@ _NO_TRANSACTION = re.compile(
     r"\s+CONCURRENTLY\b|VACUUM\b|ALTER\s+SYSTEM\b|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)\b)",
     re.IGNORECASE | re.DOTALL,
 )
+#: ``CREATE [UNIQUE] INDEX CONCURRENTLY name``: a failure leaves the index behind, INVALID.
+_CONCURRENT_INDEX = re.compile(
+    r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>"(?:[^"]|"")+"|[^\s"(]+)\s+ON\b',
+    re.IGNORECASE,
+)
 #: How PostgreSQL shows ``x IN (…)`` / ``x NOT IN (…)`` in reflected checks: ``x = ANY (ARRAY[…])``.
 _ANY_ARRAY = re.compile(
     r"(?P<op>=\s*ANY|<>\s*ALL)\s*\(\s*\(?\s*ARRAY\s*\[(?P<items>[^\]]*)\]\s*\)?\s*(?:::[\w ]+\[\])?\s*\)",
@@ -160,6 +165,25 @@ class PostgreSQLDialect(Dialect):
         Also False for statements PostgreSQL refuses in a transaction block (``CREATE INDEX CONCURRENTLY``…).
         """
         return not (_ADD_VALUE.match(sql) or _NO_TRANSACTION.match(sql))
+
+    def leftovers_of_failure(self, connection: sa.Connection, sql: str, error: str) -> list[str]:
+        """A failed ``CREATE INDEX CONCURRENTLY`` leaves its index INVALID: drop it (it is this statement's own).
+
+        Not when the failure was that the name exists: then the index is someone else's.
+        """
+        match = _CONCURRENT_INDEX.match(sql)
+        if match is None or "already exists" in error:
+            return []
+        name = match["name"]
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+        query = sa.text(
+            "SELECT n.nspname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = :name AND NOT i.indisvalid AND n.nspname = ANY (current_schemas(false))")
+        schemas = [row[0] for row in connection.execute(query, {"name": name})]
+        if connection.in_transaction():
+            connection.commit()
+        return [f"DROP INDEX CONCURRENTLY IF EXISTS {self.quote(schema)}.{self.quote(name)}" for schema in schemas[:1]]
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
