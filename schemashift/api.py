@@ -652,7 +652,7 @@ def _not_created(project: Project) -> bool:
     try:
         url = sa.make_url(project.url)
         dialect = get_dialect(url.get_backend_name())
-    except (ConfigError, sa.exc.ArgumentError):
+    except Exception:  # noqa: BLE001 - a bad URL is reported where the database is opened
         return False
     dialect.check_settings(project.env)
     return dialect.database_missing(url)

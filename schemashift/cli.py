@@ -531,6 +531,10 @@ def _file_error(exc: OSError) -> Exception:
     return Exception(f"{exc.strerror or type(exc).__name__}: {exc.filename}")
 
 
+#: SQLAlchemy driver names of async DB-API adapters (``dialect+driver://`` URLs).
+ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy", "aioodbc", "oracledb_async"})
+
+
 def _uses_async_driver(args: argparse.Namespace) -> bool:
     """True when the command's database URL names an async driver (then it runs on an event loop)."""
     if args.command in ("init", "manifest", "rebase", "generate", "check"):
@@ -544,11 +548,8 @@ def _uses_async_driver(args: argparse.Namespace) -> bool:
             url = load_config(args.config).env(args.env).url
         except SchemashiftError:
             return False  # the command reports the configuration error itself
-    if not url or "+" not in url.split("://", 1)[0]:
-        return False  # no driver named: a sync default
-    from .sacompat import is_async_url
-
-    return is_async_url(url)
+    scheme = url.split("://", 1)[0] if url else ""
+    return scheme.partition("+")[2] in ASYNC_DRIVERS  # a name check: `--help`-cheap paths import no SQLAlchemy
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -571,6 +571,7 @@ def load_models(config: Config) -> list["sa.MetaData"]:
     importlib.invalidate_caches()
     result: list[sa.MetaData] = []
     for spec in config.models:
+        forget_foreign_modules(spec.partition(":")[0].strip(), config.root)
         with paused():  # building thousands of model classes, not garbage
             target = _import_target(spec)
         metadata = target if isinstance(target, sa.MetaData) else getattr(target, "metadata", None)
@@ -581,6 +582,24 @@ def load_models(config: Config) -> list["sa.MetaData"]:
         if not any(metadata is seen for seen in result):
             result.append(metadata)
     return result
+
+
+def forget_foreign_modules(module_name: str, root: Path) -> None:
+    """Drop `module_name` and its packages from `sys.modules` where they were imported from outside `root`
+    while `root` has a module of that name: another project in this process imported its own ``app.models``."""
+    parts = module_name.split(".")
+    for depth in range(len(parts), 0, -1):
+        name = ".".join(parts[:depth])
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None)
+        local = root.joinpath(*parts[:depth])
+        if module is None or origin is None:
+            continue
+        if not (local.with_suffix(".py").is_file() or (local / "__init__.py").is_file()):
+            continue
+        if not Path(origin).resolve().is_relative_to(root.resolve()):
+            for loaded in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+                del sys.modules[loaded]
 
 
 def _import_target(spec: str) -> Any:

@@ -235,8 +235,8 @@ def incompatible(ctx: Context) -> Iterator[str]:
     elif isinstance(op, ops.AddColumn):
         column = op.column
         if not column.nullable and column.default is None and column.identity is None and column.computed is None \
-                and not column.autoincrement and not getattr(op, "fill", None):
-            yield "SS303"
+                and not column.autoincrement:
+            yield "SS303"  # a one-off fill serves the rows already there, not the inserts of running code
 
 
 def online_alter(ctx: Context) -> Iterator[str]:

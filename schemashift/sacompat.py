@@ -21,14 +21,6 @@ def greenlet_spawn(function, *args, **kwargs):  # type: ignore[no-untyped-def]
     return spawn(function, *args, **kwargs)
 
 
-def is_async_url(url: str) -> bool:
-    """True when `url` names an async driver (asyncpg, aiosqlite, aiomysql, asyncmy, psycopg async, ...)."""
-    try:
-        return bool(sa.make_url(url).get_dialect().is_async)
-    except Exception:  # noqa: BLE001 - a bad URL or a missing driver is reported by the command itself
-        return False
-
-
 def driver_in_transaction(dbapi_connection: object) -> bool:
     """Whether a DB-API connection (or SQLAlchemy's adapter around an async driver's) has a transaction open."""
     flag = getattr(dbapi_connection, "in_transaction", None)

@@ -64,7 +64,8 @@ def project_with(tmp_path: Path, after: str) -> Path:
     directory = write_project(tmp_path, PG, models())
     cli(directory, "generate", "-m", "base")
     set_models(directory, after)
-    cli(directory, "generate", "-m", "change", "--no-rename")
+    fills = ["--default", "t.n=0"] if 'sa.Column("n"' in after else []
+    cli(directory, "generate", "-m", "change", "--no-rename", *fills)
     return directory
 
 
