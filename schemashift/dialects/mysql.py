@@ -243,6 +243,7 @@ class MySQLDialect(Dialect):
         """
 
         case_sensitive_quotes = False
+        option_prefix = "mysql"
         synonyms = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
@@ -277,13 +278,27 @@ class MySQLDialect(Dialect):
             uniques = list(table.uniques)
             indexes = []
             for index in table.indexes:
-                if index.unique and not index.expressions and not index.where:
+                if index.unique and not index.expressions and not index.option("mysql_prefix"):
                     uniques.append(UniqueConstraint(index.columns, index.name))
                 elif not index.unique and any(self.implicit_index(index, fk) for fk in table.foreign_keys):
                     continue
                 else:
                     indexes.append(index)
             return table.evolve(uniques=uniques, indexes=indexes)
+
+        def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """FULLTEXT/SPATIAL and key-part lengths; ``USING`` is not compared (InnoDB silently makes HASH a BTREE)."""
+            found: dict[str, object] = {}
+            if options.get("prefix"):
+                found["prefix"] = str(options["prefix"]).upper()
+            length = options.get("length")
+            if length is not None:
+                elements = index.columns + index.expressions
+                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                pairs = tuple((str(c), int(lengths[c])) for c in elements if lengths.get(c) is not None)  # type: ignore[call-overload]
+                if pairs:
+                    found["length"] = pairs
+            return found
 
         @staticmethod
         def implicit_index(index: Index, fk: ForeignKey) -> bool:

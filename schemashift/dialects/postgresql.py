@@ -20,6 +20,7 @@ from ..schema.model import (
     Constraint,
     ForeignKey,
     Identity,
+    Index,
     PrimaryKey,
     Schema,
     Table,
@@ -424,6 +425,8 @@ class PostgreSQLDialect(Dialect):
         """
 
         default_schema = "public"
+        option_prefix = "postgresql"
+        partial_indexes = True
         strips_casts = True
         computed_stored_by_default = True
         has_sequences = True
@@ -448,6 +451,22 @@ class PostgreSQLDialect(Dialect):
 
         def expression(self, sql: str) -> str:
             return super().expression(_in_list(sql))
+
+        def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """Access method (but btree), INCLUDE columns, operator classes, storage parameters, NULLS NOT DISTINCT."""
+            found: dict[str, object] = {}
+            using = str(options.get("using") or "btree").lower()
+            if using != "btree":
+                found["using"] = using
+            if options.get("include"):
+                found["include"] = tuple(str(c) for c in options["include"])  # type: ignore[attr-defined]
+            if options.get("ops"):
+                found["ops"] = tuple(sorted((str(k), str(v)) for k, v in norm.option_pairs(options["ops"])))
+            if options.get("with"):
+                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in norm.option_pairs(options["with"])))
+            if options.get("nulls_not_distinct"):
+                found["nulls_not_distinct"] = True
+            return found
 
         def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
             if kind == "pk":

@@ -161,6 +161,8 @@ class SQLiteDialect(Dialect):
         keeps_comments = False
         case_sensitive_quotes = False
         has_identity = False
+        option_prefix = "sqlite"
+        partial_indexes = True
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)

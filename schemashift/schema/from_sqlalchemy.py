@@ -25,6 +25,7 @@ from .model import (
     Sequence,
     Table,
     UniqueConstraint,
+    option_value,
     qualify,
 )
 from .satypes import from_sa_type
@@ -129,31 +130,31 @@ def _index(index: sa.Index) -> Index:
             columns.append(element)
         else:
             expressions.append(sql_text(element))
+    options = dict(index_options(index))
     where = None
-    for dialect in ("postgresql", "sqlite"):
-        predicate = _dialect_option(index, dialect, "where")
-        if predicate is not None:
-            where = sql_text(predicate)
+    if options.get("postgresql_where") is not None and options.get("postgresql_where") == options.get("sqlite_where"):
+        where = options.pop("postgresql_where")  # partial on every database that can: the neutral form
+        del options["sqlite_where"]
     return Index(
         name=str(index.name),
         columns=tuple(columns),
         unique=bool(index.unique),
         expressions=tuple(expressions),
-        where=where,
+        where=where,  # type: ignore[arg-type]
+        options=tuple(options.items()),
     )
 
 
-def _dialect_option(item: sa.Index, dialect: str, name: str) -> Any:
-    """The ``<dialect>_<name>`` keyword `item` was given, or None.
+def index_options(item: sa.Index) -> list[tuple[str, object]]:
+    """The dialect options `item` was given (``postgresql_using``, ``mysql_length`` …), as `option_value`s.
 
-    Reads SQLAlchemy's option store without filling it: looking an option up
-    through ``item.kwargs`` creates an empty entry per dialect and object (several
-    MiB for thousands of indexes). The store exists only once options were given.
+    Only options given are read, without filling SQLAlchemy's option store: looking
+    options up creates an empty entry per dialect and object (several MiB for
+    thousands of indexes). The store exists only once options were given.
     """
-    options = item.__dict__.get("dialect_options")
-    if options is None or dialect not in options:
-        return None
-    return options[dialect].get(name)
+    if item.__dict__.get("dialect_options") is None:
+        return []
+    return sorted((key, option_value(value, sql_text)) for key, value in item.dialect_kwargs.items())
 
 
 def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:

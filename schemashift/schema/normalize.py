@@ -43,6 +43,7 @@ from types import MappingProxyType
 from typing import Callable, ClassVar, Hashable, Iterable, Mapping, TypeVar
 
 from .model import (
+    BUILD_OPTIONS,
     CheckConstraint,
     Column,
     Computed,
@@ -350,6 +351,15 @@ def postgres_generated(name: str, table: str, seconds: Iterable[str | None], lab
     return any(object_name(table, second, label + suffix) == name for second in seconds for suffix in suffixes)
 
 
+def option_pairs(value: object) -> list[tuple[object, object]]:
+    """The ``(key, value)`` pairs of a mapping-valued option (a mapping, or `option_value`'s tuple of pairs)."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, tuple):
+        return [item for item in value if isinstance(item, tuple) and len(item) == 2]
+    return []
+
+
 def _memoized(memo: dict[Hashable, V], key: Hashable, compute: Callable[[], V]) -> V:
     """``memo[key]``, computed (and kept) by `compute` the first time."""
     try:
@@ -392,6 +402,10 @@ class Normalizer:
     has_identity: ClassVar[bool] = True
     #: Standalone sequences exist (else they, and columns' use of them, are not compared).
     has_sequences: ClassVar[bool] = False
+    #: The prefix of this database's SQLAlchemy dialect options (``postgresql`` in ``postgresql_using``).
+    option_prefix: ClassVar[str] = ""
+    #: Partial indexes (``CREATE INDEX … WHERE``) exist.
+    partial_indexes: ClassVar[bool] = False
     #: The bounds an ascending (descending) sequence gets by default.
     sequence_max: ClassVar[int] = 2**63 - 1
     sequence_min: ClassVar[int] = -(2**63)
@@ -600,15 +614,36 @@ class Normalizer:
         return CheckConstraint(self.canonical_expression(check.sql), self._name(table, "check", (), check.name))
 
     def index(self, table: Table, index: Index) -> Index:
-        """An index with canonical expression and predicate text."""
+        """An index as this database builds it: canonical expressions, its own predicate and options.
+
+        The predicate is the index's own one for this database (``<prefix>_where``)
+        or else the neutral `Index.where`, where the database has partial indexes;
+        options of other databases are left out, as ``create_all`` ignores them.
+        """
+        own = self.own_options(index)
+        where = own.pop("where", None) or index.where if self.partial_indexes else None
+        options = self.index_options(index, own)
         return Index(
             name=index.name,
             columns=tuple(index.columns),
             unique=bool(index.unique),
             expressions=tuple(self.canonical_expression(e) for e in index.expressions),
-            where=self.canonical_expression(index.where) if index.where else None,
-            options=(),  # DDL-time options (postgresql_concurrently…) are neither reflected nor in models
+            where=self.canonical_expression(str(where)) if where else None,
+            options=tuple(sorted((f"{self.option_prefix}_{key}", value) for key, value in options.items())),
         )
+
+    def own_options(self, index: Index) -> dict[str, object]:
+        """This database's options of `index` by bare name (``using``, ``where`` …), build-only ones left out."""
+        prefix = self.option_prefix + "_"
+        return {
+            key[len(prefix) :]: value
+            for key, value in index.options
+            if key.startswith(prefix) and key not in BUILD_OPTIONS and value is not None
+        }
+
+    def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
+        """The options compared, by bare name, in canonical form (those the database reports back); base: none."""
+        return {}
 
 
 _SHARED: dict[type[Normalizer], Normalizer] = {}

@@ -63,9 +63,21 @@ def sa_index(index: Index, table: sa.Table) -> sa.Index:
         kwargs["postgresql_where"] = sa.text(index.where)
         kwargs["sqlite_where"] = sa.text(index.where)
     for key, value in index.options:
-        kwargs[key] = value
+        kwargs[key] = sa_option(key, value)
     # `_table` binds indexes made only of expressions, which SQLAlchemy cannot tie to a table itself
     return sa.Index(index.name, *elements, unique=index.unique, _table=table, **kwargs)
+
+
+def sa_option(key: str, value: object) -> object:
+    """A dialect option's value as SQLAlchemy takes it (see `model.option_value`): predicates as SQL text,
+    tuples of pairs as mappings, other tuples as lists."""
+    if key.endswith("_where") and isinstance(value, str):
+        return sa.text(value)
+    if isinstance(value, tuple):
+        if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
+            return {item[0]: sa_option("", item[1]) for item in value}
+        return [sa_option("", item) for item in value]
+    return value
 
 
 def sa_table(

@@ -1,0 +1,197 @@
+"""Indexes, table options, constraints and identifiers exactly as `create_all` builds them.
+
+For each model: `create_all` on one fresh database, generate + upgrade on
+another; SQLAlchemy's own inspector reads both and they must be equal (indexes
+with their dialect options, unique constraints, foreign keys, checks, table
+options); `diff` is clean on both. Options of another database are ignored as
+`create_all` ignores them. Models `create_all` cannot build, and identifiers the
+databases refuse, stop `generate` with one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.pool import NullPool
+
+from conftest import create_database, drop_database
+from features_cycle import Cycle
+from helpers import cli, write_project
+from schemashift import api
+
+PG_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+MYSQL_ONLY = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+
+
+@pytest.fixture
+def other_db(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A second fresh database on `backend` (for `create_all`)."""
+    name = f"ss_ix_ref_{uuid.uuid4().hex[:8]}"
+    url = create_database(backend, name, tmp_path)
+    yield url
+    drop_database(backend, name)
+
+
+def inspected(url: str) -> dict[str, Any]:
+    """What SQLAlchemy's inspector reads of every table (schemashift's own tables left out)."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            found: dict[str, Any] = {}
+            for table in sorted(inspector.get_table_names()):
+                if table.startswith(("_schemashift_", "schemashift_")):
+                    continue
+                options = inspector.get_table_options(table)
+                found[table] = {
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"], c.get("computed")) for c in inspector.get_columns(table)
+                    ],
+                    "indexes": sorted(
+                        (_plain(i) for i in inspector.get_indexes(table)), key=lambda i: str(i["name"])
+                    ),
+                    "uniques": sorted((_plain(u) for u in inspector.get_unique_constraints(table)), key=repr),
+                    "foreign_keys": sorted((_plain(f) for f in inspector.get_foreign_keys(table)), key=repr),
+                    "checks": sorted((_plain(c) for c in inspector.get_check_constraints(table)), key=repr),
+                    "options": {k: v for k, v in options.items() if not k.endswith("auto_increment")},
+                }
+            return found
+    finally:
+        engine.dispose()
+
+
+def _plain(item: Any) -> Any:
+    """`item` with SQL expressions (compared by identity) as their text."""
+    if isinstance(item, dict):
+        return {key: _plain(value) for key, value in item.items()}
+    if isinstance(item, list):
+        return [_plain(value) for value in item]
+    return str(item) if isinstance(item, sa.sql.ClauseElement) else item
+
+
+def assert_same(built: dict[str, Any], reference: dict[str, Any]) -> None:
+    """Equal inspections, failing on the first part that differs (readably)."""
+    assert sorted(built) == sorted(reference)
+    for table, parts in reference.items():
+        for part, value in parts.items():
+            assert built[table][part] == value, f"{table} {part}:\n  built     {built[table][part]}\n  reference {value}"
+
+
+def create_all(url: str, metadata: sa.MetaData) -> None:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def assert_as_create_all(
+    cycle: Cycle, reference_url: str, models: Callable[[], sa.MetaData], directory: Path
+) -> None:
+    """generate + upgrade on `cycle` and create_all on `reference_url` build what the inspector reads alike."""
+    create_all(reference_url, models())
+    cycle.generate(models(), "v1")
+    cycle.upgrade()
+    assert_same(inspected(cycle.url), inspected(reference_url))
+    assert cycle.diff(models()) == []
+    reference = Cycle(directory / "reference", reference_url)
+    assert reference.diff(models()) == []
+
+
+def mixed_models() -> sa.MetaData:
+    """Options of every database on tables every database can build."""
+    metadata = sa.MetaData()
+    doc = sa.Table(
+        "doc",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a", sa.String(100)),
+        sa.Column("b", sa.String(100)),
+        sa.Column("n", sa.Integer),
+        sa.Column("body", sa.Text),
+    )
+    sa.Index("ix_doc_ab", doc.c.a, doc.c.b, postgresql_where=sa.text("a IS NOT NULL OR b IS NOT NULL"))
+    sa.Index("ix_doc_both", doc.c.n, postgresql_where=doc.c.n > 5, sqlite_where=doc.c.n > 5)
+    sa.Index("ix_doc_lite", doc.c.b, sqlite_where=sa.text("b IS NOT NULL"))
+    sa.Index("ix_doc_incl", doc.c.a, postgresql_include=["n"])
+    sa.Index("ix_doc_hash", doc.c.b, postgresql_using="hash")
+    sa.Index("ix_doc_brin", doc.c.n, postgresql_using="brin")
+    sa.Index("ix_doc_ops", doc.c.a, postgresql_ops={"a": "varchar_pattern_ops"})
+    sa.Index("ix_doc_with", doc.c.n, doc.c.id, postgresql_with={"fillfactor": 70})
+    sa.Index("ux_doc_ab", doc.c.a, doc.c.b, unique=True, postgresql_nulls_not_distinct=True)
+    sa.Index("ix_doc_body", doc.c.body, mysql_length=20)
+    sa.Index("ix_doc_len", doc.c.a, doc.c.b, mysql_length={"a": 10, "b": 12})
+    sa.Index("ix_doc_using", doc.c.n, mysql_using="btree")
+    return metadata
+
+
+def test_index_options_as_create_all(cycle: Cycle, other_db: str, tmp_path: Path) -> None:
+    assert_as_create_all(cycle, other_db, mixed_models, tmp_path)
+
+
+@pytest.fixture
+def cycle(fresh_db: str, tmp_path: Path) -> Cycle:
+    return Cycle(tmp_path / "project", fresh_db)
+
+
+def pg_models() -> sa.MetaData:
+    metadata = sa.MetaData()
+    item = sa.Table(
+        "item",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("tags", postgresql.ARRAY(sa.Integer)),
+        sa.Column("span", postgresql.INT4RANGE),
+        sa.Column("doc", postgresql.JSONB),
+    )
+    sa.Index("ix_item_tags", item.c.tags, postgresql_using="gin")
+    sa.Index("ix_item_span", item.c.span, postgresql_using="gist")
+    sa.Index("ix_item_doc", item.c.doc, postgresql_using="gin", postgresql_ops={"doc": "jsonb_path_ops"})
+    return metadata
+
+
+@PG_ONLY
+def test_postgresql_access_methods_as_create_all(cycle: Cycle, other_db: str, tmp_path: Path) -> None:
+    assert_as_create_all(cycle, other_db, pg_models, tmp_path)
+
+
+def mysql_models() -> sa.MetaData:
+    metadata = sa.MetaData()
+    note = sa.Table(
+        "note",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("title", sa.String(200)),
+        sa.Column("body", sa.Text),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+        mysql_row_format="DYNAMIC",
+    )
+    sa.Index("ft_note", note.c.title, note.c.body, mysql_prefix="FULLTEXT")
+    sa.Table("plain", metadata, sa.Column("id", sa.Integer, primary_key=True), mysql_engine="MyISAM")
+    return metadata
+
+
+@MYSQL_ONLY
+def test_mysql_table_options_as_create_all(cycle: Cycle, other_db: str, tmp_path: Path) -> None:
+    assert_as_create_all(cycle, other_db, mysql_models, tmp_path)
+
+
+def test_index_option_change_is_shown(cycle: Cycle) -> None:
+    """A changed predicate or option is a difference that names what changed."""
+    cycle.generate(mixed_models(), "v1")
+    cycle.upgrade()
+    changed = mixed_models()
+    doc = changed.tables["doc"]
+    index = next(i for i in doc.indexes if i.name == "ix_doc_both")
+    doc.indexes.discard(index)
+    sa.Index("ix_doc_both", doc.c.n, postgresql_where=doc.c.n > 7, sqlite_where=doc.c.n > 7)
+    lines = cycle.diff(changed)
+    assert lines, "a changed predicate must be reported"
+    assert any("n > 7" in line for line in lines), lines
