@@ -130,7 +130,7 @@ def _index(index: sa.Index) -> Index:
             columns.append(element)
         else:
             expressions.append(sql_text(element))
-    options = dict(index_options(index))
+    options = dict(dialect_options(index))
     where = None
     if options.get("postgresql_where") is not None and options.get("postgresql_where") == options.get("sqlite_where"):
         where = options.pop("postgresql_where")  # partial on every database that can: the neutral form
@@ -145,7 +145,7 @@ def _index(index: sa.Index) -> Index:
     )
 
 
-def index_options(item: sa.Index) -> list[tuple[str, object]]:
+def dialect_options(item: sa.Index | sa.Table) -> list[tuple[str, object]]:
     """The dialect options `item` was given (``postgresql_using``, ``mysql_length`` …), as `option_value`s.
 
     Only options given are read, without filling SQLAlchemy's option store: looking
@@ -228,6 +228,7 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
         checks=tuple(checks),
         schema=table.schema,
         comment=table.comment,
+        options=tuple(dialect_options(table)),
     )
 
 

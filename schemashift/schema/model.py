@@ -203,6 +203,8 @@ class Table:
     checks: tuple[CheckConstraint, ...] = ()
     schema: str | None = None
     comment: str | None = None
+    #: The model's dialect options (``mysql_engine``, ``sqlite_autoincrement`` …), as `Index.options`.
+    options: tuple[tuple[str, OptionValue], ...] = ()
 
     @property
     def key(self) -> str:

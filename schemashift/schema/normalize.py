@@ -171,6 +171,80 @@ def _unwrap_atoms(tokens: list[Token]) -> list[Token]:
     return tokens
 
 
+#: Binding strength of binary operators (higher binds tighter), for dropping redundant parentheses.
+_PRECEDENCE = {
+    "or": 1, "and": 2, "not": 3,
+    "is": 4, "like": 4, "ilike": 4, "in": 4, "between": 4, "similar": 4, "isnull": 4, "notnull": 4,
+    "=": 4, "==": 4, "<>": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4, "~~": 4, "~~*": 4, "!~~": 4, "!~~*": 4,
+    "||": 5, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
+}
+#: Words after which ``(`` opens a group (not a call, list or subquery).
+_GROUP_AFTER = {"and", "or", "not"}
+
+
+def _precedence(token: Token | None) -> int:
+    """How tightly the operator `token` binds (0: not an operator, or none)."""
+    if token is None or token[0] not in ("op", "word"):
+        return 0
+    return _PRECEDENCE.get(token[1].lower(), 0)
+
+
+def _drop_group_parens(tokens: list[Token]) -> list[Token]:
+    """Remove parentheses that change nothing: ``((a IS NULL) OR (b > 1))`` -> ``a IS NULL OR b > 1``.
+
+    A group goes when everything in it binds tighter than the operators on both
+    sides (or it is an AND inside ANDs, an OR inside ORs), as PostgreSQL adds them
+    when it prints an expression back. Calls, lists and subqueries keep theirs.
+    """
+    index = 0
+    while index < len(tokens):
+        if tokens[index][1] != "(" or not _opens_group(tokens, index):
+            index += 1
+            continue
+        close = _matching_paren(tokens, index)
+        if close < 0:
+            return tokens
+        inner = _inner_precedence(tokens[index + 1 : close])
+        before = tokens[index - 1] if index > 0 else None
+        after = tokens[close + 1] if close + 1 < len(tokens) else None
+        outer = max(_precedence(before), _precedence(after))
+        same = inner == outer and outer in (1, 2)
+        if inner is not None and (inner > outer or same):
+            tokens = tokens[:index] + tokens[index + 1 : close] + tokens[close + 1 :]
+            index = max(index - 1, 0)
+            continue
+        index += 1
+    return tokens
+
+
+def _opens_group(tokens: list[Token], index: int) -> bool:
+    """True when the ``(`` at `index` opens a parenthesised expression."""
+    if index == 0:
+        return True
+    kind, text = tokens[index - 1]
+    if kind == "word":
+        return text.lower() in _GROUP_AFTER
+    return kind == "op" and text not in (")", "]")
+
+
+def _inner_precedence(tokens: list[Token]) -> int | None:
+    """The loosest operator at the top level of a group (a large number when none); None for lists and subqueries."""
+    loosest = 99
+    depth = 0
+    for kind, text in tokens:
+        if text in ("(", "["):
+            depth += 1
+        elif text in (")", "]"):
+            depth -= 1
+        elif depth == 0:
+            if text == "," or (kind == "word" and text.lower() in ("select", "values", "case")):
+                return None
+            strength = _precedence((kind, text))
+            if strength:
+                loosest = min(loosest, strength)
+    return loosest
+
+
 def _merge_signs(tokens: list[Token]) -> list[Token]:
     """Join a unary minus or plus to the number after it (``- 1`` -> ``-1``)."""
     result: list[Token] = []
@@ -224,7 +298,7 @@ def canonical_sql(
     tokens = tokenize(sql)
     if casts:
         tokens = strip_casts(tokens)
-    tokens = strip_outer_parens(_unwrap_atoms(_merge_signs(tokens)))
+    tokens = strip_outer_parens(_drop_group_parens(_unwrap_atoms(_merge_signs(tokens))))
     return render_tokens(tokens, case_sensitive_quotes=case_sensitive_quotes, synonyms=synonyms)
 
 

@@ -108,7 +108,8 @@ def sa_table(
             if fk.ref_key != table.key or name is not None:
                 _stub_for(fk, metadata, schema)
             items.append(sa_foreign_key(fk))
-    result = sa.Table(name or table.name, metadata, *items, schema=table.schema, comment=table.comment)
+    options = {key: sa_option(key, value) for key, value in table.options}
+    result = sa.Table(name or table.name, metadata, *items, schema=table.schema, comment=table.comment, **options)
     if include_indexes:
         for index in table.indexes:
             sa_index(index, result)
