@@ -10,6 +10,7 @@ databases refuse, stop `generate` with one line (exit 2).
 
 from __future__ import annotations
 
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -197,3 +198,86 @@ def test_index_option_change_is_shown(cycle: Cycle) -> None:
     shown = "(b, 14)" if cycle.dialect == "mysql" else "n > 7"
     assert any(shown in line for line in lines), lines
     assert len(lines) == 2, lines  # the other database's option is no difference here
+
+
+# -- models no database can build: refused by generate, one line, exit 2 --------------
+
+LONG = "t" * 72
+SERVER_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/none",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/none",
+}
+
+REFUSED = {
+    "long table name": (
+        f"""
+        class Item(Base):
+            __tablename__ = "{LONG}"
+            id: Mapped[int] = mapped_column(primary_key=True)
+        """,
+        ["table name", LONG, "72 characters"],
+    ),
+    "long generated index name": (
+        """
+        class Item(Base):
+            __tablename__ = "a_rather_long_table_name_for_the_purpose_of_testing_limits_x"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            some_quite_long_column_name_here: Mapped[str] = mapped_column(sa.String(20), index=True)
+        """,
+        ["index name", "ix_a_rather_long_table_name"],
+    ),
+    "index with no columns": (
+        """
+        class Item(Base):
+            __tablename__ = "item"
+            __table_args__ = (sa.Index("ix_item_nothing"),)
+            id: Mapped[int] = mapped_column(primary_key=True)
+        """,
+        ["ix_item_nothing", "no columns"],
+    ),
+    "foreign key to a non-unique column": (
+        """
+        class Parent(Base):
+            __tablename__ = "parent"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            code: Mapped[str] = mapped_column(sa.String(10))
+
+        class Child(Base):
+            __tablename__ = "child"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            parent_code: Mapped[str] = mapped_column(sa.String(10), sa.ForeignKey("parent.code"))
+        """,
+        ["child(parent_code) -> parent(code)", "neither a primary key nor unique"],
+    ),
+}
+
+HEADER = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+"""
+
+
+@pytest.mark.parametrize("server", sorted(SERVER_URLS))
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_generate_refuses_what_no_database_builds(tmp_path: Path, case: str, server: str) -> None:
+    body, expected = REFUSED[case]
+    project = write_project(tmp_path / "p", SERVER_URLS[server], HEADER + textwrap.dedent(body))
+    result = cli(project, "generate", "-m", "x", check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(part in lines[0] for part in expected), result.stderr
+    if "name" in case:
+        assert str(63 if server == "postgresql" else 64) in lines[0]
+    assert not list((project / "migrations").glob("0*.py"))
+
+
+def test_sqlite_projects_take_long_names(tmp_path: Path) -> None:
+    """SQLite has no identifier limit: only the databases the environments use count."""
+    body, _ = REFUSED["long table name"]
+    project = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'app.db'}", HEADER + textwrap.dedent(body))
+    cli(project, "generate", "-m", "x")
+    cli(project, "upgrade")
+    assert cli(project, "diff", check=False).returncode == 0

@@ -103,6 +103,8 @@ class Dialect:
     dml_in_cte: ClassVar[bool] = False
     #: The catalogue is read from a server: `api.compare` converts the models while the server answers.
     remote_catalogue: ClassVar[bool] = False
+    #: The longest identifier (table, column, index, constraint name) the database takes; None: no limit.
+    max_identifier_length: ClassVar[int | None] = None
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""

@@ -59,6 +59,7 @@ class MySQLDialect(Dialect):
 
     transactional_ddl = False
     remote_catalogue = True
+    max_identifier_length = 64
     instant_add_column = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True

@@ -143,6 +143,7 @@ class PostgreSQLDialect(Dialect):
 
     transactional_ddl = True
     remote_catalogue = True
+    max_identifier_length = 63  # NAMEDATALEN - 1: longer names are silently cut
     native_enum = True
     supports_schemas = True
     supports_sequences = True
