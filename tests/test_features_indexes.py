@@ -115,7 +115,11 @@ def mixed_models() -> sa.MetaData:
         sa.Column("b", sa.String(100)),
         sa.Column("n", sa.Integer),
         sa.Column("body", sa.Text),
+        sa.Column("twice", sa.Integer, sa.Computed("n * 2")),
+        sa.Column("owner_id", sa.Integer, sa.ForeignKey("owner.id")),
+        sa.ForeignKeyConstraint(["owner_id"], ["owner.id"], name="fk_doc_owner", ondelete="CASCADE"),
     )
+    sa.Table("owner", metadata, sa.Column("id", sa.Integer, primary_key=True))
     sa.Index("ix_doc_ab", doc.c.a, doc.c.b, postgresql_where=sa.text("a IS NOT NULL OR b IS NOT NULL"))
     sa.Index("ix_doc_both", doc.c.n, postgresql_where=doc.c.n > 5, sqlite_where=doc.c.n > 5)
     sa.Index("ix_doc_lite", doc.c.b, sqlite_where=sa.text("b IS NOT NULL"))

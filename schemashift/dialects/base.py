@@ -103,6 +103,9 @@ class Dialect:
     dml_in_cte: ClassVar[bool] = False
     #: The catalogue is read from a server: `api.compare` converts the models while the server answers.
     remote_catalogue: ClassVar[bool] = False
+    #: ``CREATE TABLE`` keeps SQLAlchemy's layout, one column per line: the database stores the text and
+    #: readers (SQLAlchemy's inspector among them) parse it line by line.
+    keeps_create_table_layout: ClassVar[bool] = False
     #: The longest identifier (table, column, index, constraint name) the database takes; None: no limit.
     max_identifier_length: ClassVar[int | None] = None
 
@@ -151,7 +154,7 @@ class Dialect:
         table = self.sa_table_for(op.table, after)
         statements = self.schema_setup(op.table.schema, before)
         statements += self.enum_setup(op.table.columns, before)
-        statements.append(self.ddl(sa.schema.CreateTable(table)))
+        statements.append(self.create_table_sql(table))
         if self.separate_comments and table.comment is not None:
             statements.append(self.ddl(sa.schema.SetTableComment(table)))
         for column in table.columns:
@@ -343,6 +346,13 @@ class Dialect:
     def ddl(self, element: sa.schema.ExecutableDDLElement) -> str:
         """`element` compiled for this database, on one line, without a trailing semicolon."""
         return one_line(str(element.compile(dialect=self._sa)))
+
+    def create_table_sql(self, table: sa.Table) -> str:
+        """``CREATE TABLE`` for `table`: on one line, or as SQLAlchemy lays it out (`keeps_create_table_layout`)."""
+        element = sa.schema.CreateTable(table)
+        if self.keeps_create_table_layout:
+            return str(element.compile(dialect=self._sa)).strip()
+        return self.ddl(element)
 
     def quote(self, name: str) -> str:
         """`name` as an identifier, quoted when the database needs it."""

@@ -69,6 +69,7 @@ class SQLiteDialect(Dialect):
     """SQLite."""
 
     name = "sqlite"
+    keeps_create_table_layout = True  # SQLAlchemy's inspector reads a generated column's expression from its own line
 
     # --- SQL compilation (owned by the dialects work) ---------------------
 
@@ -127,7 +128,7 @@ class SQLiteDialect(Dialect):
         temp = f"_schemashift_new_{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
-        statements = [self.ddl(sa.schema.CreateTable(created))]
+        statements = [self.create_table_sql(created)]
         kept = [column for column in new.columns if old.has_column(column.name) and column.computed is None]
         if kept:
             names = ", ".join(self.quote(column.name) for column in kept)

@@ -204,7 +204,7 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
     uniques: list[UniqueConstraint] = []
     foreign_keys: list[ForeignKey] = []
     checks: list[CheckConstraint] = []
-    for constraint in table.constraints:
+    for constraint in _in_creation_order(table.constraints):
         if isinstance(constraint, sa.UniqueConstraint):
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
@@ -230,6 +230,11 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
         comment=table.comment,
         options=tuple(dialect_options(table)),
     )
+
+
+def _in_creation_order(constraints: Iterable[sa.Constraint]) -> list[sa.Constraint]:
+    """`constraints` (a set) in the order ``create_all`` emits them: the order they were made in."""
+    return sorted(constraints, key=lambda constraint: getattr(constraint, "_creation_order", 0))
 
 
 def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:
