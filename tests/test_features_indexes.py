@@ -132,6 +132,8 @@ def mixed_models() -> sa.MetaData:
     sa.Index("ix_doc_body", doc.c.body, mysql_length=20)
     sa.Index("ix_doc_len", doc.c.a, doc.c.b, mysql_length={"a": 10, "b": 12})
     sa.Index("ix_doc_using", doc.c.n, mysql_using="btree")
+    sa.Index("ix_doc_pg_only", doc.c.n, doc.c.a).ddl_if(dialect="postgresql")
+    sa.Index("ix_doc_not_pg", doc.c.a, doc.c.n).ddl_if(dialect=("sqlite", "mysql"))
     return metadata
 
 

@@ -28,11 +28,13 @@ from ..schema.model import (
     Column,
     Constraint,
     ForeignKey,
+    Index,
     PrimaryKey,
     Schema,
     Sequence,
     Table,
     UniqueConstraint,
+    built_on,
 )
 from ..schema.satypes import to_sa_type
 from ..schema.to_sqlalchemy import sa_column, sa_table
@@ -122,7 +124,25 @@ class Dialect:
         method = COMPILERS.get(type(operation))
         if method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
-        return getattr(self, method)(operation.resolve(before), before, after)
+        operation = operation.resolve(before)
+        if not self.builds_index_of(operation, after):
+            return []
+        return getattr(self, method)(operation, before, after)
+
+    def builds(self, index: Index) -> bool:
+        """False for an index ``ddl_if(dialect=…)`` keeps off this database (``create_all`` skips it)."""
+        return built_on(index, (self.name, *self.aliases))
+
+    def builds_index_of(self, operation: "Operation", after: Schema) -> bool:
+        """False for an index operation on an index that does not exist on this database."""
+        if isinstance(operation, ops.CreateIndex):
+            return self.builds(operation.index)
+        if isinstance(operation, ops.DropIndex) and operation.definition is not None:
+            return self.builds(operation.definition)
+        if isinstance(operation, ops.RenameIndex) and operation.table_key in after:
+            renamed = [i for i in after.table(operation.table_key).indexes if i.name == operation.new_name]
+            return all(self.builds(index) for index in renamed)
+        return True
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
@@ -427,7 +447,9 @@ class Dialect:
 
     def index_statements(self, table: Table, sa_tab: sa.Table) -> list[str]:
         """``CREATE INDEX`` for each index of `table`, in its order (`sa_tab` is its SQLAlchemy form)."""
-        return [self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes]
+        return [
+            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes if self.builds(index)
+        ]
 
     def sa_constraint(self, table: Table, constraint: Constraint, schema: Schema) -> sa.Constraint:
         """`constraint` as a SQLAlchemy constraint bound to a copy of `table`."""

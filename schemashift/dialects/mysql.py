@@ -245,6 +245,7 @@ class MySQLDialect(Dialect):
 
         case_sensitive_quotes = False
         option_prefix = "mysql"
+        dialect_names = ("mysql", "mariadb")
         synonyms = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False

@@ -427,6 +427,7 @@ class PostgreSQLDialect(Dialect):
 
         default_schema = "public"
         option_prefix = "postgresql"
+        dialect_names = ("postgresql",)
         partial_indexes = True
         strips_casts = True
         computed_stored_by_default = True

@@ -163,6 +163,7 @@ class SQLiteDialect(Dialect):
         case_sensitive_quotes = False
         has_identity = False
         option_prefix = "sqlite"
+        dialect_names = ("sqlite",)
         partial_indexes = True
 
         def type(self, typ: Type) -> Type:

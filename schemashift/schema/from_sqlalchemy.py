@@ -24,6 +24,7 @@ from .model import (
     Schema,
     Sequence,
     Table,
+    ONLY_ON,
     UniqueConstraint,
     option_value,
     qualify,
@@ -131,6 +132,9 @@ def _index(index: sa.Index) -> Index:
         else:
             expressions.append(sql_text(element))
     options = dict(dialect_options(index))
+    only_on = _ddl_if_dialects(index)
+    if only_on:
+        options[ONLY_ON] = only_on
     where = None
     if options.get("postgresql_where") is not None and options.get("postgresql_where") == options.get("sqlite_where"):
         where = options.pop("postgresql_where")  # partial on every database that can: the neutral form
@@ -143,6 +147,19 @@ def _index(index: sa.Index) -> Index:
         where=where,  # type: ignore[arg-type]
         options=tuple(options.items()),
     )
+
+
+def _ddl_if_dialects(item: sa.Index) -> tuple[str, ...]:
+    """The databases ``item.ddl_if(dialect=…)`` limits it to (empty: every database).
+
+    A ``callable_`` condition cannot be judged without a database and is not
+    followed (the index is built wherever the dialect condition allows).
+    """
+    condition = getattr(item, "_ddl_if", None)  # SQLAlchemy keeps it here; set by the public ddl_if()
+    dialect = getattr(condition, "dialect", None)
+    if not dialect:
+        return ()
+    return (dialect,) if isinstance(dialect, str) else tuple(sorted(dialect))
 
 
 def dialect_options(item: sa.Index | sa.Table) -> list[tuple[str, object]]:

@@ -100,6 +100,20 @@ class Index:
         return next((value for name, value in self.options if name == key), None)
 
 
+#: The `Index.options` key naming the databases an index exists on (from ``Index.ddl_if(dialect=…)``):
+#: ``create_all`` builds it there only. Not a SQLAlchemy keyword: kept out of the DDL.
+ONLY_ON = "only_on"
+
+
+def built_on(index: Index, names: Iterable[str]) -> bool:
+    """True when `index` exists on a database called any of `names` (see `ONLY_ON`)."""
+    only = index.option(ONLY_ON)
+    if only is None:
+        return True
+    wanted = {only} if isinstance(only, str) else set(only)  # type: ignore[arg-type]
+    return bool(wanted & set(names))
+
+
 def option_value(value: object, sql: "Callable[[object], str]" = str) -> OptionValue:
     """`value` of a dialect option in hashable, renderable form.
 

@@ -55,6 +55,7 @@ from .model import (
     Sequence,
     Table,
     UniqueConstraint,
+    built_on,
 )
 from .types import INTEGER_KINDS, Type
 
@@ -478,6 +479,8 @@ class Normalizer:
     has_sequences: ClassVar[bool] = False
     #: The prefix of this database's SQLAlchemy dialect options (``postgresql`` in ``postgresql_using``).
     option_prefix: ClassVar[str] = ""
+    #: The names ``ddl_if(dialect=…)`` gives this database (an index limited to others does not exist here).
+    dialect_names: ClassVar[tuple[str, ...]] = ()
     #: Partial indexes (``CREATE INDEX … WHERE``) exist.
     partial_indexes: ClassVar[bool] = False
     #: The bounds an ascending (descending) sequence gets by default.
@@ -524,7 +527,10 @@ class Normalizer:
             name=table.name,
             columns=self._columns_of(table),
             primary_key=shared(self.primary_key(table, table.primary_key)),
-            indexes=tuple(sorted((shared(self.index(table, i)) for i in table.indexes), key=lambda i: i.name)),
+            indexes=tuple(sorted(
+                (shared(self.index(table, i)) for i in table.indexes if built_on(i, self.dialect_names)),
+                key=lambda i: i.name,
+            )),
             uniques=tuple(sorted((shared(self.unique(table, u)) for u in table.uniques), key=_unique_key)),
             foreign_keys=tuple(
                 sorted((shared(self.foreign_key(table, fk)) for fk in table.foreign_keys), key=_fk_key)

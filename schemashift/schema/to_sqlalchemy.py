@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .model import Column, ForeignKey, Index, Schema, Table
+from .model import ONLY_ON, Column, ForeignKey, Index, Schema, Table
 from .satypes import to_sa_type
 
 
@@ -63,7 +63,8 @@ def sa_index(index: Index, table: sa.Table) -> sa.Index:
         kwargs["postgresql_where"] = sa.text(index.where)
         kwargs["sqlite_where"] = sa.text(index.where)
     for key, value in index.options:
-        kwargs[key] = sa_option(key, value)
+        if key != ONLY_ON:
+            kwargs[key] = sa_option(key, value)
     # `_table` binds indexes made only of expressions, which SQLAlchemy cannot tie to a table itself
     return sa.Index(index.name, *elements, unique=index.unique, _table=table, **kwargs)
 
