@@ -287,3 +287,32 @@ def test_sqlite_projects_take_long_names(tmp_path: Path) -> None:
     cli(project, "generate", "-m", "x")
     cli(project, "upgrade")
     assert cli(project, "diff", check=False).returncode == 0
+
+
+@PG_ONLY
+def test_renamed_table_takes_its_serial_sequence_along(cycle: Cycle) -> None:
+    """The sequence of a SERIAL (and of an identity) column is named after the table, as create_all names it."""
+    def models(name: str, old: str | None = None) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table(
+            name, metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("n", sa.BigInteger, sa.Identity()),
+            info={"renamed_from": old} if old else {},
+        )
+        return metadata
+
+    cycle.generate(models("old_items"), "v1")
+    cycle.upgrade()
+    cycle.run("INSERT INTO old_items DEFAULT VALUES")
+    cycle.generate(models("new_items", "old_items"), "rename")
+    cycle.upgrade()
+    sequences = cycle.rows(
+        "SELECT pg_get_serial_sequence('new_items', 'id'), pg_get_serial_sequence('new_items', 'n')"
+    )
+    assert sequences == [("public.new_items_id_seq", "public.new_items_n_seq")]
+    cycle.run("INSERT INTO new_items DEFAULT VALUES")
+    assert cycle.rows("SELECT id, n FROM new_items ORDER BY id") == [(1, 1), (2, 2)]
+    assert cycle.diff() == []
+    cycle.downgrade("-1")
+    assert cycle.rows("SELECT pg_get_serial_sequence('old_items', 'id')") == [("public.old_items_id_seq",)]

@@ -161,6 +161,23 @@ class PostgreSQLDialect(Dialect):
         """
         return not (_ADD_VALUE.match(sql) or _NO_TRANSACTION.match(sql))
 
+    def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
+        """``RENAME TO``, and the sequences of its SERIAL and identity columns renamed with it.
+
+        PostgreSQL names them ``<table>_<column>_seq`` when it makes them, and leaves
+        them be on a rename; ``create_all`` of the renamed table would name them after it.
+        """
+        statements = super().compile_rename_table(op, before, after)
+        table = before.tables.get(op.table_key or "")
+        for column in table.columns if table is not None else ():
+            if _is_serial(column) or column.identity is not None:
+                old = norm.object_name(op.table, column.name, "seq")
+                new = norm.object_name(op.new_name, column.name, "seq")
+                statements.append(
+                    f"ALTER SEQUENCE IF EXISTS {self.table_name(old, op.schema)} RENAME TO {self.quote(new)}"
+                )
+        return statements
+
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
         return postgresql.dialect()
