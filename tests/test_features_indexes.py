@@ -120,6 +120,13 @@ def mixed_models() -> sa.MetaData:
         sa.ForeignKeyConstraint(["owner_id"], ["owner.id"], name="fk_doc_owner", ondelete="CASCADE"),
     )
     sa.Table("owner", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table(  # both keys alike but for the name (MLflow's evaluation_dataset_records)
+        "child",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner_id", sa.Integer, sa.ForeignKey("owner.id", ondelete="CASCADE")),
+        sa.ForeignKeyConstraint(["owner_id"], ["owner.id"], name="fk_child_owner_id", ondelete="CASCADE"),
+    )
     sa.Index("ix_doc_ab", doc.c.a, doc.c.b, postgresql_where=sa.text("a IS NOT NULL OR b IS NOT NULL"))
     sa.Index("ix_doc_both", doc.c.n, postgresql_where=doc.c.n > 5, sqlite_where=doc.c.n > 5)
     sa.Index("ix_doc_lite", doc.c.b, sqlite_where=sa.text("b IS NOT NULL"))
