@@ -133,8 +133,10 @@ def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetch
         else:
             raw.columns[table] = _with_generated(stand_in.get_columns(connection, table, schema), catalogue, table)
             raw.primary_keys[table] = stand_in.get_pk_constraint(connection, table, schema)
-            raw.foreign_keys[table] = _all_foreign_keys(
-                stand_in, connection, table, schema, catalogue.rows["foreign_key_list"].get(table, ())
+            fk_rows = catalogue.rows["foreign_key_list"].get(table, ())
+            parsed_keys = _parsed_foreign_keys(catalogue, table, schema, lines_seen) if _alike_keys(fk_rows) else None
+            raw.foreign_keys[table] = parsed_keys if parsed_keys is not None else _all_foreign_keys(
+                stand_in, connection, table, schema, fk_rows
             )
             raw.uniques[table] = _unique_constraints(uniques_in, connection, table, schema)
             raw.checks[table] = stand_in.get_check_constraints(connection, table, schema)
@@ -646,6 +648,27 @@ def _fk_options(match: re.Match[str]) -> dict[str, Any]:
     if initially:
         options["initially"] = initially.upper()
     return options
+
+
+def _alike_keys(fk_rows: Any) -> bool:
+    """True when two foreign keys in the PRAGMA rows have the same columns and target (SQLAlchemy merges them)."""
+    keys: dict[int, list[Any]] = {}
+    for row in fk_rows:
+        keys.setdefault(row[0], []).append((row[2], row[3], row[4]))
+    signatures = [tuple(rows) for rows in keys.values()]
+    return len(set(signatures)) < len(signatures)
+
+
+def _parsed_foreign_keys(
+    catalogue: _Catalogue, table: str, schema: str | None, lines_seen: dict[str, Any]
+) -> list[Reflected] | None:
+    """The foreign keys of a table the fast path cannot read whole (e.g. generated columns), from its clauses;
+    None when its text does not parse."""
+    sql = catalogue.table_sql.get(table)
+    parsed = None if sql is None else _parse(sql, lines_seen)
+    if parsed is None:
+        return None
+    return _foreign_keys(catalogue.rows["foreign_key_list"].get(table, ()), parsed.foreign_keys, schema)
 
 
 def _all_foreign_keys(stand_in: Any, connection: sa.Connection, table: str, schema: str | None,
