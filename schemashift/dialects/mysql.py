@@ -50,6 +50,18 @@ def _served(table: Table, columns: tuple[str, ...]) -> bool:
 _PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
 
+def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """`options` with each ``mariadb_x`` as ``mysql_x`` (a ``mysql_x`` given too wins)."""
+    if not any(key.startswith("mariadb_") for key, _ in options):
+        return options
+    given = dict(options)
+    for key, value in options:
+        if key.startswith("mariadb_"):
+            del given[key]
+            given.setdefault("mysql_" + key[len("mariadb_") :], value)
+    return tuple(sorted(given.items()))
+
+
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
 
@@ -82,10 +94,15 @@ class MySQLDialect(Dialect):
         return super().ddl_column(column)
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked."""
+        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked, and
+        ``mariadb_`` options given as ``mysql_`` ones (SQLAlchemy's MySQL compiler reads only those)."""
         table = table.evolve(
             checks=tuple(replace(check, sql=backticked(check.sql)) for check in table.checks),
-            indexes=tuple(replace(i, expressions=tuple(backticked(e) for e in i.expressions)) for i in table.indexes),
+            indexes=tuple(
+                replace(i, expressions=tuple(backticked(e) for e in i.expressions), options=_as_mysql(i.options))
+                for i in table.indexes
+            ),
+            options=_as_mysql(table.options),
         )
         return super().sa_table_for(table, schema, **options)
 

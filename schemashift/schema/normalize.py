@@ -713,13 +713,19 @@ class Normalizer:
         )
 
     def own_options(self, index: Index) -> dict[str, object]:
-        """This database's options of `index` by bare name (``using``, ``where`` …), build-only ones left out."""
-        prefix = self.option_prefix + "_"
-        return {
-            key[len(prefix) :]: value
-            for key, value in index.options
-            if key.startswith(prefix) and key not in BUILD_OPTIONS and value is not None
-        }
+        """This database's options of `index` by bare name (``using``, ``where`` …), build-only ones left out.
+
+        Options under another of its `dialect_names` (``mariadb_length``) count too; its own prefix's win.
+        """
+        found: dict[str, object] = {}
+        for name in reversed(self.dialect_names or (self.option_prefix,)):
+            prefix = name + "_"
+            found.update(
+                (key[len(prefix) :], value)
+                for key, value in index.options
+                if key.startswith(prefix) and key not in BUILD_OPTIONS and value is not None
+            )
+        return found
 
     def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
         """The options compared, by bare name, in canonical form (those the database reports back); base: none."""
