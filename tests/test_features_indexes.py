@@ -138,6 +138,7 @@ def mixed_models() -> sa.MetaData:
     sa.Index("ux_doc_ab", doc.c.a, doc.c.b, unique=True, postgresql_nulls_not_distinct=True)
     sa.Index("ix_doc_body", doc.c.body, mysql_length=20)
     sa.Index("ix_doc_len", doc.c.a, doc.c.b, mysql_length={"a": 10, "b": 12})
+    sa.Index("ix_doc_whole", doc.c.b, doc.c.a, mysql_length={"b": 100, "a": 20})  # b's prefix is all of b
     sa.Index("ix_doc_using", doc.c.n, mysql_using="btree")
     sa.Index("ix_doc_pg_only", doc.c.n, doc.c.a).ddl_if(dialect="postgresql")
     sa.Index("ix_doc_not_pg", doc.c.a, doc.c.n).ddl_if(dialect=("sqlite", "mysql"))

@@ -50,6 +50,14 @@ def _served(table: Table, columns: tuple[str, ...]) -> bool:
 _PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
 
+def _whole(table: Table, column: str, length: int) -> bool:
+    """True when a key-part `length` covers all of a string `column` of `table`."""
+    if not table.has_column(column):
+        return False
+    typ = table.column(column).type
+    return typ.kind == "string" and typ.length is not None and length >= typ.length
+
+
 def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
     """`options` with each ``mariadb_x`` as ``mysql_x`` (a ``mysql_x`` given too wins)."""
     if not any(key.startswith("mariadb_") for key, _ in options):
@@ -305,8 +313,11 @@ class MySQLDialect(Dialect):
                     indexes.append(index)
             return table.evolve(uniques=uniques, indexes=indexes)
 
-        def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
-            """FULLTEXT/SPATIAL and key-part lengths; ``USING`` is not compared (InnoDB silently makes HASH a BTREE)."""
+        def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """FULLTEXT/SPATIAL and key-part lengths; ``USING`` is not compared (InnoDB silently makes HASH a BTREE).
+
+            A prefix as long as its column (or longer) is the whole column: InnoDB reports none.
+            """
             found: dict[str, object] = {}
             if options.get("prefix"):
                 found["prefix"] = str(options["prefix"]).upper()
@@ -314,7 +325,11 @@ class MySQLDialect(Dialect):
             if length is not None:
                 elements = index.columns + index.expressions
                 lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
-                pairs = tuple((str(c), int(lengths[c])) for c in elements if lengths.get(c) is not None)  # type: ignore[call-overload]
+                pairs = tuple(
+                    (str(c), int(lengths[c]))  # type: ignore[call-overload]
+                    for c in elements
+                    if lengths.get(c) is not None and not _whole(table, str(c), int(lengths[c]))  # type: ignore[call-overload]
+                )
                 if pairs:
                     found["length"] = pairs
             return found

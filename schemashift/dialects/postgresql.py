@@ -471,7 +471,7 @@ class PostgreSQLDialect(Dialect):
         def expression(self, sql: str) -> str:
             return super().expression(_in_list(sql))
 
-        def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
+        def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
             """Access method (but btree), INCLUDE columns, operator classes, storage parameters, NULLS NOT DISTINCT."""
             found: dict[str, object] = {}
             using = str(options.get("using") or "btree").lower()

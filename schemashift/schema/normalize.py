@@ -702,7 +702,7 @@ class Normalizer:
         """
         own = self.own_options(index)
         where = own.pop("where", None) or index.where if self.partial_indexes else None
-        options = self.index_options(index, own)
+        options = self.index_options(table, index, own)
         return Index(
             name=index.name,
             columns=tuple(index.columns),
@@ -727,7 +727,7 @@ class Normalizer:
             )
         return found
 
-    def index_options(self, index: Index, options: dict[str, object]) -> dict[str, object]:
+    def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
         """The options compared, by bare name, in canonical form (those the database reports back); base: none."""
         return {}
 
