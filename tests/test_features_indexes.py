@@ -17,13 +17,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import NullPool
 
 from conftest import create_database, drop_database
 from features_cycle import Cycle
 from helpers import cli, write_project
-from schemashift import api
 
 PG_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 MYSQL_ONLY = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
