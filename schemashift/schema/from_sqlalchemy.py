@@ -8,7 +8,7 @@ Also reads the rename hints users declare on models:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
