@@ -189,6 +189,16 @@ def mysql_models() -> sa.MetaData:
     )
     sa.Index("ft_note", note.c.title, note.c.body, mysql_prefix="FULLTEXT")
     sa.Table("plain", metadata, sa.Column("id", sa.Integer, primary_key=True), mysql_engine="MyISAM")
+    sa.Table(  # buildbot's tables
+        "old_charset", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(40)),
+        mysql_character_set="utf8",
+    )
+    sa.Table("m", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("w", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table(  # InnoDB numbers unnamed keys in the order they come: c_ibfk_1 is m's, as create_all makes it
+        "c", metadata, sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("z", sa.ForeignKey("w.id")), sa.Column("m", sa.ForeignKey("m.id")), sa.Column("w", sa.ForeignKey("w.id")),
+    )
     return metadata
 
 
