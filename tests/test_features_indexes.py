@@ -115,6 +115,8 @@ def mixed_models() -> sa.MetaData:
         sa.Column("n", sa.Integer),
         sa.Column("body", sa.Text),
         sa.Column("twice", sa.Integer, sa.Computed("n * 2")),
+        sa.Column("is_nan", sa.Boolean(create_constraint=True), nullable=False),  # MLflow's metrics
+        sa.Column("kind", sa.Enum("x", "y", name="doc_kind", create_constraint=True)),
         sa.Column("owner_id", sa.Integer, sa.ForeignKey("owner.id")),
         sa.ForeignKeyConstraint(["owner_id"], ["owner.id"], name="fk_doc_owner", ondelete="CASCADE"),
     )

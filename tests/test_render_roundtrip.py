@@ -136,7 +136,7 @@ foreign_keys = st.builds(
     deferrable=opt_bool,
     initially=st.none() | st.sampled_from(["DEFERRED", "IMMEDIATE"]),
 )
-checks = st.builds(CheckConstraint, sql=sql, name=opt_text)
+checks = st.builds(CheckConstraint, sql=sql, name=opt_text, only_on=st.lists(names, max_size=2).map(tuple))
 constraints = primary_keys | uniques | foreign_keys | checks
 tables = st.builds(
     Table,

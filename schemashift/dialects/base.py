@@ -125,19 +125,24 @@ class Dialect:
         if method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
         operation = operation.resolve(before)
-        if not self.builds_index_of(operation, after):
+        if not self.builds_object_of(operation, after):
             return []
         return getattr(self, method)(operation, before, after)
 
-    def builds(self, index: Index) -> bool:
-        """False for an index ``ddl_if(dialect=…)`` keeps off this database (``create_all`` skips it)."""
-        return built_on(index, (self.name, *self.aliases))
+    def builds(self, item: Index | CheckConstraint) -> bool:
+        """False for an index ``ddl_if(dialect=…)`` keeps off this database, or a type's CHECK it does not get
+        (``create_all`` skips both)."""
+        return built_on(item, (self.name, *self.aliases))
 
-    def builds_index_of(self, operation: "Operation", after: Schema) -> bool:
-        """False for an index operation on an index that does not exist on this database."""
+    def builds_object_of(self, operation: "Operation", after: Schema) -> bool:
+        """False for an operation on an index or CHECK that does not exist on this database (see `builds`)."""
         if isinstance(operation, ops.CreateIndex):
             return self.builds(operation.index)
         if isinstance(operation, ops.DropIndex) and operation.definition is not None:
+            return self.builds(operation.definition)
+        if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, CheckConstraint):
+            return self.builds(operation.constraint)
+        if isinstance(operation, ops.DropConstraint) and isinstance(operation.definition, CheckConstraint):
             return self.builds(operation.definition)
         if isinstance(operation, ops.RenameIndex) and operation.table_key in after:
             renamed = [i for i in after.table(operation.table_key).indexes if i.name == operation.new_name]
@@ -400,6 +405,8 @@ class Dialect:
         columns = tuple(self.ddl_column(column) for column in table.columns)
         if any(new is not old for new, old in zip(columns, table.columns)):
             table = table.evolve(columns=columns)
+        if any(check.only_on for check in table.checks):
+            table = table.evolve(checks=tuple(check for check in table.checks if self.builds(check)))
         return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
 
     def ddl_column(self, column: Column) -> Column:

@@ -8,6 +8,8 @@ Also reads the rename hints users declare on models:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -190,24 +192,30 @@ def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
     )
 
 
-def _kept_check(constraint: sa.CheckConstraint) -> bool:
-    """True for the CHECKs a database gets from the model on every backend.
+def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
+    """The neutral form of a CHECK, or None when ``create_all`` makes it on no database.
 
-    Written ones, and those a non-native ``Enum(create_constraint=True)`` adds for its
-    values (they follow the values: a changed value list changes the CHECK). Other
-    type-bound CHECKs exist only on some databases (Boolean, native enums where the
-    database has none) and are left out.
+    A type's own CHECK (``Boolean``/``Enum`` with ``create_constraint=True``) exists
+    where the type asks for it: its rule is asked for each database schemashift knows.
     """
-    if not getattr(constraint, "_type_bound", False):
-        return True
-    types = [_implementation(column.type) for column in constraint.columns]
-    return bool(types) and all(isinstance(t, sa.Enum) and not t.native_enum for t in types)
+    only_on: tuple[str, ...] = ()
+    if getattr(constraint, "_type_bound", False):
+        rule = getattr(constraint, "_create_rule", None)  # SQLAlchemy's per-dialect condition of a type's CHECK
+        names = _dialect_names()
+        only_on = tuple(name for name, dialect in names.items() if rule is None or rule(SimpleNamespace(dialect=dialect)))
+        if not only_on:
+            return None
+        if len(only_on) == len(names):
+            only_on = ()
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), only_on)
 
 
-def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
-    while isinstance(satype, sa.types.TypeDecorator):
-        satype = satype.impl_instance
-    return satype
+@lru_cache(maxsize=1)
+def _dialect_names() -> dict[str, sa.engine.Dialect]:
+    """SQLAlchemy's dialect for each database name schemashift supports."""
+    from ..dialects import REGISTRY
+
+    return {name: sa.make_url(f"{name}://").get_dialect()() for name in sorted(REGISTRY)}
 
 
 def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:
@@ -226,12 +234,12 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             foreign_keys.append(_foreign_key(constraint))
-        elif isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-            checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+        elif isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+            checks.append(check)
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
         for constraint in column.constraints:
-            if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-                checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+            if isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+                checks.append(check)
     pk = table.primary_key
     pk_columns = getattr(pk, "_columns", None) or pk.columns  # `columns` memoises a read-only copy per table
     primary_key = PrimaryKey(tuple(c.name for c in pk_columns), _name(pk.name)) if pk_columns else None

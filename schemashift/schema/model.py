@@ -105,9 +105,9 @@ class Index:
 ONLY_ON = "only_on"
 
 
-def built_on(index: Index, names: Iterable[str]) -> bool:
-    """True when `index` exists on a database called any of `names` (see `ONLY_ON`)."""
-    only = index.option(ONLY_ON)
+def built_on(item: "Index | CheckConstraint", names: Iterable[str]) -> bool:
+    """True when `item` exists on a database called any of `names` (see `ONLY_ON`, `CheckConstraint.only_on`)."""
+    only = item.option(ONLY_ON) if isinstance(item, Index) else item.only_on or None
     if only is None:
         return True
     wanted = {only} if isinstance(only, str) else set(only)  # type: ignore[arg-type]
@@ -167,10 +167,16 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class CheckConstraint:
-    """A CHECK constraint: its SQL expression."""
+    """A CHECK constraint: its SQL expression.
+
+    `only_on` names the databases it exists on when not all: a type's own CHECK
+    (``Boolean(create_constraint=True)`` where booleans are not native,
+    ``Enum(create_constraint=True)`` where enums are not), as ``create_all`` makes it.
+    """
 
     sql: str
     name: str | None = None
+    only_on: tuple[str, ...] = ()
 
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint

@@ -536,7 +536,10 @@ class Normalizer:
                 sorted((shared(self.foreign_key(table, fk)) for fk in table.foreign_keys), key=_fk_key)
             ),
             checks=tuple(
-                sorted((shared(self.check(table, c)) for c in table.checks), key=lambda c: (c.sql, c.name or ""))
+                sorted(
+                    (shared(self.check(table, c)) for c in table.checks if built_on(c, self.dialect_names)),
+                    key=lambda c: (c.sql, c.name or ""),
+                )
             ),
             schema=self.schema_name(table.schema),
             comment=(table.comment or None) if self.keeps_comments else None,
