@@ -335,3 +335,28 @@ def test_renamed_table_takes_its_serial_sequence_along(cycle: Cycle) -> None:
     assert cycle.diff() == []
     cycle.downgrade("-1")
     assert cycle.rows("SELECT pg_get_serial_sequence('old_items', 'id')") == [("public.old_items_id_seq",)]
+
+
+@pytest.mark.parametrize(
+    ("written", "printed"),
+    [
+        ("a IS NOT NULL OR b IS NOT NULL", "((a IS NOT NULL) OR (b IS NOT NULL))"),
+        ("asset_key IS NOT NULL AND partition IS NOT NULL", "((asset_key IS NOT NULL) AND (partition IS NOT NULL))"),
+        ("(a OR b) AND c", "((a OR b) AND c)"),
+        ("a - (b - c)", "(a - (b - c))"),
+        ("a - b - c", "((a - b) - c)"),
+        ("a * b + c", "((a * b) + c)"),
+        ("x > 1 AND y IN (1, 2)", "((x > 1) AND (y IN (1, 2)))"),
+    ],
+)
+def test_predicates_compare_as_postgresql_prints_them(written: str, printed: str) -> None:
+    from schemashift.schema.normalize import canonical_sql
+
+    assert canonical_sql(written, casts=True) == canonical_sql(printed, casts=True)
+
+
+@pytest.mark.parametrize(("one", "other"), [("(a OR b) AND c", "a OR (b AND c)"), ("a - (b - c)", "(a - b) - c")])
+def test_parentheses_that_matter_stay(one: str, other: str) -> None:
+    from schemashift.schema.normalize import canonical_sql
+
+    assert canonical_sql(one) != canonical_sql(other)

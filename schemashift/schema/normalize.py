@@ -209,8 +209,9 @@ def _drop_group_parens(tokens: list[Token]) -> list[Token]:
         before = tokens[index - 1] if index > 0 else None
         after = tokens[close + 1] if close + 1 < len(tokens) else None
         outer = max(_precedence(before), _precedence(after))
-        same = inner == outer and outer in (1, 2)
-        if inner is not None and (inner > outer or same):
+        same = inner == outer and outer in (1, 2)  # AND in ANDs, OR in ORs
+        left = inner in (5, 6) and inner == _precedence(after) and _precedence(before) < inner  # (a - b) - c
+        if inner is not None and (inner > outer or same or left):
             tokens = tokens[:index] + tokens[index + 1 : close] + tokens[close + 1 :]
             index = max(index - 1, 0)
             continue
