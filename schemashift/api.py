@@ -413,7 +413,10 @@ def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]]
     history = project.history()
     decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive)
     models = project.model_schema()
-    check_buildable(models, {dialect.name: dialect.max_identifier_length for dialect in target_dialects(project)})
+    check_buildable(models, {
+        dialect.name: (dialect.max_identifier_length, dialect.identifier_length_in_bytes)
+        for dialect in target_dialects(project)
+    })
     return diff_schemas(head_schema(history), models, decisions)
 
 

@@ -110,6 +110,8 @@ class Dialect:
     keeps_create_table_layout: ClassVar[bool] = False
     #: The longest identifier (table, column, index, constraint name) the database takes; None: no limit.
     max_identifier_length: ClassVar[int | None] = None
+    #: `max_identifier_length` counts UTF-8 bytes, not characters.
+    identifier_length_in_bytes: ClassVar[bool] = False
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""

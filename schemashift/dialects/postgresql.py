@@ -143,7 +143,8 @@ class PostgreSQLDialect(Dialect):
 
     transactional_ddl = True
     remote_catalogue = True
-    max_identifier_length = 63  # NAMEDATALEN - 1: longer names are silently cut
+    max_identifier_length = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
+    identifier_length_in_bytes = True
     native_enum = True
     supports_schemas = True
     supports_sequences = True

@@ -21,10 +21,11 @@ from ..errors import ModelsError
 from .model import Schema, Table
 
 
-def check_buildable(schema: Schema, limits: Mapping[str, int | None]) -> None:
+def check_buildable(schema: Schema, limits: Mapping[str, tuple[int | None, bool]]) -> None:
     """Raise `ModelsError` (one line) for the first object of `schema` no database could build.
 
-    `limits` maps each target database's name to its identifier length limit (None: no limit).
+    `limits` maps each target database's name to its identifier length limit (None:
+    no limit) and whether it counts UTF-8 bytes (PostgreSQL) rather than characters.
     """
     for table in schema.sorted_tables():
         for index in table.indexes:
@@ -32,16 +33,18 @@ def check_buildable(schema: Schema, limits: Mapping[str, int | None]) -> None:
                 raise ModelsError(f"index {index.name!r} on table {table.key!r} has no columns: no database can build it")
         for fk in table.foreign_keys:
             _check_reference(schema, table, fk.columns, fk.ref_key, fk.ref_columns)
-    bounded = {name: limit for name, limit in limits.items() if limit is not None}
+    bounded = sorted((limit, database, in_bytes) for database, (limit, in_bytes) in limits.items() if limit is not None)
     if not bounded:
         return
-    database, limit = min(bounded.items(), key=lambda item: (item[1], item[0]))
     for kind, name, where in _identifiers(schema):
-        if len(name) > limit:
-            raise ModelsError(
-                f"{kind} name {name!r}{where} is {len(name)} characters; {database} allows at most {limit}: "
-                "give it a shorter name"
-            )
+        for limit, database, in_bytes in bounded:
+            length = len(name.encode()) if in_bytes else len(name)
+            if length > limit:
+                unit = "bytes" if in_bytes and not name.isascii() else "characters"
+                raise ModelsError(
+                    f"{kind} name {name!r}{where} is {length} {unit}; {database} allows at most {limit}: "
+                    "give it a shorter name"
+                )
 
 
 def _check_reference(schema: Schema, table: Table, columns: tuple[str, ...], ref_key: str, ref: tuple[str, ...]) -> None:
