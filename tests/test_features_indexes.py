@@ -120,7 +120,11 @@ def mixed_models() -> sa.MetaData:
         sa.Column("owner_id", sa.Integer, sa.ForeignKey("owner.id")),
         sa.ForeignKeyConstraint(["owner_id"], ["owner.id"], name="fk_doc_owner", ondelete="CASCADE"),
     )
-    sa.Table("owner", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table(
+        "owner", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.Integer),
+        sa.CheckConstraint("code > 0", name="ck_owner_pg_only").ddl_if(dialect="postgresql"),
+        sa.CheckConstraint("code < 1000000", name="ck_owner_elsewhere").ddl_if(dialect=("sqlite", "mysql")),
+    )
     sa.Table(  # both keys alike but for the name (MLflow's evaluation_dataset_records)
         "child",
         metadata,

@@ -151,7 +151,7 @@ def _index(index: sa.Index) -> Index:
     )
 
 
-def _ddl_if_dialects(item: sa.Index) -> tuple[str, ...]:
+def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...]:
     """The databases ``item.ddl_if(dialect=…)`` limits it to (empty: every database).
 
     A ``callable_`` condition cannot be judged without a database and is not
@@ -198,16 +198,17 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
     A type's own CHECK (``Boolean``/``Enum`` with ``create_constraint=True``) exists
     where the type asks for it: its rule is asked for each database schemashift knows.
     """
-    only_on: tuple[str, ...] = ()
+    names = _dialect_names()
+    only_on = tuple(names)
     if getattr(constraint, "_type_bound", False):
         rule = getattr(constraint, "_create_rule", None)  # SQLAlchemy's per-dialect condition of a type's CHECK
-        names = _dialect_names()
         only_on = tuple(name for name, dialect in names.items() if rule is None or rule(SimpleNamespace(dialect=dialect)))
-        if not only_on:
-            return None
-        if len(only_on) == len(names):
-            only_on = ()
-    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), only_on)
+    limited = _ddl_if_dialects(constraint)  # CheckConstraint(...).ddl_if(dialect=...)
+    if limited:
+        only_on = tuple(name for name in only_on if name in limited)
+    if not only_on:
+        return None
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), () if only_on == tuple(names) else only_on)
 
 
 @lru_cache(maxsize=1)
