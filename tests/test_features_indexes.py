@@ -372,6 +372,7 @@ def test_renamed_table_takes_its_serial_sequence_along(cycle: Cycle) -> None:
         ("a - (b - c)", "(a - (b - c))"),
         ("a - b - c", "((a - b) - c)"),
         ("a * b + c", "((a * b) + c)"),
+        ("CASE WHEN a > 1 THEN b ELSE c END = 1", "(CASE WHEN (a > 1) THEN b ELSE c END = 1)"),
         ("x > 1 AND y IN (1, 2)", "((x > 1) AND (y IN (1, 2)))"),
     ],
 )

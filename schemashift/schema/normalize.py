@@ -180,7 +180,7 @@ _PRECEDENCE = {
     "||": 5, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
 }
 #: Words after which ``(`` opens a group (not a call, list or subquery).
-_GROUP_AFTER = {"and", "or", "not"}
+_GROUP_AFTER = {"and", "or", "not", "when", "then", "else"}
 
 
 def _precedence(token: Token | None) -> int:
