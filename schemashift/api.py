@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from . import backups
 from . import config as config_module
-from .dialects import get_dialect
+from .dialects import REGISTRY, get_dialect
 from .dialects.base import Dialect
 from .differ import RenameDecisions, diff as diff_schemas
 from .errors import (
@@ -34,6 +34,7 @@ from .gcpause import paused
 from .ops import Operation
 from .plan import DOWN, UP, Plan, build_plan, states_along
 from .schema.model import Schema
+from .schema.validate import check_buildable
 from .scripts import History, Migration, write_migration
 from .versions import AppliedRevision, Recorder
 
@@ -509,8 +510,33 @@ def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]]
     decisions = _decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive, defaults,
                            settle_fills)
     head, models, keep = head_schema(history), project.model_schema(), project.object_filter()
+    check_buildable(models, {
+        dialect.name: (dialect.max_identifier_length, dialect.identifier_length_in_bytes)
+        for dialect in target_dialects(project)
+    })
     head, models = keep.apply(head, reflected=False, other=models), keep.apply(models, reflected=False, other=head)
     return diff_schemas(head, models, decisions)
+
+
+def target_dialects(project: Project) -> list[Dialect]:
+    """The databases the project's environments use (those whose URL resolves); all supported ones when none does.
+
+    `generate` has no database: it checks the models against these (see `schema.validate`).
+    """
+    found: dict[str, Dialect] = {}
+    config = project.config
+    for name in config.env_names:
+        try:
+            url = config.env(name).url
+            backend = sa.make_url(url).get_backend_name() if url else None
+            if backend:
+                dialect = get_dialect(backend)
+                found[dialect.name] = dialect
+        except (SchemashiftError, sa.exc.ArgumentError, ValueError):
+            continue  # e.g. ${DATABASE_URL} unset here
+    if not found:
+        found = {dialect.name: dialect for dialect in map(get_dialect, sorted(REGISTRY))}
+    return list(found.values())
 
 
 def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,

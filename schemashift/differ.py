@@ -56,6 +56,7 @@ from .ops import (
     replay,
 )
 from .schema.model import (
+    BUILD_OPTIONS,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -517,7 +518,9 @@ def _constraint_changes(before: Table, after: Table, phases: _Phases) -> None:
 def _index_changes(before: Table, after: Table) -> tuple[list[Index], list[Index]]:
     """(removed, added) indexes, ignoring DDL-time options (postgresql_concurrently…): how to build, not what it is."""
     def bare(index: Index) -> Index:
-        return replace(index, options=()) if index.options else index
+        if not any(key in BUILD_OPTIONS for key, _ in index.options):
+            return index
+        return replace(index, options=tuple((k, v) for k, v in index.options if k not in BUILD_OPTIONS))
 
     old, new = {bare(index) for index in before.indexes}, {bare(index) for index in after.indexes}
     return [i for i in before.indexes if bare(i) not in new], [i for i in after.indexes if bare(i) not in old]

@@ -442,6 +442,19 @@ def _rename_in_table(table: Table, old: str, new: str) -> Table:
 # -- indexes --------------------------------------------------------------
 
 
+def index_details(index: Index) -> str:
+    """What an index is besides its columns, for descriptions: `` WHERE …`` and ``[option=value …]``."""
+    details = f" WHERE {index.where}" if index.where else ""
+    options = [f"{key}={_option_text(value)}" for key, value in index.options]
+    return details + (f" [{', '.join(options)}]" if options else "")
+
+
+def _option_text(value: object) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_option_text(item) for item in value) + ")"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class CreateIndex(Operation):
     """Create `index` on a table."""
@@ -461,7 +474,8 @@ class CreateIndex(Operation):
 
     def describe(self) -> str:
         unique = "unique " if self.index.unique else ""
-        return f"create {unique}index {self.index.name} on {self.table_key} ({', '.join(self.index.columns + self.index.expressions)})"
+        columns = ", ".join(self.index.columns + self.index.expressions)
+        return f"create {unique}index {self.index.name} on {self.table_key} ({columns}){index_details(self.index)}"
 
 
 @dataclass(frozen=True)
@@ -495,7 +509,8 @@ class DropIndex(Operation):
         return CreateIndex(self.table, self.definition, schema=self.schema)
 
     def describe(self) -> str:
-        return f"drop index {self.name} on {self.table_key}"
+        details = index_details(self.definition) if self.definition is not None else ""
+        return f"drop index {self.name} on {self.table_key}{details}"
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ class Person(Base):
     status: Mapped[Status] = mapped_column(sa.Enum(Status, name="status_t"))
     age: Mapped[int | None] = mapped_column(sa.CheckConstraint("age >= 0"), sa.CheckConstraint("age < 200"))
     score: Mapped[int | None]
-    __table_args__ = (sa.UniqueConstraint("org_id", "email"), sa.UniqueConstraint("email", "org_id", "age"),
+    __table_args__ = (sa.UniqueConstraint("org_id", "email"), sa.UniqueConstraint("org_id", "id"), sa.UniqueConstraint("email", "org_id", "age"),
                       sa.CheckConstraint("score < 100"), sa.CheckConstraint("score > -100"),
                       sa.Index("ix_person_score_age", "score", "age"))
 

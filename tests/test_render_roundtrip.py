@@ -106,6 +106,14 @@ columns = st.builds(
     identity=st.none() | identities,
 )
 primary_keys = st.builds(PrimaryKey, columns=name_tuples1, name=opt_text)
+#: Dialect option values as `model.option_value` makes them: scalars, tuples, tuples of pairs.
+option_values = st.one_of(
+    texts,
+    st.booleans(),
+    st.integers(min_value=0, max_value=1000),
+    st.lists(names, max_size=3).map(tuple),
+    st.lists(st.tuples(names, texts | st.integers(min_value=0, max_value=100)), max_size=3).map(tuple),
+)
 indexes = st.builds(
     Index,
     name=names,
@@ -113,7 +121,7 @@ indexes = st.builds(
     unique=st.booleans(),
     expressions=st.lists(sql, max_size=2).map(tuple),
     where=st.none() | sql,
-    options=st.lists(st.tuples(names, texts), max_size=2).map(tuple),
+    options=st.lists(st.tuples(names, option_values), max_size=2).map(tuple),
 )
 uniques = st.builds(UniqueConstraint, columns=name_tuples1, name=opt_text)
 foreign_keys = st.builds(
@@ -128,7 +136,7 @@ foreign_keys = st.builds(
     deferrable=opt_bool,
     initially=st.none() | st.sampled_from(["DEFERRED", "IMMEDIATE"]),
 )
-checks = st.builds(CheckConstraint, sql=sql, name=opt_text)
+checks = st.builds(CheckConstraint, sql=sql, name=opt_text, only_on=st.lists(names, max_size=2).map(tuple))
 constraints = primary_keys | uniques | foreign_keys | checks
 tables = st.builds(
     Table,
@@ -141,6 +149,7 @@ tables = st.builds(
     checks=st.lists(checks, max_size=2).map(tuple),
     schema=opt_text,
     comment=opt_text,
+    options=st.lists(st.tuples(names, option_values), max_size=2).map(tuple),
 )
 schemas = st.lists(tables, max_size=2).map(Schema.of)
 
@@ -387,6 +396,10 @@ SAMPLE_OPS: list[Operation] = [
     RenameColumn("users", "email", "mail"),
     RenameColumn("users", "id", "user_id"),
     CreateIndex("users", Index("ix_users_email_name", ("email", "name"), unique=True, where="name IS NOT NULL")),
+    CreateIndex("users", Index("ix_users_gin", ("name",), options=(
+        ("mysql_length", (("name", 10),)), ("postgresql_include", ("email",)), ("postgresql_using", "gin"),
+        ("postgresql_where", "name IS NOT NULL OR email IS NOT NULL"),
+    ))),
     DropIndex("users", "ix_users_name"),
     DropIndex("users", "ix_users_lower"),
     RenameIndex("users", "ix_users_name", "ix_users_by_name"),

@@ -10,6 +10,7 @@ import pytest
 
 from schemashift import ops
 from schemashift.dialects import get_dialect
+from schemashift.dialects.base import one_line
 from schemashift.dialects.mysql import MySQLDialect
 from schemashift.dialects.postgresql import _advisory_key
 from schemashift.errors import MigrationError
@@ -140,7 +141,10 @@ CASES = [
     case("drop-table-schema", PG, ops.DropTable("users", schema="app"), ["DROP TABLE app.users", "DROP TYPE role", "DROP TYPE tag"]),
     case("drop-table", MY, ops.DropTable("books"), ["DROP TABLE books"]),
     case("drop-table", LITE, ops.DropTable("books"), ["DROP TABLE books"]),
-    case("rename-table", PG, ops.RenameTable("users", "people", schema="app"), ["ALTER TABLE app.users RENAME TO people"]),
+    case("rename-table", PG, ops.RenameTable("users", "people", schema="app"), [
+        "ALTER TABLE app.users RENAME TO people",
+        "ALTER SEQUENCE IF EXISTS app.users_id_seq RENAME TO people_id_seq",  # its SERIAL's, as create_all names it
+    ]),
     case("rename-table", MY, ops.RenameTable("books", "volumes"), ["ALTER TABLE books RENAME TO volumes"]),
     case("rename-table", LITE, ops.RenameTable("books", "volumes"), ["ALTER TABLE books RENAME TO volumes"]),
     # --- columns -------------------------------------------------------------------------------------------------
@@ -388,15 +392,36 @@ CASES = [
 
 @pytest.mark.parametrize("dialect, operation, expected, before", CASES)
 def test_snapshot(dialect: str, operation: ops.Operation, expected: list[str], before: Schema) -> None:
-    assert get_dialect(dialect).compile(operation, before, operation.apply(before)) == expected
+    """The statements, compared on one line each (SQLite's CREATE TABLE keeps SQLAlchemy's layout, see below)."""
+    compiled = get_dialect(dialect).compile(operation, before, operation.apply(before))
+    assert [one_line(statement) for statement in compiled] == expected
+
+
+def test_sqlite_create_table_keeps_one_element_per_line() -> None:
+    """As create_all writes it: SQLAlchemy's inspector reads a generated column's expression from its line."""
+    table = Table(
+        "t",
+        columns=(Column("a", Type("integer")), Column("b", Type("integer"), computed=Computed("a * 2"))),
+        foreign_keys=(ForeignKey(("a",), "t", ("a",), name="fk_t"),),
+    )
+    op = ops.CreateTable(table)
+    compiled = get_dialect(LITE).compile(op, Schema(), op.apply(Schema()))
+    assert compiled == [
+        "CREATE TABLE t (\n\ta INTEGER, \n\tb INTEGER GENERATED ALWAYS AS (a * 2), \n"
+        "\tCONSTRAINT fk_t FOREIGN KEY(a) REFERENCES t (a)\n)"
+    ]
 
 
 @pytest.mark.parametrize("dialect, schema_table", [(MY, "shop"), (PG, "shop")])
 def test_rename_in_other_schema(dialect: str, schema_table: str) -> None:
     before = Schema.of([AUTHORS.evolve(schema=schema_table)])
     op = ops.RenameTable("authors", "writers", schema=schema_table)
-    expected = {MY: "ALTER TABLE shop.authors RENAME TO shop.writers", PG: "ALTER TABLE shop.authors RENAME TO writers"}
-    assert get_dialect(dialect).compile(op, before, op.apply(before)) == [expected[dialect]]
+    expected = {
+        MY: ["ALTER TABLE shop.authors RENAME TO shop.writers"],
+        PG: ["ALTER TABLE shop.authors RENAME TO writers",
+             "ALTER SEQUENCE IF EXISTS shop.authors_id_seq RENAME TO writers_id_seq"],
+    }
+    assert get_dialect(dialect).compile(op, before, op.apply(before)) == expected[dialect]
 
 
 def test_unresolved_operations_are_resolved_against_before() -> None:

@@ -28,11 +28,13 @@ from ..schema.model import (
     Column,
     Constraint,
     ForeignKey,
+    Index,
     PrimaryKey,
     Schema,
     Sequence,
     Table,
     UniqueConstraint,
+    built_on,
 )
 from ..schema.satypes import to_sa_type
 from ..schema.to_sqlalchemy import sa_column, sa_table
@@ -115,6 +117,13 @@ class Dialect:
     dml_in_cte: ClassVar[bool] = False
     #: The catalogue is read from a server: `api.compare` converts the models while the server answers.
     remote_catalogue: ClassVar[bool] = False
+    #: ``CREATE TABLE`` keeps SQLAlchemy's layout, one column per line: the database stores the text and
+    #: readers (SQLAlchemy's inspector among them) parse it line by line.
+    keeps_create_table_layout: ClassVar[bool] = False
+    #: The longest identifier (table, column, index, constraint name) the database takes; None: no limit.
+    max_identifier_length: ClassVar[int | None] = None
+    #: `max_identifier_length` counts UTF-8 bytes, not characters.
+    identifier_length_in_bytes: ClassVar[bool] = False
 
     def sa_dialect(self) -> "sa.engine.Dialect":
         """A SQLAlchemy dialect instance for offline compilation."""
@@ -129,7 +138,30 @@ class Dialect:
         method = COMPILERS.get(type(operation))
         if method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
-        return getattr(self, method)(operation.resolve(before), before, after)
+        operation = operation.resolve(before)
+        if not self.builds_object_of(operation, after):
+            return []
+        return getattr(self, method)(operation, before, after)
+
+    def builds(self, item: Index | CheckConstraint) -> bool:
+        """False for an index ``ddl_if(dialect=…)`` keeps off this database, or a type's CHECK it does not get
+        (``create_all`` skips both)."""
+        return built_on(item, (self.name, *self.aliases))
+
+    def builds_object_of(self, operation: "Operation", after: Schema) -> bool:
+        """False for an operation on an index or CHECK that does not exist on this database (see `builds`)."""
+        if isinstance(operation, ops.CreateIndex):
+            return self.builds(operation.index)
+        if isinstance(operation, ops.DropIndex) and operation.definition is not None:
+            return self.builds(operation.definition)
+        if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, CheckConstraint):
+            return self.builds(operation.constraint)
+        if isinstance(operation, ops.DropConstraint) and isinstance(operation.definition, CheckConstraint):
+            return self.builds(operation.definition)
+        if isinstance(operation, ops.RenameIndex) and operation.table_key in after:
+            renamed = [i for i in after.table(operation.table_key).indexes if i.name == operation.new_name]
+            return all(self.builds(index) for index in renamed)
+        return True
 
     def adapt_to_live(self, connection: "sa.Connection", plan: "Plan") -> "Plan":
         """`plan` adjusted, just before it runs or is shown, to what the live database has beyond the migrations.
@@ -180,7 +212,7 @@ class Dialect:
         table = self.sa_table_for(op.table, after)
         statements = self.schema_setup(op.table.schema, before)
         statements += self.enum_setup(op.table.columns, before)
-        statements.append(self.ddl(sa.schema.CreateTable(table)))
+        statements.append(self.create_table_sql(table))
         if self.separate_comments and table.comment is not None:
             statements.append(self.ddl(sa.schema.SetTableComment(table)))
         for column in table.columns:
@@ -402,6 +434,13 @@ class Dialect:
         """`element` compiled for this database, on one line, without a trailing semicolon."""
         return one_line(str(element.compile(dialect=self._sa)))
 
+    def create_table_sql(self, table: sa.Table) -> str:
+        """``CREATE TABLE`` for `table`: on one line, or as SQLAlchemy lays it out (`keeps_create_table_layout`)."""
+        element = sa.schema.CreateTable(table)
+        if self.keeps_create_table_layout:
+            return str(element.compile(dialect=self._sa)).strip()
+        return self.ddl(element)
+
     def quote(self, name: str) -> str:
         """`name` as an identifier, quoted when the database needs it."""
         return self._sa.identifier_preparer.quote(name)
@@ -428,6 +467,8 @@ class Dialect:
         columns = tuple(self.ddl_column(column) for column in table.columns)
         if any(new is not old for new, old in zip(columns, table.columns)):
             table = table.evolve(columns=columns)
+        if any(check.only_on for check in table.checks):
+            table = table.evolve(checks=tuple(check for check in table.checks if self.builds(check)))
         return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
 
     def ddl_column(self, column: Column) -> Column:
@@ -475,7 +516,9 @@ class Dialect:
 
     def index_statements(self, table: Table, sa_tab: sa.Table) -> list[str]:
         """``CREATE INDEX`` for each index of `table`, in its order (`sa_tab` is its SQLAlchemy form)."""
-        return [self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes]
+        return [
+            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes if self.builds(index)
+        ]
 
     def sa_constraint(self, table: Table, constraint: Constraint, schema: Schema) -> sa.Constraint:
         """`constraint` as a SQLAlchemy constraint bound to a copy of `table`."""

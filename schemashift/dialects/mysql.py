@@ -61,6 +61,26 @@ def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
             setattr(dbapi_connection, attribute, seconds)
 
 
+def _whole(table: Table, column: str, length: int) -> bool:
+    """True when a key-part `length` covers all of a string `column` of `table`."""
+    if not table.has_column(column):
+        return False
+    typ = table.column(column).type
+    return typ.kind == "string" and typ.length is not None and length >= typ.length
+
+
+def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """`options` with each ``mariadb_x`` as ``mysql_x`` (a ``mysql_x`` given too wins)."""
+    if not any(key.startswith("mariadb_") for key, _ in options):
+        return options
+    given = dict(options)
+    for key, value in options:
+        if key.startswith("mariadb_"):
+            del given[key]
+            given.setdefault("mysql_" + key[len("mariadb_") :], value)
+    return tuple(sorted(given.items()))
+
+
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
 
@@ -70,6 +90,7 @@ class MySQLDialect(Dialect):
 
     transactional_ddl = False
     remote_catalogue = True
+    max_identifier_length = 64
     instant_add_column = True
     online_alter = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
@@ -93,10 +114,15 @@ class MySQLDialect(Dialect):
         return super().ddl_column(column)
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked."""
+        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked, and
+        ``mariadb_`` options given as ``mysql_`` ones (SQLAlchemy's MySQL compiler reads only those)."""
         table = table.evolve(
             checks=tuple(replace(check, sql=backticked(check.sql)) for check in table.checks),
-            indexes=tuple(replace(i, expressions=tuple(backticked(e) for e in i.expressions)) for i in table.indexes),
+            indexes=tuple(
+                replace(i, expressions=tuple(backticked(e) for e in i.expressions), options=_as_mysql(i.options))
+                for i in table.indexes
+            ),
+            options=_as_mysql(table.options),
         )
         return super().sa_table_for(table, schema, **options)
 
@@ -255,6 +281,8 @@ class MySQLDialect(Dialect):
         """
 
         case_sensitive_quotes = False
+        option_prefix = "mysql"
+        dialect_names = ("mysql", "mariadb")
         synonyms = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
@@ -289,13 +317,34 @@ class MySQLDialect(Dialect):
             uniques = list(table.uniques)
             indexes = []
             for index in table.indexes:
-                if index.unique and not index.expressions and not index.where:
+                if index.unique and not index.expressions and not index.option("mysql_prefix"):
                     uniques.append(UniqueConstraint(index.columns, index.name))
                 elif not index.unique and any(self.implicit_index(index, fk) for fk in table.foreign_keys):
                     continue
                 else:
                     indexes.append(index)
             return table.evolve(uniques=uniques, indexes=indexes)
+
+        def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """FULLTEXT/SPATIAL and key-part lengths; ``USING`` is not compared (InnoDB silently makes HASH a BTREE).
+
+            A prefix as long as its column (or longer) is the whole column: InnoDB reports none.
+            """
+            found: dict[str, object] = {}
+            if options.get("prefix"):
+                found["prefix"] = str(options["prefix"]).upper()
+            length = options.get("length")
+            if length is not None:
+                elements = index.columns + index.expressions
+                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                pairs = tuple(
+                    (str(c), int(lengths[c]))  # type: ignore[call-overload]
+                    for c in elements
+                    if lengths.get(c) is not None and not _whole(table, str(c), int(lengths[c]))  # type: ignore[call-overload]
+                )
+                if pairs:
+                    found["length"] = pairs
+            return found
 
         @staticmethod
         def implicit_index(index: Index, fk: ForeignKey) -> bool:

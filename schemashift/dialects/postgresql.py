@@ -20,6 +20,7 @@ from ..schema.model import (
     Constraint,
     ForeignKey,
     Identity,
+    Index,
     PrimaryKey,
     Schema,
     Table,
@@ -147,6 +148,8 @@ class PostgreSQLDialect(Dialect):
 
     transactional_ddl = True
     remote_catalogue = True
+    max_identifier_length = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
+    identifier_length_in_bytes = True
     native_enum = True
     supports_schemas = True
     concurrent_index = True
@@ -184,6 +187,23 @@ class PostgreSQLDialect(Dialect):
         if connection.in_transaction():
             connection.commit()
         return [f"DROP INDEX CONCURRENTLY IF EXISTS {self.quote(schema)}.{self.quote(name)}" for schema in schemas[:1]]
+
+    def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
+        """``RENAME TO``, and the sequences of its SERIAL and identity columns renamed with it.
+
+        PostgreSQL names them ``<table>_<column>_seq`` when it makes them, and leaves
+        them be on a rename; ``create_all`` of the renamed table would name them after it.
+        """
+        statements = super().compile_rename_table(op, before, after)
+        table = before.tables.get(op.table_key or "")
+        for column in table.columns if table is not None else ():
+            if _is_serial(column) or column.identity is not None:
+                old = norm.object_name(op.table, column.name, "seq")
+                new = norm.object_name(op.new_name, column.name, "seq")
+                statements.append(
+                    f"ALTER SEQUENCE IF EXISTS {self.table_name(old, op.schema)} RENAME TO {self.quote(new)}"
+                )
+        return statements
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
@@ -450,6 +470,9 @@ class PostgreSQLDialect(Dialect):
         """
 
         default_schema = "public"
+        option_prefix = "postgresql"
+        dialect_names = ("postgresql",)
+        partial_indexes = True
         strips_casts = True
         computed_stored_by_default = True
         has_sequences = True
@@ -474,6 +497,22 @@ class PostgreSQLDialect(Dialect):
 
         def expression(self, sql: str) -> str:
             return super().expression(_in_list(sql))
+
+        def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """Access method (but btree), INCLUDE columns, operator classes, storage parameters, NULLS NOT DISTINCT."""
+            found: dict[str, object] = {}
+            using = str(options.get("using") or "btree").lower()
+            if using != "btree":
+                found["using"] = using
+            if options.get("include"):
+                found["include"] = tuple(str(c) for c in options["include"])  # type: ignore[attr-defined]
+            if options.get("ops"):
+                found["ops"] = tuple(sorted((str(k), str(v)) for k, v in norm.option_pairs(options["ops"])))
+            if options.get("with"):
+                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in norm.option_pairs(options["with"])))
+            if options.get("nulls_not_distinct"):
+                found["nulls_not_distinct"] = True
+            return found
 
         def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
             if kind == "pk":

@@ -75,6 +75,7 @@ class SQLiteDialect(Dialect):
     """SQLite."""
 
     name = "sqlite"
+    keeps_create_table_layout = True  # SQLAlchemy's inspector reads a generated column's expression from its own line
 
     # --- SQL compilation (owned by the dialects work) ---------------------
 
@@ -157,7 +158,7 @@ class SQLiteDialect(Dialect):
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         statements = [self._drop(o) for o in reversed(carried.dependents)]
-        create = self.ddl(sa.schema.CreateTable(created))
+        create = self.create_table_sql(created)
         redefined = {c.name.lower(): c.definition for c in carried.definitions}
         statements.append(live.spliced(create, len(new.columns), redefined,
                                        [c.definition for c in carried.columns], carried.constraints))
@@ -224,6 +225,9 @@ class SQLiteDialect(Dialect):
         keeps_comments = False
         case_sensitive_quotes = False
         has_identity = False
+        option_prefix = "sqlite"
+        dialect_names = ("sqlite",)
+        partial_indexes = True
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)

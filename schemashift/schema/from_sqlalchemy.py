@@ -8,7 +8,9 @@ Also reads the rename hints users declare on models:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
@@ -24,7 +26,9 @@ from .model import (
     Schema,
     Sequence,
     Table,
+    ONLY_ON,
     UniqueConstraint,
+    option_value,
     qualify,
 )
 from .satypes import from_sa_type
@@ -129,31 +133,47 @@ def _index(index: sa.Index) -> Index:
             columns.append(element)
         else:
             expressions.append(sql_text(element))
+    options = dict(dialect_options(index))
+    only_on = _ddl_if_dialects(index)
+    if only_on:
+        options[ONLY_ON] = only_on
     where = None
-    for dialect in ("postgresql", "sqlite"):
-        predicate = _dialect_option(index, dialect, "where")
-        if predicate is not None:
-            where = sql_text(predicate)
+    if options.get("postgresql_where") is not None and options.get("postgresql_where") == options.get("sqlite_where"):
+        where = options.pop("postgresql_where")  # partial on every database that can: the neutral form
+        del options["sqlite_where"]
     return Index(
         name=str(index.name),
         columns=tuple(columns),
         unique=bool(index.unique),
         expressions=tuple(expressions),
-        where=where,
+        where=where,  # type: ignore[arg-type]
+        options=tuple(options.items()),
     )
 
 
-def _dialect_option(item: sa.Index, dialect: str, name: str) -> Any:
-    """The ``<dialect>_<name>`` keyword `item` was given, or None.
+def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...]:
+    """The databases ``item.ddl_if(dialect=…)`` limits it to (empty: every database).
 
-    Reads SQLAlchemy's option store without filling it: looking an option up
-    through ``item.kwargs`` creates an empty entry per dialect and object (several
-    MiB for thousands of indexes). The store exists only once options were given.
+    A ``callable_`` condition cannot be judged without a database and is not
+    followed (the index is built wherever the dialect condition allows).
     """
-    options = item.__dict__.get("dialect_options")
-    if options is None or dialect not in options:
-        return None
-    return options[dialect].get(name)
+    condition = getattr(item, "_ddl_if", None)  # SQLAlchemy keeps it here; set by the public ddl_if()
+    dialect = getattr(condition, "dialect", None)
+    if not dialect:
+        return ()
+    return (dialect,) if isinstance(dialect, str) else tuple(sorted(dialect))
+
+
+def dialect_options(item: sa.Index | sa.Table) -> list[tuple[str, object]]:
+    """The dialect options `item` was given (``postgresql_using``, ``mysql_length`` …), as `option_value`s.
+
+    Only options given are read, without filling SQLAlchemy's option store: looking
+    options up creates an empty entry per dialect and object (several MiB for
+    thousands of indexes). The store exists only once options were given.
+    """
+    if item.__dict__.get("dialect_options") is None:
+        return []
+    return sorted((key, option_value(value, sql_text)) for key, value in item.dialect_kwargs.items())
 
 
 def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
@@ -172,30 +192,31 @@ def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
     )
 
 
-def _kept_check(constraint: sa.CheckConstraint) -> bool:
-    """True for the CHECKs a database gets from the model on every backend.
+def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
+    """The neutral form of a CHECK, or None when ``create_all`` makes it on no database.
 
-    Written ones, and those a non-native ``Enum(create_constraint=True)`` adds for its
-    values (they follow the values: a changed value list changes the CHECK). Other
-    type-bound CHECKs exist only on some databases (Boolean, native enums where the
-    database has none) and are left out.
+    A type's own CHECK (``Boolean``/``Enum`` with ``create_constraint=True``) exists
+    where the type asks for it: its rule is asked for each database schemashift knows.
     """
-    if not getattr(constraint, "_type_bound", False):
-        return True
-    types = [_implementation(column.type) for column in constraint.columns]
-    return bool(types) and all(isinstance(t, sa.Enum) and not t.native_enum for t in types)
+    names = _dialect_names()
+    only_on = tuple(names)
+    if getattr(constraint, "_type_bound", False):
+        rule = getattr(constraint, "_create_rule", None)  # SQLAlchemy's per-dialect condition of a type's CHECK
+        only_on = tuple(name for name, dialect in names.items() if rule is None or rule(SimpleNamespace(dialect=dialect)))
+    limited = _ddl_if_dialects(constraint)  # CheckConstraint(...).ddl_if(dialect=...)
+    if limited:
+        only_on = tuple(name for name in only_on if name in limited)
+    if not only_on:
+        return None
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), () if only_on == tuple(names) else only_on)
 
 
-def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
-    while isinstance(satype, sa.types.TypeDecorator):
-        satype = satype.impl_instance
-    return satype
+@lru_cache(maxsize=1)
+def _dialect_names() -> dict[str, sa.engine.Dialect]:
+    """SQLAlchemy's dialect for each database name schemashift supports."""
+    from ..dialects import REGISTRY
 
-
-def _declared_order(constraints: Iterable[sa.Constraint]) -> list[sa.Constraint]:
-    """`constraints` (a set in SQLAlchemy, iterated in a per-process hash order) in the order they were
-    declared, as `create_all` emits them: the same models always give the same schema and migration file."""
-    return sorted(constraints, key=lambda constraint: getattr(constraint, "_creation_order", 0))
+    return {name: sa.make_url(f"{name}://").get_dialect()() for name in sorted(REGISTRY)}
 
 
 def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:
@@ -209,17 +230,17 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
     uniques: list[UniqueConstraint] = []
     foreign_keys: list[ForeignKey] = []
     checks: list[CheckConstraint] = []
-    for constraint in _declared_order(table.constraints):
+    for constraint in _in_creation_order(table.constraints):
         if isinstance(constraint, sa.UniqueConstraint):
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             foreign_keys.append(_foreign_key(constraint))
-        elif isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-            checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+        elif isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+            checks.append(check)
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
-        for constraint in _declared_order(column.constraints):
-            if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-                checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+        for constraint in _in_creation_order(column.constraints):
+            if isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+                checks.append(check)
     pk = table.primary_key
     pk_columns = getattr(pk, "_columns", None) or pk.columns  # `columns` memoises a read-only copy per table
     primary_key = PrimaryKey(tuple(c.name for c in pk_columns), _name(pk.name)) if pk_columns else None
@@ -233,7 +254,13 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
         checks=tuple(checks),
         schema=table.schema,
         comment=table.comment,
+        options=tuple(dialect_options(table)),
     )
+
+
+def _in_creation_order(constraints: Iterable[sa.Constraint]) -> list[sa.Constraint]:
+    """`constraints` (a set) in the order ``create_all`` emits them: the order they were made in."""
+    return sorted(constraints, key=lambda constraint: getattr(constraint, "_creation_order", 0))
 
 
 def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .types import Type, evolve
 
@@ -68,12 +68,24 @@ class PrimaryKey:
     name: str | None = None
 
 
+#: A dialect option's value in hashable form: a scalar, SQL text, or tuples of them
+#: (a mapping becomes a tuple of ``(key, value)`` pairs); see `option_value`.
+OptionValue = object
+
+#: Index options that say how to build an index, not what it is: never compared.
+BUILD_OPTIONS = frozenset({"postgresql_concurrently", "mysql_algorithm", "mysql_lock"})
+
+
 @dataclass(frozen=True)
 class Index:
-    """An index over columns (and, later, expressions), optionally unique or partial.
+    """An index over columns and expressions, optionally unique or partial.
 
-    `expressions` holds SQL text for functional elements; `where` is the partial
-    index predicate; `options` holds dialect options as ``(key, value)`` pairs.
+    `expressions` holds SQL text for functional elements; `where` is a partial
+    index predicate for every database that has partial indexes (both
+    ``postgresql_where`` and ``sqlite_where`` given alike). `options` holds the
+    model's dialect options as ``(key, value)`` pairs, keyed as SQLAlchemy keys
+    them (``postgresql_using``, ``mysql_length``, ``sqlite_where`` …), values as
+    `option_value` makes them; each database uses its own, as ``create_all`` does.
     """
 
     name: str
@@ -81,7 +93,48 @@ class Index:
     unique: bool = False
     expressions: tuple[str, ...] = ()
     where: str | None = None
-    options: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, OptionValue], ...] = ()
+
+    def option(self, key: str) -> OptionValue | None:
+        """The value of option `key` (None when not given)."""
+        return next((value for name, value in self.options if name == key), None)
+
+
+#: The `Index.options` key naming the databases an index exists on (from ``Index.ddl_if(dialect=…)``):
+#: ``create_all`` builds it there only. Not a SQLAlchemy keyword: kept out of the DDL.
+ONLY_ON = "only_on"
+
+
+def built_on(item: "Index | CheckConstraint", names: Iterable[str]) -> bool:
+    """True when `item` exists on a database called any of `names` (see `ONLY_ON`, `CheckConstraint.only_on`)."""
+    only = item.option(ONLY_ON) if isinstance(item, Index) else item.only_on or None
+    if only is None:
+        return True
+    wanted = {only} if isinstance(only, str) else set(only)  # type: ignore[arg-type]
+    return bool(wanted & set(names))
+
+
+def option_value(value: object, sql: "Callable[[object], str]" = str) -> OptionValue:
+    """`value` of a dialect option in hashable, renderable form.
+
+    Mappings become tuples of ``(key, value)`` pairs, sequences tuples; columns
+    their names; other objects (SQL expressions) the text `sql` makes of them.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return tuple((_option_key(key), option_value(item, sql)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(option_value(item, sql) for item in value)
+    name = getattr(value, "name", None)
+    if isinstance(name, str) and hasattr(value, "table"):  # a column
+        return name
+    return sql(value)
+
+
+def _option_key(key: object) -> str:
+    name = getattr(key, "name", None)
+    return name if isinstance(name, str) else str(key)
 
 
 @dataclass(frozen=True)
@@ -114,10 +167,16 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class CheckConstraint:
-    """A CHECK constraint: its SQL expression."""
+    """A CHECK constraint: its SQL expression.
+
+    `only_on` names the databases it exists on when not all: a type's own CHECK
+    (``Boolean(create_constraint=True)`` where booleans are not native,
+    ``Enum(create_constraint=True)`` where enums are not), as ``create_all`` makes it.
+    """
 
     sql: str
     name: str | None = None
+    only_on: tuple[str, ...] = ()
 
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint
@@ -164,6 +223,8 @@ class Table:
     checks: tuple[CheckConstraint, ...] = ()
     schema: str | None = None
     comment: str | None = None
+    #: The model's dialect options (``mysql_engine``, ``sqlite_autoincrement`` …), as `Index.options`.
+    options: tuple[tuple[str, OptionValue], ...] = ()
 
     @property
     def key(self) -> str:

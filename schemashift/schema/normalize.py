@@ -43,6 +43,7 @@ from types import MappingProxyType
 from typing import Callable, ClassVar, Hashable, Iterable, Mapping, TypeVar
 
 from .model import (
+    BUILD_OPTIONS,
     CheckConstraint,
     Column,
     Computed,
@@ -54,6 +55,7 @@ from .model import (
     Sequence,
     Table,
     UniqueConstraint,
+    built_on,
 )
 from .types import INTEGER_KINDS, Type
 
@@ -170,6 +172,81 @@ def _unwrap_atoms(tokens: list[Token]) -> list[Token]:
     return tokens
 
 
+#: Binding strength of binary operators (higher binds tighter), for dropping redundant parentheses.
+_PRECEDENCE = {
+    "or": 1, "and": 2, "not": 3,
+    "is": 4, "like": 4, "ilike": 4, "in": 4, "between": 4, "similar": 4, "isnull": 4, "notnull": 4,
+    "=": 4, "==": 4, "<>": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4, "~~": 4, "~~*": 4, "!~~": 4, "!~~*": 4,
+    "||": 5, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
+}
+#: Words after which ``(`` opens a group (not a call, list or subquery).
+_GROUP_AFTER = {"and", "or", "not", "when", "then", "else"}
+
+
+def _precedence(token: Token | None) -> int:
+    """How tightly the operator `token` binds (0: not an operator, or none)."""
+    if token is None or token[0] not in ("op", "word"):
+        return 0
+    return _PRECEDENCE.get(token[1].lower(), 0)
+
+
+def _drop_group_parens(tokens: list[Token]) -> list[Token]:
+    """Remove parentheses that change nothing: ``((a IS NULL) OR (b > 1))`` -> ``a IS NULL OR b > 1``.
+
+    A group goes when everything in it binds tighter than the operators on both
+    sides (or it is an AND inside ANDs, an OR inside ORs), as PostgreSQL adds them
+    when it prints an expression back. Calls, lists and subqueries keep theirs.
+    """
+    index = 0
+    while index < len(tokens):
+        if tokens[index][1] != "(" or not _opens_group(tokens, index):
+            index += 1
+            continue
+        close = _matching_paren(tokens, index)
+        if close < 0:
+            return tokens
+        inner = _inner_precedence(tokens[index + 1 : close])
+        before = tokens[index - 1] if index > 0 else None
+        after = tokens[close + 1] if close + 1 < len(tokens) else None
+        outer = max(_precedence(before), _precedence(after))
+        same = inner == outer and outer in (1, 2)  # AND in ANDs, OR in ORs
+        left = inner in (5, 6) and inner == _precedence(after) and _precedence(before) < inner  # (a - b) - c
+        if inner is not None and (inner > outer or same or left):
+            tokens = tokens[:index] + tokens[index + 1 : close] + tokens[close + 1 :]
+            index = max(index - 1, 0)
+            continue
+        index += 1
+    return tokens
+
+
+def _opens_group(tokens: list[Token], index: int) -> bool:
+    """True when the ``(`` at `index` opens a parenthesised expression."""
+    if index == 0:
+        return True
+    kind, text = tokens[index - 1]
+    if kind == "word":
+        return text.lower() in _GROUP_AFTER
+    return kind == "op" and text not in (")", "]")
+
+
+def _inner_precedence(tokens: list[Token]) -> int | None:
+    """The loosest operator at the top level of a group (a large number when none); None for lists and subqueries."""
+    loosest = 99
+    depth = 0
+    for kind, text in tokens:
+        if text in ("(", "["):
+            depth += 1
+        elif text in (")", "]"):
+            depth -= 1
+        elif depth == 0:
+            if text == "," or (kind == "word" and text.lower() in ("select", "values", "case")):
+                return None
+            strength = _precedence((kind, text))
+            if strength:
+                loosest = min(loosest, strength)
+    return loosest
+
+
 def _merge_signs(tokens: list[Token]) -> list[Token]:
     """Join a unary minus or plus to the number after it (``- 1`` -> ``-1``)."""
     result: list[Token] = []
@@ -223,7 +300,7 @@ def canonical_sql(
     tokens = tokenize(sql)
     if casts:
         tokens = strip_casts(tokens)
-    tokens = strip_outer_parens(_unwrap_atoms(_merge_signs(tokens)))
+    tokens = strip_outer_parens(_drop_group_parens(_unwrap_atoms(_merge_signs(tokens))))
     return render_tokens(tokens, case_sensitive_quotes=case_sensitive_quotes, synonyms=synonyms)
 
 
@@ -350,6 +427,15 @@ def postgres_generated(name: str, table: str, seconds: Iterable[str | None], lab
     return any(object_name(table, second, label + suffix) == name for second in seconds for suffix in suffixes)
 
 
+def option_pairs(value: object) -> list[tuple[object, object]]:
+    """The ``(key, value)`` pairs of a mapping-valued option (a mapping, or `option_value`'s tuple of pairs)."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, tuple):
+        return [item for item in value if isinstance(item, tuple) and len(item) == 2]
+    return []
+
+
 def _memoized(memo: dict[Hashable, V], key: Hashable, compute: Callable[[], V]) -> V:
     """``memo[key]``, computed (and kept) by `compute` the first time."""
     try:
@@ -392,6 +478,12 @@ class Normalizer:
     has_identity: ClassVar[bool] = True
     #: Standalone sequences exist (else they, and columns' use of them, are not compared).
     has_sequences: ClassVar[bool] = False
+    #: The prefix of this database's SQLAlchemy dialect options (``postgresql`` in ``postgresql_using``).
+    option_prefix: ClassVar[str] = ""
+    #: The names ``ddl_if(dialect=…)`` gives this database (an index limited to others does not exist here).
+    dialect_names: ClassVar[tuple[str, ...]] = ()
+    #: Partial indexes (``CREATE INDEX … WHERE``) exist.
+    partial_indexes: ClassVar[bool] = False
     #: The bounds an ascending (descending) sequence gets by default.
     sequence_max: ClassVar[int] = 2**63 - 1
     sequence_min: ClassVar[int] = -(2**63)
@@ -436,13 +528,19 @@ class Normalizer:
             name=table.name,
             columns=self._columns_of(table),
             primary_key=shared(self.primary_key(table, table.primary_key)),
-            indexes=tuple(sorted((shared(self.index(table, i)) for i in table.indexes), key=lambda i: i.name)),
+            indexes=tuple(sorted(
+                (shared(self.index(table, i)) for i in table.indexes if built_on(i, self.dialect_names)),
+                key=lambda i: i.name,
+            )),
             uniques=tuple(sorted((shared(self.unique(table, u)) for u in table.uniques), key=_unique_key)),
             foreign_keys=tuple(
                 sorted((shared(self.foreign_key(table, fk)) for fk in table.foreign_keys), key=_fk_key)
             ),
             checks=tuple(
-                sorted((shared(self.check(table, c)) for c in table.checks), key=lambda c: (c.sql, c.name or ""))
+                sorted(
+                    (shared(self.check(table, c)) for c in table.checks if built_on(c, self.dialect_names)),
+                    key=lambda c: (c.sql, c.name or ""),
+                )
             ),
             schema=self.schema_name(table.schema),
             comment=(table.comment or None) if self.keeps_comments else None,
@@ -600,15 +698,42 @@ class Normalizer:
         return CheckConstraint(self.canonical_expression(check.sql), self._name(table, "check", (), check.name))
 
     def index(self, table: Table, index: Index) -> Index:
-        """An index with canonical expression and predicate text."""
+        """An index as this database builds it: canonical expressions, its own predicate and options.
+
+        The predicate is the index's own one for this database (``<prefix>_where``)
+        or else the neutral `Index.where`, where the database has partial indexes;
+        options of other databases are left out, as ``create_all`` ignores them.
+        """
+        own = self.own_options(index)
+        where = own.pop("where", None) or index.where if self.partial_indexes else None
+        options = self.index_options(table, index, own)
         return Index(
             name=index.name,
             columns=tuple(index.columns),
             unique=bool(index.unique),
             expressions=tuple(self.canonical_expression(e) for e in index.expressions),
-            where=self.canonical_expression(index.where) if index.where else None,
-            options=(),  # DDL-time options (postgresql_concurrently…) are neither reflected nor in models
+            where=self.canonical_expression(str(where)) if where else None,
+            options=tuple(sorted((f"{self.option_prefix}_{key}", value) for key, value in options.items())),
         )
+
+    def own_options(self, index: Index) -> dict[str, object]:
+        """This database's options of `index` by bare name (``using``, ``where`` …), build-only ones left out.
+
+        Options under another of its `dialect_names` (``mariadb_length``) count too; its own prefix's win.
+        """
+        found: dict[str, object] = {}
+        for name in reversed(self.dialect_names or (self.option_prefix,)):
+            prefix = name + "_"
+            found.update(
+                (key[len(prefix) :], value)
+                for key, value in index.options
+                if key.startswith(prefix) and key not in BUILD_OPTIONS and value is not None
+            )
+        return found
+
+    def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
+        """The options compared, by bare name, in canonical form (those the database reports back); base: none."""
+        return {}
 
 
 _SHARED: dict[type[Normalizer], Normalizer] = {}

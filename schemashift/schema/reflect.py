@@ -33,7 +33,7 @@ from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
 
 from ..errors import ExecutionError
 from .model import CheckConstraint, Column, Computed, ForeignKey, Identity, Index, PrimaryKey, Schema, Table
-from .model import Sequence, UniqueConstraint, qualify
+from .model import Sequence, UniqueConstraint, option_value, qualify
 from .reflect_sequences import link_columns, read_sequences
 from .satypes import from_sa_type
 from .types import Type
@@ -256,6 +256,9 @@ def _index(index: Reflected) -> Index:
         unique=bool(index.get("unique")),
         expressions=expressions,
         where=None if where is None else str(where),
+        options=tuple(
+            sorted((key, option_value(value)) for key, value in options.items() if not key.endswith("_where"))
+        ),
     )
 
 

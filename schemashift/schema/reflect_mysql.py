@@ -101,13 +101,13 @@ _COLUMNS = _Query(
     "ORDINAL_POSITION",
 )
 _INDEXES = _Query(
-    "INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COLLATION",
+    "INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COLLATION, SUB_PART, INDEX_TYPE",
     "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = :schema",
     "INDEX_NAME, SEQ_IN_INDEX",
 )
 # Before 10.8 MariaDB ignores DESC, so no key part is 'D'; and its COLLATION opens every table's
 # storage engine (the other columns need only the table definition), the costliest part of reading.
-_INDEXES_NO_COLLATION = replace(_INDEXES, columns="INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULL")
+_INDEXES_NO_COLLATION = replace(_INDEXES, columns="INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULL, SUB_PART, INDEX_TYPE")
 # Two queries joined here: MariaDB joins these two views by reading every database's tables.
 _FOREIGN_KEYS = _Query(
     "CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME",
@@ -305,7 +305,8 @@ def _read_indexes(connection: sa.Connection, params: dict[str, Any], raw: RawSch
     dialect = connection.dialect
     old_mariadb = getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or ()) < (10, 8)
     indexes: dict[tuple[str, str], Reflected] = {}
-    for table, name, non_unique, column, collation in fetch(
+    prefix = dialect.name  # SQLAlchemy keys options by the dialect's name (``mysql_length``, ``mariadb_length``)
+    for table, name, non_unique, column, collation, sub_part, index_type in fetch(
         connection, _INDEXES_NO_COLLATION if old_mariadb else _INDEXES, params
     ):
         if table not in raw.columns:
@@ -319,7 +320,12 @@ def _read_indexes(connection: sa.Connection, params: dict[str, Any], raw: RawSch
             index = indexes[(table, name)] = {"name": name, "column_names": [], "unique": not int(non_unique)}
             target = raw.uniques if index["unique"] else raw.indexes
             target.setdefault(table, []).append(index)
+            if index_type in ("FULLTEXT", "SPATIAL"):
+                index.setdefault("dialect_options", {})[f"{prefix}_prefix"] = index_type
         index["column_names"].append(column)
+        if sub_part is not None:  # a key-part length
+            lengths = index.setdefault("dialect_options", {}).setdefault(f"{prefix}_length", {})
+            lengths[column] = int(sub_part)
         if collation == "D":  # a descending key part
             index.setdefault("column_sorting", {})[column] = ("desc",)
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -132,7 +133,11 @@ def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetch
         else:
             raw.columns[table] = _with_generated(stand_in.get_columns(connection, table, schema), catalogue, table)
             raw.primary_keys[table] = stand_in.get_pk_constraint(connection, table, schema)
-            raw.foreign_keys[table] = stand_in.get_foreign_keys(connection, table, schema)
+            fk_rows = catalogue.rows["foreign_key_list"].get(table, ())
+            parsed_keys = _parsed_foreign_keys(catalogue, table, schema, lines_seen) if _alike_keys(fk_rows) else None
+            raw.foreign_keys[table] = parsed_keys if parsed_keys is not None else _all_foreign_keys(
+                stand_in, connection, table, schema, fk_rows
+            )
             raw.uniques[table] = _unique_constraints(uniques_in, connection, table, schema)
             raw.checks[table] = stand_in.get_check_constraints(connection, table, schema)
             indexes = raw.indexes[table] = stand_in.get_indexes(connection, table, schema)
@@ -645,6 +650,73 @@ def _fk_options(match: re.Match[str]) -> dict[str, Any]:
     return options
 
 
+def _alike_keys(fk_rows: Any) -> bool:
+    """True when two foreign keys in the PRAGMA rows have the same columns and target (SQLAlchemy merges them)."""
+    keys: dict[int, list[Any]] = {}
+    for row in fk_rows:
+        keys.setdefault(row[0], []).append((row[2], row[3], row[4]))
+    signatures = [tuple(rows) for rows in keys.values()]
+    return len(set(signatures)) < len(signatures)
+
+
+def _parsed_foreign_keys(
+    catalogue: _Catalogue, table: str, schema: str | None, lines_seen: dict[str, Any]
+) -> list[Reflected] | None:
+    """The foreign keys of a table the fast path cannot read whole (e.g. generated columns), from its clauses;
+    None when its text does not parse."""
+    sql = catalogue.table_sql.get(table)
+    parsed = None if sql is None else _parse(sql, lines_seen)
+    if parsed is None:
+        return None
+    return _foreign_keys(catalogue.rows["foreign_key_list"].get(table, ()), parsed.foreign_keys, schema)
+
+
+def _all_foreign_keys(stand_in: Any, connection: sa.Connection, table: str, schema: str | None,
+                      fk_rows: Any) -> list[Reflected]:
+    """SQLAlchemy's foreign keys of `table`, plus the keys it merges away.
+
+    SQLAlchemy matches keys to their clauses by columns and target, so of two keys
+    alike (a column's REFERENCES beside a named FOREIGN KEY clause over the same
+    column) it reports one, and warns. The other one is added back from the PRAGMA
+    rows, unnamed, with its actions.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*could not be located in PRAGMA foreign_keys")
+        found: list[Reflected] = stand_in.get_foreign_keys(connection, table, schema)
+    keys: dict[int, Reflected] = {}
+    for row in fk_rows:
+        key = keys.setdefault(row[0], {
+            "name": None, "constrained_columns": [], "referred_schema": schema, "referred_table": row[2],
+            "referred_columns": [], "options": _pragma_actions(row[5], row[6]),
+        })
+        key["constrained_columns"].append(row[3])
+        key["referred_columns"].append(row[4])
+    if len(keys) <= len(found):
+        return found
+    def signature(key: Reflected) -> tuple[Any, ...]:
+        return (*key["constrained_columns"], key["referred_table"], *key["referred_columns"])
+    def actions(key: Reflected) -> dict[str, str]:
+        return {k: str(v).upper() for k, v in key["options"].items() if k in ("ondelete", "onupdate")}
+    unmatched, missing = list(found), []
+    for exact in (True, False):  # a twin with the same actions first, then any with the same columns
+        missing = []
+        for key in keys.values():
+            twin = next((f for f in unmatched if signature(f) == signature(key)
+                         and (not exact or actions(f) == key["options"])), None)
+            if twin is None:
+                missing.append(key)
+            else:
+                unmatched.remove(twin)
+        keys = dict(enumerate(missing))
+    return found + missing
+
+
+def _pragma_actions(on_update: str, on_delete: str) -> dict[str, str]:
+    """A key's ON UPDATE/ON DELETE from the PRAGMA, in SQLAlchemy's ``options`` shape (NO ACTION left out)."""
+    options = {"onupdate": str(on_update).upper(), "ondelete": str(on_delete).upper()}
+    return {key: value for key, value in options.items() if value != "NO ACTION"}
+
+
 def _read_plain_table(raw: RawSchema, catalogue: _Catalogue, stand_in: _Prefetched, table: str,
                       schema: str | None, lines_seen: dict[str, Any]) -> bool:
     """Fill `raw` for `table` from its parsed text and pragma rows; False (nothing set) when it is not plain."""
@@ -724,30 +796,36 @@ def _foreign_keys(fk_rows: Any, parsed: list[tuple[Any, ...]], schema: str | Non
     reads the referred table's key, or warns, then).
     """
     keys: dict[int, Reflected] = {}
+    actions: dict[int, tuple[str, str]] = {}
     for row in fk_rows:
         number, referred_table, column, referred_column = row[0], row[2], row[3], row[4]
         if not referred_column:
             return None
         key = keys.get(number)
         if key is None:
+            actions[number] = (str(row[5]).lower(), str(row[6]).lower())  # ON UPDATE, ON DELETE
             key = keys[number] = {
                 "name": None, "constrained_columns": [], "referred_schema": schema,
                 "referred_table": referred_table, "referred_columns": [], "options": {},
             }
         key["constrained_columns"].append(column)
         key["referred_columns"].append(referred_column)
-    by_signature = {
-        (*key["constrained_columns"], key["referred_table"], *key["referred_columns"]): key for key in keys.values()
-    }
+    # keys alike (a column's REFERENCES beside a named FOREIGN KEY clause over it) are each matched once, in order
+    by_signature: dict[tuple[Any, ...], list[tuple[tuple[str, str], Reflected]]] = {}
+    for number, key in keys.items():
+        signature = (*key["constrained_columns"], key["referred_table"], *key["referred_columns"])
+        by_signature.setdefault(signature, []).append((actions[number], key))
     found = []
     for name, columns, referred, referred_columns, options in parsed:
-        key = by_signature.pop((*columns, referred, *referred_columns), None)
-        if key is None:
+        alike = by_signature.get((*columns, referred, *referred_columns))
+        if not alike:
             return None
+        wanted = (str(options.get("onupdate", "no action")).lower(), str(options.get("ondelete", "no action")).lower())
+        _, key = alike.pop(next((i for i, (acts, _) in enumerate(alike) if acts == wanted), 0))
         key["name"] = name
         key["options"] = options
         found.append(key)
-    return found + list(by_signature.values())
+    return found + [key for alike in by_signature.values() for _, key in alike]
 
 
 def _listed_indexes(catalogue: _Catalogue, table: str) -> tuple[list[Reflected], set[tuple[str, ...]]] | None:

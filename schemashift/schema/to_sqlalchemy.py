@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .model import Column, ForeignKey, Index, Schema, Table
+from .model import ONLY_ON, Column, ForeignKey, Index, Schema, Table
 from .satypes import to_sa_type
 
 
@@ -63,9 +63,22 @@ def sa_index(index: Index, table: sa.Table) -> sa.Index:
         kwargs["postgresql_where"] = sa.text(index.where)
         kwargs["sqlite_where"] = sa.text(index.where)
     for key, value in index.options:
-        kwargs[key] = value
+        if key != ONLY_ON:
+            kwargs[key] = sa_option(key, value)
     # `_table` binds indexes made only of expressions, which SQLAlchemy cannot tie to a table itself
     return sa.Index(index.name, *elements, unique=index.unique, _table=table, **kwargs)
+
+
+def sa_option(key: str, value: object) -> object:
+    """A dialect option's value as SQLAlchemy takes it (see `model.option_value`): predicates as SQL text,
+    tuples of pairs as mappings, other tuples as lists."""
+    if key.endswith("_where") and isinstance(value, str):
+        return sa.text(value)
+    if isinstance(value, tuple):
+        if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
+            return {item[0]: sa_option("", item[1]) for item in value}
+        return [sa_option("", item) for item in value]
+    return value
 
 
 def sa_table(
@@ -96,7 +109,8 @@ def sa_table(
             if fk.ref_key != table.key or name is not None:
                 _stub_for(fk, metadata, schema)
             items.append(sa_foreign_key(fk))
-    result = sa.Table(name or table.name, metadata, *items, schema=table.schema, comment=table.comment)
+    options = {key: sa_option(key, value) for key, value in table.options}
+    result = sa.Table(name or table.name, metadata, *items, schema=table.schema, comment=table.comment, **options)
     if include_indexes:
         for index in table.indexes:
             sa_index(index, result)
