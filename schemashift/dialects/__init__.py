@@ -35,3 +35,12 @@ def get_dialect(name: str) -> "Dialect":
         module, cls = target.split(":")
         _cache[name] = getattr(import_module(module), cls)()
     return _cache[name]
+
+
+#: The databases a model is compiled for when it is converted (their forms of types, defaults and checks).
+TARGETS = ("sqlite", "postgresql", "mysql")
+
+
+def targets() -> list[tuple[str, "object"]]:
+    """``(name, SQLAlchemy dialect)`` of each database in `TARGETS`, for offline compilation."""
+    return [(name, get_dialect(name).compiler_dialect) for name in TARGETS]

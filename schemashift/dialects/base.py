@@ -117,7 +117,25 @@ class Dialect:
         method = COMPILERS.get(type(operation))
         if method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
-        return getattr(self, method)(operation.resolve(before), before, after)
+        resolved = self.own_form(operation.resolve(before))
+        if resolved is None:
+            return []
+        return getattr(self, method)(resolved, before, after)
+
+    def own_form(self, operation: "Operation") -> "Operation | None":
+        """`operation` with this database's forms of its columns; None when it changes nothing here
+        (a CHECK only other databases have, a column change only in other databases' forms)."""
+        if isinstance(operation, ops.AlterColumn) and operation.old is not None:
+            if not (operation.old.defaults or operation.old.type.dialects
+                    or operation.new.defaults or operation.new.type.dialects):
+                return operation
+            resolved = replace(operation, old=operation.old.on(self.name), new=operation.new.on(self.name))
+            return resolved if resolved.changes else None
+        if isinstance(operation, (ops.AddConstraint, ops.DropConstraint)):
+            constraint = getattr(operation, "constraint", None) or getattr(operation, "definition", None)
+            if isinstance(constraint, CheckConstraint) and not constraint.applies_to(self.name):
+                return None
+        return operation
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
@@ -126,6 +144,18 @@ class Dialect:
     def normalize(self, schema: Schema) -> Schema:
         """`schema` in the form this database reflects it, so live and model schemas compare equal."""
         return schema
+
+    def parse_type(self, sql: str) -> Type | None:
+        """The neutral form of DDL type text as this database's reflection reads it (None: unknown)."""
+        normalizer = getattr(self, "Normalizer", None)
+        if normalizer is None:
+            return None
+        from ..schema.normalize import shared
+
+        try:
+            return shared(normalizer).parse_type(sql)
+        except Exception:  # noqa: BLE001 - text SQLAlchemy cannot read: unknown
+            return None
 
     @contextmanager
     def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
@@ -334,6 +364,11 @@ class Dialect:
         return self.sa_dialect()
 
     @property
+    def compiler_dialect(self) -> sa.engine.Dialect:
+        """The SQLAlchemy dialect this database's DDL is compiled with (one instance, kept)."""
+        return self._sa
+
+    @property
     def separate_comments(self) -> bool:
         """True when comments need their own ``COMMENT ON`` statements."""
         return self.supports_comments and not self._sa.inline_comments
@@ -368,11 +403,14 @@ class Dialect:
         columns = tuple(self.ddl_column(column) for column in table.columns)
         if any(new is not old for new, old in zip(columns, table.columns)):
             table = table.evolve(columns=columns)
+        if any(not check.applies_to(self.name) for check in table.checks):
+            table = table.evolve(checks=tuple(check for check in table.checks if check.applies_to(self.name)))
         return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
 
     def ddl_column(self, column: Column) -> Column:
         """`column` as this database's DDL states it: filled from a sequence, its next value is the default
-        (see `sequence_column`); databases add their own rewrites."""
+        (see `sequence_column`); its type and default are this database's forms; databases add their own rewrites."""
+        column = column.on(self.name)
         return self.sequence_column(column) if column.sequence is not None else column
 
     def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import mysql
 from .. import ops
 from ..schema import normalize as norm
 from ..schema.model import CheckConstraint, ForeignKey, Index
+from ..schema.satypes import from_sa_type
 from ..schema.types import Type
 from ..schema.model import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from .base import Dialect, lock_timeout, release_quietly, run_settled, table_at
@@ -242,6 +243,7 @@ class MySQLDialect(Dialect):
         first column, checks ``CONSTRAINT_<n>`` (MariaDB) or ``<table>_chk_<n>``.
         """
 
+        dialect = "mysql"
         case_sensitive_quotes = False
         synonyms = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
@@ -250,6 +252,11 @@ class MySQLDialect(Dialect):
         has_sequences = True
         sequence_max = 2**63 - 2
         sequence_min = -(2**63) + 1
+
+        def parse_type(self, sql: str) -> Type | None:
+            from ..schema.reflect_mysql import parse_column_type
+
+            return from_sa_type(parse_column_type(sql))
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)

@@ -423,6 +423,8 @@ class PostgreSQLDialect(Dialect):
         with no explicit storage is STORED (true up to PostgreSQL 17).
         """
 
+        dialect = "postgresql"
+
         default_schema = "public"
         strips_casts = True
         computed_stored_by_default = True
@@ -434,7 +436,9 @@ class PostgreSQLDialect(Dialect):
             if typ.kind == "float":
                 return typ.evolve(precision=24 if typ.precision is not None and typ.precision <= 24 else 53)
             if typ.kind == "binary":
-                return typ.evolve(length=None)
+                return typ.evolve(length=None, variant=None)
+            if typ.kind in ("text", "datetime"):  # MySQL's text sizes; TIMESTAMP is DateTime here
+                return typ.evolve(variant=None)
             if typ.kind == "array":
                 return typ.evolve(dimensions=None)
             if typ.is_integer:

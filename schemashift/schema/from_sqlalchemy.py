@@ -8,6 +8,7 @@ Also reads the rename hints users declare on models:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -27,7 +28,9 @@ from .model import (
     UniqueConstraint,
     qualify,
 )
-from .satypes import from_sa_type
+from .normalize import canonical_default
+from .satypes import model_type
+from .types import Type
 
 
 @dataclass
@@ -54,11 +57,49 @@ def sql_text(value: object) -> str:
     return str(value)
 
 
-def _default(column: sa.Column) -> str | None:
+def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The server default as SQL text, and ``(dialect, SQL)`` where a database renders it differently.
+
+    An expression default (``sa.false()``, a ``FunctionElement`` with ``@compiles``
+    per database) is rendered by each database's DDL compiler, as `create_all`
+    renders it; the generic text is SQLAlchemy's default rendering, or, for an
+    element only databases can render, PostgreSQL's (else the first database's).
+    """
     server_default = column.server_default
     if server_default is None or not hasattr(server_default, "arg"):
-        return None
-    return sql_text(server_default.arg)
+        return None, ()
+    arg = server_default.arg
+    if isinstance(arg, (str, TextClause)) or not isinstance(arg, ClauseElement):
+        return sql_text(arg), ()
+    from ..dialects import targets
+
+    rendered: dict[str, str] = {}
+    for name, dialect in targets():
+        try:
+            rendered[name] = _ddl_compiler(dialect).get_column_default_string(column)
+        except sa.exc.CompileError:
+            continue
+    try:
+        generic = sql_text(arg)
+    except sa.exc.CompileError:
+        if not rendered:
+            raise
+        generic = rendered.get("postgresql") or next(iter(rendered.values()))
+    plain = canonical_default(generic, _ANY)
+    return generic, tuple((name, sql) for name, sql in rendered.items() if canonical_default(sql, _ANY) != plain)
+
+
+#: A type that keeps default literals as written (`canonical_default` then compares spelling only).
+_ANY = Type("other")
+_DDL_COMPILERS: dict[int, Any] = {}
+
+
+def _ddl_compiler(dialect: sa.engine.Dialect) -> Any:
+    """A DDL compiler of `dialect`, one per dialect instance."""
+    compiler = _DDL_COMPILERS.get(id(dialect))
+    if compiler is None:
+        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)
+    return compiler
 
 
 def _computed(column: sa.Column) -> Computed | None:
@@ -106,16 +147,18 @@ ColumnFields = tuple[object, ...]  # the `Column` fields in declaration order
 
 def _column_fields(column: sa.Column, autoincrement_column: sa.Column | None) -> ColumnFields:
     """`Column(*fields)` is the neutral form of `column`; `autoincrement_column` is its table's."""
+    default, defaults = _defaults(column)
     return (
         column.name,
-        from_sa_type(column.type),
+        model_type(column.type),
         bool(column.nullable),  # nullable
-        _default(column),
+        default,
         autoincrement_column is column or column.identity is not None,  # autoincrement
         column.comment,
         _computed(column),
         _identity(column),
         _sequence_key(column),
+        defaults,
     )
 
 
@@ -172,24 +215,24 @@ def _foreign_key(constraint: sa.ForeignKeyConstraint) -> ForeignKey:
     )
 
 
-def _kept_check(constraint: sa.CheckConstraint) -> bool:
-    """True for the CHECKs a database gets from the model on every backend.
+def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
+    """The neutral form of a CHECK, limited to the databases `create_all` creates it on; None for none.
 
-    Written ones, and those a non-native ``Enum(create_constraint=True)`` adds for its
-    values (they follow the values: a changed value list changes the CHECK). Other
-    type-bound CHECKs exist only on some databases (Boolean, native enums where the
-    database has none) and are left out.
+    Written CHECKs exist everywhere. Those a ``Boolean``/``Enum(create_constraint=True)``
+    adds exist where the type is not native (SQLAlchemy's own rule for the
+    constraint decides, database by database); they follow the enum's values.
     """
-    if not getattr(constraint, "_type_bound", False):
-        return True
-    types = [_implementation(column.type) for column in constraint.columns]
-    return bool(types) and all(isinstance(t, sa.Enum) and not t.native_enum for t in types)
+    dialects: tuple[str, ...] = ()
+    rule = getattr(constraint, "_create_rule", None) if getattr(constraint, "_type_bound", False) else None
+    if rule is not None:
+        from ..dialects import TARGETS, targets
 
-
-def _implementation(satype: sa.types.TypeEngine) -> sa.types.TypeEngine:
-    while isinstance(satype, sa.types.TypeDecorator):
-        satype = satype.impl_instance
-    return satype
+        dialects = tuple(name for name, dialect in targets() if rule(SimpleNamespace(dialect=dialect)))
+        if not dialects:
+            return None
+        if len(dialects) == len(TARGETS):
+            dialects = ()
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), dialects)
 
 
 def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:
@@ -208,12 +251,12 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             foreign_keys.append(_foreign_key(constraint))
-        elif isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-            checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+        elif isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+            checks.append(check)
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
         for constraint in column.constraints:
-            if isinstance(constraint, sa.CheckConstraint) and _kept_check(constraint):
-                checks.append(CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name)))
+            if isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
+                checks.append(check)
     pk = table.primary_key
     pk_columns = getattr(pk, "_columns", None) or pk.columns  # `columns` memoises a read-only copy per table
     primary_key = PrimaryKey(tuple(c.name for c in pk_columns), _name(pk.name)) if pk_columns else None

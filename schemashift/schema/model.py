@@ -43,6 +43,8 @@ class Column:
 
     `sequence` is the key (``schema.name`` or ``name``) of a standalone `Sequence`
     whose next value is the column's default, where the database has sequences.
+    `defaults` holds ``(dialect name, SQL)`` pairs where a database renders the
+    default differently from `default` (an expression compiled per database).
     """
 
     name: str
@@ -54,10 +56,28 @@ class Column:
     computed: Computed | None = None
     identity: Identity | None = None
     sequence: str | None = None
+    defaults: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.defaults, tuple):
+            object.__setattr__(self, "defaults", tuple(tuple(pair) for pair in self.defaults))
 
     def evolve(self, **changes: object) -> Column:
         """Return a copy with `changes` applied (`self` when nothing changes)."""
         return evolve(self, changes)
+
+    def default_on(self, dialect: str | None) -> str | None:
+        """The server default as database `dialect` renders it."""
+        for name, sql in self.defaults:
+            if name == dialect:
+                return sql
+        return self.default
+
+    def on(self, dialect: str | None) -> Column:
+        """This column as database `dialect` has it: its type and default there, without per-database forms."""
+        if not self.defaults and not self.type.dialects:
+            return self
+        return self.evolve(type=self.type.on(dialect), default=self.default_on(dialect), defaults=())
 
 
 @dataclass(frozen=True)
@@ -114,10 +134,22 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class CheckConstraint:
-    """A CHECK constraint: its SQL expression."""
+    """A CHECK constraint: its SQL expression; `dialects` names the only databases that have it (all when empty).
+
+    Boolean and enum types add CHECKs on some databases only (where they are not native).
+    """
 
     sql: str
     name: str | None = None
+    dialects: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dialects, tuple):
+            object.__setattr__(self, "dialects", tuple(self.dialects))
+
+    def applies_to(self, dialect: str | None) -> bool:
+        """True when database `dialect` has this check."""
+        return not self.dialects or dialect is None or dialect in self.dialects
 
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint

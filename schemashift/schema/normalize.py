@@ -371,6 +371,8 @@ class Normalizer:
 
     #: Memoised entries kept between calls; beyond that the memos start afresh.
     memo_limit: ClassVar[int] = 100_000
+    #: The dialect name whose per-database forms (`Type.dialects`, `Column.defaults`, checks' `dialects`) apply.
+    dialect: ClassVar[str | None] = None
 
     #: Schema name that means "the default schema" and becomes None.
     default_schema: ClassVar[str | None] = None
@@ -442,7 +444,10 @@ class Normalizer:
                 sorted((shared(self.foreign_key(table, fk)) for fk in table.foreign_keys), key=_fk_key)
             ),
             checks=tuple(
-                sorted((shared(self.check(table, c)) for c in table.checks), key=lambda c: (c.sql, c.name or ""))
+                sorted(
+                    (shared(self.check(table, c)) for c in table.checks if c.applies_to(self.dialect)),
+                    key=lambda c: (c.sql, c.name or ""),
+                )
             ),
             schema=self.schema_name(table.schema),
             comment=(table.comment or None) if self.keeps_comments else None,
@@ -472,6 +477,7 @@ class Normalizer:
 
         Memoised by (column, primary key columns): it may depend on the table only through those.
         """
+        column = column.on(self.dialect)
         typ = self.canonical_type(column.type)
         computed = column.computed
         if computed is not None:
@@ -521,8 +527,21 @@ class Normalizer:
         return name if self.schema_name(schema) is None else key
 
     def canonical_type(self, typ: Type) -> Type:
-        """`type`, memoised."""
-        return _memoized(self._types, typ, lambda: self.type(typ))
+        """`type` of the type as this database has it (a DDL text parsed as the database reads it back), memoised."""
+        return _memoized(self._types, typ, lambda: self.type(self.resolved(typ)))
+
+    def resolved(self, typ: Type) -> Type:
+        """`typ` on this database; an ``other`` type's DDL text read as this database's reflection reads it."""
+        typ = typ.on(self.dialect)
+        if typ.kind == "other" and typ.sql:
+            parsed = self.parse_type(typ.sql)
+            if parsed is not None:
+                return parsed
+        return typ
+
+    def parse_type(self, sql: str) -> Type | None:
+        """The neutral form of a DDL type as this database's reflection would return it (None: unknown)."""
+        return None
 
     def canonical_default(self, sql: str | None, typ: Type) -> str | None:
         """`default`, memoised."""
