@@ -752,11 +752,11 @@ def list_backups(project: "Project") -> list[dict[str, Any]]:
 
 def prune(project: "Project", older_than: str, out: Output) -> int:
     """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
-    from .dialects import get_dialect
+    from .dialects import dialect_of
 
     cutoff = _now() - parse_duration(older_than)
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
+        dialect = dialect_of(connection)
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             sql = _Sql(dialect, registry_table(project.env.schema))
             old = [row for row in recorded(connection, project.env.schema).values() if _older(row, cutoff)]

@@ -132,12 +132,12 @@ def _reverse_step(step: Step, ops_done: int, dialect: "Dialect", start: Schema) 
 def run_repair(project: "Project", connection: "sa.Connection", executor: "Executor", row: AppliedRevision,
                action: str, out: Output) -> None:
     """Continue or undo the partly run step recorded in `row`."""
-    from .dialects import get_dialect
+    from .dialects import dialect_of
     from .schema.reflect import reflect
 
     if action not in ACTIONS:
         raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
-    dialect = get_dialect(connection.dialect.name)
+    dialect = dialect_of(connection)
     step = protected_step(project, connection, dialect, row)
     recorder = executor.recorder
     live = reflect(connection, schemas=_schemas(step, project), exclude=recorder.own_tables)

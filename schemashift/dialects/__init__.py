@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "postgresql": "schemashift.dialects.postgresql:PostgreSQLDialect",
     "mysql": "schemashift.dialects.mysql:MySQLDialect",
-    "mariadb": "schemashift.dialects.mysql:MySQLDialect",
+    "mariadb": "schemashift.dialects.mysql:MariaDBDialect",
     "sqlite": "schemashift.dialects.sqlite:SQLiteDialect",
 }
 
@@ -35,6 +35,16 @@ def get_dialect(name: str) -> "Dialect":
         module, cls = target.split(":")
         _cache[name] = getattr(import_module(module), cls)()
     return _cache[name]
+
+
+def dialect_of(connection: "object") -> "Dialect":
+    """The dialect for a live connection (or engine): MariaDB with a native UUID type gets its own."""
+    sa_dialect = getattr(connection, "dialect")
+    name = sa_dialect.name
+    if name in ("mysql", "mariadb"):
+        native_uuid = getattr(sa_dialect, "is_mariadb", False) and getattr(sa_dialect, "supports_native_uuid", False)
+        name = "mariadb" if native_uuid else "mysql"
+    return get_dialect(name)
 
 
 #: The databases a model is compiled for when it is converted (their forms of types, defaults and checks).

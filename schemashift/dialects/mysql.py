@@ -47,6 +47,20 @@ def _served(table: Table, columns: tuple[str, ...]) -> bool:
     return any(key[: len(columns)] == columns for key in keys)
 
 
+#: The default collation of MySQL/MariaDB character sets (utf8mb4's differs between servers: left out).
+_DEFAULT_COLLATIONS = {
+    "latin1": "latin1_swedish_ci",
+    "ascii": "ascii_general_ci",
+    "utf8": "utf8mb3_general_ci",
+    "utf8mb3": "utf8mb3_general_ci",
+    "binary": "binary",
+    "ucs2": "ucs2_general_ci",
+    "utf16": "utf16_general_ci",
+    "utf32": "utf32_general_ci",
+    "latin2": "latin2_general_ci",
+    "cp1251": "cp1251_general_ci",
+}
+
 #: Running the statement prepared in ``@schemashift_sql``.
 _PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
@@ -244,6 +258,7 @@ class MySQLDialect(Dialect):
         """
 
         dialect = "mysql"
+        keeps_charsets = True
         case_sensitive_quotes = False
         synonyms = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
@@ -278,6 +293,10 @@ class MySQLDialect(Dialect):
                 return Type("string", length=32)
             if kind == "json":
                 return typ.evolve(variant=None)
+            if kind in ("string", "text") and typ.charset:
+                # a character set alone means its default collation (the table's for the usual utf8mb4)
+                collation = typ.collation or _DEFAULT_COLLATIONS.get(typ.charset)
+                return typ.evolve(charset=None, collation=collation)
             return typ
 
         def prepare(self, table: Table) -> Table:
@@ -356,3 +375,16 @@ class MySQLDialect(Dialect):
         else:
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
         connection.commit()
+
+
+class MariaDBDialect(MySQLDialect):
+    """MariaDB 10.7 and later: ``sa.Uuid`` is the native ``UUID`` type there, as `create_all` builds it.
+
+    Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
+    """
+
+    def sa_dialect(self) -> sa.engine.Dialect:
+        """SQLAlchemy's MySQL dialect with MariaDB's native UUID."""
+        dialect = mysql.dialect()
+        dialect.supports_native_uuid = True
+        return dialect

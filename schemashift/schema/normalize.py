@@ -371,6 +371,8 @@ class Normalizer:
 
     #: Memoised entries kept between calls; beyond that the memos start afresh.
     memo_limit: ClassVar[int] = 100_000
+    #: String types may name a character set (MySQL); elsewhere it is dropped.
+    keeps_charsets: ClassVar[bool] = False
     #: The dialect name whose per-database forms (`Type.dialects`, `Column.defaults`, checks' `dialects`) apply.
     dialect: ClassVar[str | None] = None
 
@@ -555,6 +557,10 @@ class Normalizer:
         """The type as the database stores it; the base handles what all databases share."""
         if typ.kind == "enum" and not typ.native:
             return Type("string", length=max((len(v) for v in typ.values), default=None))
+        if typ.kind == "uuid" and not typ.native:  # Uuid(native_uuid=False): CHAR(32) everywhere
+            return Type("string", length=32)
+        if typ.charset and not self.keeps_charsets:
+            typ = typ.evolve(charset=None)
         if typ.kind == "array" and typ.item is not None:
             return typ.evolve(item=self.type(typ.item))
         return typ

@@ -25,6 +25,11 @@ def _collation(satype: sa.types.TypeEngine) -> str | None:
     return getattr(satype, "collation", None) or None
 
 
+def _charset(satype: sa.types.TypeEngine) -> str | None:
+    """MySQL's ``CHARACTER SET`` of a string type (``mysql.VARCHAR(charset=...)``)."""
+    return getattr(satype, "charset", None) or None
+
+
 def _enum(satype: sa.Enum) -> Type:
     native = bool(getattr(satype, "native_enum", True))
     return _type("enum", values=tuple(satype.enums), name=satype.name, native=native)
@@ -33,7 +38,7 @@ def _enum(satype: sa.Enum) -> Type:
 def _string(satype: sa.String) -> Type:
     if type(satype).__name__ in _SIZED:  # MySQL's TINYTEXT… are Strings, not Texts, in SQLAlchemy
         return _text(satype)  # type: ignore[arg-type]
-    return _type("string", length=satype.length, collation=_collation(satype))
+    return _type("string", length=satype.length, collation=_collation(satype), charset=_charset(satype))
 
 
 #: MySQL's sized TEXT and BLOB types: class name -> `Type.variant`.
@@ -41,7 +46,8 @@ _SIZED = {name: name.lower() for name in ("TINYTEXT", "MEDIUMTEXT", "LONGTEXT", 
 
 
 def _text(satype: sa.Text) -> Type:
-    return _type("text", collation=_collation(satype), variant=_SIZED.get(type(satype).__name__))
+    variant = _SIZED.get(type(satype).__name__)
+    return _type("text", collation=_collation(satype), charset=_charset(satype), variant=variant)
 
 
 def _numeric(satype: sa.Numeric | sa.Float) -> Type:
@@ -106,7 +112,7 @@ _CONVERTERS: list[tuple[type, Converter]] = [
     (sa.sql.sqltypes._AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
     (sa.ARRAY, _array),
     (sa.JSON, _json),
-    (sa.Uuid, lambda t: _type("uuid")),
+    (sa.Uuid, lambda t: _type("uuid", native=bool(getattr(t, "native_uuid", True)))),
     (sa.LargeBinary, _binary),
     (sat._Binary, _binary),
 ]
@@ -190,11 +196,31 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, d
         candidates.append(parsed)
     for candidate in candidates:
         try:
-            if dialect.type_compiler_instance.process(to_sa_type(candidate, name)) == actual:
+            built = to_sa_type(candidate, name)
+            if not _hooked(type(built), name) and dialect.type_compiler_instance.process(built) == actual:
                 return candidate
         except Exception:  # noqa: BLE001 - the neutral form does not compile there
             continue
     return _type("other", sql=actual)
+
+
+def _hooked(cls: type, dialect: str | None = None) -> bool:
+    """True when instances of `cls` compile through an ``@compiles`` handler of the application
+    (for database `dialect`; for any when None).
+
+    Migrations run without the models imported, so a form only such a handler
+    renders must be kept as DDL text.
+    """
+    for base in cls.__mro__:
+        if "_compiler_dispatch" in vars(base):
+            dispatcher = vars(base).get("_compiler_dispatcher")
+            if dispatcher is None:
+                return False
+            specs = getattr(dispatcher, "specs", None) or {}
+            default = specs.get("default")
+            own_default = default is not None and getattr(default, "__name__", "") != "_wrap_existing_dispatch"
+            return dialect is None or dialect in specs or own_default  # not SQLAlchemy's kept original
+    return False
 
 
 def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
@@ -207,7 +233,7 @@ def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
     if getattr(satype, "_variant_mapping", None):  # with_variant()
         return None
     cls = type(satype)
-    if any("_compiler_dispatcher" in vars(base) for base in cls.__mro__):  # @compiles
+    if _hooked(cls):  # @compiles
         return None
     if isinstance(satype, sat.TypeDecorator):
         if cls.load_dialect_impl is not sat.TypeDecorator.load_dialect_impl:
@@ -255,11 +281,20 @@ def _build_json(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
 
 
 def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.variant and dialect == "mysql":
+    if (typ.variant or typ.charset) and dialect == "mysql":
         from sqlalchemy.dialects import mysql
 
-        return getattr(mysql, typ.variant.upper())(collation=typ.collation)  # type: ignore[no-any-return]
+        cls = getattr(mysql, (typ.variant or "text").upper())
+        return cls(collation=typ.collation, charset=typ.charset)  # type: ignore[no-any-return]
     return sa.Text(collation=typ.collation)
+
+
+def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+    if typ.charset and dialect == "mysql":
+        from sqlalchemy.dialects import mysql
+
+        return mysql.VARCHAR(typ.length, collation=typ.collation, charset=typ.charset)
+    return sa.String(typ.length, collation=typ.collation)
 
 
 def _build_binary(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
@@ -320,7 +355,7 @@ _BUILDERS = {
     "integer": _build_integer,
     "bigint": _build_integer,
     "boolean": lambda t, d: sa.Boolean(create_constraint=False),
-    "string": lambda t, d: sa.String(t.length, collation=t.collation),
+    "string": _build_string,
     "text": _build_text,
     "float": lambda t, d: sa.Float(precision=t.precision),
     "numeric": lambda t, d: sa.Numeric(t.precision, t.scale),
@@ -330,7 +365,7 @@ _BUILDERS = {
     "interval": lambda t, d: sa.Interval(),
     "binary": _build_binary,
     "json": _build_json,
-    "uuid": lambda t, d: sa.Uuid(),
+    "uuid": lambda t, d: sa.Uuid(native_uuid=t.native),
     "enum": _build_enum,
     "array": lambda t, d: sa.ARRAY(to_sa_type(t.item, d), dimensions=t.dimensions) if t.item else sa.ARRAY(sa.Text()),
     "other": _build_other,

@@ -70,6 +70,7 @@ class Type:
     timezone: bool = False
     unsigned: bool = False
     collation: str | None = None
+    charset: str | None = None
     values: tuple[str, ...] = ()
     name: str | None = None
     native: bool = True
@@ -126,6 +127,8 @@ class Type:
             text += " with tz"
         if self.unsigned:
             text += " unsigned"
+        if self.charset:
+            text += f" charset {self.charset}"
         if self.collation:
             text += f" collate {self.collation}"
         return text
