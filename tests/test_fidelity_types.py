@@ -136,6 +136,20 @@ def _my_datetime(element, compiler, **kw):
     return "DATETIME(6)"
 
 
+class LongText(sa.Text):  # dagster's pattern: its own Text, LONGTEXT on MySQL
+    cache_ok = True
+
+
+@compiles(LongText, "mysql")
+def _my_long(element, compiler, **kw):
+    return "LONGTEXT"
+
+
+@compiles(sa.TIMESTAMP, "mysql")
+def _my_timestamp(element, compiler, **kw):
+    return "TIMESTAMP(6)"
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -146,6 +160,8 @@ class Event(Base):
     token = sa.Column(sa.String(36), server_default=GenerateUUID(), nullable=False)
     created = sa.Column(sa.DateTime, server_default=utcnow(), nullable=False)
     seen = sa.Column(sa.DateTime)
+    body = sa.Column(LongText)
+    stamp = sa.Column(sa.TIMESTAMP, nullable=True)
 """
 
 CHECKS_DEFAULTS = """

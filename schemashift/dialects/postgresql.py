@@ -25,7 +25,7 @@ from ..schema.model import (
     Table,
     UniqueConstraint,
 )
-from ..schema.satypes import to_sa_type
+from ..schema.satypes import from_sa_type, to_sa_type
 from ..schema.types import Type
 from .base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
 
@@ -424,6 +424,12 @@ class PostgreSQLDialect(Dialect):
         """
 
         dialect = "postgresql"
+
+        def parse_type(self, sql: str) -> Type | None:
+            from ..schema.reflect_postgresql import parse_type_text
+
+            parsed = parse_type_text(sql)
+            return None if parsed is None else from_sa_type(parsed)
 
         default_schema = "public"
         strips_casts = True
