@@ -298,3 +298,32 @@ def test_model_conversion_keeps_per_database_forms() -> None:
     exec(TEXT_SIZES, namespace)  # noqa: S102
     body = from_metadata(namespace["Base"].metadata).table("doc").column("body")  # type: ignore[attr-defined]
     assert body.type.on("mysql") == Type("text", variant="mediumtext") and body.type.on("sqlite") == Type("text")
+
+
+SEEDED = """
+import sqlalchemy as sa
+from schemashift.schema.from_sqlalchemy import from_metadata
+
+md = sa.MetaData()
+sa.Table(
+    "t", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.Integer),
+    sa.Column("b", sa.Boolean(create_constraint=True)),
+    sa.CheckConstraint("a > 0", name="c1"), sa.CheckConstraint("a < 100", name="c2"), sa.CheckConstraint("a <> 5"),
+    sa.Column("s", sa.Enum("x", "y", name="s_t", native_enum=False, create_constraint=True)),
+)
+print(from_metadata(md).table("t").checks)
+"""
+
+
+def test_checks_keep_their_creation_order_whatever_the_hash_seed() -> None:
+    """CHECKs come in the order create_all emits them (MariaDB numbers unnamed ones by it), for any PYTHONHASHSEED."""
+    import os
+
+    outputs = {
+        subprocess.run([sys.executable, "-c", SEEDED], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(outputs) == 1
+    text = outputs.pop()
+    assert text.index("a > 0") < text.index("a < 100") < text.index("a <> 5")

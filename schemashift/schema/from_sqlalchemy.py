@@ -246,13 +246,15 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
     uniques: list[UniqueConstraint] = []
     foreign_keys: list[ForeignKey] = []
     checks: list[CheckConstraint] = []
+    table_checks: list[tuple[int, CheckConstraint]] = []  # in creation order, as create_all emits them
     for constraint in table.constraints:
         if isinstance(constraint, sa.UniqueConstraint):
             uniques.append(UniqueConstraint(tuple(c.name for c in constraint.columns), _name(constraint.name)))
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             foreign_keys.append(_foreign_key(constraint))
         elif isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
-            checks.append(check)
+            table_checks.append((getattr(constraint, "_creation_order", 0), check))
+    checks.extend(check for _, check in sorted(table_checks, key=lambda pair: pair[0]))
     for column in table.columns:  # column-level CHECKs live on the column, not in table.constraints
         for constraint in column.constraints:
             if isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
