@@ -283,7 +283,8 @@ class AlterColumn(Operation):
         """Names of the column fields that differ between old and new."""
         if self.old is None:
             return ()
-        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence")
+        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence",
+                  "defaults")
         return tuple(f for f in fields if getattr(self.old, f) != getattr(self.new, f))
 
     def describe(self) -> str:

@@ -197,6 +197,7 @@ class Pair:
 
     def __init__(self, backend: str, models: str, tmp: Path) -> None:
         self.backend = backend
+        tmp.mkdir(parents=True, exist_ok=True)
         names = [f"ss_fid_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("a", "b")]
         self.names = names
         self.reference = create_database(backend, names[0], tmp)
@@ -327,3 +328,64 @@ def test_checks_keep_their_creation_order_whatever_the_hash_seed() -> None:
     assert len(outputs) == 1
     text = outputs.pop()
     assert text.index("a > 0") < text.index("a < 100") < text.index("a <> 5")
+
+
+EVOLVE_BEFORE = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "note"
+    id = sa.Column(sa.Integer, primary_key=True)
+    body = sa.Column(sa.Text)
+    done = sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false"))
+"""
+
+EVOLVE_AFTER = """
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "note"
+    id = sa.Column(sa.Integer, primary_key=True)
+    body = sa.Column(sa.Text().with_variant(mysql.MEDIUMTEXT, "mysql"))
+    done = sa.Column(sa.Boolean(create_constraint=True, name="note_done"), nullable=False, server_default=sa.false())
+"""
+
+
+def test_per_database_forms_added_later_keep_rows(backend: str, tmp_path: Path) -> None:
+    """A variant, a per-database default and a Boolean CHECK added to existing columns: each database gets
+    exactly what create_all of the new models builds, rows are kept, and `downgrade -1` goes back."""
+    from helpers import set_models
+
+    before, after = Pair(backend, EVOLVE_BEFORE, tmp_path / "before"), Pair(backend, EVOLVE_AFTER, tmp_path / "after")
+    try:
+        before.create_all()
+        after.create_all()
+        project = before.project
+        before.migrate()
+        execute(before.built, "INSERT INTO note (id, body) VALUES (1, 'kept')")
+        set_models(project, EVOLVE_AFTER)
+        generated = cli(project, "generate", "-m", "per-database forms")
+        assert generated.stderr == ""
+        cli(project, "upgrade")
+        assert inspect_schema(before.built) == inspect_schema(after.reference)
+        assert cli(project, "diff", check=False).returncode == 0
+        assert fetch_rows(before.built, "SELECT id, body FROM note") == [(1, "kept")]
+        cli(project, "downgrade", "-1")
+        assert inspect_schema(before.built) == inspect_schema(before.reference)
+        assert fetch_rows(before.built, "SELECT id, body FROM note") == [(1, "kept")]
+    finally:
+        before.drop()
+        after.drop()

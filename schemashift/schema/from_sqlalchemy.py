@@ -71,6 +71,21 @@ def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...
     arg = server_default.arg
     if isinstance(arg, (str, TextClause)) or not isinstance(arg, ClauseElement):
         return sql_text(arg), ()
+    try:
+        generic: str | None = sql_text(arg)
+    except sa.exc.CompileError:  # only the databases' compilers render it (@compiles per dialect)
+        generic = None
+    key = (type(arg), generic)
+    found = _RENDERED.get(key) if generic is not None else None
+    if found is None:
+        found = _rendered(column, generic)
+        if generic is not None and len(_RENDERED) < 10_000:
+            _RENDERED[key] = found  # `func.now()` in every table: rendered once
+    return found
+
+
+def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """`_defaults` of an expression default, rendered by each database's DDL compiler."""
     from ..dialects import targets
 
     rendered: dict[str, str] = {}
@@ -79,14 +94,15 @@ def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...
             rendered[name] = _ddl_compiler(dialect).get_column_default_string(column)
         except sa.exc.CompileError:
             continue
-    try:
-        generic = sql_text(arg)
-    except sa.exc.CompileError:
+    if generic is None:
         if not rendered:
-            raise
+            sql_text(column.server_default.arg)  # raises SQLAlchemy's own error
         generic = rendered.get("postgresql") or next(iter(rendered.values()))
     plain = canonical_default(generic, _ANY)
     return generic, tuple((name, sql) for name, sql in rendered.items() if canonical_default(sql, _ANY) != plain)
+
+
+_RENDERED: dict[tuple[type, str | None], tuple[str | None, tuple[tuple[str, str], ...]]] = {}
 
 
 #: A type that keeps default literals as written (`canonical_default` then compares spelling only).
