@@ -53,4 +53,9 @@ TARGETS = ("sqlite", "postgresql", "mysql")
 
 def targets() -> list[tuple[str, "object"]]:
     """``(name, SQLAlchemy dialect)`` of each database in `TARGETS`, for offline compilation."""
-    return [(name, get_dialect(name).compiler_dialect) for name in TARGETS]
+    if not _targets:
+        _targets.extend((name, get_dialect(name).compiler_dialect) for name in TARGETS)
+    return _targets
+
+
+_targets: list[tuple[str, "object"]] = []

@@ -166,6 +166,28 @@ def model_type(satype: sa.types.TypeEngine) -> Type:
     checked = _checked_on(satype)
     if checked == ():
         return base
+    if checked is None and getattr(satype, "_variant_mapping", None):
+        return _per_database(satype, base, checked)
+    key = (type(satype), _plain_state(satype), base)  # models repeat a few such types in many columns
+    found = _MODEL_TYPES.get(key)
+    if found is None:
+        found = _per_database(satype, base, checked)
+        if len(_MODEL_TYPES) < 4096:
+            _MODEL_TYPES[key] = found
+    return found
+
+
+_MODEL_TYPES: dict[tuple[type, tuple[tuple[str, object], ...], Type], Type] = {}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_state(satype: sa.types.TypeEngine) -> tuple[tuple[str, object], ...]:
+    """The instance's scalar settings (with its class and neutral form, what its DDL can depend on)."""
+    return tuple((k, v) for k, v in vars(satype).items() if isinstance(v, _PLAIN))
+
+
+def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, ...] | None) -> Type:
+    """`base` with the forms `satype` takes on the databases in `checked` (None: all)."""
     from ..dialects import targets
 
     overrides: list[tuple[str, Type]] = []
