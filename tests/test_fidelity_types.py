@@ -272,7 +272,17 @@ def test_mysql_types_collations_and_native_uuid(pair_of) -> None:  # type: ignor
     assert_same_and_clean(pair)
     columns = inspect_schema(pair.built)["blob"]["columns"]
     assert columns["ref"][0] == "UUID" and columns["old_ref"][0] == "CHAR(32)"  # as create_all on MariaDB 10.7+
-    assert columns["long"][0] == "LONGTEXT" and columns["at"][0] == "DATETIME(fsp=6)".replace("(fsp=6)", "(6)")
+    assert columns["long"][0] == "LONGTEXT" and columns["at"][0] == "DATETIME(6)"
+    import sqlalchemy as sa
+
+    blob = sa.Table("blob", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("long", sa.Text),
+                    sa.Column("ref", sa.Uuid))
+    value = uuid.uuid4()
+    engine = sa.create_engine(pair.built, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:  # SQLAlchemy writes and reads the native UUID column
+        conn.execute(blob.insert().values(id=1, long="x", ref=value))
+        assert conn.execute(sa.select(blob.c.ref)).scalar_one() == value
+    engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["mysql"], indirect=True)
