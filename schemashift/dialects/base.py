@@ -145,6 +145,16 @@ class Dialect:
         """`schema` in the form this database reflects it, so live and model schemas compare equal."""
         return schema
 
+    def stores_alike(self, a: Type, b: Type) -> bool:
+        """True when this database stores columns of types `a` and `b` alike (equal once normalised)."""
+        normalizer = getattr(self, "Normalizer", None)
+        if normalizer is None:
+            return a == b
+        from ..schema.normalize import shared
+
+        canonical = shared(normalizer).canonical_type
+        return canonical(a) == canonical(b)
+
     def parse_type(self, sql: str) -> Type | None:
         """The neutral form of DDL type text as this database's reflection reads it (None: unknown)."""
         normalizer = getattr(self, "Normalizer", None)

@@ -188,7 +188,7 @@ def _plain_state(satype: sa.types.TypeEngine) -> tuple[tuple[str, object], ...]:
 
 def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, ...] | None) -> Type:
     """`base` with the forms `satype` takes on the databases in `checked` (None: all)."""
-    from ..dialects import targets
+    from ..dialects import get_dialect, targets
 
     overrides: list[tuple[str, Type]] = []
     for name, dialect in targets():
@@ -199,8 +199,8 @@ def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, .
         except Exception:  # noqa: BLE001 - no such type on that database (create_all fails there too)
             continue
         chosen = _matching(actual, base, satype, name, dialect)
-        if chosen != base:
-            overrides.append((name, chosen))
+        if chosen != base and not get_dialect(name).stores_alike(chosen, base):
+            overrides.append((name, chosen))  # (DOUBLE PRECISION for FLOAT(53) on PostgreSQL is no difference)
     return base.evolve(dialects=tuple(overrides)) if overrides else base
 
 
