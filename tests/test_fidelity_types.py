@@ -150,6 +150,26 @@ def _my_timestamp(element, compiler, **kw):
     return "TIMESTAMP(6)"
 
 
+@compiles(sa.Float, "mysql")  # dagster's patterns: 8-byte floats and a default with a generic form
+def _my_float(element, compiler, **kw):
+    return "FLOAT(53)"
+
+
+class now6(FunctionElement):
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(now6, "mysql")
+def _my_now6(element, compiler, **kw):
+    return "CURRENT_TIMESTAMP(6)"
+
+
+@compiles(now6)
+def _now6(element, compiler, **kw):
+    return "CURRENT_TIMESTAMP"
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -162,6 +182,8 @@ class Event(Base):
     seen = sa.Column(sa.DateTime)
     body = sa.Column(LongText)
     stamp = sa.Column(sa.TIMESTAMP, nullable=True)
+    started = sa.Column(sa.Float)
+    updated = sa.Column(sa.DateTime, server_default=now6())
 """
 
 CHECKS_DEFAULTS = """
