@@ -81,6 +81,7 @@ class Blob(Base):
     ref = sa.Column(sa.Uuid)
     old_ref = sa.Column(sa.Uuid(native_uuid=False))
     data = sa.Column(mysql.MEDIUMBLOB)
+    chunk = sa.Column(sa.LargeBinary(65536))  # buildbot: BLOB(65536), which MariaDB makes a MEDIUMBLOB
 """
 
 COMPILED = """

@@ -61,6 +61,13 @@ _DEFAULT_COLLATIONS = {
     "cp1251": "cp1251_general_ci",
 }
 
+def _blob_size(length: int | None) -> str | None:
+    """The blob type MySQL makes of ``BLOB(length)``: ``tinyblob``, plain (None), ``mediumblob`` or ``longblob``."""
+    if length is None or 255 < length <= 65535:
+        return None
+    return "tinyblob" if length <= 255 else "mediumblob" if length <= 16777215 else "longblob"
+
+
 #: Running the statement prepared in ``@schemashift_sql``.
 _PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
 
@@ -287,8 +294,8 @@ class MySQLDialect(Dialect):
             if kind == "numeric":
                 precision = 10 if typ.precision is None else typ.precision
                 return typ.evolve(precision=precision, scale=0 if typ.scale is None else typ.scale)
-            if kind == "binary":
-                return typ.evolve(length=None)
+            if kind == "binary":  # BLOB(n) is the smallest blob type holding n bytes (buildbot's LargeBinary(65536))
+                return typ.evolve(length=None, variant=typ.variant or _blob_size(typ.length))
             if kind == "uuid":
                 return Type("string", length=32)
             if kind == "json":
