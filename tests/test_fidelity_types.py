@@ -422,3 +422,36 @@ def test_per_database_forms_added_later_keep_rows(backend: str, tmp_path: Path) 
     finally:
         before.drop()
         after.drop()
+
+
+WARNS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Parent(Base):
+    __tablename__ = "parent"
+    id = sa.Column(sa.String(36), primary_key=True)
+
+
+class Child(Base):  # mlflow's pattern: SQLAlchemy's SQLite reflection warns about it
+    __tablename__ = "child"
+    id = sa.Column(sa.Integer, primary_key=True)
+    parent_id = sa.Column(sa.String(36), sa.ForeignKey("parent.id", ondelete="CASCADE"))
+    __table_args__ = (sa.ForeignKeyConstraint(["parent_id"], ["parent.id"], name="fk_child_parent_id",
+                                              ondelete="CASCADE"),)
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlalchemy_warnings_stay_off_stderr(fresh_db: str, tmp_path: Path) -> None:
+    """generate, upgrade and diff print no SQLAlchemy warning (`--debug` lets them through)."""
+    project = write_project(tmp_path / "project", fresh_db, WARNS)
+    for args in (["generate", "-m", "models"], ["upgrade"], ["diff"]):
+        result = cli(project, *args, check=False)
+        assert result.returncode in (0, 1) and "Warning" not in result.stderr, result.stderr
+    assert "SAWarning" in cli(project, "diff", "--debug", check=False).stderr
