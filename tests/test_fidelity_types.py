@@ -326,7 +326,7 @@ def test_model_conversion_keeps_per_database_forms() -> None:
     done = table.column("done")
     assert done.default == "false" and done.default_on("sqlite") == "0" and done.default_on("postgresql") == "false"
     assert table.column("at").type == Type("datetime", variant="timestamp")
-    where = {check.sql: check.dialects for check in table.checks}
+    where = {check.sql: check.only_on for check in table.checks}
     assert where == {"done IN (0, 1)": ("sqlite", "mysql"), "state IN ('new', 'old')": (), "mood IN ('happy', 'sad')": ("sqlite",)}
     namespace = {}
     exec(TEXT_SIZES, namespace)  # noqa: S102

@@ -136,7 +136,7 @@ foreign_keys = st.builds(
     deferrable=opt_bool,
     initially=st.none() | st.sampled_from(["DEFERRED", "IMMEDIATE"]),
 )
-checks = st.builds(CheckConstraint, sql=sql, name=opt_text, dialects=st.lists(dialect_names, max_size=2).map(tuple))
+checks = st.builds(CheckConstraint, sql=sql, name=opt_text, only_on=st.lists(dialect_names, max_size=2).map(tuple))
 constraints = primary_keys | uniques | foreign_keys | checks
 tables = st.builds(
     Table,
@@ -473,10 +473,10 @@ def test_per_database_forms_render_and_load() -> None:
         default="gen_random_uuid()",
         defaults=(("sqlite", "(lower(hex(randomblob(16))))"), ("mysql", "(uuid())")),
     )
-    check = CheckConstraint("flag IN (0, 1)", dialects=("sqlite", "mysql"))
+    check = CheckConstraint("flag IN (0, 1)", only_on=("sqlite", "mysql"))
     for value in (column, check):
         source = render_value(value)
-        assert "dialects=" in source or "defaults=" in source
+        assert "dialects=" in source or "defaults=" in source or "only_on=" in source
         assert evaluate(source) == value
     assert evaluate('Column("a", Type("uuid"), default="x")') == Column("a", Type("uuid"), default="x")
-    assert evaluate('CheckConstraint("a > 0")').dialects == ()
+    assert evaluate('CheckConstraint("a > 0")').only_on == ()

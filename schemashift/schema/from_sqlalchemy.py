@@ -238,17 +238,17 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
     adds exist where the type is not native (SQLAlchemy's own rule for the
     constraint decides, database by database); they follow the enum's values.
     """
-    dialects: tuple[str, ...] = ()
+    only_on: tuple[str, ...] = ()
     rule = getattr(constraint, "_create_rule", None) if getattr(constraint, "_type_bound", False) else None
     if rule is not None:
         from ..dialects import TARGETS, targets
 
-        dialects = tuple(name for name, dialect in targets() if rule(SimpleNamespace(dialect=dialect)))
-        if not dialects:
+        only_on = tuple(name for name, dialect in targets() if rule(SimpleNamespace(dialect=dialect)))
+        if not only_on:
             return None
-        if len(dialects) == len(TARGETS):
-            dialects = ()
-    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), dialects)
+        if len(only_on) == len(TARGETS):
+            only_on = ()
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), only_on)
 
 
 def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = None) -> Table:

@@ -134,22 +134,22 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class CheckConstraint:
-    """A CHECK constraint: its SQL expression; `dialects` names the only databases that have it (all when empty).
+    """A CHECK constraint: its SQL expression; `only_on` names the only databases that have it (all when empty).
 
     Boolean and enum types add CHECKs on some databases only (where they are not native).
     """
 
     sql: str
     name: str | None = None
-    dialects: tuple[str, ...] = ()
+    only_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dialects, tuple):
-            object.__setattr__(self, "dialects", tuple(self.dialects))
+        if not isinstance(self.only_on, tuple):
+            object.__setattr__(self, "only_on", tuple(self.only_on))
 
     def applies_to(self, dialect: str | None) -> bool:
         """True when database `dialect` has this check."""
-        return not self.dialects or dialect is None or dialect in self.dialects
+        return not self.only_on or dialect is None or dialect in self.only_on
 
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint

@@ -373,7 +373,7 @@ class Normalizer:
     memo_limit: ClassVar[int] = 100_000
     #: String types may name a character set (MySQL); elsewhere it is dropped.
     keeps_charsets: ClassVar[bool] = False
-    #: The dialect name whose per-database forms (`Type.dialects`, `Column.defaults`, checks' `dialects`) apply.
+    #: The dialect name whose per-database forms (`Type.dialects`, `Column.defaults`, checks' `only_on`) apply.
     dialect: ClassVar[str | None] = None
 
     #: Schema name that means "the default schema" and becomes None.
