@@ -455,3 +455,16 @@ def test_sqlalchemy_warnings_stay_off_stderr(fresh_db: str, tmp_path: Path) -> N
         result = cli(project, *args, check=False)
         assert result.returncode in (0, 1) and "Warning" not in result.stderr, result.stderr
     assert "SAWarning" in cli(project, "diff", "--debug", check=False).stderr
+
+
+def test_a_narrower_form_on_one_database_counts_as_narrowing() -> None:
+    """Text -> Text().with_variant(String(50), "mysql") loses long values on MySQL: its values are kept first."""
+    from schemashift.backups import narrows
+
+    text = Type("text")
+    assert narrows(text, text.evolve(dialects=(("mysql", Type("string", length=50)),)))
+    assert not narrows(text, text.evolve(dialects=(("mysql", Type("text", variant="mediumtext")),)))
+    assert not narrows(Type("integer"), Type("bigint", dialects=(("sqlite", Type("integer")),)))
+    assert narrows(Type("text", variant="mediumtext"), Type("text"))  # MEDIUMTEXT -> TEXT on MariaDB
+    assert narrows(Type("text", dialects=(("mysql", Type("text", variant="longtext")),)), Type("text"))
+    assert narrows(Type("binary", variant="mediumblob"), Type("binary"))
