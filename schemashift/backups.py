@@ -360,13 +360,14 @@ class _Sql:
 
     def stored(self, expression: sa.ColumnElement[Any], column: Column) -> sa.ColumnElement[Any]:
         """A value as kept: native enums as text, so the backup does not hold on to the type."""
-        if self.dialect.native_enum and _native_enum(column.type):
-            return sa.cast(expression, sa.ARRAY(sa.Text) if column.type.kind == "array" else sa.Text)
+        typ = column.type.on(self.dialect.name)
+        if self.dialect.native_enum and _native_enum(typ):
+            return sa.cast(expression, sa.ARRAY(sa.Text) if typ.kind == "array" else sa.Text)
         return expression
 
     def restored(self, expression: sa.ColumnElement[Any], column: Column) -> sa.ColumnElement[Any]:
         """A kept value converted back to the column's type where needed."""
-        if self.dialect.native_enum and _native_enum(column.type):
+        if self.dialect.native_enum and _native_enum(column.type.on(self.dialect.name)):
             return sa.cast(expression, to_sa_type(column.type, self.dialect.name))
         return expression
 

@@ -477,3 +477,40 @@ def test_per_database_forms_are_stable_between_runs(case: str, tmp_path: Path) -
     cli(project, "generate", "-m", "models")
     assert "No changes" in cli(project, "generate", "-m", "again").stdout
     assert cli(project, "check").returncode == 0
+
+
+ENUM_VARIANT = """
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase
+
+MOOD = postgresql.ENUM("happy", "sad", name="mood_v")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class A(Base):
+    __tablename__ = "a"
+    id = sa.Column(sa.Integer, primary_key=True)
+    mood = sa.Column(sa.String(10).with_variant(MOOD, "postgresql"))
+
+
+class B(Base):
+    __tablename__ = "b"
+    id = sa.Column(sa.Integer, primary_key=True)
+    mood = sa.Column(sa.String(10).with_variant(MOOD, "postgresql"))
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)  # create_all fails on MySQL itself
+def test_enum_only_on_postgresql_via_variant(pair_of, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """A native enum that only PostgreSQL gets (with_variant): its type is created once, dropped with its last user
+    (kept rows hold its values as text)."""
+    pair = pair_of(ENUM_VARIANT)
+    assert_same_and_clean(pair)
+    cli(pair.project, "downgrade", "base")
+    assert inspect_schema(pair.built) == {}
+    if backend == "postgresql":
+        assert fetch_rows(pair.built, "SELECT count(*) FROM pg_type WHERE typname = 'mood_v'") == [(0,)]

@@ -115,7 +115,7 @@ def _current_enum(before: Schema, enum: Type, skip: tuple[str, str] | None = Non
     found: list[Type] = []
     for key, name in before.enum_users(enum.name or ""):
         if (key, name) != skip:
-            current = native_enum_of(before.table(key).column(name).type)
+            current = native_enum_of(before.table(key).column(name).type.on("postgresql"))
             if current is not None:
                 found.append(current)
     return enum if enum in found else (found[0] if found else None)
@@ -191,7 +191,7 @@ class PostgreSQLDialect(Dialect):
         them (the first operation bringing new values changes the type, see `_change_type`).
         """
         statements: list[str] = []
-        for enum in native_enums(columns):
+        for enum in native_enums(column.on(self.name) for column in columns):  # variants: this database's type
             current = _current_enum(before, enum)
             if current is None:
                 statements.append(self._enum_ddl(CreateEnumType, enum))
@@ -201,7 +201,8 @@ class PostgreSQLDialect(Dialect):
 
     def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
         """``DROP TYPE`` for each native enum of `columns` that `after` no longer uses."""
-        return [self._enum_ddl(DropEnumType, e) for e in native_enums(columns) if not after.enum_users(e.name or "")]
+        enums = native_enums(column.on(self.name) for column in columns)
+        return [self._enum_ddl(DropEnumType, e) for e in enums if not after.enum_users(e.name or "")]
 
     def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
         """PostgreSQL's own names: ``t_pkey``, ``t_a_b_key``, ``t_a_fkey``, ``t_a_check`` / ``t_check``.

@@ -300,11 +300,13 @@ class Schema:
         return [self.tables[key] for key in sorted(self.tables)]
 
     def enum_users(self, enum_name: str) -> list[tuple[str, str]]:
-        """(table key, column) pairs whose type is the named enum."""
+        """(table key, column) pairs whose type is the named enum (on some database: its forms count)."""
         found: list[tuple[str, str]] = []
         for table in self.tables.values():
             for column in table.columns:
-                kind = column.type.item if column.type.kind == "array" and column.type.item else column.type
-                if kind.kind == "enum" and kind.name == enum_name:
-                    found.append((table.key, column.name))
+                for typ in (column.type, *(form for _, form in column.type.dialects)):
+                    kind = typ.item if typ.kind == "array" and typ.item else typ
+                    if kind.kind == "enum" and kind.name == enum_name:
+                        found.append((table.key, column.name))
+                        break
         return found
