@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from . import backups
 from . import config as config_module
-from .dialects import REGISTRY, get_dialect
+from .dialects import REGISTRY, dialect_of, get_dialect
 from .dialects.base import Dialect
 from .differ import RenameDecisions, diff as diff_schemas
 from .errors import (
@@ -100,7 +100,7 @@ class Project:
                 engine.dispose()
             raise
         try:
-            get_dialect(connection.dialect.name).session_setup(connection, self.env)  # schema, statement_timeout
+            dialect_of(connection).session_setup(connection, self.env)  # schema, statement_timeout
             yield connection
         finally:
             connection.close()
@@ -300,7 +300,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         _print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
         return
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
+        dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         if dry_run:
             current = _checked_current(recorder, history)
@@ -408,7 +408,7 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
     from .offline import offline_script
 
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
+        dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         current = _checked_current(recorder, history)
         plan = _plan(history, dialect, current, target, direction)
@@ -714,7 +714,7 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
     and, on both sides, what `keep` leaves out; normalises both sides for the
     database and diffs them. Commits a transaction the reflection opened.
     """
-    dialect = get_dialect(connection.dialect.name)
+    dialect = dialect_of(connection)
     live = _reflect_live(connection, schemas or [None], exclude)
     if keep is not None:
         live, expected = (keep.apply(live, reflected=True, other=expected),
@@ -748,7 +748,7 @@ def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData
     models; the connection is used by one thread at a time.
     """
     metadatas = metadata if isinstance(metadata, list) else [metadata]
-    dialect = get_dialect(connection.dialect.name)
+    dialect = dialect_of(connection)
     if not dialect.remote_catalogue or getattr(connection.dialect, "is_async", False):
         expected = _schema_of(metadatas)
         return compare_schemas(connection, expected, schemas=_schemas_to_compare(expected.schema_names))
@@ -964,7 +964,7 @@ def repair(project: Project, *, action: str | None = None, out: Output = _print)
 
     history = project.history()
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
+        dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             partial = [row for row in recorder.applied().values() if not row.complete]

@@ -119,8 +119,12 @@ def narrows(old: Type, new: Type) -> bool:
 
     Known widenings: a longer (or unbounded) string, string or enum to text, a wider
     integer, a numeric keeping at least its scale and integer digits, a longer
-    binary, a more precise float, enum values added or reordered; collations aside.
+    binary, a more precise float, enum values added or reordered; collations aside. Types with
+    per-database forms narrow when any database's form does.
     """
+    if old.dialects or new.dialects:
+        names = {name for name, _ in old.dialects} | {name for name, _ in new.dialects} | {None}
+        return any(narrows(old.on(name), new.on(name)) for name in names)
     old, new = old.evolve(collation=None), new.evolve(collation=None)
     if old == new:
         return False
@@ -134,12 +138,15 @@ def narrows(old: Type, new: Type) -> bool:
         return new.kind not in ("string", "text") or _shorter(new.length, longest)
     if old.kind in ("string", "text") and new.kind in ("string", "text"):
         if new.kind == "text":
-            return old.kind == "text" and _shorter(new.length, old.length)
+            smaller = _SIZES.get(new.variant, 1) < _SIZES.get(old.variant, 1) if old.kind == "text" else False
+            return old.kind == "text" and (smaller or _shorter(new.length, old.length))
         return _shorter(new.length, old.length if old.kind == "string" else None)
     if old.is_integer and new.is_integer:
         return _integer_narrows(old, new)
     if old.kind == new.kind == "numeric":
         return _numeric_narrows(old, new)
+    if old.kind == new.kind == "binary" and _SIZES.get(new.variant, 1) < _SIZES.get(old.variant, 1):
+        return True
     if old.kind == new.kind and old.kind in ("binary", "float"):
         size_old, size_new = (old.length, new.length) if old.kind == "binary" else (old.precision, new.precision)
         return old.evolve(length=None, precision=None) != new.evolve(length=None, precision=None) or _shorter(size_new, size_old)
@@ -149,6 +156,10 @@ def narrows(old: Type, new: Type) -> bool:
 def _shorter(new: int | None, old: int | None) -> bool:
     """True when a size limit `new` may not hold what limit `old` holds (None: unbounded)."""
     return new is not None and (old is None or new < old)
+
+
+#: MySQL's text and blob sizes, smallest first (plain TEXT/BLOB: no variant).
+_SIZES = {"tinytext": 0, "tinyblob": 0, None: 1, "mediumtext": 2, "mediumblob": 2, "longtext": 3, "longblob": 3}
 
 
 def _integer_narrows(old: Type, new: Type) -> bool:
@@ -377,13 +388,14 @@ class _Sql:
 
     def stored(self, expression: sa.ColumnElement[Any], column: Column) -> sa.ColumnElement[Any]:
         """A value as kept: native enums as text, so the backup does not hold on to the type."""
-        if self.dialect.native_enum and _native_enum(column.type):
-            return sa.cast(expression, sa.ARRAY(sa.Text) if column.type.kind == "array" else sa.Text)
+        typ = column.type.on(self.dialect.name)
+        if self.dialect.native_enum and _native_enum(typ):
+            return sa.cast(expression, sa.ARRAY(sa.Text) if typ.kind == "array" else sa.Text)
         return expression
 
     def restored(self, expression: sa.ColumnElement[Any], column: Column) -> sa.ColumnElement[Any]:
         """A kept value converted back to the column's type where needed."""
-        if self.dialect.native_enum and _native_enum(column.type):
+        if self.dialect.native_enum and _native_enum(column.type.on(self.dialect.name)):
             return sa.cast(expression, to_sa_type(column.type, self.dialect.name))
         return expression
 
@@ -870,11 +882,11 @@ def list_backups(project: "Project") -> list[dict[str, Any]]:
 
 def prune(project: "Project", older_than: str, out: Output) -> int:
     """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
-    from .dialects import get_dialect
+    from .dialects import dialect_of
 
     cutoff = _now() - parse_duration(older_than)
     with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
+        dialect = dialect_of(connection)
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             sql = _Sql(dialect, registry_table(project.env.schema))
             old = [row for row in recorded(connection, project.env.schema).values() if _older(row, cutoff)]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 CACHE_NAME = ".schemashift-cache"
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 #: Stat entries are trusted only for files last changed this long before the index was written.
 RACY_NS = 3_000_000_000
 #: A replay this long also leaves a state every `CHECKPOINT` revisions.

@@ -558,10 +558,29 @@ def _is_database_error(exc: BaseException) -> bool:
     return sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.DBAPIError)
 
 
+def _quiet_sqlalchemy_warnings() -> None:
+    """Send SQLAlchemy's warnings (unknown reflected types, models it would build otherwise…) to the
+    ``schemashift`` logger at DEBUG instead of stderr; other warnings show as usual."""
+    import logging
+    import warnings
+
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if category.__module__.startswith("sqlalchemy"):
+            logging.getLogger("schemashift").debug("SQLAlchemy warning: %s", message)
+            return
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     relax_for_process()
+    if not debug:
+        _quiet_sqlalchemy_warnings()
     try:
         try:
             args = parse_args(argv)

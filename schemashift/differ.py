@@ -439,7 +439,9 @@ def _created_tables(old: Schema, new: Schema, phases: _Phases) -> None:
             phases.add_fks.append(AddConstraint(table.name, fk, schema=table.schema))
 
 
-COLUMN_FIELDS = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence")
+COLUMN_FIELDS = (
+    "type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence", "defaults",
+)
 
 
 def columns_differ(a: Column, b: Column) -> bool:

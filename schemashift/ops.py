@@ -341,7 +341,8 @@ class AlterColumn(Operation):
         """Names of the column fields that differ between old and new."""
         if self.old is None:
             return ()
-        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence")
+        fields = ("type", "nullable", "default", "autoincrement", "comment", "computed", "identity", "sequence",
+                  "defaults")
         return tuple(f for f in fields if getattr(self.old, f) != getattr(self.new, f))
 
     def describe(self) -> str:
@@ -356,6 +357,9 @@ def _change_text(old: Column | None, new: Column, field: str) -> str:
         return "nullable" if new.nullable else "not null"
     if field == "computed" and old is not None and old.computed is not None and new.computed is not None:
         return f"generated as ({new.computed.sql}) instead of ({old.computed.sql}): values recomputed"
+    if field == "defaults":
+        forms = ", ".join(f"{name}: {sql}" for name, sql in new.defaults)
+        return f"default per database ({forms})" if forms else "default the same on every database"
     if field == "sequence":
         return f"default next value of sequence {new.sequence}" if new.sequence else f"no longer filled from {old and old.sequence}"
     return f"{field} {getattr(old, field, None)!r} -> {getattr(new, field)!r}"

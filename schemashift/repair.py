@@ -330,12 +330,12 @@ def _original_indexes(protected: Step, original: Step) -> list[int | None]:
 def run_repair(project: "Project", connection: "sa.Connection", executor: "Executor", row: AppliedRevision,
                action: str, out: Output) -> None:
     """Continue or undo the partly run step recorded in `row`."""
-    from .dialects import get_dialect
+    from .dialects import dialect_of
     from .schema.reflect import reflect
 
     if action not in ACTIONS:
         raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
-    dialect = get_dialect(connection.dialect.name)
+    dialect = dialect_of(connection)
     original = rebuild_step(project, dialect, row)
     if original.migration.checksum != row.checksum and not (row.state == FAILED and row.statements_done == 0):
         raise RepairRefused(

@@ -77,3 +77,49 @@ def execute(url: str, *statements: str) -> None:
                 conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+def inspect_schema(url: str, *, exclude: tuple[str, ...] = ("schemashift_",)) -> dict[str, dict[str, object]]:
+    """Every table of the database at `url` as SQLAlchemy's own inspector sees it, for comparing two databases.
+
+    Per table: columns (type compiled for the database, nullability, default, collation), the primary key,
+    and the CHECK constraints (SQL text; names only when given). Tables whose name starts with one of
+    `exclude` (schemashift's bookkeeping) are left out.
+    """
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            tables: dict[str, dict[str, object]] = {}
+            for name in sorted(inspector.get_table_names()):
+                if name.startswith(exclude) or name.startswith("_schemashift"):
+                    continue
+                columns = {
+                    column["name"]: (
+                        column["type"].compile(dialect=conn.dialect),
+                        column["nullable"],
+                        None if column.get("default") is None else str(column["default"]),
+                        getattr(column["type"], "collation", None),
+                    )
+                    for column in inspector.get_columns(name)
+                }
+                checks = sorted(
+                    (" ".join(str(check["sqltext"]).split()), check.get("name") if _named(check) else None)
+                    for check in inspector.get_check_constraints(name)
+                )
+                tables[name] = {
+                    "columns": columns,
+                    "primary_key": tuple(inspector.get_pk_constraint(name).get("constrained_columns") or ()),
+                    "checks": checks,
+                }
+            return tables
+    finally:
+        engine.dispose()
+
+
+def _named(check: dict[str, object]) -> bool:
+    """False for the names databases generate for unnamed CHECKs (MariaDB ``CONSTRAINT_1``, MySQL ``t_chk_1``)."""
+    import re
+
+    name = str(check.get("name") or "")
+    return bool(name) and re.fullmatch(r"CONSTRAINT_\d+|.+_chk_\d+", name) is None

@@ -84,6 +84,7 @@ simple_types = st.builds(
     timezone=st.booleans(),
     unsigned=st.booleans(),
     collation=opt_text,
+    charset=opt_text,
     values=st.lists(texts, max_size=4) | name_tuples,
     name=opt_text,
     native=st.booleans(),
@@ -91,7 +92,13 @@ simple_types = st.builds(
     variant=opt_text,
     sql=opt_text,
 )
-types = simple_types | st.builds(Type, kind=st.just("array"), item=simple_types, dimensions=opt_int)
+dialect_names = st.sampled_from(["sqlite", "postgresql", "mysql"])
+types = (
+    simple_types
+    | st.builds(Type, kind=st.just("array"), item=simple_types, dimensions=opt_int)
+    | st.builds(Type, kind=st.sampled_from(sorted(KINDS)), length=opt_int,
+                dialects=st.lists(st.tuples(dialect_names, simple_types), max_size=2).map(tuple))
+)
 computeds = st.builds(Computed, sql=sql, persisted=opt_bool)
 identities = st.builds(Identity, always=st.booleans(), start=opt_int, increment=opt_int)
 columns = st.builds(
@@ -104,6 +111,7 @@ columns = st.builds(
     comment=opt_text,
     computed=st.none() | computeds,
     identity=st.none() | identities,
+    defaults=st.lists(st.tuples(dialect_names, sql), max_size=2).map(tuple),
 )
 primary_keys = st.builds(PrimaryKey, columns=name_tuples1, name=opt_text)
 #: Dialect option values as `model.option_value` makes them: scalars, tuples, tuples of pairs.
@@ -473,3 +481,20 @@ def test_unresolved_drops_cannot_be_inverted() -> None:
 
     with pytest.raises(IrreversibleError):
         DropColumn("users", "age").inverse()
+
+
+def test_per_database_forms_render_and_load() -> None:
+    """Per-database types, defaults and CHECKs render as keywords and load back equal; files without them load too."""
+    column = Column(
+        "body",
+        Type("text", dialects=(("mysql", Type("text", variant="mediumtext")),)),
+        default="gen_random_uuid()",
+        defaults=(("sqlite", "(lower(hex(randomblob(16))))"), ("mysql", "(uuid())")),
+    )
+    check = CheckConstraint("flag IN (0, 1)", only_on=("sqlite", "mysql"))
+    for value in (column, check):
+        source = render_value(value)
+        assert "dialects=" in source or "defaults=" in source or "only_on=" in source
+        assert evaluate(source) == value
+    assert evaluate('Column("a", Type("uuid"), default="x")') == Column("a", Type("uuid"), default="x")
+    assert evaluate('CheckConstraint("a > 0")').only_on == ()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "postgresql": "schemashift.dialects.postgresql:PostgreSQLDialect",
     "mysql": "schemashift.dialects.mysql:MySQLDialect",
-    "mariadb": "schemashift.dialects.mysql:MySQLDialect",
+    "mariadb": "schemashift.dialects.mysql:MariaDBDialect",
     "sqlite": "schemashift.dialects.sqlite:SQLiteDialect",
 }
 
@@ -35,3 +35,27 @@ def get_dialect(name: str) -> "Dialect":
         module, cls = target.split(":")
         _cache[name] = getattr(import_module(module), cls)()
     return _cache[name]
+
+
+def dialect_of(connection: "object") -> "Dialect":
+    """The dialect for a live connection (or engine): MariaDB with a native UUID type gets its own."""
+    sa_dialect = getattr(connection, "dialect")
+    name = sa_dialect.name
+    if name in ("mysql", "mariadb"):
+        native_uuid = getattr(sa_dialect, "is_mariadb", False) and getattr(sa_dialect, "supports_native_uuid", False)
+        name = "mariadb" if native_uuid else "mysql"
+    return get_dialect(name)
+
+
+#: The databases a model is compiled for when it is converted (their forms of types, defaults and checks).
+TARGETS = ("sqlite", "postgresql", "mysql")
+
+
+def targets() -> list[tuple[str, "object"]]:
+    """``(name, SQLAlchemy dialect)`` of each database in `TARGETS`, for offline compilation."""
+    if not _targets:
+        _targets.extend((name, get_dialect(name).compiler_dialect) for name in TARGETS)
+    return _targets
+
+
+_targets: list[tuple[str, "object"]] = []

@@ -141,7 +141,10 @@ class Dialect:
         operation = operation.resolve(before)
         if not self.builds_object_of(operation, after):
             return []
-        return getattr(self, method)(operation, before, after)
+        resolved = self.own_form(operation)
+        if resolved is None:
+            return []
+        return getattr(self, method)(resolved, before, after)
 
     def builds(self, item: Index | CheckConstraint) -> bool:
         """False for an index ``ddl_if(dialect=…)`` keeps off this database, or a type's CHECK it does not get
@@ -174,6 +177,21 @@ class Dialect:
         """`plan` for a script written without a database (`adapt_to_live` cannot run): unchanged here."""
         return plan
 
+    def own_form(self, operation: "Operation") -> "Operation | None":
+        """`operation` with this database's forms of its columns; None when it changes nothing here
+        (a CHECK only other databases have, a column change only in other databases' forms)."""
+        if isinstance(operation, ops.AlterColumn) and operation.old is not None:
+            if not (operation.old.defaults or operation.old.type.dialects
+                    or operation.new.defaults or operation.new.type.dialects):
+                return operation
+            resolved = replace(operation, old=operation.old.on(self.name), new=operation.new.on(self.name))
+            return resolved if resolved.changes else None
+        if isinstance(operation, (ops.AddConstraint, ops.DropConstraint)):
+            constraint = getattr(operation, "constraint", None) or getattr(operation, "definition", None)
+            if isinstance(constraint, CheckConstraint) and not constraint.applies_to(self.name):
+                return None
+        return operation
+
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
         return True
@@ -189,6 +207,28 @@ class Dialect:
         atomic DDL); a dialect overrides this for the exceptions.
         """
         return []
+
+    def stores_alike(self, a: Type, b: Type) -> bool:
+        """True when this database stores columns of types `a` and `b` alike (equal once normalised)."""
+        normalizer = getattr(self, "Normalizer", None)
+        if normalizer is None:
+            return a == b
+        from ..schema.normalize import shared
+
+        canonical = shared(normalizer).canonical_type
+        return canonical(a) == canonical(b)
+
+    def parse_type(self, sql: str) -> Type | None:
+        """The neutral form of DDL type text as this database's reflection reads it (None: unknown)."""
+        normalizer = getattr(self, "Normalizer", None)
+        if normalizer is None:
+            return None
+        from ..schema.normalize import shared
+
+        try:
+            return shared(normalizer).parse_type(sql)
+        except Exception:  # noqa: BLE001 - text SQLAlchemy cannot read: unknown
+            return None
 
     @contextmanager
     def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
@@ -426,6 +466,11 @@ class Dialect:
         return self.sa_dialect()
 
     @property
+    def compiler_dialect(self) -> sa.engine.Dialect:
+        """The SQLAlchemy dialect this database's DDL is compiled with (one instance, kept)."""
+        return self._sa
+
+    @property
     def separate_comments(self) -> bool:
         """True when comments need their own ``COMMENT ON`` statements."""
         return self.supports_comments and not self._sa.inline_comments
@@ -473,7 +518,8 @@ class Dialect:
 
     def ddl_column(self, column: Column) -> Column:
         """`column` as this database's DDL states it: filled from a sequence, its next value is the default
-        (see `sequence_column`); databases add their own rewrites."""
+        (see `sequence_column`); its type and default are this database's forms; databases add their own rewrites."""
+        column = column.on(self.name)
         return self.sequence_column(column) if column.sequence is not None else column
 
     def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column:

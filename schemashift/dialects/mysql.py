@@ -14,6 +14,7 @@ from sqlalchemy.dialects import mysql
 from .. import ops
 from ..schema import normalize as norm
 from ..schema.model import CheckConstraint, ForeignKey, Index
+from ..schema.satypes import from_sa_type
 from ..schema.types import Type
 from ..schema.model import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from .base import Dialect, lock_timeout, release_quietly, run_settled, table_at
@@ -44,6 +45,27 @@ def _served(table: Table, columns: tuple[str, ...]) -> bool:
     if table.primary_key is not None:
         keys.append(table.primary_key.columns)
     return any(key[: len(columns)] == columns for key in keys)
+
+
+#: The default collation of MySQL/MariaDB character sets (utf8mb4's differs between servers: left out).
+_DEFAULT_COLLATIONS = {
+    "latin1": "latin1_swedish_ci",
+    "ascii": "ascii_general_ci",
+    "utf8": "utf8mb3_general_ci",
+    "utf8mb3": "utf8mb3_general_ci",
+    "binary": "binary",
+    "ucs2": "ucs2_general_ci",
+    "utf16": "utf16_general_ci",
+    "utf32": "utf32_general_ci",
+    "latin2": "latin2_general_ci",
+    "cp1251": "cp1251_general_ci",
+}
+
+def _blob_size(length: int | None) -> str | None:
+    """The blob type MySQL makes of ``BLOB(length)``: ``tinyblob``, plain (None), ``mediumblob`` or ``longblob``."""
+    if length is None or 255 < length <= 65535:
+        return None
+    return "tinyblob" if length <= 255 else "mediumblob" if length <= 16777215 else "longblob"
 
 
 #: Running the statement prepared in ``@schemashift_sql``.
@@ -280,6 +302,8 @@ class MySQLDialect(Dialect):
         first column, checks ``CONSTRAINT_<n>`` (MariaDB) or ``<table>_chk_<n>``.
         """
 
+        dialect = "mysql"
+        keeps_charsets = True
         case_sensitive_quotes = False
         option_prefix = "mysql"
         dialect_names = ("mysql", "mariadb")
@@ -290,6 +314,11 @@ class MySQLDialect(Dialect):
         has_sequences = True
         sequence_max = 2**63 - 2
         sequence_min = -(2**63) + 1
+
+        def parse_type(self, sql: str) -> Type | None:
+            from ..schema.reflect_mysql import parse_column_type
+
+            return from_sa_type(parse_column_type(sql))
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)
@@ -305,12 +334,16 @@ class MySQLDialect(Dialect):
             if kind == "numeric":
                 precision = 10 if typ.precision is None else typ.precision
                 return typ.evolve(precision=precision, scale=0 if typ.scale is None else typ.scale)
-            if kind == "binary":
-                return typ.evolve(length=None)
+            if kind == "binary":  # BLOB(n) is the smallest blob type holding n bytes (buildbot's LargeBinary(65536))
+                return typ.evolve(length=None, variant=typ.variant or _blob_size(typ.length))
             if kind == "uuid":
                 return Type("string", length=32)
             if kind == "json":
                 return typ.evolve(variant=None)
+            if kind in ("string", "text") and typ.charset:
+                # a character set alone means its default collation (the table's for the usual utf8mb4)
+                collation = typ.collation or _DEFAULT_COLLATIONS.get(typ.charset)
+                return typ.evolve(charset=None, collation=collation)
             return typ
 
         def prepare(self, table: Table) -> Table:
@@ -429,3 +462,16 @@ class MySQLDialect(Dialect):
         else:
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
         connection.commit()
+
+
+class MariaDBDialect(MySQLDialect):
+    """MariaDB 10.7 and later: ``sa.Uuid`` is the native ``UUID`` type there, as `create_all` builds it.
+
+    Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
+    """
+
+    def sa_dialect(self) -> sa.engine.Dialect:
+        """SQLAlchemy's MySQL dialect with MariaDB's native UUID."""
+        dialect = mysql.dialect()
+        dialect.supports_native_uuid = True
+        return dialect

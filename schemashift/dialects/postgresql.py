@@ -26,7 +26,7 @@ from ..schema.model import (
     Table,
     UniqueConstraint,
 )
-from ..schema.satypes import to_sa_type
+from ..schema.satypes import from_sa_type, to_sa_type
 from ..schema.types import Type
 from .base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
 
@@ -121,7 +121,7 @@ def _current_enum(before: Schema, enum: Type, skip: tuple[str, str] | None = Non
     found: list[Type] = []
     for key, name in before.enum_users(enum.name or ""):
         if (key, name) != skip:
-            current = native_enum_of(before.table(key).column(name).type)
+            current = native_enum_of(before.table(key).column(name).type.on("postgresql"))
             if current is not None:
                 found.append(current)
     return enum if enum in found else (found[0] if found else None)
@@ -237,7 +237,7 @@ class PostgreSQLDialect(Dialect):
         them (the first operation bringing new values changes the type, see `_change_type`).
         """
         statements: list[str] = []
-        for enum in native_enums(columns):
+        for enum in native_enums(column.on(self.name) for column in columns):  # variants: this database's type
             current = _current_enum(before, enum)
             if current is None:
                 statements.append(self._enum_ddl(CreateEnumType, enum))
@@ -247,7 +247,8 @@ class PostgreSQLDialect(Dialect):
 
     def enum_cleanup(self, columns: Iterable[Column], after: Schema) -> list[str]:
         """``DROP TYPE`` for each native enum of `columns` that `after` no longer uses."""
-        return [self._enum_ddl(DropEnumType, e) for e in native_enums(columns) if not after.enum_users(e.name or "")]
+        enums = native_enums(column.on(self.name) for column in columns)
+        return [self._enum_ddl(DropEnumType, e) for e in enums if not after.enum_users(e.name or "")]
 
     def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
         """PostgreSQL's own names: ``t_pkey``, ``t_a_b_key``, ``t_a_fkey``, ``t_a_check`` / ``t_check``.
@@ -469,6 +470,14 @@ class PostgreSQLDialect(Dialect):
         with no explicit storage is STORED (true up to PostgreSQL 17).
         """
 
+        dialect = "postgresql"
+
+        def parse_type(self, sql: str) -> Type | None:
+            from ..schema.reflect_postgresql import parse_type_text
+
+            parsed = parse_type_text(sql)
+            return None if parsed is None else from_sa_type(parsed)
+
         default_schema = "public"
         option_prefix = "postgresql"
         dialect_names = ("postgresql",)
@@ -483,7 +492,9 @@ class PostgreSQLDialect(Dialect):
             if typ.kind == "float":
                 return typ.evolve(precision=24 if typ.precision is not None and typ.precision <= 24 else 53)
             if typ.kind == "binary":
-                return typ.evolve(length=None)
+                return typ.evolve(length=None, variant=None)
+            if typ.kind in ("text", "datetime"):  # MySQL's text sizes; TIMESTAMP is DateTime here
+                return typ.evolve(variant=None)
             if typ.kind == "array":
                 return typ.evolve(dimensions=None)
             if typ.is_integer:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import sqlite
 
 from .. import ops
 from ..schema import normalize as norm
+from ..schema.satypes import from_sa_type
 from ..schema.types import Type
 from ..schema.model import Column, Schema, Table
 from . import sqlite_live as live
@@ -39,6 +40,7 @@ _CASTS = frozenset({"smallint", "integer", "bigint", "float", "string", "text"})
 
 def _adds_in_place(column: Column, table: Table) -> bool:
     """True when SQLite's ``ADD COLUMN`` accepts `column`; otherwise the table is rebuilt."""
+    column = column.on("sqlite")
     default = column.default
     if default is not None and not _CONSTANT.fullmatch(default):
         return False
@@ -192,6 +194,7 @@ class SQLiteDialect(Dialect):
 
     def _copied(self, old: Column, new: Column) -> str:
         """The SELECT expression carrying `old`'s values into `new`."""
+        old, new = old.on(self.name), new.on(self.name)
         value = self.quote(old.name)
         if old.type != new.type and new.type.kind in _CASTS:
             value = f"CAST({value} AS {self.type_sql(new.type.evolve(collation=None))})"  # CAST takes no COLLATE
@@ -222,12 +225,18 @@ class SQLiteDialect(Dialect):
         written and none are generated.
         """
 
+        dialect = "sqlite"
         keeps_comments = False
         case_sensitive_quotes = False
         has_identity = False
         option_prefix = "sqlite"
         dialect_names = ("sqlite",)
         partial_indexes = True
+
+        def parse_type(self, sql: str) -> Type | None:
+            from ..schema.reflect_sqlite import parse_declared_type
+
+            return from_sa_type(parse_declared_type(sql))
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)
@@ -239,13 +248,13 @@ class SQLiteDialect(Dialect):
             if kind == "float":
                 return typ.evolve(precision=None)
             if kind in ("datetime", "time"):
-                return typ.evolve(timezone=False)
+                return typ.evolve(timezone=False, precision=None)
             if kind == "interval":  # emulated as DATETIME
                 return Type("datetime")
             if kind in ("string", "text"):
-                return typ.evolve(collation=None)
+                return typ.evolve(collation=None, variant=None)
             if kind == "binary":
-                return typ.evolve(length=None)
+                return typ.evolve(length=None, variant=None)
             if kind == "json":
                 return typ.evolve(variant=None)
             if typ.is_integer:

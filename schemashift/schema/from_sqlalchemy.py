@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
@@ -31,7 +31,9 @@ from .model import (
     option_value,
     qualify,
 )
-from .satypes import from_sa_type
+from .normalize import canonical_default
+from .satypes import model_type
+from .types import Type
 
 
 @dataclass
@@ -58,11 +60,65 @@ def sql_text(value: object) -> str:
     return str(value)
 
 
-def _default(column: sa.Column) -> str | None:
+def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The server default as SQL text, and ``(dialect, SQL)`` where a database renders it differently.
+
+    An expression default (``sa.false()``, a ``FunctionElement`` with ``@compiles``
+    per database) is rendered by each database's DDL compiler, as `create_all`
+    renders it; the generic text is SQLAlchemy's default rendering, or, for an
+    element only databases can render, PostgreSQL's (else the first database's).
+    """
     server_default = column.server_default
     if server_default is None or not hasattr(server_default, "arg"):
-        return None
-    return sql_text(server_default.arg)
+        return None, ()
+    arg = server_default.arg
+    if isinstance(arg, (str, TextClause)) or not isinstance(arg, ClauseElement):
+        return sql_text(arg), ()
+    try:
+        generic: str | None = sql_text(arg)
+    except sa.exc.CompileError:  # only the databases' compilers render it (@compiles per dialect)
+        generic = None
+    key = (type(arg), generic)
+    found = _RENDERED.get(key) if generic is not None else None
+    if found is None:
+        found = _rendered(column, generic)
+        if generic is not None and len(_RENDERED) < 10_000:
+            _RENDERED[key] = found  # `func.now()` in every table: rendered once
+    return found
+
+
+def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """`_defaults` of an expression default, rendered by each database's DDL compiler."""
+    from ..dialects import targets
+
+    rendered: dict[str, str] = {}
+    for name, dialect in targets():
+        try:
+            rendered[name] = _ddl_compiler(dialect).get_column_default_string(column)
+        except sa.exc.CompileError:
+            continue
+    if generic is None:
+        if not rendered:
+            sql_text(column.server_default.arg)  # raises SQLAlchemy's own error
+        generic = rendered.get("postgresql") or next(iter(rendered.values()))
+    plain = canonical_default(generic, _ANY)
+    return generic, tuple((name, sql) for name, sql in rendered.items() if canonical_default(sql, _ANY) != plain)
+
+
+_RENDERED: dict[tuple[type, str | None], tuple[str | None, tuple[tuple[str, str], ...]]] = {}
+
+
+#: A type that keeps default literals as written (`canonical_default` then compares spelling only).
+_ANY = Type("other")
+_DDL_COMPILERS: dict[int, Any] = {}
+
+
+def _ddl_compiler(dialect: sa.engine.Dialect) -> Any:
+    """A DDL compiler of `dialect`, one per dialect instance."""
+    compiler = _DDL_COMPILERS.get(id(dialect))
+    if compiler is None:
+        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)
+    return compiler
 
 
 def _computed(column: sa.Column) -> Computed | None:
@@ -110,16 +166,18 @@ ColumnFields = tuple[object, ...]  # the `Column` fields in declaration order
 
 def _column_fields(column: sa.Column, autoincrement_column: sa.Column | None) -> ColumnFields:
     """`Column(*fields)` is the neutral form of `column`; `autoincrement_column` is its table's."""
+    default, defaults = _defaults(column)
     return (
         column.name,
-        from_sa_type(column.type),
+        model_type(column.type),
         bool(column.nullable),  # nullable
-        _default(column),
+        default,
         autoincrement_column is column or column.identity is not None,  # autoincrement
         column.comment,
         _computed(column),
         _identity(column),
         _sequence_key(column),
+        defaults,
     )
 
 

@@ -43,6 +43,8 @@ class Column:
 
     `sequence` is the key (``schema.name`` or ``name``) of a standalone `Sequence`
     whose next value is the column's default, where the database has sequences.
+    `defaults` holds ``(dialect name, SQL)`` pairs where a database renders the
+    default differently from `default` (an expression compiled per database).
     """
 
     name: str
@@ -54,10 +56,28 @@ class Column:
     computed: Computed | None = None
     identity: Identity | None = None
     sequence: str | None = None
+    defaults: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.defaults, tuple):
+            object.__setattr__(self, "defaults", tuple(tuple(pair) for pair in self.defaults))
 
     def evolve(self, **changes: object) -> Column:
         """Return a copy with `changes` applied (`self` when nothing changes)."""
         return evolve(self, changes)
+
+    def default_on(self, dialect: str | None) -> str | None:
+        """The server default as database `dialect` renders it."""
+        for name, sql in self.defaults:
+            if name == dialect:
+                return sql
+        return self.default
+
+    def on(self, dialect: str | None) -> Column:
+        """This column as database `dialect` has it: its type and default there, without per-database forms."""
+        if not self.defaults and not self.type.dialects:
+            return self
+        return self.evolve(type=self.type.on(dialect), default=self.default_on(dialect), defaults=())
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,14 @@ class CheckConstraint:
     sql: str
     name: str | None = None
     only_on: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.only_on, tuple):
+            object.__setattr__(self, "only_on", tuple(self.only_on))
+
+    def applies_to(self, dialect: str | None) -> bool:
+        """True when database `dialect` has this check."""
+        return not self.only_on or dialect is None or dialect in self.only_on
 
 
 Constraint = PrimaryKey | UniqueConstraint | ForeignKey | CheckConstraint
@@ -329,11 +357,13 @@ class Schema:
         return [self.tables[key] for key in sorted(self.tables)]
 
     def enum_users(self, enum_name: str) -> list[tuple[str, str]]:
-        """(table key, column) pairs whose type is the named enum."""
+        """(table key, column) pairs whose type is the named enum (on some database: its forms count)."""
         found: list[tuple[str, str]] = []
         for table in self.tables.values():
             for column in table.columns:
-                kind = column.type.item if column.type.kind == "array" and column.type.item else column.type
-                if kind.kind == "enum" and kind.name == enum_name:
-                    found.append((table.key, column.name))
+                for typ in (column.type, *(form for _, form in column.type.dialects)):
+                    kind = typ.item if typ.kind == "array" and typ.item else typ
+                    if kind.kind == "enum" and kind.name == enum_name:
+                        found.append((table.key, column.name))
+                        break
         return found

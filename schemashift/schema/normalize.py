@@ -457,6 +457,10 @@ class Normalizer:
 
     #: Memoised entries kept between calls; beyond that the memos start afresh.
     memo_limit: ClassVar[int] = 100_000
+    #: String types may name a character set (MySQL); elsewhere it is dropped.
+    keeps_charsets: ClassVar[bool] = False
+    #: The dialect name whose per-database forms (`Type.dialects`, `Column.defaults`, checks' `only_on`) apply.
+    dialect: ClassVar[str | None] = None
 
     #: Schema name that means "the default schema" and becomes None.
     default_schema: ClassVar[str | None] = None
@@ -570,6 +574,7 @@ class Normalizer:
 
         Memoised by (column, primary key columns): it may depend on the table only through those.
         """
+        column = column.on(self.dialect)
         typ = self.canonical_type(column.type)
         computed = column.computed
         if computed is not None:
@@ -619,8 +624,21 @@ class Normalizer:
         return name if self.schema_name(schema) is None else key
 
     def canonical_type(self, typ: Type) -> Type:
-        """`type`, memoised."""
-        return _memoized(self._types, typ, lambda: self.type(typ))
+        """`type` of the type as this database has it (a DDL text parsed as the database reads it back), memoised."""
+        return _memoized(self._types, typ, lambda: self.type(self.resolved(typ)))
+
+    def resolved(self, typ: Type) -> Type:
+        """`typ` on this database; an ``other`` type's DDL text read as this database's reflection reads it."""
+        typ = typ.on(self.dialect)
+        if typ.kind == "other" and typ.sql:
+            parsed = self.parse_type(typ.sql)
+            if parsed is not None:
+                return parsed
+        return typ
+
+    def parse_type(self, sql: str) -> Type | None:
+        """The neutral form of a DDL type as this database's reflection would return it (None: unknown)."""
+        return None
 
     def canonical_default(self, sql: str | None, typ: Type) -> str | None:
         """`default`, memoised."""
@@ -634,6 +652,10 @@ class Normalizer:
         """The type as the database stores it; the base handles what all databases share."""
         if typ.kind == "enum" and not typ.native:
             return Type("string", length=max((len(v) for v in typ.values), default=None))
+        if typ.kind == "uuid" and not typ.native:  # Uuid(native_uuid=False): CHAR(32) everywhere
+            return Type("string", length=32)
+        if typ.charset and not self.keeps_charsets:
+            typ = typ.evolve(charset=None)
         if typ.kind == "array" and typ.item is not None:
             return typ.evolve(item=self.type(typ.item))
         return typ

@@ -269,6 +269,15 @@ def _parse_type(dialect: Any, line: str) -> Any:
     return satype
 
 
+def parse_column_type(sql: str) -> Any:
+    """The SQLAlchemy type the MySQL reflection reads from a column declared with type `sql` (DDL text)."""
+    text = re.sub(r"^\s*[A-Za-z]+", lambda m: m.group().strip().lower(), sql)  # SHOW CREATE TABLE's spelling
+    return _parse_type(_OFFLINE, f"  `c` {text}")
+
+
+_OFFLINE = mysql.dialect()
+
+
 def _default(value: str | None, extra: str, mariadb: bool) -> str | None:
     """The default as SQL text: MariaDB reports it so (``NULL`` for none); MySQL quotes nothing."""
     if value is None:

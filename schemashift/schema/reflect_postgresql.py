@@ -12,6 +12,7 @@ SQLAlchemy's ``_get_columns_info``, each distinct type once.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -205,3 +206,24 @@ def _index_options(
     if not row["indisvalid"]:
         options["postgresql_invalid"] = True
     return options
+
+
+class _NoNamedTypes:
+    """A named-type loader that knows no enums or domains (DDL text of built-in types only)."""
+
+    enums: dict[Any, Any] = {}
+    domains: dict[Any, Any] = {}
+
+
+def parse_type_text(sql: str) -> Any:
+    """The SQLAlchemy type PostgreSQL's reflection reads from a column of DDL type `sql`; None when unknown."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        text = re.sub(r"^varchar\b", "character varying", re.sub(r"^char\b", "character", sql.strip().lower()))
+        found = _OFFLINE._reflect_type(text, _NoNamedTypes(), "column", None)
+    return None if isinstance(found, sa.types.NullType) else found
+
+
+_OFFLINE = PGDialect()

@@ -45,6 +45,7 @@ from types import FunctionType
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from .reflect import RawSchema, Reflected, remember_quiet
@@ -934,3 +935,10 @@ class _Prefetched:
             # Predicates come from `index_sql`, so the partial flag is cleared: SQLAlchemy would query each one.
             return [(*row[:4], 0, *row[5:]) for row in rows]
         return list(rows)
+
+
+def parse_declared_type(sql: str) -> Any:
+    """The SQLAlchemy type SQLite's reflection reads from a column declared with type `sql` (DDL text)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        return sqlite.dialect()._resolve_type_affinity(sql.upper())  # type: ignore[attr-defined]

@@ -70,6 +70,7 @@ class Type:
     timezone: bool = False
     unsigned: bool = False
     collation: str | None = None
+    charset: str | None = None
     values: tuple[str, ...] = ()
     name: str | None = None
     native: bool = True
@@ -77,19 +78,37 @@ class Type:
     dimensions: int | None = None
     variant: str | None = None
     sql: str | None = None
+    #: ``(dialect name, Type)`` pairs: what this column is on that database where it differs from the rest
+    #: (``with_variant``, an ``@compiles`` override, a dialect-only type), as `create_all` builds it there.
+    dialects: tuple[tuple[str, Type], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown type kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if not isinstance(self.values, tuple):
             object.__setattr__(self, "values", tuple(self.values))
+        if not isinstance(self.dialects, tuple):
+            object.__setattr__(self, "dialects", tuple(tuple(pair) for pair in self.dialects))
+
+    def on(self, dialect: str | None) -> Type:
+        """This type as database `dialect` has it: its override there, else itself without overrides."""
+        for name, typ in self.dialects:
+            if name == dialect:
+                return typ
+        return self.evolve(dialects=()) if self.dialects else self
 
     def evolve(self, **changes: object) -> Type:
         """Return a copy with `changes` applied (`self` when nothing changes)."""
         return evolve(self, changes)
 
     def describe(self) -> str:
-        """A short human form such as ``string(50)`` or ``enum status(a,b)``."""
+        """A short human form such as ``string(50)`` or ``enum status(a,b)``; overrides as ``(mysql: mediumtext)``."""
+        text = self._describe()
+        for name, typ in self.dialects:
+            text += f" ({name}: {typ.describe()})"
+        return text
+
+    def _describe(self) -> str:
         params: list[str] = []
         if self.kind == "enum":
             label = f"enum {self.name}" if self.name else "enum"
@@ -108,6 +127,8 @@ class Type:
             text += " with tz"
         if self.unsigned:
             text += " unsigned"
+        if self.charset:
+            text += f" charset {self.charset}"
         if self.collation:
             text += f" collate {self.collation}"
         return text
