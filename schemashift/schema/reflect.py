@@ -257,7 +257,8 @@ def _index(index: Reflected) -> Index:
         expressions=expressions,
         where=None if where is None else str(where),
         options=tuple(
-            sorted((key, option_value(value)) for key, value in options.items() if not key.endswith("_where"))
+            sorted((key, option_value(value)) for key, value in options.items()
+                   if not key.endswith("_where") and value not in (None, (), [], {}))  # an empty INCLUDE is none
         ),
     )
 
