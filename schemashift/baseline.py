@@ -22,13 +22,15 @@ and the Alembic revision is written to the history table.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 
+from .dialects import dialect_of
 from .errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from .schema.model import Schema, Sequence, Table
 from .schema.types import INTEGER_KINDS
@@ -294,12 +296,22 @@ def _differences(dialect: "Dialect", live: Schema, expected: Schema) -> list[str
                                          RenameDecisions(no_rename=True))]
 
 
+@contextmanager
+def _unrecorded(project: "Project", alembic_dir: "str | Path | None") -> Iterator[tuple[Any, Any, Any, Any]]:
+    """(connection, dialect, recorder, Alembic state) of a database with no schemashift history, under the lock."""
+    with project.connect() as connection:
+        dialect = dialect_of(connection)
+        recorder = project.recorder(connection)
+        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+            _refuse_history(recorder)
+            yield connection, dialect, recorder, check_alembic(project, connection, alembic_dir)
+
+
 def baseline(project: "Project", message: str = "baseline", *, after: str | None = None,
              alembic_dir: str | Path | None = None, drop_alembic_version: bool = False,
              out: Output = print) -> Path | None:
     """Write the migration that creates the live schema and record it as applied without running it."""
     from .cache import state_at
-    from .dialects import get_dialect
     from .differ import RenameDecisions, diff
 
     if not message.strip():
@@ -312,35 +324,30 @@ def baseline(project: "Project", message: str = "baseline", *, after: str | None
             f"migrations already exist ({len(history.chain)}, head {history.head}): use `schemashift stamp REV` "
             "for a database one of them describes, or `schemashift baseline --after HEAD` to adopt this one on top")
     models = _models(project)
-    with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
-        recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
-            _refuse_history(recorder)
-            alembic = check_alembic(project, connection, alembic_dir)
-            live = live_schema(project, connection, history, models)
-            if not live.tables and not live.sequences:
-                raise DatabaseStateError("the database holds no tables: there is nothing to baseline "
-                                         "(run `schemashift generate` and `schemashift upgrade` instead)")
-            start = project.object_filter().apply(state_at(history, history.head), reflected=False, other=live)
-            target = adopt_models(live, models, dialect) if models is not None else live
-            if _differences(dialect, live, target):
-                target = live
-            operations = diff(start, target, RenameDecisions(no_rename=True))
-            revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
-            written: Path | None = None
-            if operations or not history.chain:
-                migration = _write(project, message, operations, history.head, dialect, live)
-                written = migration.path
-                revisions.append((migration.revision, migration.parent, migration.checksum, migration.message))
-            try:
-                _record(project, connection, recorder, revisions, BASELINE, alembic, None)
-            except BaseException:
-                if written is not None:
-                    _unwrite(project, written)
-                raise
-            if alembic is not None and drop_alembic_version:
-                drop_alembic_table(connection, project.env.schema)
+    with _unrecorded(project, alembic_dir) as (connection, dialect, recorder, alembic):
+        live = live_schema(project, connection, history, models)
+        if not live.tables and not live.sequences:
+            raise DatabaseStateError("the database holds no tables: there is nothing to baseline "
+                                     "(run `schemashift generate` and `schemashift upgrade` instead)")
+        start = project.object_filter().apply(state_at(history, history.head), reflected=False, other=live)
+        target = adopt_models(live, models, dialect) if models is not None else live
+        if _differences(dialect, live, target):
+            target = live
+        operations = diff(start, target, RenameDecisions(no_rename=True))
+        revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
+        written: Path | None = None
+        if operations or not history.chain:
+            migration = _write(project, message, operations, history.head, dialect, live)
+            written = migration.path
+            revisions.append((migration.revision, migration.parent, migration.checksum, migration.message))
+        try:
+            _record(project, connection, recorder, revisions, BASELINE, alembic, None)
+        except BaseException:
+            if written is not None:
+                _unwrite(project, written)
+            raise
+        if alembic is not None and drop_alembic_version:
+            drop_alembic_table(connection, project.env.schema)
     _report(out, written, operations, project, revisions[-1][0], alembic, drop_alembic_version, "baseline")
     return written
 
@@ -379,9 +386,8 @@ def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
             revisions: list[tuple[str, str | None, str, str]], outcome: str, alembic: AlembicState | None,
             note: str | None) -> None:
     """Version rows for `revisions` (applied, not run) and one history row for the last, in one transaction."""
-    from .dialects import get_dialect
 
-    get_dialect(connection.dialect.name).ensure_schema(connection, project.env.schema)
+    dialect_of(connection).ensure_schema(connection, project.env.schema)
     recorder.ensure()
     if connection.in_transaction():
         connection.commit()
@@ -420,7 +426,6 @@ def stamp(project: "Project", revision: str, *, force: bool = False, alembic_dir
           drop_alembic_version: bool = False, out: Output = print) -> None:
     """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL."""
     from .cache import state_at
-    from .dialects import get_dialect
 
     history = project.history()
     if not history.chain:
@@ -428,31 +433,26 @@ def stamp(project: "Project", revision: str, *, force: bool = False, alembic_dir
     target = history.resolve(revision)
     if target is None:
         raise SchemashiftError("stamp takes a revision of the chain, not base")
-    with project.connect() as connection:
-        dialect = get_dialect(connection.dialect.name)
-        recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
-            _refuse_history(recorder)
-            alembic = check_alembic(project, connection, alembic_dir)
-            expected = state_at(history, target)
-            keep = project.object_filter()
-            live = live_schema(project, connection, history, expected)
-            differences = _differences(dialect, live, keep.apply(expected, reflected=False, other=live))
-            if differences and not force:
-                out(f"The database differs from the migrations at {target} ({len(differences)} difference(s)):")
-                for line in differences:
-                    out(f"  - {line}")
-                raise DatabaseStateError(
-                    f"not stamped: the database differs from the migrations at {target} in {len(differences)} "
-                    f"place(s), first: {differences[0]} (fix the drift, stamp another revision, or pass --force)")
-            chain = history.chain[: history.index(target) + 1]
-            revisions = [(m.revision, m.parent, m.checksum, m.message) for m in chain]
-            note = None
-            if differences:
-                note = f"forced despite {len(differences)} difference(s): " + "; ".join(differences)
-            _record(project, connection, recorder, revisions, FORCED if differences else STAMP, alembic, note)
-            if alembic is not None and drop_alembic_version:
-                drop_alembic_table(connection, project.env.schema)
+    with _unrecorded(project, alembic_dir) as (connection, dialect, recorder, alembic):
+        expected = state_at(history, target)
+        keep = project.object_filter()
+        live = live_schema(project, connection, history, expected)
+        differences = _differences(dialect, live, keep.apply(expected, reflected=False, other=live))
+        if differences and not force:
+            out(f"The database differs from the migrations at {target} ({len(differences)} difference(s)):")
+            for line in differences:
+                out(f"  - {line}")
+            raise DatabaseStateError(
+                f"not stamped: the database differs from the migrations at {target} in {len(differences)} "
+                f"place(s), first: {differences[0]} (fix the drift, stamp another revision, or pass --force)")
+        chain = history.chain[: history.index(target) + 1]
+        revisions = [(m.revision, m.parent, m.checksum, m.message) for m in chain]
+        note = None
+        if differences:
+            note = f"forced despite {len(differences)} difference(s): " + "; ".join(differences)
+        _record(project, connection, recorder, revisions, FORCED if differences else STAMP, alembic, note)
+        if alembic is not None and drop_alembic_version:
+            drop_alembic_table(connection, project.env.schema)
     if differences:
         out(f"WARNING: stamped despite {len(differences)} difference(s) (--force); recorded in the history table:")
         for line in differences:
