@@ -246,7 +246,7 @@ def current_revision(applied: dict[str, AppliedRevision], history: History) -> s
     return best
 
 
-def _checked_current(recorder: Recorder, history: History, *, strict: bool = True) -> str | None:
+def checked_current(recorder: Recorder, history: History, *, strict: bool = True) -> str | None:
     applied = recorder.applied()
     problem = partial_problem(applied)
     if problem:
@@ -303,7 +303,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         if dry_run:
-            current = _checked_current(recorder, history)
+            current = checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
             _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
@@ -311,7 +311,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
                 out(line)
             return
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
-            current = _checked_current(recorder, history)
+            current = checked_current(recorder, history)
             plan = _plan(history, dialect, current, target, direction)
             _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
@@ -410,7 +410,7 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        current = _checked_current(recorder, history)
+        current = checked_current(recorder, history)
         plan = _plan(history, dialect, current, target, direction)
         plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
         out(offline_script(plan, recorder))
@@ -664,7 +664,7 @@ def status(project: Project) -> StatusReport:
             unmanaged_problem(connection, recorder, set(state_at(history, history.head).tables))
         if unmanaged:
             problems.append(unmanaged)  # instead of its drift, which would list every table as a drop
-        differences = _live_differences(project, connection, expected) if not (partial or unmanaged) else []
+        differences = live_differences(project, connection, expected) if not (partial or unmanaged) else []
         if current is not None and current == history.head and not differences and not problems:
             _remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
@@ -770,7 +770,7 @@ def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData
     return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
 
 
-def _live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
+def live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
     return [op.describe() for op in _live_operations(project, connection, expected)]
 
 
@@ -788,7 +788,7 @@ def _remember_fingerprint(project: Project, connection: sa.Connection, revision:
         return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
     recorder = project.recorder(connection)
     try:
-        if check and _live_differences(project, connection, expected):
+        if check and live_differences(project, connection, expected):
             return
         if not recorder.has_fingerprint_column():
             return
@@ -844,7 +844,7 @@ def _lint_selection(project: Project, history: History, spec: str | None, every:
         return list(history.chain)
     if spec is None:
         with project.connect() as connection:
-            current = _checked_current(project.recorder(connection), history, strict=False)
+            current = checked_current(project.recorder(connection), history, strict=False)
         return history.upgrade_path(current, history.head)
     first, sep, last = spec.partition("..")
     if not sep:
@@ -905,7 +905,7 @@ def diff(project: Project, *, against: str = "models") -> DiffReport:
         if against == "models":
             expected = project.model_schema()
         else:
-            expected = state_at(history, _checked_current(project.recorder(connection), history, strict=False))
+            expected = state_at(history, checked_current(project.recorder(connection), history, strict=False))
         return DiffReport(against, _live_operations(project, connection, expected))
 
 
@@ -944,7 +944,7 @@ def verify(project: Project, *, accept: bool = False, out: Output = _print) -> b
 
 def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorder,
                   applied: dict[str, AppliedRevision], history: History, problems: list[str], out: Output) -> list[str]:
-    from .executor import _now
+    from .versions import now
 
     edited = [row for row in applied.values()
               if row.complete and row.revision in history and history.get(row.revision).checksum != row.checksum]
@@ -952,7 +952,7 @@ def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorde
         for row in edited:
             migration = history.get(row.revision)
             recorder.update(row.revision, checksum=migration.checksum)
-            recorder.log(row.revision, "accept", migration.checksum, migration.message, _now(), 0, "accepted")
+            recorder.log(row.revision, "accept", migration.checksum, migration.message, now(), 0, "accepted")
             out(f"accepted the edit of {migration.path.name} (new checksum recorded)")
     return [p for p in integrity_problems(recorder.applied(), history)] + [p for p in problems if "PARTLY" in p]
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -65,6 +65,7 @@ from .plan import DOWN, UP, Plan, Statement, Step
 from .schema.model import Column, Schema, Table, qualify
 from .schema.satypes import to_sa_type
 from .schema.types import Type
+from .versions import now
 
 if TYPE_CHECKING:
     from .api import Project
@@ -332,10 +333,6 @@ def recorded(connection: sa.Connection, schema: str | None = None) -> dict[str, 
     return {row["backup_table"]: row for row in rows}
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-
-
 # -- SQL ---------------------------------------------------------------------------
 
 
@@ -416,7 +413,7 @@ class _Sql:
         backup = sa.table(name, schema=table.schema)
         record = self.registry.insert().values(
             backup_table=name, revision=revision, direction=direction, source_table=table.key, columns=kept.label,
-            created_at=_now(), row_count=sa.select(sa.func.count()).select_from(backup).scalar_subquery(),
+            created_at=now(), row_count=sa.select(sa.func.count()).select_from(backup).scalar_subquery(),
         )
         return [
             self.drop_backup(name, table.schema),
@@ -884,7 +881,7 @@ def prune(project: "Project", older_than: str, out: Output) -> int:
     """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
     from .dialects import dialect_of
 
-    cutoff = _now() - parse_duration(older_than)
+    cutoff = now() - parse_duration(older_than)
     with project.connect() as connection:
         dialect = dialect_of(connection)
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):

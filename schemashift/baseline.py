@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -34,6 +33,7 @@ from .dialects import dialect_of
 from .errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from .schema.model import Schema, Sequence, Table
 from .schema.types import INTEGER_KINDS
+from .versions import now
 
 if TYPE_CHECKING:
     from .api import Project
@@ -277,10 +277,6 @@ def _adopt_items(live: Table, table: Table, model: Table, field: str, same: _Sam
 # -- baseline ---------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-
-
 def _refuse_history(recorder: "Recorder") -> None:
     applied = recorder.applied()
     if applied:
@@ -391,7 +387,7 @@ def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
     recorder.ensure()
     if connection.in_transaction():
         connection.commit()
-    started = _now()
+    started = now()
     last = revisions[-1]
     message = last[3] + (f" [alembic {alembic.label}]" if alembic is not None else "")
     with connection.begin():

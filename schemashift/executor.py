@@ -17,7 +17,7 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from .errors import ExecutionError, mask_secrets
 from .plan import DOWN, UP, Plan, Statement, Step
 from .sacompat import driver_in_transaction
-from .versions import APPLIED, FAILED, RUNNING, Recorder
+from .versions import APPLIED, FAILED, RUNNING, Recorder, now
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
@@ -46,10 +46,6 @@ class MigrationContext:
         """Run SQL text (or a SQLAlchemy statement) on the migration's connection."""
         statement = sa.text(sql) if isinstance(sql, str) else sql
         return self.connection.execute(statement, params or {})
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -166,7 +162,7 @@ class Executor:
     # -- transactional DDL -------------------------------------------------
 
     def _run_atomic(self, step: Step) -> None:
-        started, clock = _now(), time.perf_counter()
+        started, clock = now(), time.perf_counter()
         migration = step.migration
         try:
             with transaction(self.connection):
@@ -272,7 +268,7 @@ class Executor:
         finish leaves the last statement marked as running, which `repair` checks.
         """
         clock = time.perf_counter()
-        started = _now()
+        started = now()
         migration = step.migration
         revision = migration.revision
         first = step.statements[start_at] if start_at < len(step.statements) else None
@@ -295,7 +291,7 @@ class Executor:
                 self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
             except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
-        return _Finish(step, started, _ms(clock), _now(), self._open)
+        return _Finish(step, started, _ms(clock), now(), self._open)
 
     @staticmethod
     def _atomic_data(step: Step, statement: Statement) -> bool:
@@ -405,7 +401,7 @@ class Executor:
                 self.recorder.update(migration.revision, state=APPLIED, direction=UP, running_statement=None,
                                      failed_statement=None, error=None)
             self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
-                              _now(), 0, "undone")
+                              now(), 0, "undone")
 
         self._commit(record)
         self.out(f"undid the partial {'upgrade' if step.direction == UP else 'downgrade'} of {step.label}")

@@ -67,7 +67,7 @@ def _require_base(project: "Project") -> None:
     from . import api
 
     with project.connect() as connection:
-        current = api._checked_current(project.recorder(connection), project.history())
+        current = api.checked_current(project.recorder(connection), project.history())
     if current is not None:
         raise SchemashiftError(
             f"test-migrations needs an empty database at base; environment {project.env.name!r} is at {current}",
@@ -80,7 +80,7 @@ def _differences(project: "Project", expected: "Schema") -> list[str]:
     from . import api
 
     with project.connect() as connection:
-        return api._live_differences(project, connection, expected)
+        return api.live_differences(project, connection, expected)
 
 
 def _where(move: str, migration: "Migration") -> str:

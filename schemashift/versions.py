@@ -29,6 +29,11 @@ from .errors import DatabaseStateError, mask_secrets
 APPLIED, RUNNING, FAILED = "applied", "running", "failed"
 
 
+
+def now() -> datetime:
+    """The current UTC time, naive and to the second, as the version, history and backup tables store it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
 @dataclass(frozen=True)
 class AppliedRevision:
     """One row of the version table."""
@@ -52,8 +57,6 @@ class AppliedRevision:
         return self.state == APPLIED
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.Table]:
@@ -251,7 +254,7 @@ AppliedRow = AppliedRevision
 def _version_row(revision: str, parent: str | None, checksum: str, message: str, state: str,
                  direction: str) -> dict[str, object]:
     return {"revision": revision, "parent": parent, "checksum": checksum, "message": message[:255],
-            "applied_at": _now(), "state": state, "direction": direction, "statements_done": 0}
+            "applied_at": now(), "state": state, "direction": direction, "statements_done": 0}
 
 
 def _history_row(revision: str, direction: str, checksum: str | None, message: str, started: datetime,

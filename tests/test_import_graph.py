@@ -1,0 +1,130 @@
+"""The package's import graph: no private name crosses a module, and no module joins an import cycle.
+
+Imports under ``if TYPE_CHECKING:`` do not run and are left out; imports inside
+functions count (they run). The one cycle that exists today is frozen in `CYCLE`:
+a module may leave it (then remove it from the set), none may join it, and no
+other cycle may form. Issue 18 (the package layout) is to empty it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "schemashift"
+
+#: The modules of today's one import cycle (most through imports at run time inside functions).
+CYCLE = frozenset({
+    "schemashift", "schemashift.aio", "schemashift.api", "schemashift.backups", "schemashift.baseline",
+    "schemashift.cache", "schemashift.environments", "schemashift.executor", "schemashift.manifest",
+    "schemashift.offline", "schemashift.plan", "schemashift.repair", "schemashift.scripts", "schemashift.stairway",
+})
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def absolute(current: str, level: int, module: str | None) -> str:
+    """The module a ``from ... import`` in `current` names."""
+    if level == 0:
+        return module or ""
+    base = current.split(".")
+    base = base if MODULES[current].name == "__init__.py" else base[:-1]
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def type_checking_only(tree: ast.AST) -> set[int]:
+    """The ids of the nodes under ``if TYPE_CHECKING:``."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found.update(id(sub) for child in node.body for sub in ast.walk(child))
+    return found
+
+
+def scan() -> tuple[dict[str, set[str]], set[str]]:
+    """(module -> the package modules it imports, ``"user -> module.name"`` for each private name used across)."""
+    edges: dict[str, set[str]] = {name: set() for name in MODULES}
+    private: set[str] = set()
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        skipped, aliases = type_checking_only(tree), {}
+        for node in ast.walk(tree):
+            if id(node) in skipped or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            target = absolute(name, node.level, node.module) if isinstance(node, ast.ImportFrom) else ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}" if target else alias.name
+                if full in MODULES:
+                    edges[name].add(full)
+                    aliases[alias.asname or alias.name] = full
+                elif target in MODULES:
+                    edges[name].add(target)
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and target != name:
+                        private.add(f"{name} -> {target}.{alias.name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                owner = aliases[node.value.id]
+                if node.attr.startswith("_") and not node.attr.startswith("__") and owner != name:
+                    private.add(f"{name} -> {owner}.{node.attr}")
+        edges[name].discard(name)
+    return edges, private
+
+
+def cycles(edges: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[frozenset[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(edges[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(frozenset(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    _, private = scan()
+    assert not private, sorted(private)
+
+
+def test_no_module_joins_an_import_cycle() -> None:
+    edges, _ = scan()
+    found = cycles(edges)
+    new = [sorted(component - CYCLE) for component in found if component - CYCLE]
+    assert not new, f"modules in an import cycle: {new}"
+    assert len(found) <= 1, [sorted(component) for component in found]
+
+
+def test_the_scan_sees_cycles_and_private_names() -> None:
+    """The checker itself: a made-up graph with a cycle, and the real one's edges."""
+    assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [frozenset({"a", "b"})]
+    edges, _ = scan()
+    assert "schemashift.ops" in edges["schemashift.plan"]
