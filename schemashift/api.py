@@ -199,7 +199,7 @@ def _check_sqlite(connection: sa.Connection) -> None:
 
 def integrity_problems(applied: dict[str, AppliedRevision], history: History) -> list[str]:
     """Differences between the version table and the migration files, one message each."""
-    from .squash import replaced_by, squash_problems
+    from .squash import replaced_by, reparented_only, squash_problems
 
     problems: list[str] = squash_problems(applied, history)
     replaced = replaced_by(history) if any(revision not in history for revision in applied) else {}
@@ -212,7 +212,7 @@ def integrity_problems(applied: dict[str, AppliedRevision], history: History) ->
                 f"revision {row.revision} ({row.message!r}) is recorded in the database but its migration file "
                 "is missing: restore it from version control"
             )
-        elif migration.checksum != row.checksum and row.complete:
+        elif migration.checksum != row.checksum and row.complete and not reparented_only(migration, history, row.checksum):
             problems.append(
                 f"{migration.path.name} was edited after it was applied (checksum differs): revert the edit, "
                 "or run `schemashift verify --accept` to record it"

@@ -72,7 +72,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
             child = following[0]
             child.path.write_bytes(reparent_source(originals[child.path], new.revision, child.path.name))
         chain = History.load(folder)
-        _check_same(before, after, chain, new)
+        _check_same(after, chain, new)
         manifest.write(folder, manifest.entries_of(chain.chain))
     except BaseException:
         for path, data in originals.items():
@@ -88,11 +88,26 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     return new
 
 
-def _check_same(before: object, after: object, history: History, new: Migration) -> None:
+def _check_same(after: object, history: History, new: Migration) -> None:
     """MigrationError unless the squashed migration replays to the same state as the replaced range."""
     if state_at(history, new.revision, store=False) != after:
         raise MigrationError("the squashed migration does not rebuild the same schema; no file was changed")
-    del before
+
+
+def reparented_only(migration: Migration, history: History, stored_checksum: str) -> bool:
+    """True when `migration` follows a squash and differs from `stored_checksum` only by the parent squash set.
+
+    The file applied before the squash named the last replaced revision as its parent;
+    putting that parent back must give exactly the checksum the database recorded.
+    """
+    parent = history.get(migration.parent) if migration.parent else None
+    if parent is None or not parent.replaces:
+        return False
+    try:
+        original = reparent_source(migration.path.read_bytes(), parent.replaces[-1], migration.path.name)
+    except (OSError, MigrationError):
+        return False
+    return manifest.checksum_of(original) == stored_checksum
 
 
 def replaced_by(history: History) -> dict[str, Migration]:

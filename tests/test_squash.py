@@ -143,6 +143,19 @@ def test_squash_first_three(databases, tmp_path: Path) -> None:  # type: ignore[
             assert inspect_schema(at2) == before
             assert scalar(at2, "SELECT COUNT(*) FROM schemashift_version") == rows
 
+    # a database at head (old files, so the last migration's recorded checksum names the old parent)
+    toml = tmp_path / "new" / "schemashift.toml"
+    toml.write_text(toml.read_text().replace(_current_url(tmp_path / "new"), full))
+    schema = inspect_schema(full)
+    status = cli(new, "status", check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Recorded" in cli(new, "upgrade").stdout
+    assert cli(new, "status", check=False).returncode == 0
+    assert cli(new, "verify", check=False).returncode == 0
+    assert inspect_schema(full) == schema
+    assert {row[0] for row in fetch_rows(full, "SELECT revision FROM schemashift_version")} == set(
+        History.load(new / "migrations").revisions)
+
 
 def _current_url(directory: Path) -> str:
     for line in (directory / "schemashift.toml").read_text().splitlines():
