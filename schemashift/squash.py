@@ -19,7 +19,7 @@ from . import manifest
 from .cache import state_at
 from .differ import RenameDecisions, diff
 from .errors import MigrationError, RevisionError
-from .ops import ExecuteSQL, RunPython
+from .ops import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython
 from .scripts import History, Migration, reparent_source, slugify, write_migration
 
 Output = Callable[[str], None]
@@ -50,6 +50,22 @@ def _refuse_nested(migrations: list[Migration]) -> None:
         raise MigrationError(f"cannot squash: {', '.join(nested)} is itself a squash; squash a range after it")
 
 
+def _refuse_drops_after_base(migrations: list[Migration], operations: list[Operation]) -> None:
+    """A range after the first migration must not drop: a database standing before it would run the drop.
+
+    The diff guesses no renames, so a rename in the range becomes drop + add, which
+    would lose that database's values where the original steps kept them.
+    """
+    if migrations[0].parent is None:
+        return
+    drops = [op.describe() for op in operations if isinstance(op, (DropTable, DropColumn, DropSequence))]
+    if drops:
+        raise MigrationError(
+            f"cannot squash from {migrations[0].path.name}: the squashed migration would {drops[0]}"
+            f"{f' (and {len(drops) - 1} more drop(s))' if len(drops) > 1 else ''}, losing the data of a database "
+            "standing before the range (renames become drop + add); squash from the first migration or a range without drops")
+
+
 def squash(folder: Path | str, history: History, message: str, *, start: str | None = None,
            end: str | None = None, out: Output = print) -> Migration:
     """Replace the migrations from `start` to `end` of `folder` by one; return the new migration."""
@@ -59,9 +75,11 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     _refuse_data_migrations(migrations)
     before, after = state_at(history, migrations[0].parent), state_at(history, migrations[-1].revision)
     operations = diff(before, after, RenameDecisions(no_rename=True))
+    _refuse_drops_after_base(migrations, operations)
     following = history.chain[history.index(migrations[-1].revision) + 1:]
     replaced = [m.revision for m in migrations]
     originals = {m.path: m.path.read_bytes() for m in migrations + following[:1]}
+    new: Migration | None = None
     number = manifest.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
     try:
         for migration in migrations:
@@ -77,7 +95,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     except BaseException:
         for path, data in originals.items():
             path.write_bytes(data)
-        if "new" in locals():
+        if new is not None:
             new.path.unlink(missing_ok=True)
         manifest.rebuild(folder)
         raise

@@ -11,7 +11,7 @@ import pytest
 from conftest import create_database, drop_database
 from helpers import cli, execute, fetch_rows, inspect_schema, scalar, write_project
 from schemashift import manifest
-from schemashift.migration import (AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index,
+from schemashift.migration import (AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index, RenameColumn,
                                    PrimaryKey, Table, Type)
 from schemashift.scripts import History, write_migration
 
@@ -182,3 +182,39 @@ def test_squash_needs_two_migrations(tmp_path: Path) -> None:
     write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", MODELS)
     result = cli(tmp_path, "squash", "--to", revisions[0], "-m", "x", check=False)
     assert result.returncode == 2 and "at least two" in result.stderr
+
+
+def test_squash_from_the_middle(tmp_path: Path) -> None:
+    """--from REV: the squashed migration follows REV's parent; a database at that parent upgrades through it."""
+    old = tmp_path / "old"
+    revisions = four_migrations(old)
+    full, part = tmp_path / "full.db", tmp_path / "part.db"
+    cli(_project(tmp_path / "a", f"sqlite:///{full}", old), "upgrade")
+    cli(_project(tmp_path / "b", f"sqlite:///{part}", old), "upgrade", revisions[0])
+    execute(f"sqlite:///{part}", "INSERT INTO users (id) VALUES (7)")
+    project = tmp_path / "b"
+    cli(project, "squash", "--from", revisions[1], "-m", "rest")
+    history = History.load(project / "migrations")
+    assert history.revisions[0] == revisions[0] and list(history.chain[1].replaces) == revisions[1:]
+    assert history.chain[1].parent == revisions[0] and len(history) == 2
+    cli(project, "upgrade")
+    assert inspect_schema(f"sqlite:///{part}") == inspect_schema(f"sqlite:///{full}")
+    assert fetch_rows(f"sqlite:///{part}", "SELECT id FROM users") == [(7,)]
+    assert cli(project, "status", check=False).returncode == 0
+
+
+def test_squash_from_the_middle_refuses_a_rename(tmp_path: Path) -> None:
+    """A rename inside a range after the first migration would become drop + add: refused, files untouched."""
+    folder = tmp_path / "migrations"
+    first = write_migration(folder, "create users", [_users()], None).revision
+    email = write_migration(folder, "add email", [AddColumn("users", Column("email", Type("string", length=80)))],
+                            first).revision
+    second = write_migration(folder, "rename email", [RenameColumn("users", "email", "mail")], email).revision
+    write_migration(folder, "add age", [AddColumn("users", Column("age", Type("integer")))], second)
+    write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", MODELS)
+    before = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+    result = cli(tmp_path, "squash", "--from", second, "-m", "x", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "drop" in lines[0] and "email" in lines[0]
+    assert {p.name: p.read_bytes() for p in folder.glob("*.py")} == before
