@@ -199,15 +199,20 @@ def _check_sqlite(connection: sa.Connection) -> None:
 
 def integrity_problems(applied: dict[str, AppliedRevision], history: History) -> list[str]:
     """Differences between the version table and the migration files, one message each."""
-    problems: list[str] = []
+    from .squash import replaced_by, reparented_only, squash_problems
+
+    problems: list[str] = squash_problems(applied, history)
+    replaced = replaced_by(history) if any(revision not in history for revision in applied) else {}
     for row in applied.values():
         migration = history.get(row.revision) if row.revision in history else None
+        if migration is None and row.revision in replaced:
+            continue  # stands for the squashed migration that replaces it (see `schemashift.squash`)
         if migration is None:
             problems.append(
                 f"revision {row.revision} ({row.message!r}) is recorded in the database but its migration file "
                 "is missing: restore it from version control"
             )
-        elif migration.checksum != row.checksum and row.complete:
+        elif migration.checksum != row.checksum and row.complete and not reparented_only(migration, history, row.checksum):
             problems.append(
                 f"{migration.path.name} was edited after it was applied (checksum differs): revert the edit, "
                 "or run `schemashift verify --accept` to record it"
@@ -235,15 +240,36 @@ def all_problems(applied: dict[str, AppliedRevision], history: History) -> list[
 
 
 def current_revision(applied: dict[str, AppliedRevision], history: History) -> str | None:
-    """The newest applied revision of the chain (None: base)."""
+    """The newest applied revision of the chain (None: base); a squashed one counts once all it replaces ran."""
+    from .squash import covered_squashes
+
     best: str | None = None
     best_index = -1
-    for revision, row in applied.items():
-        if revision in history and row.complete:
+    covered = [m.revision for m in covered_squashes(applied, history)]
+    for revision in [revision for revision, row in applied.items() if row.complete] + covered:
+        if revision in history:
             index = history.index(revision)
             if index > best_index:
                 best, best_index = revision, index
     return best
+
+
+def _record_squashes(recorder: Recorder, history: History, out: Output) -> None:
+    """Record each squashed migration whose replaced revisions all ran as applied, and drop their rows."""
+    from .squash import covered_squashes
+    from .versions import now
+
+    covered = covered_squashes(recorder.applied(), history)
+    if not covered:
+        return
+    with recorder.connection.begin():
+        for migration in covered:
+            started = now()
+            recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, "applied")
+            recorder.log(migration.revision, "squash", migration.checksum, migration.message, started, 0, "ok")
+            for revision in migration.replaces:
+                recorder.delete(revision)
+            out(f"Recorded {migration.path.name} as applied: the database ran every migration it replaces.")
 
 
 def checked_current(recorder: Recorder, history: History, *, strict: bool = True) -> str | None:
@@ -312,6 +338,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             return
         with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
             current = checked_current(recorder, history)
+            _record_squashes(recorder, history, out)
             plan = _plan(history, dialect, current, target, direction)
             _refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
@@ -1012,6 +1039,16 @@ def rebase(project: Project, *, out: Output = _print) -> None:
         out(f"Note: {migration.path.name} was edited (new parent). A database that already applied "
             f"{migration.revision} needs `schemashift verify --accept`, and lacks "
             f"{', '.join(m.path.name for m in skipped)}, which `upgrade` will not apply there.")
+
+
+def squash(project: Project, message: str, *, start: str | None = None, end: str | None = None,
+           out: Output = _print) -> Path:
+    """Replace the migrations from `start` (default: the first) to `end` (default: head) by one; no database access."""
+    from .squash import squash as squash_folder
+
+    migration = squash_folder(project.config.migrations_dir, project.history(), message, start=start, end=end, out=out)
+    project._history = None
+    return migration.path
 
 
 def baseline(project: Project, message: str = "baseline", *, after: str | None = None,

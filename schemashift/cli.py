@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("rebase", "put forked migration branches one after the other (edits files, no database)")
 
+    squash = command("squash", "replace a run of migrations by one that declares `replaces` (edits files, no database)")
+    squash.add_argument("-m", "--message", required=True, help="what the squashed migration says")
+    squash.add_argument("--from", dest="start", metavar="REV", help="first migration to replace (default: the first)")
+    squash.add_argument("--to", dest="end", metavar="REV", help="last migration to replace (default: head)")
+
     manifest = command("manifest", "write migrations/schemashift.sum, the manifest of the migration files")
     manifest.add_argument("--check", action="store_true", help="exit 1 when the manifest does not match the files")
 
@@ -453,6 +458,13 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_squash(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.squash(_project(args), args.message, start=args.start, end=args.end, out=_out)
+    return EXIT_OK
+
+
 def cmd_test_migrations(args: argparse.Namespace) -> int:
     from . import api
 
@@ -492,7 +504,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init, "generate": cmd_generate, "check": cmd_check, "upgrade": cmd_upgrade,
     "downgrade": cmd_downgrade, "status": cmd_status, "history": cmd_history, "diff": cmd_diff,
     "envs": cmd_envs, "verify": cmd_verify, "repair": cmd_repair, "test-migrations": cmd_test_migrations,
-    "backups": cmd_backups, "rebase": cmd_rebase, "manifest": cmd_manifest, "erd": cmd_erd,
+    "backups": cmd_backups, "rebase": cmd_rebase, "squash": cmd_squash, "manifest": cmd_manifest, "erd": cmd_erd,
     "lint": cmd_lint, "baseline": cmd_baseline, "stamp": cmd_stamp,
 }
 
@@ -537,7 +549,7 @@ ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async", "aiosqlite", "aiomysql", 
 
 def _uses_async_driver(args: argparse.Namespace) -> bool:
     """True when the command's database URL names an async driver (then it runs on an event loop)."""
-    if args.command in ("init", "manifest", "rebase", "generate", "check"):
+    if args.command in ("init", "manifest", "rebase", "squash", "generate", "check"):
         return False
     url = args.url
     if not url:

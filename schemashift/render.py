@@ -184,8 +184,9 @@ def render_migration(
     message: str,
     operations: Sequence[Operation],
     created: datetime,
+    replaces: Sequence[str] = (),
 ) -> str:
-    """The full source of a migration file.
+    """The full source of a migration file (`replaces`: the revisions a squashed migration stands for).
 
     Functions used by `RunPython` steps are written above the operations (their
     source when it can be found, else a stub to fill in). An empty operation list
@@ -194,6 +195,8 @@ def render_migration(
     text = _header(revision, parent, message, created)
     text += "from schemashift.migration import *  # noqa: F401,F403\n\n"
     text += f"revision = {_quote(revision)}\nparent = {render_value(parent)}\nmessage = {render_value(message)}\n"
+    if replaces:
+        text += f"replaces = {render_value(list(replaces))}\n"
     functions = [_function_source(function).rstrip("\n") + "\n" for function in _functions_of(operations)]
     if functions:
         text += "\n\n" + "\n\n".join(functions) + "\n"

@@ -47,10 +47,11 @@ class Migration:
     and must still have the expected revision, parent and checksum then.
     """
 
-    __slots__ = ("revision", "parent", "path", "checksum", "_message", "_operations", "code_cache")
+    __slots__ = ("revision", "parent", "path", "checksum", "_message", "_operations", "code_cache", "_replaces")
 
     def __init__(self, revision: str, parent: str | None, message: str, operations: list[Operation], path: Path,
-                 checksum: str) -> None:
+                 checksum: str, replaces: Sequence[str] = ()) -> None:
+        self._replaces: tuple[str, ...] | None = tuple(replaces)
         self.revision = revision
         self.parent = parent
         self.path = path
@@ -65,6 +66,7 @@ class Migration:
         """A migration whose module is imported when its operations (or unknown message) are first needed."""
         migration = cls(revision, parent, "", [], path, checksum)
         migration._message, migration._operations, migration.code_cache = message, None, code_cache
+        migration._replaces = None
         return migration
 
     @property
@@ -94,11 +96,18 @@ class Migration:
     def operations(self, value: list[Operation]) -> None:
         self._operations = value
 
+    @property
+    def replaces(self) -> tuple[str, ...]:
+        """The revisions this (squashed) migration stands for; empty for an ordinary migration."""
+        if self._replaces is None:
+            self._load()
+        return self._replaces  # type: ignore[return-value]
+
     def _load(self) -> None:
         loaded = load_migration(self.path, self.code_cache)
         if (loaded.revision, loaded.parent, loaded.checksum) != (self.revision, self.parent, self.checksum):
             raise MigrationError(f"{self.path.name} changed while schemashift was running; run the command again")
-        self._message, self._operations = loaded.message, loaded.operations
+        self._message, self._operations, self._replaces = loaded.message, loaded.operations, loaded.replaces
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Migration):
@@ -141,7 +150,10 @@ def load_migration(path: Path | str, code_cache: Path | None = None) -> Migratio
                 f"{path.name}: operation {number} is a {type(operation).__name__}, not an operation "
                 "(CreateTable, AddColumn, RunPython, …)"
             )
-    return Migration(revision, parent, message, list(operations), path, checksum_of(data))
+    replaces = namespace.get("replaces", ())
+    if not isinstance(replaces, (list, tuple)) or not all(isinstance(r, str) and r for r in replaces):
+        raise MigrationError(f"{path.name}: `replaces` must be a list of revision ids")
+    return Migration(revision, parent, message, list(operations), path, checksum_of(data), replaces)
 
 
 def _execute(path: Path, data: bytes, code_cache: Path | None = None) -> dict[str, object]:
@@ -490,13 +502,23 @@ def write_migration(
     *,
     revision: str | None = None,
     created: datetime | None = None,
+    replaces: Sequence[str] = (),
+    path: Path | None = None,
 ) -> Migration:
-    """Render a new migration into `folder`, write it atomically and return it loaded."""
+    """Render a new migration into `folder`, write it atomically and return it loaded.
+
+    `replaces`: the revisions a squashed migration stands for; `path`: a file name to
+    take (it must not exist) instead of the next free number.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     revision = revision or new_revision_id()
-    source = render_migration(revision, parent, message, list(operations), created or datetime.now())
-    path = _write_new(folder, message, source.encode("utf-8"))
+    source = render_migration(revision, parent, message, list(operations), created or datetime.now(), replaces)
+    if path is None:
+        path = _write_new(folder, message, source.encode("utf-8"))
+    else:
+        with open(path, "xb") as handle:
+            handle.write(source.encode("utf-8"))
     try:
         migration = load_migration(path)
     except MigrationError:
@@ -721,7 +743,7 @@ class _Planner:
                 renames[migration.path] = path
                 self.lines.append(f"  renamed {migration.path.name} -> {path.name}")
             expected.append(Migration(revision, self.parent[revision], migration.message, migration.operations,
-                                      path, migration.checksum))
+                                      path, migration.checksum, migration.replaces))
         for target in renames.values():
             if target.exists() and target not in renames:
                 raise MigrationError(f"cannot rename a migration to {target.name}: that file already exists")

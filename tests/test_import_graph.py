@@ -18,7 +18,8 @@ PACKAGE = ROOT / "schemashift"
 CYCLE = frozenset({
     "schemashift", "schemashift.aio", "schemashift.api", "schemashift.backups", "schemashift.baseline",
     "schemashift.cache", "schemashift.environments", "schemashift.executor", "schemashift.manifest",
-    "schemashift.offline", "schemashift.plan", "schemashift.repair", "schemashift.scripts", "schemashift.stairway",
+    "schemashift.offline", "schemashift.plan", "schemashift.repair", "schemashift.scripts", "schemashift.squash",
+    "schemashift.stairway",
 })
 
 
