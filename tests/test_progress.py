@@ -142,3 +142,21 @@ def test_quiet_still_prints_errors(project: Path) -> None:
     failed = cli(project, "--quiet", "downgrade", "nosuchrevision", check=False)
     assert failed.returncode == 2 and failed.stdout == ""
     assert failed.stderr.startswith("schemashift: error: ") and len(failed.stderr.splitlines()) == 1
+
+
+def test_without_rich_a_terminal_gets_the_plain_lines(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """rich is an optional extra: when it cannot be imported, a terminal shows the plain lines."""
+    shadow = tmp_path_factory.mktemp("norich")
+    (shadow / "rich").mkdir()
+    (shadow / "rich" / "__init__.py").write_text("raise ImportError('rich is not installed')\n")
+    path = os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH", "")]))
+    code, shown = run_in_pty(project, ["upgrade"], {"PYTHONPATH": path})
+    assert code == 0 and PLAIN.fullmatch(shown.replace("\r\n", "\n")), repr(shown)
+
+
+def test_help_does_not_import_rich(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "schemashift", "upgrade", "--help"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--quiet" in result.stdout
+    assert "rich" not in {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+                          if line.startswith("import time:")}
