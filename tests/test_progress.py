@@ -160,3 +160,16 @@ def test_help_does_not_import_rich(tmp_path: Path) -> None:
     assert result.returncode == 0 and "--quiet" in result.stdout
     assert "rich" not in {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
                           if line.startswith("import time:")}
+
+
+def test_a_failure_at_a_terminal_ends_the_display_then_prints_the_error(project: Path) -> None:
+    cli(project, "generate", "--empty", "-m", "broken")
+    path = next((project / "migrations").glob("0003_*.py"))
+    text = path.read_text()
+    path.write_text(re.sub(r"operations = \[\s*\]", 'operations = [ExecuteSQL("SELECT * FROM no_such_table",'
+                                                     ' reverse="SELECT 1")]', text))
+    assert "no_such_table" in path.read_text(), text
+    code, shown = run_in_pty(project, ["upgrade"])
+    assert code == 2 and "migration 3 of 3" in shown and "SELECT * FROM no_such_table" in shown, repr(shown)
+    assert last_line(shown).startswith("schemashift: error: ") and "Traceback" not in shown, repr(shown)
+    assert tables(project) == 2  # the first two migrations stay applied
