@@ -310,11 +310,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 def _reporter(args: argparse.Namespace) -> "Reporter":
     """How a migrating command shows its run: live at a terminal, plain lines, or (--quiet) only the last line.
 
-    SQL printed with --sql is output, never progress: plain lines then.
+    SQL printed with --sql and the plan of --dry-run are output, never progress: plain lines then.
     """
     from .progress import Reporter, reporter_for
 
-    if getattr(args, "sql", False):
+    if getattr(args, "sql", False) or getattr(args, "dry_run", False):
         return Reporter(_out)
     return reporter_for(quiet=args.quiet, out=_out)
 

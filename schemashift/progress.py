@@ -7,6 +7,7 @@ through `Reporter.line`. `rich` is imported only by `RichReporter`, when it is u
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from typing import Any, Callable
@@ -83,22 +84,38 @@ class RichReporter(Reporter):
 
     def __init__(self) -> None:
         super().__init__()
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = Console(highlight=False)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=self.console, transient=True)
+        self.progress: Any = None  # rich is imported at the first migration: a run with none stays fast
         self.overall: Any = None
         self.current: Any = None
         self.started = False
+        self.broken = False  # rich could not be imported: plain lines
         self.statements_done = 0
 
+    @property
+    def console(self) -> Any:
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=Console(highlight=False), transient=True)
+        return self.progress.console
+
     def line(self, text: str) -> None:
+        if not self.started:
+            self.out(text)
+            return
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def migration_started(self, label: str, number: int, total: int, statements: int) -> None:
         if not self.started:
+            if self.broken:
+                return
+            try:
+                self.console  # noqa: B018 - builds the display
+            except ImportError:  # found but not importable: plain lines then
+                self.broken = True
+                return
             self.progress.start()
             self.started = True
         if self.overall is None:
@@ -147,9 +164,6 @@ def reporter_for(*, quiet: bool = False, out: Output | None = None) -> Reporter:
     """The reporter for a command run: quiet, live (rich, at a terminal) or plain lines."""
     if quiet:
         return QuietReporter(out)
-    if progress_wanted():
-        try:
-            return RichReporter()
-        except ImportError:  # rich is an optional extra: plain lines then
-            pass
+    if progress_wanted() and importlib.util.find_spec("rich") is not None:  # an optional extra
+        return RichReporter()
     return Reporter(out)

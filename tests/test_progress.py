@@ -173,3 +173,14 @@ def test_a_failure_at_a_terminal_ends_the_display_then_prints_the_error(project:
     assert code == 2 and "migration 3 of 3" in shown and "SELECT * FROM no_such_table" in shown, repr(shown)
     assert last_line(shown).startswith("schemashift: error: ") and "Traceback" not in shown, repr(shown)
     assert tables(project) == 2  # the first two migrations stay applied
+
+
+def test_dry_run_and_sql_print_their_output_whatever_the_mode(project: Path) -> None:
+    """The plan of --dry-run and the SQL of --sql are the output, not progress: --quiet keeps them whole."""
+    plain = cli(project, "upgrade", "--dry-run").stdout
+    assert cli(project, "upgrade", "--dry-run", "--quiet").stdout == plain and len(plain.splitlines()) > 1
+    sql = cli(project, "upgrade", "--sql").stdout
+    assert cli(project, "-q", "upgrade", "--sql").stdout == sql and "CREATE TABLE book" in sql
+    code, shown = run_in_pty(project, ["upgrade", "--dry-run"])
+    assert code == 0 and shown.replace("\r\n", "\n") == plain, repr(shown)
+    assert tables(project) == 0
