@@ -40,6 +40,7 @@ from .versions import AppliedRevision, Recorder
 
 if TYPE_CHECKING:
     from .lint import Finding
+    from .progress import Reporter
     from .filters import ObjectFilter
 
 Output = Callable[[str], None]
@@ -315,7 +316,8 @@ def _context(project: Project, connection: sa.Connection):  # type: ignore[no-un
 
 
 def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
-             allow_data_loss: bool, out: Output, from_revision: str | None = None) -> None:
+             allow_data_loss: bool, out: Output, from_revision: str | None = None,
+             reporter: "Reporter | None" = None) -> None:
     history = project.history()
     if from_revision is not None:
         if not sql:
@@ -350,7 +352,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             recorder.ensure()
             from .executor import Executor
 
-            Executor(connection, recorder, _context(project, connection), out).run(plan)
+            Executor(connection, recorder, _context(project, connection), out, reporter).run(plan)
             if plan.target is not None:
                 _remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
@@ -474,21 +476,24 @@ def _backend_name(project: Project) -> str:
 
 
 def upgrade(project: Project, target: str = "head", *, sql: bool = False, dry_run: bool = False, yes: bool = False,
-            allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None) -> None:
+            allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None,
+            reporter: "Reporter | None" = None) -> None:
     """Upgrade the database to `target` (default head), under the migration lock.
 
     With `sql` and `from_revision` (a revision, or ``base``) the SQL is printed for
-    a database at that revision, without connecting.
+    a database at that revision, without connecting. `reporter` is told of each
+    migration and statement as it starts (default: a line through `out` per migration).
     """
     _migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
-             from_revision=from_revision)
+             from_revision=from_revision, reporter=reporter)
 
 
 def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool = False, yes: bool = False,
-              allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None) -> None:
-    """Downgrade the database to `target` (``-N``, a revision or prefix, or ``base``)."""
+              allow_data_loss: bool = False, out: Output = _print, from_revision: str | None = None,
+              reporter: "Reporter | None" = None) -> None:
+    """Downgrade the database to `target` (``-N``, a revision or prefix, or ``base``); `reporter` as for `upgrade`."""
     _migrate(project, target, DOWN, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
-             from_revision=from_revision)
+             from_revision=from_revision, reporter=reporter)
 
 
 # -- generate / check ---------------------------------------------------------
@@ -984,8 +989,9 @@ def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorde
     return [p for p in integrity_problems(recorder.applied(), history)] + [p for p in problems if "PARTLY" in p]
 
 
-def repair(project: Project, *, action: str | None = None, out: Output = _print) -> None:
-    """Continue or undo a partly applied migration (see `schemashift.repair`)."""
+def repair(project: Project, *, action: str | None = None, out: Output = _print,
+           reporter: "Reporter | None" = None) -> None:
+    """Continue or undo a partly applied migration (see `schemashift.repair`); `reporter` as for `upgrade`."""
     from .executor import Executor
     from .repair import ACTIONS, describe_partial, run_repair
 
@@ -1004,7 +1010,7 @@ def repair(project: Project, *, action: str | None = None, out: Output = _print)
                 action = _ask_repair_action()
             if action not in ACTIONS:
                 raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
-            executor = Executor(connection, recorder, _context(project, connection), out)
+            executor = Executor(connection, recorder, _context(project, connection), out, reporter)
             run_repair(project, connection, executor, row, action, out)
             current = current_revision(recorder.applied(), history)
             out(f"Repaired: the database is at {current or 'base'}.")

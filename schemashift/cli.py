@@ -17,6 +17,7 @@ from .gcpause import relax_for_process
 
 if TYPE_CHECKING:
     from . import api
+    from .progress import Reporter
 
 PROG = "schemashift"
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -69,6 +70,8 @@ def _global_options() -> argparse.ArgumentParser:
                        help="database URL, overriding the environment's")
     group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="print tracebacks on errors")
+    group.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                       help="upgrade, downgrade, repair: print only errors and the final line")
     return parent
 
 
@@ -294,23 +297,40 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     if script is not None:
         _out(script)
         return EXIT_OK
-    code = fast_upgrade(args, _out)
-    if code is not None:
-        return code
-    from . import api
+    with _reporter(args) as reporter:
+        code = fast_upgrade(args, reporter.line)
+        if code is not None:
+            return code
+        from . import api
 
-    project = _project(args)
-    api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
-                allow_data_loss=args.allow_data_loss, out=_out, from_revision=args.from_revision)
-    _manifest_note(project)
+        project = _project(args)
+        api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
+                    allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
+                    reporter=reporter)
+    if not args.quiet:
+        _manifest_note(project)
     return EXIT_OK
+
+
+def _reporter(args: argparse.Namespace) -> "Reporter":
+    """How a migrating command shows its run: live at a terminal, plain lines, or (--quiet) only the last line.
+
+    SQL printed with --sql and the plan of --dry-run are output, never progress: plain lines then.
+    """
+    from .progress import Reporter, reporter_for
+
+    if getattr(args, "sql", False) or getattr(args, "dry_run", False):
+        return Reporter(_out)
+    return reporter_for(quiet=args.quiet, out=_out)
 
 
 def cmd_downgrade(args: argparse.Namespace) -> int:
     from . import api
 
-    api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
-                  allow_data_loss=args.allow_data_loss, out=_out, from_revision=args.from_revision)
+    with _reporter(args) as reporter:
+        api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
+                      allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
+                      reporter=reporter)
     return EXIT_OK
 
 
@@ -447,7 +467,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_repair(args: argparse.Namespace) -> int:
     from . import api
 
-    api.repair(_project(args), action=args.action, out=_out)
+    with _reporter(args) as reporter:
+        api.repair(_project(args), action=args.action, out=reporter.line, reporter=reporter)
     return EXIT_OK
 
 
@@ -518,6 +539,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("config", "env", "url"):
         setattr(args, name, getattr(args, name, None))
     args.debug = getattr(args, "debug", False)
+    args.quiet = getattr(args, "quiet", False)
     return args
 
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from .errors import ExecutionError, mask_secrets
 from .plan import DOWN, UP, Plan, Statement, Step
+from .progress import Reporter
 from .sacompat import driver_in_transaction
 from .versions import APPLIED, FAILED, RUNNING, Recorder, now
 
@@ -88,11 +89,13 @@ def foreign_keys_relaxed(connection: sa.Connection, needed: bool) -> Iterator[No
 class Executor:
     """Runs plans on one connection, writing the version and history tables."""
 
-    def __init__(self, connection: sa.Connection, recorder: Recorder, context: MigrationContext, out: Output) -> None:
+    def __init__(self, connection: sa.Connection, recorder: Recorder, context: MigrationContext, out: Output,
+                 reporter: Reporter | None = None) -> None:
         self.connection = connection
         self.recorder = recorder
         self.context = context
         self.out = out
+        self.reporter = reporter or Reporter(out)  # told of each migration and statement (progress display)
         self._deferred: tuple["Dialect", object] | None = None  # see `run`
         self._open = False  # a statement awaits the next commit (see `_run_uncommitted`)
 
@@ -116,6 +119,7 @@ class Executor:
             try:
                 self._run_steps(steps)
             finally:
+                self.reporter.finished()
                 self._durable(failed=True)
 
     def _run_steps(self, steps: list[Step]) -> None:
@@ -123,6 +127,7 @@ class Executor:
         for index, step in enumerate(steps):
             if index == len(steps) - 1 or not step.atomic:
                 self._durable()
+            self.reporter.migration_started(step.label, index + 1, len(steps), len(step.statements))
             if step.atomic:
                 self._settle(pending)
                 pending = None
@@ -134,8 +139,7 @@ class Executor:
         self._settle(pending)
 
     def _announce(self, step: Step, elapsed: float) -> None:
-        verb = "applied" if step.direction == UP else "reverted"
-        self.out(f"{verb} {step.label} in {elapsed:.0f} ms")
+        self.reporter.migration_finished("applied" if step.direction == UP else "reverted", step.label, elapsed)
 
     def _durable(self, *, failed: bool = False) -> None:
         """Make commits durable again (see `run`); after a failure, quietly if the connection is gone."""
@@ -152,6 +156,7 @@ class Executor:
                 raise
 
     def _execute(self, statement: Statement) -> None:
+        self.reporter.statement_started(statement.describe())
         _fault_point(False)
         if statement.python is not None:
             statement.python(self.context)
@@ -315,6 +320,7 @@ class Executor:
         if not marked:
             self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
         if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
+            self.reporter.statement_started(statement.sql)
             self._autocommit(statement.sql)
         elif step.plan_dialect.transactional_ddl:
             self._commit(lambda: self._execute(statement))
@@ -368,8 +374,12 @@ class Executor:
 
     def resume(self, step: Step, start_at: int) -> None:
         """Finish a partly run step from statement `start_at`."""
-        with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):
-            self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
+        self.reporter.migration_started(step.label, 1, 1, len(step.statements) - start_at)
+        try:
+            with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):
+                self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
+        finally:
+            self.reporter.finished()
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
 
