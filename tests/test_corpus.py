@@ -48,14 +48,10 @@ SEED_ORDER = ("order of foreign keys/CHECKs differs between processes: the corpu
               "generate identically, tests/test_deterministic_generate.py)")
 FK_ORDER = ("unnamed foreign keys of tables on a foreign-key cycle get other InnoDB _ibfk_N names than create_all's, "
             "which adds every FK of such a table in a set's order (not deterministic itself)")
-DAGSTER_MARIADB_DRIFT = ("diff reports dagster's @compiles defaults (CURRENT_TIMESTAMP(6)) and @compiles Float "
-                         "(FLOAT(32) read back as float(24)) as different")
 BUILDBOT_MARIADB = FK_ORDER
 
 #: (app, backend, step) -> the known defect that makes the step fail; backend "*" for every database.
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("dagster", "mysql", "diff"): DAGSTER_MARIADB_DRIFT,
-    ("dagster", "mysql", "evolve_diff"): DAGSTER_MARIADB_DRIFT,
     **{("buildbot", "mysql", step): BUILDBOT_MARIADB
        for step in ("schema", "reupgrade", "evolve_schema", "evolve_downgrade")},
     ("mlflow", "*", "seed"): SEED_ORDER,
