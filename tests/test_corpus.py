@@ -46,14 +46,9 @@ TESTS = Path(__file__).resolve().parent
 SEED_ORDER = ("order of foreign keys/CHECKs differs between processes: the corpus copies MLflow's MetaData with "
               "Table.to_metadata, which copies constraints in set order (a test artifact; the apps' own MetaData "
               "generate identically, tests/test_deterministic_generate.py)")
-FK_ORDER = ("unnamed foreign keys of tables on a foreign-key cycle get other InnoDB _ibfk_N names than create_all's, "
-            "which adds every FK of such a table in a set's order (not deterministic itself)")
-BUILDBOT_MARIADB = FK_ORDER
 
 #: (app, backend, step) -> the known defect that makes the step fail; backend "*" for every database.
 KNOWN: dict[tuple[str, str, str], str] = {
-    **{("buildbot", "mysql", step): BUILDBOT_MARIADB
-       for step in ("schema", "reupgrade", "evolve_schema", "evolve_downgrade")},
     ("mlflow", "*", "seed"): SEED_ORDER,
 }
 
@@ -481,6 +476,39 @@ def test_comparison_names_each_difference(tmp_path: Path) -> None:
         "t.column.name.type: schemashift 'VARCHAR(10)' != create_all 'VARCHAR(20)'",
         "t.index.ix_t_name.options: schemashift () != create_all (('sqlite_where', 'name IS NOT NULL'),)",
     ], lines
+
+
+def test_comparison_matches_generated_foreign_key_names_by_content(tmp_path: Path) -> None:
+    """MariaDB: unnamed keys added in another order (``c_ibfk_1``/``c_ibfk_2`` swapped) are no difference;
+    another target or action still is, and a key the models name keeps its name."""
+    require_backend("mysql")
+    parents = ["CREATE TABLE a (id INT PRIMARY KEY)", "CREATE TABLE b (id INT PRIMARY KEY)"]
+    table = ("CREATE TABLE c (id INT PRIMARY KEY, a_id INT, b_id INT, "
+             "CONSTRAINT fk_named FOREIGN KEY (id) REFERENCES a (id))")
+    to_a = "ALTER TABLE c ADD FOREIGN KEY (a_id) REFERENCES a (id)"
+    to_b = "ALTER TABLE c ADD FOREIGN KEY (b_id) REFERENCES b (id)"
+    builds = {
+        "one": [to_a, to_b],
+        "two": [to_b, to_a],
+        "three": [to_b, to_a.replace("(id)", "(id) ON DELETE CASCADE")],
+        "four": [to_a, to_b.replace("REFERENCES b", "REFERENCES a")],
+    }
+    names = {kind: f"ss_corpus_fk_{os.getpid()}_{kind}" for kind in builds}
+    try:
+        shots = {}
+        for kind, statements in builds.items():
+            url = create_database("mysql", names[kind], tmp_path)
+            with _engine(url).begin() as connection:
+                for statement in [*parents, table, *statements]:
+                    connection.exec_driver_sql(statement)
+            shots[kind] = snapshot(url, {"a", "b", "c"})
+        assert "c.foreign_key.fk_named" in shots["one"]
+        assert differences(shots["one"], shots["two"]) == []
+        assert differences(shots["one"], shots["three"]) != []
+        assert differences(shots["one"], shots["four"]) != []
+    finally:
+        for name in names.values():
+            drop_database("mysql", name)
 
 
 # -- deterministic generate ----------------------------------------------------------------------
