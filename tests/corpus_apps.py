@@ -14,10 +14,12 @@ import decimal
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.util import OrderedSet
 
 #: The column, server default and index every evolution adds.
 NEW_COLUMN = "corpus_note"
@@ -109,13 +111,34 @@ APPS: dict[str, App] = {
 
 
 def copy_metadata(sources: list[sa.MetaData]) -> sa.MetaData:
-    """One MetaData holding a copy of every table of `sources` (a table name seen before is skipped)."""
+    """One MetaData holding a copy of every table of `sources` (a table name seen before is skipped).
+
+    The copies' constraints and indexes are created in the originals' creation order, the same in every
+    process (`Table.to_metadata` alone copies them in the order of a set, which `PYTHONHASHSEED` changes).
+    """
     copy = sa.MetaData(naming_convention=dict(sources[0].naming_convention))
     for source in sources:
         for table in source.sorted_tables:
             if table.key not in copy.tables:
-                table.to_metadata(copy)
+                with _in_creation_order(table):
+                    table.to_metadata(copy)
     return copy
+
+
+@contextmanager
+def _in_creation_order(table: sa.Table) -> Iterator[None]:
+    """`table`'s constraints and indexes iterate in creation order while inside (the same members)."""
+    constraints, indexes = table.constraints, table.indexes
+    table.constraints = OrderedSet(sorted(constraints, key=_created))
+    table.indexes = OrderedSet(sorted(indexes, key=_created))
+    try:
+        yield
+    finally:
+        table.constraints, table.indexes = constraints, indexes
+
+
+def _created(item: object) -> int:
+    return getattr(item, "_creation_order", 0)
 
 
 def _drop_foreign_key(table: sa.Table, constraint: sa.ForeignKeyConstraint) -> None:

@@ -56,7 +56,7 @@ def _tables(inspector: sa.Inspector, dialect: sa.Dialect, names: list[str], flat
     for name, fks in every("foreign_keys").items():
         for fk in fks:
             target = f"{fk['referred_table']}({', '.join(fk['referred_columns'])})"
-            key = fk.get("name") or f"({', '.join(fk['constrained_columns'])}) -> {target}"
+            key = _fk_name(name, fk.get("name"), dialect) or f"({', '.join(fk['constrained_columns'])}) -> {target}"
             flat[f"{name}.foreign_key.{key}"] = {
                 "columns": tuple(fk["constrained_columns"]), "references": target,
                 "options": tuple(sorted((fk.get("options") or {}).items())),
@@ -84,6 +84,17 @@ def _tables(inspector: sa.Inspector, dialect: sa.Dialect, names: list[str], flat
         for name, comment in every("table_comment").items():
             if comment.get("text"):
                 flat[f"{name}.comment"] = comment["text"]
+
+
+def _fk_name(table: str, name: str | None, dialect: sa.Dialect) -> str | None:
+    """A foreign key's name, None for one InnoDB generated (``<table>_ibfk_<n>``): such a key is compared by content.
+
+    InnoDB numbers unnamed keys in the order they are added, and `create_all` adds the keys of a table on a
+    foreign-key cycle in a set's order, so the numbers say nothing about the schema.
+    """
+    if name and dialect.name == "mysql" and re.fullmatch(re.escape(table) + r"_ibfk_\d+", name):
+        return None
+    return name
 
 
 def _column(column: dict[str, Any], dialect: sa.Dialect) -> dict[str, object]:

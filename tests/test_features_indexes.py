@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.pool import NullPool
 
 from conftest import create_database, drop_database
@@ -114,6 +114,7 @@ def mixed_models() -> sa.MetaData:
         sa.Column("b", sa.String(100)),
         sa.Column("n", sa.Integer),
         sa.Column("body", sa.Text),
+        sa.Column("at", sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")),
         sa.Column("twice", sa.Integer, sa.Computed("n * 2")),
         sa.Column("is_nan", sa.Boolean(create_constraint=True), nullable=False),  # MLflow's metrics
         sa.Column("kind", sa.Enum("x", "y", name="doc_kind", create_constraint=True)),
@@ -145,6 +146,8 @@ def mixed_models() -> sa.MetaData:
     sa.Index("ix_doc_len", doc.c.a, doc.c.b, mysql_length={"a": 10, "b": 12})
     sa.Index("ix_doc_whole", doc.c.b, doc.c.a, mysql_length={"b": 100, "a": 20})  # b's prefix is all of b
     sa.Index("ix_doc_using", doc.c.n, mysql_using="btree")
+    # dagster's idx_run_range: a key-part length on a DATETIME(6), which InnoDB ignores
+    sa.Index("ix_doc_range", doc.c.a, doc.c.at, mysql_length={"a": 32, "at": 8})
     sa.Index("ix_doc_pg_only", doc.c.n, doc.c.a).ddl_if(dialect="postgresql")
     sa.Index("ix_doc_not_pg", doc.c.a, doc.c.n).ddl_if(dialect=("sqlite", "mysql"))
     return metadata

@@ -156,6 +156,11 @@ def _my_float(element, compiler, **kw):
     return "FLOAT(53)"
 
 
+@compiles(sa.FLOAT, "mysql")  # dagster's FLOAT(32): a precision over 24 makes a DOUBLE
+def _my_upper_float(element, compiler, **kw):
+    return "FLOAT(32)"
+
+
 class now6(FunctionElement):
     type = sa.DateTime()
     inherit_cache = True
@@ -184,6 +189,7 @@ class Event(Base):
     body = sa.Column(LongText)
     stamp = sa.Column(sa.TIMESTAMP, nullable=True)
     started = sa.Column(sa.Float)
+    ratio = sa.Column(sa.FLOAT)
     updated = sa.Column(sa.DateTime, server_default=now6())
 """
 

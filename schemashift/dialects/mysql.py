@@ -83,11 +83,19 @@ def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
             setattr(dbapi_connection, attribute, seconds)
 
 
-def _whole(table: Table, column: str, length: int) -> bool:
-    """True when a key-part `length` covers all of a string `column` of `table`."""
-    if not table.has_column(column):
+#: Kinds of column a key-part length applies to; InnoDB ignores one on any other column (``DATETIME(8)``).
+_PREFIXABLE = frozenset({"string", "text", "binary"})
+
+
+def _whole(typ: Type | None, length: int) -> bool:
+    """True when a key-part `length` covers all of a column of (canonical) type `typ`, or does not apply to it.
+
+    None for `typ`: an expression, not a column.
+    """
+    if typ is None:
         return False
-    typ = table.column(column).type
+    if typ.kind not in _PREFIXABLE:
+        return True
     return typ.kind == "string" and typ.length is not None and length >= typ.length
 
 
@@ -373,11 +381,16 @@ class MySQLDialect(Dialect):
                 pairs = tuple(
                     (str(c), int(lengths[c]))  # type: ignore[call-overload]
                     for c in elements
-                    if lengths.get(c) is not None and not _whole(table, str(c), int(lengths[c]))  # type: ignore[call-overload]
+                    if lengths.get(c) is not None
+                    and not _whole(self.column_type(table, str(c)), int(lengths[c]))  # type: ignore[call-overload]
                 )
                 if pairs:
                     found["length"] = pairs
             return found
+
+        def column_type(self, table: Table, name: str) -> Type | None:
+            """The canonical type of column `name` of `table` on this database (None: no such column)."""
+            return self.canonical_type(table.column(name).type) if table.has_column(name) else None
 
         @staticmethod
         def implicit_index(index: Index, fk: ForeignKey) -> bool:
