@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -123,3 +125,41 @@ def _named(check: dict[str, object]) -> bool:
 
     name = str(check.get("name") or "")
     return bool(name) and re.fullmatch(r"CONSTRAINT_\d+|.+_chk_\d+", name) is None
+
+
+def run_in_pty(directory: Path, args: list[str], *, env: dict[str, str] | None = None, answer: str | None = None,
+               drop: tuple[str, ...] = ("SCHEMASHIFT_ENV",)) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal; (exit code, everything it showed).
+
+    `answer` is typed at the first ``[y/N]`` prompt (``"\\x04"``: end of input); `env` goes over the process
+    environment, less the variables in `drop`.
+    """
+    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    for name in drop:
+        environ.pop(name, None)
+    master, slave = os.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "schemashift", *args], cwd=directory, env=environ,
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"timed out; shown so far: {shown!r}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if answer is not None and b"[y/N]" in shown:
+                os.write(master, answer.encode() + (b"" if answer == "\x04" else b"\n"))
+                answer = None
+        return process.wait(timeout=120), shown.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import create_database, drop_database, require_backend, server_error
-from helpers import cli, execute, fetch_rows, scalar, write_project
+from helpers import cli, execute, fetch_rows, run_in_pty, scalar, write_project
 
 from schemashift import api
 from schemashift.dialects import get_dialect
@@ -367,42 +364,9 @@ def guarded(project: Path, revisions: tuple[str, str], request: pytest.FixtureRe
     return {"SS_H6_GUARD_DB": filename}, sqlite_url(project, filename)
 
 
-def run_in_pty(directory: Path, args: list[str], answer: str, env: dict[str, str]) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal, answer its prompt with `answer`; (exit code, everything shown)."""
-    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env}
-    environ.pop("SCHEMASHIFT_ENV", None)
-    master, slave = os.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "schemashift", *args], cwd=directory, env=environ,
-                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    shown = b""
-    try:
-        deadline = time.monotonic() + 120
-        answered = False
-        while True:
-            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise AssertionError(f"timed out; shown so far: {shown!r}")
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-            if not answered and b"[y/N]" in shown:
-                os.write(master, answer.encode() + (b"" if answer == "\x04" else b"\n"))
-                answered = True
-        return process.wait(timeout=120), shown.decode(errors="replace")
-    finally:
-        os.close(master)
-        if process.poll() is None:
-            process.kill()
-
-
 def test_confirm_prompt_answered_no_leaves_database_untouched(project: Path, guarded: tuple[dict[str, str], str]) -> None:
     env, url = guarded
-    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], "n", env)
+    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], env=env, answer="n")
     assert "Upgrade to seed0002 on environment 'guarded' (sqlite:///" in shown and "? [y/N]" in shown
     assert code == 2 and "aborted: not confirmed" in shown, shown
     assert PASSWORD not in shown
@@ -412,14 +376,14 @@ def test_confirm_prompt_answered_no_leaves_database_untouched(project: Path, gua
 def test_confirm_prompt_at_end_of_input_aborts_cleanly(project: Path, guarded: tuple[dict[str, str], str]) -> None:
     """Ctrl-D at the prompt is a "no": exit 2, no traceback, nothing changed."""
     env, url = guarded
-    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], "\x04", env)
+    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], env=env, answer="\x04")
     assert code == 2 and "aborted: not confirmed" in shown and "Traceback" not in shown, shown
     assert table_count(url) == 0
 
 
 def test_confirm_prompt_answered_yes_migrates(project: Path, guarded: tuple[dict[str, str], str]) -> None:
     env, url = guarded
-    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], "y", env)
+    code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], env=env, answer="y")
     assert code == 0 and "Database is at seed0002" in shown, shown
     assert PASSWORD not in shown
     assert scalar(url, "SELECT region FROM item WHERE name = 'guarded'") == "local"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli, scalar, set_models, write_project
+from helpers import cli, run_in_pty as pty_run, scalar, set_models, write_project
 
 V1 = '''
 import sqlalchemy as sa
@@ -46,35 +44,9 @@ def last_line(shown: str) -> str:
 
 
 def run_in_pty(directory: Path, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal; (exit code, everything it showed)."""
-    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TERM": "xterm-256color", "COLUMNS": "100",
-               **(env or {})}
-    environ.pop("SCHEMASHIFT_ENV", None)
-    if "NO_COLOR" not in (env or {}):
-        environ.pop("NO_COLOR", None)
-    master, slave = os.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "schemashift", *args], cwd=directory, env=environ,
-                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    shown = b""
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise AssertionError(f"timed out; shown so far: {shown!r}")
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        return process.wait(timeout=120), shown.decode(errors="replace")
-    finally:
-        os.close(master)
-        if process.poll() is None:
-            process.kill()
+    """Run the CLI on a 100-column colour terminal (NO_COLOR only when `env` sets it); (exit code, what it showed)."""
+    drop = ("SCHEMASHIFT_ENV",) if "NO_COLOR" in (env or {}) else ("SCHEMASHIFT_ENV", "NO_COLOR")
+    return pty_run(directory, args, env={"TERM": "xterm-256color", "COLUMNS": "100", **(env or {})}, drop=drop)
 
 
 @pytest.fixture
