@@ -897,11 +897,12 @@ def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:
 
     if fmt not in FORMATS:
         raise SchemashiftError(f"erd --format takes {' or '.join(FORMATS)}, not {fmt!r}")
+    keep = project.object_filter()  # what `exclude`/`include_object` leave out of diff, status… is left out here too
     if not live:
-        return render(project.model_schema(), fmt)
+        return render(keep.apply(project.model_schema(), reflected=False), fmt)
     with project.connect() as connection:
         schema = _reflect_live(connection, [None], set(project.recorder(connection).own_tables))
-    return render(schema, fmt)
+    return render(keep.apply(schema, reflected=True), fmt)
 
 
 @dataclass

@@ -58,3 +58,12 @@ def test_history_graph_and_json_outputs(tmp_path: Path) -> None:
     verify = json.loads(cli(directory, "verify", "--json").stdout)
     assert verify["ok"] is True and verify["problems"] == []
     assert json.loads(cli(directory, "backups", "list", "--json").stdout) == []
+
+
+def test_erd_leaves_out_excluded_tables(tmp_path: Path) -> None:
+    directory = write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", MODELS, extra_config='exclude = ["profile"]\n')
+    cli(directory, "generate", "-m", "init")
+    cli(directory, "upgrade")
+    for args in (["erd"], ["erd", "--live"]):
+        shown = cli(directory, *args).stdout
+        assert "users {" in shown and "profile" not in shown, shown
