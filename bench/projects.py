@@ -3,7 +3,7 @@
 Alembic: an `env.py` (online and offline mode, compare_type and
 compare_server_default on), a revision template and K revision files.
 schemashift: a `schemashift.toml` and K migration files rendered with
-`schemashift.render.render_migration` from operations built with schemashift's own
+`schemashift.operations.render.render_migration` from operations built with schemashift's own
 converters. Both sides get the same chain (see `synth.chain_steps`) or the same
 history of the version-1 models (see `synth.history_batches`).
 """
@@ -172,7 +172,7 @@ def write_schemashift_project(folder: Path, models: str | None) -> Path:
 
 
 def _write_migration(folder: Path, number: int, parent: str | None, message: str, operations: list) -> str:
-    from schemashift.render import render_migration
+    from schemashift.operations.render import render_migration
 
     revision = revision_id("schemashift", number)
     source = render_migration(revision, parent, message, operations, CREATED)
@@ -181,8 +181,8 @@ def _write_migration(folder: Path, number: int, parent: str | None, message: str
 
 
 def _chain_operations(step: ChainStep) -> list:
-    from schemashift.ops import AddColumn, CreateTable
-    from schemashift.schema.from_sqlalchemy import convert_column, convert_table
+    from schemashift.operations import AddColumn, CreateTable
+    from schemashift.sqla.from_metadata import convert_column, convert_table
 
     metadata = sa.MetaData()
     if step.creates_table:
@@ -202,8 +202,8 @@ def write_schemashift_chain(migrations: Path, steps: list[ChainStep]) -> None:
 
 def write_schemashift_history(migrations: Path, n: int, revisions: int) -> None:
     """schemashift migrations that build the version-1 models in `revisions` steps."""
-    from schemashift.ops import CreateTable
-    from schemashift.schema.from_sqlalchemy import from_metadata
+    from schemashift.operations import CreateTable
+    from schemashift.sqla.from_metadata import from_metadata
 
     schema = from_metadata(build_metadata(n))
     parent: str | None = None

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from .api import Project
+    from schemashift.api import Project
 
 __version__ = "0.1.0"
 
 
 def _project(bind: Any, config: Any, env: str | None) -> "Project":
-    from .api import Project, open_project
+    from schemashift.api import Project, open_project
 
     if isinstance(config, Project):
         return config
@@ -44,7 +44,7 @@ def upgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str =
     Safe to call from many processes at once: one migrates, the others wait for the
     lock and then find the database at head.
     """
-    from . import api
+    from schemashift import api
 
     api.upgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
 
@@ -52,7 +52,7 @@ def upgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str =
 def downgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str = "-1", *, config: Any = None,
               env: str | None = None, out: Callable[[str], None] | None = None) -> None:
     """Downgrade the database behind `bind` to `target` (``-N``, a revision, or ``base``)."""
-    from . import api
+    from schemashift import api
 
     api.downgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
 
@@ -64,14 +64,14 @@ def generate(message: str, *, config: Any = None, env: str | None = None, empty:
     `defaults` maps ``"table.column"`` to a one-off value for the rows already in a table that gets a NOT NULL
     column without a default (without one, such a column stops `generate`).
     """
-    from . import api
+    from schemashift import api
 
     return api.generate(_project(None, config, env), message, empty=empty, defaults=defaults, out=out or _quiet)
 
 
 def check(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """True when the models and the migrations agree."""
-    from . import api
+    from schemashift import api
 
     return api.check(_project(None, config, env), out=out or _quiet)
 
@@ -79,7 +79,7 @@ def check(*, config: Any = None, env: str | None = None, out: Callable[[str], No
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
                         out: Callable[[str], None] | None = None) -> None:
     """`upgrade` for an `AsyncEngine`, `AsyncConnection` or async-driver URL, inside a running event loop."""
-    from . import aio
+    from schemashift import aio
 
     await aio.upgrade_async(bind, target, config=config, env=env, out=out)
 
@@ -87,7 +87,7 @@ async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any =
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
                           out: Callable[[str], None] | None = None) -> None:
     """`downgrade` for an async bind, inside a running event loop."""
-    from . import aio
+    from schemashift import aio
 
     await aio.downgrade_async(bind, target, config=config, env=env, out=out)
 
@@ -95,14 +95,14 @@ async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any =
 async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
                          out: Callable[[str], None] | None = None) -> Path | None:
     """`generate` in a worker thread (it needs no database)."""
-    from . import aio
+    from schemashift import aio
 
     return await aio.generate_async(message, config=config, env=env, empty=empty, out=out)
 
 
 async def check_async(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """`check` in a worker thread."""
-    from . import aio
+    from schemashift import aio
 
     return await aio.check_async(config=config, env=env, out=out)
 

@@ -1,5 +1,5 @@
 """`python -m schemashift`: the command line."""
 
-from .cli import main
+from schemashift.cli import main
 
 raise SystemExit(main())

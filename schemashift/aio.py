@@ -47,7 +47,7 @@ def _loop_lock() -> asyncio.Lock:
 
 async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run `function` where async drivers work from synchronous code (a greenlet on the running loop)."""
-    from .sacompat import greenlet_spawn
+    from schemashift.sacompat import greenlet_spawn
 
     return await greenlet_spawn(function, *args, **kwargs)
 
@@ -66,7 +66,7 @@ async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
                         out: Callable[[str], None] | None = None) -> None:
     """`schemashift.upgrade` for an async bind (or URL), inside a running event loop."""
-    from . import upgrade
+    from schemashift import upgrade
 
     await _migrate(upgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
@@ -74,7 +74,7 @@ async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any =
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
                           out: Callable[[str], None] | None = None) -> None:
     """`schemashift.downgrade` for an async bind (or URL), inside a running event loop."""
-    from . import downgrade
+    from schemashift import downgrade
 
     await _migrate(downgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
@@ -82,14 +82,14 @@ async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any =
 async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
                          out: Callable[[str], None] | None = None) -> "Path | None":
     """`schemashift.generate` (no database) in a worker thread."""
-    from . import generate
+    from schemashift import generate
 
     return await asyncio.to_thread(generate, message, config=config, env=env, empty=empty, out=out)
 
 
 async def check_async(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """`schemashift.check` (no database) in a worker thread."""
-    from . import check
+    from schemashift import check
 
     return await asyncio.to_thread(check, config=config, env=env, out=out)
 

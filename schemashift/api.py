@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import sqlalchemy as sa
 
-from . import backups
-from . import config as config_module
-from .dialects import REGISTRY, dialect_of, get_dialect
-from .dialects.base import Dialect
-from .differ import RenameDecisions, diff as diff_schemas
-from .errors import (
+from schemashift.planning import backups
+from schemashift import config as config_module
+from schemashift.dialects import REGISTRY, dialect_of, get_dialect
+from schemashift.dialects.base import Dialect
+from schemashift.autodetect.differ import RenameDecisions, diff as diff_schemas
+from schemashift.errors import (
     ConfigError,
     ConnectionFailed,
     DatabaseStateError,
@@ -29,19 +29,19 @@ from .errors import (
     mask_secrets,
     remember_secret,
 )
-from .cache import schema_names_through, state_at
-from .gcpause import paused
-from .ops import Operation
-from .plan import DOWN, UP, Plan, build_plan, states_along
-from .schema.model import Schema
-from .schema.validate import check_buildable
-from .scripts import History, Migration, write_migration
-from .versions import AppliedRevision, Recorder
+from schemashift.history.cache import schema_names_through, state_at
+from schemashift.support.gcpause import paused
+from schemashift.operations import Operation
+from schemashift.planning.plan import DOWN, UP, Plan, build_plan, states_along
+from schemashift.model.schema import Schema
+from schemashift.model.validate import check_buildable
+from schemashift.history.scripts import History, Migration, write_migration
+from schemashift.runtime.versions import AppliedRevision, Recorder
 
 if TYPE_CHECKING:
-    from .lint import Finding
-    from .progress import Reporter
-    from .filters import ObjectFilter
+    from schemashift.planning.lint import Finding
+    from schemashift.support.progress import Reporter
+    from schemashift.autodetect.filters import ObjectFilter
 
 Output = Callable[[str], None]
 Bind = sa.Engine | sa.Connection | str
@@ -65,9 +65,9 @@ class Project:
     # -- migrations and models --------------------------------------------
 
     def history(self) -> History:
-        """The migration files, loaded once (unchanged files import lazily; see `schemashift.manifest`)."""
+        """The migration files, loaded once (unchanged files import lazily; see `schemashift.history.manifest`)."""
         if self._history is None:
-            from .manifest import load_history
+            from schemashift.history.manifest import load_history
 
             self._history = load_history(self.config.migrations_dir, self.config.root, create_manifest=True)
         return self._history
@@ -109,8 +109,8 @@ class Project:
                 engine.dispose()
 
     def object_filter(self) -> "ObjectFilter":
-        """What `exclude` and `include_object` leave out of comparisons (see `schemashift.filters`)."""
-        from .filters import object_filter
+        """What `exclude` and `include_object` leave out of comparisons (see `schemashift.autodetect.filters`)."""
+        from schemashift.autodetect.filters import object_filter
 
         if self._filter is None:
             self._filter = object_filter([*self.config.exclude, *self.env.exclude], self.config.include_object,
@@ -130,7 +130,7 @@ class Project:
 @paused()
 def _schema_of(metadata: list[sa.MetaData]) -> Schema:
     """The neutral schema of SQLAlchemy `metadata` (no cyclic GC while thousands of objects are built)."""
-    from .schema.from_sqlalchemy import from_metadata
+    from schemashift.sqla.from_metadata import from_metadata
 
     return from_metadata(metadata)
 
@@ -200,14 +200,14 @@ def _check_sqlite(connection: sa.Connection) -> None:
 
 def integrity_problems(applied: dict[str, AppliedRevision], history: History) -> list[str]:
     """Differences between the version table and the migration files, one message each."""
-    from .squash import replaced_by, reparented_only, squash_problems
+    from schemashift.services.squash import replaced_by, reparented_only, squash_problems
 
     problems: list[str] = squash_problems(applied, history)
     replaced = replaced_by(history) if any(revision not in history for revision in applied) else {}
     for row in applied.values():
         migration = history.get(row.revision) if row.revision in history else None
         if migration is None and row.revision in replaced:
-            continue  # stands for the squashed migration that replaces it (see `schemashift.squash`)
+            continue  # stands for the squashed migration that replaces it (see `schemashift.services.squash`)
         if migration is None:
             problems.append(
                 f"revision {row.revision} ({row.message!r}) is recorded in the database but its migration file "
@@ -242,7 +242,7 @@ def all_problems(applied: dict[str, AppliedRevision], history: History) -> list[
 
 def current_revision(applied: dict[str, AppliedRevision], history: History) -> str | None:
     """The newest applied revision of the chain (None: base); a squashed one counts once all it replaces ran."""
-    from .squash import covered_squashes
+    from schemashift.services.squash import covered_squashes
 
     best: str | None = None
     best_index = -1
@@ -257,8 +257,8 @@ def current_revision(applied: dict[str, AppliedRevision], history: History) -> s
 
 def _record_squashes(recorder: Recorder, history: History, out: Output) -> None:
     """Record each squashed migration whose replaced revisions all ran as applied, and drop their rows."""
-    from .squash import covered_squashes
-    from .versions import now
+    from schemashift.services.squash import covered_squashes
+    from schemashift.runtime.versions import now
 
     covered = covered_squashes(recorder.applied(), history)
     if not covered:
@@ -310,7 +310,7 @@ def _answer(prompt: str) -> str:
 
 
 def _context(project: Project, connection: sa.Connection):  # type: ignore[no-untyped-def]
-    from .executor import MigrationContext
+    from schemashift.runtime.executor import MigrationContext
 
     return MigrationContext(connection, connection.dialect.name, project.env.name, dict(project.env.vars))
 
@@ -350,7 +350,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             _confirm(project, yes, f"{'upgrade' if direction == UP else 'downgrade'} to {plan.target or 'base'}")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
-            from .executor import Executor
+            from schemashift.runtime.executor import Executor
 
             Executor(connection, recorder, _context(project, connection), out, reporter).run(plan)
             if plan.target is not None:
@@ -360,8 +360,8 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
 
 def _created_tables(plan: Plan) -> set[str]:
     """The keys of every table the steps of an upgrade `plan` create (or rename a table to)."""
-    from .ops import CreateTable, RenameTable
-    from .schema.model import qualify
+    from schemashift.operations import CreateTable, RenameTable
+    from schemashift.model.schema import qualify
 
     created: set[str] = set()
     for step in plan.steps:
@@ -382,8 +382,8 @@ def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set
     """
     if not wanted or recorder.applied():
         return None
-    from .backups import PREFIX, REGISTRY
-    from .schema.model import qualify
+    from schemashift.planning.backups import PREFIX, REGISTRY
+    from schemashift.model.schema import qualify
 
     inspector = sa.inspect(connection)
     own = recorder.own_tables | {REGISTRY}
@@ -434,7 +434,7 @@ def _plan(history: History, dialect: Dialect, current: str | None, target: str, 
 
 def _print_sql(project: Project, history: History, target: str, direction: str, out: Output, *,
                allow_data_loss: bool = False) -> None:
-    from .offline import offline_script
+    from schemashift.planning.offline import offline_script
 
     with project.connect() as connection:
         dialect = dialect_of(connection)
@@ -448,7 +448,7 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
 def _print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
                    allow_data_loss: bool = False) -> None:
     """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
-    from .offline import ScriptKey, offline_script
+    from schemashift.planning.offline import ScriptKey, offline_script
 
     backend = _backend_name(project)
     dialect = get_dialect(backend)
@@ -500,8 +500,8 @@ def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool
 
 
 def head_schema(history: History) -> Schema:
-    """The schema the migrations produce at head, with no database (cached: `schemashift.cache`)."""
-    from .cache import state_at
+    """The schema the migrations produce at head, with no database (cached: `schemashift.history.cache`)."""
+    from schemashift.history.cache import state_at
 
     return state_at(history, history.head)
 
@@ -509,9 +509,9 @@ def head_schema(history: History) -> Schema:
 def _decisions(project: Project, rename_tables: list[tuple[str, str]], rename_columns: list[tuple[str, str, str]],
                no_rename: bool, interactive: bool, defaults: Mapping[str, object] | None = None,
                settle_fills: bool = False) -> RenameDecisions:
-    from .questioner import TerminalQuestioner
-    from .schema.from_sqlalchemy import rename_hints
-    from .schema.model import qualify
+    from schemashift.autodetect.questioner import TerminalQuestioner
+    from schemashift.sqla.from_metadata import rename_hints
+    from schemashift.model.schema import qualify
 
     decisions = RenameDecisions(no_rename=no_rename, fills=dict(defaults or {}), settle_fills=settle_fills)
     if interactive:
@@ -757,7 +757,7 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
 def _reflect_live(connection: sa.Connection, schemas: list[str | None],
                   exclude: "set[str] | frozenset[str]" = frozenset()) -> Schema:
     """The live schema of `schemas`, committing the transaction the reflection opened."""
-    from .schema.reflect import reflect
+    from schemashift.reflection.core import reflect
 
     live = reflect(connection, schemas=schemas, exclude=exclude)
     if connection.in_transaction():
@@ -811,10 +811,10 @@ def _remember_fingerprint(project: Project, connection: sa.Connection, revision:
     """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
 
     With `check` the real drift check runs first (the caller has not). The fast
-    `status` (`schemashift.fast`) trusts a matching fingerprint instead of
+    `status` (`schemashift.runtime.fast`) trusts a matching fingerprint instead of
     reflecting. Best effort: any failure only leaves the fast path unused.
     """
-    from .fingerprint import fingerprint, stored_value
+    from schemashift.runtime.fingerprint import fingerprint, stored_value
 
     if project.config.exclude or project.env.exclude or project.config.include_object:
         return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
@@ -858,7 +858,7 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> "
     """Lint findings for migrations: `spec` (``REV`` or ``REV..REV``), all with `every`, else those not yet
     applied to the environment's database; judged for the environment's database (no connection needed
     unless the pending ones are asked for)."""
-    from .lint import lint_migration
+    from schemashift.planning.lint import lint_migration
 
     history = project.history()
     dialect = get_dialect(_backend_name(project))
@@ -893,7 +893,7 @@ def _lint_selection(project: Project, history: History, spec: str | None, every:
 
 def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:
     """A diagram of the models (or, with `live`, of the database) as Mermaid or Graphviz text."""
-    from .erd import FORMATS, render
+    from schemashift.services.erd import FORMATS, render
 
     if fmt not in FORMATS:
         raise SchemashiftError(f"erd --format takes {' or '.join(FORMATS)}, not {fmt!r}")
@@ -950,7 +950,7 @@ def require_clean(report: DiffReport) -> None:
 
 def envs(project: "Project | config_module.Config | str | Path | None" = None) -> list[dict[str, Any]]:
     """Every configured environment: masked URL, reachable, revision, pending count, drift (see `environments`)."""
-    from .environments import envs as _envs
+    from schemashift.services.environments import envs as _envs
 
     return _envs(project)
 
@@ -977,7 +977,7 @@ def verify(project: Project, *, accept: bool = False, out: Output = _print) -> b
 
 def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorder,
                   applied: dict[str, AppliedRevision], history: History, problems: list[str], out: Output) -> list[str]:
-    from .versions import now
+    from schemashift.runtime.versions import now
 
     edited = [row for row in applied.values()
               if row.complete and row.revision in history and history.get(row.revision).checksum != row.checksum]
@@ -992,9 +992,9 @@ def _accept_edits(project: Project, connection: sa.Connection, recorder: Recorde
 
 def repair(project: Project, *, action: str | None = None, out: Output = _print,
            reporter: "Reporter | None" = None) -> None:
-    """Continue or undo a partly applied migration (see `schemashift.repair`); `reporter` as for `upgrade`."""
-    from .executor import Executor
-    from .repair import ACTIONS, describe_partial, run_repair
+    """Continue or undo a partly applied migration (see `schemashift.runtime.repair`); `reporter` as for `upgrade`."""
+    from schemashift.runtime.executor import Executor
+    from schemashift.runtime.repair import ACTIONS, describe_partial, run_repair
 
     history = project.history()
     with project.connect() as connection:
@@ -1030,8 +1030,8 @@ def _ask_repair_action() -> str:
 
 
 def rebase(project: Project, *, out: Output = _print) -> None:
-    """Make a forked migrations folder linear again (see `schemashift.scripts.rebase`); no database access."""
-    from .scripts import load_all, rebase as rebase_folder
+    """Make a forked migrations folder linear again (see `schemashift.history.scripts.rebase`); no database access."""
+    from schemashift.history.scripts import load_all, rebase as rebase_folder
 
     folder = project.config.migrations_dir
     parents_before = {migration.revision: migration.parent for migration in load_all(folder)}
@@ -1051,7 +1051,7 @@ def rebase(project: Project, *, out: Output = _print) -> None:
 def squash(project: Project, message: str, *, start: str | None = None, end: str | None = None,
            out: Output = _print) -> Path:
     """Replace the migrations from `start` (default: the first) to `end` (default: head) by one; no database access."""
-    from .squash import squash as squash_folder
+    from schemashift.services.squash import squash as squash_folder
 
     migration = squash_folder(project.config.migrations_dir, project.history(), message, start=start, end=end, out=out)
     project._history = None
@@ -1062,8 +1062,8 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
              alembic_dir: "str | Path | None" = None, drop_alembic_version: bool = False,
              out: Output = _print) -> Path | None:
     """Write a first migration that creates the database's existing schema and record it as applied without
-    running it (`after` ``"head"``: the difference from the existing chain's head); see `schemashift.baseline`."""
-    from .baseline import baseline as _baseline
+    running it (`after` ``"head"``: the difference from the existing chain's head); see `schemashift.services.baseline`."""
+    from schemashift.services.baseline import baseline as _baseline
 
     return _baseline(project, message, after=after, alembic_dir=alembic_dir,
                      drop_alembic_version=drop_alembic_version, out=out)
@@ -1072,14 +1072,14 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
 def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: "str | Path | None" = None,
           drop_alembic_version: bool = False, out: Output = _print) -> None:
     """Record `revision` as applied where the live schema is its state (`force`: anyway, noted); no DDL."""
-    from .baseline import stamp as _stamp
+    from schemashift.services.baseline import stamp as _stamp
 
     _stamp(project, revision, force=force, alembic_dir=alembic_dir, drop_alembic_version=drop_alembic_version,
            out=out)
 
 
 def backups_list(project: Project) -> list[dict[str, Any]]:
-    """Every backup of dropped or narrowed data, oldest first (see `schemashift.backups`)."""
+    """Every backup of dropped or narrowed data, oldest first (see `schemashift.planning.backups`)."""
     return backups.list_backups(project)
 
 
@@ -1089,8 +1089,8 @@ def backups_prune(project: Project, older_than: str, out: Output = _print) -> in
 
 
 def test_migrations(project: Project, *, out: Output = _print) -> bool:
-    """The stairway check: upgrade, downgrade and upgrade again each revision (see `schemashift.stairway`)."""
-    from .stairway import test_migrations as _test_migrations
+    """The stairway check: upgrade, downgrade and upgrade again each revision (see `schemashift.services.stairway`)."""
+    from schemashift.services.stairway import test_migrations as _test_migrations
 
     return _test_migrations(project, out=out)
 

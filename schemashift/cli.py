@@ -13,11 +13,11 @@ import sys
 import typing
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .gcpause import relax_for_process
+from schemashift.support.gcpause import relax_for_process
 
 if TYPE_CHECKING:
-    from . import api
-    from .progress import Reporter
+    from schemashift import api
+    from schemashift.support.progress import Reporter
 
 PROG = "schemashift"
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -93,7 +93,7 @@ def _alembic_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
-    from . import __version__
+    from schemashift import __version__
 
     common = _global_options()
     parser = Parser(
@@ -238,7 +238,7 @@ def _row_text(row: dict[str, Any]) -> str:
 
 
 def _project(args: argparse.Namespace) -> "api.Project":
-    from . import api
+    from schemashift import api
 
     return api.open_project(config_path=args.config, env=args.env, url=args.url)
 
@@ -246,8 +246,8 @@ def _project(args: argparse.Namespace) -> "api.Project":
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import write_initial_config
-    from .errors import ConfigError
+    from schemashift.config import write_initial_config
+    from schemashift.errors import ConfigError
 
     if args.config:
         raise ConfigError("init writes ./schemashift.toml; run it in the project folder without --config")
@@ -259,7 +259,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     written = api.generate(
         _project(args), args.message, empty=args.empty, rename_tables=args.rename_tables,
@@ -272,14 +272,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     return EXIT_OK if api.check(_project(args), out=_out) else EXIT_DIFFERENCES
 
 
 def _manifest_note(project: "api.Project") -> None:
     """One line on stderr when the command found `schemashift.sum` stale, or created it."""
-    from .manifest import CREATED, MANIFEST_NAME, STALE, STALE_MESSAGE
+    from schemashift.history.manifest import CREATED, MANIFEST_NAME, STALE, STALE_MESSAGE
 
     state = getattr(project._history, "manifest_state", None)
     if state == STALE:
@@ -290,8 +290,8 @@ def _manifest_note(project: "api.Project") -> None:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from .fast import fast_upgrade
-    from .offline import cached_script
+    from schemashift.runtime.fast import fast_upgrade
+    from schemashift.planning.offline import cached_script
 
     script = cached_script(args)  # `--sql --from REV` compiled before: no SQLAlchemy, no migration modules
     if script is not None:
@@ -301,7 +301,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         code = fast_upgrade(args, reporter.line)
         if code is not None:
             return code
-        from . import api
+        from schemashift import api
 
         project = _project(args)
         api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
@@ -317,7 +317,7 @@ def _reporter(args: argparse.Namespace) -> "Reporter":
 
     SQL printed with --sql and the plan of --dry-run are output, never progress: plain lines then.
     """
-    from .progress import Reporter, reporter_for
+    from schemashift.support.progress import Reporter, reporter_for
 
     if getattr(args, "sql", False) or getattr(args, "dry_run", False):
         return Reporter(_out)
@@ -325,7 +325,7 @@ def _reporter(args: argparse.Namespace) -> "Reporter":
 
 
 def cmd_downgrade(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     with _reporter(args) as reporter:
         api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
@@ -335,12 +335,12 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .fast import fast_status
+    from schemashift.runtime.fast import fast_status
 
     code = fast_status(args, _out)
     if code is not None:
         return code
-    from . import api
+    from schemashift import api
 
     project = _project(args)
     report = api.status(project)
@@ -350,9 +350,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from . import manifest
-    from .config import load_config
-    from .scripts import History
+    from schemashift.history import manifest
+    from schemashift.config import load_config
+    from schemashift.history.scripts import History
 
     folder = load_config(args.config).migrations_dir
     history = History.load(folder)
@@ -366,13 +366,13 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         _out(f"OK: {manifest.MANIFEST_NAME} matches the {len(history)} migration(s).")
         return EXIT_OK
     if not folder.is_dir():
-        from .errors import ConfigError
+        from schemashift.errors import ConfigError
 
         raise ConfigError(f"the migrations folder {folder} does not exist")
     try:
         path = manifest.write(folder, manifest.entries_of(history.chain))
     except OSError as exc:
-        from .errors import SchemashiftError
+        from schemashift.errors import SchemashiftError
 
         raise SchemashiftError(f"cannot write {folder / manifest.MANIFEST_NAME}: {exc.strerror or exc}") from None
     _out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
@@ -380,11 +380,11 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     rows = api.history(_project(args), applied=args.applied)
     if args.graph and not args.applied and not args.json:
-        from .erd import history_graph
+        from schemashift.services.erd import history_graph
 
         _print_lines(history_graph([(row["revision"], row["parent"], row["message"]) for row in rows]))
         return EXIT_OK
@@ -393,8 +393,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from . import api
-    from .lint import as_json, as_sarif, failing
+    from schemashift import api
+    from schemashift.planning.lint import as_json, as_sarif, failing
 
     project = _project(args)
     findings = api.lint(project, args.range, every=args.every)
@@ -411,8 +411,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def _lint_new(args: argparse.Namespace) -> None:
     """Print the lint findings of the migration `generate` just wrote (for the environment's database)."""
-    from . import api
-    from .errors import SchemashiftError
+    from schemashift import api
+    from schemashift.errors import SchemashiftError
 
     try:
         findings = api.lint(_project(args), "head")
@@ -423,14 +423,14 @@ def _lint_new(args: argparse.Namespace) -> None:
 
 
 def cmd_erd(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     print(api.erd(_project(args), fmt=args.format, live=args.live), end="")
     return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     report = api.diff(_project(args), against=args.against)
     _emit(args, report.as_dict(), report.lines())
@@ -438,9 +438,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from . import api
-    from .config import load_config
-    from .environments import table_lines
+    from schemashift import api
+    from schemashift.config import load_config
+    from schemashift.services.environments import table_lines
 
     config = load_config(args.config)  # not _project(): no environment needs to be selected or valid
     rows = api.envs(config)
@@ -453,7 +453,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     if not args.json:
         return EXIT_OK if api.verify(_project(args), accept=args.accept, out=_out) else EXIT_DIFFERENCES
@@ -465,7 +465,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     with _reporter(args) as reporter:
         api.repair(_project(args), action=args.action, out=reporter.line, reporter=reporter)
@@ -473,27 +473,27 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_rebase(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     api.rebase(_project(args), out=_out)
     return EXIT_OK
 
 
 def cmd_squash(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     api.squash(_project(args), args.message, start=args.start, end=args.end, out=_out)
     return EXIT_OK
 
 
 def cmd_test_migrations(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     return EXIT_OK if api.test_migrations(_project(args), out=_out) else EXIT_DIFFERENCES
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     api.baseline(_project(args), args.message, after=args.after, alembic_dir=args.alembic_dir,
                  drop_alembic_version=args.drop_alembic_version, out=_out)
@@ -501,7 +501,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_stamp(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     api.stamp(_project(args), args.revision, force=args.force, alembic_dir=args.alembic_dir,
               drop_alembic_version=args.drop_alembic_version, out=_out)
@@ -509,7 +509,7 @@ def cmd_stamp(args: argparse.Namespace) -> int:
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
-    from . import api
+    from schemashift import api
 
     project = _project(args)
     if args.backups_command == "list":
@@ -544,7 +544,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _error(kind: str, exc: BaseException, debug: bool) -> None:
-    from .errors import mask_secrets
+    from schemashift.errors import mask_secrets
 
     if debug:
         import traceback
@@ -575,8 +575,8 @@ def _uses_async_driver(args: argparse.Namespace) -> bool:
         return False
     url = args.url
     if not url:
-        from .config import load_config
-        from .errors import SchemashiftError
+        from schemashift.config import load_config
+        from schemashift.errors import SchemashiftError
 
         try:
             url = load_config(args.config).env(args.env).url
@@ -623,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = args.debug
         handler = HANDLERS[args.command]
         if _uses_async_driver(args):
-            from .aio import run_command
+            from schemashift.aio import run_command
 
             return run_command(handler, args)
         return handler(args)
@@ -636,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the one place that turns exceptions into exit codes
-        from .errors import SchemashiftError
+        from schemashift.errors import SchemashiftError
 
         if isinstance(exc, SchemashiftError):
             _error("error", exc, debug)

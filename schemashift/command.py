@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import downgrade as _downgrade
-from . import generate as _generate
-from . import upgrade as _upgrade
+from schemashift import downgrade as _downgrade
+from schemashift import generate as _generate
+from schemashift import upgrade as _upgrade
 
 
 def revision(bind: Any = None, *, autogenerate: bool = True, message: str = "", config: Any = None,

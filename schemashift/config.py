@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import ConfigError, ModelsError, mask_secrets, remember_secret
-from .gcpause import paused
+from schemashift.errors import ConfigError, ModelsError, mask_secrets, remember_secret
+from schemashift.support.gcpause import paused
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

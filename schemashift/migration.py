@@ -6,7 +6,7 @@ rendered migration file evaluates with nothing else imported.
 
 from __future__ import annotations
 
-from .ops import (
+from schemashift.operations import (
     AddColumn,
     AddConstraint,
     AlterColumn,
@@ -25,7 +25,7 @@ from .ops import (
     RenameTable,
     RunPython,
 )
-from .schema.model import (
+from schemashift.model.schema import (
     CheckConstraint,
     Column,
     Computed,
@@ -38,8 +38,8 @@ from .schema.model import (
     Table,
     UniqueConstraint,
 )
-from .lint import allow
-from .schema.types import Type
+from schemashift.planning.lint import allow
+from schemashift.model.types import Type
 
 __all__ = [
     # lint suppression

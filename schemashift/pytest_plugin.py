@@ -30,8 +30,8 @@ import pytest
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from .api import Project
-    from .config import Config
+    from schemashift.api import Project
+    from schemashift.config import Config
 
 CHECK_NAMES = ("single_head", "upgrade_from_base", "models_match_migrations", "stairway", "downgrade_leaves_no_trace")
 
@@ -52,8 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def project_config(config: pytest.Config) -> "Config":
     """The schemashift configuration named by the options, or found in the rootdir."""
-    from .config import load_config
-    from .errors import SchemashiftError
+    from schemashift.config import load_config
+    from schemashift.errors import SchemashiftError
 
     given = config.getoption("schemashift_config") or config.getini("schemashift_config") or None
     try:
@@ -64,7 +64,7 @@ def project_config(config: pytest.Config) -> "Config":
 
 def server_url(config: pytest.Config, project: "Config") -> str:
     """The URL whose server holds the throw-away databases."""
-    from .errors import SchemashiftError
+    from schemashift.errors import SchemashiftError
 
     url = config.getoption("schemashift_url")
     if url:
@@ -83,7 +83,7 @@ def scratch_database(server: str, folder: Path) -> Iterator[str]:
     """A new empty database on `server`'s server (a file in `folder` on SQLite), dropped on exit; its URL."""
     import sqlalchemy as sa
 
-    from .dialects import get_dialect
+    from schemashift.dialects import get_dialect
 
     url = sa.make_url(server)
     dialect = get_dialect(url.get_backend_name())
@@ -97,7 +97,7 @@ def scratch_database(server: str, folder: Path) -> Iterator[str]:
 
 def open_scratch_project(project: "Config", url: str, env: str | None) -> "Project":
     """`project` bound to the throw-away database `url` (never asks for confirmation)."""
-    from .api import open_project
+    from schemashift.api import open_project
 
     opened = open_project(project, env, url)
     opened.env.confirm = False
@@ -153,20 +153,20 @@ class MigrationRunner:
     @property
     def current(self) -> str | None:
         """The revision the database is at (None: base)."""
-        from .api import current_revision
+        from schemashift.api import current_revision
 
         with self.project.connect() as connection:
             return current_revision(self.project.recorder(connection).applied(), self.project.history())
 
     def upgrade(self, target: str = "head") -> None:
         """Upgrade to `target`: a revision or prefix, ``head``, or ``+N`` revisions from here."""
-        from . import api
+        from schemashift import api
 
         api.upgrade(self.project, self._resolve(target), yes=True, out=_quiet)
 
     def downgrade(self, target: str = "-1") -> None:
         """Downgrade to `target`: ``-N``, a revision or prefix, or ``base``."""
-        from . import api
+        from schemashift import api
 
         api.downgrade(self.project, target, yes=True, allow_data_loss=True, out=_quiet)
 
@@ -265,7 +265,7 @@ class CheckItem(pytest.Item):
 
 def check_single_head(project: "Project") -> None:
     """The migration files form one straight line (no fork, no duplicate, one root)."""
-    from .errors import SchemashiftError
+    from schemashift.errors import SchemashiftError
 
     try:
         project.history()
@@ -275,8 +275,8 @@ def check_single_head(project: "Project") -> None:
 
 def check_upgrade_from_base(project: "Project") -> None:
     """An empty database upgrades to head."""
-    from . import api
-    from .errors import SchemashiftError
+    from schemashift import api
+    from schemashift.errors import SchemashiftError
 
     try:
         api.upgrade(project, yes=True, out=_quiet)
@@ -286,7 +286,7 @@ def check_upgrade_from_base(project: "Project") -> None:
 
 def check_models_match_migrations(project: "Project") -> None:
     """`generate` would write nothing: the models and the migrations agree."""
-    from . import api
+    from schemashift import api
 
     lines: list[str] = []
     if not api.check(project, out=lines.append):
@@ -295,7 +295,7 @@ def check_models_match_migrations(project: "Project") -> None:
 
 def check_stairway(project: "Project") -> None:
     """Every revision goes up, down and up again, the live schema as replayed after each move."""
-    from . import api
+    from schemashift import api
 
     lines: list[str] = []
     if not api.test_migrations(project, out=lines.append):
@@ -304,9 +304,9 @@ def check_stairway(project: "Project") -> None:
 
 def check_downgrade_leaves_no_trace(project: "Project") -> None:
     """Upgrade to head, downgrade to base: no table, sequence or type of the application remains."""
-    from . import api
-    from .errors import SchemashiftError
-    from .schema.model import Schema
+    from schemashift import api
+    from schemashift.errors import SchemashiftError
+    from schemashift.model.schema import Schema
 
     try:
         api.upgrade(project, yes=True, out=_quiet)

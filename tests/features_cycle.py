@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from schemashift import api
-from schemashift.ops import Operation
+from schemashift.operations import Operation
 
 
 class Cycle:

@@ -16,9 +16,10 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from schemashift import api, ops
+from schemashift import api
+from schemashift import operations as ops
 from schemashift.cli import build_parser
-from schemashift.schema.model import CheckConstraint, ForeignKey, PrimaryKey, UniqueConstraint
+from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, UniqueConstraint
 
 from scenarios import Scenario
 
@@ -133,9 +134,10 @@ def assert_fast_paths_agree(project: api.Project) -> None:
 
     Run on every scenario's migrations (issue 7: the fast paths give the slow paths' answers on the corpus).
     """
-    from schemashift import cache, manifest
-    from schemashift.plan import states_along
-    from schemashift.scripts import History
+    from schemashift.history import cache
+    from schemashift.history import manifest
+    from schemashift.planning.plan import states_along
+    from schemashift.history.scripts import History
 
     folder = project.config.migrations_dir
     full = History.load(folder)

@@ -373,7 +373,7 @@ def test_alembic_dir_option_and_missing_scripts(fresh_db: str, tmp_path: Path) -
 
 
 def test_alembic_not_installed_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from schemashift.baseline import alembic_heads
+    from schemashift.services.baseline import alembic_heads
     from schemashift.errors import ConfigError
 
     for name in ("alembic", "alembic.config", "alembic.script"):
@@ -477,9 +477,9 @@ def test_baseline_migration_rebuilds_the_schema_exactly(fresh_db: str, second_db
 
 
 def test_object_filter_patterns_and_hook_arguments() -> None:
-    from schemashift.filters import object_filter
-    from schemashift.schema.model import Column, Index, Schema, Sequence, Table
-    from schemashift.schema.types import Type
+    from schemashift.autodetect.filters import object_filter
+    from schemashift.model.schema import Column, Index, Schema, Sequence, Table
+    from schemashift.model.types import Type
 
     def table(name: str, schema: str | None = None) -> Table:
         return Table(name, (Column("id", Type("integer")), Column("tmp", Type("text"))),

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from schemashift import cache, manifest, scripts
+from schemashift.history import cache
+from schemashift.history import manifest
+from schemashift.history import scripts
 from schemashift.errors import MigrationError
 
 MIGRATION = '''from schemashift.migration import *

@@ -36,15 +36,16 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from schemashift import api, cli, executor
+from schemashift import api, cli
+from schemashift.runtime import executor
 from schemashift.dialects import get_dialect
 from schemashift.migration import (
     AddColumn, AlterColumn, Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index, PrimaryKey, RenameColumn,
     Table, Type,
 )
-from schemashift.plan import build_plan
-from schemashift.scripts import History, write_migration
-from schemashift.versions import AppliedRevision, Recorder
+from schemashift.planning.plan import build_plan
+from schemashift.history.scripts import History, write_migration
+from schemashift.runtime.versions import AppliedRevision, Recorder
 
 TRIALS = int(os.environ.get("SCHEMASHIFT_CRASH_TRIALS", "100"))
 #: On PostgreSQL this makes the step journaled (CREATE INDEX CONCURRENTLY cannot run in a transaction).
@@ -333,7 +334,7 @@ def test_every_statement_is_a_kill_point(setup: Setup) -> None:
 
 def test_concurrent_index_step_is_journaled_and_unwrapped(setup: Setup) -> None:
     """On PostgreSQL the CREATE INDEX CONCURRENTLY step runs journaled, and `--sql` puts no BEGIN around it."""
-    from schemashift.offline import offline_script
+    from schemashift.planning.offline import offline_script
 
     if setup.backend != "postgresql":
         assert all(setup.atomic) == (setup.backend == "sqlite")

@@ -144,9 +144,9 @@ from datetime import datetime
 sys.path.insert(0, sys.argv[1])
 from scenarios import SCENARIOS
 from scenario_harness import generate_options
-from schemashift.differ import RenameDecisions, diff
-from schemashift.render import render_migration
-from schemashift.schema.from_sqlalchemy import from_metadata
+from schemashift.autodetect.differ import RenameDecisions, diff
+from schemashift.operations.render import render_migration
+from schemashift.sqla.from_metadata import from_metadata
 
 def schema(scenario, version):
     module = types.ModuleType(f"sc_{scenario.name}_{version}")

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from schemashift import ops
+from schemashift import operations as ops
 from schemashift.dialects import get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.errors import LockTimeout
-from schemashift.schema.model import (
+from schemashift.model.schema import (
     CheckConstraint,
     Column,
     Computed,
@@ -34,7 +34,7 @@ from schemashift.schema.model import (
     Table,
     UniqueConstraint,
 )
-from schemashift.schema.types import Type
+from schemashift.model.types import Type
 
 INT = Type("integer")
 

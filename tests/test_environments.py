@@ -23,7 +23,7 @@ from helpers import cli, execute, fetch_rows, run_in_pty, scalar, write_project
 
 from schemashift import api
 from schemashift.dialects import get_dialect
-from schemashift.schema.reflect import reflect
+from schemashift.reflection.core import reflect
 
 PASSWORD = "Zq7-h6-Sekr1t"
 VERSION_TABLES = {"schemashift_version", "schemashift_version_history"}

@@ -24,16 +24,20 @@ import sqlalchemy as sa
 
 from helpers import execute, write_project
 
-from schemashift import api, cache, cli, fast, manifest, scripts
+from schemashift import api, cli
+from schemashift.history import cache
+from schemashift.runtime import fast
+from schemashift.history import manifest
+from schemashift.history import scripts
 from schemashift.dialects import get_dialect
 from schemashift.errors import MigrationError
-from schemashift.fingerprint import fingerprint
+from schemashift.runtime.fingerprint import fingerprint
 from schemashift.migration import (
     AddColumn, AddConstraint, AlterColumn, Column, CreateIndex, CreateTable, DropColumn, DropIndex, DropTable,
     ForeignKey, Index, PrimaryKey, RenameColumn, RenameTable, RunPython, Table, Type, UniqueConstraint,
 )
-from schemashift.plan import build_plan, down_step, states_along, up_step
-from schemashift.scripts import History, write_migration
+from schemashift.planning.plan import build_plan, down_step, states_along, up_step
+from schemashift.history.scripts import History, write_migration
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from features_cycle import Cycle, kinds, roundtrip
-from schemashift.schema.from_sqlalchemy import from_metadata
+from schemashift.sqla.from_metadata import from_metadata
 
 MYSQL_ONLY = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
 

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from features_cycle import Cycle, kinds, roundtrip
-from schemashift.differ import _order_by_dependencies, diff
-from schemashift.ops import AddConstraint, CreateTable, DropConstraint, DropTable
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.model import Schema
+from schemashift.autodetect.differ import _order_by_dependencies, diff
+from schemashift.operations import AddConstraint, CreateTable, DropConstraint, DropTable
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.schema import Schema
 
 
 @pytest.fixture

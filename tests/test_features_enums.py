@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from features_cycle import Cycle, kinds, roundtrip
 from schemashift.dialects import get_dialect
 from schemashift.errors import SchemashiftError
-from schemashift.ops import AlterColumn
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.model import CheckConstraint
+from schemashift.operations import AlterColumn
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.schema import CheckConstraint
 
 PG_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

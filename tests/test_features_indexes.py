@@ -380,13 +380,13 @@ def test_renamed_table_takes_its_serial_sequence_along(cycle: Cycle) -> None:
     ],
 )
 def test_predicates_compare_as_postgresql_prints_them(written: str, printed: str) -> None:
-    from schemashift.schema.normalize import canonical_sql
+    from schemashift.model.normalize import canonical_sql
 
     assert canonical_sql(written, casts=True) == canonical_sql(printed, casts=True)
 
 
 @pytest.mark.parametrize(("one", "other"), [("(a OR b) AND c", "a OR (b AND c)"), ("a - (b - c)", "(a - b) - c")])
 def test_parentheses_that_matter_stay(one: str, other: str) -> None:
-    from schemashift.schema.normalize import canonical_sql
+    from schemashift.model.normalize import canonical_sql
 
     assert canonical_sql(one) != canonical_sql(other)

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from features_cycle import Cycle, kinds, roundtrip
 from schemashift.dialects import get_dialect
-from schemashift.ops import CreateTable
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.model import Schema
+from schemashift.operations import CreateTable
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.schema import Schema
 
 PG_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

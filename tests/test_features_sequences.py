@@ -14,11 +14,11 @@ import sqlalchemy as sa
 
 from features_cycle import Cycle, kinds, roundtrip
 from schemashift.dialects import get_dialect
-from schemashift.ops import AlterSequence, CreateSequence, DropSequence, invert_all, resolve_all
-from schemashift.render import render_value
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.model import Schema, Sequence
-from schemashift.schema.reflect_sequences import sequence_reference
+from schemashift.operations import AlterSequence, CreateSequence, DropSequence, invert_all, resolve_all
+from schemashift.operations.render import render_value
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.schema import Schema, Sequence
+from schemashift.reflection.sequences import sequence_reference
 
 
 @pytest.fixture

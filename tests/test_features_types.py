@@ -20,9 +20,9 @@ from sqlalchemy.dialects import mysql, postgresql
 
 from features_cycle import Cycle, kinds, roundtrip
 from schemashift import api
-from schemashift.ops import AlterColumn
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.types import Type
+from schemashift.operations import AlterColumn
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.types import Type
 
 pytestmark = pytest.mark.filterwarnings("ignore:Computed column .* STORED:sqlalchemy.exc.SAWarning")
 PG_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -20,8 +20,8 @@ import pytest
 
 from conftest import create_database, drop_database
 from helpers import cli, execute, fetch_rows, inspect_schema, write_project
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.types import Type
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.types import Type
 
 VARIANT_IDENTITY = """
 import sqlalchemy as sa
@@ -342,7 +342,7 @@ def test_model_conversion_keeps_per_database_forms() -> None:
 
 SEEDED = """
 import sqlalchemy as sa
-from schemashift.schema.from_sqlalchemy import from_metadata
+from schemashift.sqla.from_metadata import from_metadata
 
 md = sa.MetaData()
 sa.Table(
@@ -470,7 +470,7 @@ def test_sqlalchemy_warnings_stay_off_stderr(fresh_db: str, tmp_path: Path) -> N
 
 def test_a_narrower_form_on_one_database_counts_as_narrowing() -> None:
     """Text -> Text().with_variant(String(50), "mysql") loses long values on MySQL: its values are kept first."""
-    from schemashift.backups import narrows
+    from schemashift.planning.backups import narrows
 
     text = Type("text")
     assert narrows(text, text.evolve(dialects=(("mysql", Type("string", length=50)),)))

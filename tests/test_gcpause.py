@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from schemashift import gcpause
+from schemashift.support import gcpause
 
 
 @pytest.fixture(autouse=True)

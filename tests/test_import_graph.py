@@ -16,10 +16,10 @@ PACKAGE = ROOT / "schemashift"
 
 #: The modules of today's one import cycle (most through imports at run time inside functions).
 CYCLE = frozenset({
-    "schemashift", "schemashift.aio", "schemashift.api", "schemashift.backups", "schemashift.baseline",
-    "schemashift.cache", "schemashift.environments", "schemashift.executor", "schemashift.manifest",
-    "schemashift.offline", "schemashift.plan", "schemashift.repair", "schemashift.scripts", "schemashift.squash",
-    "schemashift.stairway",
+    "schemashift", "schemashift.aio", "schemashift.api", "schemashift.planning.backups", "schemashift.services.baseline",
+    "schemashift.history.cache", "schemashift.services.environments", "schemashift.runtime.executor", "schemashift.history.manifest",
+    "schemashift.planning.offline", "schemashift.planning.plan", "schemashift.runtime.repair", "schemashift.history.scripts", "schemashift.services.squash",
+    "schemashift.services.stairway",
 })
 
 
@@ -128,4 +128,4 @@ def test_the_scan_sees_cycles_and_private_names() -> None:
     """The checker itself: a made-up graph with a cycle, and the real one's edges."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [frozenset({"a", "b"})]
     edges, _ = scan()
-    assert "schemashift.ops" in edges["schemashift.plan"]
+    assert "schemashift.operations" in edges["schemashift.planning.plan"]

@@ -16,10 +16,10 @@ import pytest
 
 from helpers import cli, execute, fetch_rows, scalar, set_models, write_project
 from schemashift import api
-from schemashift.ops import AddColumn, CreateTable, ExecuteSQL, RenameTable
-from schemashift.schema.model import Column, PrimaryKey, Table
-from schemashift.schema.types import Type
-from schemashift.scripts import write_migration
+from schemashift.operations import AddColumn, CreateTable, ExecuteSQL, RenameTable
+from schemashift.model.schema import Column, PrimaryKey, Table
+from schemashift.model.types import Type
+from schemashift.history.scripts import write_migration
 
 ROWS = 5000
 
@@ -148,7 +148,7 @@ def test_generate_with_a_fill_fills_existing_rows_once(project: Path, fresh_db: 
     (Column("n", Type("bigint"), nullable=False, sequence="n_seq"), False),
 ])
 def test_needs_fill(column: Column, needed: bool) -> None:
-    from schemashift.ops import needs_fill
+    from schemashift.operations import needs_fill
 
     assert needs_fill(column) is needed
 
@@ -160,7 +160,7 @@ def test_needs_fill(column: Column, needed: bool) -> None:
     (Type("date"), "2024-01-31", "2024-01-31"),
 ])
 def test_fill_value_converts_by_kind(kind: Type, text: str, value: object) -> None:
-    from schemashift.ops import fill_value
+    from schemashift.operations import fill_value
 
     converted = fill_value(text, Column("c", kind, nullable=False))
     assert converted == value and type(converted) is type(value)
@@ -171,15 +171,15 @@ def test_fill_value_converts_by_kind(kind: Type, text: str, value: object) -> No
 ])
 def test_fill_value_refuses_what_does_not_fit(kind: Type, text: str) -> None:
     from schemashift.errors import MigrationError
-    from schemashift.ops import fill_value
+    from schemashift.operations import fill_value
 
     with pytest.raises(MigrationError, match="is not a value for c"):
         fill_value(text, Column("c", kind, nullable=False))
 
 
 def test_differ_asks_the_questioner_and_keeps_the_answer() -> None:
-    from schemashift.differ import RenameDecisions, diff
-    from schemashift.schema.model import Schema
+    from schemashift.autodetect.differ import RenameDecisions, diff
+    from schemashift.model.schema import Schema
 
     table = Table("item", (Column("id", Type("integer"), nullable=False),), primary_key=PrimaryKey(("id",)))
     old = Schema().with_table(table)

@@ -19,10 +19,13 @@ import pytest
 
 from test_fastpaths import random_history
 
-from schemashift import api, cache, cli, manifest, offline
+from schemashift import api, cli
+from schemashift.history import cache
+from schemashift.history import manifest
+from schemashift.planning import offline
 from schemashift.migration import AddColumn, Column, CreateTable, PrimaryKey, Table, Type
-from schemashift.schema.model import Computed, Identity
-from schemashift.scripts import write_migration
+from schemashift.model.schema import Computed, Identity
+from schemashift.history.scripts import write_migration
 
 URLS = {
     "sqlite": "sqlite:///nowhere.db",
@@ -240,7 +243,7 @@ def test_added_column_compiles_as_in_its_whole_table(backend: str, schema_name: 
     from schemashift.dialects import get_dialect
     from schemashift.dialects.base import Dialect
     from schemashift.migration import ForeignKey, Index, UniqueConstraint
-    from schemashift.schema.model import Schema
+    from schemashift.model.schema import Schema
 
     dialect = get_dialect(backend)
     parent = Table("parent", columns=(Column("id", Type("integer"), nullable=False),), primary_key=PrimaryKey(("id",)),

@@ -13,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from schemashift import ops
+from schemashift import operations as ops
 from schemashift.dialects import get_dialect
-from schemashift.schema import normalize as norm
-from schemashift.schema.from_sqlalchemy import from_metadata
-from schemashift.schema.model import Schema, Table
-from schemashift.schema.reflect import reflect
-from schemashift.schema.types import Type
+from schemashift.model import normalize as norm
+from schemashift.sqla.from_metadata import from_metadata
+from schemashift.model.schema import Schema, Table
+from schemashift.reflection.core import reflect
+from schemashift.model.types import Type
 
 pytestmark = pytest.mark.filterwarnings("ignore:Computed column .* STORED:sqlalchemy.exc.SAWarning")
 

@@ -31,9 +31,9 @@ from conftest import BACKENDS, create_database, drop_database, require_backend
 from scenarios import SCENARIOS
 
 from schemashift.dialects import get_dialect
-from schemashift.schema import reflect_sqlite
-from schemashift.schema.model import Schema, Table
-from schemashift.schema.reflect import READERS, RawSchema, Reader, _reader, read_with_inspector, reflect
+from schemashift.dialects.sqlite import reflect as reflect_sqlite
+from schemashift.model.schema import Schema, Table
+from schemashift.reflection.core import READERS, RawSchema, Reader, _reader, read_with_inspector, reflect
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 

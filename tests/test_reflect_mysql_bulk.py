@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from conftest import create_database, drop_database, require_backend
 
-from schemashift.schema import reflect_mysql
-from schemashift.schema.reflect import RawSchema
+from schemashift.dialects.mysql import reflect as reflect_mysql
+from schemashift.reflection.core import RawSchema
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 

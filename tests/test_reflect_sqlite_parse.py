@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from schemashift.schema import reflect_sqlite
-from schemashift.schema.reflect import RawSchema
+from schemashift.dialects.sqlite import reflect as reflect_sqlite
+from schemashift.reflection.core import RawSchema
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # compared in `_read`
 

@@ -232,7 +232,7 @@ def test_no_terminal_bad_default_flag(project: Path, flags: list[str], expected:
 
 def test_api_generate_defaults(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import schemashift
-    from schemashift.differ import FillUndecided
+    from schemashift.autodetect.differ import FillUndecided
 
     set_models(project, V2_NOT_NULL)
     monkeypatch.chdir(project)

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 import schemashift.migration as migration_namespace
 from schemashift.errors import MigrationError
-from schemashift.ops import OPERATIONS, Operation, resolve_all
-from schemashift.render import WIDTH, render_migration, render_value
-from schemashift.schema import model
-from schemashift.schema.types import KINDS, Type
+from schemashift.operations import OPERATIONS, Operation, resolve_all
+from schemashift.operations.render import WIDTH, render_migration, render_value
+from schemashift.model import schema as model
+from schemashift.model.types import KINDS, Type
 from schemashift.migration import (
     AddColumn,
     AddConstraint,
@@ -45,7 +45,7 @@ from schemashift.migration import (
     Table,
     UniqueConstraint,
 )
-from schemashift.ops import AlterSequence, CreateSequence, DropSequence
+from schemashift.operations import AlterSequence, CreateSequence, DropSequence
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

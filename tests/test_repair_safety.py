@@ -31,12 +31,12 @@ from schemashift.errors import SchemashiftError
 from schemashift.migration import (
     Column, CreateIndex, CreateTable, ExecuteSQL, Index, PrimaryKey, Table, Type,
 )
-from schemashift.ops import AddColumn, DropTable
-from schemashift.plan import up_step
-from schemashift.repair import RepairRefused, locate
-from schemashift.schema.model import Schema
-from schemashift.scripts import write_migration
-from schemashift.versions import AppliedRevision
+from schemashift.operations import AddColumn, DropTable
+from schemashift.planning.plan import up_step
+from schemashift.runtime.repair import RepairRefused, locate
+from schemashift.model.schema import Schema
+from schemashift.history.scripts import write_migration
+from schemashift.runtime.versions import AppliedRevision
 
 EMPTY_MODELS = """
 from sqlalchemy.orm import DeclarativeBase
@@ -411,7 +411,7 @@ def test_undo_of_a_failed_downgrade_puts_the_rows_back(fresh_db: str, tmp_path: 
 @pytest.mark.parametrize("backend", ["mysql"], indirect=True)
 def test_undo_of_a_failed_upgrade_puts_a_dropped_column_back(fresh_db: str, tmp_path: Path) -> None:
     """An upgrade dropped a column (kept in a backup), then failed: `repair undo` adds it back with its values."""
-    from schemashift.ops import DropColumn
+    from schemashift.operations import DropColumn
 
     url = fresh_db
     directory = write_project(tmp_path, url, EMPTY_MODELS)

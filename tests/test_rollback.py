@@ -1,7 +1,7 @@
 """Rollback that loses nothing: backups of dropped data, refusals and the stairway check.
 
 Each database test works in its own fresh database on SQLite, PostgreSQL and
-MariaDB, writes migrations from `schemashift.ops` objects, fills the tables, and
+MariaDB, writes migrations from `schemashift.operations` objects, fills the tables, and
 compares every row (by column name) before an upgrade and after the downgrade.
 """
 
@@ -15,10 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import cli, execute, scalar, write_project
-from schemashift import api, backups
+from schemashift import api
+from schemashift.planning import backups
 from schemashift.errors import IrreversibleError, SchemashiftError
-from schemashift.executor import MigrationContext
-from schemashift.ops import (
+from schemashift.runtime.executor import MigrationContext
+from schemashift.operations import (
     AddColumn,
     AlterColumn,
     CreateIndex,
@@ -30,10 +31,10 @@ from schemashift.ops import (
     Operation,
     RunPython,
 )
-from schemashift.plan import build_plan
-from schemashift.schema.model import Column, Computed, Index, PrimaryKey, Table, UniqueConstraint
-from schemashift.schema.types import Type
-from schemashift.scripts import Migration, write_migration
+from schemashift.planning.plan import build_plan
+from schemashift.model.schema import Column, Computed, Index, PrimaryKey, Table, UniqueConstraint
+from schemashift.model.types import Type
+from schemashift.history.scripts import Migration, write_migration
 
 MODELS = """
 from sqlalchemy.orm import DeclarativeBase
@@ -207,7 +208,7 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def _offline_plan(tmp_path: Path, *second: Operation, first: tuple[Operation, ...] | None = None):  # type: ignore[no-untyped-def]
     from schemashift.dialects import get_dialect
-    from schemashift.scripts import History
+    from schemashift.history.scripts import History
 
     author = table("author", Column("nick", string(30), nullable=False), Column("name", string(100)))
     one = write_migration(tmp_path, "one", list(first or (CreateTable(author),)), None, revision="aaaaaaaaaaaa")

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from conftest import create_database, drop_database
 from schemashift import api
-from schemashift.ops import (
+from schemashift.operations import (
     AddColumn,
     AlterColumn,
     CreateIndex,
@@ -38,8 +38,8 @@ from schemashift.ops import (
     RenameColumn,
     replay,
 )
-from schemashift.schema.model import Column, Index, PrimaryKey, Schema, Table
-from schemashift.schema.types import Type
+from schemashift.model.schema import Column, Index, PrimaryKey, Schema, Table
+from schemashift.model.types import Type
 from test_rollback import make_scenario
 
 NUMERIC = Type("numeric", precision=10, scale=4)

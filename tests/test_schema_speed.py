@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy import types as sat
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from schemashift.differ import COLUMN_FIELDS, RenameDecisions, _Phases, _table_changes, columns_differ, diff
+from schemashift.autodetect.differ import COLUMN_FIELDS, RenameDecisions, _Phases, _table_changes, columns_differ, diff
 from schemashift.dialects import get_dialect
-from schemashift.schema import normalize as norm
-from schemashift.schema import satypes
-from schemashift.schema.from_sqlalchemy import convert_column, from_metadata
-from schemashift.schema.model import Column, Computed, Identity, Schema, Table
-from schemashift.schema.types import Type
+from schemashift.model import normalize as norm
+from schemashift.sqla import types as satypes
+from schemashift.sqla.from_metadata import convert_column, from_metadata
+from schemashift.model.schema import Column, Computed, Identity, Schema, Table
+from schemashift.model.types import Type
 
 # --------------------------------------------------------------------------- model
 

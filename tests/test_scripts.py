@@ -12,7 +12,7 @@ import pytest
 
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.migration import Column, CreateTable, ExecuteSQL, PrimaryKey, RunPython, Table, Type
-from schemashift.scripts import (
+from schemashift.history.scripts import (
     History,
     Migration,
     load_migration,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from schemashift import ops
+from schemashift import operations as ops
 from schemashift.dialects import get_dialect
 from schemashift.dialects.base import one_line
-from schemashift.dialects.mysql import MySQLDialect
-from schemashift.dialects.postgresql import _advisory_key
+from schemashift.dialects.mysql.dialect import MySQLDialect
+from schemashift.dialects.postgresql.dialect import _advisory_key
 from schemashift.errors import MigrationError
-from schemashift.schema.model import (
+from schemashift.model.schema import (
     CheckConstraint,
     Column,
     Computed,
@@ -26,7 +26,7 @@ from schemashift.schema.model import (
     Table,
     UniqueConstraint,
 )
-from schemashift.schema.types import Type
+from schemashift.model.types import Type
 
 PG, MY, LITE = "postgresql", "mysql", "sqlite"
 

@@ -20,10 +20,10 @@ import pytest
 from helpers import cli, execute, fetch_rows, set_models, write_project
 from schemashift import api
 from schemashift.errors import SchemashiftError
-from schemashift.ops import AddColumn, AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
-from schemashift.schema.model import Column, ForeignKey, PrimaryKey, Table
-from schemashift.schema.types import Type
-from schemashift.scripts import write_migration
+from schemashift.operations import AddColumn, AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
+from schemashift.model.schema import Column, ForeignKey, PrimaryKey, Table
+from schemashift.model.types import Type
+from schemashift.history.scripts import write_migration
 
 BASE = """
 from sqlalchemy.orm import DeclarativeBase

@@ -10,10 +10,10 @@ import pytest
 
 from conftest import create_database, drop_database
 from helpers import cli, execute, fetch_rows, inspect_schema, scalar, write_project
-from schemashift import manifest
+from schemashift.history import manifest
 from schemashift.migration import (AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index, RenameColumn,
                                    PrimaryKey, Table, Type)
-from schemashift.scripts import History, write_migration
+from schemashift.history.scripts import History, write_migration
 
 MODELS = """
 import sqlalchemy as sa

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from helpers import execute
 from schemashift import cli
 from schemashift.migration import AddColumn, Column, CreateIndex, CreateTable, Index, PrimaryKey, Table, Type
-from schemashift.scripts import Migration, write_migration
+from schemashift.history.scripts import Migration, write_migration
 
 
 @dataclass

@@ -11,14 +11,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .base import Dialect
+    from schemashift.dialects.base import Dialect
 
 #: SQLAlchemy dialect name -> "module:Class" of our dialect.
 REGISTRY: dict[str, str] = {
-    "postgresql": "schemashift.dialects.postgresql:PostgreSQLDialect",
-    "mysql": "schemashift.dialects.mysql:MySQLDialect",
-    "mariadb": "schemashift.dialects.mysql:MariaDBDialect",
-    "sqlite": "schemashift.dialects.sqlite:SQLiteDialect",
+    "postgresql": "schemashift.dialects.postgresql.dialect:PostgreSQLDialect",
+    "mysql": "schemashift.dialects.mysql.dialect:MySQLDialect",
+    "mariadb": "schemashift.dialects.mysql.dialect:MariaDBDialect",
+    "sqlite": "schemashift.dialects.sqlite.dialect:SQLiteDialect",
 }
 
 _cache: dict[str, "Dialect"] = {}
@@ -26,7 +26,7 @@ _cache: dict[str, "Dialect"] = {}
 
 def get_dialect(name: str) -> "Dialect":
     """The dialect registered under `name` (a SQLAlchemy dialect name)."""
-    from ..errors import ConfigError
+    from schemashift.errors import ConfigError
 
     if name not in _cache:
         target = REGISTRY.get(name)

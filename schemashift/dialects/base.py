@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator
 
 import sqlalchemy as sa
 
-from .. import ops
-from ..errors import LockTimeout, MigrationError
-from ..schema.model import (
+from schemashift import operations as ops
+from schemashift.errors import LockTimeout, MigrationError
+from schemashift.model.schema import (
     CONSTRAINT_FIELDS,
     CheckConstraint,
     Column,
@@ -36,16 +36,16 @@ from ..schema.model import (
     UniqueConstraint,
     built_on,
 )
-from ..schema.satypes import to_sa_type
-from ..schema.to_sqlalchemy import sa_column, sa_table
-from ..schema.types import Type
+from schemashift.sqla.types import to_sa_type
+from schemashift.sqla.to_metadata import sa_column, sa_table
+from schemashift.model.types import Type
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..config import EnvConfig
-    from ..ops import Operation
-    from ..plan import Plan
+    from schemashift.config import EnvConfig
+    from schemashift.operations import Operation
+    from schemashift.planning.plan import Plan
 
 #: Operation class -> name of the `Dialect` method that compiles it.
 COMPILERS: dict[type[ops.Operation], str] = {
@@ -213,7 +213,7 @@ class Dialect:
         normalizer = getattr(self, "Normalizer", None)
         if normalizer is None:
             return a == b
-        from ..schema.normalize import shared
+        from schemashift.model.normalize import shared
 
         canonical = shared(normalizer).canonical_type
         return canonical(a) == canonical(b)
@@ -223,7 +223,7 @@ class Dialect:
         normalizer = getattr(self, "Normalizer", None)
         if normalizer is None:
             return None
-        from ..schema.normalize import shared
+        from schemashift.model.normalize import shared
 
         try:
             return shared(normalizer).parse_type(sql)
@@ -625,7 +625,7 @@ class Dialect:
     def check_settings(self, env: "EnvConfig") -> None:
         """Refuse settings of `env` this database does not have (generic: `schema`)."""
         if env.schema and not self.supports_schemas:
-            from ..errors import ConfigError
+            from schemashift.errors import ConfigError
 
             raise ConfigError(
                 f"env {env.name!r}: `schema` is a PostgreSQL setting, not supported on {self.name}",

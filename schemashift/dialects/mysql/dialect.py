@@ -1,0 +1,490 @@
+"""MySQL and MariaDB: capabilities, SQL compilation, normalisation of reflected schemas, locking."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import replace
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from schemashift import operations as ops
+from schemashift.model import normalize as norm
+from schemashift.model.schema import CheckConstraint, ForeignKey, Index
+from schemashift.sqla.types import from_sa_type
+from schemashift.model.types import Type
+from schemashift.model.schema import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
+from schemashift.dialects.base import Dialect, lock_timeout, release_quietly, run_settled, table_at
+
+if TYPE_CHECKING:
+    from schemashift.config import EnvConfig
+
+
+#: String literals (kept) and ANSI ``"quoted"`` identifiers (turned into backticks).
+_QUOTED = re.compile(r"'(?:[^'\\]|''|\\.)*'" + r'|"((?:[^"]|"")*)"')
+
+
+def backticked(sql: str) -> str:
+    """`sql` with ANSI-quoted identifiers (``"select"``, as SQLAlchemy renders them) in MySQL's backticks."""
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group()
+        return "`" + match.group(1).replace('""', '"').replace("`", "``") + "`"
+
+    return _QUOTED.sub(swap, sql)
+
+
+def _served(table: Table, columns: tuple[str, ...]) -> bool:
+    """True when an index, unique key or the primary key of `table` starts with `columns` (InnoDB uses it for a FK)."""
+    keys = [index.columns for index in table.indexes if not index.expressions]
+    keys += [unique.columns for unique in table.uniques]
+    if table.primary_key is not None:
+        keys.append(table.primary_key.columns)
+    return any(key[: len(columns)] == columns for key in keys)
+
+
+#: The default collation of MySQL/MariaDB character sets (utf8mb4's differs between servers: left out).
+_DEFAULT_COLLATIONS = {
+    "latin1": "latin1_swedish_ci",
+    "ascii": "ascii_general_ci",
+    "utf8": "utf8mb3_general_ci",
+    "utf8mb3": "utf8mb3_general_ci",
+    "binary": "binary",
+    "ucs2": "ucs2_general_ci",
+    "utf16": "utf16_general_ci",
+    "utf32": "utf32_general_ci",
+    "latin2": "latin2_general_ci",
+    "cp1251": "cp1251_general_ci",
+}
+
+def _blob_size(length: int | None) -> str | None:
+    """The blob type MySQL makes of ``BLOB(length)``: ``tinyblob``, plain (None), ``mediumblob`` or ``longblob``."""
+    if length is None or 255 < length <= 65535:
+        return None
+    return "tinyblob" if length <= 255 else "mediumblob" if length <= 16777215 else "longblob"
+
+
+#: Running the statement prepared in ``@schemashift_sql``.
+_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
+
+
+def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
+    """Change a PyMySQL connection's read and write timeouts after its handshake.
+
+    PyMySQL has no public setter: it keeps them in two attributes that every read
+    and write consults. A driver without them is left as it is.
+    """
+    for attribute in ("_read_timeout", "_write_timeout"):
+        if hasattr(dbapi_connection, attribute):
+            setattr(dbapi_connection, attribute, seconds)
+
+
+#: Kinds of column a key-part length applies to; InnoDB ignores one on any other column (``DATETIME(8)``).
+_PREFIXABLE = frozenset({"string", "text", "binary"})
+
+
+def _whole(typ: Type | None, length: int) -> bool:
+    """True when a key-part `length` covers all of a column of (canonical) type `typ`, or does not apply to it.
+
+    None for `typ`: an expression, not a column.
+    """
+    if typ is None:
+        return False
+    if typ.kind not in _PREFIXABLE:
+        return True
+    return typ.kind == "string" and typ.length is not None and length >= typ.length
+
+
+def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """`options` with each ``mariadb_x`` as ``mysql_x`` (a ``mysql_x`` given too wins)."""
+    if not any(key.startswith("mariadb_") for key, _ in options):
+        return options
+    given = dict(options)
+    for key, value in options:
+        if key.startswith("mariadb_"):
+            del given[key]
+            given.setdefault("mysql_" + key[len("mariadb_") :], value)
+    return tuple(sorted(given.items()))
+
+
+class MySQLDialect(Dialect):
+    """MySQL and MariaDB."""
+
+    name = "mysql"
+
+    # --- SQL compilation (owned by the dialects work) ---------------------
+
+    transactional_ddl = False
+    remote_catalogue = True
+    max_identifier_length = 64
+    instant_add_column = True
+    online_alter = True
+    #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
+    supports_sequences = True
+    no_cycle = "NOCYCLE"
+    aliases = ("mariadb",)
+
+    def next_value_sql(self, key: str) -> str:
+        """``nextval(seq)``: MariaDB takes the sequence's name, not a string."""
+        schema, _, name = key.rpartition(".")
+        return f"nextval({self.table_name(name, schema or None)})"
+
+    def sa_dialect(self) -> sa.engine.Dialect:
+        """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
+        return mysql.dialect()
+
+    def ddl_column(self, column: Column) -> Column:
+        """As in `Dialect`, with ANSI-quoted identifiers in a generated column's expression backticked."""
+        if column.computed is not None:
+            column = column.evolve(computed=replace(column.computed, sql=backticked(column.computed.sql)))
+        return super().ddl_column(column)
+
+    def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
+        """As in `Dialect`, with ANSI-quoted identifiers in checks and index expressions backticked, and
+        ``mariadb_`` options given as ``mysql_`` ones (SQLAlchemy's MySQL compiler reads only those)."""
+        table = table.evolve(
+            checks=tuple(replace(check, sql=backticked(check.sql)) for check in table.checks),
+            indexes=tuple(
+                replace(i, expressions=tuple(backticked(e) for e in i.expressions), options=_as_mysql(i.options))
+                for i in table.indexes
+            ),
+            options=_as_mysql(table.options),
+        )
+        return super().sa_table_for(table, schema, **options)
+
+    def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
+        """One ``MODIFY COLUMN`` with the full new definition (type, NULL, default, comment, AUTO_INCREMENT).
+
+        Existing NULLs take the default first when the column becomes NOT NULL (see `fill_nulls`).
+        """
+        if not op.changes:
+            return []
+        table = table_at(after, op.table_key)
+        column = self.sa_table_for(table, after, include_indexes=False).c[op.column]
+        return [*self.fill_nulls(op), f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+
+    # --- InnoDB's own indexes for foreign keys -----------------------------------
+    #
+    # InnoDB gives a foreign key that no index serves (none starts with its columns)
+    # an index of its own, named after the key (or its first column); it drops that
+    # index by itself once another index serves the key, keeps it when the key is
+    # dropped, and refuses to drop the last index a key can use. The models never
+    # have that index: migrations drop it with its key, and re-add a key whose last
+    # index goes, so that InnoDB makes it again.
+
+    def compile_drop_index(self, op: ops.DropIndex, before: Schema, after: Schema) -> list[str]:
+        """``DROP INDEX``; foreign keys that only this index served are re-added around it."""
+        return self._reserve(op.table_key, before, after, super().compile_drop_index(op, before, after))
+
+    def compile_drop_constraint(self, op: ops.DropConstraint, before: Schema, after: Schema) -> list[str]:
+        """As in `Dialect`; a dropped foreign key takes its implicit index along, a dropped key hands over."""
+        statements = super().compile_drop_constraint(op, before, after)
+        fk = op.definition
+        if not isinstance(fk, ForeignKey):
+            return self._reserve(op.table_key, before, after, statements)
+        name = op.name or fk.name
+        if name is None or _served(table_at(before, op.table_key), fk.columns):
+            return statements
+        return [*statements, f"{self.alter_table(op.table, op.schema)} DROP INDEX {self.quote(name)}"]
+
+    def _reserve(self, key: str | None, before: Schema, after: Schema, statements: list[str]) -> list[str]:
+        """`statements` (dropping an index or key of table `key`) between dropping and re-adding the
+        foreign keys that only the dropped index served (MySQL refuses the drop otherwise)."""
+        if key is None or key not in before or key not in after:
+            return statements
+        old, new = before.table(key), after.table(key)
+        orphans = [fk for fk in new.foreign_keys if fk in old.foreign_keys
+                   and _served(old, fk.columns) and not _served(new, fk.columns)]
+        drops: list[str] = []
+        adds: list[str] = []
+        for fk in orphans:
+            drop = ops.DropConstraint(new.name, fk.name, schema=new.schema, definition=fk)
+            drops += Dialect.compile_drop_constraint(self, drop, before, before)
+            adds += Dialect.compile_add_constraint(self, ops.AddConstraint(new.name, fk, schema=new.schema), after, after)
+        return [*drops, *statements, *adds]
+
+    def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … RENAME INDEX … TO`` (MySQL 5.7+, MariaDB 10.5+)."""
+        alter = self.alter_table(op.table, op.schema)
+        return [f"{alter} RENAME INDEX {self.quote(op.name)} TO {self.quote(op.new_name)}"]
+
+    def rename_target(self, new_name: str, schema: str | None) -> str:
+        """Qualified like the old name: an unqualified one would move the table to the current database."""
+        return self.table_name(new_name, schema)
+
+    def default_constraint_name(self, table: Table, constraint: Constraint) -> str | None:
+        """``PRIMARY`` for the key; a unique index is named after its first column."""
+        if isinstance(constraint, PrimaryKey):
+            return "PRIMARY"
+        if isinstance(constraint, UniqueConstraint):
+            return constraint.columns[0]
+        return None
+
+    def drop_constraint_sql(self, constraint: sa.Constraint) -> str:
+        """``DROP PRIMARY KEY|FOREIGN KEY|INDEX``, and ``DROP CONSTRAINT`` for checks.
+
+        ``DROP CHECK`` is MySQL-only; MySQL 8.0.19+ and MariaDB both accept ``DROP CONSTRAINT``.
+        """
+        table = constraint.table
+        if isinstance(constraint, sa.PrimaryKeyConstraint) and table.autoincrement_column is not None:
+            # AUTO_INCREMENT needs a key: it goes first, in the same statement
+            column = table.autoincrement_column._copy()
+            column.autoincrement = False
+            sa.Table(table.name, sa.MetaData(), column)
+            spec = self.column_spec(column)
+            return f"{self.alter_table(table.name, table.schema)} MODIFY COLUMN {spec}, DROP PRIMARY KEY"
+        if not isinstance(constraint, sa.CheckConstraint):
+            return super().drop_constraint_sql(constraint)
+        return f"{self.alter_table(table.name, table.schema)} DROP CONSTRAINT {self.quote(str(constraint.name))}"
+
+    def compile_add_constraint(self, op: ops.AddConstraint, before: Schema, after: Schema) -> list[str]:
+        """As in `Dialect`; a new primary key gets its AUTO_INCREMENT column back (it needs the key first)."""
+        statements = super().compile_add_constraint(op, before, after)
+        if not isinstance(op.constraint, PrimaryKey):
+            return statements
+        column = self.sa_table_for(table_at(after, op.table_key), after, include_indexes=False).autoincrement_column
+        if column is None:
+            return statements
+        return [*statements, f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+
+    def drop_unnamed_constraint(self, table: Table, constraint: Constraint) -> list[str]:
+        """An unnamed foreign key (``<table>_ibfk_<n>``, n unknown): its name is looked up when the migration runs.
+
+        The name found in ``information_schema`` goes into a prepared ``ALTER TABLE … DROP FOREIGN KEY``;
+        InnoDB's index for the key (named after its first column) goes too when no other index serves it.
+        """
+        schema = self.literal(table.schema) if table.schema else "DATABASE()"
+        alter = self.alter_table(table.name, table.schema).replace("'", "''")
+        if isinstance(constraint, CheckConstraint):
+            return self._drop_unnamed_check(table, schema, alter)
+        if not isinstance(constraint, ForeignKey):
+            return []
+        lookup = (
+            "SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
+            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} "
+            f"AND REFERENCED_TABLE_NAME = {self.literal(constraint.ref_table)} GROUP BY CONSTRAINT_NAME "
+            f"HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = {self.literal(','.join(constraint.columns))} "
+            "LIMIT 1"
+        )
+        index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
+        index = index.replace("'", "''")
+        return [
+            f"SET @schemashift_fk = ({lookup})",
+            f"SET @schemashift_sql = CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')",
+            *_PREPARED,
+        ]
+
+    def _drop_unnamed_check(self, table: Table, schema: str, alter: str) -> list[str]:
+        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): the one check that is neither named in the
+        table's definition nor named after a column (MariaDB's own JSON checks). More than one such check: the
+        statement fails rather than guess."""
+        known = [c.name for c in table.checks if c.name] + list(table.column_names)
+        lookup = (
+            "SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
+            f"AND CONSTRAINT_NAME NOT IN ({', '.join(self.literal(name) for name in known)})"
+        )
+        return [
+            f"SET @schemashift_ck = ({lookup})",
+            f"SET @schemashift_sql = CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')",
+            *_PREPARED,
+        ]
+
+    # --- normalisation for comparison (owned by the reflection work) -------
+
+    class Normalizer(norm.Normalizer):
+        """MySQL/MariaDB's canonical form for comparison (see `schema.normalize`).
+
+        Unique constraints and unique indexes are the same thing here: both become
+        `UniqueConstraint`s. The index InnoDB adds for a foreign key (named after the
+        constraint, or its first column) is dropped. Enums are anonymous; DATETIME
+        and TIME have no time zone; FLOAT is 4 bytes unless its precision exceeds
+        24 (DOUBLE); DECIMAL defaults to (10, 0); blobs have no length; UUID is
+        compared as CHAR(32) (native on MariaDB, CHAR(32) on MySQL); RESTRICT is
+        the default FK action; DEFERRABLE is not supported. Generated names: the PK
+        is always ``PRIMARY``, ``<table>_ibfk_<n>``, a unique key is named after its
+        first column, checks ``CONSTRAINT_<n>`` (MariaDB) or ``<table>_chk_<n>``.
+        """
+
+        dialect = "mysql"
+        keeps_charsets = True
+        case_sensitive_quotes = False
+        option_prefix = "mysql"
+        dialect_names = ("mysql", "mariadb")
+        synonyms = {"lcase": "lower", "ucase": "upper"}
+        default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
+        deferrable_fks = False
+        has_identity = False
+        has_sequences = True
+        sequence_max = 2**63 - 2
+        sequence_min = -(2**63) + 1
+
+        def parse_type(self, sql: str) -> Type | None:
+            from schemashift.dialects.mysql.reflect import parse_column_type
+
+            return from_sa_type(parse_column_type(sql))
+
+        def type(self, typ: Type) -> Type:
+            typ = super().type(typ)
+            kind = typ.kind
+            if kind == "enum":
+                return typ.evolve(name=None)
+            if kind in ("datetime", "time"):
+                return typ.evolve(timezone=False)
+            if kind == "interval":  # emulated as DATETIME
+                return Type("datetime")
+            if kind == "float":
+                return typ.evolve(precision=53 if typ.precision is not None and typ.precision > 24 else 24)
+            if kind == "numeric":
+                precision = 10 if typ.precision is None else typ.precision
+                return typ.evolve(precision=precision, scale=0 if typ.scale is None else typ.scale)
+            if kind == "binary":  # BLOB(n) is the smallest blob type holding n bytes (buildbot's LargeBinary(65536))
+                return typ.evolve(length=None, variant=typ.variant or _blob_size(typ.length))
+            if kind == "uuid":
+                return Type("string", length=32)
+            if kind == "json":
+                return typ.evolve(variant=None)
+            if kind in ("string", "text") and typ.charset:
+                # a character set alone means its default collation (the table's for the usual utf8mb4)
+                collation = typ.collation or _DEFAULT_COLLATIONS.get(typ.charset)
+                return typ.evolve(charset=None, collation=collation)
+            return typ
+
+        def prepare(self, table: Table) -> Table:
+            uniques = list(table.uniques)
+            indexes = []
+            for index in table.indexes:
+                if index.unique and not index.expressions and not index.option("mysql_prefix"):
+                    uniques.append(UniqueConstraint(index.columns, index.name))
+                elif not index.unique and any(self.implicit_index(index, fk) for fk in table.foreign_keys):
+                    continue
+                else:
+                    indexes.append(index)
+            return table.evolve(uniques=uniques, indexes=indexes)
+
+        def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
+            """FULLTEXT/SPATIAL and key-part lengths; ``USING`` is not compared (InnoDB silently makes HASH a BTREE).
+
+            A prefix as long as its column (or longer) is the whole column: InnoDB reports none.
+            """
+            found: dict[str, object] = {}
+            if options.get("prefix"):
+                found["prefix"] = str(options["prefix"]).upper()
+            length = options.get("length")
+            if length is not None:
+                elements = index.columns + index.expressions
+                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                pairs = tuple(
+                    (str(c), int(lengths[c]))  # type: ignore[call-overload]
+                    for c in elements
+                    if lengths.get(c) is not None
+                    and not _whole(self.column_type(table, str(c)), int(lengths[c]))  # type: ignore[call-overload]
+                )
+                if pairs:
+                    found["length"] = pairs
+            return found
+
+        def column_type(self, table: Table, name: str) -> Type | None:
+            """The canonical type of column `name` of `table` on this database (None: no such column)."""
+            return self.canonical_type(table.column(name).type) if table.has_column(name) else None
+
+        @staticmethod
+        def implicit_index(index: Index, fk: ForeignKey) -> bool:
+            """True when `index` is the one InnoDB created by itself for `fk`."""
+            if index.columns != fk.columns or index.expressions:
+                return False
+            return index.name == fk.name or norm.generated_name(index.name, [fk.columns[0]], r"(?:_\d+)?")
+
+        def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
+            if kind == "pk":
+                return True
+            if kind == "fk":
+                return norm.generated_name(name, [f"{table.name}_ibfk_"], r"\d+")
+            if kind == "unique":
+                return bool(columns) and norm.generated_name(name, [columns[0]], r"(?:_\d+)?")
+            return (
+                norm.generated_name(name, ["CONSTRAINT_", f"{table.name}_chk_"], r"\d+")
+                or name in table.column_names
+            )
+
+    def normalize(self, schema: Schema) -> Schema:
+        """`schema` in MySQL/MariaDB's canonical form, for comparison only."""
+        return norm.shared(self.Normalizer)(schema)
+
+    # --- locking ---------------------------------------------------------
+
+    @contextmanager
+    def lock(self, connection: sa.Connection, name: str, timeout: float) -> Iterator[None]:
+        """``GET_LOCK`` on the current database's name plus `name`, waiting up to `timeout` s.
+
+        Named locks are server-wide, hence the database name; they belong to the
+        session, so a killed process never leaves one behind.
+        """
+        database = run_settled(connection, "SELECT DATABASE()") or ""
+        params: dict[str, object] = {"name": self._lock_name(f"{database}:{name}")}
+        got = run_settled(connection, "SELECT GET_LOCK(:name, :timeout)", {**params, "timeout": max(timeout, 0.0)})
+        if got != 1:
+            raise lock_timeout(repr(name), timeout)
+        try:
+            yield
+        finally:
+            release_quietly(connection, "SELECT RELEASE_LOCK(:name)", params)
+
+    @staticmethod
+    def _lock_name(name: str) -> str:
+        """`name` cut to the 64 characters MySQL allows, a hash keeping long names distinct."""
+        if len(name) <= 64:
+            return name
+        return name[:47] + "-" + hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+    # --- connecting --------------------------------------------------------------
+
+    def engine_options(self, url: sa.URL, connect_timeout: float) -> dict[str, object]:
+        """PyMySQL waits for the server's greeting under its read timeout: bound that too while connecting."""
+        if url.get_driver_name() != "pymysql":
+            return {"connect_args": {"connect_timeout": max(1, round(connect_timeout))}}
+        wait = max(1, round(connect_timeout))
+        return {"connect_args": {"connect_timeout": wait, "read_timeout": wait, "write_timeout": wait}}
+
+    def prepare_engine(self, engine: sa.Engine, read_timeout: float | None) -> None:
+        """Once connected, statements wait `read_timeout` (None: as long as they run) instead of the connect bound."""
+        if engine.dialect.driver != "pymysql":
+            return
+
+        def after_connect(dbapi_connection: object, record: object) -> None:
+            set_read_timeout(dbapi_connection, read_timeout)
+
+        sa.event.listen(engine, "connect", after_connect)
+
+    # --- per-environment session settings (the environments work) ------------
+
+    def session_setup(self, connection: "sa.Connection", env: "EnvConfig") -> None:
+        """``SET SESSION max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms).
+
+        `schema` is refused: a MySQL schema is a database, named in the URL.
+        """
+        super().session_setup(connection, env)
+        if env.statement_timeout is None:
+            return
+        if connection.dialect.is_mariadb:
+            connection.exec_driver_sql(f"SET SESSION max_statement_time = {env.statement_timeout:.3f}")
+        else:
+            connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
+        connection.commit()
+
+
+class MariaDBDialect(MySQLDialect):
+    """MariaDB 10.7 and later: ``sa.Uuid`` is the native ``UUID`` type there, as `create_all` builds it.
+
+    Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
+    """
+
+    def sa_dialect(self) -> sa.engine.Dialect:
+        """SQLAlchemy's MySQL dialect with MariaDB's native UUID."""
+        dialect = mysql.dialect()
+        dialect.supports_native_uuid = True
+        return dialect

@@ -1,0 +1,1 @@
+"""PostgreSQL: compilation, reflection, locks."""

@@ -1,0 +1,1 @@
+"""SQLite: compilation, table rebuilds, reflection."""

@@ -1,0 +1,442 @@
+"""The local, untracked cache of a project: a stat index of the migration files and replayed schema states.
+
+It lives in ``.schemashift-cache/`` beside the configuration (a ``.gitignore``
+there keeps it out of version control), one sub-folder per migrations folder.
+Everything in it can be deleted at any time; it only saves work:
+
+- the stat index remembers, per migration file, its size and mtime with the
+  revision, parent, message and checksum found when it was last read, so an
+  unchanged file need not be hashed or imported again (entries written less than
+  `RACY_NS` after the file changed are re-hashed once, as git does);
+- state files hold the schema after a revision, pickled, named by a hash of the
+  chain up to that revision (ids, parents and checksums) and kept in a folder
+  named by the schemashift version and the schema model's source, so a state is
+  used only for exactly the migrations and code that produced it;
+- ``code/`` holds each migration module compiled (`scripts.load_migration`),
+  checked against the file's content before use;
+- compiled-script files (JSON, `store_compiled`) hold the offline SQL of each
+  up-step under the same chain hashes, in a folder named by a hash of every
+  schemashift source file and SQLAlchemy's version (`source_key`); their
+  content is `schemashift.planning.offline`'s business.
+
+This module imports only the standard library at start-up (the fast paths use
+the index); the state functions import the schema model when called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, NamedTuple
+
+if TYPE_CHECKING:
+    from schemashift.model.schema import Schema
+    from schemashift.history.scripts import History
+
+CACHE_NAME = ".schemashift-cache"
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+STATE_FORMAT = 2
+#: Stat entries are trusted only for files last changed this long before the index was written.
+RACY_NS = 3_000_000_000
+#: A replay this long also leaves a state every `CHECKPOINT` revisions.
+CHECKPOINT = 500
+#: State files kept per migrations folder (oldest removed first).
+MAX_STATES = 48
+
+
+def folder_cache(root: Path | str, folder: Path | str) -> Path:
+    """The cache sub-folder of migrations `folder` under project `root` (not created)."""
+    key = hashlib.sha256(str(Path(folder).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(root) / CACHE_NAME / key
+
+
+def code_folder(directory: Path | None) -> Path | None:
+    """Where a migrations folder's compiled modules are kept (`scripts.load_migration`), under its cache folder."""
+    if directory is None:
+        return None
+    try:
+        _prepare(directory)  # the cache root's .gitignore, before anything is written below it
+    except OSError:
+        return None  # e.g. a read-only project: compile every time
+    return directory / "code"
+
+
+def _prepare(directory: Path) -> None:
+    """Create `directory` and the cache root's ``.gitignore``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    root = next((folder for folder in (directory, *directory.parents) if folder.name == CACHE_NAME), directory)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# schemashift's local cache: safe to delete, never commit\n*\n", encoding="utf-8")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename (no fsync: a cache)."""
+    import secrets
+
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+# -- the stat index ------------------------------------------------------------
+
+
+class IndexEntry(NamedTuple):
+    """What was found in one migration file with the given size and mtime; `message` None: not known."""
+
+    size: int
+    mtime_ns: int
+    checksum: str
+    revision: str
+    parent: str | None
+    message: str | None
+
+
+class StatIndex:
+    """Migration file name -> `IndexEntry`, loaded from and saved to a cache folder."""
+
+    def __init__(self, directory: Path | None, entries: dict[str, IndexEntry] | None = None,
+                 written_ns: int = 0) -> None:
+        self.directory = directory
+        self.entries: dict[str, IndexEntry] = entries or {}
+        self.written_ns = written_ns
+        self.changed = False
+
+    @classmethod
+    def load(cls, directory: Path | None) -> StatIndex:
+        """The index saved in `directory`; empty when there is none or it is unreadable."""
+        if directory is None:
+            return cls(None)
+        try:
+            data = json.loads((directory / INDEX_NAME).read_bytes())
+            if data.get("format") != INDEX_FORMAT:
+                return cls(directory)
+            make = IndexEntry._make
+            entries = {name: make(values) for name, values in data["entries"].items()}
+            return cls(directory, entries, int(data["written_ns"]))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return cls(directory)
+
+    def trusted(self, name: str, stat: os.stat_result) -> IndexEntry | None:
+        """The entry of `name` when the file's size and mtime say it is unchanged (and not racily so)."""
+        entry = self.entries.get(name)
+        if entry is None or entry.size != stat.st_size or entry.mtime_ns != stat.st_mtime_ns:
+            return None
+        if entry.mtime_ns + RACY_NS > self.written_ns:
+            return None
+        return entry
+
+    def put(self, name: str, entry: IndexEntry) -> None:
+        """Record `entry` for `name`."""
+        if self.entries.get(name) != entry:
+            self.entries[name] = entry
+            self.changed = True
+
+    def keep_only(self, names: Iterable[str]) -> None:
+        """Forget files that are gone."""
+        wanted = set(names)
+        for name in [name for name in self.entries if name not in wanted]:
+            del self.entries[name]
+            self.changed = True
+
+    def save(self) -> None:
+        """Write the index when it changed, or when saving now makes racy entries trusted.
+
+        Callers verify every entry they use (by stat or by hash) before saving.
+        """
+        if self.directory is None:
+            return
+        now = now_ns()
+        ripe = any(self.written_ns < entry.mtime_ns + RACY_NS <= now for entry in self.entries.values())
+        if not (self.changed or ripe):
+            return
+        data = {"format": INDEX_FORMAT, "written_ns": now,
+                "entries": {name: [e.size, e.mtime_ns, e.checksum, e.revision, e.parent, e.message]
+                            for name, e in sorted(self.entries.items())}}
+        try:
+            _prepare(self.directory)
+            write_atomic(self.directory / INDEX_NAME, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        except OSError:
+            return  # a read-only checkout: work without the cache
+        self.written_ns = now
+        self.changed = False
+
+
+def now_ns() -> int:
+    """The wall clock in nanoseconds (comparable with file mtimes)."""
+    import time
+
+    return time.time_ns()
+
+
+
+def read_mark(directory: Path, name: str) -> str | None:
+    """The short text saved under `name` in `directory` (None when absent)."""
+    try:
+        return (directory / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_mark(directory: Path, name: str, text: str) -> None:
+    """Save a short text under `name` in `directory` (best effort)."""
+    try:
+        _prepare(directory)
+        write_atomic(directory / name, text.encode("utf-8"))
+    except OSError:
+        pass
+
+
+# -- replayed states -----------------------------------------------------------
+
+_code_key: str | None = None
+
+
+def code_key() -> str:
+    """A short hash of the schemashift version and of the source of the schema model and the operations
+    (what a replay runs): states that other code produced are not used."""
+    global _code_key
+    if _code_key is None:
+        from schemashift import __version__
+        from schemashift import operations as ops
+        from schemashift.model import schema as model
+        from schemashift.model import types
+
+        digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
+        for module in (model, types, ops):
+            digest.update(Path(module.__file__ or "").read_bytes())
+        _code_key = digest.hexdigest()[:12]
+    return _code_key
+
+
+def chain_keys(history: "History") -> list[str]:
+    """For each position of the chain, a hash of every revision, parent and checksum up to it."""
+    cached = getattr(history, "_chain_keys", None)
+    if cached is not None and len(cached) == len(history.chain):
+        return cached
+    keys = chain_keys_of((m.revision, m.parent, m.checksum) for m in history.chain)
+    history._chain_keys = keys  # type: ignore[attr-defined]
+    return keys
+
+
+def chain_keys_of(links: Iterable[tuple[str, str | None, str]]) -> list[str]:
+    """`chain_keys` of ``(revision, parent, checksum)`` triples in chain order (e.g. manifest entries)."""
+    keys: list[str] = []
+    previous = b""
+    for revision, parent, checksum in links:
+        line = f"{revision} {parent or '-'} {checksum}\n".encode()
+        previous = hashlib.sha256(previous + line).digest()
+        keys.append(previous.hex()[:40])
+    return keys
+
+
+@dataclass(frozen=True)
+class State:
+    """The schema after a revision and every database schema name used up to it."""
+
+    schema: "Schema"
+    schema_names: frozenset[str | None]
+
+
+def state_at(history: "History", revision: str | None, *, store: bool = True) -> "Schema":
+    """The schema the migrations produce up to `revision` (None: the empty base).
+
+    `store` False keeps a state that had to be replayed in this process only.
+    """
+    return _state(history, history.index(revision), store=store).schema
+
+
+def schema_names_through(history: "History", revision: str | None) -> frozenset[str | None]:
+    """Every database schema (None: the default one) that a revision up to `revision` put something in."""
+    return _state(history, history.index(revision), store=True).schema_names
+
+
+def advance(history: "History", revision: str, schema: "Schema") -> None:
+    """Note `schema` as the state after `revision` when a caller replayed it from the known state of its parent."""
+    position = history.index(revision)
+    memo = _memo(history)
+    previous = memo.get(position - 1) if position > 0 else _base()
+    if previous is not None and position not in memo:
+        memo[position] = State(schema, _names_after(previous, schema))
+
+
+def persist(history: "History", revision: str | None) -> None:
+    """Store the state after `revision` in the cache folder when this process knows it."""
+    position = history.index(revision)
+    state = _memo(history).get(position)
+    if state is not None and position >= 0:
+        _store(history, chain_keys(history)[position], state)
+
+
+def _memo(history: "History") -> dict[int, State]:
+    memo = getattr(history, "_states", None)
+    if memo is None:
+        memo = {}
+        history._states = memo  # type: ignore[attr-defined]
+    return memo
+
+
+_BASE: State | None = None
+
+
+def _base() -> State:
+    global _BASE
+    if _BASE is None:
+        from schemashift.model.schema import Schema
+
+        _BASE = State(Schema(), frozenset())
+    return _BASE
+
+
+def _state(history: "History", position: int, *, store: bool) -> State:
+    """The state after chain position `position` (-1: base): memo, then the nearest stored state, then replay."""
+    from schemashift.operations import resolve_all
+
+    memo = _memo(history)
+    if position in memo:
+        return memo[position]
+    if position < 0:
+        return _base()
+    keys = chain_keys(history)
+    directory = _states_dir(history)
+    stored = set(os.listdir(directory)) if directory is not None and directory.is_dir() else set()
+    start, state = -1, _base()
+    for candidate in range(position, -1, -1):
+        if candidate in memo:
+            start, state = candidate, memo[candidate]
+            break
+        if f"{keys[candidate]}.pickle" in stored:
+            loaded = _load(directory / f"{keys[candidate]}.pickle")  # type: ignore[operator]
+            if loaded is not None:
+                start, state = candidate, loaded
+                memo[candidate] = loaded
+                break
+    for offset in range(start + 1, position + 1):
+        migration = history.chain[offset]
+        _, schema = resolve_all(migration.operations, state.schema)
+        state = State(schema, _names_after(state, schema))
+        if store and offset != position and (offset + 1) % CHECKPOINT == 0:
+            memo[offset] = state
+            _store(history, keys[offset], state)
+    memo[position] = state
+    if store and position > start:
+        _store(history, keys[position], state)
+    return state
+
+
+def _names_after(previous: State, schema: "Schema") -> frozenset[str | None]:
+    """The schema names of `previous` and of what `schema` added (a key holds its schema: only new keys matter)."""
+    before = previous.schema
+    added = [schema.tables[key].schema for key in schema.tables.keys() - before.tables.keys()]
+    added += [schema.sequences[key].schema for key in schema.sequences.keys() - before.sequences.keys()]
+    new = set(added) - previous.schema_names
+    return previous.schema_names | new if new else previous.schema_names
+
+
+def _states_dir(history: "History") -> Path | None:
+    directory = getattr(history, "cache_dir", None)
+    return None if directory is None else Path(directory) / f"states-{code_key()}"
+
+
+def _load(path: Path) -> State | None:
+    import pickle
+
+    try:
+        with path.open("rb") as handle:
+            state = pickle.load(handle)  # noqa: S301 - our own cache beside the (executed) migration files
+    except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None
+    return state if isinstance(state, State) else None
+
+
+def _store(history: "History", key: str, state: State) -> None:
+    import pickle
+
+    directory = _states_dir(history)
+    if directory is None:
+        return
+    try:
+        _prepare(directory)
+        write_atomic(directory / f"{key}.pickle", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        _prune(directory)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        return  # unwritable or unpicklable: work without the cache
+
+
+def _prune(directory: Path) -> None:
+    files = [entry for entry in os.scandir(directory) if entry.name.endswith(".pickle")]
+    if len(files) <= MAX_STATES:
+        return
+    files.sort(key=lambda entry: entry.stat().st_mtime_ns)
+    for entry in files[: len(files) - MAX_STATES]:
+        Path(entry.path).unlink(missing_ok=True)
+
+
+# -- compiled offline scripts ----------------------------------------------------
+
+#: Bumped when the layout of compiled-script files changes.
+COMPILED_FORMAT = 1
+
+_source_key: str | None = None
+
+
+def source_key() -> str:
+    """A short hash of every schemashift source file and of SQLAlchemy's version (what compiled SQL depends on).
+
+    Reads the files without importing them: the cached `--sql` path imports no SQLAlchemy.
+    """
+    global _source_key
+    if _source_key is None:
+        from importlib.util import find_spec
+
+        package = Path(__file__).resolve().parent
+        digest = hashlib.sha256(f"compiled/{COMPILED_FORMAT}".encode())
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        spec = find_spec("sqlalchemy")
+        if spec is not None and spec.origin:
+            digest.update(Path(spec.origin).read_bytes())  # holds __version__
+        _source_key = digest.hexdigest()[:12]
+    return _source_key
+
+
+def compiled_path(directory: Path, name: str) -> Path:
+    """The compiled-script file `name` of the cache folder `directory` (for this code; see `source_key`)."""
+    return directory / f"compiled-{source_key()}" / f"{name}.json"
+
+
+def load_compiled(path: Path) -> dict[str, object] | None:
+    """The data saved at `path` by `store_compiled`; None when missing, damaged or of another format."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != COMPILED_FORMAT:
+        return None
+    return data
+
+
+def store_compiled(path: Path, data: dict[str, object]) -> None:
+    """Save `data` (JSON) at `path`, removing compiled scripts of other code versions (best effort)."""
+    import shutil
+
+    try:
+        _prepare(path.parent)
+        write_atomic(path, json.dumps({**data, "format": COMPILED_FORMAT}, separators=(",", ":")).encode("utf-8"))
+        for entry in os.scandir(path.parent.parent):
+            if entry.name.startswith("compiled-") and entry.path != str(path.parent) and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+    except (OSError, TypeError, ValueError):
+        return  # unwritable: work without the cache

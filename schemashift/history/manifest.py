@@ -1,0 +1,413 @@
+"""The manifest of a migrations folder (`schemashift.sum`) and loading the chain without importing every file.
+
+`schemashift.sum` sits beside the migrations and is committed with them, like a
+lock file. Its first line is ``h1:<sha256 of the rest>``; then one line per
+migration in chain order: ``<file name> <revision> <parent or -> <sha256 of the
+file>``. Two branches that each add a migration both change the h1 line, so
+merging them conflicts in version control, as intended; an edited or added file
+no longer matches it.
+
+`load_history` builds the `History` of a folder importing only the files that
+are new or changed since the local stat index (`schemashift.history.cache`) saw them;
+the others load their operations when first needed. `verified_entries` checks
+the manifest against the folder with the standard library alone, for the fast
+`status` and `upgrade` paths. This module imports no migration code at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
+
+from schemashift.history import cache
+from schemashift.errors import MigrationError
+
+if TYPE_CHECKING:
+    from schemashift.history.scripts import History, Migration
+
+MANIFEST_NAME = "schemashift.sum"
+#: Names of migration files: digits, an underscore, anything, ``.py``.
+FILE_PATTERN = re.compile(r"^(\d+)_.*\.py$")
+
+FRESH, STALE, MISSING, CREATED = "fresh", "stale", "missing", "created"
+STALE_MESSAGE = "manifest out of date: run `schemashift manifest`"
+
+
+def checksum_of(data: bytes) -> str:
+    """sha256 hex of `data` with line endings normalised to ``\\n``."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
+
+
+class Entry(NamedTuple):
+    """One line of the manifest."""
+
+    name: str
+    revision: str
+    parent: str | None
+    checksum: str
+
+    def line(self) -> str:
+        """The manifest line (without the newline)."""
+        return f"{self.name} {self.revision} {self.parent or '-'} {self.checksum}"
+
+
+def render(entries: Sequence[Entry]) -> str:
+    """The manifest text of `entries` (chain order)."""
+    body = "".join(entry.line() + "\n" for entry in entries)
+    return f"h1:{hashlib.sha256(body.encode('utf-8')).hexdigest()}\n{body}"
+
+
+def parse(text: str) -> list[Entry]:
+    """The entries of a manifest text; ValueError saying what is wrong (bad h1, bad line, broken chain)."""
+    first, _, body = text.partition("\n")
+    if not first.startswith("h1:"):
+        raise ValueError("the first line is not h1:<sha256>")
+    if hashlib.sha256(body.encode("utf-8")).hexdigest() != first[3:].strip():
+        raise ValueError("its h1 line does not match its content (edited by hand or merged)")
+    entries: list[Entry] = []
+    previous: str | None = None
+    match = FILE_PATTERN.match
+    for number, line in enumerate(body.splitlines(), start=2):
+        parts = line.rsplit(" ", 3)
+        if len(parts) != 4 or len(parts[3]) != 64 or not match(parts[0]):
+            raise ValueError(f"line {number} is not `<file> <revision> <parent> <sha256>`")
+        name, revision, parent, checksum = parts
+        if (None if parent == "-" else parent) != previous:
+            raise ValueError(f"{name} does not follow the line before it")
+        entries.append(Entry(name, revision, previous, checksum))
+        previous = revision
+    return entries
+
+
+def read(folder: Path | str) -> list[Entry] | None:
+    """The manifest of `folder`; None when there is none; ValueError when it is damaged or unreadable."""
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read it: {exc}") from None
+    return parse(text)
+
+
+def write(folder: Path | str, entries: Sequence[Entry]) -> Path:
+    """Write the manifest of `folder` atomically (OSError when the folder is not writable)."""
+    path = Path(folder) / MANIFEST_NAME
+    _write_text(path, render(entries))
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Replace `path` atomically (keeping its permissions)."""
+    import secrets
+
+    temp = path.with_name(f".{MANIFEST_NAME}.{secrets.token_hex(4)}.tmp")
+    try:
+        temp.write_bytes(text.encode("utf-8"))
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def entries_of(migrations: Sequence["Migration"]) -> list[Entry]:
+    """Manifest entries of a chain of migrations."""
+    return [Entry(m.path.name, m.revision, m.parent, m.checksum) for m in migrations]
+
+
+# -- keeping it up to date -------------------------------------------------------
+
+
+def record(folder: Path | str, migration: "Migration") -> None:
+    """Add the newly written `migration` to the manifest of `folder`, when that folder has one.
+
+    When the manifest is intact and its head is the new migration's parent, the
+    line is appended and the fixed-width h1 line rewritten in place (one hash of
+    the text, no parsing and no rewrite), so writing many migrations stays
+    linear; a crash in between leaves a manifest whose h1 does not match, which
+    readers treat as stale. Otherwise the manifest is rebuilt from a full load,
+    and left as it is if the folder does not load.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError:
+        data = b""
+    line = Entry(migration.path.name, migration.revision, migration.parent, migration.checksum).line().encode("utf-8")
+    digest = _appendable(data, migration)
+    if digest is None:
+        rebuild(folder)
+        return
+    digest.update(line + b"\n")
+    with path.open("r+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.write(line + b"\n")
+        handle.seek(3)
+        handle.write(digest.hexdigest().encode("ascii"))
+
+
+def _appendable(data: bytes, migration: "Migration") -> "hashlib._Hash | None":
+    """The sha256 state of the manifest body when the manifest is intact, its head is `migration`'s parent and
+    it lacks the new file; else None."""
+    first, _, body = data.partition(b"\n")
+    if len(first) != 67 or not first.startswith(b"h1:") or (body and not body.endswith(b"\n")):
+        return None
+    digest = hashlib.sha256(body)
+    if digest.hexdigest().encode("ascii") != first[3:]:
+        return None
+    last = body[body.rstrip(b"\n").rfind(b"\n") + 1:].split(b" ") if body else []
+    if body and len(last) < 4:
+        return None
+    head = last[-3].decode("utf-8", "replace") if body else None  # the revision of the last line
+    if head != migration.parent:
+        return None
+    name = migration.path.name.encode("utf-8") + b" "
+    if body.startswith(name) or b"\n" + name in body:
+        return None
+    return digest
+
+
+def file_numbers(folder: Path | str) -> list[str]:
+    """The number part of every migration file name in `folder` (any order; names only, no stat per file)."""
+    numbers: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = FILE_PATTERN.match(entry.name)
+                if match and entry.is_file():
+                    numbers.append(match.group(1))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return numbers
+
+
+def rebuild(folder: Path | str) -> Path | None:
+    """Rewrite the manifest from a full load of `folder`; None (nothing written) when the folder does not load."""
+    from schemashift.history.scripts import History
+
+    try:
+        history = History.load(folder)
+    except MigrationError:
+        return None
+    return write(folder, entries_of(history.chain))
+
+
+def problems(folder: Path | str, history: "History") -> list[str]:
+    """How the manifest of `folder` differs from `history` (the loaded folder), one line each."""
+    try:
+        entries = read(folder)
+    except ValueError as exc:
+        return [f"{MANIFEST_NAME} is damaged: {exc}"]
+    if entries is None:
+        return [f"{MANIFEST_NAME} is missing"]
+    expected = entries_of(history.chain)
+    found: list[str] = []
+    listed = {entry.name: entry for entry in entries}
+    present = {entry.name: entry for entry in expected}
+    for entry in expected:
+        old = listed.get(entry.name)
+        if old is None:
+            found.append(f"{entry.name} is not in {MANIFEST_NAME}")
+        elif old.checksum != entry.checksum:
+            found.append(f"{entry.name} was changed since {MANIFEST_NAME} was written")
+        elif (old.revision, old.parent) != (entry.revision, entry.parent):
+            found.append(f"{entry.name} has another revision or parent than {MANIFEST_NAME} says")
+    found.extend(f"{entry.name} is in {MANIFEST_NAME} but not in the folder" for entry in entries if entry.name not in present)
+    if not found and [e.name for e in entries] != [e.name for e in expected]:
+        found.append(f"the order of {MANIFEST_NAME} is not the chain's order")
+    return found
+
+
+# -- loading ----------------------------------------------------------------------
+
+
+def _listing(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """Migration files of `folder` (directory entries, any order); none when it does not exist."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if FILE_PATTERN.match(entry.name) and entry.is_file():
+                    yield entry
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        return
+
+
+def load_history(folder: Path | str, cache_root: Path | str | None = None, *, create_manifest: bool = False) -> "History":
+    """The `History` of `folder`, importing only files that are new or changed since the stat index saw them.
+
+    Errors are those of `History.load` for the files read. With `cache_root` (the
+    project root) the stat index and replayed states live in its cache folder.
+    The result's `manifest_state` says whether `schemashift.sum` matched
+    (fresh), did not (stale), was missing, or was created (`create_manifest`).
+    """
+    from schemashift.history.scripts import History, Migration, load_migration
+
+    folder = Path(folder)
+    directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
+    index = cache.StatIndex.load(directory)
+    code = cache.code_folder(directory)
+    migrations: list[Migration] = []
+    listing = sorted(_listing(folder), key=lambda entry: entry.name)
+    for entry in listing:
+        path = Path(entry.path)
+        stat = entry.stat()
+        known = index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
+        if known is not None:
+            migrations.append(Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
+            continue
+        migration = load_migration(path, code)
+        index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, migration.checksum, migration.revision,
+                                               migration.parent, migration.message))
+        migrations.append(migration)
+    index.keep_only(entry.name for entry in listing)
+    history = History.of(migrations, folder)
+    history.cache_dir = directory
+    index.save()
+    history.manifest_state = _manifest_state(folder, history, create_manifest)
+    return history
+
+
+def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_result) -> cache.IndexEntry | None:
+    """The index entry of `name` when the file has the same size and content (it was only touched)."""
+    entry = index.entries.get(name)
+    if entry is None or entry.size != stat.st_size:
+        return None
+    try:
+        checksum = checksum_of(path.read_bytes())
+    except OSError:
+        return None
+    if checksum != entry.checksum:
+        return None
+    fresh = cache.IndexEntry(stat.st_size, stat.st_mtime_ns, checksum, entry.revision, entry.parent, entry.message)
+    index.put(name, fresh)
+    return fresh
+
+
+def _manifest_state(folder: Path, history: "History", create: bool) -> str:
+    try:
+        entries = read(folder)
+    except ValueError:
+        return STALE
+    if entries is None:
+        if create and folder.is_dir():
+            try:
+                write(folder, entries_of(history.chain))
+            except OSError:
+                return MISSING
+            return CREATED
+        return MISSING
+    return FRESH if entries == entries_of(history.chain) else STALE
+
+
+class Summary(NamedTuple):
+    """What the fast paths need of a verified folder: how many migrations, the head, `pairs_digest` of them."""
+
+    count: int
+    head: str | None
+    pairs: str
+
+
+def pairs_digest(pairs: Iterable[str]) -> str:
+    """md5 hex of the sorted ``revision checksum`` strings joined by commas (a database computes the same)."""
+    return hashlib.md5(",".join(sorted(pairs)).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def summarize(entries: Sequence[Entry]) -> Summary:
+    """The `Summary` of manifest entries."""
+    return Summary(len(entries), entries[-1].revision if entries else None,
+                   pairs_digest(f"{entry.revision} {entry.checksum}" for entry in entries))
+
+
+def verified_summary(folder: Path | str, cache_root: Path | str | None = None) -> Summary | None:
+    """The `Summary` of the manifest when it matches the folder exactly (names, contents, one chain); else None.
+
+    Uses the standard library only. When the manifest and the files' names,
+    sizes and mtimes are those of the last successful check (and old enough not
+    to be racy), the summary saved then is used: only the folder is listed and
+    stat'ed. Otherwise the manifest is parsed, unchanged files are recognised by
+    the stat index and the others hashed.
+    """
+    folder = Path(folder)
+    checked = _check_folder(folder, cache_root)
+    if checked is None:
+        return None
+    summary, _entries = checked
+    return summary
+
+
+def verified_entries(folder: Path | str, cache_root: Path | str | None = None) -> list[Entry] | None:
+    """The manifest's entries when it matches the folder exactly (see `verified_summary`); else None."""
+    checked = _check_folder(Path(folder), cache_root, entries_needed=True)
+    return None if checked is None else checked[1]
+
+
+def _check_folder(folder: Path, cache_root: Path | str | None, *,
+                  entries_needed: bool = False) -> tuple[Summary, list[Entry]] | None:
+    try:
+        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    files = {entry.name: entry for entry in _listing(folder)}
+    stats = {name: entry.stat() for name, entry in files.items()}
+    directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
+    signature = _signature(text, stats)
+    mark = cache.read_mark(directory, "verified") if directory is not None and not entries_needed else None
+    if mark is not None:
+        saved, _, rest = mark.partition("\n")
+        parts = rest.split(" ")
+        if saved == signature and len(parts) == 3:
+            return Summary(int(parts[0]), None if parts[1] == "-" else parts[1], parts[2]), []
+    try:
+        entries = parse(text)
+    except ValueError:
+        return None
+    if len(files) != len(entries) or any(entry.name not in files for entry in entries):
+        return None
+    if not _verify_files(entries, files, stats, directory):
+        return None
+    summary = summarize(entries)
+    newest = max((stat.st_mtime_ns for stat in stats.values()), default=0)
+    if directory is not None and newest + cache.RACY_NS <= cache.now_ns():
+        cache.write_mark(directory, "verified", f"{signature}\n{summary.count} {summary.head or '-'} {summary.pairs}")
+    return summary, entries
+
+
+def _signature(text: str, stats: dict[str, os.stat_result]) -> str:
+    """A hash of the manifest and of every file's name, size and mtime."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    digest.update("".join(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n" for name, stat in sorted(stats.items()))
+                  .encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _verify_files(entries: list[Entry], files: dict[str, os.DirEntry[str]], stats: dict[str, os.stat_result],
+                  directory: Path | None) -> bool:
+    """True when every file has the manifest's checksum (by the stat index, else by hashing it)."""
+    index = cache.StatIndex.load(directory)
+    for entry in entries:
+        stat = stats[entry.name]
+        known = index.trusted(entry.name, stat)
+        if known is not None and known.checksum == entry.checksum and known.revision == entry.revision:
+            continue
+        try:
+            checksum = checksum_of(Path(files[entry.name].path).read_bytes())
+        except OSError:
+            return False
+        if checksum != entry.checksum:
+            return False
+        old = index.entries.get(entry.name)
+        message = old.message if old is not None and old.checksum == checksum else None
+        index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, checksum, entry.revision, entry.parent,
+                                               message))
+    index.save()
+    return True

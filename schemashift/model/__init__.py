@@ -1,0 +1,1 @@
+"""The neutral schema model: tables, columns, constraints, types. No SQLAlchemy, no database."""

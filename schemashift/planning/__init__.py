@@ -1,0 +1,1 @@
+"""Plans as data before anything runs: steps, data protection, offline SQL, lint."""

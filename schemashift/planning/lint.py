@@ -1,0 +1,408 @@
+"""Lint: what a migration will do to a live database, before it runs.
+
+Each rule has a stable code (``SS`` and three digits; the groups are listed in
+`GROUPS`) and looks at one resolved operation with the schema before it, judged
+for the database the selected environment uses (its dialect's declared
+capabilities, never its name). Raw ``ExecuteSQL`` is parsed where a parser for
+that database is installed (pglast for PostgreSQL) and checked by the same rules;
+what cannot be parsed is reported as unchecked (SS501), never skipped silently.
+
+Operations on a table created earlier in the same migration are not findings for
+the blocking rules: nobody else can be using that table yet.
+
+A migration suppresses a finding with ``allow(operation, SS201="why it is fine")``
+around the operation in its list; the finding is still listed, marked allowed,
+with the reason, and does not fail the run. `docs/lint.md` lists every code with
+the squawk rule and the Atlas analyzer it corresponds to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from schemashift import operations as ops
+from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, Schema, UniqueConstraint
+from schemashift.model.types import INTEGER_KINDS, Type
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+    from schemashift.history.scripts import Migration
+
+GROUPS = {"SS1": "destructive", "SS2": "blocking", "SS3": "backward-incompatible", "SS4": "MySQL/MariaDB",
+          "SS5": "raw SQL"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One lint rule: its code, a title, why it matters, and the safe alternative."""
+
+    code: str
+    title: str
+    why: str
+    fix: str
+
+
+RULES: dict[str, Rule] = {rule.code: rule for rule in (
+    Rule("SS101", "drop table", "the table and every row in it are gone; running code that reads it fails",
+         "stop using the table in a release first; keep a backup (schemashift keeps one unless keep_data is off)"),
+    Rule("SS102", "drop column", "the column's values are gone; running code that selects it fails",
+         "stop reading and writing the column in a release first, then drop it"),
+    Rule("SS103", "narrowing type", "values that do not fit the new type are cut or make the statement fail",
+         "check the longest value first, or add a new column, copy, and switch over"),
+    Rule("SS104", "enum value removed", "rows still holding the value stop the migration; running code may still write it",
+         "move the rows to another value (ExecuteSQL with a reverse) in an earlier migration"),
+    Rule("SS201", "index built without CONCURRENTLY", "CREATE INDEX blocks every write to the table while it builds",
+         "CREATE INDEX CONCURRENTLY outside the transaction (schemashift safe mode)"),
+    Rule("SS202", "foreign key validated in place", "ADD FOREIGN KEY scans the table holding SHARE ROW EXCLUSIVE "
+         "locks on both tables, blocking writes to each", "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
+    Rule("SS203", "check validated in place", "ADD CHECK scans the whole table while blocking writes",
+         "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
+    Rule("SS204", "NOT NULL set by a scan", "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
+         "add CHECK (col IS NOT NULL) NOT VALID, validate it, then SET NOT NULL (no scan) and drop the check"),
+    Rule("SS205", "table rewrite by type change", "the table is rewritten under an ACCESS EXCLUSIVE lock: "
+         "no reads or writes until it is done", "add a new column, backfill in batches, switch over, drop the old one"),
+    Rule("SS206", "table rewrite by volatile default", "a column added with a volatile default (or an identity/"
+         "serial) rewrites the whole table under an ACCESS EXCLUSIVE lock",
+         "add the column without the default, backfill in batches, then set the default"),
+    Rule("SS207", "unique key or primary key built by a scan", "ADD UNIQUE / PRIMARY KEY builds its index while "
+         "blocking writes", "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX"),
+    Rule("SS208", "no lock_timeout", "a statement waiting for its lock queues every later query on the table "
+         "behind it", "SET lock_timeout (a few seconds) and retry; schemashift safe mode does"),
+    Rule("SS209", "no statement_timeout", "a slow statement holds its locks for as long as it runs",
+         "set statement_timeout for the environment"),
+    Rule("SS301", "table renamed", "running code still uses the old name until it is redeployed",
+         "create a view under the old name for the switch-over, or rename in a release of its own"),
+    Rule("SS302", "column renamed", "running code still uses the old name until it is redeployed",
+         "add the new column, write both, backfill, switch reads, then drop the old one"),
+    Rule("SS303", "NOT NULL column without default", "running code that inserts rows without the column fails",
+         "add it with a server default, or nullable, then tighten after the code is deployed"),
+    Rule("SS401", "ALTER that copies the table", "the change cannot run INSTANT or INPLACE with LOCK=NONE: "
+         "MySQL/MariaDB copies the table and blocks writes", "add a new column and backfill, or use an online "
+         "schema-change tool"),
+    Rule("SS402", "enum values reordered or removed", "changing an ENUM other than appending copies the table",
+         "only append values; remove unused ones in a quiet period"),
+    Rule("SS501", "raw SQL not checked", "the SQL could not be parsed, so no rule could look at it",
+         "review it by hand, or split it into statements the parser reads"),
+)}
+
+#: PostgreSQL functions whose default value differs per row (adding such a column rewrites the table).
+VOLATILE = ("random(", "gen_random_uuid(", "uuid_generate_v", "clock_timestamp(", "nextval(", "timeofday(")
+#: Blocking rules that concern a table only when it existed before the migration.
+ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS303", "SS401", "SS402")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule hit: where (file, revision, operation index and text) and what."""
+
+    code: str
+    title: str
+    file: str
+    revision: str
+    operation: int
+    what: str
+    why: str
+    fix: str
+    allowed: str | None = None
+
+    def line(self) -> str:
+        """One line for humans."""
+        allowed = f" [allowed: {self.allowed}]" if self.allowed is not None else ""
+        where = f"op {self.operation + 1}" if self.operation >= 0 else "migration"
+        return (f"{self.code} {self.file} {where} ({self.what}): {self.title}: {self.why}; "
+                f"instead: {self.fix}{allowed}")
+
+
+# --------------------------------------------------------------------------- suppression
+
+
+_ALLOWED: dict[int, tuple[ops.Operation, dict[str, str]]] = {}
+
+
+def allow(operation: ops.Operation, **codes: str) -> ops.Operation:
+    """Mark `operation` (in a migration's list) as accepted for the lint codes given, each with its reason.
+
+        operations = [allow(CreateIndex("t", Index("ix_t_a", ("a",))), SS201="t holds 40 rows")]
+    """
+    for code, reason in codes.items():
+        if code not in RULES or not str(reason).strip():
+            raise ValueError(f"allow({code}=...): a known lint code and a reason are needed")
+    _ALLOWED[id(operation)] = (operation, {code: str(reason) for code, reason in codes.items()})
+    return operation
+
+
+def allowed_codes(operation: ops.Operation) -> dict[str, str]:
+    """The codes `allow` accepted for `operation`, with their reasons."""
+    entry = _ALLOWED.get(id(operation))
+    return entry[1] if entry is not None and entry[0] is operation else {}
+
+
+# --------------------------------------------------------------------------- rules on operations
+
+
+@dataclass
+class Context:
+    """What a rule sees: the resolved operation, the schema before it, what the migration created, the dialect."""
+
+    operation: ops.Operation
+    before: Schema
+    created: set[str]
+    dialect: "Dialect"
+    env_statement_timeout: float | None = None
+
+
+def _narrower(old: Type, new: Type) -> bool:
+    """True when `new` cannot hold every value of `old`."""
+    if old.kind in INTEGER_KINDS and new.kind in INTEGER_KINDS:
+        return INTEGER_KINDS.index(new.kind) < INTEGER_KINDS.index(old.kind)
+    if old.kind != new.kind:
+        return not (old.kind == "string" and new.kind == "text")
+    for attribute in ("length", "precision", "scale"):
+        before, after = getattr(old, attribute), getattr(new, attribute)
+        if after is not None and (before is None or after < before):
+            return True
+    return False
+
+
+def _rewrites_on_type_change(old: Type, new: Type) -> bool:
+    """True when PostgreSQL rewrites the table for this type change (widening a varchar or to text does not)."""
+    if old == new:
+        return False
+    if old.kind == "string" and new.kind in ("string", "text"):
+        return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
+    if old.kind == "numeric" and new.kind == "numeric":
+        return (new.scale != old.scale) or (new.precision is not None and (old.precision is None or new.precision < old.precision))
+    return True
+
+
+def destructive(ctx: Context) -> Iterator[str]:
+    """SS101-SS104."""
+    op = ctx.operation
+    if isinstance(op, ops.DropTable):
+        yield "SS101"
+    elif isinstance(op, ops.DropColumn):
+        yield "SS102"
+    elif isinstance(op, ops.AlterColumn) and op.old is not None:
+        if op.old.type.kind == "enum" and op.new.type.kind == "enum":
+            if set(op.old.type.values) - set(op.new.type.values):
+                yield "SS104"
+        elif _narrower(op.old.type, op.new.type):
+            yield "SS103"
+
+
+def blocking(ctx: Context) -> Iterator[str]:
+    """SS201-SS207 where the database offers a non-blocking form (PostgreSQL)."""
+    op, dialect = ctx.operation, ctx.dialect
+    if isinstance(op, ops.CreateIndex) and dialect.concurrent_index:
+        yield "SS201"
+    elif isinstance(op, ops.AddConstraint) and dialect.not_valid_constraints:
+        yield from _constraint_codes(op.constraint)
+    elif isinstance(op, ops.AlterColumn) and op.old is not None and dialect.not_valid_constraints:
+        if op.old.nullable and not op.new.nullable:
+            yield "SS204"
+        if _rewrites_on_type_change(op.old.type, op.new.type):
+            yield "SS205"
+    elif isinstance(op, ops.AddColumn) and dialect.not_valid_constraints and _volatile(op):
+        yield "SS206"
+
+
+def _constraint_codes(constraint: Any) -> Iterator[str]:
+    if isinstance(constraint, ForeignKey):
+        yield "SS202"
+    elif isinstance(constraint, CheckConstraint):
+        yield "SS203"
+    elif isinstance(constraint, (UniqueConstraint, PrimaryKey)):
+        yield "SS207"
+
+
+def _volatile(op: ops.AddColumn) -> bool:
+    column = op.column
+    default = (column.default or "").lower().replace(" ", "")
+    if any(name in default for name in VOLATILE):
+        return True
+    return column.identity is not None or (column.computed is not None and column.computed.persisted is not False)
+
+
+def incompatible(ctx: Context) -> Iterator[str]:
+    """SS301-SS303."""
+    op = ctx.operation
+    if isinstance(op, ops.RenameTable):
+        yield "SS301"
+    elif isinstance(op, ops.RenameColumn):
+        yield "SS302"
+    elif isinstance(op, ops.AddColumn):
+        column = op.column
+        if not column.nullable and column.default is None and column.identity is None and column.computed is None \
+                and not column.autoincrement:
+            yield "SS303"  # a one-off fill serves the rows already there, not the inserts of running code
+
+
+def online_alter(ctx: Context) -> Iterator[str]:
+    """SS401-SS402 on databases with online ALTER algorithms (MySQL/MariaDB)."""
+    op = ctx.operation
+    if not ctx.dialect.online_alter or not isinstance(op, ops.AlterColumn) or op.old is None:
+        return
+    old, new = op.old.type, op.new.type
+    if old.kind == "enum" and new.kind == "enum":
+        if new.values[: len(old.values)] != old.values:
+            yield "SS402"
+    elif old != new and not _instant_widening(old, new):
+        yield "SS401"
+
+
+def _instant_widening(old: Type, new: Type) -> bool:
+    """VARCHAR widened within the same length-byte class runs INPLACE (255 bytes is the boundary)."""
+    if old.kind == new.kind == "string" and old.length and new.length and new.length >= old.length:
+        return (old.length * 4 <= 255) == (new.length * 4 <= 255) and old.collation == new.collation
+    return False
+
+
+RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocking, incompatible, online_alter)
+
+
+# --------------------------------------------------------------------------- raw SQL (PostgreSQL via pglast)
+
+
+def sql_codes(sql: str) -> list[str] | None:
+    """The codes PostgreSQL `sql` hits, or None when it cannot be parsed (or pglast is not installed)."""
+    try:
+        import pglast  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    try:
+        tree = pglast.parse_sql(sql)
+    except Exception:  # noqa: BLE001 - any parse failure means "not checked"
+        return None
+    codes: list[str] = []
+    for raw in tree:
+        codes.extend(_statement_codes(raw.stmt))
+    return codes
+
+
+def _statement_codes(node: Any) -> Iterator[str]:
+    kind = type(node).__name__
+    if kind == "IndexStmt" and not node.concurrent:
+        yield "SS201"
+    elif kind == "DropStmt" and str(node.removeType).endswith("OBJECT_TABLE"):
+        yield "SS101"
+    elif kind == "RenameStmt":
+        yield "SS302" if str(node.renameType).endswith("OBJECT_COLUMN") else "SS301"
+    elif kind == "AlterTableStmt":
+        for command in node.cmds or ():
+            yield from _alter_codes(command)
+
+
+def _alter_codes(command: Any) -> Iterator[str]:
+    subtype = str(command.subtype).rsplit(".", 1)[-1]
+    if subtype == "AT_DropColumn":
+        yield "SS102"
+    elif subtype == "AT_SetNotNull":
+        yield "SS204"
+    elif subtype == "AT_AlterColumnType":
+        yield "SS205"
+    elif subtype == "AT_AddConstraint" and command.def_ is not None:
+        constraint = command.def_
+        contype = str(constraint.contype).rsplit(".", 1)[-1]
+        if constraint.skip_validation:
+            return
+        yield from {"CONSTR_FOREIGN": ["SS202"], "CONSTR_CHECK": ["SS203"], "CONSTR_UNIQUE": ["SS207"],
+                    "CONSTR_PRIMARY": ["SS207"]}.get(contype, [])
+
+
+# --------------------------------------------------------------------------- running
+
+
+def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *,
+                   statement_timeout: float | None = None) -> list[Finding]:
+    """Every finding of `migration`, applied to `before`, for `dialect`."""
+    findings: list[Finding] = []
+    created: set[str] = set()
+    state = before
+    blocking_ops = 0
+    for index, original in enumerate(migration.operations):
+        resolved = original.resolve(state)
+        ctx = Context(resolved, state, created, dialect, statement_timeout)
+        codes = list(_codes(ctx, dialect))
+        if _locks_existing_table(resolved, created) or any(code.startswith("SS2") for code in codes):
+            blocking_ops += 1
+        findings.extend(_finding(code, migration, index, resolved, allowed_codes(original)) for code in codes)
+        if isinstance(resolved, ops.CreateTable):
+            created.add(resolved.table.key)
+        state = resolved.apply(state)
+    if blocking_ops and dialect.not_valid_constraints:
+        findings.extend(_timeouts(migration, statement_timeout))
+    return findings
+
+
+def _locks_existing_table(op: ops.Operation, created: set[str]) -> bool:
+    """True for DDL on a table that existed before the migration (every ALTER takes a strong lock)."""
+    if op.data_only or isinstance(op, (ops.CreateTable, ops.CreateSequence, ops.DropSequence, ops.AlterSequence)):
+        return False
+    return op.table_key is not None and op.table_key not in created
+
+
+def _codes(ctx: Context, dialect: "Dialect") -> Iterator[str]:
+    op = ctx.operation
+    if isinstance(op, ops.ExecuteSQL):
+        if op.dialects and dialect.name not in op.dialects:
+            return
+        found = sql_codes(op.sql) if dialect.not_valid_constraints else []
+        yield from (found if found is not None else ["SS501"])
+        return
+    on_new_table = op.table_key is not None and op.table_key in ctx.created
+    for rules in RULE_SETS:
+        for code in rules(ctx):
+            if not (on_new_table and code in ON_EXISTING):
+                yield code
+
+
+def _finding(code: str, migration: "Migration", index: int, op: ops.Operation, allowed: dict[str, str]) -> Finding:
+    rule = RULES[code]
+    return Finding(code, rule.title, migration.path.name, migration.revision, index, op.describe(), rule.why,
+                   rule.fix, allowed.get(code))
+
+
+def _timeouts(migration: "Migration", statement_timeout: float | None) -> list[Finding]:
+    """SS208 (always, until safe mode sets it) and SS209 (no statement_timeout in the environment)."""
+    allowed: dict[str, str] = {}
+    for operation in migration.operations:
+        allowed.update(allowed_codes(operation))
+    codes = ["SS208"] + (["SS209"] if statement_timeout is None else [])
+    return [Finding(code, RULES[code].title, migration.path.name, migration.revision, -1, "the whole migration",
+                    RULES[code].why, RULES[code].fix, allowed.get(code)) for code in codes]
+
+
+def failing(findings: list[Finding]) -> list[Finding]:
+    """The findings not allowed by a suppression."""
+    return [finding for finding in findings if finding.allowed is None]
+
+
+def as_json(findings: list[Finding]) -> str:
+    """The findings as a JSON array of objects (stable keys: see `Finding`)."""
+    return json.dumps([asdict(finding) for finding in findings], indent=2)
+
+
+def as_sarif(findings: list[Finding], folder: str) -> str:
+    """The findings as a SARIF 2.1.0 log (one run, one result per finding; allowed ones as suppressed)."""
+    used = sorted({finding.code for finding in findings})
+    rules = [{"id": code, "name": RULES[code].title, "shortDescription": {"text": RULES[code].title},
+              "fullDescription": {"text": RULES[code].why}, "help": {"text": RULES[code].fix}} for code in used]
+    results = []
+    for finding in findings:
+        result: dict[str, Any] = {
+            "ruleId": finding.code, "level": "warning",
+            "message": {"text": f"{finding.what}: {finding.why}; instead: {finding.fix}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f"{folder}/{finding.file}"}}}],
+        }
+        if finding.allowed is not None:
+            result["suppressions"] = [{"kind": "inSource", "justification": finding.allowed}]
+        results.append(result)
+    log = {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+           "runs": [{"tool": {"driver": {"name": "schemashift", "rules": rules}}, "results": results}]}
+    return json.dumps(log, indent=2)
+
+
+__all__ = ["RULES", "GROUPS", "Rule", "Finding", "allow", "lint_migration", "failing", "as_json", "as_sarif",
+           "sql_codes"]

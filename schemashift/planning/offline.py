@@ -1,0 +1,257 @@
+"""Offline SQL (`--sql`): a plan rendered as a script a DBA can read and run.
+
+A script is a header line, the version tables' ``CREATE TABLE`` when the
+database is empty, then one block per step (its statements and version-table
+row, in ``BEGIN``/``COMMIT`` where the step is atomic).
+
+The blocks of ``upgrade --sql --from REV`` are also remembered in the project
+cache (`schemashift.history.cache.compiled_path`): per environment settings that shape
+the SQL (`ScriptKey`), each up-step's block under the hash of the chain through
+its revision (`cache.chain_keys`), for this exact schemashift and SQLAlchemy
+code (`cache.source_key`). `cached_script` answers a later run with the standard
+library alone (no SQLAlchemy, no migration modules) when the manifest verifies
+the folder (`manifest.verified_entries`) and every block is cached; an edited,
+added or reordered migration changes the chain hash of its own block and of
+every later one, so those are compiled afresh. Blocks that keep data before a
+destructive operation (`backups.KeepData`) are never cached: they record the
+time they were compiled, so such ranges always take the full path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from schemashift.planning.plan import Plan, Step
+    from schemashift.history.scripts import History
+    from schemashift.runtime.versions import Recorder
+
+
+def _compiled(statement: "sa.sql.ClauseElement", dialect: "sa.engine.Dialect") -> str:
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip()
+
+
+class _VersionSql:
+    """The version-table INSERT (up) or DELETE (down) of each step, compiled once per direction.
+
+    SQLAlchemy compiles each statement with placeholder values; every step then
+    gets its own values rendered by the same literal processors of the column
+    types (compiling thousands of statements one by one dominated `--sql`).
+    """
+
+    _NUMBER = 7_364_019_283_551  # stands for statements_done in the template
+
+    def __init__(self, recorder: "Recorder", dialect: "sa.engine.Dialect") -> None:
+        self.table = recorder.version
+        self.dialect = dialect
+        self._parts: dict[str, list[str | tuple[str, ...]]] = {}
+        self._compiler = self.table.insert().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+
+    def _render(self, column: str, value: object) -> str:
+        if value is None:
+            return "NULL"
+        return self._compiler.render_literal_value(value, self.table.c[column].type)
+
+    def _template(self, direction: str) -> list[str | tuple[str, ...]]:
+        from schemashift.planning.plan import UP
+        from schemashift.runtime.versions import APPLIED
+
+        if direction in self._parts:
+            return self._parts[direction]
+        table = self.table
+        marks = {name: f"\x02{name}\x03" for name in ("revision", "parent", "checksum", "message")}
+        if direction == UP:
+            statement = table.insert().values(**marks, state=APPLIED, direction="up", statements_done=self._NUMBER)
+        else:
+            statement = table.delete().where(table.c.revision == marks["revision"])
+        text = _compiled(statement, self.dialect)
+        found = {self._render(name, mark): name for name, mark in marks.items()}
+        found[str(self._NUMBER)] = "statements_done"
+        parts: list[str | tuple[str, ...]] = []
+        while text:
+            hits = [(text.find(rendered), rendered) for rendered in found if rendered in text]
+            if not hits:
+                parts.append(text)
+                break
+            position, rendered = min(hits)
+            parts.extend([text[:position], (found[rendered],)])
+            text = text[position + len(rendered):]
+        self._parts[direction] = parts
+        return parts
+
+    def sql(self, step: "Step") -> str:
+        """The statement that records `step` in the version table."""
+        migration = step.migration
+        values = {"revision": migration.revision, "parent": migration.parent, "checksum": migration.checksum,
+                  "message": migration.message[:255], "statements_done": len(step.statements)}
+        return "".join(part if isinstance(part, str) else self._render(part[0], values[part[0]])
+                       for part in self._template(step.direction))
+
+
+class ScriptKey(NamedTuple):
+    """The settings besides the migrations that shape an offline script (its cache file is named by them)."""
+
+    backend: str  #: the URL's database name (postgresql, mysql, mariadb, sqlite)
+    version_table: str
+    schema: str | None
+    keep_data: bool
+    allow_data_loss: bool
+
+    def name(self) -> str:
+        """A file name for these settings."""
+        return hashlib.sha256(json.dumps(list(self)).encode("utf-8")).hexdigest()[:20]
+
+
+def _header(direction: str, start: str | None, target: str | None, dialect_name: str) -> str:
+    return f"-- schemashift {direction}grade: {start or 'base'} -> {target or 'base'} ({dialect_name})"
+
+
+def _step_block(step: "Step", version_sql: _VersionSql) -> str:
+    """The lines of one step, starting with an empty one, joined."""
+    from schemashift.planning.plan import UP
+
+    verb = "apply" if step.direction == UP else "revert"
+    lines = ["", f"-- {verb} {step.label}: {step.migration.message}"]
+    transactional = step.atomic  # not around statements PostgreSQL refuses in a transaction (… CONCURRENTLY)
+    if transactional:
+        lines.append("BEGIN;")
+    for statement in step.statements:
+        lines.append(statement.describe().strip() + ("" if statement.sql is None else ";"))
+    lines.append(version_sql.sql(step) + ";")
+    if transactional:
+        lines.append("COMMIT;")
+    return "\n".join(lines)
+
+
+def offline_script(plan: "Plan", recorder: "Recorder", *, create_version_table: bool | None = None,
+                   remember: "tuple[History, ScriptKey] | None" = None) -> str:
+    """The SQL of `plan`, one statement per line group, each ended by ``;``.
+
+    With `remember` (the plan's history and the settings that shaped it), the
+    blocks of an upgrade are saved for `cached_script`.
+    """
+    from sqlalchemy.schema import CreateTable
+
+    dialect = plan.dialect.sa_dialect()
+    header = _header(plan.direction, plan.start, plan.target, plan.dialect.name)
+    if plan.empty:
+        return f"{header}\n-- nothing to do"
+    if create_version_table is None:
+        create_version_table = not recorder.exists()
+    creates = [_compiled(CreateTable(table), dialect) + ";" for table in (recorder.version, recorder.history)]
+    version_sql = _VersionSql(recorder, dialect)
+    blocks = [_step_block(step, version_sql) for step in plan.steps]
+    if remember is not None:
+        _remember(plan, blocks, "\n".join(creates), *remember)
+    return "\n".join([header, *(creates if create_version_table else ()), *blocks])
+
+
+# -- the cache of compiled scripts -------------------------------------------------
+
+
+def _pack_path(cache_dir: "Path", key: ScriptKey) -> "Path":
+    from schemashift.history import cache
+
+    return cache.compiled_path(cache_dir, f"offline-{key.name()}")
+
+
+def _remember(plan: "Plan", blocks: list[str], creates: str, history: "History", key: ScriptKey) -> None:
+    """Save the blocks of an upgrade plan under the chain keys of their revisions (for this chain only).
+
+    Blocks that keep data are left out: their registry row holds the time of compiling.
+    """
+    from schemashift.history import cache
+    from schemashift.planning.backups import KeepData
+    from schemashift.planning.plan import UP
+
+    directory = getattr(history, "cache_dir", None)
+    if directory is None or plan.direction != UP:
+        return
+    path = _pack_path(directory, key)
+    keys = cache.chain_keys(history)
+    data = cache.load_compiled(path) or {}
+    old = data.get("steps") if data.get("dialect") == plan.dialect.name else None
+    wanted = set(keys)
+    steps = {k: v for k, v in old.items() if k in wanted} if isinstance(old, dict) else {}
+    for step, block in zip(plan.steps, blocks):
+        if not any(isinstance(operation, KeepData) for operation in step.operations):
+            steps[keys[history.index(step.migration.revision)]] = [step.migration.path.name, block]
+    cache.store_compiled(path, {"dialect": plan.dialect.name, "creates": creates, "steps": steps})
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\+[A-Za-z0-9_.]*)?://")
+
+
+def cached_script(args: Any) -> str | None:
+    """The script of ``upgrade --sql --from REV`` (CLI options `args`) from the cache; None when not certain.
+
+    Only exact revision ids, ``base`` and ``head`` are understood here; anything
+    else, an unverified folder or one missing block, and the full path runs (and
+    fills the cache).
+    """
+    try:
+        return _cached_script(args)
+    except Exception:  # noqa: BLE001 - the cached path never fails a command: the full path runs instead
+        return None
+
+
+def _cached_script(args: Any) -> str | None:
+    from schemashift.history import cache
+    from schemashift.history import manifest
+    from schemashift.config import load_config
+    from schemashift.dialects import REGISTRY
+
+    if not getattr(args, "sql", False) or getattr(args, "from_revision", None) is None:
+        return None
+    config = load_config(args.config)
+    env = config.env(args.env, url=args.url)
+    scheme = _SCHEME.match(env.url or "")
+    if scheme is None or scheme.group(1) not in REGISTRY:
+        return None
+    entries = manifest.verified_entries(config.migrations_dir, config.root)
+    if not entries:
+        return None
+    revisions = {entry.revision: position for position, entry in enumerate(entries)}
+    start = _position(args.from_revision, revisions, entries)
+    target = _position(getattr(args, "target", "head"), revisions, entries)
+    if start is None or target is None or start >= target:
+        return None
+    allow = bool(getattr(args, "allow_data_loss", False)) or env.allow_data_loss
+    key = ScriptKey(scheme.group(1), env.version_table, env.schema, env.keep_data, allow)
+    data = cache.load_compiled(_pack_path(cache.folder_cache(config.root, config.migrations_dir), key))
+    if data is None:
+        return None
+    steps, creates, dialect = data.get("steps"), data.get("creates"), data.get("dialect")
+    if not isinstance(steps, dict) or not isinstance(creates, str) or not isinstance(dialect, str):
+        return None
+    keys = cache.chain_keys_of((entry.revision, entry.parent, entry.checksum) for entry in entries[: target + 1])
+    blocks: list[str] = []
+    for position in range(start + 1, target + 1):
+        found = steps.get(keys[position])
+        if not (isinstance(found, list) and len(found) == 2 and found[0] == entries[position].name):
+            return None
+        blocks.append(found[1])
+    first = entries[start].revision if start >= 0 else None
+    head = [_header("up", first, entries[target].revision, dialect)]
+    if start < 0:
+        head.append(creates)
+    return "\n".join([*head, *blocks])
+
+
+def _position(name: str | None, revisions: dict[str, int], entries: list[Any]) -> int | None:
+    """The chain position `name` denotes (-1: base), for ``base``, ``head`` and exact ids; else None."""
+    if name is None:
+        return None
+    name = name.strip()
+    if name == "base":
+        return -1
+    if name == "head":
+        return len(entries) - 1
+    return revisions.get(name)

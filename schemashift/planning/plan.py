@@ -1,0 +1,174 @@
+"""Plans: what an upgrade or downgrade will do, as data, before anything runs.
+
+The same `Plan` gives `--dry-run` (its lines), `--sql` (its statements), lint and
+execution. Down steps are derived: each migration's operations are resolved
+against the schema before it and inverted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from schemashift.errors import IrreversibleError
+from schemashift.operations import Operation, RunPython, invert_all, resolve_all
+from schemashift.model.schema import Schema
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+    from schemashift.history.scripts import History, Migration
+
+UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One executable unit: SQL text, or a Python callable for `RunPython`."""
+
+    operation: Operation
+    sql: str | None = None
+    python: Callable[[Any], None] | None = None
+
+    def describe(self) -> str:
+        """The SQL, or the Python function's name."""
+        if self.sql is not None:
+            return self.sql
+        return f"-- Python: {getattr(self.python, '__name__', 'callable')}()"
+
+
+@dataclass
+class Step:
+    """One migration run in one direction."""
+
+    migration: "Migration"
+    direction: str
+    operations: list[Operation]
+    statements: list[Statement]
+    before: Schema
+    after: Schema
+    plan_dialect: "Dialect"
+
+    @property
+    def atomic(self) -> bool:
+        """True when the whole step can run in one transaction with its version row."""
+        if not self.plan_dialect.transactional_ddl:
+            return False
+        return all(s.sql is None or self.plan_dialect.runs_in_transaction(s.sql) for s in self.statements)
+
+    @property
+    def revision_after(self) -> str | None:
+        """The database's revision once this step is done."""
+        return self.migration.revision if self.direction == UP else self.migration.parent
+
+    @property
+    def label(self) -> str:
+        """``0002_add_email (3f2a9c1b7d4e)``."""
+        return f"{self.migration.path.stem} ({self.migration.revision})"
+
+
+@dataclass
+class Plan:
+    """Ordered steps from `start` to `target` on one dialect."""
+
+    dialect: "Dialect"
+    direction: str
+    start: str | None
+    target: str | None
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to run."""
+        return not self.steps
+
+    def lines(self) -> list[str]:
+        """The plan for humans (``--dry-run``)."""
+        if self.empty:
+            return [f"Nothing to do: the database is at {self.start or 'base'}."]
+        verb = "Upgrade" if self.direction == UP else "Downgrade"
+        out = [f"{verb} plan on {self.dialect.name}: {self.start or 'base'} -> {self.target or 'base'}"]
+        for step in self.steps:
+            arrow = "apply" if step.direction == UP else "revert"
+            out.append(f"  {arrow} {step.label}: {step.migration.message}")
+            for operation in step.operations:
+                out.append(f"    - {operation.describe()}")
+        return out
+
+
+def states_along(history: "History") -> dict[str | None, Schema]:
+    """The schema after each revision of the chain (None: the empty base)."""
+    states: dict[str | None, Schema] = {None: Schema()}
+    state = Schema()
+    for migration in history.chain:
+        _, state = resolve_all(migration.operations, state)
+        states[migration.revision] = state
+    return states
+
+
+def _compile(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+    statements: list[Statement] = []
+    for operation in operations:
+        after = operation.apply(state)
+        if isinstance(operation, RunPython):
+            statements.append(Statement(operation, python=operation.forward))
+        else:
+            statements.extend(Statement(operation, sql=sql) for sql in dialect.compile(operation, state, after))
+        state = after
+    return statements, state
+
+
+def compile_operations(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+    """The statements that run `operations` on a database at schema `state`, and the schema after them."""
+    return _compile(dialect, operations, state)
+
+
+def up_step(dialect: "Dialect", migration: "Migration", before: Schema) -> Step:
+    """The step that applies `migration` to a database at schema `before`."""
+    resolved, _ = resolve_all(migration.operations, before)
+    statements, after = _compile(dialect, resolved, before)
+    return Step(migration, UP, resolved, statements, before, after, dialect)
+
+
+def down_step(dialect: "Dialect", migration: "Migration", before_migration: Schema) -> Step:
+    """The step that reverts `migration`; `before_migration` is the schema at its parent."""
+    resolved, after_migration = resolve_all(migration.operations, before_migration)
+    try:
+        inverses = invert_all(resolved)
+    except IrreversibleError as exc:
+        raise IrreversibleError(
+            f"cannot downgrade {migration.path.name} ({migration.revision}): {exc}; nothing was changed"
+        ) from None
+    statements, after = _compile(dialect, inverses, after_migration)
+    return Step(migration, DOWN, inverses, statements, after_migration, after, dialect)
+
+
+def build_plan(history: "History", dialect: "Dialect", current: str | None, target: str | None) -> Plan:
+    """The plan that moves a database at `current` to `target` (either direction).
+
+    Only the migrations between the two are imported and replayed: the state at
+    the lower end comes from `schemashift.history.cache` (memory, disk, or a replay).
+    """
+    from schemashift.history import cache
+
+    position = history.index(current) if current else -1
+    goal = history.index(target) if target else -1
+    if goal >= position:
+        plan = Plan(dialect, UP, current, target)
+        state = cache.state_at(history, current)
+        for migration in history.upgrade_path(current, target):
+            step = up_step(dialect, migration, state)
+            plan.steps.append(step)
+            state = step.after
+            cache.advance(history, migration.revision, state)
+        if plan.steps:
+            cache.persist(history, target)
+        return plan
+    plan = Plan(dialect, DOWN, current, target)
+    state = cache.state_at(history, target)
+    befores: dict[str | None, Schema] = {target: state}
+    for migration in history.chain[goal + 1 : position]:  # the parents of the reverted migrations
+        _, state = resolve_all(migration.operations, state)
+        befores[migration.revision] = state
+    for migration in history.downgrade_path(current, target):
+        plan.steps.append(down_step(dialect, migration, befores[migration.parent]))
+    return plan

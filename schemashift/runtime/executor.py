@@ -1,0 +1,477 @@
+"""Running a plan against a database, recording every step.
+
+Where the dialect has transactional DDL, each migration and its version-table
+row commit together or not at all (on PostgreSQL without waiting for the disk
+until the run's last step, see `Executor.run`). Elsewhere each statement is
+journaled in the version row before and after it runs, so a failure or a crash
+leaves a row that says exactly how far the migration got; journal writes that
+can share a commit do (a step's first row with its first "running" mark, a
+step's finish with the next step's first row).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from schemashift.errors import ExecutionError, mask_secrets
+from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
+from schemashift.support.progress import Reporter
+from schemashift.sacompat import driver_in_transaction
+from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, Recorder, now
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+
+Output = Callable[[str], None]
+
+
+@dataclass
+class MigrationContext:
+    """What a Python data migration receives: ``ctx.connection``, ``ctx.dialect``, ``ctx.env``, ``ctx.vars``."""
+
+    connection: sa.Connection
+    dialect: str
+    env: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def execute(self, sql: str | sa.Executable, params: dict[str, Any] | None = None) -> sa.CursorResult[Any]:
+        """Run SQL text (or a SQLAlchemy statement) on the migration's connection."""
+        statement = sa.text(sql) if isinstance(sql, str) else sql
+        return self.connection.execute(statement, params or {})
+
+
+def _error_text(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return mask_secrets(" ".join(str(original).split()))[:500]
+
+
+@contextmanager
+def transaction(connection: sa.Connection) -> Iterator[None]:
+    """A real transaction around DDL, including on pysqlite (which would otherwise autocommit DDL)."""
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        raw = connection.connection.dbapi_connection
+        if connection.dialect.name == "sqlite" and raw is not None and not driver_in_transaction(raw):
+            connection.exec_driver_sql("BEGIN")
+        yield
+
+
+@contextmanager
+def foreign_keys_relaxed(connection: sa.Connection, needed: bool) -> Iterator[None]:
+    """Turn SQLite foreign-key enforcement off around table rebuilds, then restore and check it."""
+    if not needed:
+        yield
+        return
+    if connection.in_transaction():
+        connection.commit()
+    was_on = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    connection.commit()
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        if was_on:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+class Executor:
+    """Runs plans on one connection, writing the version and history tables."""
+
+    def __init__(self, connection: sa.Connection, recorder: Recorder, context: MigrationContext, out: Output,
+                 reporter: Reporter | None = None) -> None:
+        self.connection = connection
+        self.recorder = recorder
+        self.context = context
+        self.out = out
+        self.reporter = reporter or Reporter(out)  # told of each migration and statement (progress display)
+        self._deferred: tuple["Dialect", object] | None = None  # see `run`
+        self._open = False  # a statement awaits the next commit (see `_run_uncommitted`)
+
+    def run(self, plan: Plan) -> None:
+        """Run every step of `plan` in order; stop at the first failure.
+
+        Before the last step, atomic steps may commit without waiting for the
+        disk (`Dialect.defer_durability`: PostgreSQL's ``synchronous_commit =
+        off``). That is safe because each such commit holds a whole migration with
+        its version and history rows: a server crash can only lose the last few
+        of them entirely, and the database then says truthfully that they are
+        not applied. The last step, every journaled step and the history row of a
+        failure commit durably again, and a durable commit makes every earlier
+        one durable too, so a run that ends (in success or a failed migration) has all of it on disk.
+        """
+        steps = plan.steps
+        with foreign_keys_relaxed(self.connection, plan.dialect.rebuilds_tables):
+            if len(steps) > 1:
+                token = plan.dialect.defer_durability(self.connection)
+                self._deferred = None if token is None else (plan.dialect, token)
+            try:
+                self._run_steps(steps)
+            finally:
+                self.reporter.finished()
+                self._durable(failed=True)
+
+    def _run_steps(self, steps: list[Step]) -> None:
+        pending: _Finish | None = None  # a journaled step's last journal write, committed with the next one
+        for index, step in enumerate(steps):
+            if index == len(steps) - 1 or not step.atomic:
+                self._durable()
+            self.reporter.migration_started(step.label, index + 1, len(steps), len(step.statements))
+            if step.atomic:
+                self._settle(pending)
+                pending = None
+                started = time.perf_counter()
+                self._run_atomic(step)
+                self._announce(step, (time.perf_counter() - started) * 1000)
+            else:
+                pending = self._run_journaled(step, carry=pending)
+        self._settle(pending)
+
+    def _announce(self, step: Step, elapsed: float) -> None:
+        self.reporter.migration_finished("applied" if step.direction == UP else "reverted", step.label, elapsed)
+
+    def _durable(self, *, failed: bool = False) -> None:
+        """Make commits durable again (see `run`); after a failure, quietly if the connection is gone."""
+        if self._deferred is None:
+            return
+        dialect, token = self._deferred
+        self._deferred = None
+        if failed and self.connection.in_transaction():
+            self.connection.rollback()
+        try:
+            dialect.restore_durability(self.connection, token)
+        except sa.exc.DBAPIError:
+            if not failed:
+                raise
+
+    def _execute(self, statement: Statement) -> None:
+        self.reporter.statement_started(statement.describe())
+        _fault_point(False)
+        if statement.python is not None:
+            statement.python(self.context)
+        elif statement.sql is not None:
+            self.connection.exec_driver_sql(statement.sql)
+        _fault_point(True)
+
+    # -- transactional DDL -------------------------------------------------
+
+    def _run_atomic(self, step: Step) -> None:
+        started, clock = now(), time.perf_counter()
+        migration = step.migration
+        try:
+            with transaction(self.connection):
+                for statement in step.statements:
+                    self._run_one(step, statement)
+                if step.direction == UP:
+                    self.recorder.insert_and_log(migration.revision, migration.parent, migration.checksum,
+                                                 migration.message, started, _ms(clock), len(step.statements),
+                                                 together=step.plan_dialect.dml_in_cte)
+                else:
+                    self.recorder.delete(migration.revision)
+                    self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                                      started, _ms(clock), "ok")
+        except _StatementFailed as failure:
+            self._log_failure(step, started, clock, failure.error)
+            raise ExecutionError(
+                f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
+                f"rolled back, the database is still at {(step.migration.parent if step.direction == UP else step.migration.revision) or 'base'}"
+            ) from None
+
+    def _run_one(self, step: Step, statement: Statement) -> None:
+        try:
+            self._execute(statement)
+        except Exception as exc:  # noqa: BLE001 - any failure of user SQL/Python is reported, not raised raw
+            raise _StatementFailed(statement.describe(), _error_text(exc)) from exc
+
+    def _log_failure(self, step: Step, started: datetime, clock: float, error: str) -> None:
+        migration = step.migration
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        self._durable()  # this commit makes every earlier one durable
+        with self.connection.begin():
+            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                              started, _ms(clock), "failed", error)
+
+    # -- journaled (non-transactional DDL) ----------------------------------
+
+    def _commit(self, action: Callable[[], None]) -> None:
+        """Run `action` in a transaction and commit it, with the statement `_run_uncommitted` left, if any."""
+        if self.connection.in_transaction():
+            if self._open:
+                self._open = False
+                try:
+                    action()
+                except BaseException:
+                    self.connection.rollback()
+                    raise
+                self.connection.commit()
+                return
+            self.connection.commit()
+        self._open = False
+        with self.connection.begin():
+            action()
+
+    def _run_uncommitted(self, statement: Statement) -> None:
+        """Run `statement` and leave its commit to the next journal write (one round trip less).
+
+        Only where DDL is not transactional: there DDL commits itself as it runs,
+        and any other statement commits with the journal write that records it done.
+        """
+        if self.connection.in_transaction():
+            self.connection.commit()
+        self._execute(statement)
+        self._open = True
+
+    def _commit_with(self, carry: "_Finish | None", action: Callable[[], None]) -> None:
+        """Commit `action` together with the previous step's pending finish (then announce that step)."""
+        if carry is None:
+            self._commit(action)
+            return
+
+        def both() -> None:
+            carry.record(self.recorder)
+            action()
+
+        try:
+            self._commit(both)
+        except Exception:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            if not carry.uncommitted:  # else the journal still says its last statement may have run: true
+                self._commit(lambda: carry.record(self.recorder))  # the finished step stays recorded
+                self._announce(carry.step, carry.duration_ms)
+            raise
+        self._announce(carry.step, carry.duration_ms)
+
+    def _settle(self, pending: "_Finish | None", *, announce: bool = True) -> None:
+        """Commit a journaled step's pending finish on its own."""
+        if pending is not None:
+            self._commit(lambda: pending.record(self.recorder))
+            if announce:
+                self._announce(pending.step, pending.duration_ms)
+
+    def _run_journaled(self, step: Step, start_at: int = 0, *, resume: bool = False,
+                       carry: "_Finish | None" = None) -> "_Finish":
+        """Run `step` statement by statement from `start_at`, journaling before and after each one.
+
+        Returns the step's finish (APPLIED or the row's removal, and the history
+        row) uncommitted: the caller commits it with the next journal write, one
+        commit less per step (`carry` is the previous step's). The first
+        statement's "running" mark is written with the step's first journal row.
+        Either way the journal says no less than what happened: a crash before the
+        finish leaves the last statement marked as running, which `repair` checks.
+        """
+        clock = time.perf_counter()
+        started = now()
+        migration = step.migration
+        revision = migration.revision
+        first = step.statements[start_at] if start_at < len(step.statements) else None
+        marked = first is not None and not self._atomic_data(step, first)
+        running: dict[str, object] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
+        if resume:  # the file as it runs now (repair refuses an edit once statements ran)
+            self._commit_with(carry, lambda: self.recorder.update(
+                revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,
+                error=None, checksum=migration.checksum, **running))
+        elif step.direction == UP:
+            self._commit_with(carry, lambda: self.recorder.insert(
+                revision, migration.parent, migration.checksum, migration.message, RUNNING, **running))
+        else:
+            self._commit_with(carry, lambda: self.recorder.update(
+                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None, **running))
+        last = len(step.statements) - 1
+        for index in range(start_at, len(step.statements)):
+            try:
+                # the last statement's "done" is recorded by the finish
+                self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
+            except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
+                self._journal_failure(step, index, started, clock, _error_text(exc))
+        return _Finish(step, started, _ms(clock), now(), self._open)
+
+    @staticmethod
+    def _atomic_data(step: Step, statement: Statement) -> bool:
+        """True for a data statement that runs and is journaled in one transaction."""
+        in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
+        return statement.operation.data_only and in_transaction
+
+    def _journaled_statement(self, step: Step, index: int, *, record_done: bool = True, marked: bool = False) -> None:
+        """Run statement `index`; `marked`: its "running" mark is already committed."""
+        statement = step.statements[index]
+        revision = step.migration.revision
+        done = {"statements_done": index + 1, "running_statement": None}
+        if self._atomic_data(step, statement):
+            # data statements are transactional everywhere: run them and journal them atomically
+            def run_and_record() -> None:
+                self._execute(statement)
+                self.recorder.update(revision, **done)
+
+            self._commit(run_and_record)
+            return
+        if not marked:
+            self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
+        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
+            self.reporter.statement_started(statement.sql)
+            self._autocommit(statement.sql)
+        elif step.plan_dialect.transactional_ddl:
+            self._commit(lambda: self._execute(statement))
+        else:
+            self._run_uncommitted(statement)
+        if record_done:
+            self._commit(lambda: self.recorder.update(revision, **done))
+
+    def _autocommit(self, sql: str) -> None:
+        if self.connection.in_transaction():
+            self.connection.commit()
+        self._open = False
+        level = self.connection.get_isolation_level()
+        self.connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            _fault_point(False)
+            self.connection.exec_driver_sql(sql)
+            _fault_point(True)
+        finally:
+            if self.connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
+                self.connection.commit()
+            self.connection.execution_options(isolation_level=level)
+
+    def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str) -> None:
+        migration = step.migration
+        revision = migration.revision
+        statement = step.statements[index]
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        self._open = False
+        self.clear_leftovers(step.plan_dialect, statement.sql, error)
+        self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
+                                                  running_statement=None, error=error))
+        self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
+                                               started, _ms(clock), "failed", error))
+        raise ExecutionError(
+            f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
+            f"{_first_line(statement.describe())}: {error}; the database is PARTLY "
+            f"{'upgraded' if step.direction == UP else 'downgraded'} ({index} statements ran) "
+            f"— fix the cause, then run `schemashift repair`"
+        ) from None
+
+    # -- repair ------------------------------------------------------------
+
+    def run_statement(self, statement: Statement, dialect: "Dialect") -> None:
+        """Run one statement outside any step (repair fix-ups and undo)."""
+        if statement.sql is not None and not dialect.runs_in_transaction(statement.sql):
+            self._autocommit(statement.sql)
+        else:
+            self._commit(lambda: self._execute(statement))
+
+    def resume(self, step: Step, start_at: int) -> None:
+        """Finish a partly run step from statement `start_at`."""
+        self.reporter.migration_started(step.label, 1, 1, len(step.statements) - start_at)
+        try:
+            with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):
+                self._settle(self._run_journaled(step, start_at, resume=True), announce=False)
+        finally:
+            self.reporter.finished()
+        verb = "applied" if step.direction == UP else "reverted"
+        self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
+
+    def clear_leftovers(self, dialect: "Dialect", sql: str | None, error: str) -> None:
+        """Remove what a failed statement left behind where the database does not (see `Dialect.leftovers_of_failure`)."""
+        if not sql:
+            return
+        try:
+            for cleanup in dialect.leftovers_of_failure(self.connection, sql, error):
+                self._autocommit(cleanup)
+                self.out(f"removed what the failed statement left: {cleanup}")
+        except sa.exc.DBAPIError:  # the connection may be what failed: repair tries again
+            if self.connection.in_transaction():
+                self.connection.rollback()
+
+    def journal_undone(self, step: Step, done: int) -> None:
+        """Record that `repair undo` took back every statement from `done` on (the row says `done` ran)."""
+        self._commit(lambda: self.recorder.update(step.migration.revision, state=FAILED, statements_done=done,
+                                                  running_statement=None))
+
+    def abandon(self, step: Step) -> None:
+        """Record that a partly run step was undone: the revision is as before the step."""
+        migration = step.migration
+
+        def record() -> None:
+            if step.direction == UP:
+                self.recorder.delete(migration.revision)
+            else:
+                self.recorder.update(migration.revision, state=APPLIED, direction=UP, running_statement=None,
+                                     failed_statement=None, error=None)
+            self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                              now(), 0, "undone")
+
+        self._commit(record)
+        self.out(f"undid the partial {'upgrade' if step.direction == UP else 'downgrade'} of {step.label}")
+
+
+@dataclass
+class _Finish:
+    """The last journal write of a journaled step whose statements all ran (not yet committed)."""
+
+    step: Step
+    started: datetime
+    duration_ms: int
+    finished: datetime
+    uncommitted: bool = False  #: its last statement awaits this commit (see `Executor._run_uncommitted`)
+
+    def record(self, recorder: Recorder) -> None:
+        """Mark the step done in the version table and log it (inside the caller's transaction)."""
+        step, migration = self.step, self.step.migration
+        if step.direction == UP:
+            recorder.update(migration.revision, state=APPLIED, duration_ms=self.duration_ms, applied_at=self.finished,
+                            statements_done=len(step.statements), running_statement=None, failed_statement=None,
+                            error=None)
+        else:
+            recorder.delete(migration.revision)
+        recorder.log(migration.revision, step.direction, migration.checksum, migration.message, self.started,
+                     self.duration_ms, "ok")
+
+
+_statements_run = 0
+
+
+def _fault_point(after: bool) -> None:
+    """Crash-test hook: SCHEMASHIFT_FAULT_KILL_AT=N (before statement N) or N+ (after it) SIGKILLs this process.
+
+    Statements are counted from 0 across the whole run. Used only by the crash-injection tests.
+    """
+    global _statements_run
+    spec = os.environ.get("SCHEMASHIFT_FAULT_KILL_AT")
+    if not spec:
+        return
+    target = int(spec.rstrip("+"))
+    if _statements_run == target and spec.endswith("+") == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if after:
+        _statements_run += 1
+
+
+class _StatementFailed(Exception):
+    def __init__(self, sql: str, error: str) -> None:
+        super().__init__(error)
+        self.sql = sql
+        self.error = error
+
+
+def _ms(clock: float) -> int:
+    """Milliseconds since `clock`, rounded up (a step that ran took at least 1 ms, never 0)."""
+    return math.ceil((time.perf_counter() - clock) * 1000)
+
+
+def _first_line(sql: str) -> str:
+    lines = [line.strip() for line in sql.strip().splitlines() if line.strip()]
+    text = " ".join(lines)
+    return text if len(text) <= 120 else text[:117] + "..."

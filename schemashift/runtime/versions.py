@@ -1,0 +1,294 @@
+"""The version table (what is applied, with checksums) and the history table (every run).
+
+Version table, one row per applied revision: ``revision``, ``parent``,
+``checksum``, ``message``, ``applied_at``, ``duration_ms`` and a journal for
+databases whose DDL cannot be rolled back: ``state`` is ``applied``, ``running``
+(a process died mid-way) or ``failed``; ``statements_done`` counts the
+statements that completed, ``running_statement`` is set before each statement
+runs and cleared after, ``failed_statement`` and ``error`` say what broke.
+``fingerprint`` (nullable, added to older tables by `Recorder.ensure`) holds the
+catalog fingerprint (`schemashift.runtime.fingerprint`) of a live schema that was
+checked to match the migrations at that revision, for the fast `status`.
+
+History table (``<version table>_history``): one row per apply or revert, with
+the outcome, user and host.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import sqlalchemy as sa
+
+from schemashift.errors import DatabaseStateError, mask_secrets
+
+APPLIED, RUNNING, FAILED = "applied", "running", "failed"
+
+
+
+def now() -> datetime:
+    """The current UTC time, naive and to the second, as the version, history and backup tables store it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One row of the version table."""
+
+    revision: str
+    parent: str | None
+    checksum: str
+    message: str
+    applied_at: datetime | None
+    duration_ms: int | None
+    state: str
+    direction: str
+    statements_done: int
+    running_statement: str | None
+    failed_statement: str | None
+    error: str | None
+
+    @property
+    def complete(self) -> bool:
+        """True when the revision applied cleanly."""
+        return self.state == APPLIED
+
+
+
+
+def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.Table]:
+    """The version and history tables, as SQLAlchemy tables."""
+    metadata = sa.MetaData(schema=schema)
+    version = sa.Table(
+        name,
+        metadata,
+        sa.Column("revision", sa.String(64), primary_key=True),
+        sa.Column("parent", sa.String(64)),
+        sa.Column("checksum", sa.String(64), nullable=False),
+        sa.Column("message", sa.String(255), nullable=False, default=""),
+        sa.Column("applied_at", sa.DateTime),
+        sa.Column("duration_ms", sa.Integer),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("direction", sa.String(8), nullable=False, default="up"),
+        sa.Column("statements_done", sa.Integer, nullable=False, default=0),
+        sa.Column("running_statement", sa.Text),
+        sa.Column("failed_statement", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.Column("fingerprint", sa.String(255)),
+    )
+    history = sa.Table(
+        f"{name}_history",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("revision", sa.String(64), nullable=False),
+        sa.Column("direction", sa.String(8), nullable=False),
+        sa.Column("checksum", sa.String(64)),
+        sa.Column("message", sa.String(255)),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("duration_ms", sa.Integer),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("user_name", sa.String(128)),
+        sa.Column("host", sa.String(255)),
+        sa.Column("error", sa.Text),
+    )
+    return version, history
+
+
+class Recorder:
+    """Reads and writes the version and history tables on one connection."""
+
+    def __init__(self, connection: sa.Connection, name: str = "schemashift_version", schema: str | None = None) -> None:
+        self.connection = connection
+        self.name = name
+        self.schema = schema
+        self.version, self.history = version_tables(name, schema)
+
+    @property
+    def own_tables(self) -> set[str]:
+        """The names of the version and history tables (left out of reflection and fingerprints)."""
+        return {self.version.name, self.history.name}
+
+    def exists(self) -> bool:
+        """True when the version table exists."""
+        return sa.inspect(self.connection).has_table(self.name, schema=self.schema)
+
+    def ensure(self) -> None:
+        """Create the tables if they are missing (committed at once); refuse a foreign table of that name.
+
+        A version table made before the `fingerprint` column existed gets it added.
+        """
+        if self.exists() and sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
+            self._add_fingerprint_column()
+            return
+        if self.exists():
+            self.applied()
+            self._add_fingerprint_column()
+        self.version.metadata.create_all(self.connection, checkfirst=True)
+        self.connection.commit()
+
+    def _add_fingerprint_column(self) -> None:
+        columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}
+        if self.connection.in_transaction():
+            self.connection.commit()
+        if "fingerprint" in columns:
+            return
+        dialect = self.connection.dialect
+        column = sa.schema.CreateColumn(self.version.c.fingerprint).compile(dialect=dialect)
+        self.connection.exec_driver_sql(
+            f"ALTER TABLE {dialect.identifier_preparer.format_table(self.version)} ADD COLUMN {column}")
+        self.connection.commit()
+
+    def has_fingerprint_column(self) -> bool:
+        """True when the version table exists and has the `fingerprint` column."""
+        if not self.exists():
+            return False
+        columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}
+        if self.connection.in_transaction() and not self.connection.in_nested_transaction():
+            self.connection.commit()
+        return "fingerprint" in columns
+
+    def applied(self) -> dict[str, AppliedRow]:
+        """Every row of the version table by revision (empty when the table is missing)."""
+        if not self.exists():
+            return {}
+        try:
+            columns = [column for column in self.version.c if column.name != "fingerprint"]  # older tables lack it
+            rows = self.connection.execute(sa.select(*columns)).mappings().all()
+        except sa.exc.DBAPIError as exc:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            reason = " ".join(str(exc.orig).split())[:200]
+            raise DatabaseStateError(
+                f"the table {self.name!r} is not a schemashift version table or is damaged ({reason}); "
+                "if another tool owns it, set `version_table` to another name for this environment"
+            ) from None
+        if self.connection.in_transaction() and not self.connection.in_nested_transaction():
+            self.connection.commit()
+        try:
+            return {row["revision"]: _row(row) for row in rows}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatabaseStateError(f"the version table {self.name!r} holds an unreadable row ({exc})") from None
+
+    # -- writes inside the caller's transaction ---------------------------
+
+    def insert(self, revision: str, parent: str | None, checksum: str, message: str, state: str, direction: str = "up",
+               **values: object) -> None:
+        """Add a version row (`values`: more columns, e.g. ``duration_ms``, ``statements_done``)."""
+        row = _version_row(revision, parent, checksum, message, state, direction)
+        row.update(values)
+        self.connection.execute(self.version.insert(), row)  # one cached compiled INSERT for every row
+
+    def insert_and_log(self, revision: str, parent: str | None, checksum: str, message: str, started: datetime,
+                       duration_ms: int, statements_done: int, *, together: bool = False) -> None:
+        """An applied version row and its "ok" history row (`insert` then `log`).
+
+        With `together` (databases that run INSERTs inside a WITH, see
+        `Dialect.dml_in_cte`) both go in one statement: one round trip less per migration.
+        """
+        row = _version_row(revision, parent, checksum, message, APPLIED, "up")
+        row.update(duration_ms=duration_ms, statements_done=statements_done)
+        logged = _history_row(revision, "up", checksum, message, started, duration_ms, "ok", None)
+        if not together:
+            self.connection.execute(self.version.insert(), row)
+            self.connection.execute(self.history.insert(), logged)
+            return
+        params = {f"v_{key}": value for key, value in row.items()}
+        params.update({f"h_{key}": value for key, value in logged.items()})
+        self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
+
+    def _insert_and_log_statement(self, version_keys: list[str], history_keys: list[str]) -> sa.Insert:
+        """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters (built once)."""
+        cached = getattr(self, "_together", None)
+        if cached is not None and cached[0] == (version_keys, history_keys):
+            return cached[1]
+
+        def values(table: sa.Table, prefix: str, keys: list[str]) -> dict[str, sa.BindParameter[object]]:
+            return {key: sa.bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in keys}
+
+        recorded = self.version.insert().values(values(self.version, "v_", version_keys)).cte("recorded")
+        statement = self.history.insert().values(values(self.history, "h_", history_keys)).add_cte(recorded)
+        self._together = ((version_keys, history_keys), statement)
+        return statement
+
+    def update(self, revision: str, **values: object) -> None:
+        """Change fields of a version row."""
+        params = {f"set_{key}": value for key, value in values.items()}
+        params["where_revision"] = revision
+        self.connection.execute(self._update_statement(tuple(values)), params)
+
+    def _update_statement(self, keys: tuple[str, ...]) -> sa.Update:
+        """``UPDATE <version> SET <keys> WHERE revision = …`` with ``set_``/``where_`` parameters, built once per keys."""
+        cache = self.__dict__.setdefault("_updates", {})
+        statement = cache.get(keys)
+        if statement is None:
+            table = self.version
+            statement = table.update().where(table.c.revision == sa.bindparam("where_revision", type_=table.c.revision.type))
+            statement = statement.values({key: sa.bindparam(f"set_{key}", type_=table.c[key].type) for key in keys})
+            cache[keys] = statement
+        return statement
+
+    def delete(self, revision: str) -> None:
+        """Remove a version row (the revision was reverted)."""
+        self.connection.execute(self.version.delete().where(self.version.c.revision == revision))
+
+    def log(self, revision: str, direction: str, checksum: str | None, message: str, started: datetime,
+            duration_ms: int, outcome: str, error: str | None = None) -> None:
+        """Append one row to the history table."""
+        self.connection.execute(self.history.insert(),
+                                _history_row(revision, direction, checksum, message, started, duration_ms, outcome, error))
+
+    def history_rows(self) -> list[dict[str, object]]:
+        """The history table, oldest first (empty when missing)."""
+        if not sa.inspect(self.connection).has_table(self.history.name, schema=self.schema):
+            return []
+        query = sa.select(self.history).order_by(self.history.c.id)
+        return [dict(row) for row in self.connection.execute(query).mappings()]
+
+
+AppliedRow = AppliedRevision
+
+
+def _version_row(revision: str, parent: str | None, checksum: str, message: str, state: str,
+                 direction: str) -> dict[str, object]:
+    return {"revision": revision, "parent": parent, "checksum": checksum, "message": message[:255],
+            "applied_at": now(), "state": state, "direction": direction, "statements_done": 0}
+
+
+def _history_row(revision: str, direction: str, checksum: str | None, message: str, started: datetime,
+                 duration_ms: int, outcome: str, error: str | None) -> dict[str, object]:
+    return {"revision": revision, "direction": direction, "checksum": checksum, "message": message[:255],
+            "started_at": started, "duration_ms": duration_ms, "outcome": outcome, "user_name": _user(),
+            "host": _host(), "error": mask_secrets(error)[:4000] if error else None}
+
+
+def _row(row: sa.RowMapping) -> AppliedRevision:
+    return AppliedRevision(
+        revision=row["revision"],
+        parent=row["parent"],
+        checksum=row["checksum"],
+        message=row["message"],
+        applied_at=row["applied_at"],
+        duration_ms=row["duration_ms"],
+        state=row["state"],
+        direction=row["direction"],
+        statements_done=row["statements_done"] or 0,
+        running_statement=row["running_statement"],
+        failed_statement=row["failed_statement"],
+        error=row["error"],
+    )
+
+
+@lru_cache(maxsize=1)
+def _user() -> str:
+    try:
+        return getpass.getuser()[:128]
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+@lru_cache(maxsize=1)
+def _host() -> str:
+    return socket.gethostname()[:255]

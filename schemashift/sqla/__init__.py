@@ -1,0 +1,1 @@
+"""Converters between the neutral model and SQLAlchemy (`MetaData`, types)."""
