@@ -12,7 +12,7 @@ import pytest
 from schemashift import cli
 from schemashift.errors import DifferencesFound, RevisionError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
