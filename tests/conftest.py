@@ -28,8 +28,8 @@ SERVER_URLS = {
 }
 BACKENDS = ("sqlite", "postgresql", "mysql")
 REQUIRE_SERVERS = os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1"
-#: service name -> why it could not be started, for the notice at the end of the run
-MISSING_SERVICES: dict[str, str] = {}
+#: how a skip for a missing service reads (the notice at the end of the run finds them by it)
+SERVICE_SKIP = re.compile(r"(?P<name>[\w-]+) not available \((?P<error>.*)\)$")
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +63,6 @@ def require_service(name: str, error: str | None) -> None:
     """Skip (or fail in CI) when service `name` cannot be started here (`error` says why)."""
     if error is None:
         return
-    MISSING_SERVICES[name] = error
     _unavailable(f"{name} not available ({error})")
 
 
@@ -181,5 +180,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         terminalreporter.write_line(
             f"NOTICE: {backend} tests were SKIPPED: {server_error(backend)}", yellow=True, bold=True
         )
-    for name, error in MISSING_SERVICES.items():
+    missing_services: dict[str, str] = {}
+    for report in terminalreporter.stats.get("skipped", []):  # also the skips reported by xdist workers
+        found = SERVICE_SKIP.search(str(report.longrepr[2])) if isinstance(report.longrepr, tuple) else None
+        if found:
+            missing_services[found["name"]] = found["error"]
+    for name, error in missing_services.items():
         terminalreporter.write_line(f"NOTICE: {name} tests were SKIPPED: {error}", yellow=True, bold=True)

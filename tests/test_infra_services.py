@@ -21,6 +21,8 @@ from services import pgbouncer
 from services.galera import GaleraCluster, Node
 
 LOCK_KEY = 424242
+#: advisory locks of the current database only (other test processes use the same server)
+THIS_DATABASE = "locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 #: MariaDB's ER_LOCK_DEADLOCK: what a Galera certification failure or brute-force abort reports
 DEADLOCK = 1213
 
@@ -49,12 +51,12 @@ def direct(pgbouncer_url: str) -> Iterator[psycopg.Connection[Any]]:
     server = sa.make_url(SERVER_URLS["postgresql"])
     conn = pg_connect(str(server.set(database=sa.make_url(pgbouncer_url).database)))
     yield conn
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")
+    conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_locks WHERE {THIS_DATABASE} AND pid <> pg_backend_pid()")
     conn.close()
 
 
 def advisory_holders(direct: psycopg.Connection[Any]) -> list[int]:
-    rows = direct.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
+    rows = direct.execute(f"SELECT pid FROM pg_locks WHERE {THIS_DATABASE} AND objid = %s AND granted",
                           (LOCK_KEY,)).fetchall()
     return [row[0] for row in rows]
 
@@ -131,11 +133,13 @@ def database_of(urls: list[str]) -> str:
 
 
 def test_galera_get_lock_is_local_to_each_node(galera: GaleraCluster, galera_urls: list[str]) -> None:
-    first, second = (connect(node, database_of(galera_urls)) for node in galera.nodes[:2])
-    assert query(first, "SELECT GET_LOCK('x', 0)") == [(1,)]
-    assert query(second, "SELECT GET_LOCK('x', 0)") == [(1,)]
-    first.close()
-    second.close()
+    engines = [sa.create_engine(url, poolclass=sa.NullPool) for url in galera_urls[:2]]
+    with engines[0].connect() as first, engines[1].connect() as second:
+        assert first.exec_driver_sql("SELECT GET_LOCK('x', 0)").scalar() == 1
+        assert second.exec_driver_sql("SELECT GET_LOCK('x', 0)").scalar() == 1  # the same name, at the same time
+        assert first.exec_driver_sql("SELECT @@wsrep_on, @@wsrep_provider <> 'none'").one() == (1, 1)
+    for engine in engines:
+        engine.dispose()
 
 
 def test_galera_same_key_inserts_on_two_nodes_exactly_one_commits(galera: GaleraCluster,

@@ -1,8 +1,10 @@
 """A three-node MariaDB Galera cluster on loopback ports, for tests of multi-primary behaviour.
 
 Each node is a `mariadbd` with its own data directory, client port and Galera ports
-(group communication, IST, SST by rsync). The first node bootstraps the cluster, the
-others join it by state transfer. Nodes can be killed (SIGKILL) and restarted.
+(group communication, IST, SST by rsync). The first node bootstraps the cluster; the
+others start from a copy of its fresh data directory and catch up by IST, one after the
+other. Nodes can be killed (SIGKILL) and restarted (they rejoin by rsync SST plus IST), and
+after a full outage `heal()` bootstraps again from the most advanced node.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +20,53 @@ T = TypeVar("T")
 POLL_INTERVAL = 0.1
 
 
+#: Where free_port() keeps one lock file per port it hands out, so parallel test processes never share one.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "schemashift-test-ports"
+_held_port_locks: list[int] = []
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (the kernel's pick for port 0)."""
+    """A loopback TCP port for a service to listen on, reserved for this process.
+
+    Taken below the kernel's ephemeral range (so no outgoing connection can grab it before the
+    service binds it), checked by binding it, and locked by a file lock that lasts as long as
+    this process, so other test workers skip it.
+    """
+    low, high = _port_range()
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if _bindable(port) and _reserve(port):
+            return port
+    raise RuntimeError(f"no free loopback port in {low}-{high}")
+
+
+def _port_range() -> tuple[int, int]:
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    return max(1024, ephemeral_low - 12000), ephemeral_low
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _reserve(port: int) -> bool:
+    PORT_LOCKS.mkdir(mode=0o1777, exist_ok=True)
+    fd = os.open(PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_port_locks.append(fd)
+    return True
 
 
 def find_binary(*candidates: str) -> str | None:
