@@ -203,7 +203,7 @@ class GaleraCluster:
         names = ", ".join(f"node{node.index + 1}" for node in waiting)
         wait_for(f"galera {names} synced in a cluster of {size}", probe, timeout, None, waiting[-1].log)
 
-    def join(self, node: Node) -> None:
+    def join(self, node: Node, *extra: str) -> None:
         """Start `node` and wait until the running members count it in (its state transfer may still run).
 
         Joiners started at the same moment can form a non-primary component of their own and
@@ -211,7 +211,7 @@ class GaleraCluster:
         """
         members = [other for other in self.nodes if other is not node and other.running]
         expected = str(len(members) + 1)
-        self.start_node(node)
+        self.start_node(node, *extra)
 
         def probe() -> bool | None:
             return True if any(m.wsrep_status().get("wsrep_cluster_size") == expected for m in members) else None
@@ -229,7 +229,7 @@ class GaleraCluster:
         if node.running:
             raise RuntimeError(f"node{index + 1} is still running")
         self._reap(node)
-        self.join(node)
+        self.join(node, f"--wsrep-start-position={self.recovered_position(node)}")
         if wait:
             self.wait_synced()
 
@@ -255,12 +255,19 @@ class GaleraCluster:
         return first
 
     def recovered_seqno(self, node: Node) -> int:
-        """The last committed seqno InnoDB holds for a stopped `node` (runs `mariadbd --wsrep-recover`)."""
+        """The last committed seqno InnoDB holds for a stopped `node`."""
+        return int(self.recovered_position(node).rsplit(":", 1)[1])
+
+    def recovered_position(self, node: Node) -> str:
+        """`uuid:seqno` of the last transaction InnoDB committed on a stopped `node` (`mariadbd --wsrep-recover`).
+
+        Started with it, a node killed by SIGKILL rejoins by IST instead of a full SST.
+        """
         process = self.start_node(node, "--wsrep-recover")
         process.wait(timeout=START_TIMEOUT)
-        found = re.findall(r"Recovered position: *[0-9a-f-]+:(-?\d+)", node.log.read_text(errors="replace"))
         node.process = None
-        return int(found[-1]) if found else -1
+        found = re.findall(r"Recovered position: *([0-9a-f-]+:-?\d+)", node.log.read_text(errors="replace"))
+        return str(found[-1]) if found else "00000000-0000-0000-0000-000000000000:-1"
 
     @staticmethod
     def _reap(node: Node) -> None:
