@@ -54,6 +54,12 @@ def test_every_operation_class_of_the_package_is_registered() -> None:
     assert len(ops.OPERATIONS) == 18
 
 
+def test_the_history_cache_hashes_every_module_that_defines_operations() -> None:
+    """`history.cache.code_key` hashes `MODULES`: a change to any operation's code makes new states."""
+    names = {module.__name__ for module in ops.MODULES}
+    assert {cls.__module__ for cls in ops.OPERATIONS.values()} | {"schemashift.operations.base"} == names
+
+
 def test_defining_a_subclass_registers_it_with_its_compile_method(plugin: types.ModuleType) -> None:
     assert ops.OPERATIONS["TouchTable"] is plugin.TouchTable
     assert plugin.TouchTable.compiler == "compile_touch_table"

@@ -17,6 +17,7 @@ elsewhere. This package re-exports the public names of its modules.
 
 from __future__ import annotations
 
+from schemashift.operations import base, columns, constraints, indexes, raw, sequences, tables
 from schemashift.operations.base import (
     OPERATIONS,
     InternalOperation,
@@ -46,7 +47,11 @@ from schemashift.operations.raw import ExecuteSQL, RunPython
 from schemashift.operations.sequences import AlterSequence, CreateSequence, DropSequence
 from schemashift.operations.tables import AlterTableComment, CreateTable, DropTable, RenameTable
 
+#: The modules whose code replaying operations runs (the history cache keys its states by their source).
+MODULES = (base, tables, columns, indexes, constraints, sequences, raw)
+
 __all__ = [
+    "MODULES",
     "OPERATIONS",
     "AddColumn",
     "AddConstraint",
