@@ -25,7 +25,7 @@ from schemashift.history import manifest
 from schemashift.planning import offline
 from schemashift.migration import AddColumn, Column, CreateTable, PrimaryKey, Table, Type
 from schemashift.model.schema import Computed, Identity
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 URLS = {
     "sqlite": "sqlite:///nowhere.db",
