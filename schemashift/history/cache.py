@@ -206,15 +206,13 @@ def write_mark(directory: Path, name: str, text: str) -> None:
 @functools.cache
 def code_key() -> str:
     """A short hash of the schemashift version and of the source of the schema model and the operations
-    (what a replay runs): states that other code produced are not used."""
-    from schemashift import operations as ops
-    from schemashift.model import schema as model
-    from schemashift.model import types
+    (every module of both packages: what a replay runs): states that other code produced are not used."""
     from schemashift.version import __version__
 
+    package = Path(__file__).resolve().parents[1]  # schemashift/, this module being in schemashift/history/
     digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
-    for module in (model, types, ops):
-        digest.update(Path(module.__file__ or "").read_bytes())
+    for path in sorted([*(package / "model").rglob("*.py"), *(package / "operations").rglob("*.py")]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 

@@ -33,6 +33,7 @@ from schemashift.history import manifest
 from schemashift.history.chain import History, check_parent, load_all, unique_revisions
 from schemashift.history.files import file_number
 from schemashift.history.loader import Migration, one_line
+from schemashift.model.schema import Schema
 from schemashift.operations import resolve_all
 
 _HEADER_PARENT = re.compile(rb"(?m)^([ \t]*Parent:[ \t]*)([^\r\n]*)")
@@ -233,8 +234,6 @@ class _Planner:
 
 def _replay_failure(chain: Sequence[Migration]) -> tuple[Migration, SchemashiftError] | None:
     """The first migration of `chain` whose operations do not apply, with the error; None when all do."""
-    from schemashift.model.schema import Schema
-
     state = Schema()
     for migration in chain:
         try:

@@ -24,6 +24,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from schemashift.history import cache, manifest
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -158,8 +160,6 @@ def offline_script(plan: Plan, recorder: Recorder, *, create_version_table: bool
 
 
 def _pack_path(cache_dir: Path, key: ScriptKey) -> Path:
-    from schemashift.history import cache
-
     return cache.compiled_path(cache_dir, f"offline-{key.name()}")
 
 
@@ -168,7 +168,6 @@ def _remember(plan: Plan, blocks: list[str], creates: str, history: History, key
 
     Blocks that keep data are left out: their registry row holds the time of compiling.
     """
-    from schemashift.history import cache
     from schemashift.planning.backups import KeepData
     from schemashift.planning.plan import UP
 
@@ -206,7 +205,6 @@ def cached_script(args: Any) -> str | None:
 def _cached_script(args: Any) -> str | None:
     from schemashift.config import load_config
     from schemashift.dialects import REGISTRY
-    from schemashift.history import cache, manifest
 
     if not getattr(args, "sql", False) or getattr(args, "from_revision", None) is None:
         return None
