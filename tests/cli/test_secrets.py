@@ -37,7 +37,7 @@ import schemashift
 from conftest import SERVER_URLS, create_database, drop_database
 from schemashift import cli, errors
 from schemashift.migration import AddColumn, Column, CreateTable, PrimaryKey, Table, Type
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 
 

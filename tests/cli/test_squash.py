@@ -13,7 +13,8 @@ from helpers import cli, execute, fetch_rows, inspect_schema, scalar, write_proj
 from schemashift.history import manifest
 from schemashift.migration import (AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index, RenameColumn,
                                    PrimaryKey, Table, Type)
-from schemashift.history.scripts import History, write_migration
+from schemashift.history.chain import History
+from schemashift.history.writer import write_migration
 
 MODELS = """
 import sqlalchemy as sa

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from helpers import execute
 from schemashift import cli
 from schemashift.migration import AddColumn, Column, CreateIndex, CreateTable, Index, PrimaryKey, Table, Type
-from schemashift.history.scripts import Migration, write_migration
+from schemashift.history.loader import Migration
+from schemashift.history.writer import write_migration
 
 
 @dataclass

@@ -31,7 +31,7 @@ from schemashift import api
 from schemashift.migration import (
     AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, Index, PrimaryKey, RenameColumn, Table, Type,
 )
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 WORKERS = 16
 ROUNDS = int(os.environ.get("SCHEMASHIFT_CONCURRENCY_ROUNDS", "20"))

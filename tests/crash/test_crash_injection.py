@@ -44,7 +44,8 @@ from schemashift.migration import (
     Table, Type,
 )
 from schemashift.planning.plan import build_plan
-from schemashift.history.scripts import History, write_migration
+from schemashift.history.chain import History
+from schemashift.history.writer import write_migration
 from schemashift.runtime.versions import AppliedRevision, Recorder
 
 TRIALS = int(os.environ.get("SCHEMASHIFT_CRASH_TRIALS", "100"))

@@ -35,7 +35,7 @@ from schemashift.operations import AddColumn, DropTable
 from schemashift.planning.plan import up_step
 from schemashift.runtime.repair import RepairRefused, locate
 from schemashift.model.schema import Schema
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 from schemashift.runtime.versions import AppliedRevision
 
 EMPTY_MODELS = """

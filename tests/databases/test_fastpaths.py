@@ -28,7 +28,7 @@ from schemashift import api, cli
 from schemashift.history import cache
 from schemashift.runtime import fast
 from schemashift.history import manifest
-from schemashift.history import scripts
+from schemashift.history import loader
 from schemashift.dialects import get_dialect
 from schemashift.errors import MigrationError
 from schemashift.runtime.fingerprint import fingerprint
@@ -37,7 +37,8 @@ from schemashift.migration import (
     ForeignKey, Index, PrimaryKey, RenameColumn, RenameTable, RunPython, Table, Type, UniqueConstraint,
 )
 from schemashift.planning.plan import build_plan, down_step, states_along, up_step
-from schemashift.history.scripts import History, write_migration
+from schemashift.history.chain import History
+from schemashift.history.writer import write_migration
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,8 +132,8 @@ def test_lazy_history_equals_full_load(tmp_path: Path, seed: int, monkeypatch: p
     cold = project_history(folder, tmp_path)
     assert cold.manifest_state == manifest.CREATED
     loads: list[Path] = []
-    real = scripts.load_migration
-    monkeypatch.setattr(scripts, "load_migration",
+    real = loader.load_migration
+    monkeypatch.setattr(loader, "load_migration",
                         lambda path, code_cache=None: loads.append(Path(path)) or real(path, code_cache))
     warm = project_history(folder, tmp_path)
     assert warm.manifest_state == manifest.FRESH

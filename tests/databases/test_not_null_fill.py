@@ -19,7 +19,7 @@ from schemashift import api
 from schemashift.operations import AddColumn, CreateTable, ExecuteSQL, RenameTable
 from schemashift.model.schema import Column, PrimaryKey, Table
 from schemashift.model.types import Type
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 ROWS = 5000
 

@@ -34,7 +34,8 @@ from schemashift.operations import (
 from schemashift.planning.plan import build_plan
 from schemashift.model.schema import Column, Computed, Index, PrimaryKey, Table, UniqueConstraint
 from schemashift.model.types import Type
-from schemashift.history.scripts import Migration, write_migration
+from schemashift.history.loader import Migration
+from schemashift.history.writer import write_migration
 
 MODELS = """
 from sqlalchemy.orm import DeclarativeBase
@@ -208,7 +209,7 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def _offline_plan(tmp_path: Path, *second: Operation, first: tuple[Operation, ...] | None = None):  # type: ignore[no-untyped-def]
     from schemashift.dialects import get_dialect
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
     author = table("author", Column("nick", string(30), nullable=False), Column("name", string(100)))
     one = write_migration(tmp_path, "one", list(first or (CreateTable(author),)), None, revision="aaaaaaaaaaaa")

@@ -1,6 +1,6 @@
 """Compiled migration modules kept in the project cache give exactly what compiling the files gives.
 
-`scripts.load_migration(path, code_cache)` reuses an entry only for the same
+`loader.load_migration(path, code_cache)` reuses an entry only for the same
 bytes, Python and path: edited, moved and broken files are compiled again, a
 damaged or unwritable cache only costs the compile.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from schemashift.history import cache
 from schemashift.history import manifest
-from schemashift.history import scripts
+from schemashift.history import chain, loader
 from schemashift.errors import MigrationError
 
 MIGRATION = '''from schemashift.migration import *
@@ -59,22 +59,22 @@ def _entries(root: Path, folder: Path) -> Path:
 
 def test_cached_modules_load_as_compiled_ones(tmp_path: Path) -> None:
     root, folder = _project(tmp_path)
-    plain = [(m.revision, m.parent, m.message, repr(m.operations)) for m in scripts.History.load(folder).chain]
+    plain = [(m.revision, m.parent, m.message, repr(m.operations)) for m in chain.History.load(folder).chain]
     assert _loaded(root, folder) == plain
     assert sorted(p.name for p in _entries(root, folder).iterdir()) == ["0001_step.pyc", "0002_step.pyc", "0003_step.pyc"]
     assert (root / cache.CACHE_NAME / ".gitignore").exists()
     for entry in _entries(root, folder).iterdir():  # the entry is used: a second load reads it
         path = folder / entry.name[:-1]
-        assert scripts.load_migration(path, _entries(root, folder)).operations == scripts.load_migration(path).operations
+        assert loader.load_migration(path, _entries(root, folder)).operations == loader.load_migration(path).operations
 
 
 def test_an_edited_file_is_compiled_again(tmp_path: Path) -> None:
     root, folder = _project(tmp_path)
     _loaded(root, folder)
     path = _write(folder, 2, message="edited")
-    migration = scripts.load_migration(path, _entries(root, folder))
+    migration = loader.load_migration(path, _entries(root, folder))
     assert migration.message == "edited"
-    assert scripts.load_migration(path, _entries(root, folder)).message == "edited"
+    assert loader.load_migration(path, _entries(root, folder)).message == "edited"
 
 
 def test_a_moved_project_reports_its_own_paths(tmp_path: Path) -> None:
@@ -85,9 +85,9 @@ def test_a_moved_project_reports_its_own_paths(tmp_path: Path) -> None:
     broken = moved / "migrations" / "0001_step.py"
     broken.write_text(broken.read_text() + "raise ValueError('boom')\n")
     with pytest.raises(MigrationError, match=r"0001_step.py:\d+: ValueError: boom"):
-        scripts.load_migration(broken, _entries(root, folder))
+        loader.load_migration(broken, _entries(root, folder))
     fine = _write(moved / "migrations", 1)
-    code = scripts._compiled(fine, fine.read_bytes(), _entries(root, folder))
+    code = loader._compiled(fine, fine.read_bytes(), _entries(root, folder))
     assert code.co_filename == str(fine)
 
 
@@ -99,7 +99,7 @@ def test_a_damaged_entry_is_ignored_and_replaced(tmp_path: Path, damage: bytes) 
     good = entry.read_bytes()
     entry.write_bytes(damage if damage else good[:20])
     assert _loaded(root, folder) == expected
-    assert scripts.load_migration(folder / "0002_step.py", _entries(root, folder)).revision == "r0002"
+    assert loader.load_migration(folder / "0002_step.py", _entries(root, folder)).revision == "r0002"
     assert entry.read_bytes() == good
 
 
@@ -108,7 +108,7 @@ def test_a_syntax_error_is_reported_and_not_cached(tmp_path: Path) -> None:
     path = folder / "0002_bad.py"
     path.write_text('revision = "r0002"\nparent = "r0001"\noperations = [\n')
     with pytest.raises(MigrationError, match="0002_bad.py:.*syntax error"):
-        scripts.load_migration(path, _entries(root, folder))
+        loader.load_migration(path, _entries(root, folder))
     assert not (_entries(root, folder) / "0002_bad.pyc").exists()
 
 
@@ -118,11 +118,11 @@ def test_an_unwritable_cache_only_costs_the_compile(tmp_path: Path) -> None:
     code.parent.mkdir(parents=True, exist_ok=True)
     code.write_text("a file where the folder would be")
     assert _loaded(root, folder) == [(m.revision, m.parent, m.message, repr(m.operations))
-                                      for m in scripts.History.load(folder).chain]
+                                      for m in chain.History.load(folder).chain]
     code.unlink()
     code.mkdir()
     code.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        assert scripts.load_migration(folder / "0001_step.py", code).revision == "r0001"
+        assert loader.load_migration(folder / "0001_step.py", code).revision == "r0001"
     finally:
         code.chmod(stat.S_IRWXU)

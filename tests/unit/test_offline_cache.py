@@ -25,7 +25,7 @@ from schemashift.history import manifest
 from schemashift.planning import offline
 from schemashift.migration import AddColumn, Column, CreateTable, PrimaryKey, Table, Type
 from schemashift.model.schema import Computed, Identity
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 URLS = {
     "sqlite": "sqlite:///nowhere.db",
@@ -166,7 +166,7 @@ def test_cache_is_per_setting_and_code_version(tmp_path: Path, capsys: pytest.Ca
     assert cached("--env", "b") is None and cached("--env", "c") is None
     assert cached("--url", URLS["sqlite"]) is None
     assert "other_versions" in run("--env", "b") and cached() == first.rstrip("\n")
-    monkeypatch.setattr(cache, "_source_key", "another-code")  # another schemashift or SQLAlchemy
+    monkeypatch.setattr(cache, "source_key", lambda: "another-code")  # another schemashift or SQLAlchemy
     assert cached() is None
 
 

@@ -14,7 +14,7 @@ from schemashift import operations as ops
 from schemashift.dialects.base import Dialect
 from schemashift.dialects.sqlite.live import KeepLiveObjects
 from schemashift.errors import MigrationError
-from schemashift.history.scripts import load_migration
+from schemashift.history.loader import load_migration
 from schemashift.model.schema import Schema, Sequence
 from schemashift.planning import backups
 from schemashift.planning.plan import Statement
@@ -55,7 +55,7 @@ def test_every_operation_class_of_the_package_is_registered() -> None:
 
 
 def test_the_history_cache_hashes_every_module_that_defines_operations() -> None:
-    """`history.cache.code_key` hashes `MODULES`: a change to any operation's code makes new states."""
+    """`history.cache.code_key` hashes every module of the package: a change to any operation's code makes new states."""
     names = {module.__name__ for module in ops.MODULES}
     assert {cls.__module__ for cls in ops.OPERATIONS.values()} | {"schemashift.operations.base"} == names
 

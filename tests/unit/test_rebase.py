@@ -13,7 +13,9 @@ from schemashift import api
 from schemashift.errors import MigrationError
 from schemashift.migration import AddColumn, Column, CreateTable, CreateIndex, Index, PrimaryKey, Table, Type
 from schemashift.operations import Operation
-from schemashift.history.scripts import History, find_forks, load_all, rebase, reparent_source, write_migration
+from schemashift.history.chain import History, load_all
+from schemashift.history.rebase import find_forks, rebase, reparent_source
+from schemashift.history.writer import write_migration
 
 EARLY, LATE = datetime(2026, 3, 1, 9, 0), datetime(2026, 3, 2, 17, 30)
 
@@ -169,7 +171,7 @@ def test_renames_that_take_each_others_names(tmp_path: Path) -> None:
 
 
 def test_failed_proof_restores_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import schemashift.history.scripts as scripts
+    import schemashift.history.rebase as scripts
 
     folder, _ = merged(tmp_path, [("add email", [add("email")])], [("step", [add("phone")]), ("step", [add("age")])])
     before = snapshot(folder)

@@ -12,15 +12,9 @@ import pytest
 
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.migration import Column, CreateTable, ExecuteSQL, PrimaryKey, RunPython, Table, Type
-from schemashift.history.scripts import (
-    History,
-    Migration,
-    load_migration,
-    new_revision_id,
-    next_filename,
-    slugify,
-    write_migration,
-)
+from schemashift.history.chain import History
+from schemashift.history.loader import Migration, load_migration
+from schemashift.history.writer import new_revision_id, next_filename, slugify, write_migration
 
 SAMPLE = '''\
 """Add users table.

@@ -23,7 +23,7 @@ from schemashift.errors import SchemashiftError
 from schemashift.operations import AddColumn, AddConstraint, AlterColumn, CreateTable, DropColumn, DropTable, ExecuteSQL, Operation
 from schemashift.model.schema import Column, ForeignKey, PrimaryKey, Table
 from schemashift.model.types import Type
-from schemashift.history.scripts import write_migration
+from schemashift.history.writer import write_migration
 
 BASE = """
 from sqlalchemy.orm import DeclarativeBase
