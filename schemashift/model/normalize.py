@@ -37,10 +37,11 @@ those objects and equal tables compare mostly by identity.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Callable, ClassVar, Hashable, Iterable, Mapping, TypeVar
+from typing import ClassVar, TypeVar
 
 from schemashift.model.schema import (
     BUILD_OPTIONS,

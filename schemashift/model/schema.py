@@ -8,9 +8,9 @@ database (`schema.reflect`) and from replaying migration operations
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable, Iterable, Iterator, Mapping
 
 from schemashift.model.types import Type, evolve
 
@@ -125,7 +125,7 @@ class Index:
 ONLY_ON = "only_on"
 
 
-def built_on(item: "Index | CheckConstraint", names: Iterable[str]) -> bool:
+def built_on(item: Index | CheckConstraint, names: Iterable[str]) -> bool:
     """True when `item` exists on a database called any of `names` (see `ONLY_ON`, `CheckConstraint.only_on`)."""
     only = item.option(ONLY_ON) if isinstance(item, Index) else item.only_on or None
     if only is None:
@@ -134,7 +134,7 @@ def built_on(item: "Index | CheckConstraint", names: Iterable[str]) -> bool:
     return bool(wanted & set(names))
 
 
-def option_value(value: object, sql: "Callable[[object], str]" = str) -> OptionValue:
+def option_value(value: object, sql: Callable[[object], str] = str) -> OptionValue:
     """`value` of a dialect option in hashable, renderable form.
 
     Mappings become tuples of ``(key, value)`` pairs, sequences tuples; columns

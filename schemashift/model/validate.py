@@ -15,7 +15,7 @@ project's environments use (see `api.target_dialects`):
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from schemashift.errors import ModelsError
 from schemashift.model.schema import Schema, Table

@@ -19,7 +19,7 @@ from __future__ import annotations
 import getpass
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -32,7 +32,7 @@ APPLIED, RUNNING, FAILED = "applied", "running", "failed"
 
 def now() -> datetime:
     """The current UTC time, naive and to the second, as the version, history and backup tables store it."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 @dataclass(frozen=True)
 class AppliedRevision:
@@ -285,7 +285,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except Exception:
         return "unknown"
 
 

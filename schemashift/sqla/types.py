@@ -8,14 +8,16 @@ need.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache, lru_cache
+from importlib import import_module
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
 
+from schemashift.dialects.registry import database
 from schemashift.model.types import Type
-
+from schemashift.sacompat import AbstractBinary, AbstractInterval, has_variants
 
 #: `Type(...)`, one shared object per distinct type: types are immutable and schemas repeat a few.
 _type = lru_cache(maxsize=1024, typed=True)(Type)
@@ -109,12 +111,12 @@ _CONVERTERS: list[tuple[type, Converter]] = [
     (sa.DateTime, _datetime),
     (sa.Date, lambda t: _type("date")),
     (sa.Time, _time),
-    (sa.sql.sqltypes._AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
+    (AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
     (sa.ARRAY, _array),
     (sa.JSON, _json),
     (sa.Uuid, lambda t: _type("uuid", native=bool(getattr(t, "native_uuid", True)))),
     (sa.LargeBinary, _binary),
-    (sat._Binary, _binary),
+    (AbstractBinary, _binary),
 ]
 
 
@@ -144,7 +146,7 @@ def _other(satype: sa.types.TypeEngine) -> Type:
         return _type("other", sql="NULL")
     try:
         text = satype.compile()
-    except Exception:  # noqa: BLE001 - a dialect-only type: keep its class name
+    except Exception:
         text = name
     return _type("other", sql=text)
 
@@ -166,7 +168,7 @@ def model_type(satype: sa.types.TypeEngine) -> Type:
     checked = _checked_on(satype)
     if checked == ():
         return base
-    if checked is None and getattr(satype, "_variant_mapping", None):
+    if checked is None and has_variants(satype):
         return _per_database(satype, base, checked)
     key = (type(satype), _plain_state(satype), base)  # models repeat a few such types in many columns
     found = _MODEL_TYPES.get(key)
@@ -196,7 +198,7 @@ def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, .
             continue
         try:
             actual = dialect.type_compiler_instance.process(satype)
-        except Exception:  # noqa: BLE001 - no such type on that database (create_all fails there too)
+        except Exception:
             continue
         chosen = _matching(actual, base, satype, name, dialect)
         if chosen != base and not get_dialect(name).stores_alike(chosen, base):
@@ -211,7 +213,7 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, d
     candidates = [base]
     try:
         candidates.append(from_sa_type(satype.dialect_impl(dialect)))
-    except Exception:  # noqa: BLE001 - no adapted form
+    except Exception:
         pass
     parsed = get_dialect(name).parse_type(actual)
     if parsed is not None:
@@ -221,7 +223,7 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, d
             built = to_sa_type(candidate, name)
             if not _hooked(type(built), name) and dialect.type_compiler_instance.process(built) == actual:
                 return candidate
-        except Exception:  # noqa: BLE001 - the neutral form does not compile there
+        except Exception:
             continue
     return _type("other", sql=actual)
 
@@ -252,7 +254,7 @@ def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
     TypeDecorators choosing an implementation per dialect; a dialect's own type
     (``mysql.MEDIUMTEXT``) only on its database (elsewhere `create_all` would not build it as such).
     """
-    if getattr(satype, "_variant_mapping", None):  # with_variant()
+    if has_variants(satype):  # with_variant()
         return None
     cls = type(satype)
     if _hooked(cls):  # @compiles
@@ -275,10 +277,27 @@ def _class_checked_on(cls: type) -> tuple[str, ...] | None:
     return ()
 
 
+@cache
+def _own_types(dialect_name: str) -> Callable[[Type], sa.types.TypeEngine | None] | None:
+    """``build`` of the database's ``types`` module (its own SQLAlchemy types), when the registry declares one."""
+    entry = database(dialect_name)
+    if entry is None or not entry.own_types:
+        return None
+    return import_module(f"{entry.module}.types").build  # type: ignore[no-any-return]
+
+
 def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine:
-    """A SQLAlchemy type for `typ`, suitable for DDL on `dialect_name` (its override there, if any)."""
+    """A SQLAlchemy type for `typ`, suitable for DDL on `dialect_name` (its override there, if any).
+
+    The database's own types (``dialects/<name>/types.py``, e.g. MySQL's unsigned
+    integers) come first; the generic SQLAlchemy types serve everywhere else.
+    """
     if typ.dialects and dialect_name is not None:
         typ = typ.on(dialect_name)
+    own = _own_types(dialect_name) if dialect_name is not None else None
+    built = own(typ) if own is not None else None
+    if built is not None:
+        return built
     builder = _BUILDERS.get(typ.kind)
     if builder is None:
         raise ValueError(f"no SQLAlchemy type for kind {typ.kind!r}")
@@ -286,70 +305,22 @@ def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngin
 
 
 def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    base = {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger}[typ.kind]
-    if typ.unsigned and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return {"smallint": mysql.SMALLINT, "integer": mysql.INTEGER, "bigint": mysql.BIGINT}[typ.kind](unsigned=True)
-    return base()
-
-
-def _build_json(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.variant == "jsonb" and dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return JSONB()
-    return sa.JSON()
+    return {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger}[typ.kind]()
 
 
 def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if (typ.variant or typ.charset) and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        cls = getattr(mysql, (typ.variant or "text").upper())
-        return cls(collation=typ.collation, charset=typ.charset)  # type: ignore[no-any-return]
     return sa.Text(collation=typ.collation)
 
 
 def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.charset and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return mysql.VARCHAR(typ.length, collation=typ.collation, charset=typ.charset)
     return sa.String(typ.length, collation=typ.collation)
 
 
-def _build_binary(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.variant and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return getattr(mysql, typ.variant.upper())()  # type: ignore[no-any-return]
-    return sa.LargeBinary(typ.length)
-
-
 def _build_temporal(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    """DATETIME/TIME, with fractional-second digits where the database takes them."""
-    datetime = typ.kind == "datetime"
-    if datetime and typ.variant == "timestamp":
-        if typ.precision is not None and dialect == "mysql":
-            from sqlalchemy.dialects import mysql
-
-            return mysql.TIMESTAMP(timezone=typ.timezone, fsp=typ.precision)
-        if typ.precision is not None and dialect == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            return postgresql.TIMESTAMP(timezone=typ.timezone, precision=typ.precision)
-        return sa.TIMESTAMP(timezone=typ.timezone)
-    if typ.precision is not None and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return (mysql.DATETIME if datetime else mysql.TIME)(timezone=typ.timezone, fsp=typ.precision)
-    if typ.precision is not None and dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        cls = postgresql.TIMESTAMP if datetime else postgresql.TIME
-        return cls(timezone=typ.timezone, precision=typ.precision)
-    return sa.DateTime(timezone=typ.timezone) if datetime else sa.Time(timezone=typ.timezone)
+    """TIMESTAMP/DATETIME/TIME (fractional-second digits are the databases' own types)."""
+    if typ.kind == "datetime":
+        return sa.TIMESTAMP(timezone=typ.timezone) if typ.variant == "timestamp" else sa.DateTime(timezone=typ.timezone)
+    return sa.Time(timezone=typ.timezone)
 
 
 def _build_enum(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
@@ -385,8 +356,8 @@ _BUILDERS = {
     "datetime": _build_temporal,
     "time": _build_temporal,
     "interval": lambda t, d: sa.Interval(),
-    "binary": _build_binary,
-    "json": _build_json,
+    "binary": lambda t, d: sa.LargeBinary(t.length),
+    "json": lambda t, d: sa.JSON(),
     "uuid": lambda t, d: sa.Uuid(native_uuid=t.native),
     "enum": _build_enum,
     "array": lambda t, d: sa.ARRAY(to_sa_type(t.item, d), dimensions=t.dimensions) if t.item else sa.ARRAY(sa.Text()),

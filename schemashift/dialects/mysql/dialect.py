@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from schemashift import operations as ops
-from schemashift.model import normalize as norm
-from schemashift.model.schema import CheckConstraint, ForeignKey, Index
-from schemashift.sqla.types import from_sa_type
-from schemashift.model.types import Type
-from schemashift.model.schema import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from schemashift.dialects.base import Dialect, lock_timeout, release_quietly, run_settled, table_at
+from schemashift.model import normalize as norm
+from schemashift.model.schema import (
+    CheckConstraint,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
+from schemashift.model.types import Type
+from schemashift.sacompat import copy_column
+from schemashift.sqla.types import from_sa_type
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.model.schema import Sequence
+    from schemashift.reflection.core import RawSchema
 
 
 #: String literals (kept) and ANSI ``"quoted"`` identifiers (turned into backticks).
@@ -121,17 +134,35 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     remote_catalogue = True
     max_identifier_length = 64
-    instant_add_column = True
     online_alter = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True
     no_cycle = "NOCYCLE"
     aliases = ("mariadb",)
+    driver_extra = "mysql"
 
     def next_value_sql(self, key: str) -> str:
         """``nextval(seq)``: MariaDB takes the sequence's name, not a string."""
         schema, _, name = key.rpartition(".")
         return f"nextval({self.table_name(name, schema or None)})"
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``mysql/reflect.py``."""
+        from schemashift.dialects.mysql.reflect import read
+
+        return read(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """MariaDB's standalone sequences of `schema` (see ``mysql/reflect.py``)."""
+        from schemashift.dialects.mysql.reflect import read_sequences
+
+        return read_sequences(connection, schema, key_schema)
+
+    def current_database(self, connection: sa.Connection, default_schema: str | None) -> str | None:
+        """The current database (``SELECT DATABASE()``)."""
+        from schemashift.dialects.mysql.reflect import current_database
+
+        return current_database(connection)
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
@@ -232,7 +263,7 @@ class MySQLDialect(Dialect):
         table = constraint.table
         if isinstance(constraint, sa.PrimaryKeyConstraint) and table.autoincrement_column is not None:
             # AUTO_INCREMENT needs a key: it goes first, in the same statement
-            column = table.autoincrement_column._copy()
+            column = copy_column(table.autoincrement_column)
             column.autoincrement = False
             sa.Table(table.name, sa.MetaData(), column)
             spec = self.column_spec(column)
@@ -462,7 +493,7 @@ class MySQLDialect(Dialect):
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: "sa.Connection", env: "EnvConfig") -> None:
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
         """``SET SESSION max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms).
 
         `schema` is refused: a MySQL schema is a database, named in the URL.

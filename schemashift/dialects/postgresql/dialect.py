@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 
 from schemashift import operations as ops
+from schemashift.dialects.base import (
+    Dialect,
+    native_enum_of,
+    native_enums,
+    poll_lock,
+    release_quietly,
+    run_settled,
+    table_at,
+    with_enum,
+)
 from schemashift.model import normalize as norm
 from schemashift.model.schema import (
     CheckConstraint,
@@ -26,12 +37,13 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
-from schemashift.sqla.types import from_sa_type, to_sa_type
 from schemashift.model.types import Type
-from schemashift.dialects.base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
+from schemashift.sqla.types import from_sa_type, to_sa_type
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.model.schema import Sequence
+    from schemashift.reflection.core import RawSchema
 
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
@@ -155,8 +167,21 @@ class PostgreSQLDialect(Dialect):
     concurrent_index = True
     not_valid_constraints = True
     supports_sequences = True
-    instant_add_column = True
     dml_in_cte = True
+    sequences_need_reset = True
+    driver_extra = "postgresql"
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``postgresql/reflect.py``."""
+        from schemashift.dialects.postgresql.reflect import read
+
+        return read(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """The standalone sequences of `schema` (see ``postgresql/reflect.py``)."""
+        from schemashift.dialects.postgresql.reflect import read_sequences
+
+        return read_sequences(connection, schema, key_schema)
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for ``ALTER TYPE … ADD VALUE``.
@@ -567,7 +592,7 @@ class PostgreSQLDialect(Dialect):
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
         """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session."""
         statements: list[str] = []
         if env.schema:
