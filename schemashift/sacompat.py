@@ -130,7 +130,7 @@ def pg_columns_info(dialect: Any, connection: sa.Connection, rows: Any, schema: 
     from sqlalchemy.dialects.postgresql.base import PGDialect, _NamedTypeLoader
 
     class Parsing:
-        _get_columns_info = PGDialect._get_columns_info
+        """Stands in for `dialect` in its column parsing, each type parse going through `reflect_type`."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(dialect, name)
@@ -140,7 +140,8 @@ def pg_columns_info(dialect: Any, connection: sa.Connection, rows: Any, schema: 
             return reflect_type(lambda: dialect._reflect_type(format_type, loader, type_description, collation,
                                                               collation_schema), (format_type, collation, collation_schema))
 
-    return Parsing()._get_columns_info(rows, _NamedTypeLoader(dialect, connection, {}), schema)
+    parse: Any = PGDialect._get_columns_info
+    return parse(Parsing(), rows, _NamedTypeLoader(dialect, connection, {}), schema)
 
 
 def pg_parse_type(dialect: Any, text: str, loader: object) -> Any:
@@ -205,7 +206,8 @@ class SQLiteStandIn:
 
     def resolve_type(self, declared: str) -> Any:
         """SQLAlchemy's type for an upper-cased declared type (here: the real dialect's rules)."""
-        return type(self._real)._resolve_type_affinity(self, declared)
+        real: Any = type(self._real)
+        return real._resolve_type_affinity(self, declared)
 
     def _get_table_sql(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         return self.table_sql(table_name)

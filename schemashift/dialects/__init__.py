@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from schemashift.dialects.registry import DATABASES
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from schemashift.dialects.base import Dialect
 
 #: SQLAlchemy dialect name -> "module:Class" of our dialect (derived from `DATABASES`).
@@ -34,7 +36,7 @@ def get_dialect(name: str) -> Dialect:
     return _cache[name]
 
 
-def dialect_of(connection: object) -> Dialect:
+def dialect_of(connection: sa.Connection | sa.Engine) -> Dialect:
     """The dialect for a live connection (or engine): MariaDB with a native UUID type gets its own."""
     sa_dialect = connection.dialect
     name = sa_dialect.name
@@ -50,11 +52,11 @@ TARGETS = ("sqlite", "postgresql", "mysql")
 REFERENCE_TARGET = "postgresql"
 
 
-def targets() -> list[tuple[str, object]]:
+def targets() -> list[tuple[str, sa.engine.Dialect]]:
     """``(name, SQLAlchemy dialect)`` of each database in `TARGETS`, for offline compilation."""
     if not _targets:
         _targets.extend((name, get_dialect(name).compiler_dialect) for name in TARGETS)
     return _targets
 
 
-_targets: list[tuple[str, object]] = []
+_targets: list[tuple[str, sa.engine.Dialect]] = []

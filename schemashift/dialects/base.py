@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -175,7 +175,8 @@ class Dialect:
         resolved = self.own_form(operation)
         if resolved is None:
             return []
-        return getattr(self, method)(resolved, before, after)
+        statements: list[str] = getattr(self, method)(resolved, before, after)
+        return statements
 
     def builds(self, item: Index | CheckConstraint) -> bool:
         """False for an index ``ddl_if(dialect=…)`` keeps off this database, or a type's CHECK it does not get
@@ -192,7 +193,7 @@ class Dialect:
             return self.builds(operation.constraint)
         if isinstance(operation, ops.DropConstraint) and isinstance(operation.definition, CheckConstraint):
             return self.builds(operation.definition)
-        if isinstance(operation, ops.RenameIndex) and operation.table_key in after:
+        if isinstance(operation, ops.RenameIndex) and operation.table_key is not None and operation.table_key in after:
             renamed = [i for i in after.table(operation.table_key).indexes if i.name == operation.new_name]
             return all(self.builds(index) for index in renamed)
         return True
@@ -553,7 +554,7 @@ class Dialect:
         column = column.on(self.name)
         return self.sequence_column(column) if column.sequence is not None else column
 
-    def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column:
+    def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column[Any]:
         """Column `name` of `table` as a SQLAlchemy column, for ``ADD COLUMN`` and its comment.
 
         A column's DDL depends on its table only through the primary key (SERIAL,
@@ -568,9 +569,9 @@ class Dialect:
 
     @cached_property
     def _ddl_compiler(self) -> sa.sql.compiler.DDLCompiler:
-        return self._sa.ddl_compiler(self._sa, None)
+        return self._sa.ddl_compiler(self._sa, None)  # type: ignore[arg-type]  # no statement: used for its methods
 
-    def column_spec(self, column: sa.Column) -> str:
+    def column_spec(self, column: sa.Column[Any]) -> str:
         """The full definition of `column` (``name TYPE NOT NULL DEFAULT …``); see `added_column`."""
         return self._ddl_compiler.get_column_specification(column)
 
@@ -585,7 +586,7 @@ class Dialect:
         table = self.table_name(op.table, op.schema)
         return [f"UPDATE {table} SET {column} = {op.new.default} WHERE {column} IS NULL"]
 
-    def column_comment(self, column: sa.Column) -> list[str]:
+    def column_comment(self, column: sa.Column[Any]) -> list[str]:
         """``COMMENT ON COLUMN`` for `column` when it has one and comments are separate statements."""
         if not self.separate_comments or column.comment is None:
             return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import cast
 
 from schemashift.model.types import Type, evolve
 
@@ -130,7 +131,7 @@ def built_on(item: Index | CheckConstraint, names: Iterable[str]) -> bool:
     only = item.option(ONLY_ON) if isinstance(item, Index) else item.only_on or None
     if only is None:
         return True
-    wanted = {only} if isinstance(only, str) else set(only)  # type: ignore[arg-type]
+    wanted = {only} if isinstance(only, str) else set(cast("Iterable[str]", only))
     return bool(wanted & set(names))
 
 

@@ -193,10 +193,10 @@ class _Shared:
     """
 
     def __init__(self) -> None:
-        self._types: dict[int, tuple[sa.types.TypeEngine, Type]] = {}
+        self._types: dict[int, tuple[sa.types.TypeEngine[Any], Type]] = {}
         self._columns: dict[tuple[object, ...], Column] = {}
 
-    def type(self, satype: sa.types.TypeEngine) -> Type:
+    def type(self, satype: sa.types.TypeEngine[Any]) -> Type:
         """The neutral form of `satype`."""
         found = self._types.get(id(satype))
         if found is None:
@@ -208,7 +208,7 @@ class _Shared:
         key = (fields[0], id(fields[1]), *fields[2:])
         found = self._columns.get(key)
         if found is None:
-            found = self._columns[key] = Column(*fields)
+            found = self._columns[key] = Column(*fields)  # type: ignore[arg-type]  # the fields, in order
         return found
 
 

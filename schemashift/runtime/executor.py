@@ -280,7 +280,7 @@ class Executor:
         revision = migration.revision
         first = step.statements[start_at] if start_at < len(step.statements) else None
         marked = first is not None and not self._atomic_data(step, first)
-        running: dict[str, object] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
+        running: dict[str, Any] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
         if resume:  # the file as it runs now (repair refuses an edit once statements ran)
             self._commit_with(carry, lambda: self.recorder.update(
                 revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,

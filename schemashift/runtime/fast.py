@@ -127,9 +127,9 @@ def _check(args: Any, *, drift: bool) -> Clean | None:
 
     config = load_config(args.config)  # a configuration error: the full path reports it
     env = config.env(args.env, url=args.url)
-    url = args.url or env.url
+    url: str | None = args.url or env.url
     target = parse_url(url) if url else None
-    if target is None or (env.schema and not catalog(target).SUPPORTS_SCHEMAS):
+    if url is None or target is None or (env.schema and not catalog(target).SUPPORTS_SCHEMAS):
         return None
     summary = manifest.verified_summary(config.migrations_dir, config.root)
     if summary is None or summary.head is None:
@@ -148,6 +148,8 @@ def _check_database(connection: Any, target: Target, env: Any, expected: Summary
     if env.schema:
         facts.use_schema(cursor, env.schema)
     head = expected.head
+    if head is None:
+        return None
     count, unapplied, digest, value = _summary(cursor, facts, env.version_table, env.schema, head, drift)
     if count != expected.count or unapplied or digest != expected.pairs:
         return None  # pending, partial, edited, unknown or missing revisions: the full path explains

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import DatabaseStateError, SchemashiftError
-from schemashift.model.schema import Schema, Table, qualify
+from schemashift.model.schema import Constraint, Schema, Table, qualify
 from schemashift.operations import (
     AddColumn,
     AddConstraint,
@@ -148,7 +148,11 @@ def _without_foreign(live: Schema, before: Schema, after: Schema) -> tuple[Schem
             known[kind] |= names
         columns = tuple(c for c in table.columns if c.name in known["column"])
         indexes = tuple(i for i in table.indexes if i.name in known["index"])
-        keep = lambda c: c.name is None or c.name in known["constraint"]  # noqa: E731 - unnamed: not ours to judge
+        constraints = known["constraint"]
+
+        def keep(c: Constraint, constraints: set[str] = constraints) -> bool:
+            return c.name is None or c.name in constraints  # unnamed: not ours to judge
+
         parts = {"uniques": tuple(c for c in table.uniques if keep(c)),
                  "foreign_keys": tuple(c for c in table.foreign_keys if keep(c)),
                  "checks": tuple(c for c in table.checks if keep(c))}
@@ -192,7 +196,7 @@ def _check_unwind(unwind: list[Operation], scoped: _Scoped, label: str) -> None:
     for operation in unwind:
         if not isinstance(operation, _DESTROYING):
             continue
-        key = operation.table_key or getattr(operation, "key", "")
+        key: str = operation.table_key or getattr(operation, "key", "") or ""
         made = key not in scoped.before.tables and key in scoped.after.tables
         if isinstance(operation, DropSequence):
             made = key not in scoped.before.sequences and key in scoped.after.sequences
@@ -287,7 +291,7 @@ def rebuild_step(project: Project, dialect: Dialect, row: AppliedRevision) -> St
     history = project.history()
     if row.revision not in history:
         raise DatabaseStateError(f"cannot repair: the migration file of revision {row.revision} is missing")
-    migration = history.get(row.revision)
+    migration = history[row.revision]
     states = states_along(history)
     before = states[migration.parent]
     step = up_step(dialect, migration, before) if row.direction == UP else down_step(dialect, migration, before)

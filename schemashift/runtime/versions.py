@@ -203,7 +203,7 @@ class Recorder:
         """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters (built once)."""
         cached = getattr(self, "_together", None)
         if cached is not None and cached[0] == (version_keys, history_keys):
-            return cached[1]
+            return cached[1]  # type: ignore[no-any-return]
 
         def values(table: sa.Table, prefix: str, keys: list[str]) -> dict[str, sa.BindParameter[object]]:
             return {key: sa.bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in keys}
@@ -221,7 +221,7 @@ class Recorder:
 
     def _update_statement(self, keys: tuple[str, ...]) -> sa.Update:
         """``UPDATE <version> SET <keys> WHERE revision = …`` with ``set_``/``where_`` parameters, built once per keys."""
-        cache = self.__dict__.setdefault("_updates", {})
+        cache: dict[tuple[str, ...], sa.Update] = self.__dict__.setdefault("_updates", {})
         statement = cache.get(keys)
         if statement is None:
             table = self.version

@@ -68,7 +68,7 @@ def sql_text(value: object) -> str:
     return str(value)
 
 
-def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+def _defaults(column: sa.Column[Any]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """The server default as SQL text, and ``(dialect, SQL)`` where a database renders it differently.
 
     An expression default (``sa.false()``, a ``FunctionElement`` with ``@compiles``
@@ -95,7 +95,7 @@ def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...
     return found
 
 
-def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+def _rendered(column: sa.Column[Any], generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """`_defaults` of an expression default, rendered by each database's DDL compiler."""
     from schemashift.dialects import REFERENCE_TARGET, targets
 
@@ -107,7 +107,7 @@ def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple
             continue
     if generic is None:
         if not rendered:
-            sql_text(column.server_default.arg)  # raises SQLAlchemy's own error
+            sql_text(getattr(column.server_default, "arg", None))  # raises SQLAlchemy's own error
         generic = rendered.get(REFERENCE_TARGET) or next(iter(rendered.values()))
     plain = canonical_default(generic, _ANY)
     return generic, tuple((name, sql) for name, sql in rendered.items() if canonical_default(sql, _ANY) != plain)
@@ -125,18 +125,18 @@ def _ddl_compiler(dialect: sa.engine.Dialect) -> Any:
     """A DDL compiler of `dialect`, one per dialect instance."""
     compiler = _DDL_COMPILERS.get(id(dialect))
     if compiler is None:
-        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)
+        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
     return compiler
 
 
-def _computed(column: sa.Column) -> Computed | None:
+def _computed(column: sa.Column[Any]) -> Computed | None:
     computed = column.computed
     if computed is None:
         return None
     return Computed(sql_text(computed.sqltext), persisted=computed.persisted)
 
 
-def _identity(column: sa.Column) -> Identity | None:
+def _identity(column: sa.Column[Any]) -> Identity | None:
     identity = column.identity
     if identity is None:
         return None
@@ -156,7 +156,7 @@ def convert_sequence(sequence: sa.Sequence) -> Sequence:
     )
 
 
-def _sequence_key(column: sa.Column) -> str | None:
+def _sequence_key(column: sa.Column[Any]) -> str | None:
     """The key of the `sa.Sequence` given as the column's default (``Column(..., sa.Sequence(...))``)."""
     default = column.default
     if isinstance(default, sa.Sequence) and not default.optional:
@@ -164,15 +164,15 @@ def _sequence_key(column: sa.Column) -> str | None:
     return None
 
 
-def convert_column(column: sa.Column, table: sa.Table) -> Column:
+def convert_column(column: sa.Column[Any], table: sa.Table) -> Column:
     """The neutral form of one model column."""
-    return Column(*_column_fields(column, table.autoincrement_column))
+    return Column(*_column_fields(column, table.autoincrement_column))  # type: ignore[arg-type]  # the fields, in order
 
 
 ColumnFields = tuple[object, ...]  # the `Column` fields in declaration order
 
 
-def _column_fields(column: sa.Column, autoincrement_column: sa.Column | None) -> ColumnFields:
+def _column_fields(column: sa.Column[Any], autoincrement_column: sa.Column[Any] | None) -> ColumnFields:
     """`Column(*fields)` is the neutral form of `column`; `autoincrement_column` is its table's."""
     default, defaults = _defaults(column)
     return (
@@ -333,7 +333,7 @@ def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:
     """`Column(*fields)`, the same object for equal fields."""
     column = seen.get(fields)
     if column is None:
-        column = seen[fields] = Column(*fields)
+        column = seen[fields] = Column(*fields)  # type: ignore[arg-type]  # the fields, in order
     return column
 
 

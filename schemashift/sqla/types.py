@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache, lru_cache
 from importlib import import_module
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
@@ -23,11 +24,11 @@ from schemashift.sacompat import AbstractBinary, AbstractInterval, has_variants
 _type = lru_cache(maxsize=1024, typed=True)(Type)
 
 
-def _collation(satype: sa.types.TypeEngine) -> str | None:
+def _collation(satype: sa.types.TypeEngine[Any]) -> str | None:
     return getattr(satype, "collation", None) or None
 
 
-def _charset(satype: sa.types.TypeEngine) -> str | None:
+def _charset(satype: sa.types.TypeEngine[Any]) -> str | None:
     """MySQL's ``CHARACTER SET`` of a string type (``mysql.VARCHAR(charset=...)``)."""
     return getattr(satype, "charset", None) or None
 
@@ -52,7 +53,7 @@ def _text(satype: sa.Text) -> Type:
     return _type("text", collation=_collation(satype), charset=_charset(satype), variant=variant)
 
 
-def _numeric(satype: sa.Numeric | sa.Float) -> Type:
+def _numeric(satype: sa.Numeric[Any] | sa.Float[Any]) -> Type:
     if isinstance(satype, sa.Float):
         precision = getattr(satype, "precision", None)
         if precision is None and isinstance(satype, (sa.Double, sa.REAL)):
@@ -61,7 +62,7 @@ def _numeric(satype: sa.Numeric | sa.Float) -> Type:
     return _type("numeric", precision=satype.precision, scale=satype.scale)
 
 
-def _array(satype: sa.ARRAY) -> Type:
+def _array(satype: sa.ARRAY[Any]) -> Type:
     return _type("array", item=from_sa_type(satype.item_type), dimensions=satype.dimensions)
 
 
@@ -70,7 +71,7 @@ def _json(satype: sa.JSON) -> Type:
     return _type("json", variant=variant)
 
 
-def _fraction(satype: sa.types.TypeEngine) -> int | None:
+def _fraction(satype: sa.types.TypeEngine[Any]) -> int | None:
     """Fractional-second digits of a dialect's date/time type (MySQL ``fsp``, PostgreSQL ``precision``)."""
     return getattr(satype, "fsp", None) or getattr(satype, "precision", None)
 
@@ -97,7 +98,8 @@ def _integer(satype: sa.Integer) -> Type:
     return _type("integer", unsigned=unsigned)
 
 
-Converter = Callable[[sa.types.TypeEngine], Type]
+#: Converts instances of one SQLAlchemy type class (its parameter is that class).
+Converter = Callable[[Any], Type]
 
 # Order matters: subclasses before their bases (Enum and Text before String…).
 _CONVERTERS: list[tuple[type, Converter]] = [
@@ -120,9 +122,10 @@ _CONVERTERS: list[tuple[type, Converter]] = [
 ]
 
 
-def from_sa_type(satype: sa.types.TypeEngine) -> Type:
+def from_sa_type(satype: sa.types.TypeEngine[Any]) -> Type:
     """The neutral form of a SQLAlchemy type (TypeDecorators by their implementation)."""
-    return _converter(type(satype))(satype)
+    cls: Any = type(satype)
+    return _converter(cls)(satype)
 
 
 @lru_cache(maxsize=512)
@@ -136,11 +139,11 @@ def _converter(cls: type) -> Converter:
     return _other
 
 
-def _decorated(satype: sat.TypeDecorator) -> Type:
+def _decorated(satype: sat.TypeDecorator[Any]) -> Type:
     return from_sa_type(satype.impl_instance)
 
 
-def _other(satype: sa.types.TypeEngine) -> Type:
+def _other(satype: sa.types.TypeEngine[Any]) -> Type:
     name = type(satype).__name__.upper()
     if isinstance(satype, sat.NullType):
         return _type("other", sql="NULL")
@@ -154,7 +157,7 @@ def _other(satype: sa.types.TypeEngine) -> Type:
 # -- per-database forms of model types ------------------------------------------
 
 
-def model_type(satype: sa.types.TypeEngine) -> Type:
+def model_type(satype: sa.types.TypeEngine[Any]) -> Type:
     """The neutral form of a model's type, with what it is on each database where that differs.
 
     A type that may compile differently per database (``with_variant``, an
@@ -183,12 +186,12 @@ _MODEL_TYPES: dict[tuple[type, tuple[tuple[str, object], ...], Type], Type] = {}
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _plain_state(satype: sa.types.TypeEngine) -> tuple[tuple[str, object], ...]:
+def _plain_state(satype: sa.types.TypeEngine[Any]) -> tuple[tuple[str, object], ...]:
     """The instance's scalar settings (with its class and neutral form, what its DDL can depend on)."""
     return tuple((k, v) for k, v in vars(satype).items() if isinstance(v, _PLAIN))
 
 
-def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, ...] | None) -> Type:
+def _per_database(satype: sa.types.TypeEngine[Any], base: Type, checked: tuple[str, ...] | None) -> Type:
     """`base` with the forms `satype` takes on the databases in `checked` (None: all)."""
     from schemashift.dialects import get_dialect, targets
 
@@ -206,7 +209,7 @@ def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, .
     return base.evolve(dialects=tuple(overrides)) if overrides else base
 
 
-def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, dialect: sa.engine.Dialect) -> Type:
+def _matching(actual: str, base: Type, satype: sa.types.TypeEngine[Any], name: str, dialect: sa.engine.Dialect) -> Type:
     """`base`, else the neutral form of `satype` on `dialect`, whichever compiles to `actual` there; else raw DDL."""
     from schemashift.dialects import get_dialect
 
@@ -247,7 +250,7 @@ def _hooked(cls: type, dialect: str | None = None) -> bool:
     return False
 
 
-def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
+def _checked_on(satype: sa.types.TypeEngine[Any]) -> tuple[str, ...] | None:
     """The databases where `satype` may compile otherwise than its neutral form says (None: all, (): none).
 
     All for ``with_variant``, ``@compiles`` overrides, applications' own types and
@@ -256,7 +259,7 @@ def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
     """
     if has_variants(satype):  # with_variant()
         return None
-    cls = type(satype)
+    cls: Any = type(satype)
     if _hooked(cls):  # @compiles
         return None
     if isinstance(satype, sat.TypeDecorator):
@@ -278,7 +281,7 @@ def _class_checked_on(cls: type) -> tuple[str, ...] | None:
 
 
 @cache
-def _own_types(dialect_name: str) -> Callable[[Type], sa.types.TypeEngine | None] | None:
+def _own_types(dialect_name: str) -> Callable[[Type], sa.types.TypeEngine[Any] | None] | None:
     """``build`` of the database's ``types`` module (its own SQLAlchemy types), when the registry declares one."""
     entry = database(dialect_name)
     if entry is None or not entry.own_types:
@@ -286,7 +289,7 @@ def _own_types(dialect_name: str) -> Callable[[Type], sa.types.TypeEngine | None
     return import_module(f"{entry.module}.types").build  # type: ignore[no-any-return]
 
 
-def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine:
+def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine[Any]:
     """A SQLAlchemy type for `typ`, suitable for DDL on `dialect_name` (its override there, if any).
 
     The database's own types (``dialects/<name>/types.py``, e.g. MySQL's unsigned
@@ -304,34 +307,34 @@ def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngin
     return builder(typ, dialect_name)
 
 
-def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger}[typ.kind]()
 
 
-def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.Text(collation=typ.collation)
 
 
-def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.String(typ.length, collation=typ.collation)
 
 
-def _build_temporal(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_temporal(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     """TIMESTAMP/DATETIME/TIME (fractional-second digits are the databases' own types)."""
     if typ.kind == "datetime":
         return sa.TIMESTAMP(timezone=typ.timezone) if typ.variant == "timestamp" else sa.DateTime(timezone=typ.timezone)
     return sa.Time(timezone=typ.timezone)
 
 
-def _build_enum(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_enum(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.Enum(*typ.values, name=typ.name, native_enum=typ.native, create_constraint=False)
 
 
-def _build_other(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_other(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return _RawType(typ.sql or "NULL")
 
 
-class _RawType(sat.UserDefinedType):
+class _RawType(sat.UserDefinedType[Any]):
     """A type rendered verbatim in DDL."""
 
     cache_ok = True

@@ -75,8 +75,8 @@ class QuietReporter(Reporter):
     def migration_finished(self, verb: str, label: str, elapsed_ms: float) -> None:
         pass
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None and self.last is not None:
+    def __exit__(self, *exc: object) -> None:
+        if (not exc or exc[0] is None) and self.last is not None:
             self.out(self.last)
 
 

@@ -501,7 +501,7 @@ class MySQLDialect(Dialect):
         super().session_setup(connection, env)
         if env.statement_timeout is None:
             return
-        if connection.dialect.is_mariadb:
+        if getattr(connection.dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {env.statement_timeout:.3f}")
         else:
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -232,7 +232,7 @@ class PostgreSQLDialect(Dialect):
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
-        return postgresql.dialect()
+        return postgresql.dialect()  # type: ignore[no-untyped-call]
 
     def defer_durability(self, connection: sa.Connection) -> object | None:
         """``synchronous_commit = off`` for the session; the earlier value is the token (None when already off).
@@ -288,7 +288,7 @@ class PostgreSQLDialect(Dialect):
             used = [name for name in table.column_names if name in words]
             return norm.object_name(table.name, used[0] if len(used) == 1 else None, "check")
         suffix = {UniqueConstraint: "key", ForeignKey: "fkey"}.get(type(constraint))
-        return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None  # type: ignore[union-attr]
+        return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None
 
     def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
         """One ``ALTER COLUMN`` clause per changed field, in an order PostgreSQL accepts.
@@ -336,7 +336,8 @@ class PostgreSQLDialect(Dialect):
         return self.ddl(element(to_sa_type(enum, self.name)))  # type: ignore[call-arg]
 
     def _type_name(self, enum: Type) -> str:
-        return self._sa.identifier_preparer.format_type(to_sa_type(enum, self.name))
+        preparer: Any = self._sa.identifier_preparer  # PostgreSQL's, with `format_type`
+        return str(preparer.format_type(to_sa_type(enum, self.name)))
 
     def _change_type(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
         """A type change; when only an enum's values change, the shared type changes instead.
@@ -454,7 +455,7 @@ class PostgreSQLDialect(Dialect):
         column = self._column_clause(op.table, op.schema, op.column)
         mode = "ALWAYS" if new.always else "BY DEFAULT"
         if old is None:
-            options = self._sa.ddl_compiler(self._sa, None).get_identity_options(
+            options = self._ddl_compiler.get_identity_options(
                 sa.Identity(start=new.start, increment=new.increment)
             )
             statements = [f"{column} ADD GENERATED {mode} AS IDENTITY" + (f" ({options})" if options else "")]

@@ -13,7 +13,7 @@ SQLAlchemy's own parsing (`schemashift.sacompat.pg_columns_info`), each distinct
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,8 +104,10 @@ def read(connection: sa.Connection, schema: str | None) -> RawSchema:
     opclasses = pg_non_default_opclasses(dialect, connection)
     for row in connection.execute(sa.text(query), params).mappings().all():
         raw.indexes.setdefault(row["table_name"], []).append(_index(row, opclasses, version))
-    raw.foreign_keys = _multi(dialect.get_multi_foreign_keys(connection, schema, None, _SCOPE, _KIND))
-    raw.checks = _multi(dialect.get_multi_check_constraints(connection, schema, None, _SCOPE, _KIND))
+    raw.foreign_keys = _multi(dialect.get_multi_foreign_keys(  # type: ignore[no-untyped-call]
+        connection, schema, None, _SCOPE, _KIND))
+    raw.checks = _multi(dialect.get_multi_check_constraints(  # type: ignore[no-untyped-call]
+        connection, schema, None, _SCOPE, _KIND))
     return raw
 
 
@@ -127,7 +129,7 @@ def _columns(connection: sa.Connection, dialect: PGDialect, schema: str | None) 
     return _multi(pg_columns_info(dialect, connection, rows, schema, once).items())
 
 
-def _constraints(rows: list[Any], raw: RawSchema, version: tuple[int, ...]) -> None:
+def _constraints(rows: Sequence[Any], raw: RawSchema, version: tuple[int, ...]) -> None:
     """Primary keys and unique constraints in SQLAlchemy's shapes (INCLUDE columns as a dialect option)."""
     for table, kind, name, columns, comment, keys, nulls_not_distinct in rows:
         options: dict[str, Any] = {}
@@ -212,7 +214,7 @@ def parse_type_text(sql: str) -> Any:
     return None if isinstance(found, sa.types.NullType) else found
 
 
-_OFFLINE = PGDialect()
+_OFFLINE = PGDialect()  # type: ignore[no-untyped-call]
 
 
 _SEQUENCES = """

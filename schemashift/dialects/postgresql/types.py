@@ -6,13 +6,15 @@ answers None where the generic SQLAlchemy type serves.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from schemashift.model.types import Type
 
 
-def build(typ: Type) -> sa.types.TypeEngine | None:
+def build(typ: Type) -> sa.types.TypeEngine[Any] | None:
     """PostgreSQL's SQLAlchemy type for `typ`, or None for the generic one."""
     if typ.kind == "json" and typ.variant == "jsonb":
         return postgresql.JSONB()

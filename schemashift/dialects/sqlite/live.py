@@ -130,9 +130,10 @@ def _adapted_rebuild(dialect: SQLiteDialect, operation: ops.Operation, old: Tabl
     """The operations shown with `operation` and its statements, carrying what only the live table has."""
     from schemashift.planning.plan import Statement
 
+    shown: list[ops.Operation]
     if live.uncertain:
         shown = [KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema)]
-        statements = [Statement(operation, python=LiveRebuild(dialect, operation, old, new, after))]
+        statements: list[Any] = [Statement(operation, python=LiveRebuild(dialect, operation, old, new, after))]
     else:
         carried = live.carried(dialect, old, new, after)
         refuse_removed_in_use(carried, old, new, operation.describe())

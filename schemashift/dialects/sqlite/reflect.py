@@ -697,7 +697,8 @@ def _all_foreign_keys(stand_in: Any, connection: sa.Connection, table: str, sche
         return (*key["constrained_columns"], key["referred_table"], *key["referred_columns"])
     def actions(key: Reflected) -> dict[str, str]:
         return {k: str(v).upper() for k, v in key["options"].items() if k in ("ondelete", "onupdate")}
-    unmatched, missing = list(found), []
+    unmatched = list(found)
+    missing: list[Reflected] = []
     for exact in (True, False):  # a twin with the same actions first, then any with the same columns
         missing = []
         for key in keys.values():
