@@ -259,7 +259,7 @@ class Dialect:
 
         try:
             return shared(normalizer).parse_type(sql)
-        except Exception:
+        except Exception:  # deliberately broad: text SQLAlchemy cannot read: unknown
             return None
 
     @contextmanager
@@ -542,7 +542,7 @@ class Dialect:
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
         """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as `ddl_column` makes them."""
         columns = tuple(self.ddl_column(column) for column in table.columns)
-        if any(new is not old for new, old in zip(columns, table.columns)):
+        if any(new is not old for new, old in zip(columns, table.columns, strict=False)):
             table = table.evolve(columns=columns)
         if any(check.only_on for check in table.checks):
             table = table.evolve(checks=tuple(check for check in table.checks if self.builds(check)))

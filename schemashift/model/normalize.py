@@ -41,7 +41,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Callable, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from schemashift.model.schema import (
     BUILD_OPTIONS,
@@ -167,7 +167,7 @@ def _unwrap_atoms(tokens: list[Token]) -> list[Token]:
                 continue
             if index > 0 and (tokens[index - 1][0] in ("word", "quoted") or tokens[index - 1][1] == ")"):
                 continue
-            tokens = tokens[:index] + [atom] + tokens[index + 3 :]
+            tokens = [*tokens[:index], atom, *tokens[index + 3:]]
             changed = True
             break
     return tokens

@@ -254,7 +254,7 @@ def _index(index: Reflected) -> Index:
     columns = [name for name in names if name is not None and name not in sorting]
     expressions = tuple(
         str(expr) if name is None else f"{_identifier(name)} {' '.join(s.replace('_', ' ') for s in sorting[name])}"
-        for name, expr in zip(names, elements)
+        for name, expr in zip(names, elements, strict=False)
         if (name is None and expr is not None) or name in sorting
     )
     options = index.get("dialect_options") or {}

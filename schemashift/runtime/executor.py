@@ -193,7 +193,7 @@ class Executor:
     def _run_one(self, step: Step, statement: Statement) -> None:
         try:
             self._execute(statement)
-        except Exception as exc:
+        except Exception as exc:  # deliberately broad: any failure of user SQL/Python is reported, not raised raw
             raise _StatementFailed(statement.describe(), _error_text(exc)) from exc
 
     def _log_failure(self, step: Step, started: datetime, clock: float, error: str) -> None:
@@ -296,7 +296,7 @@ class Executor:
             try:
                 # the last statement's "done" is recorded by the finish
                 self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
-            except Exception as exc:
+            except Exception as exc:  # deliberately broad: reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
         return _Finish(step, started, _ms(clock), now(), self._open)
 

@@ -285,7 +285,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
-    except Exception:
+    except Exception:  # deliberately broad: no user name in some containers
         return "unknown"
 
 

@@ -9,6 +9,7 @@ need.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import cache, lru_cache
 from importlib import import_module
 from typing import Any
@@ -149,7 +150,7 @@ def _other(satype: sa.types.TypeEngine[Any]) -> Type:
         return _type("other", sql="NULL")
     try:
         text = satype.compile()
-    except Exception:
+    except Exception:  # deliberately broad: a dialect-only type: keep its class name
         text = name
     return _type("other", sql=text)
 
@@ -201,7 +202,7 @@ def _per_database(satype: sa.types.TypeEngine[Any], base: Type, checked: tuple[s
             continue
         try:
             actual = dialect.type_compiler_instance.process(satype)
-        except Exception:
+        except Exception:  # deliberately broad: no such type on that database (create_all fails there too)
             continue
         chosen = _matching(actual, base, satype, name, dialect)
         if chosen != base and not get_dialect(name).stores_alike(chosen, base):
@@ -214,10 +215,8 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine[Any], name: s
     from schemashift.dialects import get_dialect
 
     candidates = [base]
-    try:
+    with suppress(Exception):  # deliberately broad: no adapted form
         candidates.append(from_sa_type(satype.dialect_impl(dialect)))
-    except Exception:
-        pass
     parsed = get_dialect(name).parse_type(actual)
     if parsed is not None:
         candidates.append(parsed)
@@ -226,7 +225,7 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine[Any], name: s
             built = to_sa_type(candidate, name)
             if not _hooked(type(built), name) and dialect.type_compiler_instance.process(built) == actual:
                 return candidate
-        except Exception:
+        except Exception:  # deliberately broad: the neutral form does not compile there
             continue
     return _type("other", sql=actual)
 

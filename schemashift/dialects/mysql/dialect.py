@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -346,7 +346,7 @@ class MySQLDialect(Dialect):
         case_sensitive_quotes = False
         option_prefix = "mysql"
         dialect_names = ("mysql", "mariadb")
-        synonyms = {"lcase": "lower", "ucase": "upper"}
+        synonyms: ClassVar[dict[str, str]] = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
         has_identity = False

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -511,7 +511,7 @@ class PostgreSQLDialect(Dialect):
         strips_casts = True
         computed_stored_by_default = True
         has_sequences = True
-        synonyms = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
+        synonyms: ClassVar[dict[str, str]] = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)

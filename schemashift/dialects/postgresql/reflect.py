@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -152,7 +152,7 @@ def _index(row: Any, opclasses: dict[int, str], version: tuple[int, ...]) -> Ref
     is_expr = row["is_expr"][:keys]
     index: Reflected = {"name": row["name"], "unique": row["indisunique"]}
     if any(is_expr):
-        index["column_names"] = [None if expr else element for element, expr in zip(elements, is_expr)]
+        index["column_names"] = [None if expr else element for element, expr in zip(elements, is_expr, strict=False)]
         index["expressions"] = elements
     else:
         index["column_names"] = elements
@@ -178,7 +178,7 @@ def _index_options(
     row: Any, elements: list[str], opclasses: dict[int, str], included: list[str], version: tuple[int, ...]
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    ops = {e: opclasses[o] for e, o in zip(elements, row["opclasses"][: len(elements)]) if o in opclasses}
+    ops = {e: opclasses[o] for e, o in zip(elements, row["opclasses"][: len(elements)], strict=False) if o in opclasses}
     if ops:
         options["postgresql_ops"] = ops
     if row["reloptions"]:
@@ -199,8 +199,8 @@ def _index_options(
 class _NoNamedTypes:
     """A named-type loader that knows no enums or domains (DDL text of built-in types only)."""
 
-    enums: dict[Any, Any] = {}
-    domains: dict[Any, Any] = {}
+    enums: ClassVar[dict[Any, Any]] = {}
+    domains: ClassVar[dict[Any, Any]] = {}
 
 
 def parse_type_text(sql: str) -> Any:

@@ -78,7 +78,7 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
             steps.append(step)
             continue
         statements, state, position = list(step.statements), step.before, 0
-        for operation, group in zip(step.operations, statement_groups(step)):
+        for operation, group in zip(step.operations, statement_groups(step), strict=False):
             after = operation.apply(state)
             tables = dialect.rebuilt(operation, state, after) if group and group[0].sql else None
             if tables is not None:
@@ -91,13 +91,13 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
 
 def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
     if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
-        for operation, group in zip(step.operations, statement_groups(step)):
+        for operation, group in zip(step.operations, statement_groups(step), strict=False):
             live.note(operation, group)
         return step
     operations: list[ops.Operation] = []
     statements: list[Any] = []
     state = step.before
-    for operation, group in zip(step.operations, statement_groups(step)):
+    for operation, group in zip(step.operations, statement_groups(step), strict=False):
         after = operation.apply(state)
         operations.append(operation)
         for part, before, part_after, part_group in _parts(dialect, operation, state, after, group):
@@ -467,7 +467,7 @@ def _elements(sql: str) -> list[tuple[int, int]]:
             elif char == ")":
                 depth -= 1
                 if depth == 0:
-                    return spans + [(start, position)]
+                    return [*spans, (start, position)]
             elif char == "," and depth == 1:
                 spans.append((start, position))
                 start = position + 1

@@ -208,7 +208,7 @@ def _read_sorting(index: Reflected, sql: str) -> None:
     elements = _paren_elements(sql)
     if len(elements) != len(names):
         return
-    for name, element in zip(names, elements):
+    for name, element in zip(names, elements, strict=False):
         match = _DESCENDING.fullmatch(element)
         if name is not None and match and match.group(1).strip("\"`[]") == name:
             index.setdefault("column_sorting", {})[name] = ("desc",)
@@ -365,7 +365,7 @@ def _paren_elements(sql: str) -> list[str]:
         elif char == ")":
             depth -= 1
             if depth == 0:
-                return elements + [sql[start:position].strip()]
+                return [*elements, sql[start:position].strip()]
         elif char == "," and depth == 1:
             elements.append(sql[start:position].strip())
             start = position + 1
