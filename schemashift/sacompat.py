@@ -137,8 +137,10 @@ def pg_columns_info(dialect: Any, connection: sa.Connection, rows: Any, schema: 
 
         def _reflect_type(self, format_type: str | None, loader: Any, type_description: str, collation: str | None,
                           collation_schema: str | None = None) -> Any:
-            return reflect_type(lambda: dialect._reflect_type(format_type, loader, type_description, collation,
-                                                              collation_schema), (format_type, collation, collation_schema))
+            def parse() -> Any:
+                return dialect._reflect_type(format_type, loader, type_description, collation, collation_schema)
+
+            return reflect_type(parse, (format_type, collation, collation_schema))
 
     parse: Any = PGDialect._get_columns_info
     return parse(Parsing(), rows, _NamedTypeLoader(dialect, connection, {}), schema)

@@ -153,24 +153,25 @@ def _names_in(node: ast.AST) -> set[str]:
 def dialect_branches(tree: ast.AST) -> list[int]:
     """Lines comparing with a dialect name: ``== "sqlite"``, ``in ("mysql", "mariadb")``, ``.startswith("sqlite")``,
     a ``{"postgresql": …}`` look-up table, or a module constant holding names that a comparison then uses."""
-    lines = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and any(_names_in(side) for side in (node.left, *node.comparators)):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "startswith", "endswith") and any(_names_in(argument) for argument in node.args):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Dict) and any(key is not None and _names_in(key) for key in node.keys):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Assign) and _names_in(node.value) and not isinstance(node.value, ast.Constant):
-            lines.append(node.lineno)
-    return sorted(lines)
+    return sorted(getattr(node, "lineno", 0) for node in ast.walk(tree) if _is_dialect_branch(node))
+
+
+def _is_dialect_branch(node: ast.AST) -> bool:
+    """One of the forms `dialect_branches` looks for."""
+    if isinstance(node, ast.Compare):
+        return any(_names_in(side) for side in (node.left, *node.comparators))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("startswith",
+                                                                                                  "endswith"):
+        return any(_names_in(argument) for argument in node.args)
+    if isinstance(node, ast.Dict):
+        return any(key is not None and _names_in(key) for key in node.keys)
+    return isinstance(node, ast.Assign) and bool(_names_in(node.value)) and not isinstance(node.value, ast.Constant)
 
 
 def test_no_dialect_name_branch_outside_dialects() -> None:
     """Database knowledge is in ``schemashift/dialects/``; elsewhere code asks the Dialect or the registry."""
-    found = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PACKAGE.rglob("*.py")) if DIALECTS not in path.parents
-             for line in dialect_branches(ast.parse(path.read_text()))]
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+             if DIALECTS not in path.parents for line in dialect_branches(ast.parse(path.read_text()))]
     assert not found, found
 
 
@@ -211,6 +212,12 @@ def _defined_private_names() -> set[str]:
     return {name for name in names if name.startswith("_") and not name.startswith("__")}
 
 
+def _named_attribute(node: ast.AST) -> bool:
+    """``getattr(x, "name")`` / ``hasattr(x, "name")`` with a constant name."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
+            and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str))
+
+
 def foreign_private_uses(tree: ast.AST, own: set[str]) -> list[str]:
     """``x._name`` reads and ``getattr(x, "_name")`` of private names schemashift does not define itself,
     and private names imported from SQLAlchemy."""
@@ -219,8 +226,7 @@ def foreign_private_uses(tree: ast.AST, own: set[str]) -> list[str]:
         name = None
         if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             name = node.attr
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+        elif _named_attribute(node):
             name = node.args[1].value if node.args[1].value.startswith("_") else None
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
             found += [f"{node.lineno}: {alias.name}" for alias in node.names if alias.name.startswith("_")]

@@ -275,7 +275,8 @@ class Dialect:
         return None
 
     def restore_durability(self, connection: sa.Connection, token: object) -> None:
-        """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all earlier ones)."""
+        """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all
+        earlier ones)."""
 
     # --- generic compilation (the SQL compilation work) ----------------------
 
@@ -390,7 +391,8 @@ class Dialect:
             return unnamed
         if name is None:
             raise MigrationError(
-                f"cannot drop an unnamed constraint of {table.key}: {self.name} names it in a way schemashift cannot predict",
+                f"cannot drop an unnamed constraint of {table.key}: "
+                f"{self.name} names it in a way schemashift cannot predict",
                 hint="name the constraint; a naming convention on the MetaData names them all",
             )
         named = replace(op.definition, name=name)
@@ -540,7 +542,8 @@ class Dialect:
         return self._sa.type_compiler_instance.process(to_sa_type(typ, self.name))
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as `ddl_column` makes them."""
+        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as
+        `ddl_column` makes them."""
         columns = tuple(self.ddl_column(column) for column in table.columns)
         if any(new is not old for new, old in zip(columns, table.columns, strict=False)):
             table = table.evolve(columns=columns)
@@ -595,7 +598,8 @@ class Dialect:
     def index_statements(self, table: Table, sa_tab: sa.Table) -> list[str]:
         """``CREATE INDEX`` for each index of `table`, in its order (`sa_tab` is its SQLAlchemy form)."""
         return [
-            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes if self.builds(index)
+            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name)))
+            for index in table.indexes if self.builds(index)
         ]
 
     def sa_constraint(self, table: Table, constraint: Constraint, schema: Schema) -> sa.Constraint:

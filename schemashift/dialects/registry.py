@@ -6,7 +6,8 @@ Each database lives in its own package, ``schemashift.dialects.<package>``:
 ``dialect.py`` (the `Dialect`: capabilities, compilation, normalisation, the
 live reader), ``reflect.py`` (the bulk catalogue reader), ``catalog.py`` (light:
 catalogue fingerprint, version-table SQL and a DB-API connection for the fast
-path) and, where it has any, ``types.py`` (its own SQLAlchemy types). A new database is one such package plus one line in `DATABASES`.
+path) and, where it has any, ``types.py`` (its own SQLAlchemy types). A new
+database is one such package plus one line in `DATABASES`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ DATABASES: dict[str, Database] = {
     for database in (
         Database("postgresql", "postgresql", "PostgreSQLDialect", ("postgresql+psycopg", "postgresql+asyncpg"),
                  own_types=True),
-        Database("mysql", "mysql", "MySQLDialect", ("mysql+pymysql", "mysql+aiomysql", "mysql+asyncmy"), own_types=True),
+        Database("mysql", "mysql", "MySQLDialect", ("mysql+pymysql", "mysql+aiomysql", "mysql+asyncmy"),
+                 own_types=True),
         Database("mariadb", "mysql", "MariaDBDialect", ("mariadb+pymysql",), own_types=True),
         Database("sqlite", "sqlite", "SQLiteDialect", ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
                  file_paths=True, plain_file_drivers=("sqlite", "sqlite+pysqlite")),

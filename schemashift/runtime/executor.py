@@ -50,6 +50,11 @@ class MigrationContext:
         return self.connection.execute(statement, params or {})
 
 
+def _start_of(step: Step) -> str | None:
+    """The revision the database is at before `step` runs."""
+    return step.migration.parent if step.direction == UP else step.migration.revision
+
+
 def _error_text(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     return mask_secrets(" ".join(str(original).split()))[:500]
@@ -187,7 +192,7 @@ class Executor:
             self._log_failure(step, started, clock, failure.error)
             raise ExecutionError(
                 f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
-                f"rolled back, the database is still at {(step.migration.parent if step.direction == UP else step.migration.revision) or 'base'}"
+                f"rolled back, the database is still at {_start_of(step) or 'base'}"
             ) from None
 
     def _run_one(self, step: Step, statement: Statement) -> None:
@@ -290,7 +295,8 @@ class Executor:
                 revision, migration.parent, migration.checksum, migration.message, RUNNING, **running))
         else:
             self._commit_with(carry, lambda: self.recorder.update(
-                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None, **running))
+                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None,
+                **running))
         last = len(step.statements) - 1
         for index in range(start_at, len(step.statements)):
             try:
@@ -386,7 +392,8 @@ class Executor:
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
 
     def clear_leftovers(self, dialect: Dialect, sql: str | None, error: str) -> None:
-        """Remove what a failed statement left behind where the database does not (see `Dialect.leftovers_of_failure`)."""
+        """Remove what a failed statement left behind where the database does not
+        (see `Dialect.leftovers_of_failure`)."""
         if not sql:
             return
         try:

@@ -432,7 +432,8 @@ class _Undo:
         return self.kept.statements if loses else self.plain.statements
 
 
-def _undo_parts(step: Step, indexes: list[int | None], position: Position) -> list[tuple[list[Operation], int, int, Schema]]:
+def _undo_parts(step: Step, indexes: list[int | None],
+                position: Position) -> list[tuple[list[Operation], int, int, Schema]]:
     """What undo takes back, in order: (operations, migration index, journal count after, schema before)."""
     bounds, states = _op_bounds(step), _op_states(step)
     parts: list[tuple[list[Operation], int, int, Schema]] = []

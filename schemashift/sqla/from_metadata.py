@@ -268,13 +268,15 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
     only_on = tuple(names)
     type_bound, rule = type_check_rule(constraint)
     if type_bound:
-        only_on = tuple(name for name, dialect in names.items() if rule is None or rule(SimpleNamespace(dialect=dialect)))
+        only_on = tuple(name for name, dialect in names.items()
+                        if rule is None or rule(SimpleNamespace(dialect=dialect)))
     limited = _ddl_if_dialects(constraint)  # CheckConstraint(...).ddl_if(dialect=...)
     if limited:
         only_on = tuple(name for name in only_on if name in limited)
     if not only_on:
         return None
-    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), () if only_on == tuple(names) else only_on)
+    only = () if only_on == tuple(names) else only_on
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), only)
 
 
 @lru_cache(maxsize=1)

@@ -23,9 +23,9 @@ def connect(target: Target) -> Any:
 
     if set(target.query) - {"charset", "unix_socket"}:
         raise ValueError("connection options the fast path does not pass on")
-    options: dict[str, Any] = {"host": target.host or "localhost", "user": target.user, "password": target.password or "",
-                               "database": target.database, "connect_timeout": CONNECT_TIMEOUT,
-                               "read_timeout": CONNECT_TIMEOUT, "write_timeout": CONNECT_TIMEOUT,
+    options: dict[str, Any] = {"host": target.host or "localhost", "user": target.user,
+                               "password": target.password or "", "database": target.database,
+                               "connect_timeout": CONNECT_TIMEOUT, "read_timeout": CONNECT_TIMEOUT, "write_timeout": CONNECT_TIMEOUT,
                                "charset": target.query.get("charset", "utf8mb4")}
     if target.port:
         options["port"] = target.port

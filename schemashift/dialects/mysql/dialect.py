@@ -82,7 +82,8 @@ def _blob_size(length: int | None) -> str | None:
 
 
 #: Running the statement prepared in ``@schemashift_sql``.
-_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
+_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt",
+             "DEALLOCATE PREPARE schemashift_stmt")
 
 
 def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
@@ -196,7 +197,8 @@ class MySQLDialect(Dialect):
             return []
         table = table_at(after, op.table_key)
         column = self.sa_table_for(table, after, include_indexes=False).c[op.column]
-        return [*self.fill_nulls(op), f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+        modify = f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"
+        return [*self.fill_nulls(op), modify]
 
     # --- InnoDB's own indexes for foreign keys -----------------------------------
     #
@@ -235,7 +237,8 @@ class MySQLDialect(Dialect):
         for fk in orphans:
             drop = ops.DropConstraint(new.name, fk.name, schema=new.schema, definition=fk)
             drops += Dialect.compile_drop_constraint(self, drop, before, before)
-            adds += Dialect.compile_add_constraint(self, ops.AddConstraint(new.name, fk, schema=new.schema), after, after)
+            add = ops.AddConstraint(new.name, fk, schema=new.schema)
+            adds += Dialect.compile_add_constraint(self, add, after, after)
         return [*drops, *statements, *adds]
 
     def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
@@ -298,7 +301,8 @@ class MySQLDialect(Dialect):
             "SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
             f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} "
             f"AND REFERENCED_TABLE_NAME = {self.literal(constraint.ref_table)} GROUP BY CONSTRAINT_NAME "
-            f"HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = {self.literal(','.join(constraint.columns))} "
+            "HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = "
+            f"{self.literal(','.join(constraint.columns))} "
             "LIMIT 1"
         )
         index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
@@ -408,7 +412,8 @@ class MySQLDialect(Dialect):
             length = options.get("length")
             if length is not None:
                 elements = index.columns + index.expressions
-                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                lengths = (dict(norm.option_pairs(length)) if isinstance(length, tuple)
+                           else dict.fromkeys(elements, length))
                 pairs = tuple(
                     (str(c), int(lengths[c]))  # type: ignore[call-overload]
                     for c in elements

@@ -76,7 +76,8 @@ SELECT md5(concat_ws(chr(10),
      LEFT JOIN notes ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.conname) FROM (
      SELECT r.nspname, r.relname, c.conname, c.contype, c.condeferrable, c.condeferred, c.convalidated, c.conkey,
-            c.confrelid, c.confkey, c.confupdtype, c.confdeltype, c.confmatchtype, c.conbin::text AS expr, ds.description
+            c.confrelid, c.confkey, c.confupdtype, c.confdeltype, c.confmatchtype, c.conbin::text AS expr,
+            ds.description
      FROM rels r JOIN pg_constraint c ON c.conrelid = r.oid
      LEFT JOIN notes ds ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.index) FROM (

@@ -252,7 +252,8 @@ class PostgreSQLDialect(Dialect):
         run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
 
     def ddl_column(self, column: Column) -> Column:
-        """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before PostgreSQL 18)."""
+        """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before
+        PostgreSQL 18)."""
         return super().ddl_column(_stored(column))
 
     def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
@@ -461,7 +462,8 @@ class PostgreSQLDialect(Dialect):
             statements = [f"{column} ADD GENERATED {mode} AS IDENTITY" + (f" ({options})" if options else "")]
             if new.start is None:
                 table = self.literal(self.table_name(op.table, op.schema))
-                statements.append(self._sync_sequence(op, f"pg_get_serial_sequence({table}, {self.literal(op.column)})"))
+                serial = f"pg_get_serial_sequence({table}, {self.literal(op.column)})"
+                statements.append(self._sync_sequence(op, serial))
             return statements
         return [f"{column} {' '.join(_identity_settings(old, new))}"]
 
@@ -546,7 +548,8 @@ class PostgreSQLDialect(Dialect):
             if options.get("ops"):
                 found["ops"] = tuple(sorted((str(k), str(v)) for k, v in norm.option_pairs(options["ops"])))
             if options.get("with"):
-                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in norm.option_pairs(options["with"])))
+                pairs = norm.option_pairs(options["with"])
+                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in pairs))
             if options.get("nulls_not_distinct"):
                 found["nulls_not_distinct"] = True
             return found
@@ -572,7 +575,8 @@ class PostgreSQLDialect(Dialect):
         The server drops it when the session ends, so a killed process never leaves it behind.
         """
         params: dict[str, object] = {"key": _advisory_key(name)}
-        poll_lock(lambda: bool(run_settled(connection, "SELECT pg_try_advisory_lock(:key)", params)), timeout, repr(name))
+        locked = "SELECT pg_try_advisory_lock(:key)"
+        poll_lock(lambda: bool(run_settled(connection, locked, params)), timeout, repr(name))
         try:
             yield
         finally:

@@ -41,7 +41,8 @@ WHERE {where}
 """
 #: Primary keys and unique constraints: columns in key order, then INCLUDE columns.
 _CONSTRAINTS = """
-SELECT c.relname, con.contype::text AS contype, con.conname, e.cols, d.description, {keys} AS keys, {nulls} AS nulls_not_distinct
+SELECT c.relname, con.contype::text AS contype, con.conname, e.cols, d.description, {keys} AS keys,
+       {nulls} AS nulls_not_distinct
 {from_}
 JOIN pg_catalog.pg_constraint AS con ON con.conrelid = c.oid AND con.contype IN ('p', 'u')
 JOIN pg_catalog.pg_index AS i ON i.indexrelid = con.conindid

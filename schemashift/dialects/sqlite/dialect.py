@@ -95,7 +95,8 @@ class SQLiteDialect(Dialect):
             connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
             connection.commit()
         except sa.exc.DBAPIError as exc:
-            raise ConnectionFailed(f"cannot open SQLite database {connection.engine.url.database}: {exc.orig}") from None
+            database = connection.engine.url.database
+            raise ConnectionFailed(f"cannot open SQLite database {database}: {exc.orig}") from None
 
     def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
         """The catalogue of `schema` through the bulk reader of ``sqlite/reflect.py``."""
@@ -200,8 +201,10 @@ class SQLiteDialect(Dialect):
         for table in tables:
             create = self.ddl(sa.schema.CreateTable(self.sa_table_for(table, after, include_indexes=False)))
             constraints.update(live.canonical_sql(text) for text in live.table_constraints(create))
-            definitions.append({name: live.canonical_sql(text) for name, text in live.column_definitions(create).items()})
-        unchanged = {name: text for name, text in definitions[0].items() if all(d.get(name) == text for d in definitions)}
+            columns = live.column_definitions(create)
+            definitions.append({name: live.canonical_sql(text) for name, text in columns.items()})
+        unchanged = {name: text for name, text in definitions[0].items()
+                     if all(d.get(name) == text for d in definitions)}
         earlier = {c.lower() for t in tables[:-1] for c in t.column_names}
         return live.Expected(frozenset(c.lower() for t in tables for c in t.column_names),
                         frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged,

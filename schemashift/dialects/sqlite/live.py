@@ -266,8 +266,9 @@ class LiveCatalogue:
                           and not _PRIMARY.search(canonical_sql(c.definition)))
         indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
                         and o.name.lower() not in expected.indexes)
-        constraints = tuple(text for text in table_constraints(self.tables.get(table.lower(), ""))
-                            if canonical_sql(text) not in expected.constraints and not _PRIMARY.match(canonical_sql(text)))
+        constraints = tuple(
+            text for text in table_constraints(self.tables.get(table.lower(), ""))
+            if canonical_sql(text) not in expected.constraints and not _PRIMARY.match(canonical_sql(text)))
         return Carried(extra, indexes, self.dependents(table), constraints, redefined)
 
     def dependents(self, table: str) -> tuple[LiveObject, ...]:
@@ -301,7 +302,8 @@ class _LivePlan:
     def note(self, operation: ops.Operation, statements: list[Any]) -> None:
         """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table.
 
-        Raw SQL that only reads or writes rows (``INSERT``, ``UPDATE``, ``DELETE``, ``SELECT``, ``WITH``) is predictable.
+        Raw SQL that only reads or writes rows (``INSERT``, ``UPDATE``, ``DELETE``, ``SELECT``, ``WITH``) is
+        predictable.
         """
         if isinstance(operation, ops.ExecuteSQL):
             self.uncertain = self.uncertain or not all(_rows_only(s.sql or "") for s in statements)
@@ -340,7 +342,8 @@ def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -
         raise MigrationError(
             f"cannot {what}: what only the live database has uses columns this removes: {', '.join(uses)}; "
             "nothing was changed",
-            hint="drop or rewrite them first, e.g. with an ExecuteSQL that has a reverse, in this or an earlier migration",
+            hint="drop or rewrite them first, e.g. with an ExecuteSQL that has a reverse, "
+                 "in this or an earlier migration",
         )
 
 
@@ -516,7 +519,8 @@ def column_definitions(table_sql: str) -> dict[str, str]:
     return found
 
 
-def spliced(create: str, count: int, definitions: dict[str, str], columns: list[str], constraints: Iterable[str]) -> str:
+def spliced(create: str, count: int, definitions: dict[str, str], columns: list[str],
+            constraints: Iterable[str]) -> str:
     """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with the columns named in
     `definitions` defined so instead, `columns` added after its columns and `constraints` at its end."""
     constraints = list(constraints)

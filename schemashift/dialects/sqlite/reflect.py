@@ -165,7 +165,8 @@ def _read_index_texts(indexes: list[Reflected], index_sql: dict[str, str]) -> No
         _read_sorting(index, sql)
 
 
-def _unique_constraints(stand_in: _Prefetched, connection: sa.Connection, table: str, schema: str | None) -> list[Reflected]:
+def _unique_constraints(stand_in: _Prefetched, connection: sa.Connection, table: str,
+                        schema: str | None) -> list[Reflected]:
     """SQLAlchemy's unique constraints of `table`; none without a ``sqlite_autoindex`` index, as SQLAlchemy finds.
 
     SQLAlchemy pairs each ``UNIQUE`` it parses from the CREATE TABLE text with an
