@@ -131,6 +131,69 @@ def test_the_scan_sees_cycles_and_private_names() -> None:
     assert "schemashift.operations" in edges["schemashift.planning.plan"]
 
 
+#: The package layers, bottom to top: a module may import from its own package, from packages on its
+#: own layer and from lower layers only (``""``: the top-level modules `schemashift/*.py` not listed).
+LAYERS = {
+    "errors": 0, "sacompat": 0, "support": 0, "config": 0, "version": 0,
+    "model": 1,
+    "operations": 2,
+    "sqla": 3, "reflection": 3, "dialects": 3,
+    "autodetect": 4, "history": 4,
+    "planning": 5,
+    "runtime": 6,
+    "services": 7,
+    "api": 8, "aio": 8, "command": 8, "migration": 8,
+    "cli": 9, "pytest_plugin": 9, "": 9, "__main__": 10,
+}
+
+#: Modules on a lower layer than their package: the dialects' plain-data registry and the helpers of their light
+#: catalog modules (standard library only), which `config` and the fast paths read without SQLAlchemy.
+MODULE_LAYERS = {"schemashift.dialects.registry": 0, "schemashift.dialects.catalog": 0}
+
+#: Imports that still go upwards (to be emptied, as `CYCLE`): none may be added.
+UPWARD = frozenset({
+    ("schemashift.aio", "schemashift"),
+    ("schemashift.command", "schemashift"),
+    ("schemashift.dialects.sqlite.live", "schemashift.planning.plan"),
+    ("schemashift.history.cache", "schemashift"),
+    ("schemashift.history.scripts", "schemashift.planning.plan"),
+    ("schemashift.planning.backups", "schemashift.runtime.versions"),
+    ("schemashift.planning.offline", "schemashift.runtime.versions"),
+    ("schemashift.services.environments", "schemashift.api"),
+    ("schemashift.services.stairway", "schemashift.api"),
+})
+
+
+def package_of(module: str) -> str:
+    """``schemashift.planning.plan`` -> ``planning``; a top-level module -> its own name; the package -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def upward_imports(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """The imports of a module from a package on a higher layer than its own."""
+    found = set()
+    for module, targets in edges.items():
+        for target in targets:
+            low, high = package_of(module), package_of(target)
+            low_layer = MODULE_LAYERS.get(module, LAYERS.get(low, 9))
+            high_layer = MODULE_LAYERS.get(target, LAYERS.get(high, 9))
+            if (low != high or module in MODULE_LAYERS) and high_layer > low_layer:
+                found.add((module, target))
+    return found
+
+
+def test_every_package_has_a_layer() -> None:
+    edges, _ = scan()
+    assert not {package_of(name) for name in edges} - set(LAYERS)
+
+
+def test_packages_import_only_downwards() -> None:
+    edges, _ = scan()
+    new = upward_imports(edges) - UPWARD
+    assert not new, f"imports from a higher layer (see LAYERS): {sorted(new)}"
+
+
 # --------------------------------------------------------------------------- dialect knowledge in one place
 
 #: The databases' names (SQLAlchemy dialect names), as the registry lists them.
