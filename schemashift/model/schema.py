@@ -1,9 +1,9 @@
 """The neutral schema model: tables, columns, keys, indexes and constraints.
 
 Plain frozen data, independent of the ORM and of any database. Three converters
-produce it: from SQLAlchemy `MetaData` (`schema.from_sqlalchemy`), from a live
-database (`schema.reflect`) and from replaying migration operations
-(`ops.replay`). The differ compares two of them.
+produce it: from SQLAlchemy `MetaData` (`schemashift.sqla.from_metadata`), from
+a live database (`Dialect.reflect`, over `schemashift.reflection.core`) and from
+replaying migration operations (`schemashift.operations.base.replay`). The differ compares two of them.
 """
 
 from __future__ import annotations
