@@ -312,3 +312,15 @@ def test_model_does_not_import_sqlalchemy() -> None:
             modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(module.split(".")[0] == "sqlalchemy" for module in modules), path
+
+
+def test_sacompat_checks_the_sqlalchemy_version() -> None:
+    """Outside pyproject's ``sqlalchemy>=2.0,<2.2`` importing schemashift fails with a one-line error."""
+    import pytest
+
+    from schemashift.sacompat import UnsupportedSQLAlchemy, check_version
+
+    assert check_version("2.0.36") == (2, 0) and check_version("2.1.0b1") == (2, 1)
+    for version in ("1.4.52", "2.2.0", "3"):
+        with pytest.raises(UnsupportedSQLAlchemy, match=r"^schemashift needs SQLAlchemy >=2.0,<2.2, not \S+$"):
+            check_version(version)
