@@ -25,7 +25,8 @@ def connect(target: Target) -> Any:
         raise ValueError("connection options the fast path does not pass on")
     options: dict[str, Any] = {"host": target.host or "localhost", "user": target.user,
                                "password": target.password or "", "database": target.database,
-                               "connect_timeout": CONNECT_TIMEOUT, "read_timeout": CONNECT_TIMEOUT, "write_timeout": CONNECT_TIMEOUT,
+                               "connect_timeout": CONNECT_TIMEOUT, "read_timeout": CONNECT_TIMEOUT,
+                               "write_timeout": CONNECT_TIMEOUT,
                                "charset": target.query.get("charset", "utf8mb4")}
     if target.port:
         options["port"] = target.port
