@@ -149,12 +149,12 @@ def live_schema(project: "Project", connection: sa.Connection, history: "History
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
     from schemashift.history.cache import schema_names_through
-    from schemashift.reflection.core import reflect
+    from schemashift.dialects import dialect_of
 
     named: set[str | None] = set(models.schema_names) if models is not None else set()
     named |= set(schema_names_through(history, history.head))
     schemas = [None, *sorted(name for name in named - {None, project.env.schema} if name is not None)]
-    live = reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
     if connection.in_transaction():
         connection.commit()
     return project.object_filter().apply(live, reflected=True, other=models)
