@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,7 +67,7 @@ async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
                         out: Callable[[str], None] | None = None) -> None:
     """`schemashift.upgrade` for an async bind (or URL), inside a running event loop."""
-    from schemashift import upgrade
+    from schemashift.services.startup import upgrade
 
     await _migrate(upgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
@@ -74,7 +75,7 @@ async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any =
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
                           out: Callable[[str], None] | None = None) -> None:
     """`schemashift.downgrade` for an async bind (or URL), inside a running event loop."""
-    from schemashift import downgrade
+    from schemashift.services.startup import downgrade
 
     await _migrate(downgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
@@ -82,14 +83,14 @@ async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any =
 async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
                          out: Callable[[str], None] | None = None) -> "Path | None":
     """`schemashift.generate` (no database) in a worker thread."""
-    from schemashift import generate
+    from schemashift.services.startup import generate
 
     return await asyncio.to_thread(generate, message, config=config, env=env, empty=empty, out=out)
 
 
 async def check_async(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """`schemashift.check` (no database) in a worker thread."""
-    from schemashift import check
+    from schemashift.services.startup import check
 
     return await asyncio.to_thread(check, config=config, env=env, out=out)
 

@@ -255,8 +255,13 @@ class _Resolver:
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> Config:
-    """Read `path`, else `schemashift.toml` or `[tool.schemashift]` of `pyproject.toml` in `cwd`."""
+def load_config(path: str | Path | Config | None = None, *, cwd: Path | None = None) -> Config:
+    """Read `path`, else `schemashift.toml` or `[tool.schemashift]` of `pyproject.toml` in `cwd`.
+
+    A `Config` is returned as it is: the command line reads the file once and hands the result on.
+    """
+    if isinstance(path, Config):
+        return path
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     if path is not None:
         file = Path(path)

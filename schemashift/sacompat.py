@@ -27,3 +27,8 @@ def driver_in_transaction(dbapi_connection: object) -> bool:
     if flag is None:  # the asyncio adapters keep the driver's connection in `_connection`
         flag = getattr(getattr(dbapi_connection, "_connection", None), "in_transaction", False)
     return bool(flag)
+
+
+def metadata_sequences(metadata: sa.MetaData) -> list[sa.Sequence]:
+    """Every `Sequence` registered on `metadata` (standalone ones too; SQLAlchemy keeps them in `_sequences`)."""
+    return list(metadata._sequences.values())

@@ -205,7 +205,7 @@ def code_key() -> str:
     (what a replay runs): states that other code produced are not used."""
     global _code_key
     if _code_key is None:
-        from schemashift import __version__
+        from schemashift.version import __version__
         from schemashift import operations as ops
         from schemashift.model import schema as model
         from schemashift.model import types

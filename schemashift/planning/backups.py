@@ -68,7 +68,7 @@ from schemashift.model.types import Type
 from schemashift.runtime.versions import now
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
+    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
 

@@ -35,8 +35,9 @@ from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
 from schemashift.runtime.versions import now
 
+from schemashift.services.project import Project, print_line
+
 if TYPE_CHECKING:
-    from schemashift.api import Project
     from schemashift.dialects.base import Dialect
     from schemashift.operations import Operation
     from schemashift.history.scripts import History, Migration
@@ -109,7 +110,7 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
         raise ConfigError(f"cannot read the Alembic scripts: {type(exc).__name__}: {exc}") from None
 
 
-def check_alembic(project: "Project", connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
+def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
     """None when the database has no ``alembic_version``; else its state, refusing unless it is at the heads."""
     revisions = alembic_revisions(connection, project.env.schema)
     if revisions is None:
@@ -134,7 +135,7 @@ def drop_alembic_table(connection: sa.Connection, schema: str | None) -> None:
 # -- reading the live schema ----------------------------------------------------
 
 
-def _models(project: "Project") -> Schema | None:
+def _models(project: Project) -> Schema | None:
     """The models' schema, or None when the project has none configured."""
     try:
         return project.model_schema()
@@ -144,7 +145,7 @@ def _models(project: "Project") -> Schema | None:
         return None
 
 
-def live_schema(project: "Project", connection: sa.Connection, history: "History",
+def live_schema(project: Project, connection: sa.Connection, history: "History",
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
     from schemashift.history.cache import schema_names_through
@@ -293,7 +294,7 @@ def _differences(dialect: "Dialect", live: Schema, expected: Schema) -> list[str
 
 
 @contextmanager
-def _unrecorded(project: "Project", alembic_dir: "str | Path | None") -> Iterator[tuple[Any, Any, Any, Any]]:
+def _unrecorded(project: Project, alembic_dir: "str | Path | None") -> Iterator[tuple[Any, Any, Any, Any]]:
     """(connection, dialect, recorder, Alembic state) of a database with no schemashift history, under the lock."""
     with project.connect() as connection:
         dialect = dialect_of(connection)
@@ -303,9 +304,9 @@ def _unrecorded(project: "Project", alembic_dir: "str | Path | None") -> Iterato
             yield connection, dialect, recorder, check_alembic(project, connection, alembic_dir)
 
 
-def baseline(project: "Project", message: str = "baseline", *, after: str | None = None,
+def baseline(project: Project, message: str = "baseline", *, after: str | None = None,
              alembic_dir: str | Path | None = None, drop_alembic_version: bool = False,
-             out: Output = print) -> Path | None:
+             out: Output = print_line) -> Path | None:
     """Write the migration that creates the live schema and record it as applied without running it."""
     from schemashift.history.cache import state_at
     from schemashift.autodetect.differ import RenameDecisions, diff
@@ -348,7 +349,7 @@ def baseline(project: "Project", message: str = "baseline", *, after: str | None
     return written
 
 
-def _write(project: "Project", message: str, operations: "list[Operation]", parent: str | None, dialect: "Dialect",
+def _write(project: Project, message: str, operations: "list[Operation]", parent: str | None, dialect: "Dialect",
            live: Schema) -> "Migration":
     """Write the migration, then prove that replaying the chain with it builds `live`."""
     from schemashift.history.cache import state_at
@@ -370,7 +371,7 @@ def _write(project: "Project", message: str, operations: "list[Operation]", pare
     return history.get(migration.revision)  # type: ignore[return-value]
 
 
-def _unwrite(project: "Project", path: Path) -> None:
+def _unwrite(project: Project, path: Path) -> None:
     from schemashift.history.manifest import rebuild
 
     path.unlink(missing_ok=True)
@@ -378,7 +379,7 @@ def _unwrite(project: "Project", path: Path) -> None:
     project.reload_history()
 
 
-def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
+def _record(project: Project, connection: sa.Connection, recorder: "Recorder",
             revisions: list[tuple[str, str | None, str, str]], outcome: str, alembic: AlembicState | None,
             note: str | None) -> None:
     """Version rows for `revisions` (applied, not run) and one history row for the last, in one transaction."""
@@ -396,7 +397,7 @@ def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
         recorder.log(last[0], "up", last[2], message, started, 0, outcome, note)
 
 
-def _report(out: Output, written: Path | None, operations: "list[Operation]", project: "Project", revision: str,
+def _report(out: Output, written: Path | None, operations: "list[Operation]", project: Project, revision: str,
             alembic: AlembicState | None, dropped: bool, what: str) -> None:
     if written is not None:
         out(f"Wrote {_relative(written)} ({revision}): {len(operations)} operation(s).")
@@ -418,8 +419,8 @@ def _relative(path: Path) -> str:
 # -- stamp ------------------------------------------------------------------------
 
 
-def stamp(project: "Project", revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
-          drop_alembic_version: bool = False, out: Output = print) -> None:
+def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
+          drop_alembic_version: bool = False, out: Output = print_line) -> None:
     """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL."""
     from schemashift.history.cache import state_at
 

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from schemashift import config as config_module
 from schemashift.errors import ConfigError, ConnectionFailed, SchemashiftError, mask_secrets
 
+from schemashift.services.project import Project, open_project
+from schemashift.services.status import StatusReport, status
+
 if TYPE_CHECKING:
-    from schemashift.api import Project
     from schemashift.history.scripts import History
 
 #: Column titles of the `envs` table, in order, with the row key each shows.
@@ -27,7 +29,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def envs(project: "Project | config_module.Config | str | Path | None" = None) -> list[dict[str, Any]]:
+def envs(project: Project | config_module.Config | str | Path | None = None) -> list[dict[str, Any]]:
     """One JSON-ready row per configured environment, in config order.
 
     Row keys: ``name``, ``selected``, ``url`` (masked), ``reachable`` (bool, None
@@ -35,8 +37,6 @@ def envs(project: "Project | config_module.Config | str | Path | None" = None) -
     ``pending`` (count or None), ``drift`` (bool, or None when unknown) and
     ``problems`` (version-table problems).
     """
-    from schemashift.api import Project
-
     if isinstance(project, Project):
         config, selected = project.config, project.env.name
     else:
@@ -54,32 +54,30 @@ def _selected_name(config: config_module.Config) -> str | None:
         return None
 
 
-def _history(config: config_module.Config) -> "History":
+def _history(config: config_module.Config) -> History:
     from schemashift.history.scripts import History
 
     return History.load(config.migrations_dir)
 
 
-def env_row(config: config_module.Config, name: str, history: "History", *, selected: bool = False) -> dict[str, Any]:
+def env_row(config: config_module.Config, name: str, history: History, *, selected: bool = False) -> dict[str, Any]:
     """The `envs` row of environment `name` (errors are reported in the row, not raised)."""
-    from schemashift import api
-
     row: dict[str, Any] = {
         "name": name, "selected": selected, "url": None, "reachable": None, "error": None,
         "current": None, "head": history.head, "pending": None, "drift": None, "problems": [],
     }
     try:
-        project = api.open_project(config, name, None)
+        project = open_project(config, name, None)
     except SchemashiftError as exc:
         row["error"] = _one_line(exc)
         return row
-    project._history = history
+    project.use_history(history)
     row["url"] = config_module.mask_url(project.url) if project.url else None
     if not project.url:
         row["error"] = "no database URL configured"
         return row
     try:
-        report = api.status(project)
+        report = status(project)
     except ConnectionFailed as exc:
         row.update(reachable=False, error=_one_line(exc))
         return row
@@ -91,7 +89,7 @@ def env_row(config: config_module.Config, name: str, history: "History", *, sele
     return row
 
 
-def _drift(report: Any) -> bool | None:
+def _drift(report: StatusReport) -> bool | None:
     """True/False from `StatusReport.schema_matches`; None when it could not be decided."""
     return None if report.schema_matches is None else not report.schema_matches
 

@@ -11,10 +11,25 @@ from __future__ import annotations
 
 import re
 
+from schemashift.errors import SchemashiftError
 from schemashift.model.schema import Column, ForeignKey, Schema, Table
+from schemashift.services.compare import reflect_live
+from schemashift.services.project import Project
 
 FORMATS = ("mermaid", "dot")
 _MERMAID_WORD = re.compile(r"[^A-Za-z0-9_\-()\[\]]+")
+
+
+def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:
+    """A diagram of the models (or, with `live`, of the database) as Mermaid or Graphviz text."""
+    if fmt not in FORMATS:
+        raise SchemashiftError(f"erd --format takes {' or '.join(FORMATS)}, not {fmt!r}")
+    keep = project.object_filter()  # what `exclude`/`include_object` leave out of diff, status… is left out here too
+    if not live:
+        return render(keep.apply(project.model_schema(), reflected=False), fmt)
+    with project.connect() as connection:
+        schema = reflect_live(connection, [None], set(project.recorder(connection).own_tables))
+    return render(keep.apply(schema, reflected=True), fmt)
 
 
 def render(schema: Schema, fmt: str) -> str:
