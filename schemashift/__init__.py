@@ -91,5 +91,14 @@ async def check_async(*, config: Any = None, env: str | None = None, out: Callab
     return await aio.check_async(config=config, env=env, out=out)
 
 
-__all__ = ["upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
-           "check_async", "__version__"]
+__all__ = [
+    "__version__",
+    "check",
+    "check_async",
+    "downgrade",
+    "downgrade_async",
+    "generate",
+    "generate_async",
+    "upgrade",
+    "upgrade_async",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def sync_bind(bind: Any) -> Any:
     return bind
 
 
-_LOOP_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+_LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _loop_lock() -> asyncio.Lock:
@@ -50,7 +50,8 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run `function` where async drivers work from synchronous code (a greenlet on the running loop)."""
     from schemashift.sacompat import greenlet_spawn
 
-    return await greenlet_spawn(function, *args, **kwargs)
+    spawn: Callable[..., Awaitable[T]] = greenlet_spawn
+    return await spawn(function, *args, **kwargs)
 
 
 async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
@@ -81,7 +82,7 @@ async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any =
 
 
 async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
-                         out: Callable[[str], None] | None = None) -> "Path | None":
+                         out: Callable[[str], None] | None = None) -> Path | None:
     """`schemashift.generate` (no database) in a worker thread."""
     from schemashift.services.startup import generate
 
@@ -100,4 +101,4 @@ def run_command(handler: Callable[[Any], int], args: Any) -> int:
     return asyncio.run(run_sync(handler, args))
 
 
-__all__ = ["upgrade_async", "downgrade_async", "generate_async", "check_async", "run_sync", "sync_bind"]
+__all__ = ["check_async", "downgrade_async", "generate_async", "run_sync", "sync_bind", "upgrade_async"]

@@ -50,7 +50,7 @@ def _rename_column(text: str) -> tuple[str, str, str]:
 class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr (exit 2), naming where to find help."""
 
-    def error(self, message: str) -> "typing.NoReturn":
+    def error(self, message: str) -> typing.NoReturn:
         command = self.prog if self.prog != PROG else PROG
         print(f"{PROG}: error: {message} (see `{command} --help`)", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USAGE)
@@ -64,7 +64,7 @@ def _default(text: str) -> tuple[str, str]:
     return f"{table}.{name}", value
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options() -> Parser:
     """Options accepted before and after the command name (defaults suppressed so neither overwrites)."""
     parent = Parser(add_help=False)
     group = parent.add_argument_group("global options")
@@ -323,8 +323,8 @@ def _manifest_note(project: api.Project) -> None:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from schemashift.runtime.fast import fast_upgrade
     from schemashift.planning.offline import cached_script
+    from schemashift.runtime.fast import fast_upgrade
 
     script = cached_script(args)  # `--sql --from REV` compiled before: no SQLAlchemy, no migration modules
     if script is not None:
@@ -612,13 +612,13 @@ def _read_config(args: argparse.Namespace) -> None:
     """
     if args.command == "init":
         return
+    from contextlib import suppress
+
     from schemashift.config import load_config
     from schemashift.errors import SchemashiftError
 
-    try:
+    with suppress(SchemashiftError):  # an unreadable configuration is reported by the command, in its place
         args.config = load_config(args.config)
-    except SchemashiftError:
-        pass  # reported by the command, in its place
 
 
 def _uses_async_driver(args: argparse.Namespace) -> bool:
@@ -690,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+    except Exception as exc:  # broad on purpose: the one place that turns exceptions into exit codes
         from schemashift.errors import SchemashiftError
 
         if isinstance(exc, SchemashiftError):

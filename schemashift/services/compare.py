@@ -106,7 +106,7 @@ def live_schemas(project: Project, expected: Schema) -> list[str | None]:
         named |= schema_names_through(history, history.head)
     except SchemashiftError:
         pass  # unreadable migrations: the expected schema alone decides
-    return [None, *sorted(named - {project.env.schema, None})]
+    return [None, *sorted(name for name in named if name is not None and name != project.env.schema)]
 
 
 def live_operations(project: Project, connection: sa.Connection, expected: Schema) -> list[Operation]:
@@ -149,9 +149,10 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
             finally:
                 cursor.close()
             value = stored_value(digest, [name for name in schemas if name is not None])
-            if len(value) <= recorder.version.c.fingerprint.type.length:
+            length = getattr(recorder.version.c.fingerprint.type, "length", None)
+            if isinstance(length, int) and len(value) <= length:
                 recorder.update(revision, fingerprint=value)
-    except Exception:  # noqa: BLE001 - an optional speed-up must never fail the command
+    except Exception:  # broad on purpose: an optional speed-up must never fail the command
         if connection.in_transaction():
             connection.rollback()
 

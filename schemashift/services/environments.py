@@ -8,14 +8,14 @@ down, variable unset) is reported in its row and never stops the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from schemashift import config as config_module
 from schemashift.errors import ConfigError, ConnectionFailed, SchemashiftError, mask_secrets
-
 from schemashift.services.project import Project, open_project
 from schemashift.services.status import StatusReport, status
 
@@ -37,6 +37,7 @@ def envs(project: Project | config_module.Config | str | Path | None = None) -> 
     ``pending`` (count or None), ``drift`` (bool, or None when unknown) and
     ``problems`` (version-table problems).
     """
+    selected: str | None
     if isinstance(project, Project):
         config, selected = project.config, project.env.name
     else:
@@ -111,12 +112,12 @@ def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         return ["No environments are configured."]
     cells = [[title for title, _ in TABLE_COLUMNS]] + [[_cell(row, key) for _, key in TABLE_COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
     if key == "name":
-        return ("* " if row.get("selected") else "  ") + row["name"]
+        return ("* " if row.get("selected") else "  ") + str(row["name"])
     if key == "url":
         return row["url"] or "-"
     if key == "note":

@@ -94,7 +94,8 @@ def mermaid(schema: Schema) -> str:
     for table in _tables(schema):
         for key in sorted(table.foreign_keys, key=lambda k: (k.ref_table, k.columns)):
             label = ", ".join(key.columns)
-            lines.append(f'    {_entity(_label(table))} {_cardinality(table, key)} {_entity(_target(table, key))} : "{label}"')
+            ends = f"{_entity(_label(table))} {_cardinality(table, key)} {_entity(_target(table, key))}"
+            lines.append(f'    {ends} : "{label}"')
     return "\n".join(lines) + "\n"
 
 
@@ -114,8 +115,9 @@ def dot(schema: Schema) -> str:
         for column in table.columns:
             marks = " ".join(_marks(table, column))
             name = f"{column.name} ({marks})" if marks else column.name
+            null = "" if column.nullable else " NOT NULL"
             rows.append(f'<tr><td align="left" port="{_html(column.name)}">{_html(name)}</td>'
-                        f'<td align="left">{_html(column.type.describe())}{"" if column.nullable else " NOT NULL"}</td></tr>')
+                        f'<td align="left">{_html(column.type.describe())}{null}</td></tr>')
         lines.append(f"    {_dot_quote(_label(table))} [label=<<table border=\"0\" cellborder=\"1\" cellspacing=\"0\">"
                      f"{''.join(rows)}</table>>];")
     for table in _tables(schema):
@@ -140,4 +142,4 @@ def history_graph(rows: list[tuple[str, str | None, str]]) -> list[str]:
     return lines
 
 
-__all__ = ["FORMATS", "render", "mermaid", "dot", "history_graph"]
+__all__ = ["FORMATS", "dot", "history_graph", "mermaid", "render"]

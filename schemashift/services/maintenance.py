@@ -55,11 +55,11 @@ def verify(project: Project, *, accept: bool = False, out: Output = print_line) 
 def _accept_edits(connection: sa.Connection, recorder: Recorder, applied: dict[str, AppliedRevision],
                   history: History, problems: list[str], out: Output) -> list[str]:
     """Record the new checksum of every applied file that was edited; the problems that remain."""
-    edited = [row for row in applied.values()
-              if row.complete and row.revision in history and history.get(row.revision).checksum != row.checksum]
+    edited = [(row, migration) for row in applied.values()
+              if row.complete and (migration := history.get(row.revision)) is not None
+              and migration.checksum != row.checksum]
     with connection.begin():
-        for row in edited:
-            migration = history.get(row.revision)
+        for row, migration in edited:
             recorder.update(row.revision, checksum=migration.checksum)
             recorder.log(row.revision, "accept", migration.checksum, migration.message, now(), 0, "accepted")
             out(f"accepted the edit of {migration.path.name} (new checksum recorded)")

@@ -92,7 +92,8 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
                 return
-            _confirm(project, yes, prompter, f"{'upgrade' if direction == UP else 'downgrade'} to {plan.target or 'base'}")
+            verb = "upgrade" if direction == UP else "downgrade"
+            _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'}")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
             from schemashift.runtime.executor import Executor
@@ -182,8 +183,9 @@ def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set
     tables = [key for key in live if not (alembic and key == "alembic_version")]
     named = clashes + sorted(set(tables) - set(clashes))
     shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    also = " (and an Alembic alembic_version table)" if alembic else ""
     return (f"the database already holds {len(tables)} table(s) not created by schemashift ({shown}), "
-            f"{len(clashes)} of which the migrations create{' (and an Alembic alembic_version table)' if alembic else ''}"
+            f"{len(clashes)} of which the migrations create{also}"
             ": bring it under schemashift with `schemashift baseline` (or `schemashift stamp REV`)")
 
 
@@ -247,7 +249,8 @@ def print_offline(project: Project, history: History, target: str, direction: st
     plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type]  # tables only
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow)
-    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))  # see cached_script
+    # `remember`: the script is kept for `schemashift.planning.offline.cached_script`
+    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))
 
 
 __all__ = [

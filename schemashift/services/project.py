@@ -26,7 +26,7 @@ from schemashift.errors import ConfigError, ConnectionFailed, DatabaseStateError
 from schemashift.model.schema import Schema
 from schemashift.planning.plan import UP
 from schemashift.runtime.versions import AppliedRevision, Recorder
-from schemashift.services.squash import covered_squashes, replaced_by, reparented_only, squash_problems
+from schemashift.services.squash import covered_squashes, reparented_only, replaced_by, squash_problems
 from schemashift.support.gcpause import paused
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def open_engine(url: str | None, env: config_module.EnvConfig | None = None) -> 
         raise ConfigError("no database URL: set `url` for this environment or pass --url")
     try:
         parsed = sa.make_url(url)
-    except Exception:  # noqa: BLE001 - sa raises several kinds for bad URLs
+    except Exception:  # broad on purpose: sa raises several kinds for bad URLs
         raise ConfigError(f"invalid database URL {mask_secrets(url)!r}") from None
     remember_secret(parsed.password if isinstance(parsed.password, str) else None)
     dialect = get_dialect(parsed.get_backend_name())
@@ -183,7 +183,7 @@ def open_engine(url: str | None, env: config_module.EnvConfig | None = None) -> 
         extra = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
         hint = f"pip install 'schemashift[{extra}]'" if extra else "install the database driver"
         raise ConfigError(f"the driver for {parsed.drivername} is not installed ({exc.name}); {hint}") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ConfigError(f"cannot use database URL {parsed.render_as_string()}: {exc}") from None
     dialect.prepare_engine(engine, env.read_timeout if env is not None else None)
     return engine
@@ -220,7 +220,7 @@ def backend_name(project: Project) -> str:
         raise ConfigError("no database URL: set `url` for this environment or pass --url (it names the SQL dialect)")
     try:
         return sa.make_url(project.url).get_backend_name()
-    except Exception:  # noqa: BLE001 - sa raises several kinds for bad URLs
+    except Exception:  # broad on purpose: sa raises several kinds for bad URLs
         raise ConfigError(f"invalid database URL {mask_secrets(project.url)!r}") from None
 
 
@@ -238,7 +238,7 @@ def not_created(project: Project) -> bool:
     try:
         url = sa.make_url(project.url)
         dialect = get_dialect(url.get_backend_name())
-    except Exception:  # noqa: BLE001 - a bad URL is reported where the database is opened
+    except Exception:  # broad on purpose: a bad URL is reported where the database is opened
         return False
     dialect.check_settings(project.env)
     return dialect.database_missing(url)
@@ -260,7 +260,8 @@ def integrity_problems(applied: dict[str, AppliedRevision], history: History) ->
                 f"revision {row.revision} ({row.message!r}) is recorded in the database but its migration file "
                 "is missing: restore it from version control"
             )
-        elif migration.checksum != row.checksum and row.complete and not reparented_only(migration, history, row.checksum):
+        elif (migration.checksum != row.checksum and row.complete
+              and not reparented_only(migration, history, row.checksum)):
             problems.append(
                 f"{migration.path.name} was edited after it was applied (checksum differs): revert the edit, "
                 "or run `schemashift verify --accept` to record it"
@@ -273,9 +274,11 @@ def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
     for row in applied.values():
         if not row.complete:
             how = "crashed" if row.state == "running" else "failed"
-            detail = f" at: {row.failed_statement.strip().splitlines()[0][:100]}: {row.error}" if row.failed_statement else ""
+            statement = row.failed_statement.strip().splitlines()[0][:100] if row.failed_statement else ""
+            detail = f" at: {statement}: {row.error}" if row.failed_statement else ""
+            partly = "applied" if row.direction == UP else "reverted"
             return (
-                f"revision {row.revision} ({row.message!r}) is PARTLY {'applied' if row.direction == UP else 'reverted'}: "
+                f"revision {row.revision} ({row.message!r}) is PARTLY {partly}: "
                 f"the run {how} after {row.statements_done} statement(s){detail}; run `schemashift repair`"
             )
     return None
@@ -309,7 +312,8 @@ def checked_current(recorder: Recorder, history: History, *, strict: bool = True
     if strict:
         problems = integrity_problems(applied, history)
         if problems:
-            raise DatabaseStateError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise DatabaseStateError(problems[0] + more)
     return current_revision(applied, history)
 
 

@@ -79,7 +79,8 @@ class StatusReport:
         out.extend(f"Note: {note}" for note in self.notes)
         out.extend(f"PROBLEM: {p}" for p in self.problems)
         if self.schema_matches is not None:
-            out.append("Live schema matches the migrations." if self.schema_matches else "Live schema DRIFTS from the migrations:")
+            matches = "matches the migrations." if self.schema_matches else "DRIFTS from the migrations:"
+            out.append(f"Live schema {matches}")
             out.extend(f"  - {d}" for d in self.differences)
         return out
 
@@ -196,7 +197,7 @@ def _lint_selection(project: Project, history: History, spec: str | None, every:
         revision = history.resolve(first)
         if revision is None:
             raise SchemashiftError("lint REV: name a revision, not base")
-        return [history.get(revision)]
+        return [history.chain[history.index(revision)]]
     start = history.resolve(first) if first else None
     end = history.resolve(last) if last else history.head
     chain = history.chain
