@@ -9,18 +9,15 @@ A `Project` is a loaded configuration with one selected environment and,
 optionally, a SQLAlchemy bind given by the caller. This module only gathers the
 public functions of `schemashift.services`, where each command lives:
 
-=====================  ==================================================================
-`services.project`     `Project`, `open_project`, the version table against the files
-`services.migrate`     `upgrade`, `downgrade` (``sql``, ``dry_run``, ``from_revision``)
-`services.generate`    `generate`, `check`, `pending_operations`, `head_schema`
-`services.status`      `status`, `diff`, `history`, `lint`
-`services.compare`     `compare`, `compare_schemas`, `live_differences`
-`services.maintenance` `verify`, `repair`, `rebase`, `squash`, `backups_list`, `backups_prune`
-`services.baseline`    `baseline`, `stamp`
-`services.erd`         `erd`
-`services.environments` `envs`
-`services.stairway`    `test_migrations`
-=====================  ==================================================================
+- `services.project`: `Project`, `open_project`, the version table against the files
+- `services.migrate`: `upgrade`, `downgrade` (``sql``, ``dry_run``, ``from_revision``)
+- `services.generate`: `generate`, `check`, `pending_operations`, `head_schema`
+- `services.status`: `status`, `diff`, `history`, `lint`
+- `services.compare`: `compare`, `compare_schemas`, `live_differences`
+- `services.maintenance`: `verify`, `repair`, `rebase`, `squash`, `backups_list`, `backups_prune`
+- `services.baseline`: `baseline`, `stamp`
+- `services.manifest`: `manifest` (``schemashift.sum``)
+- `services.erd`: `erd`; `services.environments`: `envs`; `services.stairway`: `test_migrations`
 
 Nothing here asks questions: commands that may need an answer (a confirmation,
 the repair action, renames) take a `prompter` (`schemashift.services.prompting`);
@@ -39,6 +36,7 @@ from schemashift.services.environments import envs
 from schemashift.services.erd import erd
 from schemashift.services.generate import check, generate, head_schema, pending_operations, target_dialects
 from schemashift.services.maintenance import backups_list, backups_prune, rebase, repair, squash, verify
+from schemashift.services.manifest import manifest
 from schemashift.services.migrate import downgrade, unmanaged_problem, upgrade
 from schemashift.services.project import (
     Bind,
@@ -60,8 +58,8 @@ from schemashift.services.status import DiffReport, StatusReport, diff, history,
 __all__ = [
     "NO_PROMPTS", "Bind", "DiffReport", "Migration", "Output", "Project", "Prompter", "StatusReport",
     "all_problems", "backups_list", "backups_prune", "baseline", "check", "checked_current", "compare",
-    "compare_schemas", "current_revision", "diff", "downgrade", "envs", "erd", "generate", "head_schema",
-    "history", "integrity_problems", "lint", "live_differences", "masked_url", "open_project", "partial_problem",
+    "compare_schemas", "current_revision", "diff", "downgrade", "envs", "erd", "generate", "head_schema", "history",
+    "integrity_problems", "lint", "live_differences", "manifest", "masked_url", "open_project", "partial_problem",
     "pending_operations", "rebase", "repair", "require_clean", "squash", "stamp", "status", "target_dialects",
     "test_migrations", "unmanaged_problem", "upgrade", "verify",
 ]

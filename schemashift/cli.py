@@ -384,32 +384,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     from schemashift.config import load_config
-    from schemashift.history import manifest
-    from schemashift.history.scripts import History
+    from schemashift.services.manifest import manifest  # not through api: no SQLAlchemy for this one
 
-    folder = load_config(args.config).migrations_dir
-    history = History.load(folder)
-    if args.check:
-        problems = manifest.problems(folder, history)
-        for problem in problems:
-            _out(f"PROBLEM: {problem}")
-        if problems:
-            _out(f"run `{PROG} manifest` to rewrite it")
-            return EXIT_DIFFERENCES
-        _out(f"OK: {manifest.MANIFEST_NAME} matches the {len(history)} migration(s).")
-        return EXIT_OK
-    if not folder.is_dir():
-        from schemashift.errors import ConfigError
-
-        raise ConfigError(f"the migrations folder {folder} does not exist")
-    try:
-        path = manifest.write(folder, manifest.entries_of(history.chain))
-    except OSError as exc:
-        from schemashift.errors import SchemashiftError
-
-        raise SchemashiftError(f"cannot write {folder / manifest.MANIFEST_NAME}: {exc.strerror or exc}") from None
-    _out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
-    return EXIT_OK
+    return EXIT_OK if manifest(load_config(args.config), check=args.check, out=_out) else EXIT_DIFFERENCES
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -475,12 +452,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     from schemashift.config import load_config
     from schemashift.services.environments import table_lines
 
-    config = load_config(args.config)  # not _project(): no environment needs to be selected or valid
-    rows = api.envs(config)
-    if args.env:
-        chosen = config.select_env_name(args.env)  # an unknown --env is an error
-        for row in rows:
-            row["selected"] = row["name"] == chosen
+    rows = api.envs(load_config(args.config), env=args.env)  # not _project(): no environment need be valid
     _emit(args, rows, table_lines(rows))
     return EXIT_OK
 

@@ -29,8 +29,12 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def envs(project: Project | config_module.Config | str | Path | None = None) -> list[dict[str, Any]]:
+def envs(project: Project | config_module.Config | str | Path | None = None, *,
+         env: str | None = None) -> list[dict[str, Any]]:
     """One JSON-ready row per configured environment, in config order.
+
+    ``selected`` marks `env` when given (an unknown name is an error), else the
+    project's environment, else the one commands would use without ``--env``.
 
     Row keys: ``name``, ``selected``, ``url`` (masked), ``reachable`` (bool, None
     when not tried), ``error`` (one masked line or None), ``current``, ``head``,
@@ -43,6 +47,8 @@ def envs(project: Project | config_module.Config | str | Path | None = None) -> 
     else:
         config = project if isinstance(project, config_module.Config) else config_module.load_config(project)
         selected = _selected_name(config)
+    if env:
+        selected = config.select_env_name(env)
     history = project.history() if isinstance(project, Project) else _history(config)
     return [env_row(config, name, history, selected=name == selected) for name in config.env_names]
 
