@@ -2,9 +2,10 @@
 
 Only the standard library is imported at start-up so `--help` stays fast; each
 command handler imports `schemashift.api` (and through it SQLAlchemy) when run.
-Each handler parses nothing and decides nothing: it calls one api function and
-prints its result. The configuration is read once, in `main`, and handed on.
-Questions (confirmations, the repair action, renames) are asked by
+A handler turns its options into one api call (after the fast paths of `upgrade`
+and `status`, which may answer without it) and prints the result; the decisions
+are in `schemashift.services`. The configuration is read once, in `main`, and
+handed on. Questions (confirmations, the repair action, renames) are asked by
 `TerminalPrompter`, the one place that reads the terminal.
 Exit codes: 0 ok, 1 differences found, 2 usage or input error, 3 internal error,
 130 interrupted.
