@@ -36,6 +36,7 @@ from schemashift.planning.plan import DOWN, UP, Plan, build_plan, states_along
 from schemashift.model.schema import Schema
 from schemashift.model.validate import check_buildable
 from schemashift.history.scripts import History, Migration, write_migration
+from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import AppliedRevision, Recorder
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ def _migrate(project: Project, target: str, direction: str, *, sql: bool, dry_ru
             for line in plan.lines() + backups.rows_at_risk(connection, plan):
                 out(line)
             return
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             current = checked_current(recorder, history)
             _record_squashes(recorder, history, out)
             plan = _plan(history, dialect, current, target, direction)
@@ -1000,7 +1001,7 @@ def repair(project: Project, *, action: str | None = None, out: Output = _print,
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             partial = [row for row in recorder.applied().values() if not row.complete]
             if not partial:
                 out("Nothing to repair: no migration is partly applied.")
