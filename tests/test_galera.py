@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +27,17 @@ from test_pooler import WORKERS, check_reports, upgrade_at_once, write_config
 
 from schemashift import api
 from schemashift.history.scripts import write_migration
-from schemashift.migration import AddColumn, Column, CreateIndex, CreateTable, ExecuteSQL, Index, PrimaryKey, Table, Type
+from schemashift.migration import (
+    AddColumn,
+    Column,
+    CreateIndex,
+    CreateTable,
+    ExecuteSQL,
+    Index,
+    PrimaryKey,
+    Table,
+    Type,
+)
 
 #: the killed run's lease: long enough for the survivors' stall while the dead node is evicted (4-6 s)
 LEASE = 8.0
@@ -113,7 +123,7 @@ def test_killed_node_then_repair_through_another(galera: GaleraCluster, database
     try:
         deadline = time.monotonic() + 60
         journal = f"SELECT state, statements_done FROM schemashift_version WHERE revision = '{revisions[1]}'"
-        while query(urls[1], f"SHOW TABLES LIKE 'schemashift_version'") == [] or query(urls[1], journal) != [("running", 1)]:
+        while query(urls[1], "SHOW TABLES LIKE 'schemashift_version'") == [] or query(urls[1], journal) != [("running", 1)]:
             assert run.poll() is None and time.monotonic() < deadline, run.communicate()
             time.sleep(0.2)
         time.sleep(0.5)  # the second statement (the stall) is running on node 1

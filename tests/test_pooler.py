@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -188,3 +189,16 @@ def test_declared_pooler_skips_session_settings(fresh: str, tmp_path: Path) -> N
     bare.dispose()
     assert (inside, outside) == ("30s", "0")
     api.upgrade(project, yes=True, out=lambda line: None)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('pooler = "statement"', "pooler must be one of transaction, session, none"),
+    ("lock_lease = 0.5", "lock_lease must be at least 1 second"),
+])
+def test_pooler_settings_are_checked(tmp_path: Path, setting: str, message: str) -> None:
+    from schemashift.config import load_config
+    from schemashift.errors import ConfigError
+
+    (tmp_path / "schemashift.toml").write_text(f'[env.prod]\nurl = "sqlite:///x.db"\n{setting}\n')
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "schemashift.toml").env("prod")

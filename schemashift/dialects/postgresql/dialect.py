@@ -6,7 +6,7 @@ import hashlib
 import re
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -83,9 +83,8 @@ def behind_pooler(connection: sa.Connection) -> bool:
     """
     info = connection.connection.info
     if _POOLED not in info:
-        raw = connection.connection.dbapi_connection
-        driver_info = getattr(raw, "info", None)
-        announced = getattr(driver_info, "backend_pid", None)
+        raw: Any = connection.connection.dbapi_connection
+        announced = getattr(getattr(raw, "info", None), "backend_pid", None)
         if announced is None and hasattr(raw, "get_backend_pid"):
             announced = raw.get_backend_pid()
         info[_POOLED] = announced is not None and run_settled(connection, "SELECT pg_backend_pid()") != announced
@@ -103,7 +102,7 @@ def pooled(connection: sa.Connection, env: "EnvConfig") -> bool:
 
 def unprepared(connection: sa.Connection) -> None:
     """Turn psycopg 3's automatic prepared statements off: a pooler mixes them up between server connections."""
-    raw = connection.connection.dbapi_connection
+    raw: Any = connection.connection.dbapi_connection
     if hasattr(raw, "prepare_threshold"):
         raw.prepare_threshold = None
 
