@@ -202,3 +202,19 @@ def test_pooler_settings_are_checked(tmp_path: Path, setting: str, message: str)
     (tmp_path / "schemashift.toml").write_text(f'[env.prod]\nurl = "sqlite:///x.db"\n{setting}\n')
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "schemashift.toml").env("prod")
+
+
+def test_a_lease_taken_over_fails_the_run(fresh: str, direct_url: str, tmp_path: Path) -> None:
+    """A holder whose lease another run took over (it lapsed) finds out at its next heartbeat and fails loudly."""
+    from schemashift.dialects import dialect_of
+    from schemashift.runtime.locks import migration_lock
+
+    write_chain(tmp_path / "migrations")
+    project = api.open_project(write_config(tmp_path, fresh, lock_lease=1.0))
+    engine = sa.create_engine(direct_url, poolclass=sa.pool.NullPool)
+    with project.connect() as connection, pytest.raises(LockTimeout, match="was lost during the run"):
+        with migration_lock(dialect_of(connection), connection, project.lock_name, project.env):
+            with engine.begin() as other:
+                other.exec_driver_sql("UPDATE schemashift_version_lock SET owner = 'someone else'")
+            time.sleep(0.8)  # a heartbeat (every quarter lease) runs meanwhile
+    engine.dispose()
