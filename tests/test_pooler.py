@@ -98,6 +98,7 @@ def fresh(pgbouncer_url: str, direct_url: str) -> Iterator[str]:
     yield pgbouncer_url
     engine = sa.create_engine(direct_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
+        connection.exec_driver_sql("DROP SCHEMA IF EXISTS tenant CASCADE")
         connection.exec_driver_sql("DROP SCHEMA public CASCADE")
         connection.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
@@ -218,3 +219,24 @@ def test_a_lease_taken_over_fails_the_run(fresh: str, direct_url: str, tmp_path:
                 other.exec_driver_sql("UPDATE schemashift_version_lock SET owner = 'someone else'")
             time.sleep(0.8)  # a heartbeat (every quarter lease) runs meanwhile
     engine.dispose()
+
+
+def test_schema_through_the_pooler(fresh: str, tmp_path: Path) -> None:
+    """`schema` works through the pooler (SET LOCAL search_path in each transaction), and does not leak."""
+    from schemashift.history.scripts import write_migration
+    from schemashift.migration import Column, CreateTable, PrimaryKey, Table, Type
+
+    key = Column("id", Type("integer"), nullable=False)
+    revision = write_migration(tmp_path / "migrations", "create a",
+                               [CreateTable(Table("a", columns=(key,), primary_key=PrimaryKey(("id",))))], None).revision
+    config = write_config(tmp_path, fresh, schema="tenant")
+    api.upgrade(api.open_project(config), yes=True, out=lambda line: None)
+    report = api.status(api.open_project(config))
+    assert (report.current, report.problems, report.schema_matches) == (revision, [], True)
+    bare = sa.create_engine(fresh, poolclass=sa.pool.NullPool, connect_args=pgbouncer.CONNECT_ARGS)
+    with bare.connect() as other:
+        assert other.exec_driver_sql("SHOW search_path").scalar() == '"$user", public'
+        tables = other.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'tenant' ORDER BY 1").all()
+    bare.dispose()
+    assert [row[0] for row in tables] == ["a", "schemashift_version", "schemashift_version_history",
+                                          "schemashift_version_lock"]

@@ -197,8 +197,9 @@ def _check(args: Any, *, drift: bool) -> Clean | None:
 def _check_database(connection: Any, target: Target, env: Any, expected: "Summary", drift: bool,
                     masked: str) -> Clean | None:
     cursor = connection.cursor()
-    if env.schema:
-        cursor.execute(f"SET search_path TO {_quote(env.schema, 'postgresql')}")
+    if env.schema:  # in a transaction of its own: a session SET would stay on a pooler's server connection
+        cursor.execute("BEGIN")
+        cursor.execute(f"SET LOCAL search_path TO {_quote(env.schema, 'postgresql')}")
     head = expected.head
     count, unapplied, digest, value = _summary(cursor, target.backend, env.version_table, env.schema, head, drift)
     if count != expected.count or unapplied or digest != expected.pairs:

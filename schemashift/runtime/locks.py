@@ -161,18 +161,20 @@ class LeaseLock:
         return f"held by {row.host} (pid {row.pid}) for {max(row.left_ms, 0) / 1000:.1f} s more unless renewed"
 
     def _ensure_table(self) -> None:
-        """Create the lease table when missing; a concurrent run creating it too is fine."""
+        """Create the lease table (and its schema) when missing; concurrent runs creating them too are fine."""
         connection = self._live()
-        if self._has_table(connection):
-            return
-        try:
-            self.table.create(connection, checkfirst=True)
-            connection.commit()
-        except sa.exc.DBAPIError:
-            if connection.in_transaction():
-                connection.rollback()
-            if not self._has_table(connection):
-                raise
+        for attempt in range(3):
+            if self._has_table(connection):
+                return
+            try:
+                self.dialect.ensure_schema(connection, self.table.schema)
+                self.table.create(connection, checkfirst=True)
+                connection.commit()
+            except sa.exc.DBAPIError:
+                if connection.in_transaction():
+                    connection.rollback()
+                if attempt == 2 and not self._has_table(connection):
+                    raise
 
     def _has_table(self, connection: sa.Connection) -> bool:
         found = sa.inspect(connection).has_table(self.table.name, schema=self.table.schema)
