@@ -213,11 +213,11 @@ def test_a_lease_taken_over_fails_the_run(fresh: str, direct_url: str, tmp_path:
     write_chain(tmp_path / "migrations")
     project = api.open_project(write_config(tmp_path, fresh, lock_lease=1.0))
     engine = sa.create_engine(direct_url, poolclass=sa.pool.NullPool)
-    with project.connect() as connection, pytest.raises(LockTimeout, match="was lost during the run"):
-        with migration_lock(dialect_of(connection), connection, project.lock_name, project.env):
-            with engine.begin() as other:
-                other.exec_driver_sql("UPDATE schemashift_version_lock SET owner = 'someone else'")
-            time.sleep(0.8)  # a heartbeat (every quarter lease) runs meanwhile
+    with project.connect() as connection, pytest.raises(LockTimeout, match="was lost during the run"), \
+            migration_lock(dialect_of(connection), connection, project.lock_name, project.env):
+        with engine.begin() as other:
+            other.exec_driver_sql("UPDATE schemashift_version_lock SET owner = 'someone else'")
+        time.sleep(0.8)  # a heartbeat (every quarter lease) runs meanwhile
     engine.dispose()
 
 
