@@ -211,7 +211,7 @@ def code_key() -> str:
         from schemashift.model import types
 
         digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
-        for module in (model, types, ops):
+        for module in (model, types, *ops.MODULES):
             digest.update(Path(module.__file__ or "").read_bytes())
         _code_key = digest.hexdigest()[:12]
     return _code_key

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from test_fastpaths import random_history
+from databases.test_fastpaths import random_history
 
 from schemashift import api, cli
 from schemashift.history import cache

@@ -39,7 +39,7 @@ from schemashift.migration import (
 from schemashift.planning.plan import build_plan, down_step, states_along, up_step
 from schemashift.history.scripts import History, write_migration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------- histories
 

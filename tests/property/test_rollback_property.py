@@ -40,7 +40,7 @@ from schemashift.operations import (
 )
 from schemashift.model.schema import Column, Index, PrimaryKey, Schema, Table
 from schemashift.model.types import Type
-from test_rollback import make_scenario
+from databases.test_rollback import make_scenario
 
 NUMERIC = Type("numeric", precision=10, scale=4)
 SHORTEST = 12  # no string value is longer: narrowing never goes below it (MariaDB would refuse)

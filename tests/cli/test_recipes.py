@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from conftest import create_database, drop_database, require_backend
 from helpers import cli
 
-RECIPES = Path(__file__).resolve().parent.parent / "examples" / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 STARLETTE = '''
 from fastapi.testclient import TestClient

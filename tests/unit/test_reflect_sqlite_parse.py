@@ -458,7 +458,7 @@ def test_line_layout_reads_as_the_whole_text() -> None:
 
 
 def test_scenario_models_read_alike(tmp_path: Path) -> None:
-    from test_reflect_equivalence import LABELS, MODELS, _metadata as corpus_metadata
+    from databases.test_reflect_equivalence import LABELS, MODELS, _metadata as corpus_metadata
 
     plain = total = 0
     for label in LABELS:

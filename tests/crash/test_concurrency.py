@@ -208,7 +208,7 @@ def test_sixteen_cli_processes_exit_zero(backend: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["fastapi_app.py", "flask_app.py"])
 def test_startup_examples_call_upgrade(name: str) -> None:
     """The documented start-up examples compile and call `schemashift.upgrade` (without importing their frameworks)."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "startup" / name
+    path = Path(__file__).resolve().parents[2] / "examples" / "startup" / name
     tree = ast.parse(path.read_text(), filename=str(path))
     compile(tree, str(path), "exec")
     uses = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "upgrade"

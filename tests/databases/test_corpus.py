@@ -12,7 +12,7 @@ whatever `PYTHONHASHSEED` is.
 The steps of one application on one database run in order on one project and one database (the
 server's databases are emptied and reused from one application to the next); a step whose
 predecessor failed is reported as xfailed ("blocked"). Known defects are listed in `KNOWN`: remove
-an entry once its defect is fixed. Run: ``.venv/bin/python -m pytest tests/test_corpus.py``.
+an entry once its defect is fixed. Run: ``.venv/bin/python -m pytest tests/databases/test_corpus.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from corpus_apps import APPS, NEW_COLUMN, NEW_DEFAULT, App
 from corpus_schema import Snapshot, differences, report, snapshot, table_names
 from schemashift import api
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 # Known defects, each named precisely enough to remove its entries from KNOWN once it is fixed. A step blocked by
 # an earlier failing step of the same run xfails by itself ("blocked: ...").
