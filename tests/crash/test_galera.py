@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from services.galera import GaleraCluster
-from test_concurrency import write_chain
-from test_pooler import WORKERS, check_reports, upgrade_at_once, write_config
 
+from crash.test_concurrency import write_chain
+from crash.test_pooler import WORKERS, check_reports, upgrade_at_once, write_config
 from schemashift import api
 from schemashift.history.scripts import write_migration
 from schemashift.migration import (
@@ -38,6 +37,7 @@ from schemashift.migration import (
     Table,
     Type,
 )
+from services.galera import GaleraCluster
 
 #: the killed run's lease: long enough for the survivors' stall while the dead node is evicted (4-6 s)
 LEASE = 8.0

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from services import pgbouncer
-from test_concurrency import applied_runs, write_chain
 
 import schemashift
+from crash.test_concurrency import applied_runs, write_chain
 from schemashift import api
 from schemashift.errors import LockTimeout
+from services import pgbouncer
 
 WORKERS = 16
 RESULT_TIMEOUT = 120.0
