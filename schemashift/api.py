@@ -1086,7 +1086,7 @@ def backups_list(project: Project) -> list[dict[str, Any]]:
 
 def backups_prune(project: Project, older_than: str, out: Output = _print) -> int:
     """Drop backups older than `older_than` (``30d``, ``12h``, ``90m``, ``1w``); returns how many."""
-    return backups.prune(project, older_than, out)
+    return backups.prune(project, older_than, out, lock=migration_lock)
 
 
 def test_migrations(project: Project, *, out: Output = _print) -> bool:
