@@ -209,7 +209,8 @@ class _Resolver:
         if out["pooler"] == "":
             out["pooler"] = None
         if out["pooler"] is not None and out["pooler"] not in POOLERS:
-            raise ConfigError(f"{self._where('pooler')}pooler must be one of {', '.join(POOLERS)}, got {out['pooler']!r}")
+            choices = ", ".join(POOLERS)
+            raise ConfigError(f"{self._where('pooler')}pooler must be one of {choices}, got {out['pooler']!r}")
         if out["lock_lease"] is not None and out["lock_lease"] < 1:
             raise ConfigError(f"{self._where('lock_lease')}lock_lease must be at least 1 second")
         out["vars"] = {k: self.expand(v, f"vars.{k}") for k, v in settings["vars"].items()}

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -250,10 +250,8 @@ class LeaseLock:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            with suppress(sa.exc.DBAPIError):
                 connection.close()
-            except sa.exc.DBAPIError:
-                pass
 
     def _params(self) -> dict[str, object]:
         return {"name": self.name, "owner": self.owner, "lease_ms": self.lease_ms, "host": _HOST[:255],
@@ -272,9 +270,11 @@ class _Statements:
         self.insert = sa.text(
             f"INSERT INTO {name} (name, owner, expires_ms, claimed_ms, host, pid) "
             f"VALUES (:name, :owner, {clock} + :lease_ms, {clock}, :host, :pid)")
-        self.holder = sa.text(f"SELECT owner, host, pid, expires_ms - {clock} AS left_ms FROM {name} WHERE name = :name")
-        self.renew = sa.text(f"UPDATE {name} SET expires_ms = {clock} + :lease_ms WHERE name = :name AND owner = :owner")
-        self.release = sa.text(f"UPDATE {name} SET owner = NULL, expires_ms = 0 WHERE name = :name AND owner = :owner")
+        mine = "WHERE name = :name AND owner = :owner"
+        self.holder = sa.text(f"SELECT owner, host, pid, expires_ms - {clock} AS left_ms FROM {name} "
+                              "WHERE name = :name")
+        self.renew = sa.text(f"UPDATE {name} SET expires_ms = {clock} + :lease_ms {mine}")
+        self.release = sa.text(f"UPDATE {name} SET owner = NULL, expires_ms = 0 {mine}")
 
 
 _HOST = socket.gethostname()

@@ -436,7 +436,7 @@ class MySQLDialect(Dialect):
 
     clock_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)"
 
-    def needs_lease_lock(self, connection: sa.Connection, env: "EnvConfig") -> bool:
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
         """On a Galera cluster `GET_LOCK` holds on one node only: the lease lock is used there."""
         return galera(connection)
 

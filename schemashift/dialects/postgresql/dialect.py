@@ -91,7 +91,7 @@ def behind_pooler(connection: sa.Connection) -> bool:
     return bool(info[_POOLED])
 
 
-def pooled(connection: sa.Connection, env: "EnvConfig") -> bool:
+def pooled(connection: sa.Connection, env: EnvConfig) -> bool:
     """True when `connection` goes through a transaction pooler, as `env.pooler` declares, else when
     `behind_pooler` finds any pooler (its mode cannot be seen from the client: assume the stricter one)."""
     if env.pooler is not None:
@@ -614,7 +614,7 @@ class PostgreSQLDialect(Dialect):
 
     clock_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
 
-    def needs_lease_lock(self, connection: sa.Connection, env: "EnvConfig") -> bool:
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
         """Through a pooler (declared, or detected by `behind_pooler`) a session advisory lock belongs to
         whichever server connection ran it, so the lease lock is used; ``pooler = "session"`` keeps advisory locks."""
         return pooled(connection, env)
