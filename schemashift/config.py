@@ -32,8 +32,8 @@ DOTENV_NAME = ".env"
 ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
-STRING_KEYS = ("url", "schema", "version_table", "extends")
-NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout")
+STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler")
+NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude")
 
@@ -50,7 +50,11 @@ ENV_DEFAULTS: dict[str, Any] = {
     "allow_data_loss": False,
     "keep_data": True,
     "exclude": [],
+    "pooler": None,
+    "lock_lease": 20.0,
 }
+#: Values of `pooler`: a transaction-mode pooler needs the lease lock (see `schemashift.runtime.locks`).
+POOLERS = ("transaction", "session", "none")
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _TRUE = {"true", "1", "yes", "on"}
@@ -74,6 +78,8 @@ class EnvConfig:
     connect_timeout: float = 10.0
     read_timeout: float | None = None
     exclude: list[str] = field(default_factory=list)
+    pooler: str | None = None  #: "transaction", "session", "none"; None: detected
+    lock_lease: float = 20.0  #: seconds a lease lock outlives its last heartbeat
 
     def __repr__(self) -> str:
         return mask_secrets(
@@ -202,6 +208,13 @@ class _Resolver:
             out[key] = value
         if out["url"] == "":
             out["url"] = None
+        if out["pooler"] == "":
+            out["pooler"] = None
+        if out["pooler"] is not None and out["pooler"] not in POOLERS:
+            choices = ", ".join(POOLERS)
+            raise ConfigError(f"{self._where('pooler')}pooler must be one of {choices}, got {out['pooler']!r}")
+        if out["lock_lease"] is not None and out["lock_lease"] < 1:
+            raise ConfigError(f"{self._where('lock_lease')}lock_lease must be at least 1 second")
         out["vars"] = {k: self.expand(v, f"vars.{k}") for k, v in settings["vars"].items()}
         return out
 

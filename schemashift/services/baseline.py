@@ -34,6 +34,7 @@ from schemashift.dialects import dialect_of
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
+from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
 from schemashift.services.project import Project, print_line
 
@@ -299,7 +300,7 @@ def _unrecorded(project: Project, alembic_dir: str | Path | None) -> Iterator[tu
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             _refuse_history(recorder)
             yield connection, dialect, recorder, check_alembic(project, connection, alembic_dir)
 
