@@ -73,9 +73,9 @@ from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
 #: Takes the migration lock: (dialect, connection, lock name, environment) -> context manager.

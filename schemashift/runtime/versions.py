@@ -289,7 +289,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
-    except Exception:  # deliberately broad: no user name in some containers
+    except Exception:  # noqa: BLE001 - deliberately broad: no user name in some containers
         return "unknown"
 
 
