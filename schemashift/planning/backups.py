@@ -53,6 +53,7 @@ from sqlalchemy.schema import CreateTable, CreateTableAs
 from sqlalchemy.schema import DropTable as SADropTable
 
 from schemashift.errors import SchemashiftError
+from schemashift.history.records import now
 from schemashift.model.schema import Column, Schema, Table, qualify
 from schemashift.model.types import Type
 from schemashift.operations import (
@@ -69,7 +70,6 @@ from schemashift.operations import (
     CreateTable as CreateTableOp,
 )
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:

@@ -116,7 +116,7 @@ def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
 def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, after: Schema,
            group: list[Any]) -> list[tuple[ops.Operation, Schema, Schema, list[Any]]]:
     """`operation` as the parts it runs as: a filled `AddColumn` is an in-place add, then a rebuild."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     if not isinstance(operation, ops.AddColumn) or operation.fill is None or not group:
         return [(operation, before, after, group)]
@@ -128,7 +128,7 @@ def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, aft
 def _adapted_rebuild(dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table,
                      after: Schema, live: _LivePlan) -> tuple[list[ops.Operation], list[Any]]:
     """The operations shown with `operation` and its statements, carrying what only the live table has."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     shown: list[ops.Operation]
     if live.uncertain:
