@@ -113,6 +113,8 @@ def data_loss(operation: Operation) -> str | None:
             return None  # removed values: guarded instead (`CheckValuesUnused`), the others are unchanged
         if new.computed is not None or narrows(old.type, new.type):
             return _values(operation)
+    if operation.destructive and not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"what {type(operation).__name__} removes from {operation.table_key or 'the database'}"
     return None
 
 
@@ -709,6 +711,8 @@ class _StepBuilder:
 
 def _kept_for(operation: Operation, state: Schema) -> _Kept | str:
     """What keeping `operation`'s losses takes at `state`, or why they cannot be kept."""
+    if not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"schemashift does not know how to keep what {type(operation).__name__} removes"
     table = state.table(operation.table_key or "")
     if isinstance(operation, DropTable):
         return _Kept(table)
