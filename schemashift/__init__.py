@@ -107,5 +107,17 @@ async def check_async(*, config: Any = None, env: str | None = None, out: Callab
     return await aio.check_async(config=config, env=env, out=out)
 
 
-__all__ = ["upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
+#: Declarations of views, functions, triggers, extensions and policies (`schemashift.sqla.objects`), loaded lazily.
+_DECLARATIONS = ("View", "Function", "Trigger", "Extension", "Policy")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DECLARATIONS:
+        from schemashift.sqla import objects
+
+        return getattr(objects, name)
+    raise AttributeError(f"module 'schemashift' has no attribute {name!r}")
+
+
+__all__ = [*_DECLARATIONS, "upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
            "check_async", "__version__"]

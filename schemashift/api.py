@@ -19,6 +19,8 @@ from schemashift import config as config_module
 from schemashift.dialects import REGISTRY, dialect_of, get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.autodetect.differ import RenameDecisions, diff as diff_schemas
+from schemashift.autodetect.objects import object_notes
+from schemashift.dialects.objects import settle
 from schemashift.errors import (
     ConfigError,
     ConnectionFailed,
@@ -597,6 +599,8 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
     out(f"Wrote {_relative(migration.path)} ({migration.revision}):")
     for operation in operations:
         out(f"  - {operation.describe()}")
+    for note in object_notes(operations, [(dialect.name, dialect) for dialect in target_dialects(project)]):
+        out(f"  note: {note}")
     return migration.path
 
 
@@ -751,7 +755,8 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
     if keep is not None:
         live, expected = (keep.apply(live, reflected=True, other=expected),
                           keep.apply(expected, reflected=False, other=live))
-    return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+    live, expected = settle(dialect, connection, dialect.normalize(live), dialect.normalize(expected))
+    return diff_schemas(live, expected, RenameDecisions(no_rename=True))
 
 
 def _reflect_live(connection: sa.Connection, schemas: list[str | None],
@@ -759,7 +764,7 @@ def _reflect_live(connection: sa.Connection, schemas: list[str | None],
     """The live schema of `schemas`, committing the transaction the reflection opened."""
     from schemashift.reflection.core import reflect
 
-    live = reflect(connection, schemas=schemas, exclude=exclude)
+    live = with_live_objects(connection, reflect(connection, schemas=schemas, exclude=exclude), schemas)
     if connection.in_transaction():
         connection.commit()
     return live
@@ -799,7 +804,8 @@ def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData
     wanted = _schemas_to_compare(expected.schema_names)
     if wanted != schemas:  # a schema only the conversion names
         live = _reflect_live(connection, wanted)
-    return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
+    live, canonical = settle(dialect, connection, dialect.normalize(live), canonical)
+    return diff_schemas(live, canonical, RenameDecisions(no_rename=True))
 
 
 def live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:

@@ -38,6 +38,9 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
+from schemashift.model.objects import ExtensionDef, FunctionDef, PolicyDef, TriggerDef, ViewDef
+from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.sqla.objects import Extension, Function, Policy, Trigger, View
 from schemashift.planning.lint import allow
 from schemashift.model.types import Type
 
@@ -61,6 +64,9 @@ __all__ = [
     "DropConstraint",
     "ExecuteSQL",
     "RunPython",
+    "CreateObject",
+    "DropObject",
+    "ReplaceObject",
     # schema model
     "Schema",
     "Table",
@@ -74,6 +80,17 @@ __all__ = [
     "CheckConstraint",
     "Sequence",
     "Type",
+    "ViewDef",
+    "FunctionDef",
+    "TriggerDef",
+    "ExtensionDef",
+    "PolicyDef",
+    # declarations (as in models)
+    "View",
+    "Function",
+    "Trigger",
+    "Extension",
+    "Policy",
 ]
 
 # An operation class added to `ops.OPERATIONS` but not listed above is still exported.

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Iterable, Protocol, TypeVar
 
+from schemashift.autodetect.objects import with_object_changes
 from schemashift.errors import SchemashiftError
 from schemashift.operations import (
     AddColumn,
@@ -124,7 +125,8 @@ def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> 
     renamed = replay(column_renames, renamed)
     index_renames = _index_renames(renamed, new)
     renamed = replay(index_renames, renamed)
-    return _fills(renames + column_renames + index_renames + _structural(renamed, new), decisions)
+    operations = with_object_changes(renamed, new, renames + column_renames + index_renames + _structural(renamed, new))
+    return _fills(operations, decisions)
 
 
 # -- one-off values for existing rows ----------------------------------------

@@ -65,7 +65,7 @@ class ObjectFilter:
         if len(tables) == len(schema.tables) and len(sequences) == len(schema.sequences) and all(
                 table is schema.tables[table.key] for table in tables):
             return schema
-        return Schema.of(tables, sequences)
+        return Schema.of(tables, sequences, schema.objects)
 
     def _include(self, obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
         if self.hook is None:

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator
 import sqlalchemy as sa
 
 from schemashift import operations as ops
+from schemashift.dialects.objects import ObjectDDL
 from schemashift.errors import LockTimeout, MigrationError
+from schemashift.operations import objects as object_ops
 from schemashift.model.schema import (
     CONSTRAINT_FIELDS,
     CheckConstraint,
@@ -67,6 +69,9 @@ COMPILERS: dict[type[ops.Operation], str] = {
     ops.AlterSequence: "compile_alter_sequence",
     ops.ExecuteSQL: "compile_execute_sql",
     ops.RunPython: "compile_run_python",
+    object_ops.CreateObject: "compile_create_object",
+    object_ops.DropObject: "compile_drop_object",
+    object_ops.ReplaceObject: "compile_replace_object",
 }
 
 #: A plain decimal number (an exact numeric fill written without quotes).
@@ -80,8 +85,8 @@ _SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
 }
 
 
-class Dialect:
-    """Base class of the per-database modules.
+class Dialect(ObjectDDL):
+    """Base class of the per-database modules (views, functions, triggers…: `ObjectDDL`).
 
     Subclasses declare capabilities as class attributes and override the few
     methods where their database differs.

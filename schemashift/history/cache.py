@@ -208,10 +208,11 @@ def code_key() -> str:
         from schemashift import __version__
         from schemashift import operations as ops
         from schemashift.model import schema as model
-        from schemashift.model import types
+        from schemashift.model import objects, types
+        from schemashift.operations import objects as object_ops
 
         digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
-        for module in (model, types, ops):
+        for module in (model, types, ops, objects, object_ops):
             digest.update(Path(module.__file__ or "").read_bytes())
         _code_key = digest.hexdigest()[:12]
     return _code_key

@@ -148,12 +148,14 @@ def live_schema(project: "Project", connection: sa.Connection, history: "History
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
     from schemashift.history.cache import schema_names_through
+    from schemashift.dialects.objects import with_live_objects
     from schemashift.reflection.core import reflect
 
     named: set[str | None] = set(models.schema_names) if models is not None else set()
     named |= set(schema_names_through(history, history.head))
     schemas = [None, *sorted(name for name in named - {None, project.env.schema} if name is not None)]
     live = reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()
     return project.object_filter().apply(live, reflected=True, other=models)
@@ -193,7 +195,7 @@ def adopt_models(live: Schema, models: Schema, dialect: "Dialect") -> Schema:
         sequences.append(model if model is not None and same.sequence(sequence, model) else sequence)
     sequences += [model for key, model in models.sequences.items()  # those this database cannot hold (SQLite)
                   if key not in live.sequences and not dialect.normalize(Schema.of([], [model])).sequences]
-    return Schema.of(tables, sequences)
+    return Schema.of(tables, sequences, live.objects)
 
 
 def _adopt_table(live: Table, model: Table | None, same: _Same) -> Table:

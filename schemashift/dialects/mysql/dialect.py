@@ -113,6 +113,7 @@ def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, objec
 
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
+    objects_module = "schemashift.dialects.mysql.objects"
 
     name = "mysql"
 

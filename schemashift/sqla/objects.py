@@ -1,0 +1,155 @@
+"""Declaring views, functions, triggers, extensions and policies next to the models.
+
+    View("active_users", sa.select(users).where(users.c.active), metadata=Base.metadata)
+    Function("touch()", "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated = now(); RETURN NEW; END $$",
+             metadata=Base.metadata)
+    Trigger("users_touch", "users", "BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch()",
+            metadata=Base.metadata)
+
+A declaration registers itself in ``metadata.info["schemashift.objects"]``, where
+`declared_objects` (called by `from_metadata`) finds it and turns it into the
+neutral record of `schemashift.model.objects`. A view's SQLAlchemy selectable is
+compiled for each database schemashift targets, with literal values inlined.
+`only_on=("postgresql",)` keeps an object off the other databases.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from schemashift.model.objects import (
+    ExtensionDef,
+    FunctionDef,
+    PolicyDef,
+    SchemaObject,
+    TriggerDef,
+    ViewDef,
+    object_key,
+)
+from schemashift.model.schema import qualify
+
+#: The `MetaData.info` entry holding the declarations.
+INFO_KEY = "schemashift.objects"
+
+
+class Declaration:
+    """Base of the declarations: registration on the MetaData and the neutral record."""
+
+    def __init__(self, metadata: sa.MetaData, only_on: Iterable[str]) -> None:
+        self.metadata = metadata
+        self.only_on = tuple(only_on)
+        metadata.info.setdefault(INFO_KEY, []).append(self)
+
+    def record(self) -> SchemaObject:
+        """The neutral record of this declaration."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.record().key!r})"
+
+
+def _text(definition: object, what: str) -> str:
+    if not isinstance(definition, str) or not definition.strip():
+        raise TypeError(f"{what}: the definition must be non-empty SQL text")
+    return definition.strip()
+
+
+class View(Declaration):
+    """A view (``materialized=True``: a materialized view, PostgreSQL only) over `definition`,
+    a SELECT as SQL text or a SQLAlchemy selectable."""
+
+    def __init__(self, name: str, definition: "str | sa.Selectable", *, metadata: sa.MetaData,
+                 schema: str | None = None, materialized: bool = False, only_on: Iterable[str] = ()) -> None:
+        if not isinstance(definition, str) and not isinstance(definition, sa.sql.expression.Selectable):
+            raise TypeError(f"View {name!r}: the definition must be SQL text or a SQLAlchemy selectable")
+        self.name, self.definition, self.schema, self.materialized = name, definition, schema, materialized
+        super().__init__(metadata, only_on)
+
+    def record(self) -> SchemaObject:
+        if isinstance(self.definition, str):
+            text, forms = _text(self.definition, f"View {self.name!r}"), ()
+        else:
+            text, forms = compiled_forms(self.definition)
+        return ViewDef(self.name, text, schema=self.schema, materialized=self.materialized, definitions=forms,
+                       only_on=self.only_on)
+
+
+def compiled_forms(selectable: sa.Selectable) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`selectable` compiled for each target database (values inlined): the first form and the others that differ."""
+    from schemashift.dialects import targets
+
+    forms = [(name, _compile(selectable, dialect)) for name, dialect in targets()]
+    first = forms[0][1]
+    return first, tuple((name, sql) for name, sql in forms if sql != first)
+
+
+def _compile(selectable: sa.Selectable, dialect: Any) -> str:
+    return " ".join(str(selectable.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).split())
+
+
+class Function(Declaration):
+    """A function (PostgreSQL): ``signature`` like ``touch()``, `definition` the rest of its CREATE FUNCTION."""
+
+    def __init__(self, signature: str, definition: str, *, metadata: sa.MetaData, schema: str | None = None,
+                 only_on: Iterable[str] = ()) -> None:
+        self.signature, self.schema = signature.strip(), schema
+        self.definition = _text(definition, f"Function {signature!r}")
+        super().__init__(metadata, only_on)
+
+    def record(self) -> SchemaObject:
+        return FunctionDef(self.signature, self.definition, schema=self.schema, only_on=self.only_on)
+
+
+class Trigger(Declaration):
+    """A trigger called `name` on `table` (a name or ``schema.name``): `definition` follows ``CREATE TRIGGER name``."""
+
+    def __init__(self, name: str, table: "str | sa.Table", definition: str, *, metadata: sa.MetaData,
+                 only_on: Iterable[str] = ()) -> None:
+        self.name, self.table = name, _table_key(table)
+        self.definition = _text(definition, f"Trigger {name!r}")
+        super().__init__(metadata, only_on)
+
+    def record(self) -> SchemaObject:
+        return TriggerDef(self.name, self.table, self.definition, only_on=self.only_on)
+
+
+class Extension(Declaration):
+    """A database extension (PostgreSQL ``CREATE EXTENSION``), optionally into `schema`."""
+
+    def __init__(self, name: str, *, metadata: sa.MetaData, schema: str | None = None,
+                 only_on: Iterable[str] = ()) -> None:
+        self.name, self.schema = name, schema
+        super().__init__(metadata, only_on)
+
+    def record(self) -> SchemaObject:
+        return ExtensionDef(self.name, schema=self.schema, only_on=self.only_on)
+
+
+class Policy(Declaration):
+    """A row-level-security policy (PostgreSQL) on `table`: `definition` follows ``CREATE POLICY name ON table``,
+    e.g. ``FOR SELECT USING (owner = current_user)``. Row-level security is enabled on a table with a policy."""
+
+    def __init__(self, name: str, table: "str | sa.Table", definition: str, *, metadata: sa.MetaData,
+                 only_on: Iterable[str] = ()) -> None:
+        self.name, self.table = name, _table_key(table)
+        self.definition = _text(definition, f"Policy {name!r}")
+        super().__init__(metadata, only_on)
+
+    def record(self) -> SchemaObject:
+        return PolicyDef(self.name, self.table, self.definition, only_on=self.only_on)
+
+
+def _table_key(table: "str | sa.Table") -> str:
+    return qualify(table.name, table.schema) if isinstance(table, sa.Table) else table
+
+
+def declared_objects(metadatas: Iterable[sa.MetaData]) -> dict[str, SchemaObject]:
+    """The neutral records of every object declared on `metadatas`, by `object_key` (a later one wins)."""
+    found: dict[str, SchemaObject] = {}
+    for metadata in metadatas:
+        for declaration in metadata.info.get(INFO_KEY, ()):
+            record = declaration.record()
+            found[object_key(record)] = record
+    return found
