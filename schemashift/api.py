@@ -20,7 +20,7 @@ from schemashift.dialects import REGISTRY, dialect_of, get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.autodetect.differ import RenameDecisions, diff as diff_schemas
 from schemashift.autodetect.objects import object_notes
-from schemashift.dialects.objects import settle
+from schemashift.dialects.objects import settle, with_live_objects
 from schemashift.errors import (
     ConfigError,
     ConnectionFailed,

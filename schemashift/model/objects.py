@@ -69,10 +69,10 @@ class SchemaObject:
         return self.definition
 
     def on(self, dialect: str | None) -> "SchemaObject":
-        """This object as database `dialect` has it (its own definition, without per-database forms)."""
-        if not self.definitions:
+        """This object as database `dialect` has it (its own definition, without per-database forms or `only_on`)."""
+        if not self.definitions and not self.only_on:
             return self
-        return replace(self, definition=self.definition_on(dialect), definitions=())  # type: ignore[type-var]
+        return replace(self, definition=self.definition_on(dialect), definitions=(), only_on=())  # type: ignore[type-var]
 
     def exists_on(self, names: Iterable[str]) -> bool:
         """True when the object exists on a database called any of `names`."""
@@ -187,7 +187,7 @@ class ExtensionDef(SchemaObject):
         return ()
 
     def on(self, dialect: str | None) -> SchemaObject:
-        return self
+        return replace(self, only_on=()) if self.only_on else self
 
     @property
     def key(self) -> str:

@@ -1,0 +1,152 @@
+"""Views, materialized views, functions, triggers, extensions and policies end to end, per database.
+
+Each scenario runs the standard round trip (`features_cycle.roundtrip`): v1 up, v2 up,
+diff clean after each upgrade, downgrade, upgrade again. Objects a database lacks
+(functions on SQLite and MariaDB …) are declared `only_on` the databases that have them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import schemashift
+from features_cycle import Cycle, kinds, roundtrip
+from schemashift.autodetect.differ import diff
+from schemashift.dialects import get_dialect
+from schemashift.model.objects import TriggerDef, ViewDef
+from schemashift.model.schema import Schema
+from schemashift.operations import invert_all, resolve_all
+from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.operations.render import render_value
+from schemashift.sqla.from_metadata import from_metadata
+
+
+@pytest.fixture
+def cycle(fresh_db: str, tmp_path: Path) -> Cycle:
+    return Cycle(tmp_path / "project", fresh_db)
+
+
+#: A trigger keeping users.touched up to date, per database.
+TOUCH = {
+    "postgresql": "BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch()",
+    "mysql": "BEFORE UPDATE ON users FOR EACH ROW SET NEW.touched = NEW.touched + 1",
+    "sqlite": "AFTER UPDATE OF name ON users BEGIN UPDATE users SET touched = touched + 1 WHERE id = NEW.id; END",
+}
+
+
+def models(dialect: str, *, name_length: int = 50, view_filter: bool = True, trigger: bool = True,
+           extra_view: bool = False) -> sa.MetaData:
+    metadata = sa.MetaData()
+    users = sa.Table(
+        "users", metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(name_length)),
+        sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("touched", sa.Integer, nullable=False, server_default="0"),
+    )
+    query = sa.select(users.c.id, users.c.name)
+    schemashift.View("active_users", query.where(users.c.active) if view_filter else query, metadata=metadata)
+    if extra_view:
+        schemashift.View("active_names", "SELECT name FROM active_users", metadata=metadata)
+    if dialect == "postgresql":
+        schemashift.Function("touch()", "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "NEW.touched := NEW.touched + 1; RETURN NEW; END $$", metadata=metadata)
+    if trigger:
+        schemashift.Trigger("users_touch", "users", TOUCH[dialect], metadata=metadata, only_on=(dialect,))
+    return metadata
+
+
+def test_declarations_become_records_and_render() -> None:
+    metadata = models("postgresql", extra_view=True)
+    schema = from_metadata(metadata)
+    assert set(schema.objects) == {"view active_users", "view active_names", "function touch()",
+                                   "trigger users.users_touch"}
+    operations = diff(Schema(), schema)
+    assert kinds(operations) == ["CreateTable", "CreateObject", "CreateObject", "CreateObject", "CreateObject"]
+    created = [op.object.key for op in operations if isinstance(op, CreateObject)]
+    assert created == ["touch()", "active_users", "active_names", "users.users_touch"]
+    namespace: dict[str, object] = {}
+    exec("from schemashift.migration import *", namespace)
+    assert eval(render_value(operations), namespace) == operations
+    resolved, _ = resolve_all(operations, Schema())
+    assert [type(op).__name__ for op in invert_all(resolved)][:4] == ["DropObject"] * 4
+
+
+def test_column_change_under_view_goes_around_it() -> None:
+    old, new = from_metadata(models("sqlite")), from_metadata(models("sqlite", name_length=100))
+    assert kinds(diff(old, new)) == ["DropObject", "AlterColumn", "CreateObject"]
+    changed = from_metadata(models("sqlite", view_filter=False))
+    assert kinds(diff(old, changed)) == ["ReplaceObject"]
+
+
+def test_missing_kinds_compile_to_nothing() -> None:
+    function = from_metadata(models("postgresql")).objects["function touch()"]
+    for name in ("sqlite", "mysql"):
+        assert get_dialect(name).compile(CreateObject(function), Schema(), Schema()) == []
+    assert get_dialect("postgresql").compile(CreateObject(function), Schema(), Schema())[0].startswith(
+        "CREATE OR REPLACE FUNCTION touch()")
+
+
+def test_views_and_triggers_round_trip(cycle: Cycle) -> None:
+    dialect = cycle.dialect
+    v1 = models(dialect)
+    v2 = models(dialect, name_length=100, view_filter=False, extra_view=True)
+
+    def touches() -> None:
+        cycle.run("INSERT INTO users (id, name) VALUES (1, 'a')", "UPDATE users SET name = 'b' WHERE id = 1")
+        assert cycle.rows("SELECT touched FROM users") == [(1,)]
+        assert cycle.rows("SELECT id, name FROM active_users") == [(1, "b")]
+
+    operations = roundtrip(cycle, v1, v2, at_v1=touches)
+    assert "AlterColumn" in kinds(operations)
+    assert cycle.rows("SELECT name FROM active_names") == [("b",)]
+    v3 = models(dialect, name_length=100, view_filter=False, extra_view=True, trigger=False)
+    dropped = cycle.generate(v3, "drop trigger")
+    assert [op.describe() for op in dropped] == ["drop trigger users.users_touch"]
+    cycle.upgrade()
+    assert cycle.diff(v3) == []
+    touched = cycle.rows("SELECT touched FROM users")
+    cycle.run("UPDATE users SET name = 'c' WHERE id = 1")
+    assert cycle.rows("SELECT touched FROM users") == touched
+
+
+def test_live_drift_is_reported(cycle: Cycle) -> None:
+    v1 = models(cycle.dialect)
+    cycle.generate(v1, "v1")
+    cycle.upgrade()
+    cycle.run("DROP VIEW active_users", "CREATE VIEW active_users AS SELECT id FROM users")
+    assert cycle.diff(v1) == ["  - replace view active_users"]
+
+
+def test_postgresql_objects(cycle: Cycle) -> None:
+    if cycle.dialect != "postgresql":
+        pytest.skip("extensions, materialized views and policies are PostgreSQL's")
+
+    def v(*, policy: str, matview: str) -> sa.MetaData:
+        metadata = models("postgresql")
+        schemashift.Extension("citext", metadata=metadata)
+        schemashift.View("user_counts", matview, metadata=metadata, materialized=True)
+        schemashift.Policy("own_rows", "users", policy, metadata=metadata)
+        return metadata
+
+    v1 = v(policy="FOR SELECT USING (active)", matview="SELECT count(*) AS n FROM users")
+    v2 = v(policy="FOR ALL USING (id > 0)", matview="SELECT count(*) AS n, max(id) AS top FROM users")
+    operations = roundtrip(cycle, v1, v2)
+    assert {op.describe() for op in operations} == {"replace materialized view user_counts",
+                                                    "replace policy users.own_rows"}
+    assert cycle.rows("SELECT relrowsecurity FROM pg_class WHERE relname = 'users'") == [(True,)]
+    assert cycle.rows("SELECT extname FROM pg_extension WHERE extname = 'citext'") == [("citext",)]
+    cycle.downgrade("base")
+    assert cycle.rows("SELECT count(*) FROM pg_extension WHERE extname = 'citext'") == [(0,)]
+
+
+def test_baseline_keeps_objects() -> None:
+    live = Schema(objects={"view v": ViewDef("v", "SELECT 1"), "trigger t.x": TriggerDef("x", "t", "AFTER INSERT")})
+    operations = diff(Schema(), live)
+    assert all(isinstance(op, CreateObject) for op in operations)
+    assert isinstance(DropObject("view", "v").resolve(live), DropObject)
+    replaced = ReplaceObject(ViewDef("v", "SELECT 2")).resolve(live)
+    assert replaced.inverse() == ReplaceObject(ViewDef("v", "SELECT 1"), ViewDef("v", "SELECT 2"))
