@@ -150,3 +150,25 @@ def test_baseline_keeps_objects() -> None:
     assert isinstance(DropObject("view", "v").resolve(live), DropObject)
     replaced = ReplaceObject(ViewDef("v", "SELECT 2")).resolve(live)
     assert replaced.inverse() == ReplaceObject(ViewDef("v", "SELECT 1"), ViewDef("v", "SELECT 2"))
+
+
+def test_baseline_reads_objects_and_adopts_the_models(cycle: Cycle) -> None:
+    from schemashift import api
+
+    dialect = cycle.dialect
+    metadata = models(dialect)
+    engine = sa.create_engine(cycle.url)
+    models(dialect).create_all(engine)  # the tables only
+    engine.dispose()
+    schema = from_metadata(metadata)
+    target = get_dialect(dialect)
+    statements = [sql for op in diff(Schema(), schema) if isinstance(op, CreateObject)
+                  for sql in target.compile(op, schema, schema)]
+    cycle.run(*statements)
+    cycle.use(metadata)
+    api.baseline(cycle.project, "baseline", out=cycle.output.append)
+    cycle.project._history = None
+    assert api.pending_operations(cycle.project, no_rename=True) == []
+    assert cycle.diff(metadata) == []
+    written = cycle.project.history().get(cycle.project.history().head)
+    assert sum(isinstance(op, CreateObject) for op in written.operations) == len(schema.objects)

@@ -226,3 +226,20 @@ def with_live_objects(connection: "sa.Connection", live: Schema, schemas: Iterab
 
     objects = dialect_of(connection).read_objects(connection, schemas)
     return replace(live, objects=objects) if objects else live
+
+
+def adopt_objects(dialect: ObjectDDL, connection: "sa.Connection", live: Schema, models: Schema | None) -> Schema:
+    """`live` where each object equal on this database to its model counterpart is the model's record (its text,
+    forms and `only_on`), plus the model objects this database does not get (`baseline`: the models then match)."""
+    if models is None or not models.objects:
+        return live
+    own = {key: obj.on(dialect.name) for key, obj in models.objects.items() if dialect.has_object(obj)}
+    differing = [obj for key, obj in own.items() if key in live.objects and not same_text(live.objects[key], obj)]
+    probed = dialect.probe_objects(connection, differing) if differing else {}
+    objects = dict(live.objects)
+    for key, obj in own.items():
+        if key in live.objects and (same_text(live.objects[key], obj)
+                                    or (key in probed and same_text(live.objects[key], probed[key]))):
+            objects[key] = models.objects[key]
+    objects.update({key: obj for key, obj in models.objects.items() if not dialect.has_object(obj)})
+    return replace(live, objects=objects)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of
+from schemashift.dialects.objects import adopt_objects
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
@@ -331,11 +332,12 @@ def baseline(project: "Project", message: str = "baseline", *, after: str | None
         target = adopt_models(live, models, dialect) if models is not None else live
         if _differences(dialect, live, target):
             target = live
+        target = adopt_objects(dialect, connection, target, models)
         operations = diff(start, target, RenameDecisions(no_rename=True))
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
         written: Path | None = None
         if operations or not history.chain:
-            migration = _write(project, message, operations, history.head, dialect, live)
+            migration = _write(project, message, operations, history.head, dialect, target)
             written = migration.path
             revisions.append((migration.revision, migration.parent, migration.checksum, migration.message))
         try:
