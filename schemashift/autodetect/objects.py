@@ -19,11 +19,19 @@ Dependencies are read from names in the definitions (`SchemaObject.mentions`).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from schemashift.model.objects import ORDER, SchemaObject, table_of
 from schemashift.model.schema import Schema
-from schemashift.operations import AlterColumn, DropColumn, DropTable, Operation, RenameColumn, RenameTable
+from schemashift.operations import (
+    AlterColumn,
+    DropColumn,
+    DropTable,
+    Operation,
+    RenameColumn,
+    RenameTable,
+)
 from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
 
 #: Table operations that a view over the table must be dropped and created again around.
@@ -65,9 +73,7 @@ def _around(old: Schema, new: Schema, touched: set[str]) -> set[str]:
     around: set[str] = set()
     for key, obj in old.objects.items():
         changed = key in new.objects and new.objects[key] != obj
-        if obj.kind in ("view", "policy") and (obj.mentions() & names or table_of(obj) in touched):
-            around.add(key)
-        elif changed and obj.kind == "view" and _has_dependents(old, obj):
+        if obj.kind in ("view", "policy") and (obj.mentions() & names or table_of(obj) in touched) or changed and obj.kind == "view" and _has_dependents(old, obj):
             around.add(key)
     return _dependents_closure(old, around)
 
@@ -130,12 +136,18 @@ def _replaces_in_order(replaces: list[Operation], schema: Schema) -> list[Operat
     return sorted(replaces, key=lambda op: order[id(op.new)])  # type: ignore[attr-defined]
 
 
-def object_notes(operations: Iterable[Operation], databases: Iterable[tuple[str, object]]) -> list[str]:
+class Holder(Protocol):
+    """A database that says whether it gets an object (`schemashift.dialects.objects.ObjectDDL`)."""
+
+    def has_object(self, obj: SchemaObject) -> bool: ...
+
+
+def object_notes(operations: Iterable[Operation], databases: Iterable[tuple[str, Holder]]) -> list[str]:
     """Lines saying which created objects some of `databases` (``(name, dialect)``) do not get."""
     notes: list[str] = []
     for op in operations:
         if isinstance(op, CreateObject):
-            lacking = [name for name, dialect in databases if not getattr(dialect, "has_object")(op.object)]
+            lacking = [name for name, dialect in databases if not dialect.has_object(op.object)]
             if lacking:
                 notes.append(f"{op.object.label()}: not created on {', '.join(lacking)} (not available there)")
     return notes

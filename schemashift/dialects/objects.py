@@ -14,12 +14,22 @@ that a definition is compared as the database normalises it (`settle`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from importlib import import_module
-from typing import TYPE_CHECKING, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from schemashift.model.objects import ExtensionDef, FunctionDef, PolicyDef, SchemaObject, TriggerDef, ViewDef
-from schemashift.model.objects import object_key, squeeze, table_of
+from schemashift.model.objects import (
+    ExtensionDef,
+    FunctionDef,
+    PolicyDef,
+    SchemaObject,
+    TriggerDef,
+    ViewDef,
+    object_key,
+    squeeze,
+    table_of,
+)
 from schemashift.model.schema import Schema
 from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
 
@@ -166,14 +176,14 @@ class ObjectDDL:
 
     # --- live objects -------------------------------------------------------------
 
-    def read_objects(self, connection: "sa.Connection", schemas: Iterable[str | None]) -> dict[str, SchemaObject]:
+    def read_objects(self, connection: sa.Connection, schemas: Iterable[str | None]) -> dict[str, SchemaObject]:
         """The objects of `schemas` on the live database, by `object_key` (none without `objects_module`)."""
         if self.objects_module is None:
             return {}
         found: dict[str, SchemaObject] = import_module(self.objects_module).read(self, connection, list(schemas))
         return found
 
-    def probe_objects(self, connection: "sa.Connection", objects: list[SchemaObject]) -> dict[str, SchemaObject]:
+    def probe_objects(self, connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
         """`objects` as this database writes them back, by `object_key` (those it could not create left out)."""
         if self.objects_module is None or not objects:
             return {}
@@ -189,7 +199,7 @@ def _policies_on(schema: Schema, table: str) -> bool:
     return any(isinstance(obj, PolicyDef) and table_of(obj) == table for obj in schema.objects.values())
 
 
-def settle(dialect: ObjectDDL, connection: "sa.Connection", live: Schema, expected: Schema) -> tuple[Schema, Schema]:
+def settle(dialect: ObjectDDL, connection: sa.Connection, live: Schema, expected: Schema) -> tuple[Schema, Schema]:
     """`live` and `expected` with only this database's objects, and each expected object whose text differs
     from its live counterpart's replaced by the live one when the database writes the two alike (see `probe`)."""
     live, expected = dialect.own_objects(live), dialect.own_objects(expected)
@@ -206,8 +216,10 @@ def settle(dialect: ObjectDDL, connection: "sa.Connection", live: Schema, expect
 
 def same_text(a: SchemaObject, b: SchemaObject) -> bool:
     """True when `a` and `b` are equal but for white space in their definitions."""
-    return a == replace(b, definition=a.definition) and squeeze(a.definition) == squeeze(b.definition) \
-        if not isinstance(b, ExtensionDef) else a == b  # type: ignore[type-var]
+    if isinstance(a, ExtensionDef) or isinstance(b, ExtensionDef):
+        return a == b
+    same: Any = b
+    return squeeze(a.definition) == squeeze(b.definition) and a == replace(same, definition=a.definition)
 
 
 def probe_name(index: int) -> str:
@@ -220,7 +232,7 @@ def keyed(objects: Iterable[SchemaObject]) -> dict[str, SchemaObject]:
     return {object_key(obj): obj for obj in objects}
 
 
-def with_live_objects(connection: "sa.Connection", live: Schema, schemas: Iterable[str | None]) -> Schema:
+def with_live_objects(connection: sa.Connection, live: Schema, schemas: Iterable[str | None]) -> Schema:
     """`live` (reflected tables) with the live database's objects of `schemas`."""
     from schemashift.dialects import dialect_of
 
@@ -228,7 +240,7 @@ def with_live_objects(connection: "sa.Connection", live: Schema, schemas: Iterab
     return replace(live, objects=objects) if objects else live
 
 
-def adopt_objects(dialect: ObjectDDL, connection: "sa.Connection", live: Schema, models: Schema | None) -> Schema:
+def adopt_objects(dialect: ObjectDDL, connection: sa.Connection, live: Schema, models: Schema | None) -> Schema:
     """`live` where each object equal on this database to its model counterpart is the model's record (its text,
     forms and `only_on`), plus the model objects this database does not get (`baseline`: the models then match)."""
     if models is None or not models.objects:

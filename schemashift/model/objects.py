@@ -17,8 +17,9 @@ creates and drops and to find the views a column change must go around.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import ClassVar, Iterable, Union
+from typing import ClassVar
 
 from schemashift.model.schema import qualify
 
@@ -68,7 +69,7 @@ class SchemaObject:
                 return sql
         return self.definition
 
-    def on(self, dialect: str | None) -> "SchemaObject":
+    def on(self, dialect: str | None) -> SchemaObject:
         """This object as database `dialect` has it (its own definition, without per-database forms or `only_on`)."""
         if not self.definitions and not self.only_on:
             return self
@@ -212,8 +213,6 @@ class PolicyDef(SchemaObject):
     def key(self) -> str:
         return f"{self.table}.{self.name}"
 
-
-AnyObject = Union[ViewDef, FunctionDef, TriggerDef, ExtensionDef, PolicyDef]
 
 #: Every record class by kind.
 KINDS: dict[str, type[SchemaObject]] = {cls.kind: cls for cls in (ViewDef, FunctionDef, TriggerDef, ExtensionDef,

@@ -15,7 +15,8 @@ compiled for each database schemashift targets, with literal values inlined.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -60,7 +61,7 @@ class View(Declaration):
     """A view (``materialized=True``: a materialized view, PostgreSQL only) over `definition`,
     a SELECT as SQL text or a SQLAlchemy selectable."""
 
-    def __init__(self, name: str, definition: "str | sa.Selectable", *, metadata: sa.MetaData,
+    def __init__(self, name: str, definition: str | sa.Selectable, *, metadata: sa.MetaData,
                  schema: str | None = None, materialized: bool = False, only_on: Iterable[str] = ()) -> None:
         if not isinstance(definition, str) and not isinstance(definition, sa.sql.expression.Selectable):
             raise TypeError(f"View {name!r}: the definition must be SQL text or a SQLAlchemy selectable")
@@ -68,8 +69,9 @@ class View(Declaration):
         super().__init__(metadata, only_on)
 
     def record(self) -> SchemaObject:
+        forms: tuple[tuple[str, str], ...] = ()
         if isinstance(self.definition, str):
-            text, forms = _text(self.definition, f"View {self.name!r}"), ()
+            text = _text(self.definition, f"View {self.name!r}")
         else:
             text, forms = compiled_forms(self.definition)
         return ViewDef(self.name, text, schema=self.schema, materialized=self.materialized, definitions=forms,
@@ -105,7 +107,7 @@ class Function(Declaration):
 class Trigger(Declaration):
     """A trigger called `name` on `table` (a name or ``schema.name``): `definition` follows ``CREATE TRIGGER name``."""
 
-    def __init__(self, name: str, table: "str | sa.Table", definition: str, *, metadata: sa.MetaData,
+    def __init__(self, name: str, table: str | sa.Table, definition: str, *, metadata: sa.MetaData,
                  only_on: Iterable[str] = ()) -> None:
         self.name, self.table = name, _table_key(table)
         self.definition = _text(definition, f"Trigger {name!r}")
@@ -131,7 +133,7 @@ class Policy(Declaration):
     """A row-level-security policy (PostgreSQL) on `table`: `definition` follows ``CREATE POLICY name ON table``,
     e.g. ``FOR SELECT USING (owner = current_user)``. Row-level security is enabled on a table with a policy."""
 
-    def __init__(self, name: str, table: "str | sa.Table", definition: str, *, metadata: sa.MetaData,
+    def __init__(self, name: str, table: str | sa.Table, definition: str, *, metadata: sa.MetaData,
                  only_on: Iterable[str] = ()) -> None:
         self.name, self.table = name, _table_key(table)
         self.definition = _text(definition, f"Policy {name!r}")
@@ -141,7 +143,7 @@ class Policy(Declaration):
         return PolicyDef(self.name, self.table, self.definition, only_on=self.only_on)
 
 
-def _table_key(table: "str | sa.Table") -> str:
+def _table_key(table: str | sa.Table) -> str:
     return qualify(table.name, table.schema) if isinstance(table, sa.Table) else table
 
 

@@ -27,7 +27,7 @@ _TRIGGERS = (
 )
 
 
-def read(dialect: "ObjectDDL", connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
+def read(dialect: ObjectDDL, connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
     """The views and triggers of `schemas` (None: the current database)."""
     current = str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
     names = tuple(name or current for name in schemas)
@@ -51,7 +51,7 @@ def _unqualified(text: str, database: str) -> str:
     return text.replace(f"`{database}`.", "")
 
 
-def probe(dialect: "ObjectDDL", connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
+def probe(dialect: ObjectDDL, connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
     """`objects` as the server writes them back: each created under a scratch name, read, dropped."""
     found: dict[str, SchemaObject] = {}
     if connection.in_transaction():

@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from schemashift.dialects.objects import keyed, probe_name
-from schemashift.model.objects import ExtensionDef, FunctionDef, PolicyDef, SchemaObject, TriggerDef, ViewDef
-from schemashift.model.objects import function_name, squeeze
+from schemashift.model.objects import (
+    ExtensionDef,
+    FunctionDef,
+    PolicyDef,
+    SchemaObject,
+    TriggerDef,
+    ViewDef,
+    function_name,
+    squeeze,
+)
 from schemashift.model.schema import Schema, qualify
 
 if TYPE_CHECKING:
@@ -55,7 +63,7 @@ FROM pg_policies WHERE schemaname = ANY(:schemas)
 """
 
 
-def read(dialect: "ObjectDDL", connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
+def read(dialect: ObjectDDL, connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
     """The views, functions, triggers, extensions and policies of `schemas` (None: the default one)."""
     default = str(connection.exec_driver_sql("SELECT current_schema()").scalar())
     names = [name or default for name in schemas]
@@ -104,7 +112,7 @@ def _policy_text(permissive: str, roles: list[str], cmd: str, qual: str | None, 
     return squeeze(" ".join(parts))
 
 
-def probe(dialect: "ObjectDDL", connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
+def probe(dialect: ObjectDDL, connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
     """`objects` as PostgreSQL writes them back: each created under a scratch name in a transaction rolled back."""
     outer = connection.begin_nested() if connection.in_transaction() else connection.begin()
     found: dict[str, SchemaObject] = {}
@@ -118,7 +126,7 @@ def probe(dialect: "ObjectDDL", connection: sa.Connection, objects: list[SchemaO
     return found
 
 
-def _probe_one(dialect: "ObjectDDL", connection: sa.Connection, obj: SchemaObject, scratch: str) -> str | None:
+def _probe_one(dialect: ObjectDDL, connection: sa.Connection, obj: SchemaObject, scratch: str) -> str | None:
     """The text PostgreSQL makes of `obj` created as `scratch` (None when it cannot be created)."""
     savepoint = connection.begin_nested()
     try:
@@ -129,7 +137,7 @@ def _probe_one(dialect: "ObjectDDL", connection: sa.Connection, obj: SchemaObjec
     return text
 
 
-def _create_and_read(dialect: "ObjectDDL", connection: sa.Connection, obj: SchemaObject, scratch: str) -> str | None:
+def _create_and_read(dialect: ObjectDDL, connection: sa.Connection, obj: SchemaObject, scratch: str) -> str | None:
     run = connection.exec_driver_sql
     if isinstance(obj, ViewDef):
         [sql] = dialect.create_object_sql(replace(obj, name=scratch), _EMPTY)

@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
 _NAME = r"""(?:"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|\S+)"""
 _VIEW = re.compile(rf"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+"
-                   r"(?:\([^)]*\)\s*)?AS\s+(.*)", re.I | re.S)
+                   r"(?:\([^)]*\)\s*)?AS\s+(.*)", re.IGNORECASE | re.DOTALL)
 _TRIGGER = re.compile(rf"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+(.*)",
-                      re.I | re.S)
+                      re.IGNORECASE | re.DOTALL)
 
 
-def read(dialect: "ObjectDDL", connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
+def read(dialect: ObjectDDL, connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
     """The views and triggers of the main database (other schemas: attached databases, not read)."""
     found: list[SchemaObject] = []
     rows = connection.exec_driver_sql(
@@ -40,6 +40,6 @@ def read(dialect: "ObjectDDL", connection: sa.Connection, schemas: list[str | No
     return keyed(found)
 
 
-def probe(dialect: "ObjectDDL", connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
+def probe(dialect: ObjectDDL, connection: sa.Connection, objects: list[SchemaObject]) -> dict[str, SchemaObject]:
     """Nothing: SQLite keeps definitions as given (see the module docstring)."""
     return {}
