@@ -172,3 +172,12 @@ def test_baseline_reads_objects_and_adopts_the_models(cycle: Cycle) -> None:
     assert cycle.diff(metadata) == []
     written = cycle.project.history().get(cycle.project.history().head)
     assert sum(isinstance(op, CreateObject) for op in written.operations) == len(schema.objects)
+
+
+def test_generate_notes_the_databases_without_an_object() -> None:
+    from schemashift.autodetect.objects import object_notes
+
+    operations = diff(Schema(), from_metadata(models("postgresql")))
+    databases = [(name, get_dialect(name)) for name in ("postgresql", "sqlite", "mysql")]
+    assert object_notes(operations, databases) == [
+        "not created on sqlite, mysql (not available there): function touch(), trigger users.users_touch"]

@@ -143,11 +143,18 @@ class Holder(Protocol):
 
 
 def object_notes(operations: Iterable[Operation], databases: Iterable[tuple[str, Holder]]) -> list[str]:
-    """Lines saying which created objects some of `databases` (``(name, dialect)``) do not get."""
-    notes: list[str] = []
+    """One line per set of `databases` (``(name, dialect)``) that do not get some of the created objects."""
+    targets = list(databases)
+    missing: dict[tuple[str, ...], list[str]] = {}
     for op in operations:
         if isinstance(op, CreateObject):
-            lacking = [name for name, dialect in databases if not dialect.has_object(op.object)]
+            lacking = tuple(name for name, dialect in targets if not dialect.has_object(op.object))
             if lacking:
-                notes.append(f"{op.object.label()}: not created on {', '.join(lacking)} (not available there)")
-    return notes
+                missing.setdefault(lacking, []).append(op.object.label())
+    return [f"not created on {', '.join(names)} (not available there): {_some(labels)}"
+            for names, labels in missing.items()]
+
+
+def _some(labels: list[str], shown: int = 5) -> str:
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
