@@ -181,3 +181,47 @@ def test_generate_notes_the_databases_without_an_object() -> None:
     databases = [(name, get_dialect(name)) for name in ("postgresql", "sqlite", "mysql")]
     assert object_notes(operations, databases) == [
         "not created on sqlite, mysql (not available there): function touch(), trigger users.users_touch"]
+
+
+def test_fingerprint_sees_objects(fresh_db: str, backend: str) -> None:
+    from schemashift.runtime.fingerprint import fingerprint
+
+    def value() -> str:
+        engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    return fingerprint(cursor, conn.dialect.name, [None], ["schemashift_version"])
+                finally:
+                    cursor.close()
+        finally:
+            engine.dispose()
+
+    seen = [value()]
+
+    def changed(*statements: str) -> None:
+        engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+        seen.append(value())
+        assert seen[-1] not in seen[:-1], statements
+
+    changed("CREATE TABLE fp (id INTEGER PRIMARY KEY, n INTEGER)")
+    changed("CREATE VIEW fp_v AS SELECT id FROM fp")
+    changed("DROP VIEW fp_v", "CREATE VIEW fp_v AS SELECT id FROM fp WHERE id > 1")
+    trigger = TOUCH[backend].replace("users", "fp").replace("touched", "n").replace("OF name ", "")
+    if backend == "postgresql":
+        changed("CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
+        changed("CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "NEW.n := 1; RETURN NEW; END $$")
+        changed("ALTER TABLE fp ENABLE ROW LEVEL SECURITY", "CREATE POLICY p ON fp FOR SELECT USING (id > 0)")
+        changed("DROP POLICY p ON fp", "CREATE POLICY p ON fp FOR SELECT USING (id > 1)")
+        changed("CREATE EXTENSION IF NOT EXISTS citext")
+    changed(f"CREATE TRIGGER fp_t {trigger}")
+    other = trigger.replace("BEFORE", "AFTER") if backend == "postgresql" else trigger.replace("+ 1", "+ 2")
+    changed("DROP TRIGGER fp_t" + (" ON fp" if backend == "postgresql" else ""), f"CREATE TRIGGER fp_t {other}")

@@ -5,7 +5,8 @@ version table) when the full drift check last found the live schema matching
 the migrations; equal fingerprints mean nothing in the catalog changed since.
 The queries read what the differ can see and more (columns with their types,
 nullability, defaults, identity and generated expressions, collations and
-comments; constraints; indexes; sequences; enum labels; views), never data or
+comments; constraints; indexes; sequences; enum labels; views, functions, triggers, row-level-security
+policies and extensions), never data or
 statistics, and skip schemashift's own tables (the version and history tables
 and ``_schemashift_*`` backups). Any extra fact only makes the fast path fall
 back to the full check more often, never report a false match. On PostgreSQL
@@ -29,7 +30,7 @@ from typing import Any, Sequence
 #: Prefix of the tables where schemashift keeps dropped data.
 BACKUP_PREFIX = "_schemashift_"
 #: Version of the fingerprint recipe: a stored value of another version never matches.
-VERSION = "1"
+VERSION = "2"
 
 
 def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:
@@ -149,7 +150,23 @@ SELECT md5(concat_ws(chr(10),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.typname, x.enumsortorder) FROM (
      SELECT n.nspname, t.typname, e.enumsortorder, e.enumlabel
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
-     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x)
+     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.proname, x.args) FROM (
+     SELECT n.nspname, p.proname, p.proargtypes::text AS args, p.prorettype, p.prolang, p.prokind, p.provolatile,
+            p.proconfig, p.prosrc
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.tgname) FROM (
+     SELECT r.nspname, r.relname, t.tgname, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr::text AS cols,
+            t.tgargs::text AS args, t.tgqual::text AS qual
+     FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.polname) FROM (
+     SELECT r.nspname, r.relname, c.relrowsecurity, p.polname, p.polcmd, p.polpermissive, p.polroles::text AS roles,
+            p.polqual::text AS qual, p.polwithcheck::text AS checks
+     FROM rels r JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_policy p ON p.polrelid = r.oid
+     WHERE c.relrowsecurity OR p.polname IS NOT NULL) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.extname) FROM (
+     SELECT e.extname, e.extversion, e.extnamespace FROM pg_extension e) x)
 ))
 """
 
@@ -201,6 +218,13 @@ SELECT MD5(GROUP_CONCAT(fact ORDER BY fact SEPARATOR '|')) FROM (
     UNION ALL
     SELECT CONCAT_WS(' ', 'chk', QUOTE(CONSTRAINT_SCHEMA), QUOTE(CONSTRAINT_NAME), QUOTE(CHECK_CLAUSE))
     FROM information_schema.CHECK_CONSTRAINTS WHERE {schema_constraint}
+    UNION ALL
+    SELECT CONCAT_WS(' ', 'view', QUOTE(TABLE_SCHEMA), QUOTE(TABLE_NAME), QUOTE(VIEW_DEFINITION))
+    FROM information_schema.VIEWS WHERE {where}
+    UNION ALL
+    SELECT CONCAT_WS(' ', 'trg', QUOTE(TRIGGER_SCHEMA), QUOTE(TRIGGER_NAME), QUOTE(EVENT_OBJECT_TABLE),
+                     QUOTE(ACTION_TIMING), QUOTE(EVENT_MANIPULATION), ACTION_ORDER, QUOTE(ACTION_STATEMENT))
+    FROM information_schema.TRIGGERS WHERE {trigger_where}
 ) AS facts
 """
 
@@ -213,7 +237,9 @@ def _mysql_query(schemas: Sequence[str | None], exclude: Sequence[str]) -> tuple
     where = f"TABLE_SCHEMA IN ({schema_terms}) AND {tables}"
     where_constraint = f"CONSTRAINT_SCHEMA IN ({schema_terms}) AND {tables}"
     schema_constraint = f"CONSTRAINT_SCHEMA IN ({schema_terms})"
+    trigger_where = f"TRIGGER_SCHEMA IN ({schema_terms})"
     per_table = schema_params + list(exclude)
-    params = per_table * 5 + schema_params
-    sql = _MYSQL.format(where=where, where_constraint=where_constraint, schema_constraint=schema_constraint)
+    params = per_table * 5 + schema_params + per_table + schema_params
+    sql = _MYSQL.format(where=where, where_constraint=where_constraint, schema_constraint=schema_constraint,
+                        trigger_where=trigger_where)
     return sql, params
