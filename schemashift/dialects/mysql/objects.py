@@ -27,23 +27,30 @@ _TRIGGERS = (
 )
 
 
-def read(dialect: ObjectDDL, connection: sa.Connection, schemas: list[str | None]) -> dict[str, SchemaObject]:
-    """The views and triggers of `schemas` (None: the current database)."""
+def read(dialect: ObjectDDL, connection: sa.Connection, schemas: list[str | None],
+         name: str | None = None) -> dict[str, SchemaObject]:
+    """The views and triggers of `schemas` (None: the current database); only those called `name` when given."""
     current = str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
-    names = tuple(name or current for name in schemas)
+    names = tuple(schema or current for schema in schemas)
 
     def own(schema: str) -> str | None:
         return None if schema == current else schema
 
     found: list[SchemaObject] = []
-    query = sa.text(_VIEWS).bindparams(sa.bindparam("schemas", expanding=True))
-    for schema, name, text in connection.execute(query, {"schemas": names}):
-        found.append(ViewDef(name, _unqualified(squeeze(text), current), schema=own(schema)))
-    query = sa.text(_TRIGGERS).bindparams(sa.bindparam("schemas", expanding=True))
-    for schema, name, table, timing, event, statement in connection.execute(query, {"schemas": names}):
+    params = {"schemas": names, "name": name}
+    for schema, view, text in connection.execute(_query(_VIEWS, "TABLE_NAME", name), params):
+        found.append(ViewDef(view, _unqualified(squeeze(text), current), schema=own(schema)))
+    for schema, trigger, table, timing, event, statement in connection.execute(_query(_TRIGGERS, "TRIGGER_NAME", name),
+                                                                                 params):
         body = f"{timing} {event} ON {dialect.quote(table)} FOR EACH ROW {squeeze(statement)}"
-        found.append(TriggerDef(name, qualify(table, own(schema)), body))
+        found.append(TriggerDef(trigger, qualify(table, own(schema)), body))
     return keyed(found)
+
+
+def _query(sql: str, column: str, name: str | None) -> sa.TextClause:
+    """`sql` for the schemas given (expanding), narrowed to one object `name` when given."""
+    text = sql + (f" AND {column} = :name" if name is not None else "")
+    return sa.text(text).bindparams(sa.bindparam("schemas", expanding=True))
 
 
 def _unqualified(text: str, database: str) -> str:
@@ -66,7 +73,7 @@ def probe(dialect: ObjectDDL, connection: sa.Connection, objects: list[SchemaObj
             connection.rollback()
             continue
         try:
-            read_back = read(dialect, connection, [getattr(obj, "schema", None)])
+            read_back = read(dialect, connection, [getattr(obj, "schema", None)], scratch.name)
         finally:
             connection.exec_driver_sql(dialect.drop_object_sql(scratch, Schema())[0])
             connection.commit()
