@@ -225,3 +225,13 @@ def test_fingerprint_sees_objects(fresh_db: str, backend: str) -> None:
     changed(f"CREATE TRIGGER fp_t {trigger}")
     other = trigger.replace("BEFORE", "AFTER") if backend == "postgresql" else trigger.replace("+ 1", "+ 2")
     changed("DROP TRIGGER fp_t" + (" ON fp" if backend == "postgresql" else ""), f"CREATE TRIGGER fp_t {other}")
+
+
+def test_exclude_patterns_and_hook_leave_objects_out() -> None:
+    from schemashift.autodetect.filters import ObjectFilter
+
+    schema = from_metadata(models("postgresql", extra_view=True))
+    kept = ObjectFilter(("active_n*",)).apply(schema, reflected=False)
+    assert "view active_names" not in kept.objects and "view active_users" in kept.objects
+    no_functions = ObjectFilter((), lambda obj, name, kind, reflected, other: kind != "function")
+    assert "function touch()" not in no_functions.apply(schema, reflected=True).objects
