@@ -235,3 +235,11 @@ def test_exclude_patterns_and_hook_leave_objects_out() -> None:
     assert "view active_names" not in kept.objects and "view active_users" in kept.objects
     no_functions = ObjectFilter((), lambda obj, name, kind, reflected, other: kind != "function")
     assert "function touch()" not in no_functions.apply(schema, reflected=True).objects
+
+
+def test_erd_draws_views() -> None:
+    from schemashift.services.erd import dot, mermaid
+
+    schema = from_metadata(models("postgresql", extra_view=True))
+    assert 'active_names }o..o{ active_users : "uses"' in mermaid(schema)
+    assert '"active_users" -> "users" [style=dashed, label="uses"];' in dot(schema)
