@@ -243,3 +243,19 @@ def test_erd_draws_views() -> None:
     schema = from_metadata(models("postgresql", extra_view=True))
     assert 'active_names }o..o{ active_users : "uses"' in mermaid(schema)
     assert '"active_users" -> "users" [style=dashed, label="uses"];' in dot(schema)
+
+
+def test_postgresql_objects_in_another_schema(cycle: Cycle) -> None:
+    if cycle.dialect != "postgresql":
+        pytest.skip("schemas are PostgreSQL's")
+
+    def v(where: str) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="stock")
+        schemashift.View("big_items", f"SELECT id FROM stock.item WHERE {where}", metadata=metadata, schema="stock")
+        schemashift.Function("double_it(integer)", "RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT $1 * 2 $$",
+                             metadata=metadata, schema="stock")
+        return metadata
+
+    operations = roundtrip(cycle, v("id > 10"), v("id > 20"))
+    assert [op.describe() for op in operations] == ["replace view stock.big_items"]

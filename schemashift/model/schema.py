@@ -364,8 +364,9 @@ class Schema:
 
     @property
     def schema_names(self) -> set[str | None]:
-        """The database schemas its tables and sequences live in (None: the default one)."""
-        return {t.schema for t in self.tables.values()} | {s.schema for s in self.sequences.values()}
+        """The database schemas its tables, sequences and views and functions live in (None: the default one)."""
+        objects = {getattr(o, "schema", None) for o in self.objects.values() if o.kind in ("view", "function")}
+        return {t.schema for t in self.tables.values()} | {s.schema for s in self.sequences.values()} | objects
 
     def sorted_tables(self) -> list[Table]:
         """Tables in key order."""
