@@ -39,7 +39,7 @@ from schemashift.model.schema import (
     UniqueConstraint,
 )
 from schemashift.model.objects import ExtensionDef, FunctionDef, PolicyDef, TriggerDef, ViewDef
-from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.operations.objects import CreateObject, DropObject, RenameObject, ReplaceObject
 from schemashift.sqla.objects import Extension, Function, Policy, Trigger, View
 from schemashift.planning.lint import allow
 from schemashift.model.types import Type
@@ -67,6 +67,7 @@ __all__ = [
     "CreateObject",
     "DropObject",
     "ReplaceObject",
+    "RenameObject",
     # schema model
     "Schema",
     "Table",

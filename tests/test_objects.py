@@ -19,7 +19,12 @@ from schemashift.dialects import get_dialect
 from schemashift.model.objects import TriggerDef, ViewDef
 from schemashift.model.schema import Schema
 from schemashift.operations import invert_all, resolve_all
-from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.operations.objects import (
+    CreateObject,
+    DropObject,
+    RenameObject,
+    ReplaceObject,
+)
 from schemashift.operations.render import render_value
 from schemashift.sqla.from_metadata import from_metadata
 
@@ -259,3 +264,31 @@ def test_postgresql_objects_in_another_schema(cycle: Cycle) -> None:
 
     operations = roundtrip(cycle, v("id > 10"), v("id > 20"))
     assert [op.describe() for op in operations] == ["replace view stock.big_items"]
+
+
+def test_renames(cycle: Cycle) -> None:
+    dialect = cycle.dialect
+
+    def v(renamed: bool) -> sa.MetaData:
+        metadata = sa.MetaData()
+        users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("touched", sa.Integer, nullable=False, server_default="0"))
+        hint = {"renamed_from": "active_users"} if renamed else {}
+        schemashift.View("live_users" if renamed else "active_users", sa.select(users.c.id), metadata=metadata, **hint)
+        function = "bump" if renamed else "touch"
+        if dialect == "postgresql":
+            schemashift.Function(f"{function}()", "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                                 "NEW.touched := NEW.touched + 1; RETURN NEW; END $$", metadata=metadata,
+                                 renamed_from="touch" if renamed else None)
+        body = TOUCH[dialect].replace("touch()", f"{function}()").replace("OF name ", "")
+        schemashift.Trigger("users_bump" if renamed else "users_touch", "users", body, metadata=metadata,
+                            only_on=(dialect,), renamed_from="users_touch" if renamed else None)
+        return metadata
+
+    operations = roundtrip(cycle, v(False), v(True))
+    renames = [op.describe() for op in operations if isinstance(op, RenameObject)]
+    assert "rename view active_users to live_users" in renames
+    assert "rename trigger users.users_touch to users_bump" in renames
+    if dialect == "postgresql":
+        assert "rename function touch() to bump" in renames
+    assert cycle.rows("SELECT count(*) FROM live_users") == [(0,)]

@@ -46,7 +46,7 @@ from schemashift.migration import (
     UniqueConstraint,
 )
 from schemashift.operations import AlterSequence, CreateSequence, DropSequence
-from schemashift.migration import CreateObject, DropObject, ReplaceObject, TriggerDef, ViewDef
+from schemashift.migration import CreateObject, DropObject, RenameObject, ReplaceObject, TriggerDef, ViewDef
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -430,6 +430,7 @@ SAMPLE_OPS: list[Operation] = [
                             only_on=("postgresql",))),
     DropObject("view", "user_names"),
     ReplaceObject(ViewDef("user_names", "SELECT name, email FROM users", materialized=True)),
+    RenameObject("view", "user_names", "people_names"),
 ]
 
 

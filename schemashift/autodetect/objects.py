@@ -12,7 +12,9 @@ replaced. Order around the table operations:
   renamed, is dropped before the change and created again after it ("cannot alter
   type of a column used by a view"), and so is every view over such a view;
 * a changed view, trigger or policy with nothing around it is one `ReplaceObject`,
-  a changed function always is (``CREATE OR REPLACE``).
+  a changed function always is (``CREATE OR REPLACE``);
+* a declaration with ``renamed_from="old"`` whose old object is gone is a
+  `RenameObject` first (then replaced when its definition changed too).
 
 Dependencies are read from names in the definitions (`SchemaObject.mentions`).
 """
@@ -20,9 +22,10 @@ Dependencies are read from names in the definitions (`SchemaObject.mentions`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
-from schemashift.model.objects import ORDER, SchemaObject, table_of
+from schemashift.model.objects import ORDER, SchemaObject, object_key, renamed, table_of
 from schemashift.model.schema import Schema
 from schemashift.operations import (
     AlterColumn,
@@ -32,7 +35,12 @@ from schemashift.operations import (
     RenameColumn,
     RenameTable,
 )
-from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.operations.objects import (
+    CreateObject,
+    DropObject,
+    RenameObject,
+    ReplaceObject,
+)
 
 #: Table operations that a view over the table must be dropped and created again around.
 _RESHAPING = (AlterColumn, DropColumn, RenameColumn, DropTable, RenameTable)
@@ -42,6 +50,7 @@ def with_object_changes(old: Schema, new: Schema, table_operations: list[Operati
     """`table_operations` with the object operations that turn `old`'s objects into `new`'s around them."""
     if not old.objects and not new.objects:
         return table_operations
+    renames, old = _renames(old, new)
     touched = {op.table_key for op in table_operations if isinstance(op, _RESHAPING) and op.table_key}
     around = _around(old, new, touched)
     drops: list[SchemaObject] = []
@@ -53,14 +62,37 @@ def with_object_changes(old: Schema, new: Schema, table_operations: list[Operati
     for key, obj in new.objects.items():
         before = old.objects.get(key)
         if before is None or key in around:
-            creates.append(obj)
+            creates.append(_plain(obj))
         elif before != obj:
-            replaces.append(ReplaceObject(obj, before))
+            replaces.append(ReplaceObject(_plain(obj), before))
     early_creates = [CreateObject(obj) for obj in _ordered(creates, new) if obj.early]
     late_drops = [_drop(obj) for obj in reversed(_ordered(drops, old)) if obj.early]
     first = [_drop(obj) for obj in reversed(_ordered(drops, old)) if not obj.early]
     last = [CreateObject(obj) for obj in _ordered(creates, new) if not obj.early]
-    return early_creates + first + table_operations + _replaces_in_order(replaces, new) + last + late_drops
+    return early_creates + renames + first + table_operations + _replaces_in_order(replaces, new) + last + late_drops
+
+
+def _renames(old: Schema, new: Schema) -> tuple[list[Operation], Schema]:
+    """`RenameObject` for each new object whose `renamed_from` names an old one that is gone; `old` after them."""
+    operations: list[Operation] = []
+    for key, obj in new.objects.items():
+        source = getattr(obj, "renamed_from", None)
+        if not source or key in old.objects:
+            continue
+        old_key = object_key(renamed(obj, source))
+        if old_key in old.objects and old_key not in new.objects:
+            operation = RenameObject(obj.kind, old.objects[old_key].key, obj.name, definition=old.objects[old_key])
+            operations.append(operation)
+            old = operation.apply(old)
+    return operations, old
+
+
+def _plain(obj: SchemaObject) -> SchemaObject:
+    """`obj` without its `renamed_from` hint (not written to migrations)."""
+    if getattr(obj, "renamed_from", None) is None:
+        return obj
+    plain: object = replace(obj, renamed_from=None)  # type: ignore[type-var]
+    return plain  # type: ignore[return-value]
 
 
 def _drop(obj: SchemaObject) -> Operation:

@@ -72,6 +72,7 @@ COMPILERS: dict[type[ops.Operation], str] = {
     object_ops.CreateObject: "compile_create_object",
     object_ops.DropObject: "compile_drop_object",
     object_ops.ReplaceObject: "compile_replace_object",
+    object_ops.RenameObject: "compile_rename_object",
 }
 
 #: A plain decimal number (an exact numeric fill written without quotes).

@@ -31,7 +31,12 @@ from schemashift.model.objects import (
     table_of,
 )
 from schemashift.model.schema import Schema
-from schemashift.operations.objects import CreateObject, DropObject, ReplaceObject
+from schemashift.operations.objects import (
+    CreateObject,
+    DropObject,
+    RenameObject,
+    ReplaceObject,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -59,6 +64,10 @@ class ObjectDDL:
     supports_policies: ClassVar[bool] = False
     #: ``DROP TRIGGER name ON table`` (triggers are named per table) rather than ``DROP TRIGGER name``.
     triggers_per_table: ClassVar[bool] = False
+    #: Kinds renamed in place (``ALTER … RENAME``); others are dropped and created again under the new name.
+    renames_in_place: ClassVar[frozenset[str]] = frozenset()
+    #: How a view is renamed in place (``{view}``: ``VIEW`` or ``MATERIALIZED VIEW``).
+    view_rename: ClassVar[str] = "ALTER {view} {old} RENAME TO {new}"
     #: Module reading and probing this database's objects (``read``, ``probe``); None: none.
     objects_module: ClassVar[str | None] = None
 
@@ -111,6 +120,28 @@ class ObjectDDL:
         if new is None:
             return self.drop_object_sql(old.on(self.name), after)
         return self.replace_object_sql(old.on(self.name), new.on(self.name), before, after)
+
+    def compile_rename_object(self, op: RenameObject, before: Schema, after: Schema) -> list[str]:
+        """``ALTER … RENAME`` where the database renames the kind in place, else drop and create."""
+        old, new = op.definition, op.renamed
+        if old is None or new is None or not self.has_object(old):
+            return []
+        if old.kind not in self.renames_in_place:
+            return self.drop_object_sql(old.on(self.name), after) + self.create_object_sql(new.on(self.name), before)
+        return [self.rename_object_sql(old, new)]
+
+    def rename_object_sql(self, old: SchemaObject, new: SchemaObject) -> str:
+        """The in-place rename of `old` to `new`'s name."""
+        target = self.quote(new.name)
+        if isinstance(old, ViewDef):
+            view = "MATERIALIZED VIEW" if old.materialized else "VIEW"
+            return self.view_rename.format(view=view, old=self.table_name(old.name, old.schema), new=target)
+        if isinstance(old, FunctionDef):
+            return f"ALTER FUNCTION {self.function_name(old)} RENAME TO {target}"
+        if isinstance(old, (TriggerDef, PolicyDef)):
+            kind = "TRIGGER" if isinstance(old, TriggerDef) else "POLICY"
+            return f"ALTER {kind} {self.quote(old.name)} ON {self.qualified_table(old.table)} RENAME TO {target}"
+        raise NotImplementedError(old.kind)
 
     def replace_object_sql(self, old: SchemaObject, new: SchemaObject, before: Schema, after: Schema) -> list[str]:
         """Give an object its new definition: generic form drop, then create."""

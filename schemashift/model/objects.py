@@ -8,6 +8,8 @@ POLICY name ON table`` (``FOR SELECT USING (…)``). `definitions` holds
 ``(dialect name, SQL)`` pairs where a database gets its own form (a SQLAlchemy
 selectable compiled per database); `only_on` names the databases an object exists
 on when not all. A database that lacks a kind (functions on SQLite) does not get it.
+`renamed_from` (models only, never compared nor written) names the object a
+declaration renames.
 
 Dependencies are read from the text: an object depends on the tables and objects
 whose names appear in it as identifiers (`mentions`), which is enough to order
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from schemashift.model.schema import qualify
@@ -39,6 +41,20 @@ def identifiers(sql: str) -> frozenset[str]:
         elif bare is not None:
             found.add(bare.lower())
     return frozenset(found)
+
+
+def rename_mentions(sql: str, old: str, new: str) -> str:
+    """`sql` with the identifier `old` (bare, any case, or quoted exactly) written `new`; string literals kept."""
+
+    def swap(match: re.Match[str]) -> str:
+        quoted, backquoted, bare = match.groups()
+        if (quoted is not None and quoted == old) or (backquoted is not None and backquoted == old):
+            return match.group(0)[0] + new + match.group(0)[-1]
+        if bare is not None and bare.lower() == old.lower():
+            return new
+        return match.group(0)
+
+    return _TOKENS.sub(swap, sql)
 
 
 def squeeze(sql: str) -> str:
@@ -106,6 +122,7 @@ class ViewDef(SchemaObject):
     materialized: bool = False
     definitions: tuple[tuple[str, str], ...] = ()
     only_on: tuple[str, ...] = ()
+    renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
     kind: ClassVar[str] = "view"
 
     def __post_init__(self) -> None:
@@ -133,6 +150,7 @@ class FunctionDef(SchemaObject):
     schema: str | None = None
     definitions: tuple[tuple[str, str], ...] = ()
     only_on: tuple[str, ...] = ()
+    renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
     kind: ClassVar[str] = "function"
 
     def __post_init__(self) -> None:
@@ -156,6 +174,7 @@ class TriggerDef(SchemaObject):
     definition: str
     definitions: tuple[tuple[str, str], ...] = ()
     only_on: tuple[str, ...] = ()
+    renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
     kind: ClassVar[str] = "trigger"
 
     def __post_init__(self) -> None:
@@ -204,6 +223,7 @@ class PolicyDef(SchemaObject):
     definition: str
     definitions: tuple[tuple[str, str], ...] = ()
     only_on: tuple[str, ...] = ()
+    renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
     kind: ClassVar[str] = "policy"
 
     def __post_init__(self) -> None:
@@ -220,6 +240,29 @@ KINDS: dict[str, type[SchemaObject]] = {cls.kind: cls for cls in (ViewDef, Funct
 
 #: Creation order of the kinds (drops run in the reverse order).
 ORDER = ("extension", "function", "view", "trigger", "policy")
+
+
+def renamed(obj: SchemaObject, name: str) -> SchemaObject:
+    """`obj` called `name` (a function keeps its argument types)."""
+    if isinstance(obj, FunctionDef):
+        return replace(obj, signature=name + obj.signature[len(obj.name):], renamed_from=None)
+    changed: object = replace(obj, name=name, renamed_from=None)  # type: ignore[type-var]
+    return changed  # type: ignore[return-value]
+
+
+#: Kinds whose stored definition follows a rename of what it uses (views, triggers and policies keep
+#: references, not text, on PostgreSQL); a function's body is text and does not follow.
+FOLLOWS_RENAMES = ("view", "trigger", "policy")
+
+
+def with_mention_renamed(obj: SchemaObject, old: str, new: str) -> SchemaObject:
+    """`obj` with its definitions naming `new` where they named `old` (kinds in `FOLLOWS_RENAMES` only)."""
+    if obj.kind not in FOLLOWS_RENAMES or old.lower() not in {name.lower() for name in obj.mentions()}:
+        return obj
+    forms = tuple((name, rename_mentions(sql, old, new)) for name, sql in obj.definitions)
+    changed: object = replace(obj, definition=rename_mentions(obj.definition, old, new),  # type: ignore[type-var]
+                              definitions=forms)
+    return changed  # type: ignore[return-value]
 
 
 def table_of(obj: SchemaObject) -> str | None:

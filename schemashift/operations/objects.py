@@ -13,7 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from schemashift.errors import IrreversibleError, MigrationError
-from schemashift.model.objects import KINDS, SchemaObject, object_key, table_of
+from schemashift.model.objects import (
+    KINDS,
+    SchemaObject,
+    object_key,
+    renamed,
+    table_of,
+    with_mention_renamed,
+)
 from schemashift.model.schema import Schema
 from schemashift.operations import OPERATIONS, Operation
 
@@ -124,6 +131,56 @@ class ReplaceObject(Operation):
         return f"replace {self.new.label()}"
 
 
+@dataclass(frozen=True)
+class RenameObject(Operation):
+    """Rename the object of `kind` at `key` to `new_name` (a function keeps its argument types); `definition`
+    is it as it was (databases that cannot rename it drop and create it). Views, triggers and policies that
+    name it follow (`with_mention_renamed`), as PostgreSQL's do."""
+
+    kind: str
+    key: str
+    new_name: str
+    definition: SchemaObject | None = None
+
+    @property
+    def object_key(self) -> str:
+        """The key in `Schema.objects` before the rename."""
+        return f"{self.kind} {self.key}"
+
+    @property
+    def table_key(self) -> str | None:
+        return table_of(self.definition) if self.definition is not None else None
+
+    @property
+    def renamed(self) -> SchemaObject | None:
+        """The object after the rename (None before resolving)."""
+        return renamed(self.definition, self.new_name) if self.definition is not None else None
+
+    def apply(self, schema: Schema) -> Schema:
+        old = _found(schema, self.object_key)
+        new = renamed(old, self.new_name)
+        if object_key(new) in schema.objects:
+            raise MigrationError(f"{object_key(new)} already exists")
+        objects = {key: with_mention_renamed(obj, old.name, new.name) for key, obj in schema.objects.items()
+                   if key != self.object_key}
+        return replace(schema, objects={**objects, object_key(new): new})
+
+    def resolve(self, schema: Schema) -> Operation:
+        if self.definition is not None:
+            return self
+        return replace(self, definition=_found(schema, self.object_key))
+
+    def inverse(self) -> Operation:
+        new = self.renamed
+        if new is None or self.definition is None:
+            raise IrreversibleError(f"cannot reverse: rename {self.object_key} (its definition is unknown)")
+        return RenameObject(self.kind, new.key, self.definition.name, definition=new)
+
+    def describe(self) -> str:
+        return f"rename {self.kind} {self.key} to {self.new_name}"
+
+
 #: The operations of this module, registered with the others (rendering, loading migration files).
-OBJECT_OPERATIONS: dict[str, type[Operation]] = {cls.__name__: cls for cls in (CreateObject, DropObject, ReplaceObject)}
+OBJECT_OPERATIONS: dict[str, type[Operation]] = {cls.__name__: cls for cls in (CreateObject, DropObject, ReplaceObject,
+                                                                                      RenameObject)}
 OPERATIONS.update(OBJECT_OPERATIONS)

@@ -10,7 +10,8 @@ A declaration registers itself in ``metadata.info["schemashift.objects"]``, wher
 `declared_objects` (called by `from_metadata`) finds it and turns it into the
 neutral record of `schemashift.model.objects`. A view's SQLAlchemy selectable is
 compiled for each database schemashift targets, with literal values inlined.
-`only_on=("postgresql",)` keeps an object off the other databases.
+`only_on=("postgresql",)` keeps an object off the other databases; `renamed_from="old"`
+renames the object declared as "old" before (views, functions, triggers, policies).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ INFO_KEY = "schemashift.objects"
 class Declaration:
     """Base of the declarations: registration on the MetaData and the neutral record."""
 
-    def __init__(self, metadata: sa.MetaData, only_on: Iterable[str]) -> None:
+    def __init__(self, metadata: sa.MetaData, only_on: Iterable[str], renamed_from: str | None = None) -> None:
         self.metadata = metadata
         self.only_on = tuple(only_on)
+        self.renamed_from = renamed_from
         metadata.info.setdefault(INFO_KEY, []).append(self)
 
     def record(self) -> SchemaObject:
@@ -62,11 +64,12 @@ class View(Declaration):
     a SELECT as SQL text or a SQLAlchemy selectable."""
 
     def __init__(self, name: str, definition: str | sa.Selectable, *, metadata: sa.MetaData,
-                 schema: str | None = None, materialized: bool = False, only_on: Iterable[str] = ()) -> None:
+                 schema: str | None = None, materialized: bool = False, only_on: Iterable[str] = (),
+                 renamed_from: str | None = None) -> None:
         if not isinstance(definition, str) and not isinstance(definition, sa.sql.expression.Selectable):
             raise TypeError(f"View {name!r}: the definition must be SQL text or a SQLAlchemy selectable")
         self.name, self.definition, self.schema, self.materialized = name, definition, schema, materialized
-        super().__init__(metadata, only_on)
+        super().__init__(metadata, only_on, renamed_from)
 
     def record(self) -> SchemaObject:
         forms: tuple[tuple[str, str], ...] = ()
@@ -75,7 +78,7 @@ class View(Declaration):
         else:
             text, forms = compiled_forms(self.definition)
         return ViewDef(self.name, text, schema=self.schema, materialized=self.materialized, definitions=forms,
-                       only_on=self.only_on)
+                       only_on=self.only_on, renamed_from=self.renamed_from)
 
 
 def compiled_forms(selectable: sa.Selectable) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -95,26 +98,27 @@ class Function(Declaration):
     """A function (PostgreSQL): ``signature`` like ``touch()``, `definition` the rest of its CREATE FUNCTION."""
 
     def __init__(self, signature: str, definition: str, *, metadata: sa.MetaData, schema: str | None = None,
-                 only_on: Iterable[str] = ()) -> None:
+                 only_on: Iterable[str] = (), renamed_from: str | None = None) -> None:
         self.signature, self.schema = signature.strip(), schema
         self.definition = _text(definition, f"Function {signature!r}")
-        super().__init__(metadata, only_on)
+        super().__init__(metadata, only_on, renamed_from)
 
     def record(self) -> SchemaObject:
-        return FunctionDef(self.signature, self.definition, schema=self.schema, only_on=self.only_on)
+        return FunctionDef(self.signature, self.definition, schema=self.schema, only_on=self.only_on,
+                           renamed_from=self.renamed_from)
 
 
 class Trigger(Declaration):
     """A trigger called `name` on `table` (a name or ``schema.name``): `definition` follows ``CREATE TRIGGER name``."""
 
     def __init__(self, name: str, table: str | sa.Table, definition: str, *, metadata: sa.MetaData,
-                 only_on: Iterable[str] = ()) -> None:
+                 only_on: Iterable[str] = (), renamed_from: str | None = None) -> None:
         self.name, self.table = name, _table_key(table)
         self.definition = _text(definition, f"Trigger {name!r}")
-        super().__init__(metadata, only_on)
+        super().__init__(metadata, only_on, renamed_from)
 
     def record(self) -> SchemaObject:
-        return TriggerDef(self.name, self.table, self.definition, only_on=self.only_on)
+        return TriggerDef(self.name, self.table, self.definition, only_on=self.only_on, renamed_from=self.renamed_from)
 
 
 class Extension(Declaration):
@@ -134,13 +138,13 @@ class Policy(Declaration):
     e.g. ``FOR SELECT USING (owner = current_user)``. Row-level security is enabled on a table with a policy."""
 
     def __init__(self, name: str, table: str | sa.Table, definition: str, *, metadata: sa.MetaData,
-                 only_on: Iterable[str] = ()) -> None:
+                 only_on: Iterable[str] = (), renamed_from: str | None = None) -> None:
         self.name, self.table = name, _table_key(table)
         self.definition = _text(definition, f"Policy {name!r}")
-        super().__init__(metadata, only_on)
+        super().__init__(metadata, only_on, renamed_from)
 
     def record(self) -> SchemaObject:
-        return PolicyDef(self.name, self.table, self.definition, only_on=self.only_on)
+        return PolicyDef(self.name, self.table, self.definition, only_on=self.only_on, renamed_from=self.renamed_from)
 
 
 def _table_key(table: str | sa.Table) -> str:

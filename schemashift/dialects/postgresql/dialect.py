@@ -146,6 +146,7 @@ class PostgreSQLDialect(Dialect):
     supports_extensions = True
     supports_policies = True
     triggers_per_table = True
+    renames_in_place = frozenset({"view", "function", "trigger", "policy"})
     objects_module = "schemashift.dialects.postgresql.objects"
 
     name = "postgresql"

@@ -309,16 +309,18 @@ class _LivePlan:
             self.uncertain = True
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
-        elif isinstance(operation, (object_ops.CreateObject, object_ops.DropObject, object_ops.ReplaceObject)):
+        elif isinstance(operation, (object_ops.CreateObject, object_ops.DropObject, object_ops.ReplaceObject,
+                                    object_ops.RenameObject)):
             self.note_object(operation, statements)
 
     def note_object(self, operation: ops.Operation, statements: list[Any]) -> None:
         """Remember a view or trigger the plan drops or creates (a later rebuild carries what is live by then)."""
         if not statements:
             return
-        gone = operation.definition if isinstance(operation, object_ops.DropObject) else \
+        gone = operation.definition if isinstance(operation, (object_ops.DropObject, object_ops.RenameObject)) else \
             getattr(operation, "old", None)
-        made = getattr(operation, "object", None) or getattr(operation, "new", None)
+        made = operation.renamed if isinstance(operation, object_ops.RenameObject) else \
+            getattr(operation, "object", None) or getattr(operation, "new", None)
         if gone is not None:
             self.object_edits.append((gone.kind, gone.name.lower(), None))
         if made is not None:
