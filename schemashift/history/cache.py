@@ -207,8 +207,8 @@ def code_key() -> str:
     if _code_key is None:
         from schemashift import __version__
         from schemashift import operations as ops
-        from schemashift.model import schema as model
         from schemashift.model import objects, types
+        from schemashift.model import schema as model
         from schemashift.operations import objects as object_ops
 
         digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())

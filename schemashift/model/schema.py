@@ -313,11 +313,11 @@ class Schema:
 
     tables: Mapping[str, Table] = field(default_factory=dict)
     sequences: Mapping[str, Sequence] = field(default_factory=dict)
-    objects: "Mapping[str, SchemaObject]" = field(default_factory=dict)
+    objects: Mapping[str, SchemaObject] = field(default_factory=dict)
 
     @classmethod
     def of(cls, tables: Iterable[Table], sequences: Iterable[Sequence] = (),
-           objects: "Mapping[str, SchemaObject] | None" = None) -> Schema:
+           objects: Mapping[str, SchemaObject] | None = None) -> Schema:
         """Build a schema from tables (and sequences, and objects by key)."""
         return cls({table.key: table for table in tables}, {sequence.key: sequence for sequence in sequences},
                    dict(objects or {}))
@@ -354,7 +354,7 @@ class Schema:
         """A copy without the sequence at `key`."""
         return replace(self, sequences={k: s for k, s in self.sequences.items() if k != key})
 
-    def with_object(self, key: str, obj: "SchemaObject") -> Schema:
+    def with_object(self, key: str, obj: SchemaObject) -> Schema:
         """A copy where `obj` is added under `key` or replaces the object there."""
         return replace(self, objects={**self.objects, key: obj})
 

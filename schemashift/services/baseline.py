@@ -148,8 +148,8 @@ def _models(project: "Project") -> Schema | None:
 def live_schema(project: "Project", connection: sa.Connection, history: "History",
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
-    from schemashift.history.cache import schema_names_through
     from schemashift.dialects.objects import with_live_objects
+    from schemashift.history.cache import schema_names_through
     from schemashift.reflection.core import reflect
 
     named: set[str | None] = set(models.schema_names) if models is not None else set()

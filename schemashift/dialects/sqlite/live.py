@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import sqlalchemy as sa
 
 from schemashift import operations as ops
-from schemashift.operations import objects as object_ops
 from schemashift.errors import MigrationError
 from schemashift.model import normalize as norm
 from schemashift.model.schema import Schema, Table
+from schemashift.operations import objects as object_ops
 
 if TYPE_CHECKING:
     from schemashift.planning.plan import Plan, Step
