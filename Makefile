@@ -10,7 +10,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
-.PHONY: install demo test bench bench-quick
+LAYERS := unit property databases cli crash
+
+.PHONY: install demo test $(addprefix test-,$(LAYERS)) bench bench-quick
 install: $(STAMP)
 
 ## demo: an example project whose models evolve over three versions, end to end on SQLite
@@ -20,6 +22,10 @@ demo: $(STAMP)
 ## test: the whole suite (PostgreSQL/MariaDB tests skip with a notice when no server answers)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+## test-unit, test-property, test-databases, test-cli, test-crash: one layer of the suite (tests/<layer>) alone
+$(addprefix test-,$(LAYERS)): test-%: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q tests/$*
 
 ## bench: the benchmark against Alembic (see bench/README.md); bench-quick is the CI smoke size
 bench: $(STAMP)

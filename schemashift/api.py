@@ -37,7 +37,9 @@ from schemashift.operations import Operation
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan, states_along
 from schemashift.model.schema import Schema
 from schemashift.model.validate import check_buildable
-from schemashift.history.scripts import History, Migration, write_migration
+from schemashift.history.chain import History
+from schemashift.history.loader import Migration
+from schemashift.history.writer import write_migration
 from schemashift.runtime.versions import AppliedRevision, Recorder
 
 if TYPE_CHECKING:
@@ -1036,8 +1038,9 @@ def _ask_repair_action() -> str:
 
 
 def rebase(project: Project, *, out: Output = _print) -> None:
-    """Make a forked migrations folder linear again (see `schemashift.history.scripts.rebase`); no database access."""
-    from schemashift.history.scripts import load_all, rebase as rebase_folder
+    """Make a forked migrations folder linear again (see `schemashift.history.rebase.rebase`); no database access."""
+    from schemashift.history.chain import load_all
+    from schemashift.history.rebase import rebase as rebase_folder
 
     folder = project.config.migrations_dir
     parents_before = {migration.revision: migration.parent for migration in load_all(folder)}

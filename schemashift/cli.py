@@ -352,7 +352,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_manifest(args: argparse.Namespace) -> int:
     from schemashift.history import manifest
     from schemashift.config import load_config
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
     folder = load_config(args.config).migrations_dir
     history = History.load(folder)

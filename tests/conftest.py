@@ -3,6 +3,9 @@
 Each test module that asks for `db_url` gets one fresh database per backend,
 dropped afterwards. A backend whose server does not answer is skipped with a
 visible reason, unless SCHEMASHIFT_REQUIRE_SERVERS=1 (CI), where it fails.
+The same holds for the services the suite starts itself (tests/services/):
+`pgbouncer_url` (a database behind a transaction-mode PgBouncer) and
+`galera_cluster` / `galera` / `galera_urls` (a three-node MariaDB Galera cluster).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
+from services import galera as galera_service
+from services import pgbouncer as pgbouncer_service
 
 SERVER_URLS = {
     "postgresql": os.environ.get("SCHEMASHIFT_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
@@ -23,6 +28,8 @@ SERVER_URLS = {
 }
 BACKENDS = ("sqlite", "postgresql", "mysql")
 REQUIRE_SERVERS = os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1"
+#: how a skip for a missing service reads (the notice at the end of the run finds them by it)
+SERVICE_SKIP = re.compile(r"(?P<name>[\w-]+) not available \((?P<error>.*)\)$")
 
 
 @lru_cache(maxsize=None)
@@ -49,7 +56,17 @@ def require_backend(backend: str) -> None:
     error = server_error(backend)
     if error is None:
         return
-    message = f"{backend} server not reachable ({error})"
+    _unavailable(f"{backend} server not reachable ({error})")
+
+
+def require_service(name: str, error: str | None) -> None:
+    """Skip (or fail in CI) when service `name` cannot be started here (`error` says why)."""
+    if error is None:
+        return
+    _unavailable(f"{name} not available ({error})")
+
+
+def _unavailable(message: str) -> None:
     if REQUIRE_SERVERS:
         pytest.fail(f"SCHEMASHIFT_REQUIRE_SERVERS=1 but {message}")
     pytest.skip(message)
@@ -109,6 +126,53 @@ def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     drop_database(backend, name)
 
 
+@pytest.fixture(scope="module")
+def pgbouncer_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database for this module, reached through a PgBouncer in transaction mode.
+
+    Connect with `connect_args=services.pgbouncer.CONNECT_ARGS` (psycopg 3 must not prepare there).
+    """
+    require_backend("postgresql")
+    require_service("pgbouncer", pgbouncer_service.missing())
+    name = _db_name(request)
+    server = sa.make_url(SERVER_URLS["postgresql"])
+    create_database("postgresql", name, Path("."))
+    try:
+        with pgbouncer_service.running(server.host or "127.0.0.1", server.port or 5432, server.username or "postgres") as bouncer:
+            yield bouncer.url(name, server.username or "postgres")
+    finally:
+        drop_database("postgresql", name)
+
+
+@pytest.fixture(scope="session")
+def galera_cluster() -> Iterator[galera_service.GaleraCluster]:
+    """A three-node MariaDB Galera cluster on loopback ports, started once per test process on first use."""
+    require_service("galera", galera_service.missing())
+    cluster = galera_service.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def galera(galera_cluster: galera_service.GaleraCluster) -> galera_service.GaleraCluster:
+    """The cluster with all three nodes up and synced (restarts any node an earlier test killed)."""
+    galera_cluster.heal()
+    return galera_cluster
+
+
+@pytest.fixture(scope="module")
+def galera_urls(galera_cluster: galera_service.GaleraCluster, request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """A fresh database on the cluster for this module: one SQLAlchemy URL per node."""
+    galera_cluster.heal()
+    name = _db_name(request)
+    galera_cluster.execute(f"CREATE DATABASE {name}")
+    yield galera_cluster.urls(name)
+    galera_cluster.heal()
+    galera_cluster.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     """Say loudly which database servers were missing."""
     missing = [b for b in ("postgresql", "mysql") if server_error.cache_info().currsize and server_error(b)]
@@ -116,3 +180,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         terminalreporter.write_line(
             f"NOTICE: {backend} tests were SKIPPED: {server_error(backend)}", yellow=True, bold=True
         )
+    missing_services: dict[str, str] = {}
+    for report in terminalreporter.stats.get("skipped", []):  # also the skips reported by xdist workers
+        found = SERVICE_SKIP.search(str(report.longrepr[2])) if isinstance(report.longrepr, tuple) else None
+        if found:
+            missing_services[found["name"]] = found["error"]
+    for name, error in missing_services.items():
+        terminalreporter.write_line(f"NOTICE: {name} tests were SKIPPED: {error}", yellow=True, bold=True)

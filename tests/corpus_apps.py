@@ -1,4 +1,4 @@
-"""The real applications of the corpus (tests/test_corpus.py): their models, as installed from PyPI.
+"""The real applications of the corpus (tests/databases/test_corpus.py): their models, as installed from PyPI.
 
 Each application's own SQLAlchemy MetaData is imported, never copied. Where the test has to leave
 something out (MLflow: what `create_all` itself cannot build) or evolve the models, it works on a

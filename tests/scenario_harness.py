@@ -137,7 +137,7 @@ def assert_fast_paths_agree(project: api.Project) -> None:
     from schemashift.history import cache
     from schemashift.history import manifest
     from schemashift.planning.plan import states_along
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
     folder = project.config.migrations_dir
     full = History.load(folder)

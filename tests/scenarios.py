@@ -4,8 +4,8 @@ Each `Scenario` holds two versions of a models module (``v1`` and ``v2``, the
 body after `HEADER`, which defines ``metadata`` and a declarative ``Base`` on it),
 rows to insert at v1, the columns whose values must survive the upgrade to v2,
 the backends it applies to, the `generate` flags it needs and the operation kinds
-its v2 migration must (and must not) contain. `tests/test_scenarios.py` runs
-every scenario on every backend it applies to; `tests/test_alembic_oracle.py`
+its v2 migration must (and must not) contain. `tests/databases/test_scenarios.py` runs
+every scenario on every backend it applies to; `tests/databases/test_alembic_oracle.py`
 and `tests/alembic_gap_report.py` compare what schemashift and Alembic see.
 """
 

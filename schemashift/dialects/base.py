@@ -1,7 +1,7 @@
 """The dialect interface: capabilities, SQL compilation, normalisation and locking.
 
-`Dialect.compile` looks the operation's class up in `COMPILERS` and calls the
-matching ``compile_*`` method. The methods here are the generic forms, built from
+`Dialect.compile` calls the method named by the operation's `Operation.compiler`
+(``compile_`` plus its class name in snake case). The methods here are the generic forms, built from
 SQLAlchemy DDL elements compiled for the database (``CREATE TABLE``, ``ADD
 CONSTRAINT`` …) or, where SQLAlchemy has no element (``RENAME``), from its
 identifier preparer and DDL compiler; each database module overrides only what
@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from schemashift import operations as ops
 from schemashift.dialects.objects import ObjectDDL
 from schemashift.errors import LockTimeout, MigrationError
-from schemashift.operations import objects as object_ops
 from schemashift.model.schema import (
     CONSTRAINT_FIELDS,
     CheckConstraint,
@@ -48,32 +47,6 @@ if TYPE_CHECKING:
     from schemashift.config import EnvConfig
     from schemashift.operations import Operation
     from schemashift.planning.plan import Plan
-
-#: Operation class -> name of the `Dialect` method that compiles it.
-COMPILERS: dict[type[ops.Operation], str] = {
-    ops.CreateTable: "compile_create_table",
-    ops.DropTable: "compile_drop_table",
-    ops.RenameTable: "compile_rename_table",
-    ops.AlterTableComment: "compile_alter_table_comment",
-    ops.AddColumn: "compile_add_column",
-    ops.DropColumn: "compile_drop_column",
-    ops.AlterColumn: "compile_alter_column",
-    ops.RenameColumn: "compile_rename_column",
-    ops.CreateIndex: "compile_create_index",
-    ops.DropIndex: "compile_drop_index",
-    ops.RenameIndex: "compile_rename_index",
-    ops.AddConstraint: "compile_add_constraint",
-    ops.DropConstraint: "compile_drop_constraint",
-    ops.CreateSequence: "compile_create_sequence",
-    ops.DropSequence: "compile_drop_sequence",
-    ops.AlterSequence: "compile_alter_sequence",
-    ops.ExecuteSQL: "compile_execute_sql",
-    ops.RunPython: "compile_run_python",
-    object_ops.CreateObject: "compile_create_object",
-    object_ops.DropObject: "compile_drop_object",
-    object_ops.ReplaceObject: "compile_replace_object",
-    object_ops.RenameObject: "compile_rename_object",
-}
 
 #: A plain decimal number (an exact numeric fill written without quotes).
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -141,8 +114,8 @@ class Dialect(ObjectDDL):
         The operation is resolved against `before` first, so hand-written ones
         without their *from* side compile too. Statements carry no trailing semicolon.
         """
-        method = COMPILERS.get(type(operation))
-        if method is None:
+        method = getattr(self, operation.compiler, None)
+        if operation.internal or method is None:
             raise MigrationError(f"the {self.name} dialect cannot compile {type(operation).__name__} operations")
         operation = operation.resolve(before)
         if not self.builds_object_of(operation, after):
@@ -150,7 +123,8 @@ class Dialect(ObjectDDL):
         resolved = self.own_form(operation)
         if resolved is None:
             return []
-        return getattr(self, method)(resolved, before, after)
+        statements: list[str] = method(resolved, before, after)
+        return statements
 
     def builds(self, item: Index | CheckConstraint) -> bool:
         """False for an index ``ddl_if(dialect=…)`` keeps off this database, or a type's CHECK it does not get

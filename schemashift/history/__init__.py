@@ -1,1 +1,7 @@
-"""Migration files: loading, the revision chain, the manifest, the local cache, writing and rebasing."""
+"""Migration files: loading, the revision chain, the manifest, the local cache, writing and rebasing.
+
+Modules, bottom to top (each imports only those before it; none imports `schemashift.planning`):
+`files` (names, numbers, checksums) and `cache` (the local, untracked cache) use the standard
+library only; `loader` (one file -> `Migration`), `chain` (`History`), `manifest` (``schemashift.sum``
+and the lazy, cached load of a folder), `writer` (new files) and `rebase` (forks made linear).
+"""

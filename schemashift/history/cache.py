@@ -12,12 +12,16 @@ Everything in it can be deleted at any time; it only saves work:
   chain up to that revision (ids, parents and checksums) and kept in a folder
   named by the schemashift version and the schema model's source, so a state is
   used only for exactly the migrations and code that produced it;
-- ``code/`` holds each migration module compiled (`scripts.load_migration`),
+- ``code/`` holds each migration module compiled (`schemashift.history.loader.load_migration`),
   checked against the file's content before use;
 - compiled-script files (JSON, `store_compiled`) hold the offline SQL of each
   up-step under the same chain hashes, in a folder named by a hash of every
   schemashift source file and SQLAlchemy's version (`source_key`); their
   content is `schemashift.planning.offline`'s business.
+
+What one process learnt about a loaded chain (its chain keys and the states
+replayed so far) is kept in the `ChainMemo` that each `History` holds in its
+`memo` field; only this module reads and fills it.
 
 This module imports only the standard library at start-up (the fast paths use
 the index); the state functions import the schema model when called.
@@ -25,16 +29,19 @@ the index); the state functions import the schema model when called.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from schemashift.history.chain import History
     from schemashift.model.schema import Schema
-    from schemashift.history.scripts import History
 
 CACHE_NAME = ".schemashift-cache"
 INDEX_NAME = "index.json"
@@ -55,7 +62,7 @@ def folder_cache(root: Path | str, folder: Path | str) -> Path:
 
 
 def code_folder(directory: Path | None) -> Path | None:
-    """Where a migrations folder's compiled modules are kept (`scripts.load_migration`), under its cache folder."""
+    """Where a migrations folder's compiled modules are kept (see `schemashift.history.loader`), in its cache folder."""
     if directory is None:
         return None
     try:
@@ -119,8 +126,7 @@ class StatIndex:
             data = json.loads((directory / INDEX_NAME).read_bytes())
             if data.get("format") != INDEX_FORMAT:
                 return cls(directory)
-            make = IndexEntry._make
-            entries = {name: make(values) for name, values in data["entries"].items()}
+            entries = {name: IndexEntry(*values) for name, values in data["entries"].items()}
             return cls(directory, entries, int(data["written_ns"]))
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return cls(directory)
@@ -197,34 +203,26 @@ def write_mark(directory: Path, name: str, text: str) -> None:
 
 # -- replayed states -----------------------------------------------------------
 
-_code_key: str | None = None
-
-
+@functools.cache
 def code_key() -> str:
     """A short hash of the schemashift version and of the source of the schema model and the operations
-    (what a replay runs): states that other code produced are not used."""
-    global _code_key
-    if _code_key is None:
-        from schemashift import __version__
-        from schemashift import operations as ops
-        from schemashift.model import objects, types
-        from schemashift.model import schema as model
-        from schemashift.operations import objects as object_ops
+    (every module of both packages: what a replay runs): states that other code produced are not used."""
+    from schemashift.version import __version__
 
-        digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
-        for module in (model, types, ops, objects, object_ops):
-            digest.update(Path(module.__file__ or "").read_bytes())
-        _code_key = digest.hexdigest()[:12]
-    return _code_key
+    package = Path(__file__).resolve().parents[1]  # schemashift/, this module being in schemashift/history/
+    digest = hashlib.sha256(f"{__version__}/{STATE_FORMAT}".encode())
+    for path in sorted([*(package / "model").rglob("*.py"), *(package / "operations").rglob("*.py")]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
-def chain_keys(history: "History") -> list[str]:
+def chain_keys(history: History) -> list[str]:
     """For each position of the chain, a hash of every revision, parent and checksum up to it."""
-    cached = getattr(history, "_chain_keys", None)
+    cached = history.memo.keys
     if cached is not None and len(cached) == len(history.chain):
         return cached
     keys = chain_keys_of((m.revision, m.parent, m.checksum) for m in history.chain)
-    history._chain_keys = keys  # type: ignore[attr-defined]
+    history.memo.keys = keys
     return keys
 
 
@@ -243,11 +241,24 @@ def chain_keys_of(links: Iterable[tuple[str, str | None, str]]) -> list[str]:
 class State:
     """The schema after a revision and every database schema name used up to it."""
 
-    schema: "Schema"
+    schema: Schema
     schema_names: frozenset[str | None]
 
 
-def state_at(history: "History", revision: str | None, *, store: bool = True) -> "Schema":
+@dataclass
+class ChainMemo:
+    """What this process learnt about one loaded chain; each `History` holds one (`History.memo`).
+
+    Only this module reads and fills it: `keys` are the `chain_keys` (recomputed
+    when the chain's length changed), `states` the states after chain positions
+    replayed or loaded so far.
+    """
+
+    keys: list[str] | None = None
+    states: dict[int, State] = field(default_factory=dict)
+
+
+def state_at(history: History, revision: str | None, *, store: bool = True) -> Schema:
     """The schema the migrations produce up to `revision` (None: the empty base).
 
     `store` False keeps a state that had to be replayed in this process only.
@@ -255,12 +266,12 @@ def state_at(history: "History", revision: str | None, *, store: bool = True) ->
     return _state(history, history.index(revision), store=store).schema
 
 
-def schema_names_through(history: "History", revision: str | None) -> frozenset[str | None]:
+def schema_names_through(history: History, revision: str | None) -> frozenset[str | None]:
     """Every database schema (None: the default one) that a revision up to `revision` put something in."""
     return _state(history, history.index(revision), store=True).schema_names
 
 
-def advance(history: "History", revision: str, schema: "Schema") -> None:
+def advance(history: History, revision: str, schema: Schema) -> None:
     """Note `schema` as the state after `revision` when a caller replayed it from the known state of its parent."""
     position = history.index(revision)
     memo = _memo(history)
@@ -269,7 +280,7 @@ def advance(history: "History", revision: str, schema: "Schema") -> None:
         memo[position] = State(schema, _names_after(previous, schema))
 
 
-def persist(history: "History", revision: str | None) -> None:
+def persist(history: History, revision: str | None) -> None:
     """Store the state after `revision` in the cache folder when this process knows it."""
     position = history.index(revision)
     state = _memo(history).get(position)
@@ -277,27 +288,19 @@ def persist(history: "History", revision: str | None) -> None:
         _store(history, chain_keys(history)[position], state)
 
 
-def _memo(history: "History") -> dict[int, State]:
-    memo = getattr(history, "_states", None)
-    if memo is None:
-        memo = {}
-        history._states = memo  # type: ignore[attr-defined]
-    return memo
+def _memo(history: History) -> dict[int, State]:
+    return history.memo.states
 
 
-_BASE: State | None = None
-
-
+@functools.cache
 def _base() -> State:
-    global _BASE
-    if _BASE is None:
-        from schemashift.model.schema import Schema
+    """The state before any migration (one shared instance)."""
+    from schemashift.model.schema import Schema
 
-        _BASE = State(Schema(), frozenset())
-    return _BASE
+    return State(Schema(), frozenset())
 
 
-def _state(history: "History", position: int, *, store: bool) -> State:
+def _state(history: History, position: int, *, store: bool) -> State:
     """The state after chain position `position` (-1: base): memo, then the nearest stored state, then replay."""
     from schemashift.operations import resolve_all
 
@@ -333,7 +336,7 @@ def _state(history: "History", position: int, *, store: bool) -> State:
     return state
 
 
-def _names_after(previous: State, schema: "Schema") -> frozenset[str | None]:
+def _names_after(previous: State, schema: Schema) -> frozenset[str | None]:
     """The schema names of `previous` and of what `schema` added (a key holds its schema: only new keys matter)."""
     before = previous.schema
     added = [schema.tables[key].schema for key in schema.tables.keys() - before.tables.keys()]
@@ -342,8 +345,8 @@ def _names_after(previous: State, schema: "Schema") -> frozenset[str | None]:
     return previous.schema_names | new if new else previous.schema_names
 
 
-def _states_dir(history: "History") -> Path | None:
-    directory = getattr(history, "cache_dir", None)
+def _states_dir(history: History) -> Path | None:
+    directory = history.cache_dir
     return None if directory is None else Path(directory) / f"states-{code_key()}"
 
 
@@ -352,17 +355,15 @@ def _load(path: Path) -> State | None:
 
     try:
         with path.open("rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 - our own cache beside the (executed) migration files
+            state = pickle.load(handle)  # our own cache beside the (executed) migration files
     except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
-        try:
+        with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-        except OSError:
-            pass
         return None
     return state if isinstance(state, State) else None
 
 
-def _store(history: "History", key: str, state: State) -> None:
+def _store(history: History, key: str, state: State) -> None:
     import pickle
 
     directory = _states_dir(history)
@@ -390,27 +391,22 @@ def _prune(directory: Path) -> None:
 #: Bumped when the layout of compiled-script files changes.
 COMPILED_FORMAT = 1
 
-_source_key: str | None = None
-
-
+@functools.cache
 def source_key() -> str:
     """A short hash of every schemashift source file and of SQLAlchemy's version (what compiled SQL depends on).
 
     Reads the files without importing them: the cached `--sql` path imports no SQLAlchemy.
     """
-    global _source_key
-    if _source_key is None:
-        from importlib.util import find_spec
+    from importlib.util import find_spec
 
-        package = Path(__file__).resolve().parent
-        digest = hashlib.sha256(f"compiled/{COMPILED_FORMAT}".encode())
-        for path in sorted(package.rglob("*.py")):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-        spec = find_spec("sqlalchemy")
-        if spec is not None and spec.origin:
-            digest.update(Path(spec.origin).read_bytes())  # holds __version__
-        _source_key = digest.hexdigest()[:12]
-    return _source_key
+    package = Path(__file__).resolve().parents[1]  # schemashift/, this module being in schemashift/history/
+    digest = hashlib.sha256(f"compiled/{COMPILED_FORMAT}".encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    spec = find_spec("sqlalchemy")
+    if spec is not None and spec.origin:
+        digest.update(Path(spec.origin).read_bytes())  # holds __version__
+    return digest.hexdigest()[:12]
 
 
 def compiled_path(directory: Path, name: str) -> Path:

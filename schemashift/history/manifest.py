@@ -11,34 +11,33 @@ no longer matches it.
 are new or changed since the local stat index (`schemashift.history.cache`) saw them;
 the others load their operations when first needed. `verified_entries` checks
 the manifest against the folder with the standard library alone, for the fast
-`status` and `upgrade` paths. This module imports no migration code at start-up.
+`status` and `upgrade` paths. This module imports no migration code at start-up:
+`schemashift.history.chain` and `schemashift.history.loader` (which import the
+operations) are imported by the functions that build a `History`; neither of
+them imports this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
-from schemashift.history import cache
 from schemashift.errors import MigrationError
+from schemashift.history import cache
+from schemashift.history.files import FILE_PATTERN, checksum_of, listing
 
 if TYPE_CHECKING:
-    from schemashift.history.scripts import History, Migration
+    from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
 
 MANIFEST_NAME = "schemashift.sum"
-#: Names of migration files: digits, an underscore, anything, ``.py``.
-FILE_PATTERN = re.compile(r"^(\d+)_.*\.py$")
 
 FRESH, STALE, MISSING, CREATED = "fresh", "stale", "missing", "created"
 STALE_MESSAGE = "manifest out of date: run `schemashift manifest`"
-
-
-def checksum_of(data: bytes) -> str:
-    """sha256 hex of `data` with line endings normalised to ``\\n``."""
-    return hashlib.sha256(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
 
 
 class Entry(NamedTuple):
@@ -115,7 +114,7 @@ def _write_text(path: Path, text: str) -> None:
         temp.unlink(missing_ok=True)
 
 
-def entries_of(migrations: Sequence["Migration"]) -> list[Entry]:
+def entries_of(migrations: Sequence[Migration]) -> list[Entry]:
     """Manifest entries of a chain of migrations."""
     return [Entry(m.path.name, m.revision, m.parent, m.checksum) for m in migrations]
 
@@ -123,7 +122,7 @@ def entries_of(migrations: Sequence["Migration"]) -> list[Entry]:
 # -- keeping it up to date -------------------------------------------------------
 
 
-def record(folder: Path | str, migration: "Migration") -> None:
+def record(folder: Path | str, migration: Migration) -> None:
     """Add the newly written `migration` to the manifest of `folder`, when that folder has one.
 
     When the manifest is intact and its head is the new migration's parent, the
@@ -154,7 +153,7 @@ def record(folder: Path | str, migration: "Migration") -> None:
         handle.write(digest.hexdigest().encode("ascii"))
 
 
-def _appendable(data: bytes, migration: "Migration") -> "hashlib._Hash | None":
+def _appendable(data: bytes, migration: Migration) -> hashlib._Hash | None:
     """The sha256 state of the manifest body when the manifest is intact, its head is `migration`'s parent and
     it lacks the new file; else None."""
     first, _, body = data.partition(b"\n")
@@ -175,23 +174,9 @@ def _appendable(data: bytes, migration: "Migration") -> "hashlib._Hash | None":
     return digest
 
 
-def file_numbers(folder: Path | str) -> list[str]:
-    """The number part of every migration file name in `folder` (any order; names only, no stat per file)."""
-    numbers: list[str] = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                match = FILE_PATTERN.match(entry.name)
-                if match and entry.is_file():
-                    numbers.append(match.group(1))
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    return numbers
-
-
 def rebuild(folder: Path | str) -> Path | None:
     """Rewrite the manifest from a full load of `folder`; None (nothing written) when the folder does not load."""
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
     try:
         history = History.load(folder)
@@ -200,7 +185,7 @@ def rebuild(folder: Path | str) -> Path | None:
     return write(folder, entries_of(history.chain))
 
 
-def problems(folder: Path | str, history: "History") -> list[str]:
+def problems(folder: Path | str, history: History) -> list[str]:
     """How the manifest of `folder` differs from `history` (the loaded folder), one line each."""
     try:
         entries = read(folder)
@@ -220,7 +205,8 @@ def problems(folder: Path | str, history: "History") -> list[str]:
             found.append(f"{entry.name} was changed since {MANIFEST_NAME} was written")
         elif (old.revision, old.parent) != (entry.revision, entry.parent):
             found.append(f"{entry.name} has another revision or parent than {MANIFEST_NAME} says")
-    found.extend(f"{entry.name} is in {MANIFEST_NAME} but not in the folder" for entry in entries if entry.name not in present)
+    found.extend(f"{entry.name} is in {MANIFEST_NAME} but not in the folder"
+                 for entry in entries if entry.name not in present)
     if not found and [e.name for e in entries] != [e.name for e in expected]:
         found.append(f"the order of {MANIFEST_NAME} is not the chain's order")
     return found
@@ -229,20 +215,7 @@ def problems(folder: Path | str, history: "History") -> list[str]:
 # -- loading ----------------------------------------------------------------------
 
 
-def _listing(folder: Path) -> Iterator[os.DirEntry[str]]:
-    """Migration files of `folder` (directory entries, any order); none when it does not exist."""
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if FILE_PATTERN.match(entry.name) and entry.is_file():
-                    yield entry
-    except FileNotFoundError:
-        return
-    except NotADirectoryError:
-        return
-
-
-def load_history(folder: Path | str, cache_root: Path | str | None = None, *, create_manifest: bool = False) -> "History":
+def load_history(folder: Path | str, cache_root: Path | str | None = None, *, create_manifest: bool = False) -> History:
     """The `History` of `folder`, importing only files that are new or changed since the stat index saw them.
 
     Errors are those of `History.load` for the files read. With `cache_root` (the
@@ -250,26 +223,28 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     The result's `manifest_state` says whether `schemashift.sum` matched
     (fresh), did not (stale), was missing, or was created (`create_manifest`).
     """
-    from schemashift.history.scripts import History, Migration, load_migration
+    from schemashift.history import loader
+    from schemashift.history.chain import History
 
     folder = Path(folder)
     directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
     index = cache.StatIndex.load(directory)
     code = cache.code_folder(directory)
-    migrations: list[Migration] = []
-    listing = sorted(_listing(folder), key=lambda entry: entry.name)
-    for entry in listing:
+    migrations: list[loader.Migration] = []
+    found = sorted(listing(folder), key=lambda entry: entry.name)
+    for entry in found:
         path = Path(entry.path)
         stat = entry.stat()
         known = index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
         if known is not None:
-            migrations.append(Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
+            migrations.append(
+                loader.Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
             continue
-        migration = load_migration(path, code)
+        migration = loader.load_migration(path, code)
         index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, migration.checksum, migration.revision,
                                                migration.parent, migration.message))
         migrations.append(migration)
-    index.keep_only(entry.name for entry in listing)
+    index.keep_only(entry.name for entry in found)
     history = History.of(migrations, folder)
     history.cache_dir = directory
     index.save()
@@ -293,7 +268,7 @@ def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_resul
     return fresh
 
 
-def _manifest_state(folder: Path, history: "History", create: bool) -> str:
+def _manifest_state(folder: Path, history: History, create: bool) -> str:
     try:
         entries = read(folder)
     except ValueError:
@@ -309,7 +284,8 @@ def _manifest_state(folder: Path, history: "History", create: bool) -> str:
     return FRESH if entries == entries_of(history.chain) else STALE
 
 
-class Summary(NamedTuple):
+@dataclass(frozen=True)
+class Summary:
     """What the fast paths need of a verified folder: how many migrations, the head, `pairs_digest` of them."""
 
     count: int
@@ -357,7 +333,7 @@ def _check_folder(folder: Path, cache_root: Path | str | None, *,
         text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    files = {entry.name: entry for entry in _listing(folder)}
+    files = {entry.name: entry for entry in listing(folder)}
     stats = {name: entry.stat() for name, entry in files.items()}
     directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
     signature = _signature(text, stats)

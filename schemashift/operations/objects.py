@@ -22,7 +22,7 @@ from schemashift.model.objects import (
     with_mention_renamed,
 )
 from schemashift.model.schema import Schema
-from schemashift.operations import OPERATIONS, Operation
+from schemashift.operations.base import Operation
 
 
 def _found(schema: Schema, key: str) -> SchemaObject:
@@ -178,9 +178,3 @@ class RenameObject(Operation):
 
     def describe(self) -> str:
         return f"rename {self.kind} {self.key} to {self.new_name}"
-
-
-#: The operations of this module, registered with the others (rendering, loading migration files).
-OBJECT_OPERATIONS: dict[str, type[Operation]] = {cls.__name__: cls for cls in (CreateObject, DropObject, ReplaceObject,
-                                                                                      RenameObject)}
-OPERATIONS.update(OBJECT_OPERATIONS)

@@ -11,13 +11,18 @@ from __future__ import annotations
 import inspect
 import math
 import textwrap
-from dataclasses import MISSING, fields, is_dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import MISSING, Field, fields, is_dataclass
 from datetime import datetime
 from types import FunctionType
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from schemashift.errors import MigrationError
-from schemashift.operations import Operation, RunPython
+from schemashift.operations.base import Operation
+from schemashift.operations.raw import RunPython
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: Lines longer than this are broken up.
 WIDTH = 100
@@ -87,24 +92,31 @@ def _layout(obj: object) -> _Layout | None:
     return None
 
 
-def _dataclass_items(obj: object) -> list[_Item]:
+def _dataclass_items(obj: DataclassInstance) -> list[_Item]:
     """Required fields positionally, then non-default optional fields as keywords."""
     keywords = _KEYWORD_FIELDS.get(type(obj).__name__, frozenset())
     items: list[_Item] = []
     as_keyword = False
-    for field in fields(obj):  # type: ignore[arg-type]
+    for field in fields(obj):
         if not field.init:
             continue
         value = getattr(obj, field.name)
-        if field.default is not MISSING or field.default_factory is not MISSING:
+        default = _default(field)
+        if default is not MISSING:
             as_keyword = True
-            default = field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
             if type(value) is type(default) and value == default:
                 continue
         elif field.name in keywords:
             as_keyword = True
         items.append((f"{field.name}=" if as_keyword else "", value))
     return items
+
+
+def _default(field: Field[Any]) -> object:
+    """The default value of a dataclass field; MISSING when it has none."""
+    if callable(field.default_factory):
+        return field.default_factory()
+    return field.default
 
 
 def _atom(obj: object) -> str:

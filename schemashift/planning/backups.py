@@ -42,30 +42,34 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateTable, CreateTableAs, DropTable as SADropTable
+from sqlalchemy.schema import CreateTable, CreateTableAs
+from sqlalchemy.schema import DropTable as SADropTable
 
 from schemashift.errors import SchemashiftError
+from schemashift.model.schema import Column, Schema, Table, qualify
+from schemashift.model.types import Type
 from schemashift.operations import (
     AddColumn,
     AlterColumn,
-    CreateTable as CreateTableOp,
     DropColumn,
     DropTable,
-    ExecuteSQL,
+    InternalOperation,
     Operation,
     RenameTable,
     needs_fill,
 )
+from schemashift.operations import (
+    CreateTable as CreateTableOp,
+)
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.model.schema import Column, Schema, Table, qualify
-from schemashift.sqla.types import to_sa_type
-from schemashift.model.types import Type
 from schemashift.runtime.versions import now
+from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
     from schemashift.api import Project
@@ -112,7 +116,13 @@ def data_loss(operation: Operation) -> str | None:
 
 
 def _values(operation: Operation) -> str:
-    return f"the values of {operation.table_key}.{operation.column}"  # type: ignore[attr-defined]
+    return f"the values of {operation.table_key}.{_lost_column(operation)}"
+
+
+def _lost_column(operation: Operation) -> str:
+    """The column whose values `operation` (a `DropColumn` or `AlterColumn`, see `data_loss`) may lose."""
+    assert isinstance(operation, (DropColumn, AlterColumn)), operation
+    return operation.column
 
 
 def narrows(old: Type, new: Type) -> bool:
@@ -150,7 +160,8 @@ def narrows(old: Type, new: Type) -> bool:
         return True
     if old.kind == new.kind and old.kind in ("binary", "float"):
         size_old, size_new = (old.length, new.length) if old.kind == "binary" else (old.precision, new.precision)
-        return old.evolve(length=None, precision=None) != new.evolve(length=None, precision=None) or _shorter(size_new, size_old)
+        differs_besides_size = old.evolve(length=None, precision=None) != new.evolve(length=None, precision=None)
+        return differs_besides_size or _shorter(size_new, size_old)
     return True
 
 
@@ -201,21 +212,13 @@ def row_key(table: Table, without: str | None = None) -> tuple[str, ...] | None:
 # -- the operations protect() inserts ------------------------------------------------
 
 
-class _DataStep(Operation):
-    """Base of the statements `protect` adds: they change no schema and journal like data."""
-
-    data_only = True
-
-    def apply(self, schema: Schema) -> Schema:
-        return schema
-
-    def inverse(self) -> Operation:
-        """Nothing to undo (a copy stays until replaced or pruned)."""
-        return ExecuteSQL("")
+class DataStep(InternalOperation):
+    """Base of the steps `protect` adds: they change no schema, journal like data and have nothing to undo
+    (a copy stays until replaced or pruned); plans hold them, migration files never do."""
 
 
 @dataclass(frozen=True)
-class KeepData(_DataStep):
+class KeepData(DataStep):
     """Copy what the next operation would lose into a backup table and record it."""
 
     backup: str
@@ -227,7 +230,7 @@ class KeepData(_DataStep):
 
 
 @dataclass(frozen=True)
-class RestoreData(_DataStep):
+class RestoreData(DataStep):
     """Put kept values back after the operation that re-created their column or table."""
 
     backup: str
@@ -238,7 +241,7 @@ class RestoreData(_DataStep):
 
 
 @dataclass(frozen=True)
-class ForgetBackups(_DataStep):
+class ForgetBackups(DataStep):
     """Remove the registry rows of backups restored (or made stale) in this step."""
 
     backups: tuple[str, ...]
@@ -248,7 +251,7 @@ class ForgetBackups(_DataStep):
 
 
 @dataclass(frozen=True)
-class DiscardBackup(_DataStep):
+class DiscardBackup(DataStep):
     """Drop an older backup of values that are now lost unkept, so it is never restored by mistake."""
 
     backup: str
@@ -258,7 +261,7 @@ class DiscardBackup(_DataStep):
 
 
 @dataclass(frozen=True)
-class CheckValuesUnused(_DataStep):
+class CheckValuesUnused(DataStep):
     """Refuse to go on while rows use enum values the next operation removes."""
 
     table: str
@@ -271,7 +274,7 @@ class CheckValuesUnused(_DataStep):
 
 
 @dataclass(frozen=True)
-class CheckNoRows(_DataStep):
+class CheckNoRows(DataStep):
     """Refuse to go on while a table holds rows: the next operation adds a NOT NULL column with no value for them."""
 
     table: str
@@ -283,7 +286,7 @@ class CheckNoRows(_DataStep):
 
 
 @dataclass(frozen=True)
-class NotKept(_DataStep):
+class NotKept(DataStep):
     """A marker (no statement): the next operation loses data that is not kept, and why."""
 
     what: str
@@ -368,7 +371,7 @@ class _Kept:
 class _Sql:
     """SQL building for one dialect."""
 
-    dialect: "Dialect"
+    dialect: Dialect
     registry: sa.Table
     sa_dialect: sa.engine.Dialect = field(init=False)
 
@@ -462,7 +465,8 @@ class _Sql:
             target = self.table(table.name, table.schema, [column.name])
             sequence = sa.func.pg_get_serial_sequence(sa.literal(qualified), sa.literal(column.name))
             next_value = sa.func.coalesce(sa.func.max(target.c[column.name]), 0) + 1
-            statements.append(self.text(sa.select(sa.func.setval(sequence, next_value, sa.false())).select_from(target)))
+            setval = sa.select(sa.func.setval(sequence, next_value, sa.false())).select_from(target)
+            statements.append(self.text(setval))
         return statements
 
     # -- counting
@@ -473,8 +477,8 @@ class _Sql:
         count = sa.select(sa.func.count()).select_from(source)
         if isinstance(operation, DropTable):
             return count
-        name = operation.column  # type: ignore[attr-defined]
-        condition = source.c[name].is_not(None)
+        name = _lost_column(operation)
+        condition: sa.ColumnElement[bool] = source.c[name].is_not(None)
         if isinstance(operation, AlterColumn) and operation.old is not None:
             old, new = operation.old.type, operation.new.type
             if old.kind in ("string", "text") and new.kind == "string" and new.length is not None:
@@ -524,13 +528,14 @@ def protect_step(step: Step, *, keep: bool, allow_data_loss: bool, kept: Mapping
     backup) when the step is not the whole migration; `refuse`: raise
     `DataLossRefused` instead of marking an unkept loss.
     """
-    context = _Context(keep, allow_data_loss, refuse, kept or {}, _Sql(step.plan_dialect, registry_table(registry_schema)))
+    sql = _Sql(step.plan_dialect, registry_table(registry_schema))
+    context = _Context(keep, allow_data_loss, refuse, kept or {}, sql)
     return _protect_step(step, context, indexes)
 
 
 def is_data_step(operation: Operation) -> bool:
     """True for the operations `protect` adds (backups, restores, guards): no schema change to undo."""
-    return isinstance(operation, _DataStep)
+    return isinstance(operation, DataStep)
 
 
 def _protect_step(step: Step, context: _Context, indexes: Sequence[int] | None = None) -> Step:
@@ -538,7 +543,7 @@ def _protect_step(step: Step, context: _Context, indexes: Sequence[int] | None =
     state = step.before
     groups = _statement_groups(step)
     count = len(step.operations)
-    for position, (operation, statements) in enumerate(zip(step.operations, groups)):
+    for position, (operation, statements) in enumerate(zip(step.operations, groups, strict=True)):
         index = position if step.direction == UP else count - 1 - position
         if indexes is not None:
             index = indexes[position]
@@ -706,7 +711,7 @@ def _kept_for(operation: Operation, state: Schema) -> _Kept | str:
     table = state.table(operation.table_key or "")
     if isinstance(operation, DropTable):
         return _Kept(table)
-    column: str = operation.column  # type: ignore[attr-defined]
+    column = _lost_column(operation)
     key = row_key(table, without=column)
     if key is None:
         in_key = row_key(table) is not None
@@ -795,7 +800,7 @@ def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
                 now = present.get(key, (operation.table, operation.schema))
                 if now is not None and _count(connection, _any_row(*now)):
                     found.append(_no_rows_refusal(operation, step, before_anything=True))
-            elif operation.data_only and not isinstance(operation, _DataStep):
+            elif operation.data_only and not isinstance(operation, DataStep):
                 return found
             elif isinstance(operation, RenameTable):
                 new_key = qualify(operation.new_name, operation.schema)
@@ -809,7 +814,7 @@ def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
 # -- api helpers -------------------------------------------------------------------------
 
 
-def prepare(connection: sa.Connection, plan: Plan, env: "EnvConfig", *, allow_data_loss: bool = False,
+def prepare(connection: sa.Connection, plan: Plan, env: EnvConfig, *, allow_data_loss: bool = False,
             dry_run: bool = False) -> Plan:
     """`protect` with the environment's settings and the database's registry, then `Dialect.adapt_to_live`."""
     if plan.empty:
@@ -871,13 +876,13 @@ def _row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_backups(project: "Project") -> list[dict[str, Any]]:
+def list_backups(project: Project) -> list[dict[str, Any]]:
     """Every recorded backup, oldest first."""
     with project.connect() as connection:
         return [_row(row) for row in recorded(connection, project.env.schema).values()]
 
 
-def prune(project: "Project", older_than: str, out: Output) -> int:
+def prune(project: Project, older_than: str, out: Output) -> int:
     """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
     from schemashift.dialects import dialect_of
 
@@ -905,8 +910,29 @@ def _older(row: Mapping[str, Any], cutoff: datetime) -> bool:
 
 
 __all__ = [
-    "REGISTRY", "PREFIX", "DataLossRefused", "KeepData", "RestoreData", "ForgetBackups", "CheckValuesUnused",
-    "CheckNoRows", "NotKept", "DiscardBackup", "data_loss", "narrows", "row_key", "backup_name", "registry_table",
-    "recorded", "protect", "protect_step", "prepare", "refusals", "rows_at_risk", "parse_duration", "list_backups",
+    "PREFIX",
+    "REGISTRY",
+    "CheckNoRows",
+    "CheckValuesUnused",
+    "DataLossRefused",
+    "DataStep",
+    "DiscardBackup",
+    "ForgetBackups",
+    "KeepData",
+    "NotKept",
+    "RestoreData",
+    "backup_name",
+    "data_loss",
+    "list_backups",
+    "narrows",
+    "parse_duration",
+    "prepare",
+    "protect",
+    "protect_step",
     "prune",
+    "recorded",
+    "refusals",
+    "registry_table",
+    "row_key",
+    "rows_at_risk",
 ]

@@ -28,7 +28,7 @@ from schemashift.model.types import INTEGER_KINDS, Type
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
-    from schemashift.history.scripts import Migration
+    from schemashift.history.loader import Migration
 
 GROUPS = {"SS1": "destructive", "SS2": "blocking", "SS3": "backward-incompatible", "SS4": "MySQL/MariaDB",
           "SS5": "raw SQL"}

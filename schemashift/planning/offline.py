@@ -24,17 +24,19 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from schemashift.history import cache, manifest
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     import sqlalchemy as sa
 
+    from schemashift.history.chain import History
     from schemashift.planning.plan import Plan, Step
-    from schemashift.history.scripts import History
     from schemashift.runtime.versions import Recorder
 
 
-def _compiled(statement: "sa.sql.ClauseElement", dialect: "sa.engine.Dialect") -> str:
+def _compiled(statement: sa.sql.ClauseElement, dialect: sa.engine.Dialect) -> str:
     return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip()
 
 
@@ -48,7 +50,7 @@ class _VersionSql:
 
     _NUMBER = 7_364_019_283_551  # stands for statements_done in the template
 
-    def __init__(self, recorder: "Recorder", dialect: "sa.engine.Dialect") -> None:
+    def __init__(self, recorder: Recorder, dialect: sa.engine.Dialect) -> None:
         self.table = recorder.version
         self.dialect = dialect
         self._parts: dict[str, list[str | tuple[str, ...]]] = {}
@@ -67,6 +69,7 @@ class _VersionSql:
             return self._parts[direction]
         table = self.table
         marks = {name: f"\x02{name}\x03" for name in ("revision", "parent", "checksum", "message")}
+        statement: sa.Insert | sa.Delete
         if direction == UP:
             statement = table.insert().values(**marks, state=APPLIED, direction="up", statements_done=self._NUMBER)
         else:
@@ -86,7 +89,7 @@ class _VersionSql:
         self._parts[direction] = parts
         return parts
 
-    def sql(self, step: "Step") -> str:
+    def sql(self, step: Step) -> str:
         """The statement that records `step` in the version table."""
         migration = step.migration
         values = {"revision": migration.revision, "parent": migration.parent, "checksum": migration.checksum,
@@ -113,7 +116,7 @@ def _header(direction: str, start: str | None, target: str | None, dialect_name:
     return f"-- schemashift {direction}grade: {start or 'base'} -> {target or 'base'} ({dialect_name})"
 
 
-def _step_block(step: "Step", version_sql: _VersionSql) -> str:
+def _step_block(step: Step, version_sql: _VersionSql) -> str:
     """The lines of one step, starting with an empty one, joined."""
     from schemashift.planning.plan import UP
 
@@ -130,8 +133,8 @@ def _step_block(step: "Step", version_sql: _VersionSql) -> str:
     return "\n".join(lines)
 
 
-def offline_script(plan: "Plan", recorder: "Recorder", *, create_version_table: bool | None = None,
-                   remember: "tuple[History, ScriptKey] | None" = None) -> str:
+def offline_script(plan: Plan, recorder: Recorder, *, create_version_table: bool | None = None,
+                   remember: tuple[History, ScriptKey] | None = None) -> str:
     """The SQL of `plan`, one statement per line group, each ended by ``;``.
 
     With `remember` (the plan's history and the settings that shaped it), the
@@ -156,22 +159,19 @@ def offline_script(plan: "Plan", recorder: "Recorder", *, create_version_table: 
 # -- the cache of compiled scripts -------------------------------------------------
 
 
-def _pack_path(cache_dir: "Path", key: ScriptKey) -> "Path":
-    from schemashift.history import cache
-
+def _pack_path(cache_dir: Path, key: ScriptKey) -> Path:
     return cache.compiled_path(cache_dir, f"offline-{key.name()}")
 
 
-def _remember(plan: "Plan", blocks: list[str], creates: str, history: "History", key: ScriptKey) -> None:
+def _remember(plan: Plan, blocks: list[str], creates: str, history: History, key: ScriptKey) -> None:
     """Save the blocks of an upgrade plan under the chain keys of their revisions (for this chain only).
 
     Blocks that keep data are left out: their registry row holds the time of compiling.
     """
-    from schemashift.history import cache
     from schemashift.planning.backups import KeepData
     from schemashift.planning.plan import UP
 
-    directory = getattr(history, "cache_dir", None)
+    directory = history.cache_dir
     if directory is None or plan.direction != UP:
         return
     path = _pack_path(directory, key)
@@ -180,7 +180,7 @@ def _remember(plan: "Plan", blocks: list[str], creates: str, history: "History",
     old = data.get("steps") if data.get("dialect") == plan.dialect.name else None
     wanted = set(keys)
     steps = {k: v for k, v in old.items() if k in wanted} if isinstance(old, dict) else {}
-    for step, block in zip(plan.steps, blocks):
+    for step, block in zip(plan.steps, blocks, strict=True):
         if not any(isinstance(operation, KeepData) for operation in step.operations):
             steps[keys[history.index(step.migration.revision)]] = [step.migration.path.name, block]
     cache.store_compiled(path, {"dialect": plan.dialect.name, "creates": creates, "steps": steps})
@@ -203,8 +203,6 @@ def cached_script(args: Any) -> str | None:
 
 
 def _cached_script(args: Any) -> str | None:
-    from schemashift.history import cache
-    from schemashift.history import manifest
     from schemashift.config import load_config
     from schemashift.dialects import REGISTRY
 

@@ -7,16 +7,19 @@ against the schema before it and inverted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from schemashift.errors import IrreversibleError
-from schemashift.operations import Operation, RunPython, invert_all, resolve_all
+from schemashift.history import cache
 from schemashift.model.schema import Schema
+from schemashift.operations import Operation, RunPython, invert_all, resolve_all
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
-    from schemashift.history.scripts import History, Migration
+    from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
 
 UP, DOWN = "up", "down"
 
@@ -40,13 +43,13 @@ class Statement:
 class Step:
     """One migration run in one direction."""
 
-    migration: "Migration"
+    migration: Migration
     direction: str
     operations: list[Operation]
     statements: list[Statement]
     before: Schema
     after: Schema
-    plan_dialect: "Dialect"
+    plan_dialect: Dialect
 
     @property
     def atomic(self) -> bool:
@@ -70,7 +73,7 @@ class Step:
 class Plan:
     """Ordered steps from `start` to `target` on one dialect."""
 
-    dialect: "Dialect"
+    dialect: Dialect
     direction: str
     start: str | None
     target: str | None
@@ -95,7 +98,7 @@ class Plan:
         return out
 
 
-def states_along(history: "History") -> dict[str | None, Schema]:
+def states_along(history: History) -> dict[str | None, Schema]:
     """The schema after each revision of the chain (None: the empty base)."""
     states: dict[str | None, Schema] = {None: Schema()}
     state = Schema()
@@ -105,7 +108,7 @@ def states_along(history: "History") -> dict[str | None, Schema]:
     return states
 
 
-def _compile(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+def _compile(dialect: Dialect, operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
     statements: list[Statement] = []
     for operation in operations:
         after = operation.apply(state)
@@ -117,19 +120,19 @@ def _compile(dialect: "Dialect", operations: list[Operation], state: Schema) -> 
     return statements, state
 
 
-def compile_operations(dialect: "Dialect", operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
+def compile_operations(dialect: Dialect, operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
     """The statements that run `operations` on a database at schema `state`, and the schema after them."""
     return _compile(dialect, operations, state)
 
 
-def up_step(dialect: "Dialect", migration: "Migration", before: Schema) -> Step:
+def up_step(dialect: Dialect, migration: Migration, before: Schema) -> Step:
     """The step that applies `migration` to a database at schema `before`."""
     resolved, _ = resolve_all(migration.operations, before)
     statements, after = _compile(dialect, resolved, before)
     return Step(migration, UP, resolved, statements, before, after, dialect)
 
 
-def down_step(dialect: "Dialect", migration: "Migration", before_migration: Schema) -> Step:
+def down_step(dialect: Dialect, migration: Migration, before_migration: Schema) -> Step:
     """The step that reverts `migration`; `before_migration` is the schema at its parent."""
     resolved, after_migration = resolve_all(migration.operations, before_migration)
     try:
@@ -142,14 +145,12 @@ def down_step(dialect: "Dialect", migration: "Migration", before_migration: Sche
     return Step(migration, DOWN, inverses, statements, after_migration, after, dialect)
 
 
-def build_plan(history: "History", dialect: "Dialect", current: str | None, target: str | None) -> Plan:
+def build_plan(history: History, dialect: Dialect, current: str | None, target: str | None) -> Plan:
     """The plan that moves a database at `current` to `target` (either direction).
 
     Only the migrations between the two are imported and replayed: the state at
     the lower end comes from `schemashift.history.cache` (memory, disk, or a replay).
     """
-    from schemashift.history import cache
-
     position = history.index(current) if current else -1
     goal = history.index(target) if target else -1
     if goal >= position:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from schemashift.api import Project
     from schemashift.dialects.base import Dialect
     from schemashift.operations import Operation
-    from schemashift.history.scripts import History, Migration
+    from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
     from schemashift.runtime.versions import Recorder
 
 Output = Callable[[str], None]
@@ -356,7 +357,7 @@ def _write(project: "Project", message: str, operations: "list[Operation]", pare
            live: Schema) -> "Migration":
     """Write the migration, then prove that replaying the chain with it builds `live`."""
     from schemashift.history.cache import state_at
-    from schemashift.history.scripts import write_migration
+    from schemashift.history.writer import write_migration
 
     migration = write_migration(project.config.migrations_dir, message, operations, parent=parent)
     history = project.reload_history()

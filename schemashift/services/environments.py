@@ -18,7 +18,7 @@ from schemashift.errors import ConfigError, ConnectionFailed, SchemashiftError, 
 
 if TYPE_CHECKING:
     from schemashift.api import Project
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
 #: Column titles of the `envs` table, in order, with the row key each shows.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -55,7 +55,7 @@ def _selected_name(config: config_module.Config) -> str | None:
 
 
 def _history(config: config_module.Config) -> "History":
-    from schemashift.history.scripts import History
+    from schemashift.history.chain import History
 
     return History.load(config.migrations_dir)
 

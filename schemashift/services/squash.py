@@ -15,12 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping
 
-from schemashift.history import manifest
+from schemashift.history import files, manifest
 from schemashift.history.cache import state_at
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython
-from schemashift.history.scripts import History, Migration, reparent_source, slugify, write_migration
+from schemashift.history.chain import History
+from schemashift.history.loader import Migration
+from schemashift.history.rebase import reparent_source
+from schemashift.history.writer import slugify, write_migration
 
 Output = Callable[[str], None]
 
@@ -80,7 +83,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     replaced = [m.revision for m in migrations]
     originals = {m.path: m.path.read_bytes() for m in migrations + following[:1]}
     new: Migration | None = None
-    number = manifest.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
+    number = files.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
     try:
         for migration in migrations:
             migration.path.unlink()
@@ -125,7 +128,7 @@ def reparented_only(migration: Migration, history: History, stored_checksum: str
         original = reparent_source(migration.path.read_bytes(), parent.replaces[-1], migration.path.name)
     except (OSError, MigrationError):
         return False
-    return manifest.checksum_of(original) == stored_checksum
+    return files.checksum_of(original) == stored_checksum
 
 
 def replaced_by(history: History) -> dict[str, Migration]:

@@ -19,7 +19,7 @@ from schemashift.planning.plan import states_along
 if TYPE_CHECKING:
     from schemashift.api import Project
     from schemashift.model.schema import Schema
-    from schemashift.history.scripts import Migration
+    from schemashift.history.loader import Migration
 
 Output = Callable[[str], None]
 

@@ -203,7 +203,7 @@ class Expected:
 
 
 @dataclass(frozen=True)
-class KeepLiveObjects(ops.Operation):
+class KeepLiveObjects(ops.InternalOperation):
     """Shown before a rebuild (``--dry-run``): what the rebuild carries over that only the live database has."""
 
     table: str

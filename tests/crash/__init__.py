@@ -1,0 +1,1 @@
+"""Crash layer: crash injection, concurrency, repair safety and timeouts."""

@@ -1,0 +1,1 @@
+"""Property layer: Hypothesis round trips (rendering; random schema changes down and up on every database)."""

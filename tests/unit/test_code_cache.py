@@ -1,0 +1,128 @@
+"""Compiled migration modules kept in the project cache give exactly what compiling the files gives.
+
+`loader.load_migration(path, code_cache)` reuses an entry only for the same
+bytes, Python and path: edited, moved and broken files are compiled again, a
+damaged or unwritable cache only costs the compile.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from schemashift.history import cache
+from schemashift.history import manifest
+from schemashift.history import chain, loader
+from schemashift.errors import MigrationError
+
+MIGRATION = '''from schemashift.migration import *
+
+revision = "{revision}"
+parent = {parent}
+message = "{message}"
+operations = [
+    CreateTable(Table("{table}", columns=(Column("id", Type("integer"), nullable=False),),
+                      primary_key=PrimaryKey(("id",)))),
+]
+'''
+
+
+def _write(folder: Path, number: int, message: str = "step") -> Path:
+    parent = "None" if number == 1 else f'"r{number - 1:04d}"'
+    path = folder / f"{number:04d}_step.py"
+    path.write_text(MIGRATION.format(revision=f"r{number:04d}", parent=parent, message=message, table=f"t{number}"))
+    return path
+
+
+def _project(tmp_path: Path, count: int = 3) -> tuple[Path, Path]:
+    root = tmp_path / "project"
+    folder = root / "migrations"
+    folder.mkdir(parents=True)
+    for number in range(1, count + 1):
+        _write(folder, number)
+    return root, folder
+
+
+def _loaded(root: Path, folder: Path) -> list[tuple[str, str | None, str, str]]:
+    history = manifest.load_history(folder, root)
+    return [(m.revision, m.parent, m.message, repr(m.operations)) for m in history.chain]
+
+
+def _entries(root: Path, folder: Path) -> Path:
+    code = cache.code_folder(cache.folder_cache(root, folder))
+    assert code is not None
+    return code
+
+
+def test_cached_modules_load_as_compiled_ones(tmp_path: Path) -> None:
+    root, folder = _project(tmp_path)
+    plain = [(m.revision, m.parent, m.message, repr(m.operations)) for m in chain.History.load(folder).chain]
+    assert _loaded(root, folder) == plain
+    assert sorted(p.name for p in _entries(root, folder).iterdir()) == ["0001_step.pyc", "0002_step.pyc", "0003_step.pyc"]
+    assert (root / cache.CACHE_NAME / ".gitignore").exists()
+    for entry in _entries(root, folder).iterdir():  # the entry is used: a second load reads it
+        path = folder / entry.name[:-1]
+        assert loader.load_migration(path, _entries(root, folder)).operations == loader.load_migration(path).operations
+
+
+def test_an_edited_file_is_compiled_again(tmp_path: Path) -> None:
+    root, folder = _project(tmp_path)
+    _loaded(root, folder)
+    path = _write(folder, 2, message="edited")
+    migration = loader.load_migration(path, _entries(root, folder))
+    assert migration.message == "edited"
+    assert loader.load_migration(path, _entries(root, folder)).message == "edited"
+
+
+def test_a_moved_project_reports_its_own_paths(tmp_path: Path) -> None:
+    root, folder = _project(tmp_path, 1)
+    _loaded(root, folder)
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)  # the cache comes along, with the old path inside the compiled code
+    broken = moved / "migrations" / "0001_step.py"
+    broken.write_text(broken.read_text() + "raise ValueError('boom')\n")
+    with pytest.raises(MigrationError, match=r"0001_step.py:\d+: ValueError: boom"):
+        loader.load_migration(broken, _entries(root, folder))
+    fine = _write(moved / "migrations", 1)
+    code = loader._compiled(fine, fine.read_bytes(), _entries(root, folder))
+    assert code.co_filename == str(fine)
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b"\0" * 40])
+def test_a_damaged_entry_is_ignored_and_replaced(tmp_path: Path, damage: bytes) -> None:
+    root, folder = _project(tmp_path)
+    expected = _loaded(root, folder)
+    entry = _entries(root, folder) / "0002_step.pyc"
+    good = entry.read_bytes()
+    entry.write_bytes(damage if damage else good[:20])
+    assert _loaded(root, folder) == expected
+    assert loader.load_migration(folder / "0002_step.py", _entries(root, folder)).revision == "r0002"
+    assert entry.read_bytes() == good
+
+
+def test_a_syntax_error_is_reported_and_not_cached(tmp_path: Path) -> None:
+    root, folder = _project(tmp_path, 1)
+    path = folder / "0002_bad.py"
+    path.write_text('revision = "r0002"\nparent = "r0001"\noperations = [\n')
+    with pytest.raises(MigrationError, match="0002_bad.py:.*syntax error"):
+        loader.load_migration(path, _entries(root, folder))
+    assert not (_entries(root, folder) / "0002_bad.pyc").exists()
+
+
+def test_an_unwritable_cache_only_costs_the_compile(tmp_path: Path) -> None:
+    root, folder = _project(tmp_path)
+    code = _entries(root, folder)
+    code.parent.mkdir(parents=True, exist_ok=True)
+    code.write_text("a file where the folder would be")
+    assert _loaded(root, folder) == [(m.revision, m.parent, m.message, repr(m.operations))
+                                      for m in chain.History.load(folder).chain]
+    code.unlink()
+    code.mkdir()
+    code.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        assert loader.load_migration(folder / "0001_step.py", code).revision == "r0001"
+    finally:
+        code.chmod(stat.S_IRWXU)
