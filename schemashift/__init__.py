@@ -119,5 +119,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'schemashift' has no attribute {name!r}")
 
 
-__all__ = [*_DECLARATIONS, "upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
-           "check_async", "__version__"]
+__all__ = ["View", "Function", "Trigger", "Extension", "Policy", "upgrade", "downgrade", "generate", "check",
+           "upgrade_async", "downgrade_async", "generate_async", "check_async", "__version__"]

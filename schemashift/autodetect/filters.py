@@ -70,7 +70,7 @@ class ObjectFilter:
         return Schema.of(tables, sequences, objects)
 
     def _objects(self, schema: Schema, reflected: bool, other: Schema | None) -> dict[str, Any]:
-        """The views, functions, triggers… kept: by name (``schema.name`` for views), and by the hook with their kind."""
+        """The views, functions, triggers… kept: by name (``schema.name`` for views), and by the hook (their kind)."""
         others = other.objects if other is not None else {}
         return {key: obj for key, obj in schema.objects.items()
                 if not self.excluded_name(obj.name, getattr(obj, "schema", None))

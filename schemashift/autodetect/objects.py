@@ -105,7 +105,8 @@ def _around(old: Schema, new: Schema, touched: set[str]) -> set[str]:
     around: set[str] = set()
     for key, obj in old.objects.items():
         changed = key in new.objects and new.objects[key] != obj
-        if obj.kind in ("view", "policy") and (obj.mentions() & names or table_of(obj) in touched) or changed and obj.kind == "view" and _has_dependents(old, obj):
+        over_touched = obj.kind in ("view", "policy") and bool(obj.mentions() & names or table_of(obj) in touched)
+        if over_touched or (changed and obj.kind == "view" and _has_dependents(old, obj)):
             around.add(key)
     return _dependents_closure(old, around)
 

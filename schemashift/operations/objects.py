@@ -124,7 +124,8 @@ class ReplaceObject(Operation):
 
     def inverse(self) -> Operation:
         if self.old is None:
-            raise IrreversibleError(f"cannot reverse: replace {object_key(self.new)} (its previous definition is unknown)")
+            key = object_key(self.new)
+            raise IrreversibleError(f"cannot reverse: replace {key} (its previous definition is unknown)")
         return ReplaceObject(self.old, self.new)
 
     def describe(self) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from features_cycle import Cycle, kinds, roundtrip
 
 import schemashift
+from features_cycle import Cycle, kinds, roundtrip
 from schemashift.autodetect.differ import diff
 from schemashift.dialects import get_dialect
 from schemashift.model.objects import TriggerDef, ViewDef
@@ -74,7 +74,7 @@ def test_declarations_become_records_and_render() -> None:
     created = [op.object.key for op in operations if isinstance(op, CreateObject)]
     assert created == ["touch()", "active_users", "active_names", "users.users_touch"]
     namespace: dict[str, object] = {}
-    exec("from schemashift.migration import *", namespace)  # noqa: S102
+    exec("from schemashift.migration import *", namespace)
     assert eval(render_value(operations), namespace) == operations
     resolved, _ = resolve_all(operations, Schema())
     assert [type(op).__name__ for op in invert_all(resolved)][:4] == ["DropObject"] * 4
