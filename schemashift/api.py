@@ -168,7 +168,7 @@ def _engine(url: str | None, env: config_module.EnvConfig | None = None) -> sa.E
     try:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, **dialect.engine_options(parsed, connect_timeout))
     except ModuleNotFoundError as exc:
-        extra = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
+        extra = dialect.driver_extra
         hint = f"pip install 'schemashift[{extra}]'" if extra else "install the database driver"
         raise ConfigError(f"the driver for {parsed.drivername} is not installed ({exc.name}); {hint}") from None
     except Exception as exc:  # noqa: BLE001
@@ -185,18 +185,8 @@ def _open(engine: sa.Engine, url: str | None) -> sa.Connection:
         raise ConnectionFailed(f"cannot connect to {engine.url.render_as_string()}: {reason}") from None
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"invalid database URL: {exc}") from None
-    if engine.dialect.name == "sqlite":
-        _check_sqlite(connection)
+    dialect_of(connection).check_connection(connection)
     return connection
-
-
-def _check_sqlite(connection: sa.Connection) -> None:
-    """Make a non-database file fail here with a clear message, not mid-migration."""
-    try:
-        connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-        connection.commit()
-    except sa.exc.DBAPIError as exc:
-        raise ConnectionFailed(f"cannot open SQLite database {connection.engine.url.database}: {exc.orig}") from None
 
 
 # -- reading the database's state --------------------------------------------
@@ -764,9 +754,8 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
 def _reflect_live(connection: sa.Connection, schemas: list[str | None],
                   exclude: "set[str] | frozenset[str]" = frozenset()) -> Schema:
     """The live schema of `schemas`, committing the transaction the reflection opened."""
-    from schemashift.reflection.core import reflect
-
-    live = with_live_objects(connection, reflect(connection, schemas=schemas, exclude=exclude), schemas)
+    live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=exclude)
+    live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()
     return live
@@ -793,8 +782,10 @@ def compare(connection: sa.Connection, metadata: "sa.MetaData | list[sa.MetaData
         return compare_schemas(connection, expected, schemas=_schemas_to_compare(expected.schema_names))
     from concurrent.futures import ThreadPoolExecutor
 
+    from schemashift.sacompat import metadata_sequences
+
     named = {t.schema for m in metadatas for t in m.tables.values()} | {s.schema for m in metadatas
-                                                                         for s in m._sequences.values()}
+                                                                         for s in metadata_sequences(m)}
     schemas = _schemas_to_compare(named)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schemashift-reflect") as worker:
         reading = worker.submit(_reflect_live, connection, schemas)

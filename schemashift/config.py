@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from schemashift.dialects.registry import database as database_of
 from schemashift.errors import ConfigError, ModelsError, mask_secrets, remember_secret
 from schemashift.support.gcpause import paused
 
@@ -510,10 +511,11 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./~+-]*")
 
 def _absolute_sqlite_url(url: str, root: Path) -> str:
     """`url` with a relative SQLite database path made absolute against `root`."""
-    if not url.startswith("sqlite"):
+    entry = database_of(url.partition(":")[0].partition("+")[0])
+    if entry is None or not entry.file_paths:
         return url
     scheme, sep, database = url.partition(":///")
-    if sep and scheme in ("sqlite", "sqlite+pysqlite") and _PLAIN_PATH.fullmatch(database):
+    if sep and scheme in entry.plain_file_drivers and _PLAIN_PATH.fullmatch(database):
         # the common case, without importing SQLAlchemy (the fast `status` must not)
         if not database or Path(database).is_absolute():
             return url

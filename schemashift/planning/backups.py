@@ -84,8 +84,6 @@ REGISTRY = "_schemashift_backups"
 PREFIX = "_schemashift_bk_"
 #: Integer kinds from narrowest to widest.
 _INTEGER_RANK = {"smallint": 0, "integer": 1, "bigint": 2}
-#: Dialects whose sequences do not follow explicitly inserted ids (``setval`` after a restore).
-_SEQUENCES_NEED_RESET = frozenset({"postgresql"})
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -448,13 +446,13 @@ class _Sql:
         backup = self.table(name, table.schema, [c.name for c in columns])
         select = sa.select(*[self.restored(backup.c[c.name], c) for c in columns])
         insert = self.text(sa.insert(target).from_select([c.name for c in columns], select))
-        if self.dialect.name in _SEQUENCES_NEED_RESET and any(c.identity and c.identity.always for c in columns):
+        if self.dialect.sequences_need_reset and any(c.identity and c.identity.always for c in columns):
             insert = re.sub(r"\)\s*SELECT ", ") OVERRIDING SYSTEM VALUE SELECT ", insert, count=1)
         return [insert, *self.reset_sequences(table, columns)]
 
     def reset_sequences(self, table: Table, columns: Collection[Column]) -> list[str]:
         """Move owned sequences past restored ids (where the database does not do it itself)."""
-        if self.dialect.name not in _SEQUENCES_NEED_RESET:
+        if not self.dialect.sequences_need_reset:
             return []
         statements = []
         qualified = self.sa_dialect.identifier_preparer.format_table(sa.table(table.name, schema=table.schema))
@@ -482,7 +480,7 @@ class _Sql:
         if isinstance(operation, AlterColumn) and operation.old is not None:
             old, new = operation.old.type, operation.new.type
             if old.kind in ("string", "text") and new.kind == "string" and new.length is not None:
-                length = sa.func.length if self.dialect.name == "sqlite" else sa.func.char_length
+                length = getattr(sa.func, self.dialect.char_length_function)
                 condition = length(source.c[name]) > new.length
         return count.where(condition)
 

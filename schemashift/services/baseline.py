@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of
-from schemashift.dialects.objects import adopt_objects
+from schemashift.dialects.objects import adopt_objects, with_live_objects
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
@@ -149,14 +149,13 @@ def _models(project: "Project") -> Schema | None:
 def live_schema(project: "Project", connection: sa.Connection, history: "History",
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
-    from schemashift.dialects.objects import with_live_objects
     from schemashift.history.cache import schema_names_through
-    from schemashift.reflection.core import reflect
+    from schemashift.dialects import dialect_of
 
     named: set[str | None] = set(models.schema_names) if models is not None else set()
     named |= set(schema_names_through(history, history.head))
     schemas = [None, *sorted(name for name in named - {None, project.env.schema} if name is not None)]
-    live = reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
     live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()

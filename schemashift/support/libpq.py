@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 _CONNECTION_OK = 0
 _COMMAND_OK, _TUPLES_OK = 1, 2

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from schemashift import operations as ops
-from schemashift.model import normalize as norm
-from schemashift.model.schema import CheckConstraint, ForeignKey, Index
-from schemashift.sqla.types import from_sa_type
-from schemashift.model.types import Type
-from schemashift.model.schema import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from schemashift.dialects.base import Dialect, lock_timeout, release_quietly, run_settled, table_at
+from schemashift.model import normalize as norm
+from schemashift.model.schema import (
+    CheckConstraint,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
+from schemashift.model.types import Type
+from schemashift.sacompat import copy_column
+from schemashift.sqla.types import from_sa_type
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.model.schema import Sequence
+    from schemashift.reflection.core import RawSchema
 
 
 #: String literals (kept) and ANSI ``"quoted"`` identifiers (turned into backticks).
@@ -69,7 +82,8 @@ def _blob_size(length: int | None) -> str | None:
 
 
 #: Running the statement prepared in ``@schemashift_sql``.
-_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
+_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt",
+             "DEALLOCATE PREPARE schemashift_stmt")
 
 
 def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
@@ -124,17 +138,35 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     remote_catalogue = True
     max_identifier_length = 64
-    instant_add_column = True
     online_alter = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True
     no_cycle = "NOCYCLE"
     aliases = ("mariadb",)
+    driver_extra = "mysql"
 
     def next_value_sql(self, key: str) -> str:
         """``nextval(seq)``: MariaDB takes the sequence's name, not a string."""
         schema, _, name = key.rpartition(".")
         return f"nextval({self.table_name(name, schema or None)})"
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``mysql/reflect.py``."""
+        from schemashift.dialects.mysql.reflect import read
+
+        return read(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """MariaDB's standalone sequences of `schema` (see ``mysql/reflect.py``)."""
+        from schemashift.dialects.mysql.reflect import read_sequences
+
+        return read_sequences(connection, schema, key_schema)
+
+    def current_database(self, connection: sa.Connection, default_schema: str | None) -> str | None:
+        """The current database (``SELECT DATABASE()``)."""
+        from schemashift.dialects.mysql.reflect import current_database
+
+        return current_database(connection)
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
@@ -168,7 +200,8 @@ class MySQLDialect(Dialect):
             return []
         table = table_at(after, op.table_key)
         column = self.sa_table_for(table, after, include_indexes=False).c[op.column]
-        return [*self.fill_nulls(op), f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+        modify = f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"
+        return [*self.fill_nulls(op), modify]
 
     # --- InnoDB's own indexes for foreign keys -----------------------------------
     #
@@ -207,7 +240,8 @@ class MySQLDialect(Dialect):
         for fk in orphans:
             drop = ops.DropConstraint(new.name, fk.name, schema=new.schema, definition=fk)
             drops += Dialect.compile_drop_constraint(self, drop, before, before)
-            adds += Dialect.compile_add_constraint(self, ops.AddConstraint(new.name, fk, schema=new.schema), after, after)
+            add = ops.AddConstraint(new.name, fk, schema=new.schema)
+            adds += Dialect.compile_add_constraint(self, add, after, after)
         return [*drops, *statements, *adds]
 
     def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
@@ -235,7 +269,7 @@ class MySQLDialect(Dialect):
         table = constraint.table
         if isinstance(constraint, sa.PrimaryKeyConstraint) and table.autoincrement_column is not None:
             # AUTO_INCREMENT needs a key: it goes first, in the same statement
-            column = table.autoincrement_column._copy()
+            column = copy_column(table.autoincrement_column)
             column.autoincrement = False
             sa.Table(table.name, sa.MetaData(), column)
             spec = self.column_spec(column)
@@ -270,7 +304,8 @@ class MySQLDialect(Dialect):
             "SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
             f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} "
             f"AND REFERENCED_TABLE_NAME = {self.literal(constraint.ref_table)} GROUP BY CONSTRAINT_NAME "
-            f"HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = {self.literal(','.join(constraint.columns))} "
+            "HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = "
+            f"{self.literal(','.join(constraint.columns))} "
             "LIMIT 1"
         )
         index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
@@ -318,7 +353,7 @@ class MySQLDialect(Dialect):
         case_sensitive_quotes = False
         option_prefix = "mysql"
         dialect_names = ("mysql", "mariadb")
-        synonyms = {"lcase": "lower", "ucase": "upper"}
+        synonyms: ClassVar[dict[str, str]] = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
         has_identity = False
@@ -380,7 +415,8 @@ class MySQLDialect(Dialect):
             length = options.get("length")
             if length is not None:
                 elements = index.columns + index.expressions
-                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                lengths = (dict(norm.option_pairs(length)) if isinstance(length, tuple)
+                           else dict.fromkeys(elements, length))
                 pairs = tuple(
                     (str(c), int(lengths[c]))  # type: ignore[call-overload]
                     for c in elements
@@ -465,7 +501,7 @@ class MySQLDialect(Dialect):
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: "sa.Connection", env: "EnvConfig") -> None:
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
         """``SET SESSION max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms).
 
         `schema` is refused: a MySQL schema is a database, named in the URL.
@@ -473,7 +509,7 @@ class MySQLDialect(Dialect):
         super().session_setup(connection, env)
         if env.statement_timeout is None:
             return
-        if connection.dialect.is_mariadb:
+        if getattr(connection.dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {env.statement_timeout:.3f}")
         else:
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
