@@ -292,3 +292,13 @@ def test_renames(cycle: Cycle) -> None:
     if dialect == "postgresql":
         assert "rename function touch() to bump" in renames
     assert cycle.rows("SELECT count(*) FROM live_users") == [(0,)]
+
+
+def test_lint_concurrent_refresh_needs_a_unique_index() -> None:
+    pytest.importorskip("pglast")
+    from schemashift.planning.lint import sql_codes
+
+    assert sql_codes("REFRESH MATERIALIZED VIEW CONCURRENTLY user_counts") == ["SS210"]
+    assert sql_codes("CREATE UNIQUE INDEX ux_counts ON user_counts (n); "
+                     "REFRESH MATERIALIZED VIEW CONCURRENTLY user_counts") == []
+    assert sql_codes("REFRESH MATERIALIZED VIEW user_counts") == []
