@@ -299,6 +299,6 @@ def test_lint_concurrent_refresh_needs_a_unique_index() -> None:
     from schemashift.planning.lint import sql_codes
 
     assert sql_codes("REFRESH MATERIALIZED VIEW CONCURRENTLY user_counts") == ["SS210"]
-    assert sql_codes("CREATE UNIQUE INDEX ux_counts ON user_counts (n); "
+    assert sql_codes("CREATE UNIQUE INDEX CONCURRENTLY ux_counts ON user_counts (n); "
                      "REFRESH MATERIALIZED VIEW CONCURRENTLY user_counts") == []
     assert sql_codes("REFRESH MATERIALIZED VIEW user_counts") == []
