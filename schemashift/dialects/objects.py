@@ -231,9 +231,11 @@ def _policies_on(schema: Schema, table: str) -> bool:
 
 
 def settle(dialect: ObjectDDL, connection: sa.Connection, live: Schema, expected: Schema) -> tuple[Schema, Schema]:
-    """`live` and `expected` with only this database's objects, and each expected object whose text differs
-    from its live counterpart's replaced by the live one when the database writes the two alike (see `probe`)."""
+    """`live` and `expected` with only this database's objects (live ones only of the kinds `expected` has, see
+    `managed_only`), and each expected object whose text differs from its live counterpart's replaced by the live
+    one when the database writes the two alike (see `probe`)."""
     live, expected = dialect.own_objects(live), dialect.own_objects(expected)
+    live = managed_only(live, expected)
     differing = [obj for key, obj in expected.objects.items()
                  if key in live.objects and not same_text(live.objects[key], obj)]
     if not differing:
@@ -243,6 +245,14 @@ def settle(dialect: ObjectDDL, connection: sa.Connection, live: Schema, expected
     if not adopted:
         return live, expected
     return live, replace(expected, objects={**expected.objects, **adopted})
+
+
+def managed_only(live: Schema, expected: Schema) -> Schema:
+    """`live` with only the objects of the kinds `expected` has: a project manages the kinds it declares (views
+    and triggers made by raw SQL in a project that declares none are not reported); `exclude` leaves out more."""
+    kinds = {obj.kind for obj in expected.objects.values()}
+    kept = {key: obj for key, obj in live.objects.items() if obj.kind in kinds}
+    return live if len(kept) == len(live.objects) else replace(live, objects=kept)
 
 
 def same_text(a: SchemaObject, b: SchemaObject) -> bool:

@@ -124,6 +124,12 @@ def test_live_drift_is_reported(cycle: Cycle) -> None:
     cycle.upgrade()
     cycle.run("DROP VIEW active_users", "CREATE VIEW active_users AS SELECT id FROM users")
     assert cycle.diff(v1) == ["  - replace view active_users"]
+    cycle.run("CREATE VIEW by_hand AS SELECT id FROM users")
+    assert "  - drop view by_hand" in cycle.diff(v1)  # views are managed here: an undeclared one is drift
+    plain = sa.MetaData()
+    for table in v1.tables.values():
+        table.to_metadata(plain)
+    assert not any("view" in line for line in cycle.diff(plain))  # a project declaring no views manages none
 
 
 def test_postgresql_objects(cycle: Cycle) -> None:
