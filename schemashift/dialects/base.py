@@ -246,6 +246,19 @@ class Dialect(ObjectDDL):
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
 
+    # --- lease locks (see `schemashift.runtime.locks`) ---------------------------
+
+    #: SQL expression for the database clock in whole milliseconds since 1970 (lease expiry); None: no lease lock.
+    clock_ms_sql: ClassVar[str | None] = None
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """True when `lock` is not safe here and the lease lock must be used instead (generic: never)."""
+        return False
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """True when `error` means another session's write won (duplicate key, deadlock, certification failure)."""
+        return isinstance(error, sa.exc.IntegrityError)
+
     def defer_durability(self, connection: sa.Connection) -> object | None:
         """Let this session's commits return before they are durable; a token for `restore_durability`.
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -72,11 +73,13 @@ from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
+    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
 
 Output = Callable[[str], None]
+#: Takes the migration lock: (dialect, connection, lock name, environment) -> context manager.
+MigrationLock = Callable[..., AbstractContextManager[None]]
 
 #: The registry of backups (one per database schema of the version table).
 REGISTRY = "_schemashift_backups"
@@ -880,14 +883,19 @@ def list_backups(project: Project) -> list[dict[str, Any]]:
         return [_row(row) for row in recorded(connection, project.env.schema).values()]
 
 
-def prune(project: Project, older_than: str, out: Output) -> int:
-    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
+def prune(project: Project, older_than: str, out: Output, lock: MigrationLock | None = None) -> int:
+    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many.
+
+    `lock` takes the migration lock (`schemashift.runtime.locks.migration_lock`); by default the dialect's own.
+    """
     from schemashift.dialects import dialect_of
 
     cutoff = now() - parse_duration(older_than)
     with project.connect() as connection:
         dialect = dialect_of(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        held = lock(dialect, connection, project.lock_name, project.env) if lock is not None \
+            else dialect.lock(connection, project.lock_name, project.env.lock_timeout)
+        with held:
             sql = _Sql(dialect, registry_table(project.env.schema))
             old = [row for row in recorded(connection, project.env.schema).values() if _older(row, cutoff)]
             for row in old:

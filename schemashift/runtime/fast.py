@@ -159,7 +159,7 @@ def _check_database(connection: Any, target: Target, env: Any, expected: Summary
         if stored is None:
             return None
         digest, extra = stored
-        exclude = [env.version_table, f"{env.version_table}_history"]
+        exclude = [env.version_table, f"{env.version_table}_history", f"{env.version_table}_lock"]  # runtime.locks.lock_table_name, not imported: no SQLAlchemy here
         if fingerprint(cursor, target.backend, [None, *extra], exclude) != digest:
             return None
         matches = True

@@ -25,6 +25,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 
 from schemashift.errors import DatabaseStateError, mask_secrets
+from schemashift.runtime.locks import lock_table_name
 
 APPLIED, RUNNING, FAILED = "applied", "running", "failed"
 
@@ -109,7 +110,7 @@ class Recorder:
     @property
     def own_tables(self) -> set[str]:
         """The names of the version and history tables (left out of reflection and fingerprints)."""
-        return {self.version.name, self.history.name}
+        return {self.version.name, self.history.name, lock_table_name(self.name)}
 
     def exists(self) -> bool:
         """True when the version table exists."""

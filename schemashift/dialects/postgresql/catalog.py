@@ -34,8 +34,10 @@ def prepare(cursor: Any) -> None:
 
 
 def use_schema(cursor: Any, schema: str) -> None:
-    """Make `schema` the session's current schema."""
-    cursor.execute(f"SET search_path TO {quote(schema, QUOTE)}")
+    """Make `schema` the current schema, in a transaction of its own (a session ``SET`` would stay on a
+    transaction pooler's server connection, for other clients too)."""
+    cursor.execute("BEGIN")
+    cursor.execute(f"SET LOCAL search_path TO {quote(schema, QUOTE)}")
 
 
 def fingerprint_text(cursor: Any, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:
