@@ -17,8 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from schemashift.autodetect.differ import RenameDecisions
-from schemashift.autodetect.objects import object_notes
 from schemashift.autodetect.differ import diff as diff_schemas
+from schemashift.autodetect.objects import object_notes
 from schemashift.dialects import REGISTRY, get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.errors import SchemashiftError

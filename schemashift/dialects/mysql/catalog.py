@@ -2,7 +2,8 @@
 
 The fingerprint's facts come from information_schema (TABLE_CONSTRAINTS adds
 nothing there: keys are in STATISTICS, foreign keys in KEY_COLUMN_USAGE and
-REFERENTIAL_CONSTRAINTS; view definitions from VIEWS, triggers from TRIGGERS). Standard library only (pymysql is imported to connect).
+REFERENTIAL_CONSTRAINTS; view definitions from VIEWS, triggers from TRIGGERS).
+Standard library only (pymysql is imported to connect).
 """
 
 from __future__ import annotations
