@@ -10,13 +10,15 @@ A declaration registers itself in ``metadata.info["schemashift.objects"]``, wher
 `declared_objects` (called by `from_metadata`) finds it and turns it into the
 neutral record of `schemashift.model.objects`. A view's SQLAlchemy selectable is
 compiled for each database schemashift targets, with literal values inlined.
-`only_on=("postgresql",)` keeps an object off the other databases; `renamed_from="old"`
+`only_on=("postgresql",)` keeps an object off the other databases (declared again with
+`only_on=("sqlite",)`, the same object gets its SQLite form); `renamed_from="old"`
 renames the object declared as "old" before (views, functions, triggers, policies).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -152,10 +154,28 @@ def _table_key(table: str | sa.Table) -> str:
 
 
 def declared_objects(metadatas: Iterable[sa.MetaData]) -> dict[str, SchemaObject]:
-    """The neutral records of every object declared on `metadatas`, by `object_key` (a later one wins)."""
+    """The neutral records of every object declared on `metadatas`, by `object_key`: declarations of one object
+    for different databases (disjoint `only_on`) become one record with a form per database; else a later one wins."""
     found: dict[str, SchemaObject] = {}
     for metadata in metadatas:
         for declaration in metadata.info.get(INFO_KEY, ()):
             record = declaration.record()
-            found[object_key(record)] = record
+            key = object_key(record)
+            earlier = found.get(key)
+            found[key] = record if earlier is None else merged(earlier, record)
     return found
+
+
+def merged(earlier: SchemaObject, later: SchemaObject) -> SchemaObject:
+    """One record for two declarations of an object on different databases (`later` when they overlap)."""
+    if not earlier.only_on or not later.only_on or set(earlier.only_on) & set(later.only_on):
+        return later
+    only_on = (*earlier.only_on, *later.only_on)
+    changes: Any = earlier
+    if isinstance(earlier, ExtensionDef):
+        result: SchemaObject = replace(changes, only_on=only_on)
+        return result
+    forms = {name: earlier.definition_on(name) for name in earlier.only_on}
+    forms.update({name: later.definition_on(name) for name in later.only_on})
+    result = replace(changes, definitions=tuple(forms.items()), only_on=only_on)
+    return result

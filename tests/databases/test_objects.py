@@ -308,3 +308,15 @@ def test_lint_concurrent_refresh_needs_a_unique_index() -> None:
     assert sql_codes("CREATE UNIQUE INDEX CONCURRENTLY ux_counts ON user_counts (n); "
                      "REFRESH MATERIALIZED VIEW CONCURRENTLY user_counts") == []
     assert sql_codes("REFRESH MATERIALIZED VIEW user_counts") == []
+
+
+def test_one_trigger_declared_per_database_is_one_record() -> None:
+    metadata = sa.MetaData()
+    sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    for dialect, body in TOUCH.items():
+        schemashift.Trigger("users_touch", "users", body, metadata=metadata, only_on=(dialect,))
+    [trigger] = from_metadata(metadata).objects.values()
+    assert set(trigger.only_on) == set(TOUCH)
+    for dialect, body in TOUCH.items():
+        [sql] = get_dialect(dialect).compile(CreateObject(trigger), Schema(), Schema())
+        assert sql == f"CREATE TRIGGER users_touch {body}"
