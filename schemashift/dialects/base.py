@@ -238,7 +238,7 @@ class Dialect(ObjectDDL):
 
         try:
             return shared(normalizer).parse_type(sql)
-        except Exception:  # deliberately broad: text SQLAlchemy cannot read: unknown
+        except Exception:  # noqa: BLE001 - deliberately broad: text SQLAlchemy cannot read: unknown
             return None
 
     @contextmanager
