@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol, TypeVar
 
+from schemashift.autodetect.objects import with_object_changes
 from schemashift.errors import SchemashiftError
 from schemashift.model.schema import (
     BUILD_OPTIONS,
@@ -122,7 +123,8 @@ def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> 
     renamed = replay(column_renames, renamed)
     index_renames = _index_renames(renamed, new)
     renamed = replay(index_renames, renamed)
-    return _fills(renames + column_renames + index_renames + _structural(renamed, new), decisions)
+    operations = with_object_changes(renamed, new, renames + column_renames + index_renames + _structural(renamed, new))
+    return _fills(operations, decisions)
 
 
 # -- one-off values for existing rows ----------------------------------------

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 
 from schemashift import operations as ops
+from schemashift.dialects.objects import ObjectDDL
 from schemashift.errors import LockTimeout, MigrationError
 from schemashift.model.schema import (
     CONSTRAINT_FIELDS,
@@ -60,8 +61,8 @@ _SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
 }
 
 
-class Dialect:
-    """Base class of the per-database modules.
+class Dialect(ObjectDDL):
+    """Base class of the per-database modules (views, functions, triggers…: `ObjectDDL`).
 
     Subclasses declare capabilities as class attributes and override the few
     methods where their database differs.

@@ -75,6 +75,10 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "behind it", "SET lock_timeout (a few seconds) and retry; schemashift safe mode does"),
     Rule("SS209", "no statement_timeout", "a slow statement holds its locks for as long as it runs",
          "set statement_timeout for the environment"),
+    Rule("SS210", "concurrent refresh without a unique index", "REFRESH MATERIALIZED VIEW CONCURRENTLY fails "
+         "unless the materialized view has a unique index (on columns, without WHERE)",
+         "CREATE UNIQUE INDEX on the materialized view first (in the same SQL, so lint sees it), or refresh it "
+         "without CONCURRENTLY in a quiet period"),
     Rule("SS301", "table renamed", "running code still uses the old name until it is redeployed",
          "create a view under the old name for the switch-over, or rename in a release of its own"),
     Rule("SS302", "column renamed", "running code still uses the old name until it is redeployed",
@@ -280,9 +284,24 @@ def sql_codes(sql: str) -> list[str] | None:
     except Exception:  # noqa: BLE001 - any parse failure means "not checked"
         return None
     codes: list[str] = []
+    unique: set[str] = set()  # relations given a unique index earlier in this SQL
     for raw in tree:
         codes.extend(_statement_codes(raw.stmt))
+        codes.extend(_refresh_codes(raw.stmt, unique))
     return codes
+
+
+def _refresh_codes(node: Any, unique: set[str]) -> Iterator[str]:
+    """SS210: ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` of a view no earlier statement gave a unique index."""
+    kind = type(node).__name__
+    if kind == "IndexStmt" and node.unique and node.whereClause is None:
+        unique.add(_relation(node.relation))
+    elif kind == "RefreshMatViewStmt" and node.concurrent and _relation(node.relation) not in unique:
+        yield "SS210"
+
+
+def _relation(node: Any) -> str:
+    return f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
 
 
 def _statement_codes(node: Any) -> Iterator[str]:

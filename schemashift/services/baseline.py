@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of
+from schemashift.dialects.objects import adopt_objects, with_live_objects
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
@@ -156,6 +157,7 @@ def live_schema(project: Project, connection: sa.Connection, history: History,
     named |= set(schema_names_through(history, history.head))
     schemas = [None, *sorted(name for name in named - {None, project.env.schema} if name is not None)]
     live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()
     return project.object_filter().apply(live, reflected=True, other=models)
@@ -195,7 +197,7 @@ def adopt_models(live: Schema, models: Schema, dialect: Dialect) -> Schema:
         sequences.append(model if model is not None and same.sequence(sequence, model) else sequence)
     sequences += [model for key, model in models.sequences.items()  # those this database cannot hold (SQLite)
                   if key not in live.sequences and not dialect.normalize(Schema.of([], [model])).sequences]
-    return Schema.of(tables, sequences)
+    return Schema.of(tables, sequences, live.objects)
 
 
 def _adopt_table(live: Table, model: Table | None, same: _Same) -> Table:
@@ -331,11 +333,12 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
         target = adopt_models(live, models, dialect) if models is not None else live
         if _differences(dialect, live, target):
             target = live
+        target = adopt_objects(dialect, connection, target, models)
         operations = diff(start, target, RenameDecisions(no_rename=True))
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
         written: Path | None = None
         if operations or not history.chain:
-            migration = _write(project, message, operations, history.head, dialect, live)
+            migration = _write(project, message, operations, history.head, dialect, target)
             written = migration.path
             revisions.append((migration.revision, migration.parent, migration.checksum, migration.message))
         try:

@@ -127,6 +127,9 @@ def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, objec
 
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
+    objects_module = "schemashift.dialects.mysql.objects"
+    renames_in_place = frozenset({"view"})
+    view_rename = "RENAME TABLE {old} TO {new}"
 
     name = "mysql"
 

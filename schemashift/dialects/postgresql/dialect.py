@@ -211,6 +211,13 @@ def _identity_settings(old: Identity, new: Identity) -> list[str]:
 
 class PostgreSQLDialect(Dialect):
     """PostgreSQL."""
+    supports_materialized_views = True
+    supports_functions = True
+    supports_extensions = True
+    supports_policies = True
+    triggers_per_table = True
+    renames_in_place = frozenset({"view", "function", "trigger", "policy"})
+    objects_module = "schemashift.dialects.postgresql.objects"
 
     name = "postgresql"
 

@@ -81,6 +81,7 @@ def _try_flock(descriptor: int) -> bool:
 
 class SQLiteDialect(Dialect):
     """SQLite."""
+    objects_module = "schemashift.dialects.sqlite.objects"
 
     name = "sqlite"
     keeps_create_table_layout = True  # SQLAlchemy's inspector reads a generated column's expression from its own line

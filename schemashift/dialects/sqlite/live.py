@@ -27,6 +27,7 @@ from schemashift import operations as ops
 from schemashift.errors import MigrationError
 from schemashift.model import normalize as norm
 from schemashift.model.schema import Schema, Table
+from schemashift.operations import objects as object_ops
 
 if TYPE_CHECKING:
     from schemashift.dialects.sqlite.dialect import SQLiteDialect
@@ -309,6 +310,7 @@ class _LivePlan:
         self.uncertain = False  # an earlier operation may have changed live objects unpredictably
         self.fresh: set[str] = set()  # tables this plan creates or drops: their live columns are not drift
         self._catalogues: dict[str | None, LiveCatalogue] = {}
+        self.object_edits: list[tuple[str, str, LiveObject | None]] = []  # views/triggers this plan drops or creates
 
     def note(self, operation: ops.Operation, statements: list[Any]) -> None:
         """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table.
@@ -322,11 +324,40 @@ class _LivePlan:
             self.uncertain = True
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
+        elif isinstance(operation, (object_ops.CreateObject, object_ops.DropObject, object_ops.ReplaceObject,
+                                    object_ops.RenameObject)):
+            self.note_object(operation, statements)
+
+    def note_object(self, operation: ops.Operation, statements: list[Any]) -> None:
+        """Remember a view or trigger the plan drops or creates (a later rebuild carries what is live by then)."""
+        if not statements:
+            return
+        gone = operation.definition if isinstance(operation, (object_ops.DropObject, object_ops.RenameObject)) else \
+            getattr(operation, "old", None)
+        made = operation.renamed if isinstance(operation, object_ops.RenameObject) else \
+            getattr(operation, "object", None) or getattr(operation, "new", None)
+        if gone is not None:
+            self.object_edits.append((gone.kind, gone.name.lower(), None))
+        if made is not None:
+            sql = next((s.sql for s in statements if s.sql and s.sql.lstrip().upper().startswith("CREATE")), "")
+            table = getattr(made, "table", None) or made.name
+            self.object_edits.append((made.kind, made.name.lower(), LiveObject(made.kind, made.name, table, sql)))
+        for catalogue in self._catalogues.values():
+            self.edit(catalogue, self.object_edits[-2 if gone is not None and made is not None else -1:])
+
+    @staticmethod
+    def edit(catalogue: LiveCatalogue, edits: list[tuple[str, str, LiveObject | None]]) -> None:
+        """Apply `edits` (kind, name, new object or None) to the objects of `catalogue`."""
+        for kind, name, made in edits:
+            catalogue.objects = [o for o in catalogue.objects if (o.kind, o.name.lower()) != (kind, name)]
+            if made is not None and catalogue.schema is None:
+                catalogue.objects.append(made)
 
     def carried(self, dialect: SQLiteDialect, old: Table, new: Table, after: Schema) -> Carried:
         """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
         if old.schema not in self._catalogues:
             self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
+            self.edit(self._catalogues[old.schema], self.object_edits)
         catalogue = self._catalogues[old.schema]
         start = None if old.key in self.fresh else self.start.tables.get(old.key)
         if start is None:  # created by this plan: nothing of it is live-only
