@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from schemashift.dialects import dialect_of
 from schemashift.errors import ConfigError, SchemashiftError, mask_secrets
 from schemashift.planning.plan import DOWN, UP
 from schemashift.runtime.versions import AppliedRevision
@@ -41,6 +44,7 @@ from schemashift.services.project import (
     Project,
     all_problems,
     current_revision,
+    open_connection,
     open_engine,
     open_project,
     print_line,
@@ -49,6 +53,7 @@ from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
 from schemashift.services.squash import covered_squashes
 
 if TYPE_CHECKING:
+    from schemashift.config import EnvConfig
     from schemashift.history.chain import History
 
 #: Told of each tenant as it finishes: (tenants done, tenants in all, its result).
@@ -227,12 +232,22 @@ def _tenants(pairs: Iterable[tuple[Any, Any]], source: str) -> list[Tenant]:
 
 
 class Fleet:
-    """The tenants' projects: one shared history and, for schema tenants, one shared engine."""
+    """The tenants' projects: one shared history and, for schema tenants, one shared engine.
+
+    Schema tenants also share one connection per thread, one tenant after the other,
+    where the migration lock allows it: the dialect's session lock is released at the
+    end of each tenant's run (behind a transaction pooler, or on Galera, where the lease
+    lock is used, each tenant connects on its own).
+    """
 
     def __init__(self, project: Project, tenants: list[Tenant]) -> None:
         self.project = project
         self.tenants = tenants
         self._engine: sa.Engine | None = None
+        self._local = threading.local()
+        self._opened: list[sa.Connection] = []
+        self._lock = threading.Lock()
+        self._shareable: bool | None = None
 
     def engine(self) -> sa.Engine:
         """The engine schema tenants connect through (the caller's bind's, else one opened once)."""
@@ -247,15 +262,44 @@ class Fleet:
         """The project of one tenant: its schema (or database), the shared history, no tenants of its own."""
         env = replace(self.project.env, tenants=[], tenants_query=None, tenants_from=None)
         if tenant.url is None:
-            tenant_project = Project(self.project.config, replace(env, schema=tenant.name), self.project.url,
-                                     self.engine())
+            env = replace(env, schema=tenant.name)
+            bind: sa.Engine | sa.Connection = self.connection(env) or self.engine()
+            tenant_project = Project(self.project.config, env, self.project.url, bind)
         else:
             tenant_project = Project(self.project.config, env, tenant.url, None)
         tenant_project.use_history(self.project.history())
         return tenant_project
 
+    def connection(self, env: EnvConfig) -> sa.Connection | None:
+        """This thread's shared connection, set up for `env` (its tenant's schema); None where none is shared."""
+        if self._shareable is False:
+            return None
+        connection: sa.Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = open_connection(self.engine())
+            if self._shareable is None:
+                self._shareable = not dialect_of(connection).needs_lease_lock(connection, env)
+                if connection.in_transaction():
+                    connection.rollback()
+            with self._lock:
+                self._opened.append(connection)
+            if not self._shareable:
+                return None
+            self._local.connection = connection
+        dialect_of(connection).session_setup(connection, env)
+        return connection
+
+    def finished(self, project: Project) -> None:
+        """After a tenant's run: nothing of it stays open on a shared connection."""
+        if isinstance(project.bind, sa.Connection) and not project.bind.closed and project.bind.in_transaction():
+            project.bind.rollback()
+
     def close(self) -> None:
-        """Dispose of the engine this fleet opened."""
+        """Close the shared connections and dispose of the engine this fleet opened."""
+        for connection in self._opened:
+            with suppress(sa.exc.DBAPIError):
+                connection.close()
+        self._opened.clear()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -369,7 +413,11 @@ def run_fleet(project: Project, tenants: list[Tenant], command_name: str, comman
 def run_tenant(fleet: Fleet, tenant: Tenant, command: TenantCommand) -> TenantResult:
     """`command` on one tenant; any error becomes the tenant's result, never the fleet's."""
     started = time.perf_counter()
-    project = fleet.project_of(tenant)
+    try:
+        project = fleet.project_of(tenant)
+    except (SchemashiftError, sa.exc.DBAPIError) as exc:
+        error = str(exc.orig) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+        return TenantResult(tenant.name, EXIT_FAILED, None, time.perf_counter() - started, error=_one_line(error))
     try:
         code, revision, detail = command(project)
     except SchemashiftError as exc:
@@ -379,7 +427,9 @@ def run_tenant(fleet: Fleet, tenant: Tenant, command: TenantCommand) -> TenantRe
     except Exception as exc:  # noqa: BLE001 - one tenant's failure must not stop the fleet
         code, error = EXIT_BUG, f"{type(exc).__name__}: {exc}"
     else:
+        fleet.finished(project)
         return TenantResult(tenant.name, code, revision, time.perf_counter() - started, detail)
+    fleet.finished(project)
     return TenantResult(tenant.name, code, revision_of(project), time.perf_counter() - started,
                         error=_one_line(error))
 
@@ -388,6 +438,8 @@ def revision_of(project: Project) -> str | None:
     """The revision a tenant's version table records (None: base, or it cannot be read)."""
     try:
         with project.connect() as connection:
+            if connection.in_transaction():
+                connection.rollback()
             applied = project.recorder(connection).applied()
     except (SchemashiftError, sa.exc.DBAPIError):
         return None
@@ -430,7 +482,7 @@ def migrate_fleet(project: Project, target: str, direction: str, *, tenants: Seq
     def command(tenant: Project) -> tuple[int, str | None, str]:
         lines: list[str] = []
         revision = migrate.migrate(tenant, target, direction, sql=False, dry_run=False, yes=True,
-                                   allow_data_loss=allow_data_loss, out=lines.append)
+                                   allow_data_loss=allow_data_loss, out=lines.append, fingerprint=False)
         return 0, revision, lines[-1] if lines else ""
 
     return run_fleet(project, selected, verb, command, parallel=parallel, progress=progress, done=done)
@@ -523,8 +575,8 @@ __all__ = [
     "diff",
     "downgrade",
     "migrate_fleet",
-    "run_fleet",
     "revision_of",
+    "run_fleet",
     "run_tenant",
     "schema_states",
     "select_tenants",

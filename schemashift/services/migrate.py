@@ -67,10 +67,12 @@ def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool
 
 def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
             allow_data_loss: bool, out: Output, from_revision: str | None = None,
-            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> str | None:
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS, fingerprint: bool = True) -> str | None:
     """Move the database to `target` in `direction` (``UP``/``DOWN``), or print the SQL or the plan of it.
 
     Returns the revision the database is left at (None: base, or nothing was run: ``sql``, ``dry_run``).
+    With `fingerprint` off the live schema is not checked and fingerprinted for the fast `status` afterwards
+    (a fleet run: `schemashift.services.fleet`).
     """
     history = project.history()
     if from_revision is not None:
@@ -103,7 +105,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             from schemashift.runtime.executor import Executor
 
             Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
-            if plan.target is not None:
+            if plan.target is not None and fingerprint:
                 remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
             return plan.target
