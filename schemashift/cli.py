@@ -405,10 +405,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from schemashift.planning.offline import cached_script
-
     if _fleet(args):
         return cmd_fleet(args)
+    from schemashift.planning.offline import cached_script
     from schemashift.runtime.fast import fast_upgrade
 
     script = cached_script(args)  # `--sql --from REV` compiled before: no SQLAlchemy, no migration modules
@@ -456,10 +455,10 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from schemashift.runtime.fast import fast_status
-
     if _fleet(args):
         return cmd_fleet(args)
+    from schemashift.runtime.fast import fast_status
+
 
     code = fast_status(args, _out)
     if code is not None:

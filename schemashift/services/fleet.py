@@ -16,7 +16,8 @@ table only, so a re-run continues where a fleet run stopped.
 Before an `upgrade`/`downgrade` the version tables of all schema tenants are read
 with two queries on one connection (`schema_states`): tenants already at the
 target are done without a connection, lock or plan of their own, which keeps the
-no-op check of a large fleet to a fraction of a second.
+no-op check of a large fleet to a fraction of a second (the commands' own modules are
+imported only when a tenant needs them).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ from schemashift.dialects import dialect_of
 from schemashift.errors import ConfigError, SchemashiftError, mask_secrets
 from schemashift.planning.plan import DOWN, UP
 from schemashift.runtime.versions import AppliedRevision
-from schemashift.services import maintenance, migrate
-from schemashift.services import status as status_service
 from schemashift.services.project import (
     Output,
     Project,
@@ -480,6 +479,8 @@ def migrate_fleet(project: Project, target: str, direction: str, *, tenants: Seq
         confirm(prompter, project.env.name, f"{len(selected) - len(done)} tenant(s)", f"{verb} to {target}")
 
     def command(tenant: Project) -> tuple[int, str | None, str]:
+        from schemashift.services import migrate
+
         lines: list[str] = []
         revision = migrate.migrate(tenant, target, direction, sql=False, dry_run=False, yes=True,
                                    allow_data_loss=allow_data_loss, out=lines.append, fingerprint=False)
@@ -502,7 +503,9 @@ def status(project: Project, *, tenants: Sequence[str] | None = None, parallel: 
            progress: Progress | None = None) -> FleetReport:
     """`status` on each tenant: a tenant succeeds only when it is at head, clean and without drift."""
     def command(tenant: Project) -> tuple[int, str | None, str]:
-        report = status_service.status(tenant)
+        from schemashift.services.status import status as status_of
+
+        report = status_of(tenant)
         if report.problems:
             detail = report.problems[0]
         elif report.pending:
@@ -521,7 +524,9 @@ def diff(project: Project, *, against: str = "models", tenants: Sequence[str] | 
          progress: Progress | None = None) -> FleetReport:
     """`diff` on each tenant: a tenant succeeds when its database matches the models (or the migrations)."""
     def command(tenant: Project) -> tuple[int, str | None, str]:
-        report = status_service.diff(tenant, against=against)
+        from schemashift.services.status import diff as diff_of
+
+        report = diff_of(tenant, against=against)
         if report.empty:
             return 0, revision_of(tenant), "no differences"
         return 1, revision_of(tenant), f"{len(report.operations)} difference(s): {report.operations[0].describe()}"
@@ -534,8 +539,10 @@ def verify(project: Project, *, accept: bool = False, tenants: Sequence[str] | N
            progress: Progress | None = None) -> FleetReport:
     """`verify` on each tenant: a tenant succeeds when its version table matches the migration files."""
     def command(tenant: Project) -> tuple[int, str | None, str]:
+        from schemashift.services.maintenance import verify as verify_of
+
         lines: list[str] = []
-        ok = maintenance.verify(tenant, accept=accept, out=lines.append)
+        ok = verify_of(tenant, accept=accept, out=lines.append)
         problems = [line.removeprefix("PROBLEM: ") for line in lines if line.startswith("PROBLEM: ")]
         revision = revision_of(tenant)
         return (0, revision, "OK") if ok else (1, revision, problems[0] if problems else "problems found")
