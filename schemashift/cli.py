@@ -378,8 +378,10 @@ def _fleet_report(args: argparse.Namespace, report: Any) -> int:
     """Print the summary table (or JSON) of a fleet run; its exit code."""
     if getattr(args, "json", False):
         _print_json(report.as_dict())
-    elif args.quiet:
-        _out(report.lines()[-1])
+    elif args.quiet:  # only the failed tenants' rows and the totals
+        lines = report.lines()
+        failed = {result.tenant for result in report.failed}
+        _print_lines([line for line in lines[1:-1] if line.split(" ", 1)[0] in failed] + lines[-1:])
     else:
         _print_lines(report.lines())
     return int(report.exit_code)

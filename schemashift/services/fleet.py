@@ -398,8 +398,11 @@ def run_fleet(project: Project, tenants: list[Tenant], command_name: str, comman
     try:
         if parallel > 1 and len(todo) > 1:
             warm(project.history())
-            with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tenant") as pool:
+            pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tenant")
+            try:
                 results = list(pool.map(lambda t: record(run_tenant(fleet, t, command)), todo))
+            finally:  # interrupted: the tenants not started yet are not started (a re-run does them)
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             results = [record(run_tenant(fleet, tenant, command)) for tenant in todo]
     finally:

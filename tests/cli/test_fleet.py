@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import create_database, drop_database, require_backend
-from helpers import cli, execute, scalar, write_project
+from helpers import cli, execute, run_in_pty, scalar, write_project
 
 import schemashift
 from schemashift import api
@@ -146,6 +146,14 @@ def test_one_failing_tenant_does_not_stop_the_others(project: Path, pg_url: str)
     assert rows_json["acme"]["detail"] == "nothing to do" and rows_json["acme"]["revision"]
     assert rows_json["initech"]["ok"] is False and "baseline" in str(rows_json["initech"]["error"])
     assert {"duration_s", "revision", "error"} <= set(rows_json["globex"])
+    quiet = cli(project, "upgrade", "--all-tenants", "--yes", "-q", check=False).stdout.splitlines()
+    assert [line.split()[0] for line in quiet] == ["initech", "upgrade:"]
+
+
+def test_progress_at_a_terminal(project: Path) -> None:
+    code, shown = run_in_pty(project, ["status", "--all-tenants"])
+    assert code == 2
+    assert "[3/3] initech: FAILED" in shown and "status: 2 of 3 tenant(s) succeeded" in shown
 
 
 def test_status_of_the_fleet_exits_0_only_when_all_at_head(project: Path) -> None:
