@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import schemashift
 from conftest import create_database, drop_database, require_backend
 from helpers import cli, execute, run_in_pty, scalar, write_project
-
-import schemashift
 from schemashift import api
 from schemashift import config as cfg
 from schemashift.errors import ConfigError
@@ -218,7 +217,7 @@ def test_tenants_query_and_the_python_api(project: Path, pg_url: str) -> None:
     fleet_project = api.open_project(project / "schemashift.toml", env="bytable")
     assert [t.name for t in api.tenants(fleet_project)] == ["hooli", "piedpiper", "umbrella"]
     status = api.fleet_status(fleet_project, tenants=["hooli", "piedpiper"])
-    assert status.exit_code == 0 and [r.revision for r in status.results][0] is not None
+    assert status.exit_code == 0 and status.results[0].revision is not None
     assert api.fleet_verify(fleet_project, tenants=["hooli"]).exit_code == 0
 
 
