@@ -698,7 +698,7 @@ def _import_target(spec: str) -> Any:
         raise ModelsError(f"models {spec!r} must look like 'package.module:Base'")
     try:
         target: Any = importlib.import_module(module_name.strip())
-    except Exception as exc:  # broad on purpose: any import failure is the user's
+    except Exception as exc:  # noqa: BLE001 - broad on purpose: any import failure is the user's
         raise ModelsError(f"cannot import models {spec!r}: {_one_line(exc)}") from None
     for part in attr.strip().split("."):
         try:

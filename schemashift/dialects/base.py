@@ -237,7 +237,7 @@ class Dialect:
 
         try:
             return shared(normalizer).parse_type(sql)
-        except Exception:  # deliberately broad: text SQLAlchemy cannot read: unknown
+        except Exception:  # noqa: BLE001 - deliberately broad: text SQLAlchemy cannot read: unknown
             return None
 
     @contextmanager

@@ -10,9 +10,10 @@ Each operation answers three questions and nothing else:
 One module per family (`tables`, `columns`, `indexes`, `constraints`,
 `sequences`, `raw`) over `base` (the `Operation` class, its registry
 `OPERATIONS`, `replay`/`resolve_all`/`invert_all`); defining a subclass registers
-it. How an operation is written to Python (`render`), compiled to SQL
-(`dialects`, through `Operation.compiler`) and executed (`executor`) lives
-elsewhere. This package re-exports the public names of its modules.
+it. `render` writes operations into migration files and `statement` holds what
+they compile to; compiling them to SQL (`dialects`, through `Operation.compiler`)
+and executing them (`runtime.executor`) lives elsewhere. This package re-exports
+a chosen list of public names: add a new operation to it.
 """
 
 from __future__ import annotations

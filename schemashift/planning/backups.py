@@ -53,6 +53,7 @@ from sqlalchemy.schema import CreateTable, CreateTableAs
 from sqlalchemy.schema import DropTable as SADropTable
 
 from schemashift.errors import SchemashiftError
+from schemashift.history.records import now
 from schemashift.model.schema import Column, Schema, Table, qualify
 from schemashift.model.types import Type
 from schemashift.operations import (
@@ -69,13 +70,12 @@ from schemashift.operations import (
     CreateTable as CreateTableOp,
 )
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
 #: Takes the migration lock: (dialect, connection, lock name, environment) -> context manager.
@@ -113,6 +113,8 @@ def data_loss(operation: Operation) -> str | None:
             return None  # removed values: guarded instead (`CheckValuesUnused`), the others are unchanged
         if new.computed is not None or narrows(old.type, new.type):
             return _values(operation)
+    if operation.destructive and not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"what {type(operation).__name__} removes from {operation.table_key or 'the database'}"
     return None
 
 
@@ -709,6 +711,8 @@ class _StepBuilder:
 
 def _kept_for(operation: Operation, state: Schema) -> _Kept | str:
     """What keeping `operation`'s losses takes at `state`, or why they cannot be kept."""
+    if not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"schemashift does not know how to keep what {type(operation).__name__} removes"
     table = state.table(operation.table_key or "")
     if isinstance(operation, DropTable):
         return _Kept(table)

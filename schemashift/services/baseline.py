@@ -108,7 +108,7 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
         return tuple(sorted(scripts.get_heads()))
     except SchemashiftError:
         raise
-    except Exception as exc:  # broad on purpose: Alembic raises several kinds for bad script folders
+    except Exception as exc:  # noqa: BLE001 - broad on purpose: Alembic raises several kinds for bad script folders
         raise ConfigError(f"cannot read the Alembic scripts: {type(exc).__name__}: {exc}") from None
 
 

@@ -150,7 +150,7 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
             length = getattr(recorder.version.c.fingerprint.type, "length", None)
             if isinstance(length, int) and len(value) <= length:
                 recorder.update(revision, fingerprint=value)
-    except Exception:  # broad on purpose: an optional speed-up must never fail the command
+    except Exception:  # noqa: BLE001 - broad on purpose: an optional speed-up must never fail the command
         if connection.in_transaction():
             connection.rollback()
 

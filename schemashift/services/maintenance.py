@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from schemashift.dialects import dialect_of
 from schemashift.errors import SchemashiftError
 from schemashift.planning import backups
-from schemashift.runtime.versions import now
 from schemashift.runtime.locks import migration_lock
+from schemashift.runtime.versions import now
 from schemashift.services.project import (
     Output,
     Project,

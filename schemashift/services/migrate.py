@@ -23,8 +23,8 @@ from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan
-from schemashift.runtime.versions import Recorder, now
 from schemashift.runtime.locks import migration_lock
+from schemashift.runtime.versions import Recorder, now
 from schemashift.services.compare import remember_fingerprint
 from schemashift.services.project import (
     Output,

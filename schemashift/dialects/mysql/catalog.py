@@ -19,7 +19,7 @@ PAIRS_SQL = "MD5(GROUP_CONCAT(CONCAT(revision, ' ', checksum) ORDER BY BINARY re
 
 def connect(target: Target) -> Any:
     """A pymysql connection for `target`; ValueError for query options it does not pass on."""
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     if set(target.query) - {"charset", "unix_socket"}:
         raise ValueError("connection options the fast path does not pass on")

@@ -41,8 +41,19 @@ _READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before
 #: First words of statements that only read or write rows.
 _ROW_WORDS = frozenset({"insert", "update", "delete", "select", "with", "replace", "values"})
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_]\w*)")
-#: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
+#: Operations of ours that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
+
+
+def extension_operation(operation: ops.Operation) -> bool:
+    """True for an operation defined outside schemashift's own operations package (an extension's)."""
+    return not type(operation).__module__.startswith("schemashift.")
+
+
+def may_rebuild(operation: ops.Operation) -> bool:
+    """True when SQLite may run `operation` as a table rebuild: one of ours that can, or any extension's
+    (whose compile method may rebuild; `SQLiteDialect.rebuilt` looks at its statements)."""
+    return isinstance(operation, _MAY_REBUILD) or extension_operation(operation)
 #: A primary key (a table constraint starts with it; a column definition has it anywhere).
 _PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
@@ -74,7 +85,7 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
     """`plan` for a script written without a database: each rebuild says what it cannot know."""
     steps = []
     for step in plan.steps:
-        if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+        if not any(may_rebuild(operation) for operation in step.operations):
             steps.append(step)
             continue
         statements, state, position = list(step.statements), step.before, 0
@@ -90,7 +101,7 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
 
 
 def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
-    if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+    if not any(may_rebuild(operation) for operation in step.operations):
         for operation, group in zip(step.operations, statement_groups(step), strict=False):
             live.note(operation, group)
         return step
@@ -116,7 +127,7 @@ def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
 def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, after: Schema,
            group: list[Any]) -> list[tuple[ops.Operation, Schema, Schema, list[Any]]]:
     """`operation` as the parts it runs as: a filled `AddColumn` is an in-place add, then a rebuild."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     if not isinstance(operation, ops.AddColumn) or operation.fill is None or not group:
         return [(operation, before, after, group)]
@@ -128,7 +139,7 @@ def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, aft
 def _adapted_rebuild(dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table,
                      after: Schema, live: _LivePlan) -> tuple[list[ops.Operation], list[Any]]:
     """The operations shown with `operation` and its statements, carrying what only the live table has."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     shown: list[ops.Operation]
     if live.uncertain:
