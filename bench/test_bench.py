@@ -90,3 +90,18 @@ def test_markdown_table_and_growth(busy: bool) -> None:
     assert "failed [1]" in text and "1. schemashift, generate [mysql] N=1: failed: boom" in text
     assert "| status at head | sqlite | 1000 → 3000 | 3.0 | 3.00 | 2.00 |" in text
     assert ("machine was busy" in text) is busy
+
+
+def test_fleet_projects_name_every_tenant(tmp_path: Path) -> None:
+    import fleet
+    from schemashift.config import load_config
+
+    class Stub:
+        work = tmp_path
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/x"
+    project, ini, loop = fleet.write_projects(Stub(), url, url, 3)  # type: ignore[arg-type]
+    env = load_config(project / "schemashift.toml").env("fleet")
+    assert [t.name for t in env.tenants] == fleet.tenant_names(3) == ["tenant_00000", "tenant_00001", "tenant_00002"]
+    assert len(list((project / "migrations").glob("*.py"))) == fleet.MIGRATIONS
+    assert "schema_translate_map" in (ini.parent / "fleet_alembic" / "env.py").read_text() and loop.exists()
