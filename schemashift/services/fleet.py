@@ -3,10 +3,10 @@
 A tenant is a PostgreSQL schema of the environment's database (``tenants =
 ["acme"]``, `tenants_query`, `tenants_from`), holding its own copy of the tables
 and its own version table, or a database of its own (``{ name, url }``). Each
-tenant gets a `Project` of its own (`tenant_project`): the environment with
+tenant gets a `Project` of its own (`Fleet.project_of`): the environment with
 `schema` set to the tenant's schema (or `url` to its database), the migration
 files loaded once and shared, schema tenants connecting through one shared
-engine. The command then runs per tenant as it does for one database: under that
+engine (one shared connection per thread where the migration lock allows it). The command then runs per tenant as it does for one database: under that
 tenant's lock, with its version table and journal. A failing tenant is recorded
 and the others go on (`run_fleet`, serially or ``parallel`` threads); the
 `FleetReport` has a row per tenant (revision, duration, error) and an exit code
@@ -15,8 +15,8 @@ table only, so a re-run continues where a fleet run stopped.
 
 Before an `upgrade`/`downgrade` the version tables of all schema tenants are read
 with two queries on one connection (`schema_states`): tenants already at the
-target are done without a connection, lock or plan of their own, which keeps the
-no-op check of a large fleet to a fraction of a second (the commands' own modules are
+target are done without a connection, lock or plan of their own: the no-op check
+of a large fleet is a process start and two queries (the commands' own modules are
 imported only when a tenant needs them).
 """
 
@@ -304,11 +304,6 @@ class Fleet:
             self._engine = None
 
 
-def tenant_project(project: Project, tenant: Tenant) -> Project:
-    """The project of `tenant` on its own (see `Fleet.project_of`)."""
-    return Fleet(project, [tenant]).project_of(tenant)
-
-
 # -- the state of every schema tenant at once --------------------------------------------
 
 _FIELDS = [f.name for f in fields(AppliedRevision)]
@@ -593,7 +588,6 @@ __all__ = [
     "settled",
     "startup_upgrade",
     "status",
-    "tenant_project",
     "upgrade",
     "verify",
     "warm",
