@@ -6,7 +6,8 @@ and its own version table, or a database of its own (``{ name, url }``). Each
 tenant gets a `Project` of its own (`Fleet.project_of`): the environment with
 `schema` set to the tenant's schema (or `url` to its database), the migration
 files loaded once and shared, schema tenants connecting through one shared
-engine (one shared connection per thread where the migration lock allows it). The command then runs per tenant as it does for one database: under that
+engine (one shared connection per thread where the migration lock allows it).
+The command then runs per tenant as it does for one database: under that
 tenant's lock, with its version table and journal. A failing tenant is recorded
 and the others go on (`run_fleet`, serially or ``parallel`` threads); the
 `FleetReport` has a row per tenant (revision, duration, error) and an exit code
