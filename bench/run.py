@@ -29,10 +29,11 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import objects  # noqa: E402
 import report  # noqa: E402
+import fleet  # noqa: E402
 import tasks  # noqa: E402
 from dbs import BACKENDS, Databases, SERVER_URLS, server_error  # noqa: E402
 
-TASKS = ("cli", "diff", "generate", "chain", "objects")
+TASKS = ("cli", "diff", "generate", "chain", "objects", "fleet")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma list of {', '.join(TASKS)}")
     parser.add_argument("--n", type=int, help="number of tables for the diff and generate tasks")
     parser.add_argument("--k", help="comma list of chain lengths (revisions) for upgrade/status/offline")
+    parser.add_argument("--tenants", type=int, help="tenant schemas for the fleet task (PostgreSQL)")
     parser.add_argument("--gen-revisions", type=int, help="history length for the generate task")
     parser.add_argument("--repeat", type=int, help="runs per measurement (overrides every repeat count)")
     parser.add_argument("--profile", action="store_true", help="also run schemashift under cProfile (OUT/profiles)")
@@ -68,6 +70,8 @@ def sizes_of(args: argparse.Namespace) -> tasks.Sizes:
         sizes = replace(sizes, ks=tuple(sorted(int(k) for k in args.k.split(","))))
     if args.gen_revisions:
         sizes = replace(sizes, gen_revisions=args.gen_revisions)
+    if args.tenants:
+        sizes = replace(sizes, tenants=args.tenants)
     if args.repeat:
         sizes = replace(sizes, repeat_cli=args.repeat, repeat_diff=args.repeat, repeat_read=args.repeat,
                         repeat_generate=args.repeat)
@@ -130,7 +134,8 @@ def metadata(args: argparse.Namespace, sizes: tasks.Sizes, backends: list[str], 
         "schemashift": f"{_version('schemashift')} ({_git_commit()})",
         "servers": _server_versions(backends),
         "sizes": {"n": sizes.n, "ks": list(sizes.ks), "gen_revisions": sizes.gen_revisions},
-        "sizes_text": f"N={sizes.n}, K={','.join(map(str, sizes.ks))}, generate history={sizes.gen_revisions}",
+        "sizes_text": f"N={sizes.n}, K={','.join(map(str, sizes.ks))}, generate history={sizes.gen_revisions}, "
+                      f"tenants={sizes.tenants}",
         "backends": backends, "errors": [], "load_before": _load(),
     }
 
@@ -190,6 +195,9 @@ def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any]) -> No
                 continue
             for backend in bench.backends:
                 step(meta, f"chain K={k} on {backend}", lambda: tasks.chain(bench, backend, chain_projects))
+    if "fleet" in selected and "postgresql" in bench.backends:  # schema per tenant: PostgreSQL
+        bench.log(f"Tenant fleet T={bench.sizes.tenants} on postgresql")
+        step(meta, "fleet on postgresql", lambda: fleet.fleet(bench, "postgresql"))
 
 
 def main(argv: list[str] | None = None) -> int:

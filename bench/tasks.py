@@ -44,6 +44,8 @@ class Sizes:
     timeout: float
     #: One untimed run before the timed ones of read-only tasks (writes bytecode caches, warms the OS cache).
     warmup: bool = True
+    #: Tenant schemas of the fleet task.
+    tenants: int = 1000
 
     @property
     def k(self) -> int:
@@ -52,7 +54,7 @@ class Sizes:
 
 
 QUICK = Sizes(n=50, ks=(50,), gen_revisions=50, repeat_cli=3, repeat_diff=2, repeat_read=2, repeat_generate=2,
-              timeout=120.0, warmup=False)
+              timeout=120.0, warmup=False, tenants=20)
 FULL = Sizes(n=2000, ks=(1000, 3000), gen_revisions=1000, repeat_cli=10, repeat_diff=3, repeat_read=5,
              repeat_generate=3, timeout=1800.0)
 

@@ -104,3 +104,17 @@ def test_objects_models_declare_200_objects() -> None:
         made = metadata.info[declared.INFO_KEY]  # type: ignore[attr-defined]
         assert len(made) == 200
         assert sum(isinstance(item, declared.Function) for item in made) == functions
+
+def test_fleet_projects_name_every_tenant(tmp_path: Path) -> None:
+    import fleet
+    from schemashift.config import load_config
+
+    class Stub:
+        work = tmp_path
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/x"
+    project, ini, loop = fleet.write_projects(Stub(), url, url, 3)  # type: ignore[arg-type]
+    env = load_config(project / "schemashift.toml").env("fleet")
+    assert [t.name for t in env.tenants] == fleet.tenant_names(3) == ["tenant_00000", "tenant_00001", "tenant_00002"]
+    assert len(list((project / "migrations").glob("*.py"))) == fleet.MIGRATIONS
+    assert "schema_translate_map" in (ini.parent / "fleet_alembic" / "env.py").read_text() and loop.exists()

@@ -11,7 +11,7 @@ full set the CLI uses. Imports are lazy so that ``import schemashift`` is cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +20,23 @@ from schemashift.version import __version__
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from schemashift.services.fleet import FleetReport
+
 
 def upgrade(bind: sa.Engine | sa.Connection | str | None = None, target: str = "head", *, config: Any = None,
-            env: str | None = None, out: Callable[[str], None] | None = None) -> None:
+            env: str | None = None, out: Callable[[str], None] | None = None,
+            tenants: Sequence[str] | bool | str | None = None, parallel: int = 1) -> FleetReport | None:
     """Upgrade the database behind `bind` (or the configured env) to `target`, under the migration lock.
 
     Safe to call from many processes at once: one migrates, the others wait for the
-    lock and then find the database at head.
+    lock and then find the database at head. With `tenants` (True or ``"all"`` for every
+    tenant of the environment, or a list of names) each tenant is upgraded under its own
+    lock, `parallel` at a time, and the fleet's report is returned; a failed tenant raises
+    `schemashift.services.fleet.FleetFailed` once every tenant was tried.
     """
     from schemashift.services import startup
 
-    startup.upgrade(bind, target, config=config, env=env, out=out)
+    return startup.upgrade(bind, target, config=config, env=env, out=out, tenants=tenants, parallel=parallel)
 
 
 def downgrade(bind: sa.Engine | sa.Connection | str | None = None, target: str = "-1", *, config: Any = None,

@@ -54,7 +54,7 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await spawn(function, *args, **kwargs)
 
 
-async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+async def _migrate(function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     """Run a migration command, after any other started from this loop.
 
     The database lock keeps other processes out; tasks of one loop queue here

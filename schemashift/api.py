@@ -17,6 +17,8 @@ public functions of `schemashift.services`, where each command lives:
 - `services.maintenance`: `verify`, `repair`, `rebase`, `squash`, `backups_list`, `backups_prune`
 - `services.baseline`: `baseline`, `stamp`
 - `services.manifest`: `manifest` (``schemashift.sum``)
+- `services.fleet`: `fleet_upgrade`, `fleet_downgrade`, `fleet_status`, `fleet_diff`, `fleet_verify`
+  (a command on each tenant of an environment), `tenants`
 - `services.erd`: `erd`; `services.environments`: `envs`; `services.stairway`: `test_migrations`
 
 Nothing here asks questions: commands that may need an answer (a confirmation,
@@ -34,6 +36,13 @@ from schemashift.services.compare import compare, compare_schemas, live_differen
 from schemashift.services.compare import schemas_to_compare as _schemas_to_compare  # noqa: F401 - former name
 from schemashift.services.environments import envs
 from schemashift.services.erd import erd
+from schemashift.services.fleet import FleetFailed, FleetReport, Tenant, TenantResult
+from schemashift.services.fleet import configured_tenants as tenants
+from schemashift.services.fleet import diff as fleet_diff
+from schemashift.services.fleet import downgrade as fleet_downgrade
+from schemashift.services.fleet import status as fleet_status
+from schemashift.services.fleet import upgrade as fleet_upgrade
+from schemashift.services.fleet import verify as fleet_verify
 from schemashift.services.generate import check, generate, head_schema, pending_operations, target_dialects
 from schemashift.services.maintenance import backups_list, backups_prune, rebase, repair, squash, verify
 from schemashift.services.manifest import manifest
@@ -56,10 +65,57 @@ from schemashift.services.stairway import test_migrations
 from schemashift.services.status import DiffReport, StatusReport, diff, history, lint, require_clean, status
 
 __all__ = [
-    "NO_PROMPTS", "Bind", "DiffReport", "Migration", "Output", "Project", "Prompter", "StatusReport",
-    "all_problems", "backups_list", "backups_prune", "baseline", "check", "checked_current", "compare",
-    "compare_schemas", "current_revision", "diff", "downgrade", "envs", "erd", "generate", "head_schema", "history",
-    "integrity_problems", "lint", "live_differences", "manifest", "masked_url", "open_project", "partial_problem",
-    "pending_operations", "rebase", "repair", "require_clean", "squash", "stamp", "status", "target_dialects",
-    "test_migrations", "unmanaged_problem", "upgrade", "verify",
+    "NO_PROMPTS",
+    "Bind",
+    "DiffReport",
+    "FleetFailed",
+    "FleetReport",
+    "Migration",
+    "Output",
+    "Project",
+    "Prompter",
+    "StatusReport",
+    "Tenant",
+    "TenantResult",
+    "all_problems",
+    "backups_list",
+    "backups_prune",
+    "baseline",
+    "check",
+    "checked_current",
+    "compare",
+    "compare_schemas",
+    "current_revision",
+    "diff",
+    "downgrade",
+    "envs",
+    "erd",
+    "fleet_diff",
+    "fleet_downgrade",
+    "fleet_status",
+    "fleet_upgrade",
+    "fleet_verify",
+    "generate",
+    "head_schema",
+    "history",
+    "integrity_problems",
+    "lint",
+    "live_differences",
+    "manifest",
+    "masked_url",
+    "open_project",
+    "partial_problem",
+    "pending_operations",
+    "rebase",
+    "repair",
+    "require_clean",
+    "squash",
+    "stamp",
+    "status",
+    "target_dialects",
+    "tenants",
+    "test_migrations",
+    "unmanaged_problem",
+    "upgrade",
+    "verify",
 ]

@@ -94,6 +94,24 @@ def _apply_options(parser: argparse.ArgumentParser, *, sql: bool = False) -> Non
     parser.add_argument("--allow-data-loss", action="store_true", help="allow operations that drop data")
 
 
+def _tenant_options(parser: argparse.ArgumentParser, *, json: bool = False) -> None:
+    """--tenant / --all-tenants / --parallel of the commands that run on a tenant fleet."""
+    group = parser.add_argument_group("tenant fleets")
+    group.add_argument("--tenant", metavar="NAME", action="append", dest="tenants",
+                       help="run on this tenant of the environment (repeatable)")
+    group.add_argument("--all-tenants", action="store_true", help="run on every tenant of the environment")
+    group.add_argument("--parallel", metavar="N", type=_positive, default=1,
+                       help="with --all-tenants: tenants run at once (default: 1)")
+    if json:
+        group.add_argument("--json", action="store_true", help="with --tenant/--all-tenants: the summary as JSON")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _alembic_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alembic-dir", metavar="DIR", help="the Alembic scripts folder (default: script_location "
                         "of ./alembic.ini), checked when the database has alembic_version")
@@ -135,13 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = command("upgrade", "apply migrations up to TARGET (default: head)")
     upgrade.add_argument("target", nargs="?", default="head", metavar="TARGET")
     _apply_options(upgrade, sql=True)
+    _tenant_options(upgrade, json=True)
 
     downgrade = command("downgrade", "revert migrations down to TARGET")
     downgrade.add_argument("target", metavar="TARGET")
     _apply_options(downgrade, sql=True)
+    _tenant_options(downgrade, json=True)
 
     status = command("status", "show the database's revision and pending migrations")
     status.add_argument("--json", action="store_true", help="output JSON")
+    _tenant_options(status)
 
     history = command("history", "list the migrations")
     history.add_argument("--applied", action="store_true", help="only those applied to the database")
@@ -151,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff = command("diff", "show differences between the database and the models or migrations")
     diff.add_argument("--against", choices=("models", "migrations"), default="models")
     diff.add_argument("--json", action="store_true", help="output JSON")
+    _tenant_options(diff)
 
     lint = command("lint", "check migrations for what would lose data, block writes or break running code")
     lint.add_argument("range", nargs="?", metavar="REV|REV..REV",
@@ -170,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command("verify", "check that applied migration files were not changed")
     verify.add_argument("--accept", action="store_true", help="accept the current files as the applied ones")
     verify.add_argument("--json", action="store_true", help="output JSON")
+    _tenant_options(verify)
 
     repair = command("repair", "fix a database left half-migrated")
     repair.add_argument("action", nargs="?", choices=("continue", "undo"), metavar="ACTION",
@@ -323,7 +346,69 @@ def _manifest_note(project: api.Project) -> None:
               file=sys.stderr, flush=True)
 
 
+def _fleet(args: argparse.Namespace) -> bool:
+    """True when the command runs on tenants (--tenant or --all-tenants); refuses what does not go with them."""
+    from schemashift.errors import SchemashiftError
+
+    if not (args.tenants or args.all_tenants):
+        if args.parallel != 1:
+            raise SchemashiftError("--parallel goes with --all-tenants or --tenant")
+        return False
+    if args.tenants and args.all_tenants:
+        raise SchemashiftError("give --tenant NAME or --all-tenants, not both")
+    if getattr(args, "sql", False) or getattr(args, "dry_run", False) or getattr(args, "from_revision", None):
+        raise SchemashiftError("--sql, --from and --dry-run work on one database: not with --tenant or --all-tenants")
+    return True
+
+
+def _fleet_progress(args: argparse.Namespace) -> Callable[[int, int, Any], None] | None:
+    """A one-line count of finished tenants on stderr, at a terminal only (and not with --quiet or --json)."""
+    if args.quiet or getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+
+    def progress(done: int, total: int, result: Any) -> None:
+        mark = "ok" if result.ok else "FAILED"
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\x1b[K[{done}/{total}] {result.tenant}: {mark}{end}")
+        sys.stderr.flush()
+    return progress
+
+
+def _fleet_report(args: argparse.Namespace, report: Any) -> int:
+    """Print the summary table (or JSON) of a fleet run; its exit code."""
+    if getattr(args, "json", False):
+        _print_json(report.as_dict())
+    elif args.quiet:  # only the failed tenants' rows and the totals
+        lines = report.lines()
+        failed = {result.tenant for result in report.failed}
+        _print_lines([line for line in lines[1:-1] if line.split(" ", 1)[0] in failed] + lines[-1:])
+    else:
+        _print_lines(report.lines())
+    return int(report.exit_code)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """upgrade, downgrade, status, diff, verify on tenants (see `schemashift.services.fleet`)."""
+    from schemashift.services import fleet
+
+    project = _project(args)
+    options: dict[str, Any] = {"tenants": args.tenants, "parallel": args.parallel,
+                               "progress": _fleet_progress(args)}
+    if args.command in ("upgrade", "downgrade"):
+        options.update(yes=args.yes, allow_data_loss=args.allow_data_loss, prompter=TerminalPrompter())
+        report = (fleet.upgrade if args.command == "upgrade" else fleet.downgrade)(project, args.target, **options)
+    elif args.command == "status":
+        report = fleet.status(project, **options)
+    elif args.command == "diff":
+        report = fleet.diff(project, against=args.against, **options)
+    else:
+        report = fleet.verify(project, accept=args.accept, **options)
+    return _fleet_report(args, report)
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
+    if _fleet(args):
+        return cmd_fleet(args)
     from schemashift.planning.offline import cached_script
     from schemashift.runtime.fast import fast_upgrade
 
@@ -361,6 +446,9 @@ def _reporter(args: argparse.Namespace) -> Reporter:
 def cmd_downgrade(args: argparse.Namespace) -> int:
     from schemashift import api
 
+    if _fleet(args):
+        return cmd_fleet(args)
+
     with _reporter(args) as reporter:
         api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
                       allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
@@ -369,7 +457,10 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if _fleet(args):
+        return cmd_fleet(args)
     from schemashift.runtime.fast import fast_status
+
 
     code = fast_status(args, _out)
     if code is not None:
@@ -443,6 +534,9 @@ def cmd_erd(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from schemashift import api
 
+    if _fleet(args):
+        return cmd_fleet(args)
+
     report = api.diff(_project(args), against=args.against)
     _emit(args, report.as_dict(), report.lines())
     return EXIT_OK if report.empty else EXIT_DIFFERENCES
@@ -460,6 +554,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from schemashift import api
+
+    if _fleet(args):
+        return cmd_fleet(args)
 
     if not args.json:
         return EXIT_OK if api.verify(_project(args), accept=args.accept, out=_out) else EXIT_DIFFERENCES

@@ -32,10 +32,12 @@ DOTENV_NAME = ".env"
 ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
-STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler")
+STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler", "tenants_query", "tenants_from")
 NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
-ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude")
+ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude", "tenants")
+#: The ways to name an environment's tenants (at most one per environment; see `schemashift.services.fleet`).
+TENANT_KEYS = ("tenants", "tenants_query", "tenants_from")
 
 #: Environment settings used when the file does not give them.
 ENV_DEFAULTS: dict[str, Any] = {
@@ -52,6 +54,9 @@ ENV_DEFAULTS: dict[str, Any] = {
     "exclude": [],
     "pooler": None,
     "lock_lease": 20.0,
+    "tenants": [],
+    "tenants_query": None,
+    "tenants_from": None,
 }
 #: Values of `pooler`: a transaction-mode pooler needs the lease lock (see `schemashift.runtime.locks`).
 POOLERS = ("transaction", "session", "none")
@@ -59,6 +64,14 @@ POOLERS = ("transaction", "session", "none")
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One tenant of a fleet: a PostgreSQL schema of the environment's database (`url` None) or its own database."""
+
+    name: str
+    url: str | None = None
 
 
 @dataclass
@@ -80,6 +93,9 @@ class EnvConfig:
     exclude: list[str] = field(default_factory=list)
     pooler: str | None = None  #: "transaction", "session", "none"; None: detected
     lock_lease: float = 20.0  #: seconds a lease lock outlives its last heartbeat
+    tenants: list[TenantConfig] = field(default_factory=list)  #: the fleet, when listed in the file
+    tenants_query: str | None = None  #: SQL whose first column names the tenant schemas
+    tenants_from: str | None = None  #: ``module:function`` returning the tenants
 
     def __repr__(self) -> str:
         return mask_secrets(
@@ -216,7 +232,22 @@ class _Resolver:
         if out["lock_lease"] is not None and out["lock_lease"] < 1:
             raise ConfigError(f"{self._where('lock_lease')}lock_lease must be at least 1 second")
         out["vars"] = {k: self.expand(v, f"vars.{k}") for k, v in settings["vars"].items()}
+        out["tenants"] = self._tenants(out["tenants"])
+        given = [key for key in TENANT_KEYS if out[key]]
+        if len(given) > 1:
+            raise ConfigError(f"{self._where(given[1])}set only one of {', '.join(given)} for env {self.env_name!r}")
         return out
+
+    def _tenants(self, items: list[Any]) -> list[TenantConfig]:
+        """The `tenants` list (checked when the file was read) as `TenantConfig`s, relative SQLite paths resolved."""
+        tenants: list[TenantConfig] = []
+        for item in items:
+            if isinstance(item, str):
+                tenants.append(TenantConfig(item))
+            else:
+                url = item.get("url") or None
+                tenants.append(TenantConfig(item["name"], _absolute_sqlite_url(url, self.config.root) if url else None))
+        return tenants
 
     def expand(self, value: Any, key: str) -> Any:
         """`value` with variables expanded (recursively in lists and tables)."""
@@ -403,11 +434,48 @@ def _check_env(source: _Source, name: str, env: Any, envs: dict[str, Any]) -> No
             _check_patterns(source, value, (*at, key))
         if key == "vars" and not isinstance(value, dict):
             raise ConfigError(f"{source.where(*at, key)}vars must be a table ([env.{name}.vars])")
+        if key == "tenants":
+            _check_tenants(source, value, (*at, key))
+        if key == "tenants_from" and not interpolated and not _is_target(value):
+            raise ConfigError(f"{source.where(*at, key)}tenants_from must look like 'package.module:function'")
+        if key == "tenants_query" and not value.strip():
+            raise ConfigError(f"{source.where(*at, key)}tenants_query must be an SQL query (a non-empty string)")
+    given = [key for key in TENANT_KEYS if key in env]
+    if len(given) > 1:
+        raise ConfigError(f"{source.where(*at, given[1])}set only one of {', '.join(given)} for env {name!r}")
     parent = env.get("extends")
     if parent is not None and parent not in envs:
         raise ConfigError(
             f"{source.where(*at, 'extends')}env {name!r} extends unknown env {parent!r} (known: {', '.join(envs)})"
         )
+
+
+def _check_tenants(source: _Source, value: Any, at: tuple[str, ...]) -> None:
+    """`tenants`: schema names, or inline tables ``{ name = "acme", url = "..." }``; names unique."""
+    shape = 'a list of schema names or of tables like { name = "acme", url = "..." }'
+    if not isinstance(value, list):
+        raise ConfigError(f"{source.where(*at)}tenants must be {shape}")
+    names: list[str] = []
+    for item in value:
+        name = item
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"name", "url"})
+            if unknown:
+                raise ConfigError(f"{source.where(*at)}unknown key {unknown[0]!r} in a tenant (known keys: name, url)")
+            if not isinstance(item.get("url", ""), str):
+                raise ConfigError(f"{source.where(*at)}a tenant's url must be a string")
+            name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{source.where(*at)}tenants must be {shape}; every tenant needs a non-empty name")
+        if name in names:
+            raise ConfigError(f"{source.where(*at)}tenant {name!r} is listed twice")
+        names.append(name)
+
+
+def _is_target(spec: str) -> bool:
+    """True for ``module:attribute``."""
+    module, sep, attr = spec.partition(":")
+    return bool(sep and module.strip() and attr.strip())
 
 
 def _check_patterns(source: _Source, value: Any, at: tuple[str, ...]) -> list[str]:

@@ -67,21 +67,26 @@ def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool
 
 def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
             allow_data_loss: bool, out: Output, from_revision: str | None = None,
-            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> None:
-    """Move the database to `target` in `direction` (``UP``/``DOWN``), or print the SQL or the plan of it."""
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS, fingerprint: bool = True) -> str | None:
+    """Move the database to `target` in `direction` (``UP``/``DOWN``), or print the SQL or the plan of it.
+
+    Returns the revision the database is left at (None: base, or nothing was run: ``sql``, ``dry_run``).
+    With `fingerprint` off the live schema is not checked and fingerprinted for the fast `status` afterwards
+    (a fleet run: `schemashift.services.fleet`).
+    """
     history = project.history()
     if from_revision is not None:
         if not sql:
             raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
         print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss)
-        return
+        return None
     if sql:
         print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
-        return
+        return None
     with project.connect() as connection:
         if dry_run:
             _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss)
-            return
+            return None
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
@@ -92,7 +97,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
             if plan.empty:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
-                return
+                return current
             verb = "upgrade" if direction == UP else "downgrade"
             _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'}")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
@@ -100,9 +105,10 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             from schemashift.runtime.executor import Executor
 
             Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
-            if plan.target is not None:
+            if plan.target is not None and fingerprint:
                 remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
+            return plan.target
 
 
 def _print_plan(project: Project, connection: sa.Connection, history: History, target: str, direction: str,

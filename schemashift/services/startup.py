@@ -10,12 +10,13 @@ goes to the ``schemashift`` logger at INFO unless `out` is given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from schemashift.services import fleet, migrate
 from schemashift.services import generate as generate_service
-from schemashift.services import migrate
+from schemashift.services.fleet import FleetReport
 from schemashift.services.project import Project, open_project
 
 Output = Callable[[str], None]
@@ -34,9 +35,18 @@ def log_line(line: str) -> None:
 
 
 def upgrade(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
-            out: Output | None = None) -> None:
-    """Upgrade the database behind `bind` (or the configured env) to `target`, under the migration lock."""
+            out: Output | None = None, tenants: Sequence[str] | bool | str | None = None,
+            parallel: int = 1) -> FleetReport | None:
+    """Upgrade the database behind `bind` (or the configured env) to `target`, under the migration lock.
+
+    With `tenants` (True or ``"all"``: every configured tenant; or names) each tenant is upgraded
+    under its own lock and the fleet's report returned; `FleetFailed` when a tenant failed.
+    """
+    if tenants is not None and tenants is not False:
+        return fleet.startup_upgrade(bind, target, tenants, config=project_for(bind, config, env),
+                                     parallel=parallel, out=out or log_line)
     migrate.upgrade(project_for(bind, config, env), target, yes=True, out=out or log_line)
+    return None
 
 
 def downgrade(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
