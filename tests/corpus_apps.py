@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import os
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.util import OrderedSet
 
@@ -214,6 +216,36 @@ def apply_compiler_state(state: CompilerState) -> None:
                     setattr(cls, name, attributes[name])
             elif name in cls.__dict__:
                 delattr(cls, name)
+
+
+#: SQLAlchemy's own compilers, before any application is imported; then each application's.
+_BASELINE = compiler_state()
+_APP_STATES: dict[str, CompilerState] = {}
+
+
+@contextmanager
+def app_compilers(app: str) -> Iterator[None]:
+    """The application's models loaded, its own `@compiles` overrides active inside only.
+
+    Skips (fails in CI) when the application is not installed: `pip install -e '.[corpus]'`. Shared by every
+    corpus module of a process (one baseline state, one state per application).
+    """
+    if app not in _APP_STATES:
+        apply_compiler_state(_BASELINE)
+        try:
+            v1(app)
+            v2(app)
+        except ImportError as exc:
+            message = f"{app} is not installed ({exc}): pip install -e '.[corpus]'"
+            if os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+        _APP_STATES[app] = compiler_state()
+    apply_compiler_state(_APP_STATES[app])
+    try:
+        yield
+    finally:
+        apply_compiler_state(_BASELINE)
 
 
 # -- rows ------------------------------------------------------------------------------------------
