@@ -417,3 +417,47 @@ def _prefixes(op: Operation) -> list[str]:
 def _table_of(op: Operation) -> str | None:
     table = getattr(op, "table", None)
     return table if table is None or isinstance(table, str) else str(table.name)
+
+
+# -- regressions found by the adoptions --------------------------------------------------------------
+
+TWIN_CHECKS = '''
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Metric(Base):
+    __tablename__ = "metric"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    is_nan: Mapped[bool] = mapped_column(sa.Boolean(create_constraint=True))
+'''
+
+
+def test_unnamed_check_twin_is_dropped_on_mariadb(tmp_path: Path) -> None:
+    """MLflow's history leaves metrics with the Boolean's CHECK twice (both unnamed, CONSTRAINT_1/2); the
+    models have it once. The drop of the extra one finds it by its clause (it failed: "syntax error near NULL",
+    as the only-unnamed-check rule found two)."""
+    from helpers import cli, fetch_rows, write_project
+
+    require_backend("mysql")
+    name = f"ss_corpus_alembic_{os.getpid()}_twin_checks"
+    url = create_database("mysql", name, tmp_path)
+    try:
+        project = write_project(tmp_path / "project", url, TWIN_CHECKS)
+        with _engine(url).begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE metric (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                                       "is_nan BOOL, CHECK (is_nan IN (0, 1)))")
+            connection.exec_driver_sql("ALTER TABLE metric ADD CHECK (`is_nan` in (0,1))")
+            connection.exec_driver_sql("INSERT INTO metric (is_nan) VALUES (0), (1)")
+        cli(project, "baseline")
+        assert "add" not in cli(project, "diff", check=False).stdout
+        cli(project, "generate", "-m", "one check")
+        cli(project, "upgrade")
+        assert cli(project, "diff", check=False).returncode == 0
+        assert len(fetch_rows(url, "SELECT CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS WHERE "
+                                   f"CONSTRAINT_SCHEMA = '{name}' AND TABLE_NAME = 'metric'")) == 1
+        assert fetch_rows(url, "SELECT is_nan FROM metric ORDER BY id") == [(0,), (1,)]
+    finally:
+        drop_database("mysql", name)

@@ -260,7 +260,7 @@ class MySQLDialect(Dialect):
         schema = self.literal(table.schema) if table.schema else "DATABASE()"
         alter = self.alter_table(table.name, table.schema).replace("'", "''")
         if isinstance(constraint, CheckConstraint):
-            return self._drop_unnamed_check(table, schema, alter)
+            return self._drop_unnamed_check(table, constraint, schema, alter)
         if not isinstance(constraint, ForeignKey):
             return []
         lookup = (
@@ -278,21 +278,33 @@ class MySQLDialect(Dialect):
             *_PREPARED,
         ]
 
-    def _drop_unnamed_check(self, table: Table, schema: str, alter: str) -> list[str]:
-        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): the one check that is neither named in the
-        table's definition nor named after a column (MariaDB's own JSON checks). More than one such check: the
-        statement fails rather than guess."""
+    def _drop_unnamed_check(self, table: Table, check: CheckConstraint, schema: str, alter: str) -> list[str]:
+        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): of the checks neither named in the table's
+        definition nor named after a column (MariaDB's own JSON checks), one whose clause is `check`'s text as the
+        server prints it (twins are alike: any of them), else the only one. Neither: the statement fails rather
+        than guess."""
         known = [c.name for c in table.checks if c.name] + list(table.column_names)
-        lookup = (
-            "SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
-            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
+        unnamed = (
+            f"FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = {schema} "
+            f"AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
             f"AND CONSTRAINT_NAME NOT IN ({', '.join(self.literal(name) for name in known)})"
         )
+        same_clause = (
+            f"SELECT MIN(CONSTRAINT_NAME) {unnamed} AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
+            f"information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {schema}{self._check_of(table)} "
+            f"AND CHECK_CLAUSE = {self.literal(check.sql)})"
+        )
+        lookup = f"SELECT COALESCE(({same_clause}), (SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) {unnamed}))"
         return [
             f"SET @schemashift_ck = ({lookup})",
             f"SET @schemashift_sql = CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')",
             *_PREPARED,
         ]
+
+    def _check_of(self, table: Table) -> str:
+        """The condition on ``information_schema.CHECK_CONSTRAINTS`` beyond the schema (MySQL names checks per
+        schema, so none)."""
+        return ""
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
@@ -482,6 +494,10 @@ class MariaDBDialect(MySQLDialect):
 
     Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
     """
+
+    def _check_of(self, table: Table) -> str:
+        """MariaDB names checks per table (``CONSTRAINT_1`` in many tables)."""
+        return f" AND TABLE_NAME = {self.literal(table.name)}"
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect with MariaDB's native UUID."""
