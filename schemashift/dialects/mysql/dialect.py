@@ -281,7 +281,7 @@ class MySQLDialect(Dialect):
     def _drop_unnamed_check(self, table: Table, check: CheckConstraint, schema: str, alter: str) -> list[str]:
         """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): of the checks neither named in the table's
         definition nor named after a column (MariaDB's own JSON checks), one whose clause is `check`'s text as the
-        server prints it (twins are alike: any of them), else the only one. Neither: the statement fails rather
+        server prints it (twins are alike: the last added), else the only one. Neither: the statement fails rather
         than guess."""
         known = [c.name for c in table.checks if c.name] + list(table.column_names)
         unnamed = (
@@ -290,7 +290,7 @@ class MySQLDialect(Dialect):
             f"AND CONSTRAINT_NAME NOT IN ({', '.join(self.literal(name) for name in known)})"
         )
         same_clause = (
-            f"SELECT MIN(CONSTRAINT_NAME) {unnamed} AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
+            f"SELECT MAX(CONSTRAINT_NAME) {unnamed} AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
             f"information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {schema}{self._check_of(table)} "
             f"AND CHECK_CLAUSE = {self.literal(check.sql)})"
         )
