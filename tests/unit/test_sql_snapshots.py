@@ -359,9 +359,13 @@ CASES = [
         "PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt",
     ], before=UNNAMED),
     case("drop-check-unnamed", MY, ops.DropConstraint("books", None, definition=CheckConstraint("price >= 0")), [
-        "SET @schemashift_ck = (SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+        "SET @schemashift_ck = (SELECT COALESCE((SELECT MAX(CONSTRAINT_NAME) FROM information_schema.TABLE_CONSTRAINTS "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'books' AND CONSTRAINT_TYPE = 'CHECK' AND CONSTRAINT_NAME "
-        "NOT IN ('id', 'title', 'author_id', 'status', 'price'))",
+        "NOT IN ('id', 'title', 'author_id', 'status', 'price') AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
+        "information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND CHECK_CLAUSE = 'price >= 0')), "
+        "(SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'books' AND CONSTRAINT_TYPE = 'CHECK' AND CONSTRAINT_NAME "
+        "NOT IN ('id', 'title', 'author_id', 'status', 'price'))))",
         "SET @schemashift_sql = CONCAT('ALTER TABLE books DROP CONSTRAINT `', @schemashift_ck, '`')",
         "PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt",
     ], before=UNNAMED),
