@@ -272,9 +272,11 @@ class MySQLDialect(Dialect):
         )
         index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
         index = index.replace("'", "''")
+        statement = f"CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')"
+        missing = f"no foreign key ({', '.join(constraint.columns)}) -> {constraint.ref_table} on {table.name}"
         return [
             f"SET @schemashift_fk = ({lookup})",
-            f"SET @schemashift_sql = CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')",
+            f"SET @schemashift_sql = {self._or_signal(statement, missing)}",
             *_PREPARED,
         ]
 
@@ -295,11 +297,19 @@ class MySQLDialect(Dialect):
             f"AND CHECK_CLAUSE = {self.literal(check.sql)})"
         )
         lookup = f"SELECT COALESCE(({same_clause}), (SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) {unnamed}))"
+        statement = f"CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')"
+        missing = f"cannot tell which unnamed CHECK of {table.name} to drop (none or several, none with its text)"
         return [
             f"SET @schemashift_ck = ({lookup})",
-            f"SET @schemashift_sql = CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')",
+            f"SET @schemashift_sql = {self._or_signal(statement, missing)}",
             *_PREPARED,
         ]
+
+    def _or_signal(self, statement: str, message: str) -> str:
+        """`statement` (SQL giving the text of the statement to prepare), or one raising `message` when it is NULL
+        (a name looked up was not found), instead of a syntax error "near NULL"."""
+        signal = f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.literal('schemashift: ' + message[:100])}"
+        return f"COALESCE({statement}, {self.literal(signal)})"
 
     def _check_of(self, table: Table) -> str:
         """The condition on ``information_schema.CHECK_CONSTRAINTS`` beyond the schema (MySQL names checks per
