@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from schemashift.errors import ConfigError
 from schemashift.model.schema import Schema, Table

@@ -1,8 +1,8 @@
-"""Dialects, one module each, registered by SQLAlchemy dialect name.
+"""Dialects, one package each, registered by SQLAlchemy dialect name in `schemashift.dialects.registry`.
 
-A dialect declares its capabilities (`transactional_ddl`, `native_enum`, …) and
-compiles operations to SQL; the rest of schemashift branches on those
-capabilities, never on dialect names.
+A dialect declares its capabilities (`transactional_ddl`, `native_enum`, …),
+compiles operations to SQL, normalises and reads live schemas; the rest of
+schemashift branches on those capabilities and methods, never on dialect names.
 """
 
 from __future__ import annotations
@@ -10,21 +10,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from schemashift.dialects.registry import DATABASES
+
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from schemashift.dialects.base import Dialect
 
-#: SQLAlchemy dialect name -> "module:Class" of our dialect.
-REGISTRY: dict[str, str] = {
-    "postgresql": "schemashift.dialects.postgresql.dialect:PostgreSQLDialect",
-    "mysql": "schemashift.dialects.mysql.dialect:MySQLDialect",
-    "mariadb": "schemashift.dialects.mysql.dialect:MariaDBDialect",
-    "sqlite": "schemashift.dialects.sqlite.dialect:SQLiteDialect",
-}
+#: SQLAlchemy dialect name -> "module:Class" of our dialect (derived from `DATABASES`).
+REGISTRY: dict[str, str] = {name: f"{db.module}.dialect:{db.dialect_class}" for name, db in DATABASES.items()}
 
-_cache: dict[str, "Dialect"] = {}
+_cache: dict[str, Dialect] = {}
 
 
-def get_dialect(name: str) -> "Dialect":
+def get_dialect(name: str) -> Dialect:
     """The dialect registered under `name` (a SQLAlchemy dialect name)."""
     from schemashift.errors import ConfigError
 
@@ -37,9 +36,9 @@ def get_dialect(name: str) -> "Dialect":
     return _cache[name]
 
 
-def dialect_of(connection: "object") -> "Dialect":
+def dialect_of(connection: sa.Connection | sa.Engine) -> Dialect:
     """The dialect for a live connection (or engine): MariaDB with a native UUID type gets its own."""
-    sa_dialect = getattr(connection, "dialect")
+    sa_dialect = connection.dialect
     name = sa_dialect.name
     if name in ("mysql", "mariadb"):
         native_uuid = getattr(sa_dialect, "is_mariadb", False) and getattr(sa_dialect, "supports_native_uuid", False)
@@ -49,13 +48,15 @@ def dialect_of(connection: "object") -> "Dialect":
 
 #: The databases a model is compiled for when it is converted (their forms of types, defaults and checks).
 TARGETS = ("sqlite", "postgresql", "mysql")
+#: The target whose rendering of an expression default is its generic form (the others are kept where they differ).
+REFERENCE_TARGET = "postgresql"
 
 
-def targets() -> list[tuple[str, "object"]]:
+def targets() -> list[tuple[str, sa.engine.Dialect]]:
     """``(name, SQLAlchemy dialect)`` of each database in `TARGETS`, for offline compilation."""
     if not _targets:
         _targets.extend((name, get_dialect(name).compiler_dialect) for name in TARGETS)
     return _targets
 
 
-_targets: list[tuple[str, "object"]] = []
+_targets: list[tuple[str, sa.engine.Dialect]] = []

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -36,9 +37,10 @@ from schemashift.model.schema import (
     UniqueConstraint,
     built_on,
 )
-from schemashift.sqla.types import to_sa_type
-from schemashift.sqla.to_metadata import sa_column, sa_table
 from schemashift.model.types import Type
+from schemashift.reflection.core import RawSchema, Reader, read_with_inspector, reflect
+from schemashift.sqla.to_metadata import sa_column, sa_table
+from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,8 +73,15 @@ class Dialect:
     transactional_ddl: ClassVar[bool] = False
     #: Enums are database types of their own (CREATE TYPE).
     native_enum: ClassVar[bool] = False
-    #: ADD COLUMN is a metadata-only change.
-    instant_add_column: ClassVar[bool] = False
+    #: Owned sequences do not follow explicitly inserted ids: a restore moves them on (``setval``) and
+    #: inserts into identity ALWAYS columns with ``OVERRIDING SYSTEM VALUE``.
+    sequences_need_reset: ClassVar[bool] = False
+    #: The ``schemashift[extra]`` that installs the database's driver (None: none needed).
+    driver_extra: ClassVar[str | None] = None
+    #: The SQL function counting a string's characters.
+    char_length_function: ClassVar[str] = "char_length"
+    #: The DB-API driver commits DDL by itself unless ``BEGIN`` was sent explicitly (pysqlite).
+    autocommits_ddl: ClassVar[bool] = False
     #: ALTER TABLE cannot change columns or constraints in place (table rebuild instead).
     rebuilds_tables: ClassVar[bool] = False
     #: Comments on tables and columns are stored.
@@ -103,11 +112,33 @@ class Dialect:
     #: `max_identifier_length` counts UTF-8 bytes, not characters.
     identifier_length_in_bytes: ClassVar[bool] = False
 
-    def sa_dialect(self) -> "sa.engine.Dialect":
+    def sa_dialect(self) -> sa.engine.Dialect:
         """A SQLAlchemy dialect instance for offline compilation."""
         raise NotImplementedError
 
-    def compile(self, operation: "Operation", before: Schema, after: Schema) -> list[str]:
+    def check_connection(self, connection: sa.Connection) -> None:
+        """Fail here, with a clear message, on a connection that cannot be migrated (nothing to check here)."""
+
+    # --- reading a live database (`schemashift.reflection.core.LiveCatalogue`) ----
+
+    def reflect(self, connection: sa.Connection, *, schemas: list[str | None] | None = None,
+                exclude: Collection[str] = frozenset(), reader: Reader | None = None) -> Schema:
+        """The raw neutral schema of the live database (see `schemashift.reflection.core.reflect`)."""
+        return reflect(connection, self, schemas=schemas, exclude=exclude, reader=reader)
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema`: here through the Inspector; databases with a bulk reader override it."""
+        return read_with_inspector(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """The standalone sequences of `schema`, keyed under `key_schema` (none here)."""
+        return []
+
+    def current_database(self, connection: sa.Connection, default_schema: str | None) -> str | None:
+        """The schema unqualified names resolve to: the connection's default schema."""
+        return default_schema
+
+    def compile(self, operation: Operation, before: Schema, after: Schema) -> list[str]:
         """SQL statements that perform `operation`, given the schema before and after it.
 
         The operation is resolved against `before` first, so hand-written ones
@@ -130,7 +161,7 @@ class Dialect:
         (``create_all`` skips both)."""
         return built_on(item, (self.name, *self.aliases))
 
-    def builds_object_of(self, operation: "Operation", after: Schema) -> bool:
+    def builds_object_of(self, operation: Operation, after: Schema) -> bool:
         """False for an operation on an index or CHECK that does not exist on this database (see `builds`)."""
         if isinstance(operation, ops.CreateIndex):
             return self.builds(operation.index)
@@ -140,23 +171,23 @@ class Dialect:
             return self.builds(operation.constraint)
         if isinstance(operation, ops.DropConstraint) and isinstance(operation.definition, CheckConstraint):
             return self.builds(operation.definition)
-        if isinstance(operation, ops.RenameIndex) and operation.table_key in after:
+        if isinstance(operation, ops.RenameIndex) and operation.table_key is not None and operation.table_key in after:
             renamed = [i for i in after.table(operation.table_key).indexes if i.name == operation.new_name]
             return all(self.builds(index) for index in renamed)
         return True
 
-    def adapt_to_live(self, connection: "sa.Connection", plan: "Plan") -> "Plan":
+    def adapt_to_live(self, connection: sa.Connection, plan: Plan) -> Plan:
         """`plan` adjusted, just before it runs or is shown, to what the live database has beyond the migrations.
 
         This generic form changes nothing; SQLite carries live-only objects through table rebuilds.
         """
         return plan
 
-    def adapt_offline(self, plan: "Plan") -> "Plan":
+    def adapt_offline(self, plan: Plan) -> Plan:
         """`plan` for a script written without a database (`adapt_to_live` cannot run): unchanged here."""
         return plan
 
-    def own_form(self, operation: "Operation") -> "Operation | None":
+    def own_form(self, operation: Operation) -> Operation | None:
         """`operation` with this database's forms of its columns; None when it changes nothing here
         (a CHECK only other databases have, a column change only in other databases' forms)."""
         if isinstance(operation, ops.AlterColumn) and operation.old is not None:
@@ -179,7 +210,7 @@ class Dialect:
         """`schema` in the form this database reflects it, so live and model schemas compare equal."""
         return schema
 
-    def leftovers_of_failure(self, connection: "sa.Connection", sql: str, error: str) -> list[str]:
+    def leftovers_of_failure(self, connection: sa.Connection, sql: str, error: str) -> list[str]:
         """Statements (run outside a transaction) removing what the failed statement `sql` left behind.
 
         A failed statement changes nothing on most databases (a transaction, or
@@ -206,23 +237,37 @@ class Dialect:
 
         try:
             return shared(normalizer).parse_type(sql)
-        except Exception:  # noqa: BLE001 - text SQLAlchemy cannot read: unknown
+        except Exception:  # noqa: BLE001 - deliberately broad: text SQLAlchemy cannot read: unknown
             return None
 
     @contextmanager
-    def lock(self, connection: "sa.Connection", name: str, timeout: float) -> Iterator[None]:
+    def lock(self, connection: sa.Connection, name: str, timeout: float) -> Iterator[None]:
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
 
-    def defer_durability(self, connection: "sa.Connection") -> object | None:
+    # --- lease locks (see `schemashift.runtime.locks`) ---------------------------
+
+    #: SQL expression for the database clock in whole milliseconds since 1970 (lease expiry); None: no lease lock.
+    clock_ms_sql: ClassVar[str | None] = None
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """True when `lock` is not safe here and the lease lock must be used instead (generic: never)."""
+        return False
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """True when `error` means another session's write won (duplicate key, deadlock, certification failure)."""
+        return isinstance(error, sa.exc.IntegrityError)
+
+    def defer_durability(self, connection: sa.Connection) -> object | None:
         """Let this session's commits return before they are durable; a token for `restore_durability`.
 
         None (the generic form): commits stay as they are. See `executor.Executor.run` for when it is safe.
         """
         return None
 
-    def restore_durability(self, connection: "sa.Connection", token: object) -> None:
-        """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all earlier ones)."""
+    def restore_durability(self, connection: sa.Connection, token: object) -> None:
+        """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all
+        earlier ones)."""
 
     # --- generic compilation (the SQL compilation work) ----------------------
 
@@ -267,7 +312,7 @@ class Dialect:
 
     def add_filled_column(self, op: ops.AddColumn, before: Schema, after: Schema) -> list[str]:
         """A column with a one-off `fill`: added with the fill as its default (which fills the rows already
-        there, at once where `instant_add_column`), then altered to its own definition (the default goes)."""
+        there), then altered to its own definition (the default goes)."""
         statements: list[str] = []
         for part, part_before, part_after in self.fill_parts(op, before):
             statements += self.compile(part, part_before, part_after)
@@ -337,7 +382,8 @@ class Dialect:
             return unnamed
         if name is None:
             raise MigrationError(
-                f"cannot drop an unnamed constraint of {table.key}: {self.name} names it in a way schemashift cannot predict",
+                f"cannot drop an unnamed constraint of {table.key}: "
+                f"{self.name} names it in a way schemashift cannot predict",
                 hint="name the constraint; a naming convention on the MetaData names them all",
             )
         named = replace(op.definition, name=name)
@@ -487,9 +533,10 @@ class Dialect:
         return self._sa.type_compiler_instance.process(to_sa_type(typ, self.name))
 
     def sa_table_for(self, table: Table, schema: Schema, **options: object) -> sa.Table:
-        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as `ddl_column` makes them."""
+        """`table` as a SQLAlchemy table for this database (see `to_sqlalchemy.sa_table`), columns as
+        `ddl_column` makes them."""
         columns = tuple(self.ddl_column(column) for column in table.columns)
-        if any(new is not old for new, old in zip(columns, table.columns)):
+        if any(new is not old for new, old in zip(columns, table.columns, strict=False)):
             table = table.evolve(columns=columns)
         if any(check.only_on for check in table.checks):
             table = table.evolve(checks=tuple(check for check in table.checks if self.builds(check)))
@@ -501,7 +548,7 @@ class Dialect:
         column = column.on(self.name)
         return self.sequence_column(column) if column.sequence is not None else column
 
-    def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column:
+    def added_column(self, table: Table, name: str, schema: Schema) -> sa.Column[Any]:
         """Column `name` of `table` as a SQLAlchemy column, for ``ADD COLUMN`` and its comment.
 
         A column's DDL depends on its table only through the primary key (SERIAL,
@@ -516,9 +563,9 @@ class Dialect:
 
     @cached_property
     def _ddl_compiler(self) -> sa.sql.compiler.DDLCompiler:
-        return self._sa.ddl_compiler(self._sa, None)
+        return self._sa.ddl_compiler(self._sa, None)  # type: ignore[arg-type]  # no statement: used for its methods
 
-    def column_spec(self, column: sa.Column) -> str:
+    def column_spec(self, column: sa.Column[Any]) -> str:
         """The full definition of `column` (``name TYPE NOT NULL DEFAULT …``); see `added_column`."""
         return self._ddl_compiler.get_column_specification(column)
 
@@ -533,7 +580,7 @@ class Dialect:
         table = self.table_name(op.table, op.schema)
         return [f"UPDATE {table} SET {column} = {op.new.default} WHERE {column} IS NULL"]
 
-    def column_comment(self, column: sa.Column) -> list[str]:
+    def column_comment(self, column: sa.Column[Any]) -> list[str]:
         """``COMMENT ON COLUMN`` for `column` when it has one and comments are separate statements."""
         if not self.separate_comments or column.comment is None:
             return []
@@ -542,7 +589,8 @@ class Dialect:
     def index_statements(self, table: Table, sa_tab: sa.Table) -> list[str]:
         """``CREATE INDEX`` for each index of `table`, in its order (`sa_tab` is its SQLAlchemy form)."""
         return [
-            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name))) for index in table.indexes if self.builds(index)
+            self.ddl(sa.schema.CreateIndex(_sa_index(sa_tab, index.name)))
+            for index in table.indexes if self.builds(index)
         ]
 
     def sa_constraint(self, table: Table, constraint: Constraint, schema: Schema) -> sa.Constraint:
@@ -559,7 +607,7 @@ class Dialect:
         """`create_engine` keywords bounding how long connecting to `url` may take (generic: none)."""
         return {}
 
-    def create_scratch_database(self, server: sa.URL, name: str, folder: "Path") -> str:
+    def create_scratch_database(self, server: sa.URL, name: str, folder: Path) -> str:
         """Create the empty database `name` on `server`'s server (tests); its URL.
 
         The generic form runs ``CREATE DATABASE`` through `server`'s own database.
@@ -572,7 +620,7 @@ class Dialect:
             engine.dispose()
         return server.set(database=name).render_as_string(hide_password=False)
 
-    def drop_scratch_database(self, server: sa.URL, name: str, folder: "Path") -> None:
+    def drop_scratch_database(self, server: sa.URL, name: str, folder: Path) -> None:
         """Drop the database `create_scratch_database` made."""
         engine = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
@@ -594,14 +642,14 @@ class Dialect:
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
         """Apply `env`'s per-connection settings (`schema`, `statement_timeout`) to a new connection.
 
         This generic form has no statement timeout (ignored) and no schemas: `schema` is refused.
         """
         self.check_settings(env)
 
-    def check_settings(self, env: "EnvConfig") -> None:
+    def check_settings(self, env: EnvConfig) -> None:
         """Refuse settings of `env` this database does not have (generic: `schema`)."""
         if env.schema and not self.supports_schemas:
             from schemashift.errors import ConfigError

@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemashift.errors import MigrationError
 from schemashift.history import cache
@@ -153,9 +153,9 @@ def record(folder: Path | str, migration: Migration) -> None:
         handle.write(digest.hexdigest().encode("ascii"))
 
 
-def _appendable(data: bytes, migration: Migration) -> hashlib._Hash | None:
-    """The sha256 state of the manifest body when the manifest is intact, its head is `migration`'s parent and
-    it lacks the new file; else None."""
+def _appendable(data: bytes, migration: Migration) -> Any:
+    """The sha256 state (a `hashlib` object) of the manifest body when the manifest is intact, its head is
+    `migration`'s parent and it lacks the new file; else None."""
     first, _, body = data.partition(b"\n")
     if len(first) != 67 or not first.startswith(b"h1:") or (body and not body.endswith(b"\n")):
         return None

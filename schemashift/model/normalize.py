@@ -37,10 +37,11 @@ those objects and equal tables compare mostly by identity.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Callable, ClassVar, Hashable, Iterable, Mapping, TypeVar
+from typing import ClassVar, TypeVar
 
 from schemashift.model.schema import (
     BUILD_OPTIONS,
@@ -166,7 +167,7 @@ def _unwrap_atoms(tokens: list[Token]) -> list[Token]:
                 continue
             if index > 0 and (tokens[index - 1][0] in ("word", "quoted") or tokens[index - 1][1] == ")"):
                 continue
-            tokens = tokens[:index] + [atom] + tokens[index + 3 :]
+            tokens = [*tokens[:index], atom, *tokens[index + 3:]]
             changed = True
             break
     return tokens
@@ -253,7 +254,7 @@ def _merge_signs(tokens: list[Token]) -> list[Token]:
     for kind, text in tokens:
         previous = result[-1] if result else None
         signed = previous is not None and previous[1] in ("-", "+") and kind == "number"
-        if signed and (len(result) == 1 or (result[-2][0] == "op" and result[-2][1] != ")")):
+        if signed and previous is not None and (len(result) == 1 or (result[-2][0] == "op" and result[-2][1] != ")")):
             result[-1] = ("number", ("-" if previous[1] == "-" else "") + text)
         else:
             result.append((kind, text))
@@ -328,7 +329,8 @@ def _number(text: str) -> str | None:
 
 def _temporal(kind: str, value: str) -> str | None:
     """ISO text of a date/time literal, or None when it does not parse."""
-    parsers = {"date": date.fromisoformat, "datetime": datetime.fromisoformat, "time": time.fromisoformat}
+    parsers: dict[str, Callable[[str], date | datetime | time]] = {
+        "date": date.fromisoformat, "datetime": datetime.fromisoformat, "time": time.fromisoformat}
     try:
         parsed = parsers[kind](value.strip())
     except (KeyError, ValueError):

@@ -1,16 +1,17 @@
 """The neutral schema model: tables, columns, keys, indexes and constraints.
 
 Plain frozen data, independent of the ORM and of any database. Three converters
-produce it: from SQLAlchemy `MetaData` (`schema.from_sqlalchemy`), from a live
-database (`schema.reflect`) and from replaying migration operations
-(`ops.replay`). The differ compares two of them.
+produce it: from SQLAlchemy `MetaData` (`schemashift.sqla.from_metadata`), from
+a live database (`Dialect.reflect`, over `schemashift.reflection.core`) and from
+replaying migration operations (`schemashift.operations.base.replay`). The differ compares two of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import cast
 
 from schemashift.model.types import Type, evolve
 
@@ -125,16 +126,16 @@ class Index:
 ONLY_ON = "only_on"
 
 
-def built_on(item: "Index | CheckConstraint", names: Iterable[str]) -> bool:
+def built_on(item: Index | CheckConstraint, names: Iterable[str]) -> bool:
     """True when `item` exists on a database called any of `names` (see `ONLY_ON`, `CheckConstraint.only_on`)."""
     only = item.option(ONLY_ON) if isinstance(item, Index) else item.only_on or None
     if only is None:
         return True
-    wanted = {only} if isinstance(only, str) else set(only)  # type: ignore[arg-type]
+    wanted = {only} if isinstance(only, str) else set(cast("Iterable[str]", only))
     return bool(wanted & set(names))
 
 
-def option_value(value: object, sql: "Callable[[object], str]" = str) -> OptionValue:
+def option_value(value: object, sql: Callable[[object], str] = str) -> OptionValue:
     """`value` of a dialect option in hashable, renderable form.
 
     Mappings become tuples of ``(key, value)`` pairs, sequences tuples; columns

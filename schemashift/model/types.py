@@ -45,7 +45,8 @@ def _field_names(cls: type) -> frozenset[str]:
 
 def evolve(obj: T, changes: dict[str, Any]) -> T:
     """`dataclasses.replace(obj, **changes)`, but `obj` itself when `changes` change nothing."""
-    names = _field_names(type(obj))
+    cls: Any = type(obj)
+    names = _field_names(cls)
     for key, value in changes.items():
         if key not in names:
             raise TypeError(f"{type(obj).__name__} has no field {key!r}")

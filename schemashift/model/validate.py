@@ -15,7 +15,7 @@ project's environments use (see `api.target_dialects`):
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from schemashift.errors import ModelsError
 from schemashift.model.schema import Schema, Table
@@ -30,7 +30,8 @@ def check_buildable(schema: Schema, limits: Mapping[str, tuple[int | None, bool]
     for table in schema.sorted_tables():
         for index in table.indexes:
             if not index.columns and not index.expressions:
-                raise ModelsError(f"index {index.name!r} on table {table.key!r} has no columns: no database can build it")
+                raise ModelsError(
+                    f"index {index.name!r} on table {table.key!r} has no columns: no database can build it")
         for fk in table.foreign_keys:
             _check_reference(schema, table, fk.columns, fk.ref_key, fk.ref_columns)
     bounded = sorted((limit, database, in_bytes) for database, (limit, in_bytes) in limits.items() if limit is not None)
@@ -47,7 +48,8 @@ def check_buildable(schema: Schema, limits: Mapping[str, tuple[int | None, bool]
                 )
 
 
-def _check_reference(schema: Schema, table: Table, columns: tuple[str, ...], ref_key: str, ref: tuple[str, ...]) -> None:
+def _check_reference(schema: Schema, table: Table, columns: tuple[str, ...], ref_key: str,
+                     ref: tuple[str, ...]) -> None:
     """A foreign key must point at the primary key or a unique set of columns of a model table."""
     target = schema.tables.get(ref_key)
     if target is None:
@@ -55,7 +57,8 @@ def _check_reference(schema: Schema, table: Table, columns: tuple[str, ...], ref
     wanted = set(ref)
     keys = [set(target.primary_key.columns)] if target.primary_key is not None else []
     keys += [set(unique.columns) for unique in target.uniques]
-    keys += [set(index.columns) for index in target.indexes if index.unique and not index.expressions and not index.where]
+    keys += [set(index.columns) for index in target.indexes
+             if index.unique and not index.expressions and not index.where]
     if wanted not in keys:
         raise ModelsError(
             f"foreign key {table.key}({', '.join(columns)}) -> {ref_key}({', '.join(ref)}): the referenced columns "

@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from sqlalchemy.schema import CreateTable, CreateTableAs
 from sqlalchemy.schema import DropTable as SADropTable
 
 from schemashift.errors import SchemashiftError
+from schemashift.history.records import now
 from schemashift.model.schema import Column, Schema, Table, qualify
 from schemashift.model.types import Type
 from schemashift.operations import (
@@ -68,15 +70,16 @@ from schemashift.operations import (
     CreateTable as CreateTableOp,
 )
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
+#: Takes the migration lock: (dialect, connection, lock name, environment) -> context manager.
+MigrationLock = Callable[..., AbstractContextManager[None]]
 
 #: The registry of backups (one per database schema of the version table).
 REGISTRY = "_schemashift_backups"
@@ -84,8 +87,6 @@ REGISTRY = "_schemashift_backups"
 PREFIX = "_schemashift_bk_"
 #: Integer kinds from narrowest to widest.
 _INTEGER_RANK = {"smallint": 0, "integer": 1, "bigint": 2}
-#: Dialects whose sequences do not follow explicitly inserted ids (``setval`` after a restore).
-_SEQUENCES_NEED_RESET = frozenset({"postgresql"})
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -448,13 +449,13 @@ class _Sql:
         backup = self.table(name, table.schema, [c.name for c in columns])
         select = sa.select(*[self.restored(backup.c[c.name], c) for c in columns])
         insert = self.text(sa.insert(target).from_select([c.name for c in columns], select))
-        if self.dialect.name in _SEQUENCES_NEED_RESET and any(c.identity and c.identity.always for c in columns):
+        if self.dialect.sequences_need_reset and any(c.identity and c.identity.always for c in columns):
             insert = re.sub(r"\)\s*SELECT ", ") OVERRIDING SYSTEM VALUE SELECT ", insert, count=1)
         return [insert, *self.reset_sequences(table, columns)]
 
     def reset_sequences(self, table: Table, columns: Collection[Column]) -> list[str]:
         """Move owned sequences past restored ids (where the database does not do it itself)."""
-        if self.dialect.name not in _SEQUENCES_NEED_RESET:
+        if not self.dialect.sequences_need_reset:
             return []
         statements = []
         qualified = self.sa_dialect.identifier_preparer.format_table(sa.table(table.name, schema=table.schema))
@@ -482,7 +483,7 @@ class _Sql:
         if isinstance(operation, AlterColumn) and operation.old is not None:
             old, new = operation.old.type, operation.new.type
             if old.kind in ("string", "text") and new.kind == "string" and new.length is not None:
-                length = sa.func.length if self.dialect.name == "sqlite" else sa.func.char_length
+                length = getattr(sa.func, self.dialect.char_length_function)
                 condition = length(source.c[name]) > new.length
         return count.where(condition)
 
@@ -882,14 +883,19 @@ def list_backups(project: Project) -> list[dict[str, Any]]:
         return [_row(row) for row in recorded(connection, project.env.schema).values()]
 
 
-def prune(project: Project, older_than: str, out: Output) -> int:
-    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
+def prune(project: Project, older_than: str, out: Output, lock: MigrationLock | None = None) -> int:
+    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many.
+
+    `lock` takes the migration lock (`schemashift.runtime.locks.migration_lock`); by default the dialect's own.
+    """
     from schemashift.dialects import dialect_of
 
     cutoff = now() - parse_duration(older_than)
     with project.connect() as connection:
         dialect = dialect_of(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        held = lock(dialect, connection, project.lock_name, project.env) if lock is not None \
+            else dialect.lock(connection, project.lock_name, project.env.lock_timeout)
+        with held:
             sql = _Sql(dialect, registry_table(project.env.schema))
             old = [row for row in recorded(connection, project.env.schema).values() if _older(row, cutoff)]
             for row in old:

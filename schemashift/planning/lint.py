@@ -19,8 +19,9 @@ the squawk rule and the Atlas analyzer it corresponds to.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from schemashift import operations as ops
 from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, Schema, UniqueConstraint
@@ -51,12 +52,14 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "stop reading and writing the column in a release first, then drop it"),
     Rule("SS103", "narrowing type", "values that do not fit the new type are cut or make the statement fail",
          "check the longest value first, or add a new column, copy, and switch over"),
-    Rule("SS104", "enum value removed", "rows still holding the value stop the migration; running code may still write it",
+    Rule("SS104", "enum value removed",
+         "rows still holding the value stop the migration; running code may still write it",
          "move the rows to another value (ExecuteSQL with a reverse) in an earlier migration"),
     Rule("SS201", "index built without CONCURRENTLY", "CREATE INDEX blocks every write to the table while it builds",
          "CREATE INDEX CONCURRENTLY outside the transaction (schemashift safe mode)"),
     Rule("SS202", "foreign key validated in place", "ADD FOREIGN KEY scans the table holding SHARE ROW EXCLUSIVE "
-         "locks on both tables, blocking writes to each", "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
+         "locks on both tables, blocking writes to each",
+         "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
     Rule("SS203", "check validated in place", "ADD CHECK scans the whole table while blocking writes",
          "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
     Rule("SS204", "NOT NULL set by a scan", "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
@@ -149,7 +152,7 @@ class Context:
     operation: ops.Operation
     before: Schema
     created: set[str]
-    dialect: "Dialect"
+    dialect: Dialect
     env_statement_timeout: float | None = None
 
 
@@ -173,7 +176,8 @@ def _rewrites_on_type_change(old: Type, new: Type) -> bool:
     if old.kind == "string" and new.kind in ("string", "text"):
         return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
     if old.kind == "numeric" and new.kind == "numeric":
-        return (new.scale != old.scale) or (new.precision is not None and (old.precision is None or new.precision < old.precision))
+        shorter = new.precision is not None and (old.precision is None or new.precision < old.precision)
+        return new.scale != old.scale or shorter
     return True
 
 
@@ -268,7 +272,7 @@ RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocki
 def sql_codes(sql: str) -> list[str] | None:
     """The codes PostgreSQL `sql` hits, or None when it cannot be parsed (or pglast is not installed)."""
     try:
-        import pglast  # type: ignore[import-untyped]
+        import pglast
     except ImportError:
         return None
     try:
@@ -314,7 +318,7 @@ def _alter_codes(command: Any) -> Iterator[str]:
 # --------------------------------------------------------------------------- running
 
 
-def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *,
+def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
                    statement_timeout: float | None = None) -> list[Finding]:
     """Every finding of `migration`, applied to `before`, for `dialect`."""
     findings: list[Finding] = []
@@ -343,7 +347,7 @@ def _locks_existing_table(op: ops.Operation, created: set[str]) -> bool:
     return op.table_key is not None and op.table_key not in created
 
 
-def _codes(ctx: Context, dialect: "Dialect") -> Iterator[str]:
+def _codes(ctx: Context, dialect: Dialect) -> Iterator[str]:
     op = ctx.operation
     if isinstance(op, ops.ExecuteSQL):
         if op.dialects and dialect.name not in op.dialects:
@@ -358,13 +362,13 @@ def _codes(ctx: Context, dialect: "Dialect") -> Iterator[str]:
                 yield code
 
 
-def _finding(code: str, migration: "Migration", index: int, op: ops.Operation, allowed: dict[str, str]) -> Finding:
+def _finding(code: str, migration: Migration, index: int, op: ops.Operation, allowed: dict[str, str]) -> Finding:
     rule = RULES[code]
     return Finding(code, rule.title, migration.path.name, migration.revision, index, op.describe(), rule.why,
                    rule.fix, allowed.get(code))
 
 
-def _timeouts(migration: "Migration", statement_timeout: float | None) -> list[Finding]:
+def _timeouts(migration: Migration, statement_timeout: float | None) -> list[Finding]:
     """SS208 (always, until safe mode sets it) and SS209 (no statement_timeout in the environment)."""
     allowed: dict[str, str] = {}
     for operation in migration.operations:
@@ -404,5 +408,15 @@ def as_sarif(findings: list[Finding], folder: str) -> str:
     return json.dumps(log, indent=2)
 
 
-__all__ = ["RULES", "GROUPS", "Rule", "Finding", "allow", "lint_migration", "failing", "as_json", "as_sarif",
-           "sql_codes"]
+__all__ = [
+    "GROUPS",
+    "RULES",
+    "Finding",
+    "Rule",
+    "allow",
+    "as_json",
+    "as_sarif",
+    "failing",
+    "lint_migration",
+    "sql_codes",
+]

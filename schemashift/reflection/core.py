@@ -8,10 +8,14 @@ never depends on the number of tables:
 * any other dialect: the Inspector's ``get_multi_*`` calls (`read_with_inspector`),
   which SQLAlchemy implements with one catalogue query each.
 * SQLite and MySQL/MariaDB: SQLAlchemy's ``get_multi_*`` fall back to queries per
-  table there, so `reflect_sqlite` and `reflect_mysql` read the catalogue in a few
+  table there, so their ``dialects/<name>/reflect.py`` read the catalogue in a few
   bulk queries and hand back the same shapes.
-* PostgreSQL: `reflect_postgresql` avoids the Inspector's IN-lists of every table's
-  oid, with SQLAlchemy's shapes.
+* PostgreSQL: its reader avoids the Inspector's IN-lists of every table's oid,
+  with SQLAlchemy's shapes.
+
+The database's `Dialect` is the `LiveCatalogue` that `reflect` reads through
+(``dialect.reflect(connection)``): its reader, its standalone sequences and the
+schema unqualified names resolve to.
 
 Bulk readers may share one SQLAlchemy type object between columns typed alike;
 each distinct object is converted once. tests/test_reflect_equivalence.py checks
@@ -24,19 +28,32 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from importlib import import_module
-from typing import Any, Callable, Collection, Iterable, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine.reflection import ObjectKind, ObjectScope
 
 from schemashift.errors import ExecutionError
-from schemashift.model.schema import CheckConstraint, Column, Computed, ForeignKey, Identity, Index, PrimaryKey, Schema, Table
-from schemashift.model.schema import Sequence, UniqueConstraint, option_value, qualify
-from schemashift.reflection.sequences import link_columns, read_sequences
-from schemashift.sqla.types import from_sa_type
+from schemashift.model.schema import (
+    CheckConstraint,
+    Column,
+    Computed,
+    ForeignKey,
+    Identity,
+    Index,
+    PrimaryKey,
+    Schema,
+    Sequence,
+    Table,
+    UniqueConstraint,
+    option_value,
+    qualify,
+)
 from schemashift.model.types import Type
+from schemashift.reflection.sequences import link_columns
+from schemashift.sqla.types import from_sa_type
 
 #: Prefix of schemashift's own work tables, never reflected.
 INTERNAL_PREFIX = "_schemashift_"
@@ -63,17 +80,24 @@ class RawSchema:
 
 Reader = Callable[[sa.Connection, "str | None"], RawSchema]
 
-#: SQLAlchemy dialect name -> "module:function" of its bulk reader (others use the Inspector).
-READERS: dict[str, str] = {
-    "sqlite": "schemashift.dialects.sqlite.reflect:read",
-    "postgresql": "schemashift.dialects.postgresql.reflect:read",
-    "mysql": "schemashift.dialects.mysql.reflect:read",
-    "mariadb": "schemashift.dialects.mysql.reflect:read",
-}
+
+
+class LiveCatalogue(Protocol):
+    """What `reflect` needs of a database (its `Dialect` provides it)."""
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of database schema `schema` (None: the default one)."""
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """The standalone sequences of `schema`, keyed under `key_schema`."""
+
+    def current_database(self, connection: sa.Connection, default_schema: str | None) -> str | None:
+        """The schema unqualified names resolve to."""
 
 
 def reflect(
     connection: sa.Connection,
+    catalogue: LiveCatalogue,
     *,
     schemas: list[str | None] | None = None,
     exclude: Collection[str] = frozenset(),
@@ -83,18 +107,18 @@ def reflect(
 
     Tables named in `exclude` (by name or ``schema.name``) and tables whose name
     starts with ``_schemashift_`` are left out. Database errors become
-    `ExecutionError` with a one-line message. `reader` replaces the dialect's
-    reader from `READERS` (e.g. `read_with_inspector`, to compare with it).
+    `ExecutionError` with a one-line message. `reader` replaces the catalogue's
+    ``read_tables`` (e.g. `read_with_inspector`, to compare with it).
     """
     default_schema = connection.dialect.default_schema_name
-    reader = reader or _reader(connection.dialect.name)
+    reader = reader or catalogue.read_tables
     tables: list[Table] = []
     sequences: list[Sequence] = []
     for schema in schemas or [None]:
         key_schema = None if schema == default_schema else schema
         try:
             raw = reader(connection, schema)
-            sequences += read_sequences(connection, schema, key_schema)
+            sequences += catalogue.read_sequences(connection, schema, key_schema)
         except sa.exc.DBAPIError as exc:
             where = f" schema {schema!r}" if schema else ""
             raise ExecutionError(f"could not read the database{where}: {_first_line(exc)}") from exc
@@ -104,15 +128,8 @@ def reflect(
                 continue
             tables.append(_table(raw, name, key_schema, default_schema, shared))
     if sequences:
-        tables = link_columns(tables, sequences, _current_database(connection, default_schema))
+        tables = link_columns(tables, sequences, catalogue.current_database(connection, default_schema))
     return Schema.of(tables, sequences)
-
-
-def _current_database(connection: sa.Connection, default_schema: str | None) -> str | None:
-    """The schema unqualified names resolve to (MySQL: the current database)."""
-    if connection.dialect.name in ("mysql", "mariadb"):
-        return str(connection.exec_driver_sql("SELECT DATABASE()").scalar())
-    return default_schema
 
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
@@ -136,14 +153,6 @@ def remember_quiet(memo: dict[Any, _T], key: Any, compute: Callable[[], _T]) -> 
         return compute()
     memo[key] = value
     return value
-
-
-def _reader(dialect_name: str) -> Reader:
-    target = READERS.get(dialect_name)
-    if target is None:
-        return read_with_inspector
-    module, function = target.split(":")
-    return getattr(import_module(module), function)  # type: ignore[no-any-return]
 
 
 def read_with_inspector(connection: sa.Connection, schema: str | None) -> RawSchema:
@@ -184,10 +193,10 @@ class _Shared:
     """
 
     def __init__(self) -> None:
-        self._types: dict[int, tuple[sa.types.TypeEngine, Type]] = {}
+        self._types: dict[int, tuple[sa.types.TypeEngine[Any], Type]] = {}
         self._columns: dict[tuple[object, ...], Column] = {}
 
-    def type(self, satype: sa.types.TypeEngine) -> Type:
+    def type(self, satype: sa.types.TypeEngine[Any]) -> Type:
         """The neutral form of `satype`."""
         found = self._types.get(id(satype))
         if found is None:
@@ -199,7 +208,7 @@ class _Shared:
         key = (fields[0], id(fields[1]), *fields[2:])
         found = self._columns.get(key)
         if found is None:
-            found = self._columns[key] = Column(*fields)
+            found = self._columns[key] = Column(*fields)  # type: ignore[arg-type]  # the fields, in order
         return found
 
 
@@ -245,7 +254,7 @@ def _index(index: Reflected) -> Index:
     columns = [name for name in names if name is not None and name not in sorting]
     expressions = tuple(
         str(expr) if name is None else f"{_identifier(name)} {' '.join(s.replace('_', ' ') for s in sorting[name])}"
-        for name, expr in zip(names, elements)
+        for name, expr in zip(names, elements, strict=False)
         if (name is None and expr is not None) or name in sorting
     )
     options = index.get("dialect_options") or {}

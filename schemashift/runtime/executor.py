@@ -15,18 +15,19 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.support.progress import Reporter
-from schemashift.sacompat import driver_in_transaction
 from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, Recorder, now
+from schemashift.sacompat import driver_in_transaction
+from schemashift.support.progress import Reporter
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -49,19 +50,25 @@ class MigrationContext:
         return self.connection.execute(statement, params or {})
 
 
+def _start_of(step: Step) -> str | None:
+    """The revision the database is at before `step` runs."""
+    return step.migration.parent if step.direction == UP else step.migration.revision
+
+
 def _error_text(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     return mask_secrets(" ".join(str(original).split()))[:500]
 
 
 @contextmanager
-def transaction(connection: sa.Connection) -> Iterator[None]:
-    """A real transaction around DDL, including on pysqlite (which would otherwise autocommit DDL)."""
+def transaction(connection: sa.Connection, explicit_begin: bool = False) -> Iterator[None]:
+    """A real transaction around DDL, including on drivers that would otherwise autocommit DDL (pysqlite):
+    with `explicit_begin` (`Dialect.autocommits_ddl`), ``BEGIN`` is sent when the driver has none open."""
     if connection.in_transaction():
         connection.commit()
     with connection.begin():
         raw = connection.connection.dbapi_connection
-        if connection.dialect.name == "sqlite" and raw is not None and not driver_in_transaction(raw):
+        if explicit_begin and raw is not None and not driver_in_transaction(raw):
             connection.exec_driver_sql("BEGIN")
         yield
 
@@ -96,7 +103,7 @@ class Executor:
         self.context = context
         self.out = out
         self.reporter = reporter or Reporter(out)  # told of each migration and statement (progress display)
-        self._deferred: tuple["Dialect", object] | None = None  # see `run`
+        self._deferred: tuple[Dialect, object] | None = None  # see `run`
         self._open = False  # a statement awaits the next commit (see `_run_uncommitted`)
 
     def run(self, plan: Plan) -> None:
@@ -170,7 +177,7 @@ class Executor:
         started, clock = now(), time.perf_counter()
         migration = step.migration
         try:
-            with transaction(self.connection):
+            with transaction(self.connection, step.plan_dialect.autocommits_ddl):
                 for statement in step.statements:
                     self._run_one(step, statement)
                 if step.direction == UP:
@@ -185,13 +192,13 @@ class Executor:
             self._log_failure(step, started, clock, failure.error)
             raise ExecutionError(
                 f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
-                f"rolled back, the database is still at {(step.migration.parent if step.direction == UP else step.migration.revision) or 'base'}"
+                f"rolled back, the database is still at {_start_of(step) or 'base'}"
             ) from None
 
     def _run_one(self, step: Step, statement: Statement) -> None:
         try:
             self._execute(statement)
-        except Exception as exc:  # noqa: BLE001 - any failure of user SQL/Python is reported, not raised raw
+        except Exception as exc:  # deliberately broad: any failure of user SQL/Python is reported, not raised raw
             raise _StatementFailed(statement.describe(), _error_text(exc)) from exc
 
     def _log_failure(self, step: Step, started: datetime, clock: float, error: str) -> None:
@@ -233,7 +240,7 @@ class Executor:
         self._execute(statement)
         self._open = True
 
-    def _commit_with(self, carry: "_Finish | None", action: Callable[[], None]) -> None:
+    def _commit_with(self, carry: _Finish | None, action: Callable[[], None]) -> None:
         """Commit `action` together with the previous step's pending finish (then announce that step)."""
         if carry is None:
             self._commit(action)
@@ -254,7 +261,7 @@ class Executor:
             raise
         self._announce(carry.step, carry.duration_ms)
 
-    def _settle(self, pending: "_Finish | None", *, announce: bool = True) -> None:
+    def _settle(self, pending: _Finish | None, *, announce: bool = True) -> None:
         """Commit a journaled step's pending finish on its own."""
         if pending is not None:
             self._commit(lambda: pending.record(self.recorder))
@@ -262,7 +269,7 @@ class Executor:
                 self._announce(pending.step, pending.duration_ms)
 
     def _run_journaled(self, step: Step, start_at: int = 0, *, resume: bool = False,
-                       carry: "_Finish | None" = None) -> "_Finish":
+                       carry: _Finish | None = None) -> _Finish:
         """Run `step` statement by statement from `start_at`, journaling before and after each one.
 
         Returns the step's finish (APPLIED or the row's removal, and the history
@@ -278,7 +285,7 @@ class Executor:
         revision = migration.revision
         first = step.statements[start_at] if start_at < len(step.statements) else None
         marked = first is not None and not self._atomic_data(step, first)
-        running: dict[str, object] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
+        running: dict[str, Any] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
         if resume:  # the file as it runs now (repair refuses an edit once statements ran)
             self._commit_with(carry, lambda: self.recorder.update(
                 revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,
@@ -288,13 +295,14 @@ class Executor:
                 revision, migration.parent, migration.checksum, migration.message, RUNNING, **running))
         else:
             self._commit_with(carry, lambda: self.recorder.update(
-                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None, **running))
+                revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None,
+                **running))
         last = len(step.statements) - 1
         for index in range(start_at, len(step.statements)):
             try:
                 # the last statement's "done" is recorded by the finish
                 self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
-            except Exception as exc:  # noqa: BLE001 - reported with the journal, never raised raw
+            except Exception as exc:  # noqa: BLE001 - deliberately broad: reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
         return _Finish(step, started, _ms(clock), now(), self._open)
 
@@ -365,7 +373,7 @@ class Executor:
 
     # -- repair ------------------------------------------------------------
 
-    def run_statement(self, statement: Statement, dialect: "Dialect") -> None:
+    def run_statement(self, statement: Statement, dialect: Dialect) -> None:
         """Run one statement outside any step (repair fix-ups and undo)."""
         if statement.sql is not None and not dialect.runs_in_transaction(statement.sql):
             self._autocommit(statement.sql)
@@ -383,8 +391,9 @@ class Executor:
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
 
-    def clear_leftovers(self, dialect: "Dialect", sql: str | None, error: str) -> None:
-        """Remove what a failed statement left behind where the database does not (see `Dialect.leftovers_of_failure`)."""
+    def clear_leftovers(self, dialect: Dialect, sql: str | None, error: str) -> None:
+        """Remove what a failed statement left behind where the database does not
+        (see `Dialect.leftovers_of_failure`)."""
         if not sql:
             return
         try:
@@ -448,7 +457,7 @@ def _fault_point(after: bool) -> None:
 
     Statements are counted from 0 across the whole run. Used only by the crash-injection tests.
     """
-    global _statements_run
+    global _statements_run  # noqa: PLW0603 - the crash-injection counter of this process
     spec = os.environ.get("SCHEMASHIFT_FAULT_KILL_AT")
     if not spec:
         return

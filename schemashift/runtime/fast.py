@@ -10,53 +10,38 @@ return the exit code; on any doubt (an unusual URL, a driver error, a missing
 table or column, pending or partial migrations, a stale manifest, …) they return
 None and the full path runs and gives its proper answers and errors.
 
-The database is reached through the DB-API driver the URL names (sqlite3,
-pymysql) or libpq directly for ``postgresql+psycopg`` (see `schemashift.support.libpq`).
+The URL schemes read here, and how (the DB-API driver the URL names, or libpq
+directly for ``postgresql+psycopg``), are each database's: its registry line
+(`schemashift.dialects.registry`) lists the schemes, its light ``catalog`` module
+connects and knows the SQL.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
+from schemashift.dialects.catalog import Target, qualified
+from schemashift.dialects.registry import DATABASES, for_driver
 from schemashift.errors import mask_secrets
-from schemashift.runtime.fingerprint import fingerprint, parse_stored
 from schemashift.history.manifest import Summary, pairs_digest
+from schemashift.runtime.fingerprint import fingerprint, parse_stored
 
 _URL = re.compile(
     r"(?P<driver>[\w+]+)://(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?"
     r"(?:\[(?P<ipv6>[^/?]+)\]|(?P<host>[^/:?]+))?(?::(?P<port>[^/?]*))?(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?$",
     re.S,
 )
-_BACKENDS = {
-    "sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql+psycopg": "postgresql",
-    "mysql+pymysql": "mysql", "mariadb+pymysql": "mysql",
-    # async drivers: the fast path reads the same catalogue through the sync client library
-    "sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql", "mysql+aiomysql": "mysql",
-    "mysql+asyncmy": "mysql",
-}
-CONNECT_TIMEOUT = 5
-_PLAIN = re.compile(r"[A-Za-z0-9_./~-]*")
-
-
-@dataclass
-class Target:
-    """A parsed database URL the fast path can use."""
-
-    backend: str
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
-    password: str | None = None
-    database: str | None = None
-    query: dict[str, str] = field(default_factory=dict)
 
 
 def parse_url(url: str) -> Target | None:
-    """The parts of a sqlite / postgresql+psycopg / mysql+pymysql URL; None for anything else."""
+    """The parts of a URL whose scheme a registered database's fast path reads; None for anything else."""
     match = _URL.match(url.strip())
-    if not match or match["driver"] not in _BACKENDS:
+    entry = for_driver(match["driver"]) if match else None
+    if not match or entry is None:
         return None
     query: dict[str, str] = {}
     if match["query"]:
@@ -79,7 +64,7 @@ def parse_url(url: str) -> Target | None:
 
         return unquote(value)
 
-    return Target(_BACKENDS[match["driver"]], match["ipv6"] or match["host"], port, text("user"), text("password"),
+    return Target(entry.name, match["ipv6"] or match["host"], port, text("user"), text("password"),
                   text("database"), query)
 
 
@@ -88,41 +73,12 @@ def parse_url(url: str) -> Target | None:
 
 def connect(target: Target) -> Any:
     """A DB-API connection for `target` (raises on any failure)."""
-    if target.backend == "sqlite":
-        return _sqlite(target)
-    if target.backend == "postgresql":
-        from schemashift.support.libpq import Connection
-
-        params = {"host": target.host, "port": str(target.port) if target.port else None, "user": target.user,
-                  "password": target.password, "dbname": target.database, "connect_timeout": str(CONNECT_TIMEOUT)}
-        params.update(target.query)
-        return Connection({key: value for key, value in params.items() if value is not None})
-    import pymysql
-
-    if set(target.query) - {"charset", "unix_socket"}:
-        raise ValueError("connection options the fast path does not pass on")
-    options: dict[str, Any] = {"host": target.host or "localhost", "user": target.user, "password": target.password or "",
-                               "database": target.database, "connect_timeout": CONNECT_TIMEOUT,
-                               "read_timeout": CONNECT_TIMEOUT, "write_timeout": CONNECT_TIMEOUT,
-                               "charset": target.query.get("charset", "utf8mb4")}
-    if target.port:
-        options["port"] = target.port
-    if "unix_socket" in target.query:
-        options["unix_socket"] = target.query["unix_socket"]
-    return pymysql.connect(**options)
+    return catalog(target).connect(target)
 
 
-def _sqlite(target: Target) -> Any:
-    import sqlite3
-
-    database = target.database
-    if target.query or not database or database == ":memory:" or database.startswith("file:"):
-        raise ValueError("not a plain SQLite file")
-    if not _PLAIN.fullmatch(database):
-        from urllib.parse import quote
-
-        database = quote(database)
-    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT)
+def catalog(target: Target) -> ModuleType:
+    """The light catalog module of `target`'s database."""
+    return DATABASES[target.backend].catalog()
 
 
 # -- the checks ---------------------------------------------------------------------
@@ -138,30 +94,21 @@ class Clean:
     schema_matches: bool
 
 
-def _quote(name: str, backend: str) -> str:
-    mark = "`" if backend == "mysql" else '"'
-    return mark + name.replace(mark, mark * 2) + mark
-
-
-def _summary(cursor: Any, backend: str, table: str, schema: str | None, head: str,
+def _summary(cursor: Any, facts: ModuleType, table: str, schema: str | None, head: str,
              drift: bool) -> tuple[int, int, str, str | None]:
     """Rows, rows not applied, a digest of the sorted ``revision checksum`` pairs, the head's fingerprint."""
-    qualified = _quote(table, backend) if not schema else f"{_quote(schema, backend)}.{_quote(table, backend)}"
-    if backend == "sqlite":  # reading the rows is cheap here
+    name = qualified(table, schema, facts.QUOTE)
+    if facts.PAIRS_SQL is None:  # reading the rows is cheap here
         columns = "revision, checksum, state" + (", fingerprint" if drift else "")
-        cursor.execute(f"SELECT {columns} FROM {qualified}")
+        cursor.execute(f"SELECT {columns} FROM {name}")
         rows = cursor.fetchall()
         stored = next((row[3] for row in rows if row[0] == head), None) if drift else None
         pairs = pairs_digest(f"{row[0]} {row[1]}" for row in rows)
         return len(rows), sum(row[2] != "applied" for row in rows), pairs, stored
+    facts.prepare(cursor)
     fingerprint_sql = "MAX(CASE WHEN revision = %s THEN fingerprint END)" if drift else "NULL"
-    if backend == "postgresql":
-        pairs_sql = "md5(string_agg(revision || ' ' || checksum, ',' ORDER BY revision COLLATE \"C\"))"
-    else:
-        cursor.execute("SET SESSION group_concat_max_len = 4294967295")
-        pairs_sql = "MD5(GROUP_CONCAT(CONCAT(revision, ' ', checksum) ORDER BY BINARY revision SEPARATOR ','))"
-    cursor.execute(f"SELECT COUNT(*), SUM(CASE WHEN state = 'applied' THEN 0 ELSE 1 END), {pairs_sql}, {fingerprint_sql} "
-                   f"FROM {qualified}", [head] if drift else [])
+    cursor.execute(f"SELECT COUNT(*), SUM(CASE WHEN state = 'applied' THEN 0 ELSE 1 END), {facts.PAIRS_SQL}, "
+                   f"{fingerprint_sql} FROM {name}", [head] if drift else [])
     count, unapplied, digest, stored = cursor.fetchone()
     return int(count), int(unapplied or 0), digest or "", stored
 
@@ -170,19 +117,19 @@ def check(args: Any, *, drift: bool) -> Clean | None:
     """The clean state of the database named by `args` (CLI options), or None when not certain."""
     try:
         return _check(args, drift=drift)
-    except Exception:  # noqa: BLE001 - the fast path never fails a command: the full path runs instead
+    except Exception:  # noqa: BLE001 - deliberately broad: the fast path never fails a command: the full path runs instead
         return None
 
 
 def _check(args: Any, *, drift: bool) -> Clean | None:
-    from schemashift.history import manifest
     from schemashift.config import load_config
+    from schemashift.history import manifest
 
     config = load_config(args.config)  # a configuration error: the full path reports it
     env = config.env(args.env, url=args.url)
-    url = args.url or env.url
+    url: str | None = args.url or env.url
     target = parse_url(url) if url else None
-    if target is None or (env.schema and target.backend != "postgresql"):
+    if url is None or target is None or (env.schema and not catalog(target).SUPPORTS_SCHEMAS):
         return None
     summary = manifest.verified_summary(config.migrations_dir, config.root)
     if summary is None or summary.head is None:
@@ -194,13 +141,16 @@ def _check(args: Any, *, drift: bool) -> Clean | None:
         connection.close()
 
 
-def _check_database(connection: Any, target: Target, env: Any, expected: "Summary", drift: bool,
+def _check_database(connection: Any, target: Target, env: Any, expected: Summary, drift: bool,
                     masked: str) -> Clean | None:
     cursor = connection.cursor()
+    facts = catalog(target)
     if env.schema:
-        cursor.execute(f"SET search_path TO {_quote(env.schema, 'postgresql')}")
+        facts.use_schema(cursor, env.schema)
     head = expected.head
-    count, unapplied, digest, value = _summary(cursor, target.backend, env.version_table, env.schema, head, drift)
+    if head is None:
+        return None
+    count, unapplied, digest, value = _summary(cursor, facts, env.version_table, env.schema, head, drift)
     if count != expected.count or unapplied or digest != expected.pairs:
         return None  # pending, partial, edited, unknown or missing revisions: the full path explains
     matches = False
@@ -209,7 +159,8 @@ def _check_database(connection: Any, target: Target, env: Any, expected: "Summar
         if stored is None:
             return None
         digest, extra = stored
-        exclude = [env.version_table, f"{env.version_table}_history"]
+        # the lock table's name is runtime.locks.lock_table_name's, not imported: no SQLAlchemy here
+        exclude = [env.version_table, f"{env.version_table}_history", f"{env.version_table}_lock"]
         if fingerprint(cursor, target.backend, [None, *extra], exclude) != digest:
             return None
         matches = True

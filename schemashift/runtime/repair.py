@@ -26,11 +26,13 @@ naming it, and what an undo drops that may hold data is kept in a backup
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import DatabaseStateError, SchemashiftError
+from schemashift.model.schema import Constraint, Schema, Table, qualify
 from schemashift.operations import (
     AddColumn,
     AddConstraint,
@@ -47,15 +49,14 @@ from schemashift.operations import (
     RenameTable,
 )
 from schemashift.planning.plan import DOWN, UP, Statement, Step, down_step, states_along, up_step
-from schemashift.model.schema import Schema, Table, qualify
 from schemashift.runtime.versions import FAILED, AppliedRevision
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from schemashift.api import Project
     from schemashift.dialects.base import Dialect
     from schemashift.runtime.executor import Executor
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
 ACTIONS = ("continue", "undo")
@@ -147,7 +148,11 @@ def _without_foreign(live: Schema, before: Schema, after: Schema) -> tuple[Schem
             known[kind] |= names
         columns = tuple(c for c in table.columns if c.name in known["column"])
         indexes = tuple(i for i in table.indexes if i.name in known["index"])
-        keep = lambda c: c.name is None or c.name in known["constraint"]  # noqa: E731 - unnamed: not ours to judge
+        constraints = known["constraint"]
+
+        def keep(c: Constraint, constraints: set[str] = constraints) -> bool:
+            return c.name is None or c.name in constraints  # unnamed: not ours to judge
+
         parts = {"uniques": tuple(c for c in table.uniques if keep(c)),
                  "foreign_keys": tuple(c for c in table.foreign_keys if keep(c)),
                  "checks": tuple(c for c in table.checks if keep(c))}
@@ -170,7 +175,7 @@ class _Scoped:
     foreign: dict[str, list[str]]
 
     @classmethod
-    def of(cls, operation: Operation, before: Schema, after: Schema, live: Schema, dialect: "Dialect") -> "_Scoped":
+    def of(cls, operation: Operation, before: Schema, after: Schema, live: Schema, dialect: Dialect) -> _Scoped:
         tables, sequences = _scope(operation)
         normal = dialect.normalize
         b = normal(_restrict(before, tables, sequences))
@@ -191,7 +196,7 @@ def _check_unwind(unwind: list[Operation], scoped: _Scoped, label: str) -> None:
     for operation in unwind:
         if not isinstance(operation, _DESTROYING):
             continue
-        key = operation.table_key or getattr(operation, "key", "")
+        key: str = operation.table_key or getattr(operation, "key", "") or ""
         made = key not in scoped.before.tables and key in scoped.after.tables
         if isinstance(operation, DropSequence):
             made = key not in scoped.before.sequences and key in scoped.after.sequences
@@ -218,7 +223,7 @@ def _made_part(operation: Operation, scoped: _Scoped) -> bool:
 # -- locating ------------------------------------------------------------------------
 
 
-def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: "Dialect") -> Position:
+def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: Dialect) -> Position:
     """Find how far `step` got, given the journal `row` and the reflected `live` schema.
 
     A ``failed`` row is exact (the failed statement changed nothing); a
@@ -281,19 +286,19 @@ def describe_partial(row: AppliedRevision) -> str:
             f"{row.statements_done} statement(s) completed, {how}: {first}{error}")
 
 
-def rebuild_step(project: "Project", dialect: "Dialect", row: AppliedRevision) -> Step:
+def rebuild_step(project: Project, dialect: Dialect, row: AppliedRevision) -> Step:
     """The step the journal row belongs to, rebuilt from the migration file."""
     history = project.history()
     if row.revision not in history:
         raise DatabaseStateError(f"cannot repair: the migration file of revision {row.revision} is missing")
-    migration = history.get(row.revision)
+    migration = history[row.revision]
     states = states_along(history)
     before = states[migration.parent]
     step = up_step(dialect, migration, before) if row.direction == UP else down_step(dialect, migration, before)
     return step
 
 
-def protected_step(project: "Project", connection: "sa.Connection", dialect: "Dialect", row: AppliedRevision,
+def protected_step(project: Project, connection: sa.Connection, dialect: Dialect, row: AppliedRevision,
                    step: Step | None = None) -> Step:
     """The step as it ran: rebuilt, then with the same backup statements `upgrade` added."""
     from schemashift.planning import backups
@@ -327,11 +332,10 @@ def _original_indexes(protected: Step, original: Step) -> list[int | None]:
     return indexes
 
 
-def run_repair(project: "Project", connection: "sa.Connection", executor: "Executor", row: AppliedRevision,
+def run_repair(project: Project, connection: sa.Connection, executor: Executor, row: AppliedRevision,
                action: str, out: Output) -> None:
     """Continue or undo the partly run step recorded in `row`."""
     from schemashift.dialects import dialect_of
-    from schemashift.reflection.core import reflect
 
     if action not in ACTIONS:
         raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
@@ -348,7 +352,7 @@ def run_repair(project: "Project", connection: "sa.Connection", executor: "Execu
         position = Position(0, 0, [], [])  # the first statement failed: nothing changed
     else:
         recorder = executor.recorder
-        live = reflect(connection, schemas=_schemas(step, project), exclude=recorder.own_tables)
+        live = dialect.reflect(connection, schemas=_schemas(step, project), exclude=recorder.own_tables)
         if connection.in_transaction():
             connection.commit()
         position = locate(step, row, live, dialect)
@@ -358,13 +362,13 @@ def run_repair(project: "Project", connection: "sa.Connection", executor: "Execu
         _undo(project, executor, step, _original_indexes(step, original), position, dialect)
 
 
-def _schemas(step: Step, project: "Project") -> list[str | None]:
+def _schemas(step: Step, project: Project) -> list[str | None]:
     names = {t.schema for t in step.before.tables.values()} | {t.schema for t in step.after.tables.values()}
     names.add(project.env.schema)
     return sorted(names, key=lambda s: s or "")
 
 
-def _continue(executor: "Executor", step: Step, position: Position, dialect: "Dialect") -> None:
+def _continue(executor: Executor, step: Step, position: Position, dialect: Dialect) -> None:
     from schemashift.planning.plan import compile_operations
 
     if position.finish:
@@ -384,7 +388,7 @@ def _with_live(state: Schema, live: Schema | None) -> Schema:
     return Schema(tables, {**state.sequences, **live.sequences})
 
 
-def _loses_values(connection: "sa.Connection", operation: Operation, state: Schema) -> bool:
+def _loses_values(connection: sa.Connection, operation: Operation, state: Schema) -> bool:
     """True when `operation` would lose stored values now (an empty table or an all-NULL column loses none)."""
     import sqlalchemy as sa
 
@@ -418,7 +422,7 @@ class _Undo:
     kept: Step
     journal: int
 
-    def statements(self, connection: "sa.Connection") -> list[Statement]:
+    def statements(self, connection: sa.Connection) -> list[Statement]:
         """With backups and restores, unless nothing would be kept or restored (asked just before it runs)."""
         from schemashift.planning.backups import RestoreData
 
@@ -428,7 +432,8 @@ class _Undo:
         return self.kept.statements if loses else self.plain.statements
 
 
-def _undo_parts(step: Step, indexes: list[int | None], position: Position) -> list[tuple[list[Operation], int, int, Schema]]:
+def _undo_parts(step: Step, indexes: list[int | None],
+                position: Position) -> list[tuple[list[Operation], int, int, Schema]]:
     """What undo takes back, in order: (operations, migration index, journal count after, schema before)."""
     bounds, states = _op_bounds(step), _op_states(step)
     parts: list[tuple[list[Operation], int, int, Schema]] = []
@@ -441,8 +446,8 @@ def _undo_parts(step: Step, indexes: list[int | None], position: Position) -> li
     return parts
 
 
-def _undo_plan(project: "Project", executor: "Executor", step: Step, indexes: list[int | None], position: Position,
-               dialect: "Dialect") -> list[_Undo]:
+def _undo_plan(project: Project, executor: Executor, step: Step, indexes: list[int | None], position: Position,
+               dialect: Dialect) -> list[_Undo]:
     """Every part of the undo compiled and protected, before anything runs (a refusal changes nothing)."""
     from schemashift.planning import backups
     from schemashift.planning.plan import compile_operations
@@ -460,8 +465,8 @@ def _undo_plan(project: "Project", executor: "Executor", step: Step, indexes: li
     return plan
 
 
-def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[int | None], position: Position,
-          dialect: "Dialect") -> None:
+def _undo(project: Project, executor: Executor, step: Step, indexes: list[int | None], position: Position,
+          dialect: Dialect) -> None:
     """Take back the half-run operation, then each whole one, newest first, journaling as it goes.
 
     After each operation is taken back the row's ``statements_done`` drops to
@@ -478,5 +483,13 @@ def _undo(project: "Project", executor: "Executor", step: Step, indexes: list[in
     executor.abandon(step)
 
 
-__all__ = ["ACTIONS", "Position", "RepairRefused", "locate", "describe_partial", "rebuild_step", "run_repair",
-           "Statement"]
+__all__ = [
+    "ACTIONS",
+    "Position",
+    "RepairRefused",
+    "Statement",
+    "describe_partial",
+    "locate",
+    "rebuild_step",
+    "run_repair",
+]

@@ -18,45 +18,18 @@ from __future__ import annotations
 
 import getpass
 import socket
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 
 import sqlalchemy as sa
 
 from schemashift.errors import DatabaseStateError, mask_secrets
-
-APPLIED, RUNNING, FAILED = "applied", "running", "failed"
-
-
-
-def now() -> datetime:
-    """The current UTC time, naive and to the second, as the version, history and backup tables store it."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-
-@dataclass(frozen=True)
-class AppliedRevision:
-    """One row of the version table."""
-
-    revision: str
-    parent: str | None
-    checksum: str
-    message: str
-    applied_at: datetime | None
-    duration_ms: int | None
-    state: str
-    direction: str
-    statements_done: int
-    running_statement: str | None
-    failed_statement: str | None
-    error: str | None
-
-    @property
-    def complete(self) -> bool:
-        """True when the revision applied cleanly."""
-        return self.state == APPLIED
-
-
+from schemashift.history.records import APPLIED as APPLIED
+from schemashift.history.records import FAILED as FAILED
+from schemashift.history.records import RUNNING as RUNNING
+from schemashift.history.records import AppliedRevision as AppliedRevision
+from schemashift.history.records import now as now
+from schemashift.runtime.locks import lock_table_name
 
 
 def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.Table]:
@@ -109,7 +82,7 @@ class Recorder:
     @property
     def own_tables(self) -> set[str]:
         """The names of the version and history tables (left out of reflection and fingerprints)."""
-        return {self.version.name, self.history.name}
+        return {self.version.name, self.history.name, lock_table_name(self.name)}
 
     def exists(self) -> bool:
         """True when the version table exists."""
@@ -200,10 +173,11 @@ class Recorder:
         self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
 
     def _insert_and_log_statement(self, version_keys: list[str], history_keys: list[str]) -> sa.Insert:
-        """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters (built once)."""
+        """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters
+        (built once)."""
         cached = getattr(self, "_together", None)
         if cached is not None and cached[0] == (version_keys, history_keys):
-            return cached[1]
+            return cached[1]  # type: ignore[no-any-return]
 
         def values(table: sa.Table, prefix: str, keys: list[str]) -> dict[str, sa.BindParameter[object]]:
             return {key: sa.bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in keys}
@@ -220,12 +194,14 @@ class Recorder:
         self.connection.execute(self._update_statement(tuple(values)), params)
 
     def _update_statement(self, keys: tuple[str, ...]) -> sa.Update:
-        """``UPDATE <version> SET <keys> WHERE revision = …`` with ``set_``/``where_`` parameters, built once per keys."""
-        cache = self.__dict__.setdefault("_updates", {})
+        """``UPDATE <version> SET <keys> WHERE revision = …`` with ``set_``/``where_`` parameters, built once
+        per keys."""
+        cache: dict[tuple[str, ...], sa.Update] = self.__dict__.setdefault("_updates", {})
         statement = cache.get(keys)
         if statement is None:
             table = self.version
-            statement = table.update().where(table.c.revision == sa.bindparam("where_revision", type_=table.c.revision.type))
+            where = sa.bindparam("where_revision", type_=table.c.revision.type)
+            statement = table.update().where(table.c.revision == where)
             statement = statement.values({key: sa.bindparam(f"set_{key}", type_=table.c[key].type) for key in keys})
             cache[keys] = statement
         return statement
@@ -237,8 +213,8 @@ class Recorder:
     def log(self, revision: str, direction: str, checksum: str | None, message: str, started: datetime,
             duration_ms: int, outcome: str, error: str | None = None) -> None:
         """Append one row to the history table."""
-        self.connection.execute(self.history.insert(),
-                                _history_row(revision, direction, checksum, message, started, duration_ms, outcome, error))
+        row = _history_row(revision, direction, checksum, message, started, duration_ms, outcome, error)
+        self.connection.execute(self.history.insert(), row)
 
     def history_rows(self) -> list[dict[str, object]]:
         """The history table, oldest first (empty when missing)."""
@@ -285,7 +261,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except Exception:  # noqa: BLE001 - deliberately broad: no user name in some containers
         return "unknown"
 
 

@@ -7,15 +7,18 @@ Also reads the rename hints users declare on models:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 
+from schemashift.model.normalize import canonical_default
 from schemashift.model.schema import (
+    ONLY_ON,
     CheckConstraint,
     Column,
     Computed,
@@ -26,14 +29,19 @@ from schemashift.model.schema import (
     Schema,
     Sequence,
     Table,
-    ONLY_ON,
     UniqueConstraint,
     option_value,
     qualify,
 )
-from schemashift.model.normalize import canonical_default
-from schemashift.sqla.types import model_type
 from schemashift.model.types import Type
+from schemashift.sacompat import (
+    creation_order,
+    ddl_if_condition,
+    metadata_sequences,
+    primary_key_columns,
+    type_check_rule,
+)
+from schemashift.sqla.types import model_type
 
 
 @dataclass
@@ -60,7 +68,7 @@ def sql_text(value: object) -> str:
     return str(value)
 
 
-def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+def _defaults(column: sa.Column[Any]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """The server default as SQL text, and ``(dialect, SQL)`` where a database renders it differently.
 
     An expression default (``sa.false()``, a ``FunctionElement`` with ``@compiles``
@@ -87,9 +95,9 @@ def _defaults(column: sa.Column) -> tuple[str | None, tuple[tuple[str, str], ...
     return found
 
 
-def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+def _rendered(column: sa.Column[Any], generic: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """`_defaults` of an expression default, rendered by each database's DDL compiler."""
-    from schemashift.dialects import targets
+    from schemashift.dialects import REFERENCE_TARGET, targets
 
     rendered: dict[str, str] = {}
     for name, dialect in targets():
@@ -99,8 +107,8 @@ def _rendered(column: sa.Column, generic: str | None) -> tuple[str | None, tuple
             continue
     if generic is None:
         if not rendered:
-            sql_text(column.server_default.arg)  # raises SQLAlchemy's own error
-        generic = rendered.get("postgresql") or next(iter(rendered.values()))
+            sql_text(getattr(column.server_default, "arg", None))  # raises SQLAlchemy's own error
+        generic = rendered.get(REFERENCE_TARGET) or next(iter(rendered.values()))
     plain = canonical_default(generic, _ANY)
     return generic, tuple((name, sql) for name, sql in rendered.items() if canonical_default(sql, _ANY) != plain)
 
@@ -117,18 +125,18 @@ def _ddl_compiler(dialect: sa.engine.Dialect) -> Any:
     """A DDL compiler of `dialect`, one per dialect instance."""
     compiler = _DDL_COMPILERS.get(id(dialect))
     if compiler is None:
-        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)
+        compiler = _DDL_COMPILERS[id(dialect)] = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
     return compiler
 
 
-def _computed(column: sa.Column) -> Computed | None:
+def _computed(column: sa.Column[Any]) -> Computed | None:
     computed = column.computed
     if computed is None:
         return None
     return Computed(sql_text(computed.sqltext), persisted=computed.persisted)
 
 
-def _identity(column: sa.Column) -> Identity | None:
+def _identity(column: sa.Column[Any]) -> Identity | None:
     identity = column.identity
     if identity is None:
         return None
@@ -148,7 +156,7 @@ def convert_sequence(sequence: sa.Sequence) -> Sequence:
     )
 
 
-def _sequence_key(column: sa.Column) -> str | None:
+def _sequence_key(column: sa.Column[Any]) -> str | None:
     """The key of the `sa.Sequence` given as the column's default (``Column(..., sa.Sequence(...))``)."""
     default = column.default
     if isinstance(default, sa.Sequence) and not default.optional:
@@ -156,15 +164,15 @@ def _sequence_key(column: sa.Column) -> str | None:
     return None
 
 
-def convert_column(column: sa.Column, table: sa.Table) -> Column:
+def convert_column(column: sa.Column[Any], table: sa.Table) -> Column:
     """The neutral form of one model column."""
-    return Column(*_column_fields(column, table.autoincrement_column))
+    return Column(*_column_fields(column, table.autoincrement_column))  # type: ignore[arg-type]  # the fields, in order
 
 
 ColumnFields = tuple[object, ...]  # the `Column` fields in declaration order
 
 
-def _column_fields(column: sa.Column, autoincrement_column: sa.Column | None) -> ColumnFields:
+def _column_fields(column: sa.Column[Any], autoincrement_column: sa.Column[Any] | None) -> ColumnFields:
     """`Column(*fields)` is the neutral form of `column`; `autoincrement_column` is its table's."""
     default, defaults = _defaults(column)
     return (
@@ -215,7 +223,7 @@ def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...]:
     A ``callable_`` condition cannot be judged without a database and is not
     followed (the index is built wherever the dialect condition allows).
     """
-    condition = getattr(item, "_ddl_if", None)  # SQLAlchemy keeps it here; set by the public ddl_if()
+    condition = ddl_if_condition(item)
     dialect = getattr(condition, "dialect", None)
     if not dialect:
         return ()
@@ -258,15 +266,17 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
     """
     names = _dialect_names()
     only_on = tuple(names)
-    if getattr(constraint, "_type_bound", False):
-        rule = getattr(constraint, "_create_rule", None)  # SQLAlchemy's per-dialect condition of a type's CHECK
-        only_on = tuple(name for name, dialect in names.items() if rule is None or rule(SimpleNamespace(dialect=dialect)))
+    type_bound, rule = type_check_rule(constraint)
+    if type_bound:
+        only_on = tuple(name for name, dialect in names.items()
+                        if rule is None or rule(SimpleNamespace(dialect=dialect)))
     limited = _ddl_if_dialects(constraint)  # CheckConstraint(...).ddl_if(dialect=...)
     if limited:
         only_on = tuple(name for name in only_on if name in limited)
     if not only_on:
         return None
-    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), () if only_on == tuple(names) else only_on)
+    only = () if only_on == tuple(names) else only_on
+    return CheckConstraint(sql_text(constraint.sqltext), _name(constraint.name), only)
 
 
 @lru_cache(maxsize=1)
@@ -300,7 +310,7 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
             if isinstance(constraint, sa.CheckConstraint) and (check := _check(constraint)) is not None:
                 checks.append(check)
     pk = table.primary_key
-    pk_columns = getattr(pk, "_columns", None) or pk.columns  # `columns` memoises a read-only copy per table
+    pk_columns = primary_key_columns(pk)
     primary_key = PrimaryKey(tuple(c.name for c in pk_columns), _name(pk.name)) if pk_columns else None
     return Table(
         name=table.name,
@@ -318,14 +328,14 @@ def convert_table(table: sa.Table, seen: dict[ColumnFields, Column] | None = Non
 
 def _in_creation_order(constraints: Iterable[sa.Constraint]) -> list[sa.Constraint]:
     """`constraints` (a set) in the order ``create_all`` emits them: the order they were made in."""
-    return sorted(constraints, key=lambda constraint: getattr(constraint, "_creation_order", 0))
+    return sorted(constraints, key=creation_order)
 
 
 def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:
     """`Column(*fields)`, the same object for equal fields."""
     column = seen.get(fields)
     if column is None:
-        column = seen[fields] = Column(*fields)
+        column = seen[fields] = Column(*fields)  # type: ignore[arg-type]  # the fields, in order
     return column
 
 
@@ -338,7 +348,7 @@ def from_metadata(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> Schema:
     seen: dict[ColumnFields, Column] = {}
     for metadata in metadatas:
         tables.extend(convert_table(t, seen) for t in metadata.tables.values())  # sorted_tables warns on FK cycles
-        sequences.extend(convert_sequence(s) for s in metadata._sequences.values() if not s.optional)
+        sequences.extend(convert_sequence(s) for s in metadata_sequences(metadata) if not s.optional)
     return Schema.of(tables, sequences)
 
 

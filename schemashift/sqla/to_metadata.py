@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from schemashift.model.schema import ONLY_ON, Column, ForeignKey, Index, Schema, Table
 from schemashift.sqla.types import to_sa_type
 
 
-def sa_column(column: Column, dialect_name: str | None = None) -> sa.Column:
+def sa_column(column: Column, dialect_name: str | None = None) -> sa.Column[Any]:
     """A detached `sa.Column` for `column`."""
     kwargs: dict[str, object] = {"nullable": column.nullable, "comment": column.comment}
     args: list[object] = []
@@ -56,9 +58,9 @@ def sa_foreign_key(fk: ForeignKey) -> sa.ForeignKeyConstraint:
 
 def sa_index(index: Index, table: sa.Table) -> sa.Index:
     """A `sa.Index` on `table`."""
-    elements: list[object] = [table.c[name] for name in index.columns]
+    elements: list[Any] = [table.c[name] for name in index.columns]
     elements.extend(sa.text(expr) for expr in index.expressions)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if index.where:
         kwargs["postgresql_where"] = sa.text(index.where)
         kwargs["sqlite_where"] = sa.text(index.where)
@@ -97,7 +99,7 @@ def sa_table(
     `name` overrides the table name (used by table rebuilds).
     """
     metadata = metadata if metadata is not None else sa.MetaData()
-    items: list[object] = [sa_column(c, dialect_name) for c in table.columns]
+    items: list[Any] = [sa_column(c, dialect_name) for c in table.columns]
     if table.primary_key is not None:
         items.append(sa.PrimaryKeyConstraint(*table.primary_key.columns, name=table.primary_key.name))
     for unique in table.uniques:
@@ -109,7 +111,7 @@ def sa_table(
             if fk.ref_key != table.key or name is not None:
                 _stub_for(fk, metadata, schema)
             items.append(sa_foreign_key(fk))
-    options = {key: sa_option(key, value) for key, value in table.options}
+    options: dict[str, Any] = {key: sa_option(key, value) for key, value in table.options}
     result = sa.Table(name or table.name, metadata, *items, schema=table.schema, comment=table.comment, **options)
     if include_indexes:
         for index in table.indexes:

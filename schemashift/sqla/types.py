@@ -8,24 +8,28 @@ need.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from contextlib import suppress
+from functools import cache, lru_cache
+from importlib import import_module
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
 
+from schemashift.dialects.registry import database
 from schemashift.model.types import Type
-
+from schemashift.sacompat import AbstractBinary, AbstractInterval, has_variants
 
 #: `Type(...)`, one shared object per distinct type: types are immutable and schemas repeat a few.
 _type = lru_cache(maxsize=1024, typed=True)(Type)
 
 
-def _collation(satype: sa.types.TypeEngine) -> str | None:
+def _collation(satype: sa.types.TypeEngine[Any]) -> str | None:
     return getattr(satype, "collation", None) or None
 
 
-def _charset(satype: sa.types.TypeEngine) -> str | None:
+def _charset(satype: sa.types.TypeEngine[Any]) -> str | None:
     """MySQL's ``CHARACTER SET`` of a string type (``mysql.VARCHAR(charset=...)``)."""
     return getattr(satype, "charset", None) or None
 
@@ -50,7 +54,7 @@ def _text(satype: sa.Text) -> Type:
     return _type("text", collation=_collation(satype), charset=_charset(satype), variant=variant)
 
 
-def _numeric(satype: sa.Numeric | sa.Float) -> Type:
+def _numeric(satype: sa.Numeric[Any] | sa.Float[Any]) -> Type:
     if isinstance(satype, sa.Float):
         precision = getattr(satype, "precision", None)
         if precision is None and isinstance(satype, (sa.Double, sa.REAL)):
@@ -59,7 +63,7 @@ def _numeric(satype: sa.Numeric | sa.Float) -> Type:
     return _type("numeric", precision=satype.precision, scale=satype.scale)
 
 
-def _array(satype: sa.ARRAY) -> Type:
+def _array(satype: sa.ARRAY[Any]) -> Type:
     return _type("array", item=from_sa_type(satype.item_type), dimensions=satype.dimensions)
 
 
@@ -68,7 +72,7 @@ def _json(satype: sa.JSON) -> Type:
     return _type("json", variant=variant)
 
 
-def _fraction(satype: sa.types.TypeEngine) -> int | None:
+def _fraction(satype: sa.types.TypeEngine[Any]) -> int | None:
     """Fractional-second digits of a dialect's date/time type (MySQL ``fsp``, PostgreSQL ``precision``)."""
     return getattr(satype, "fsp", None) or getattr(satype, "precision", None)
 
@@ -95,7 +99,8 @@ def _integer(satype: sa.Integer) -> Type:
     return _type("integer", unsigned=unsigned)
 
 
-Converter = Callable[[sa.types.TypeEngine], Type]
+#: Converts instances of one SQLAlchemy type class (its parameter is that class).
+Converter = Callable[[Any], Type]
 
 # Order matters: subclasses before their bases (Enum and Text before String…).
 _CONVERTERS: list[tuple[type, Converter]] = [
@@ -109,18 +114,19 @@ _CONVERTERS: list[tuple[type, Converter]] = [
     (sa.DateTime, _datetime),
     (sa.Date, lambda t: _type("date")),
     (sa.Time, _time),
-    (sa.sql.sqltypes._AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
+    (AbstractInterval, lambda t: _type("interval")),  # sa.Interval, postgresql.INTERVAL
     (sa.ARRAY, _array),
     (sa.JSON, _json),
     (sa.Uuid, lambda t: _type("uuid", native=bool(getattr(t, "native_uuid", True)))),
     (sa.LargeBinary, _binary),
-    (sat._Binary, _binary),
+    (AbstractBinary, _binary),
 ]
 
 
-def from_sa_type(satype: sa.types.TypeEngine) -> Type:
+def from_sa_type(satype: sa.types.TypeEngine[Any]) -> Type:
     """The neutral form of a SQLAlchemy type (TypeDecorators by their implementation)."""
-    return _converter(type(satype))(satype)
+    cls: Any = type(satype)
+    return _converter(cls)(satype)
 
 
 @lru_cache(maxsize=512)
@@ -134,17 +140,17 @@ def _converter(cls: type) -> Converter:
     return _other
 
 
-def _decorated(satype: sat.TypeDecorator) -> Type:
+def _decorated(satype: sat.TypeDecorator[Any]) -> Type:
     return from_sa_type(satype.impl_instance)
 
 
-def _other(satype: sa.types.TypeEngine) -> Type:
+def _other(satype: sa.types.TypeEngine[Any]) -> Type:
     name = type(satype).__name__.upper()
     if isinstance(satype, sat.NullType):
         return _type("other", sql="NULL")
     try:
         text = satype.compile()
-    except Exception:  # noqa: BLE001 - a dialect-only type: keep its class name
+    except Exception:  # noqa: BLE001 - deliberately broad: a dialect-only type: keep its class name
         text = name
     return _type("other", sql=text)
 
@@ -152,7 +158,7 @@ def _other(satype: sa.types.TypeEngine) -> Type:
 # -- per-database forms of model types ------------------------------------------
 
 
-def model_type(satype: sa.types.TypeEngine) -> Type:
+def model_type(satype: sa.types.TypeEngine[Any]) -> Type:
     """The neutral form of a model's type, with what it is on each database where that differs.
 
     A type that may compile differently per database (``with_variant``, an
@@ -166,7 +172,7 @@ def model_type(satype: sa.types.TypeEngine) -> Type:
     checked = _checked_on(satype)
     if checked == ():
         return base
-    if checked is None and getattr(satype, "_variant_mapping", None):
+    if checked is None and has_variants(satype):
         return _per_database(satype, base, checked)
     key = (type(satype), _plain_state(satype), base)  # models repeat a few such types in many columns
     found = _MODEL_TYPES.get(key)
@@ -181,12 +187,12 @@ _MODEL_TYPES: dict[tuple[type, tuple[tuple[str, object], ...], Type], Type] = {}
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _plain_state(satype: sa.types.TypeEngine) -> tuple[tuple[str, object], ...]:
+def _plain_state(satype: sa.types.TypeEngine[Any]) -> tuple[tuple[str, object], ...]:
     """The instance's scalar settings (with its class and neutral form, what its DDL can depend on)."""
     return tuple((k, v) for k, v in vars(satype).items() if isinstance(v, _PLAIN))
 
 
-def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, ...] | None) -> Type:
+def _per_database(satype: sa.types.TypeEngine[Any], base: Type, checked: tuple[str, ...] | None) -> Type:
     """`base` with the forms `satype` takes on the databases in `checked` (None: all)."""
     from schemashift.dialects import get_dialect, targets
 
@@ -196,7 +202,7 @@ def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, .
             continue
         try:
             actual = dialect.type_compiler_instance.process(satype)
-        except Exception:  # noqa: BLE001 - no such type on that database (create_all fails there too)
+        except Exception:  # noqa: BLE001 - deliberately broad: no such type on that database (create_all fails there too)
             continue
         chosen = _matching(actual, base, satype, name, dialect)
         if chosen != base and not get_dialect(name).stores_alike(chosen, base):
@@ -204,15 +210,13 @@ def _per_database(satype: sa.types.TypeEngine, base: Type, checked: tuple[str, .
     return base.evolve(dialects=tuple(overrides)) if overrides else base
 
 
-def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, dialect: sa.engine.Dialect) -> Type:
+def _matching(actual: str, base: Type, satype: sa.types.TypeEngine[Any], name: str, dialect: sa.engine.Dialect) -> Type:
     """`base`, else the neutral form of `satype` on `dialect`, whichever compiles to `actual` there; else raw DDL."""
     from schemashift.dialects import get_dialect
 
     candidates = [base]
-    try:
+    with suppress(Exception):  # deliberately broad: no adapted form
         candidates.append(from_sa_type(satype.dialect_impl(dialect)))
-    except Exception:  # noqa: BLE001 - no adapted form
-        pass
     parsed = get_dialect(name).parse_type(actual)
     if parsed is not None:
         candidates.append(parsed)
@@ -221,7 +225,7 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine, name: str, d
             built = to_sa_type(candidate, name)
             if not _hooked(type(built), name) and dialect.type_compiler_instance.process(built) == actual:
                 return candidate
-        except Exception:  # noqa: BLE001 - the neutral form does not compile there
+        except Exception:  # noqa: BLE001 - deliberately broad: the neutral form does not compile there
             continue
     return _type("other", sql=actual)
 
@@ -245,16 +249,16 @@ def _hooked(cls: type, dialect: str | None = None) -> bool:
     return False
 
 
-def _checked_on(satype: sa.types.TypeEngine) -> tuple[str, ...] | None:
+def _checked_on(satype: sa.types.TypeEngine[Any]) -> tuple[str, ...] | None:
     """The databases where `satype` may compile otherwise than its neutral form says (None: all, (): none).
 
     All for ``with_variant``, ``@compiles`` overrides, applications' own types and
     TypeDecorators choosing an implementation per dialect; a dialect's own type
     (``mysql.MEDIUMTEXT``) only on its database (elsewhere `create_all` would not build it as such).
     """
-    if getattr(satype, "_variant_mapping", None):  # with_variant()
+    if has_variants(satype):  # with_variant()
         return None
-    cls = type(satype)
+    cls: Any = type(satype)
     if _hooked(cls):  # @compiles
         return None
     if isinstance(satype, sat.TypeDecorator):
@@ -275,92 +279,61 @@ def _class_checked_on(cls: type) -> tuple[str, ...] | None:
     return ()
 
 
-def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine:
-    """A SQLAlchemy type for `typ`, suitable for DDL on `dialect_name` (its override there, if any)."""
+@cache
+def _own_types(dialect_name: str) -> Callable[[Type], sa.types.TypeEngine[Any] | None] | None:
+    """``build`` of the database's ``types`` module (its own SQLAlchemy types), when the registry declares one."""
+    entry = database(dialect_name)
+    if entry is None or not entry.own_types:
+        return None
+    return import_module(f"{entry.module}.types").build  # type: ignore[no-any-return]
+
+
+def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngine[Any]:
+    """A SQLAlchemy type for `typ`, suitable for DDL on `dialect_name` (its override there, if any).
+
+    The database's own types (``dialects/<name>/types.py``, e.g. MySQL's unsigned
+    integers) come first; the generic SQLAlchemy types serve everywhere else.
+    """
     if typ.dialects and dialect_name is not None:
         typ = typ.on(dialect_name)
+    own = _own_types(dialect_name) if dialect_name is not None else None
+    built = own(typ) if own is not None else None
+    if built is not None:
+        return built
     builder = _BUILDERS.get(typ.kind)
     if builder is None:
         raise ValueError(f"no SQLAlchemy type for kind {typ.kind!r}")
     return builder(typ, dialect_name)
 
 
-def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    base = {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger}[typ.kind]
-    if typ.unsigned and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return {"smallint": mysql.SMALLINT, "integer": mysql.INTEGER, "bigint": mysql.BIGINT}[typ.kind](unsigned=True)
-    return base()
+def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
+    return {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger}[typ.kind]()
 
 
-def _build_json(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.variant == "jsonb" and dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return JSONB()
-    return sa.JSON()
-
-
-def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if (typ.variant or typ.charset) and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        cls = getattr(mysql, (typ.variant or "text").upper())
-        return cls(collation=typ.collation, charset=typ.charset)  # type: ignore[no-any-return]
+def _build_text(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.Text(collation=typ.collation)
 
 
-def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.charset and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return mysql.VARCHAR(typ.length, collation=typ.collation, charset=typ.charset)
+def _build_string(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.String(typ.length, collation=typ.collation)
 
 
-def _build_binary(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    if typ.variant and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return getattr(mysql, typ.variant.upper())()  # type: ignore[no-any-return]
-    return sa.LargeBinary(typ.length)
-
-
-def _build_temporal(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
-    """DATETIME/TIME, with fractional-second digits where the database takes them."""
-    datetime = typ.kind == "datetime"
-    if datetime and typ.variant == "timestamp":
-        if typ.precision is not None and dialect == "mysql":
-            from sqlalchemy.dialects import mysql
-
-            return mysql.TIMESTAMP(timezone=typ.timezone, fsp=typ.precision)
-        if typ.precision is not None and dialect == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            return postgresql.TIMESTAMP(timezone=typ.timezone, precision=typ.precision)
-        return sa.TIMESTAMP(timezone=typ.timezone)
-    if typ.precision is not None and dialect == "mysql":
-        from sqlalchemy.dialects import mysql
-
-        return (mysql.DATETIME if datetime else mysql.TIME)(timezone=typ.timezone, fsp=typ.precision)
-    if typ.precision is not None and dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        cls = postgresql.TIMESTAMP if datetime else postgresql.TIME
-        return cls(timezone=typ.timezone, precision=typ.precision)
-    return sa.DateTime(timezone=typ.timezone) if datetime else sa.Time(timezone=typ.timezone)
+def _build_temporal(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
+    """TIMESTAMP/DATETIME/TIME (fractional-second digits are the databases' own types)."""
+    if typ.kind == "datetime":
+        return sa.TIMESTAMP(timezone=typ.timezone) if typ.variant == "timestamp" else sa.DateTime(timezone=typ.timezone)
+    return sa.Time(timezone=typ.timezone)
 
 
-def _build_enum(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_enum(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return sa.Enum(*typ.values, name=typ.name, native_enum=typ.native, create_constraint=False)
 
 
-def _build_other(typ: Type, dialect: str | None) -> sa.types.TypeEngine:
+def _build_other(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:
     return _RawType(typ.sql or "NULL")
 
 
-class _RawType(sat.UserDefinedType):
+class _RawType(sat.UserDefinedType[Any]):
     """A type rendered verbatim in DDL."""
 
     cache_ok = True
@@ -385,8 +358,8 @@ _BUILDERS = {
     "datetime": _build_temporal,
     "time": _build_temporal,
     "interval": lambda t, d: sa.Interval(),
-    "binary": _build_binary,
-    "json": _build_json,
+    "binary": lambda t, d: sa.LargeBinary(t.length),
+    "json": lambda t, d: sa.JSON(),
     "uuid": lambda t, d: sa.Uuid(native_uuid=t.native),
     "enum": _build_enum,
     "array": lambda t, d: sa.ARRAY(to_sa_type(t.item, d), dimensions=t.dimensions) if t.item else sa.ARRAY(sa.Text()),

@@ -43,7 +43,7 @@ class _PauseState:
 _STATE = _PauseState()
 
 
-class paused(ContextDecorator):  # noqa: N801 - used like a function: ``with paused():`` / ``@paused()``
+class paused(ContextDecorator):  # lower-case: used like a function: ``with paused():`` / ``@paused()``
     """No cyclic garbage collection inside the block (re-enabled on exit if it was on).
 
     The count of open blocks is process-wide, so blocks that overlap in several
@@ -51,7 +51,7 @@ class paused(ContextDecorator):  # noqa: N801 - used like a function: ``with pau
     back on exactly once, when the last of them ends.
     """
 
-    def __enter__(self) -> "paused":
+    def __enter__(self) -> paused:
         with _STATE.lock:
             if _STATE.depth == 0:
                 _STATE.restore = gc.isenabled()
@@ -74,7 +74,7 @@ def relax_for_process() -> None:
 
     Never lowers the thresholds.
     """
-    global _freeze_after_pause
+    global _freeze_after_pause  # noqa: PLW0603 - one process-wide switch
     _freeze_after_pause = True
     current = gc.get_threshold()
-    gc.set_threshold(*(max(a, b) for a, b in zip(current, PROCESS_THRESHOLDS)))
+    gc.set_threshold(*(max(a, b) for a, b in zip(current, PROCESS_THRESHOLDS, strict=False)))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 _CONNECTION_OK = 0
 _COMMAND_OK, _TUPLES_OK = 1, 2
@@ -40,7 +41,7 @@ def _candidates() -> list[str]:
 
 
 def _load() -> ctypes.CDLL:
-    global _library
+    global _library  # noqa: PLW0603 - the library is loaded once per process
     if _library is not None:
         return _library
     for name in _candidates():

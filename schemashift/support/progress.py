@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Output = Callable[[str], None]
 
@@ -50,7 +51,7 @@ class Reporter:
         """The command is over (also after a failure)."""
         self.finished()
 
-    def __enter__(self) -> "Reporter":
+    def __enter__(self) -> Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -74,8 +75,8 @@ class QuietReporter(Reporter):
     def migration_finished(self, verb: str, label: str, elapsed_ms: float) -> None:
         pass
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None and self.last is not None:
+    def __exit__(self, *exc: object) -> None:
+        if (not exc or exc[0] is None) and self.last is not None:
             self.out(self.last)
 
 

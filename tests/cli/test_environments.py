@@ -23,7 +23,6 @@ from helpers import cli, execute, fetch_rows, run_in_pty, scalar, write_project
 
 from schemashift import api
 from schemashift.dialects import get_dialect
-from schemashift.reflection.core import reflect
 
 PASSWORD = "Zq7-h6-Sekr1t"
 VERSION_TABLES = {"schemashift_version", "schemashift_version_history"}
@@ -128,7 +127,8 @@ def live_shape(url: str) -> dict[str, Any]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
-            schema = get_dialect(connection.dialect.name).normalize(reflect(connection, exclude=VERSION_TABLES))
+            dialect = get_dialect(connection.dialect.name)
+            schema = dialect.normalize(dialect.reflect(connection, exclude=VERSION_TABLES))
     finally:
         engine.dispose()
     return {

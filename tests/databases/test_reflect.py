@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from schemashift import operations as ops
-from schemashift.dialects import get_dialect
+from schemashift.dialects import dialect_of, get_dialect
 from schemashift.model import normalize as norm
 from schemashift.sqla.from_metadata import from_metadata
 from schemashift.model.schema import Schema, Table
-from schemashift.reflection.core import reflect
 from schemashift.model.types import Type
 
 pytestmark = pytest.mark.filterwarnings("ignore:Computed column .* STORED:sqlalchemy.exc.SAWarning")
@@ -64,7 +63,7 @@ def only(schema: Schema, prefix: str) -> Schema:
 def assert_reflects_as_models(conn: sa.Connection, metadata: sa.MetaData, prefix: str, **kwargs: object) -> None:
     """Reflect `conn` and compare its `prefix` tables with `metadata`, both normalised."""
     dialect = get_dialect(conn.dialect.name)
-    live = dialect.normalize(only(reflect(conn, **kwargs), prefix))  # type: ignore[arg-type]
+    live = dialect.normalize(only(dialect_of(conn).reflect(conn, **kwargs), prefix))  # type: ignore[arg-type]
     models = dialect.normalize(from_metadata(metadata))
     problems = differences(models, live)
     assert not problems, "reflected schema differs from the models:\n" + "\n".join(problems)
@@ -215,7 +214,7 @@ def test_reflection_reads_what_the_database_holds(engine: sa.Engine, backend: st
     metadata = build_metadata(backend, p)
     _create(engine, metadata, backend, p)
     with engine.connect() as conn:
-        live = only(reflect(conn), p)
+        live = only(dialect_of(conn).reflect(conn), p)
     parent, child, node = live.table(f"{p}parent"), live.table(f"{p}child"), live.table(f"{p}node")
     assert parent.column_names[:3] == ("id", "code", "small")
     assert parent.column("code").nullable is False and parent.column("small").nullable is True
@@ -265,7 +264,7 @@ def test_real_differences_survive_normalisation(engine: sa.Engine, backend: str)
     sa.Index(f"{p}ix_qty", table.c.qty)
     dialect = get_dialect(backend)
     with engine.connect() as conn:
-        live = dialect.normalize(only(reflect(conn), p))
+        live = dialect.normalize(only(dialect_of(conn).reflect(conn), p))
     problems = "\n".join(differences(dialect.normalize(from_metadata(changed)), live))
     for expected in (f"{p}t.name:", f"{p}t.qty:", "indexes", "uniques"):
         assert expected in problems
@@ -279,9 +278,9 @@ def test_exclude_and_internal_tables_are_skipped(engine: sa.Engine, backend: str
     with engine.begin() as conn:
         metadata.create_all(conn)
     with engine.connect() as conn:
-        names = set(only(reflect(conn, exclude={f"{p}version"}), p).tables)
+        names = set(only(dialect_of(conn).reflect(conn, exclude={f"{p}version"}), p).tables)
         assert names == {f"{p}kept"}
-        assert f"_schemashift_{p}tmp" not in reflect(conn).tables
+        assert f"_schemashift_{p}tmp" not in dialect_of(conn).reflect(conn).tables
 
 
 def _tables(metadata: sa.MetaData, prefix: str, count: int) -> None:
@@ -302,7 +301,7 @@ def _count_reflection_queries(url: str) -> int:
     try:
         with engine.connect() as conn:
             sa.event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
-            reflect(conn)
+            dialect_of(conn).reflect(conn)
     finally:
         engine.dispose()
     return len(statements)
@@ -321,7 +320,7 @@ def test_query_count_does_not_grow_with_tables(fresh_db: str, backend: str) -> N
             many.create_all(conn)
         with_fifty = _count_reflection_queries(fresh_db)
         with engine.connect() as conn:
-            assert len(reflect(conn).tables) == 50
+            assert len(dialect_of(conn).reflect(conn).tables) == 50
     finally:
         engine.dispose()
     assert with_five == with_fifty

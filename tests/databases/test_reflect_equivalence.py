@@ -4,7 +4,7 @@ Each distinct models module of `scenarios.py` (v1 and v2 of every scenario, for
 the backends it applies to) is created once per backend in its own namespace of
 a throw-away database — a SQLite file, a PostgreSQL schema, a MariaDB database
 (named ``ss_reflect_eq_<random>…``, so parallel runs do not meet) — and
-reflected twice by `reflect`: through the dialect's bulk reader (`READERS`) and
+reflected twice by `reflect`: through the dialect's bulk reader (`Dialect.read_tables`) and
 through `read_with_inspector` (SQLAlchemy's per-dialect ``get_multi_*``). The two
 neutral schemas must be equal, apart from the differences listed in `KNOWN`,
 where SQLAlchemy itself reads the database wrongly or not at all.
@@ -30,10 +30,11 @@ from sqlalchemy.dialects import mysql
 from conftest import BACKENDS, create_database, drop_database, require_backend
 from scenarios import SCENARIOS
 
-from schemashift.dialects import get_dialect
+from schemashift.dialects import dialect_of, get_dialect
+from schemashift.dialects.base import Dialect
 from schemashift.dialects.sqlite import reflect as reflect_sqlite
 from schemashift.model.schema import Schema, Table
-from schemashift.reflection.core import READERS, RawSchema, Reader, _reader, read_with_inspector, reflect
+from schemashift.reflection.core import RawSchema, Reader, read_with_inspector
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
@@ -174,7 +175,7 @@ def _create(engine: sa.Engine, metadata: sa.MetaData, names: dict[str | None, st
 
 def _bulk(conn: sa.Connection, schema: str | None) -> RawSchema:
     """The dialect's bulk reader, less what SQLAlchemy's reflection does not read at all (see `KNOWN`)."""
-    raw = _reader(conn.dialect.name)(conn, schema)
+    raw = dialect_of(conn).read_tables(conn, schema)
     if conn.dialect.name == "postgresql":
         return raw
     for table, indexes in raw.indexes.items():
@@ -219,8 +220,8 @@ KNOWN = {
 
 
 def _compare(conn: sa.Connection, target: Built, schemas: list[str | None]) -> list[str]:
-    bulk = reflect(conn, schemas=schemas, reader=_bulk)
-    inspector = reflect(conn, schemas=schemas, reader=_inspector(target.metadata))
+    bulk = dialect_of(conn).reflect(conn, schemas=schemas, reader=_bulk)
+    inspector = dialect_of(conn).reflect(conn, schemas=schemas, reader=_inspector(target.metadata))
     if conn.dialect.name in ("mysql", "mariadb"):
         dialect = get_dialect("mysql")
         bulk, inspector = dialect.normalize(bulk), dialect.normalize(inspector)
@@ -250,7 +251,7 @@ def test_bulk_reader_reflects_as_the_inspector(backend: str, label: str, corpus:
     if target.error:
         pytest.skip(target.error)
     with target.engine.connect() as conn:
-        assert conn.dialect.name in READERS
+        assert type(dialect_of(conn)).read_tables is not Dialect.read_tables  # a bulk reader of its own
         problems = _compare(conn, target, target.schemas)
         if backend == "postgresql" and len(target.schemas) == 1:  # the default schema: through the search path
             conn.exec_driver_sql(f'SET search_path TO "{target.schemas[0]}"')
@@ -289,7 +290,7 @@ def test_postgresql_reader_gives_sqlalchemys_shapes(backend: str, label: str, co
         pytest.skip(target.error)
     with target.engine.connect() as conn:
         for schema in target.schemas:
-            assert _canonical(_reader("postgresql")(conn, schema)) == _canonical(read_with_inspector(conn, schema))
+            assert _canonical(get_dialect("postgresql").read_tables(conn, schema)) == _canonical(read_with_inspector(conn, schema))
 
 
 @pytest.mark.parametrize(

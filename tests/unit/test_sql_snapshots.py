@@ -465,10 +465,10 @@ def test_quoting_of_reserved_and_mixed_case_names() -> None:
 @pytest.mark.parametrize(
     "dialect, flags",
     [
-        (PG, dict(transactional_ddl=True, native_enum=True, supports_schemas=True, instant_add_column=True, rebuilds_tables=False)),
-        (MY, dict(transactional_ddl=False, native_enum=False, instant_add_column=True, rebuilds_tables=False)),
-        ("mariadb", dict(transactional_ddl=False, instant_add_column=True)),
-        (LITE, dict(transactional_ddl=True, rebuilds_tables=True, supports_comments=False, native_enum=False)),
+        (PG, dict(transactional_ddl=True, native_enum=True, supports_schemas=True, sequences_need_reset=True, rebuilds_tables=False)),
+        (MY, dict(transactional_ddl=False, native_enum=False, sequences_need_reset=False, rebuilds_tables=False)),
+        ("mariadb", dict(transactional_ddl=False, autocommits_ddl=False)),
+        (LITE, dict(transactional_ddl=True, autocommits_ddl=True, rebuilds_tables=True, supports_comments=False, native_enum=False)),
     ],
 )
 def test_capabilities(dialect: str, flags: dict[str, bool]) -> None:

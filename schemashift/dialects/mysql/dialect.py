@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from schemashift import operations as ops
-from schemashift.model import normalize as norm
-from schemashift.model.schema import CheckConstraint, ForeignKey, Index
-from schemashift.sqla.types import from_sa_type
-from schemashift.model.types import Type
-from schemashift.model.schema import Column, Constraint, PrimaryKey, Schema, Table, UniqueConstraint
 from schemashift.dialects.base import Dialect, lock_timeout, release_quietly, run_settled, table_at
+from schemashift.model import normalize as norm
+from schemashift.model.schema import (
+    CheckConstraint,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    PrimaryKey,
+    Schema,
+    Table,
+    UniqueConstraint,
+)
+from schemashift.model.types import Type
+from schemashift.sacompat import copy_column
+from schemashift.sqla.types import from_sa_type
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.model.schema import Sequence
+    from schemashift.reflection.core import RawSchema
 
 
 #: String literals (kept) and ANSI ``"quoted"`` identifiers (turned into backticks).
@@ -69,7 +82,8 @@ def _blob_size(length: int | None) -> str | None:
 
 
 #: Running the statement prepared in ``@schemashift_sql``.
-_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt")
+_PREPARED = ("PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt",
+             "DEALLOCATE PREPARE schemashift_stmt")
 
 
 def set_read_timeout(dbapi_connection: object, seconds: float | None) -> None:
@@ -121,17 +135,35 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     remote_catalogue = True
     max_identifier_length = 64
-    instant_add_column = True
     online_alter = True
     #: MariaDB 10.3+ has sequences; on MySQL itself, a migration creating one fails (MySQL has none).
     supports_sequences = True
     no_cycle = "NOCYCLE"
     aliases = ("mariadb",)
+    driver_extra = "mysql"
 
     def next_value_sql(self, key: str) -> str:
         """``nextval(seq)``: MariaDB takes the sequence's name, not a string."""
         schema, _, name = key.rpartition(".")
         return f"nextval({self.table_name(name, schema or None)})"
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``mysql/reflect.py``."""
+        from schemashift.dialects.mysql.reflect import read
+
+        return read(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """MariaDB's standalone sequences of `schema` (see ``mysql/reflect.py``)."""
+        from schemashift.dialects.mysql.reflect import read_sequences
+
+        return read_sequences(connection, schema, key_schema)
+
+    def current_database(self, connection: sa.Connection, default_schema: str | None) -> str | None:
+        """The current database (``SELECT DATABASE()``)."""
+        from schemashift.dialects.mysql.reflect import current_database
+
+        return current_database(connection)
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect; what it emits here runs on MariaDB too (see `drop_constraint_sql`)."""
@@ -165,7 +197,8 @@ class MySQLDialect(Dialect):
             return []
         table = table_at(after, op.table_key)
         column = self.sa_table_for(table, after, include_indexes=False).c[op.column]
-        return [*self.fill_nulls(op), f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"]
+        modify = f"{self.alter_table(op.table, op.schema)} MODIFY COLUMN {self.column_spec(column)}"
+        return [*self.fill_nulls(op), modify]
 
     # --- InnoDB's own indexes for foreign keys -----------------------------------
     #
@@ -204,7 +237,8 @@ class MySQLDialect(Dialect):
         for fk in orphans:
             drop = ops.DropConstraint(new.name, fk.name, schema=new.schema, definition=fk)
             drops += Dialect.compile_drop_constraint(self, drop, before, before)
-            adds += Dialect.compile_add_constraint(self, ops.AddConstraint(new.name, fk, schema=new.schema), after, after)
+            add = ops.AddConstraint(new.name, fk, schema=new.schema)
+            adds += Dialect.compile_add_constraint(self, add, after, after)
         return [*drops, *statements, *adds]
 
     def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
@@ -232,7 +266,7 @@ class MySQLDialect(Dialect):
         table = constraint.table
         if isinstance(constraint, sa.PrimaryKeyConstraint) and table.autoincrement_column is not None:
             # AUTO_INCREMENT needs a key: it goes first, in the same statement
-            column = table.autoincrement_column._copy()
+            column = copy_column(table.autoincrement_column)
             column.autoincrement = False
             sa.Table(table.name, sa.MetaData(), column)
             spec = self.column_spec(column)
@@ -267,7 +301,8 @@ class MySQLDialect(Dialect):
             "SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
             f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} "
             f"AND REFERENCED_TABLE_NAME = {self.literal(constraint.ref_table)} GROUP BY CONSTRAINT_NAME "
-            f"HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = {self.literal(','.join(constraint.columns))} "
+            "HAVING GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = "
+            f"{self.literal(','.join(constraint.columns))} "
             "LIMIT 1"
         )
         index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
@@ -337,7 +372,7 @@ class MySQLDialect(Dialect):
         case_sensitive_quotes = False
         option_prefix = "mysql"
         dialect_names = ("mysql", "mariadb")
-        synonyms = {"lcase": "lower", "ucase": "upper"}
+        synonyms: ClassVar[dict[str, str]] = {"lcase": "lower", "ucase": "upper"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
         has_identity = False
@@ -399,7 +434,8 @@ class MySQLDialect(Dialect):
             length = options.get("length")
             if length is not None:
                 elements = index.columns + index.expressions
-                lengths = dict(norm.option_pairs(length)) if isinstance(length, tuple) else dict.fromkeys(elements, length)
+                lengths = (dict(norm.option_pairs(length)) if isinstance(length, tuple)
+                           else dict.fromkeys(elements, length))
                 pairs = tuple(
                     (str(c), int(lengths[c]))  # type: ignore[call-overload]
                     for c in elements
@@ -456,6 +492,17 @@ class MySQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT RELEASE_LOCK(:name)", params)
 
+    clock_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)"
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """On a Galera cluster `GET_LOCK` holds on one node only: the lease lock is used there."""
+        return galera(connection)
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """Duplicate key, lock wait timeout, or deadlock (also how Galera reports a lost certification)."""
+        code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+        return isinstance(error, sa.exc.IntegrityError) or code in _CONFLICT_CODES
+
     @staticmethod
     def _lock_name(name: str) -> str:
         """`name` cut to the 64 characters MySQL allows, a hash keeping long names distinct."""
@@ -484,19 +531,43 @@ class MySQLDialect(Dialect):
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: "sa.Connection", env: "EnvConfig") -> None:
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
         """``SET SESSION max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms).
 
         `schema` is refused: a MySQL schema is a database, named in the URL.
         """
         super().session_setup(connection, env)
+        if galera(connection):  # reads see every write the cluster committed before them
+            connection.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+            connection.commit()
         if env.statement_timeout is None:
             return
-        if connection.dialect.is_mariadb:
+        if getattr(connection.dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {env.statement_timeout:.3f}")
         else:
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
         connection.commit()
+
+
+#: MySQL error codes of a lost write race: duplicate key, lock wait timeout, deadlock (Galera certification).
+_CONFLICT_CODES = frozenset({1062, 1205, 1213})
+#: `connection.info` key: the server is a node of a Galera cluster (see `galera`).
+_GALERA = "schemashift.galera"
+
+
+def galera(connection: sa.Connection) -> bool:
+    """True when `connection`'s server is a Galera cluster node (``wsrep_on`` with a provider); remembered."""
+    info = connection.connection.info
+    if _GALERA not in info:
+        found = False
+        if getattr(connection.dialect, "is_mariadb", False):
+            began = not connection.in_transaction()
+            row = connection.exec_driver_sql("SELECT @@wsrep_on, @@wsrep_provider").first()
+            if began:
+                connection.commit()
+            found = row is not None and bool(row[0]) and (row[1] or "none") != "none"
+        info[_GALERA] = found
+    return bool(info[_GALERA])
 
 
 class MariaDBDialect(MySQLDialect):

@@ -32,14 +32,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.mysql.reflection import ReflectedState
 
+from schemashift.model import schema as neutral
 from schemashift.reflection.core import RawSchema, Reflected, remember_quiet
+from schemashift.reflection.sequences import sequences_of
+from schemashift.sacompat import mysql_parse_column
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -262,7 +266,7 @@ def _column(
 def _parse_type(dialect: Any, line: str) -> Any:
     """The type SQLAlchemy's ``SHOW CREATE TABLE`` parser reads from a column line; ``TINYINT(1)`` a boolean."""
     state = ReflectedState()
-    dialect._tabledef_parser._parse_column(line, state)
+    mysql_parse_column(dialect, line, state)
     satype = state.columns[0]["type"] if state.columns else sa.types.NULLTYPE
     if isinstance(satype, mysql.TINYINT) and satype.display_width == 1:
         satype = sa.Boolean()
@@ -360,3 +364,35 @@ def _read_foreign_keys(connection: sa.Connection, params: dict[str, Any], raw: R
             raw.foreign_keys.setdefault(table, []).append(fk)
         fk["constrained_columns"].append(column)
         fk["referred_columns"].append(ref_column)
+
+
+_SEQUENCE_NAMES = """
+SELECT TABLE_NAME FROM information_schema.TABLES
+WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME
+"""
+
+
+def read_sequences(connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[neutral.Sequence]:
+    """MariaDB's standalone sequences of `schema`, keyed under `key_schema` (MySQL has none).
+
+    The tables of type ``SEQUENCE``, their options read in one ``UNION ALL`` query.
+    """
+    if not connection.dialect.supports_sequences:
+        return []
+    names = connection.execute(sa.text(_SEQUENCE_NAMES), {"schema": schema}).scalars().all()
+    if not names:
+        return []
+    quote = connection.dialect.identifier_preparer.quote
+    prefix = f"{quote(schema)}." if schema else ""
+    selects = [
+        f"SELECT :n{i}, start_value, increment, minimum_value, maximum_value, cycle_option FROM {prefix}{quote(name)}"
+        for i, name in enumerate(names)
+    ]
+    params = {f"n{i}": name for i, name in enumerate(names)}
+    rows = connection.execute(sa.text(" UNION ALL ".join(selects)), params)
+    return sequences_of((tuple(row) for row in rows), key_schema)
+
+
+def current_database(connection: sa.Connection) -> str | None:
+    """The database unqualified names resolve to."""
+    return str(connection.exec_driver_sql("SELECT DATABASE()").scalar())

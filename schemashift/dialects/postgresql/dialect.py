@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 
 from schemashift import operations as ops
+from schemashift.dialects.base import (
+    Dialect,
+    native_enum_of,
+    native_enums,
+    poll_lock,
+    release_quietly,
+    run_settled,
+    table_at,
+    with_enum,
+)
 from schemashift.model import normalize as norm
 from schemashift.model.schema import (
     CheckConstraint,
@@ -26,12 +37,13 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
-from schemashift.sqla.types import from_sa_type, to_sa_type
 from schemashift.model.types import Type
-from schemashift.dialects.base import Dialect, native_enum_of, native_enums, poll_lock, release_quietly, run_settled, table_at, with_enum
+from schemashift.sqla.types import from_sa_type, to_sa_type
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.model.schema import Sequence
+    from schemashift.reflection.core import RawSchema
 
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
@@ -66,6 +78,64 @@ def _in_list(sql: str) -> str:
 def _advisory_key(name: str) -> int:
     """A signed 64-bit key for `name`, the same in every process."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+#: SQLSTATEs of a lost write race: unique violation, serialization failure, deadlock.
+_CONFLICT_STATES = frozenset({"23505", "40001", "40P01"})
+#: `connection.info` key: this DBAPI connection reaches PostgreSQL through a pooler (see `behind_pooler`).
+_POOLED = "schemashift.pooled"
+
+
+def behind_pooler(connection: sa.Connection) -> bool:
+    """True when `connection` goes through a pooler (PgBouncer, pgcat, RDS Proxy …); remembered per connection.
+
+    A pooler hands the client its own cancel key, so the backend process id the driver got at
+    connection time differs from the ``pg_backend_pid()`` of the server connection that answers.
+    Drivers that do not expose the former count as direct.
+    """
+    info = connection.connection.info
+    if _POOLED not in info:
+        raw: Any = connection.connection.dbapi_connection
+        announced = getattr(getattr(raw, "info", None), "backend_pid", None)
+        if announced is None and hasattr(raw, "get_backend_pid"):
+            announced = raw.get_backend_pid()
+        info[_POOLED] = announced is not None and run_settled(connection, "SELECT pg_backend_pid()") != announced
+    return bool(info[_POOLED])
+
+
+def pooled(connection: sa.Connection, env: EnvConfig) -> bool:
+    """True when `connection` goes through a transaction pooler, as `env.pooler` declares, else when
+    `behind_pooler` finds any pooler (its mode cannot be seen from the client: assume the stricter one)."""
+    if env.pooler is not None:
+        connection.connection.info[_POOLED] = env.pooler == "transaction"
+        return env.pooler == "transaction"
+    return behind_pooler(connection)
+
+
+def unprepared(connection: sa.Connection) -> None:
+    """Turn psycopg 3's automatic prepared statements off: a pooler mixes them up between server connections."""
+    raw: Any = connection.connection.dbapi_connection
+    if hasattr(raw, "prepare_threshold"):
+        raw.prepare_threshold = None
+
+
+def set_locally(connection: sa.Connection, statements: list[str]) -> None:
+    """Run `statements` (``SET LOCAL …``) at the start of each transaction `connection` begins."""
+    if not statements:
+        return
+
+    def begin(conn: sa.Connection) -> None:
+        raw = conn.connection.dbapi_connection
+        if raw is None or getattr(raw, "autocommit", False):
+            return  # outside a transaction block SET LOCAL does nothing
+        cursor = raw.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    sa.event.listen(connection, "begin", begin)
 
 
 def _same_but_values(old: Type, new: Type) -> bool:
@@ -155,8 +225,21 @@ class PostgreSQLDialect(Dialect):
     concurrent_index = True
     not_valid_constraints = True
     supports_sequences = True
-    instant_add_column = True
     dml_in_cte = True
+    sequences_need_reset = True
+    driver_extra = "postgresql"
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``postgresql/reflect.py``."""
+        from schemashift.dialects.postgresql.reflect import read
+
+        return read(connection, schema)
+
+    def read_sequences(self, connection: sa.Connection, schema: str | None, key_schema: str | None) -> list[Sequence]:
+        """The standalone sequences of `schema` (see ``postgresql/reflect.py``)."""
+        from schemashift.dialects.postgresql.reflect import read_sequences
+
+        return read_sequences(connection, schema, key_schema)
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for ``ALTER TYPE … ADD VALUE``.
@@ -207,7 +290,7 @@ class PostgreSQLDialect(Dialect):
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
-        return postgresql.dialect()
+        return postgresql.dialect()  # type: ignore[no-untyped-call]
 
     def defer_durability(self, connection: sa.Connection) -> object | None:
         """``synchronous_commit = off`` for the session; the earlier value is the token (None when already off).
@@ -216,6 +299,8 @@ class PostgreSQLDialect(Dialect):
         lose the last such transactions, whole (never part of one), while the
         next synchronous commit flushes every earlier one.
         """
+        if connection.info.get(_POOLED):
+            return None  # the setting would stay on a shared server connection
         previous = run_settled(connection, "SELECT current_setting('synchronous_commit')")
         if previous == "off":
             return None
@@ -227,7 +312,8 @@ class PostgreSQLDialect(Dialect):
         run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
 
     def ddl_column(self, column: Column) -> Column:
-        """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before PostgreSQL 18)."""
+        """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before
+        PostgreSQL 18)."""
         return super().ddl_column(_stored(column))
 
     def enum_setup(self, columns: Iterable[Column], before: Schema) -> list[str]:
@@ -263,7 +349,7 @@ class PostgreSQLDialect(Dialect):
             used = [name for name in table.column_names if name in words]
             return norm.object_name(table.name, used[0] if len(used) == 1 else None, "check")
         suffix = {UniqueConstraint: "key", ForeignKey: "fkey"}.get(type(constraint))
-        return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None  # type: ignore[union-attr]
+        return f"{table.name}_{'_'.join(constraint.columns)}_{suffix}" if suffix else None
 
     def compile_alter_column(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
         """One ``ALTER COLUMN`` clause per changed field, in an order PostgreSQL accepts.
@@ -311,7 +397,8 @@ class PostgreSQLDialect(Dialect):
         return self.ddl(element(to_sa_type(enum, self.name)))  # type: ignore[call-arg]
 
     def _type_name(self, enum: Type) -> str:
-        return self._sa.identifier_preparer.format_type(to_sa_type(enum, self.name))
+        preparer: Any = self._sa.identifier_preparer  # PostgreSQL's, with `format_type`
+        return str(preparer.format_type(to_sa_type(enum, self.name)))
 
     def _change_type(self, op: ops.AlterColumn, before: Schema, after: Schema) -> list[str]:
         """A type change; when only an enum's values change, the shared type changes instead.
@@ -429,13 +516,14 @@ class PostgreSQLDialect(Dialect):
         column = self._column_clause(op.table, op.schema, op.column)
         mode = "ALWAYS" if new.always else "BY DEFAULT"
         if old is None:
-            options = self._sa.ddl_compiler(self._sa, None).get_identity_options(
+            options = self._ddl_compiler.get_identity_options(
                 sa.Identity(start=new.start, increment=new.increment)
             )
             statements = [f"{column} ADD GENERATED {mode} AS IDENTITY" + (f" ({options})" if options else "")]
             if new.start is None:
                 table = self.literal(self.table_name(op.table, op.schema))
-                statements.append(self._sync_sequence(op, f"pg_get_serial_sequence({table}, {self.literal(op.column)})"))
+                serial = f"pg_get_serial_sequence({table}, {self.literal(op.column)})"
+                statements.append(self._sync_sequence(op, serial))
             return statements
         return [f"{column} {' '.join(_identity_settings(old, new))}"]
 
@@ -485,7 +573,7 @@ class PostgreSQLDialect(Dialect):
         strips_casts = True
         computed_stored_by_default = True
         has_sequences = True
-        synonyms = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
+        synonyms: ClassVar[dict[str, str]] = {"~~": "like", "~~*": "ilike", "!~~": "not like", "!~~*": "not ilike"}
 
         def type(self, typ: Type) -> Type:
             typ = super().type(typ)
@@ -520,7 +608,8 @@ class PostgreSQLDialect(Dialect):
             if options.get("ops"):
                 found["ops"] = tuple(sorted((str(k), str(v)) for k, v in norm.option_pairs(options["ops"])))
             if options.get("with"):
-                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in norm.option_pairs(options["with"])))
+                pairs = norm.option_pairs(options["with"])
+                found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in pairs))
             if options.get("nulls_not_distinct"):
                 found["nulls_not_distinct"] = True
             return found
@@ -546,11 +635,24 @@ class PostgreSQLDialect(Dialect):
         The server drops it when the session ends, so a killed process never leaves it behind.
         """
         params: dict[str, object] = {"key": _advisory_key(name)}
-        poll_lock(lambda: bool(run_settled(connection, "SELECT pg_try_advisory_lock(:key)", params)), timeout, repr(name))
+        locked = "SELECT pg_try_advisory_lock(:key)"
+        poll_lock(lambda: bool(run_settled(connection, locked, params)), timeout, repr(name))
         try:
             yield
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
+
+    clock_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """Through a pooler (declared, or detected by `behind_pooler`) a session advisory lock belongs to
+        whichever server connection ran it, so the lease lock is used; ``pooler = "session"`` keeps advisory locks."""
+        return pooled(connection, env)
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """Unique violation, serialization failure or deadlock."""
+        state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return isinstance(error, sa.exc.IntegrityError) or state in _CONFLICT_STATES
 
     def drop_database_sql(self, name: str) -> str:
         """``DROP DATABASE … WITH (FORCE)``: connections a test left open do not keep it."""
@@ -567,13 +669,22 @@ class PostgreSQLDialect(Dialect):
 
     # --- per-environment session settings (the environments work) ------------
 
-    def session_setup(self, connection: sa.Connection, env: "EnvConfig") -> None:
-        """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session."""
+    def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
+        """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session.
+
+        Through a transaction pooler (`pooled`) a session setting would stick to whichever server
+        connection ran it, for other clients too: prepared statements are turned off and the settings
+        become ``SET LOCAL`` at the start of each of our transactions instead (`set_locally`).
+        """
         statements: list[str] = []
         if env.schema:
             statements.append(f"SET search_path TO {self.quote(env.schema)}")
         if env.statement_timeout is not None:
             statements.append(f"SET statement_timeout = {round(env.statement_timeout * 1000)}")
+        if pooled(connection, env):
+            unprepared(connection)
+            set_locally(connection, [statement.replace("SET ", "SET LOCAL ", 1) for statement in statements])
+            return
         for statement in statements:
             connection.exec_driver_sql(statement)
         if statements:

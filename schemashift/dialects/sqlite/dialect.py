@@ -5,24 +5,26 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from schemashift import operations as ops
-from schemashift.model import normalize as norm
-from schemashift.sqla.types import from_sa_type
-from schemashift.model.types import Type
-from schemashift.model.schema import Column, Schema, Table
-from schemashift.dialects.sqlite import live
 from schemashift.dialects.base import Dialect, poll_lock, table_at
+from schemashift.dialects.sqlite import live
+from schemashift.errors import ConnectionFailed
+from schemashift.model import normalize as norm
+from schemashift.model.schema import Column, Schema, Table
+from schemashift.model.types import Type
+from schemashift.sqla.types import from_sa_type
 
 if TYPE_CHECKING:
     from schemashift.planning.plan import Plan
+    from schemashift.reflection.core import RawSchema
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
 
@@ -82,8 +84,25 @@ class SQLiteDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = True
+    autocommits_ddl = True
+    char_length_function = "length"
     rebuilds_tables = True
     supports_comments = False
+
+    def check_connection(self, connection: sa.Connection) -> None:
+        """Make a non-database file fail here with a clear message, not mid-migration."""
+        try:
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+            connection.commit()
+        except sa.exc.DBAPIError as exc:
+            database = connection.engine.url.database
+            raise ConnectionFailed(f"cannot open SQLite database {database}: {exc.orig}") from None
+
+    def read_tables(self, connection: sa.Connection, schema: str | None) -> RawSchema:
+        """The catalogue of `schema` through the bulk reader of ``sqlite/reflect.py``."""
+        from schemashift.dialects.sqlite.reflect import read
+
+        return read(connection, schema)
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's SQLite dialect."""
@@ -138,7 +157,7 @@ class SQLiteDialect(Dialect):
             return table_at(before, op.table_key), table_at(after, op.table_key)
         return None
 
-    def rebuild(self, old: Table, new: Table, after: Schema, carried: "live.Carried | None" = None) -> list[str]:
+    def rebuild(self, old: Table, new: Table, after: Schema, carried: live.Carried | None = None) -> list[str]:
         """Replace table `old` by `new`, keeping the rows of the columns both have.
 
         ``CREATE TABLE "_schemashift_new_<t>"`` from `new`, ``INSERT … SELECT`` the
@@ -182,8 +201,10 @@ class SQLiteDialect(Dialect):
         for table in tables:
             create = self.ddl(sa.schema.CreateTable(self.sa_table_for(table, after, include_indexes=False)))
             constraints.update(live.canonical_sql(text) for text in live.table_constraints(create))
-            definitions.append({name: live.canonical_sql(text) for name, text in live.column_definitions(create).items()})
-        unchanged = {name: text for name, text in definitions[0].items() if all(d.get(name) == text for d in definitions)}
+            columns = live.column_definitions(create)
+            definitions.append({name: live.canonical_sql(text) for name, text in columns.items()})
+        unchanged = {name: text for name, text in definitions[0].items()
+                     if all(d.get(name) == text for d in definitions)}
         earlier = {c.lower() for t in tables[:-1] for c in t.column_names}
         return live.Expected(frozenset(c.lower() for t in tables for c in t.column_names),
                         frozenset(i.name.lower() for t in tables for i in t.indexes), frozenset(constraints), unchanged,
@@ -204,11 +225,11 @@ class SQLiteDialect(Dialect):
 
     # --- what only the live database has, carried through rebuilds (see `sqlite_live`) --------
 
-    def adapt_to_live(self, connection: sa.Connection, plan: "Plan") -> "Plan":
+    def adapt_to_live(self, connection: sa.Connection, plan: Plan) -> Plan:
         """`plan` with each table rebuild carrying over what only the live database has (`sqlite_live.adapt`)."""
         return live.adapt(self, connection, plan)
 
-    def adapt_offline(self, plan: "Plan") -> "Plan":
+    def adapt_offline(self, plan: Plan) -> Plan:
         """`plan` for a script written without a database: each rebuild says what it cannot know."""
         return live.adapt_offline(self, plan)
 

@@ -16,9 +16,10 @@ changes. ``PRAGMA foreign_key_check`` follows rebuilds of tables with foreign ke
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -28,8 +29,8 @@ from schemashift.model import normalize as norm
 from schemashift.model.schema import Schema, Table
 
 if TYPE_CHECKING:
-    from schemashift.planning.plan import Plan, Step
     from schemashift.dialects.sqlite.dialect import SQLiteDialect
+    from schemashift.planning.plan import Plan, Step
 
 _OFFLINE_NOTE = (
     "rebuild of {table} as the migrations define it: without a database, columns, constraints, indexes, triggers and "
@@ -48,7 +49,7 @@ _PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 _CONSTRAINT_WORDS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
 
 
-def adapt(dialect: "SQLiteDialect", connection: sa.Connection, plan: "Plan") -> "Plan":
+def adapt(dialect: SQLiteDialect, connection: sa.Connection, plan: Plan) -> Plan:
     """`plan` with each table rebuild carrying over what only the live database has on the table.
 
     Read at plan time (``sqlite_master``, ``table_xinfo``): columns the
@@ -69,7 +70,7 @@ def adapt(dialect: "SQLiteDialect", connection: sa.Connection, plan: "Plan") -> 
     return replace(plan, steps=[_adapt_step(dialect, step, live) for step in plan.steps])
 
 
-def adapt_offline(dialect: "SQLiteDialect", plan: "Plan") -> "Plan":
+def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
     """`plan` for a script written without a database: each rebuild says what it cannot know."""
     steps = []
     for step in plan.steps:
@@ -77,7 +78,7 @@ def adapt_offline(dialect: "SQLiteDialect", plan: "Plan") -> "Plan":
             steps.append(step)
             continue
         statements, state, position = list(step.statements), step.before, 0
-        for operation, group in zip(step.operations, statement_groups(step)):
+        for operation, group in zip(step.operations, statement_groups(step), strict=False):
             after = operation.apply(state)
             tables = dialect.rebuilt(operation, state, after) if group and group[0].sql else None
             if tables is not None:
@@ -88,15 +89,15 @@ def adapt_offline(dialect: "SQLiteDialect", plan: "Plan") -> "Plan":
     return replace(plan, steps=steps)
 
 
-def _adapt_step(dialect: "SQLiteDialect", step: "Step", live: "_LivePlan") -> "Step":
+def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
     if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
-        for operation, group in zip(step.operations, statement_groups(step)):
+        for operation, group in zip(step.operations, statement_groups(step), strict=False):
             live.note(operation, group)
         return step
     operations: list[ops.Operation] = []
     statements: list[Any] = []
     state = step.before
-    for operation, group in zip(step.operations, statement_groups(step)):
+    for operation, group in zip(step.operations, statement_groups(step), strict=False):
         after = operation.apply(state)
         operations.append(operation)
         for part, before, part_after, part_group in _parts(dialect, operation, state, after, group):
@@ -112,10 +113,10 @@ def _adapt_step(dialect: "SQLiteDialect", step: "Step", live: "_LivePlan") -> "S
     return replace(step, operations=operations, statements=statements)
 
 
-def _parts(dialect: "SQLiteDialect", operation: ops.Operation, before: Schema, after: Schema,
+def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, after: Schema,
            group: list[Any]) -> list[tuple[ops.Operation, Schema, Schema, list[Any]]]:
     """`operation` as the parts it runs as: a filled `AddColumn` is an in-place add, then a rebuild."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     if not isinstance(operation, ops.AddColumn) or operation.fill is None or not group:
         return [(operation, before, after, group)]
@@ -124,14 +125,15 @@ def _parts(dialect: "SQLiteDialect", operation: ops.Operation, before: Schema, a
             for part, part_before, part_after in dialect.fill_parts(operation, before)]
 
 
-def _adapted_rebuild(dialect: "SQLiteDialect", operation: ops.Operation, old: Table, new: Table,
-                     after: Schema, live: "_LivePlan") -> tuple[list[ops.Operation], list[Any]]:
+def _adapted_rebuild(dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table,
+                     after: Schema, live: _LivePlan) -> tuple[list[ops.Operation], list[Any]]:
     """The operations shown with `operation` and its statements, carrying what only the live table has."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
+    shown: list[ops.Operation]
     if live.uncertain:
         shown = [KeepLiveObjects(new.name, _READ_WHEN_RUN, schema=new.schema)]
-        statements = [Statement(operation, python=LiveRebuild(dialect, operation, old, new, after))]
+        statements: list[Any] = [Statement(operation, python=LiveRebuild(dialect, operation, old, new, after))]
     else:
         carried = live.carried(dialect, old, new, after)
         refuse_removed_in_use(carried, old, new, operation.describe())
@@ -241,7 +243,7 @@ class LiveCatalogue:
         definitions = column_definitions(self.tables.get(table.lower(), ""))
         return [LiveColumn(row[1], definitions.get(row[1].lower(), ""), row[6] in (2, 3)) for row in rows]
 
-    def carried(self, table: str, expected: "Expected") -> Carried:
+    def carried(self, table: str, expected: Expected) -> Carried:
         """What a rebuild of `table` must carry beyond what the migrations give it (`expected`).
 
         Columns, indexes and table constraints (by `canonical_sql`, never a primary
@@ -264,8 +266,9 @@ class LiveCatalogue:
                           and not _PRIMARY.search(canonical_sql(c.definition)))
         indexes = tuple(o for o in self.objects if o.kind == "index" and o.table.lower() == table.lower()
                         and o.name.lower() not in expected.indexes)
-        constraints = tuple(text for text in table_constraints(self.tables.get(table.lower(), ""))
-                            if canonical_sql(text) not in expected.constraints and not _PRIMARY.match(canonical_sql(text)))
+        constraints = tuple(
+            text for text in table_constraints(self.tables.get(table.lower(), ""))
+            if canonical_sql(text) not in expected.constraints and not _PRIMARY.match(canonical_sql(text)))
         return Carried(extra, indexes, self.dependents(table), constraints, redefined)
 
     def dependents(self, table: str) -> tuple[LiveObject, ...]:
@@ -299,7 +302,8 @@ class _LivePlan:
     def note(self, operation: ops.Operation, statements: list[Any]) -> None:
         """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table.
 
-        Raw SQL that only reads or writes rows (``INSERT``, ``UPDATE``, ``DELETE``, ``SELECT``, ``WITH``) is predictable.
+        Raw SQL that only reads or writes rows (``INSERT``, ``UPDATE``, ``DELETE``, ``SELECT``, ``WITH``) is
+        predictable.
         """
         if isinstance(operation, ops.ExecuteSQL):
             self.uncertain = self.uncertain or not all(_rows_only(s.sql or "") for s in statements)
@@ -308,7 +312,7 @@ class _LivePlan:
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
 
-    def carried(self, dialect: "SQLiteDialect", old: Table, new: Table, after: Schema) -> Carried:
+    def carried(self, dialect: SQLiteDialect, old: Table, new: Table, after: Schema) -> Carried:
         """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
         if old.schema not in self._catalogues:
             self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
@@ -338,14 +342,15 @@ def refuse_removed_in_use(carried: Carried, old: Table, new: Table, what: str) -
         raise MigrationError(
             f"cannot {what}: what only the live database has uses columns this removes: {', '.join(uses)}; "
             "nothing was changed",
-            hint="drop or rewrite them first, e.g. with an ExecuteSQL that has a reverse, in this or an earlier migration",
+            hint="drop or rewrite them first, e.g. with an ExecuteSQL that has a reverse, "
+                 "in this or an earlier migration",
         )
 
 
 class LiveRebuild:
     """A rebuild that reads the live table when it runs (after operations the plan cannot predict)."""
 
-    def __init__(self, dialect: "SQLiteDialect", operation: ops.Operation, old: Table, new: Table, after: Schema) -> None:
+    def __init__(self, dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table, after: Schema) -> None:
         self.dialect, self.operation, self.old, self.new, self.after = dialect, operation, old, new, after
         self.__name__ = f"rebuild_{new.name}_keeping_live_objects"
 
@@ -370,7 +375,7 @@ class ForeignKeyCheck:
         self.tables = tables
 
     @classmethod
-    def planned(cls, connection: sa.Connection, table: Table, after: Schema) -> "ForeignKeyCheck | None":
+    def planned(cls, connection: sa.Connection, table: Table, after: Schema) -> ForeignKeyCheck | None:
         """The check for a rebuild of `table`, with today's counts; None when no foreign key is involved."""
         involved = [t for t in after.tables.values() if any(fk.ref_key == table.key for fk in t.foreign_keys)]
         if table.foreign_keys:
@@ -465,7 +470,7 @@ def _elements(sql: str) -> list[tuple[int, int]]:
             elif char == ")":
                 depth -= 1
                 if depth == 0:
-                    return spans + [(start, position)]
+                    return [*spans, (start, position)]
             elif char == "," and depth == 1:
                 spans.append((start, position))
                 start = position + 1
@@ -514,7 +519,8 @@ def column_definitions(table_sql: str) -> dict[str, str]:
     return found
 
 
-def spliced(create: str, count: int, definitions: dict[str, str], columns: list[str], constraints: Iterable[str]) -> str:
+def spliced(create: str, count: int, definitions: dict[str, str], columns: list[str],
+            constraints: Iterable[str]) -> str:
     """`create` (a ``CREATE TABLE`` whose first `count` elements are columns) with the columns named in
     `definitions` defined so instead, `columns` added after its columns and `constraints` at its end."""
     constraints = list(constraints)
@@ -535,7 +541,7 @@ def spliced(create: str, count: int, definitions: dict[str, str], columns: list[
     return create
 
 
-def statement_groups(step: "Step") -> list[list[Any]]:
+def statement_groups(step: Step) -> list[list[Any]]:
     """The statements of each operation of `step`, in order."""
     groups: list[list[Any]] = []
     position = 0

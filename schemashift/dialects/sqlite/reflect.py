@@ -34,14 +34,12 @@ resolved once, each table's columns are read once, and SQLAlchemy's slow
 
 from __future__ import annotations
 
-import inspect
 import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from types import FunctionType
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +47,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from schemashift.reflection.core import RawSchema, Reflected, remember_quiet
+from schemashift.sacompat import SQLiteStandIn, sqlite_fk_names_quoted, sqlite_resolve_type
 
 _PARTIAL_WHERE = re.compile(r"\)\s*WHERE\s+(?P<predicate>.+)$", re.IGNORECASE | re.DOTALL)
 _DESC = re.compile("DESC", re.IGNORECASE)  # needed for _DESCENDING to match
@@ -115,7 +114,7 @@ def read(connection: sa.Connection, schema: str | None, *, fast: bool = True) ->
 def _parses_as_expected(dialect: sa.engine.Dialect) -> bool:
     """True when SQLAlchemy reads these PRAGMAs as the fast path assumes (hidden columns known, FK names unquoted)."""
     version = dialect.server_version_info or ()
-    return tuple(version) >= (3, 31) and not getattr(dialect, "_broken_fk_pragma_quotes", True)
+    return tuple(version) >= (3, 31) and not sqlite_fk_names_quoted(dialect)
 
 
 def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetched, connection: sa.Connection,
@@ -166,13 +165,14 @@ def _read_index_texts(indexes: list[Reflected], index_sql: dict[str, str]) -> No
         _read_sorting(index, sql)
 
 
-def _unique_constraints(stand_in: _Prefetched, connection: sa.Connection, table: str, schema: str | None) -> list[Reflected]:
+def _unique_constraints(stand_in: _Prefetched, connection: sa.Connection, table: str,
+                        schema: str | None) -> list[Reflected]:
     """SQLAlchemy's unique constraints of `table`; none without a ``sqlite_autoindex`` index, as SQLAlchemy finds.
 
     SQLAlchemy pairs each ``UNIQUE`` it parses from the CREATE TABLE text with an
     automatic index, so a table without one has none, and the parse is skipped.
     """
-    if not any(row[1].startswith("sqlite_autoindex") for row in stand_in._catalogue.get("index_list", table)):
+    if not any(row[1].startswith("sqlite_autoindex") for row in stand_in.prefetched.get("index_list", table)):
         return []
     return stand_in.get_unique_constraints(connection, table, schema)  # type: ignore[no-any-return]
 
@@ -209,7 +209,7 @@ def _read_sorting(index: Reflected, sql: str) -> None:
     elements = _paren_elements(sql)
     if len(elements) != len(names):
         return
-    for name, element in zip(names, elements):
+    for name, element in zip(names, elements, strict=False):
         match = _DESCENDING.fullmatch(element)
         if name is not None and match and match.group(1).strip("\"`[]") == name:
             index.setdefault("column_sorting", {})[name] = ("desc",)
@@ -366,7 +366,7 @@ def _paren_elements(sql: str) -> list[str]:
         elif char == ")":
             depth -= 1
             if depth == 0:
-                return elements + [sql[start:position].strip()]
+                return [*elements, sql[start:position].strip()]
         elif char == "," and depth == 1:
             elements.append(sql[start:position].strip())
             start = position + 1
@@ -498,7 +498,7 @@ _NAMES = re.compile(r'"([^"]*)"|([A-Za-z0-9_]+)')
 class _Parsed:
     """The constraint clauses of a plain CREATE TABLE text, as SQLAlchemy's regexes find them."""
 
-    __slots__ = ("pk_name", "uniques", "checks", "foreign_keys")
+    __slots__ = ("checks", "foreign_keys", "pk_name", "uniques")
 
     def __init__(self) -> None:
         self.pk_name: str | None = None
@@ -639,8 +639,8 @@ def _names(sql: str, span: tuple[int, int]) -> list[str]:
 def _fk_options(match: re.Match[str]) -> dict[str, Any]:
     """SQLAlchemy's ``options`` of a foreign key clause (lower-cased): ON DELETE/UPDATE but NO ACTION, deferral."""
     options: dict[str, Any] = {}
-    for kind, action in _ACTIONS.findall(match["actions"]):
-        action = " ".join(action.upper().split())
+    for kind, written in _ACTIONS.findall(match["actions"]):
+        action = " ".join(written.upper().split())
         if action != "NO ACTION":
             options["ondelete" if kind == "delete" else "onupdate"] = action
     deferrable, initially = match["deferrable"], match["initially"]
@@ -698,7 +698,8 @@ def _all_foreign_keys(stand_in: Any, connection: sa.Connection, table: str, sche
         return (*key["constrained_columns"], key["referred_table"], *key["referred_columns"])
     def actions(key: Reflected) -> dict[str, str]:
         return {k: str(v).upper() for k, v in key["options"].items() if k in ("ondelete", "onupdate")}
-    unmatched, missing = list(found), []
+    unmatched = list(found)
+    missing: list[Reflected] = []
     for exact in (True, False):  # a twin with the same actions first, then any with the same columns
         missing = []
         for key in keys.values():
@@ -755,11 +756,11 @@ def _plain_columns(
     left for such look-ups (so types that warn warn as often as there).
     """
     column_rows = catalogue.rows["table_xinfo"][table]
-    known = stand_in._columns.get(table)
+    known = stand_in.columns_read.get(table)
     if known is None:
         found = _columns(column_rows, stand_in)
         if found is not None:
-            stand_in._columns[table] = found[0]
+            stand_in.columns_read[table] = found[0]
         return found
     if any(row[6] for row in column_rows):
         return None
@@ -769,7 +770,7 @@ def _plain_columns(
 def _columns(column_rows: list[Row], stand_in: _Prefetched) -> tuple[list[Reflected], list[tuple[int, str]]] | None:
     """SQLAlchemy's columns from ``table_xinfo`` rows, and (position, name) of the key's; None if one is hidden.
 
-    Types are resolved by SQLAlchemy, once per declaration (`_Prefetched._resolve_type_affinity`).
+    Types are resolved by SQLAlchemy, once per declaration (`_Prefetched.resolve_type`).
     """
     declared_types = stand_in.declared_types
     columns = []
@@ -862,75 +863,65 @@ def _paired_uniques(uniques: list[tuple[str | None, list[str]]], automatic: set[
     return found
 
 
-class _Prefetched:
+class _Prefetched(SQLiteStandIn):
     """Stands in for the SQLite dialect: its methods run unchanged, catalogue reads hit prefetched rows.
 
-    Methods of the real dialect's class are bound to this object, so their calls to
-    ``self._get_table_sql`` / ``self._get_table_pragma`` land here; every other
-    attribute comes from the real dialect. With `unique_lines`, the CREATE TABLE
-    texts are cut to `_unique_lines` (for ``get_unique_constraints`` only).
+    SQLAlchemy's methods read the CREATE TABLE texts and PRAGMA rows through
+    `table_sql` / `table_pragma` here (see `SQLiteStandIn`). With `unique_lines`,
+    the CREATE TABLE texts are cut to `_unique_lines` (for ``get_unique_constraints`` only).
     """
 
     def __init__(self, dialect: sa.engine.Dialect, catalogue: _Catalogue, unique_lines: bool = False) -> None:
-        self._dialect = dialect
-        self._catalogue = catalogue
-        self._unique_lines = unique_lines
-        self._texts: dict[str, str | None] = {}
-        self._types: dict[str, Any] = {}
-        self._columns: dict[str, Any] = {}
+        super().__init__(dialect)
+        self.prefetched = catalogue
+        self.unique_lines = unique_lines
+        self.sql_texts: dict[str, str | None] = {}
+        self.type_memo: dict[str, Any] = {}
+        #: Table name -> SQLAlchemy's columns, read once.
+        self.columns_read: dict[str, Any] = {}
         #: Declared type (as in the pragma, not upper-cased) -> SQLAlchemy's type, for `declared_type`.
         self.declared_types: dict[str, Any] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        """The real dialect's attribute (its methods bound here), kept in the instance for the next look-up."""
-        attribute = inspect.getattr_static(type(self._dialect), name, None)
-        value = attribute.__get__(self) if isinstance(attribute, FunctionType) else getattr(self._dialect, name)
-        self.__dict__[name] = value
-        return value
-
-    def _resolve_type_affinity(self, type_: str) -> Any:
+    def resolve_type(self, declared: str) -> Any:
         """SQLAlchemy's type for a declared type, once per distinct declaration.
 
         Columns declared alike share one type object: the reflected shapes are only
         read afterwards. A declaration SQLAlchemy warns about is not remembered, so it
         warns for every column as it would.
         """
-        resolve = type(self._dialect)._resolve_type_affinity  # type: ignore[attr-defined]
-        return remember_quiet(self._types, type_, lambda: resolve(self, type_))
+        return remember_quiet(self.type_memo, declared, lambda: super(_Prefetched, self).resolve_type(declared))
 
     def declared_type(self, declared: str) -> Any:
         """SQLAlchemy's type for a column declared `declared`, as its ``get_columns`` resolves it (upper-cased)."""
         upper = declared.upper()
-        found = self._resolve_type_affinity(upper)
-        if upper in self._types:  # remembered: it did not warn
+        found = self.resolve_type(upper)
+        if upper in self.type_memo:  # remembered: it did not warn
             self.declared_types[declared] = found
         return found
 
-    def close(self) -> None:
-        """Drop the looked-up attributes and memos (bound methods refer back to this object)."""
-        self.__dict__.clear()
-
     def get_columns(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         """SQLAlchemy's columns of `table_name`, read once (its primary-key reflection reads them again)."""
-        found = self._columns.get(table_name)
+        found = self.columns_read.get(table_name)
         if found is None:
-            found = self._columns[table_name] = type(self._dialect).get_columns(  # type: ignore[attr-defined]
+            found = self.columns_read[table_name] = self.dialect_method("get_columns")(
                 self, connection, table_name, schema, **kw
             )
         return found
 
-    def _get_table_sql(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        sql = self._catalogue.table_sql.get(table_name)
-        if not self._unique_lines:
+    def table_sql(self, table: str) -> str | None:
+        """The prefetched CREATE TABLE text (cut to its UNIQUE lines with `unique_lines`)."""
+        sql = self.prefetched.table_sql.get(table)
+        if not self.unique_lines:
             return sql
-        if table_name not in self._texts:
-            self._texts[table_name] = _unique_lines(sql)
-        return self._texts[table_name]
+        if table not in self.sql_texts:
+            self.sql_texts[table] = _unique_lines(sql)
+        return self.sql_texts[table]
 
-    def _get_table_pragma(self, connection: sa.Connection, pragma: str, table_name: str, schema: Any = None) -> Any:
+    def table_pragma(self, pragma: str, table: str) -> list[Any]:
+        """The prefetched PRAGMA rows."""
         if pragma == "table_info":  # the same rows: SQLAlchemy reads table_xinfo from SQLite 3.31 on
             pragma = "table_xinfo"
-        rows = self._catalogue.get(pragma, table_name)
+        rows = self.prefetched.get(pragma, table)
         if pragma == "index_list":
             # Predicates come from `index_sql`, so the partial flag is cleared: SQLAlchemy would query each one.
             return [(*row[:4], 0, *row[5:]) for row in rows]
@@ -941,4 +932,4 @@ def parse_declared_type(sql: str) -> Any:
     """The SQLAlchemy type SQLite's reflection reads from a column declared with type `sql` (DDL text)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa.exc.SAWarning)
-        return sqlite.dialect()._resolve_type_affinity(sql.upper())  # type: ignore[attr-defined]
+        return sqlite_resolve_type(sqlite.dialect(), sql.upper())

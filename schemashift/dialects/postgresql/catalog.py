@@ -1,0 +1,117 @@
+"""PostgreSQL's catalogue on a plain DB-API cursor (libpq, psycopg): fingerprint and fast-path facts.
+
+The fingerprint's facts are the raw catalog rows (type oids and modifiers, stored
+expression trees, key column numbers), which is several times cheaper than
+deparsing them and changes whenever a deparsed definition would. The fast path
+connects through libpq directly (`schemashift.support.libpq`). Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemashift.dialects.catalog import CONNECT_TIMEOUT, Target, quote, server_digest
+
+SUPPORTS_SCHEMAS = True
+QUOTE = '"'
+PAIRS_SQL = "md5(string_agg(revision || ' ' || checksum, ',' ORDER BY revision COLLATE \"C\"))"
+
+
+def connect(target: Target) -> Any:
+    """A libpq connection for `target` (its query options passed on as connection parameters)."""
+    from schemashift.support.libpq import Connection
+
+    params = {"host": target.host, "port": str(target.port) if target.port else None, "user": target.user,
+              "password": target.password, "dbname": target.database, "connect_timeout": str(CONNECT_TIMEOUT)}
+    params.update(target.query)
+    return Connection({key: value for key, value in params.items() if value is not None})
+
+
+def prepare(cursor: Any) -> None:
+    """Nothing: the aggregates need no session setting."""
+
+
+def use_schema(cursor: Any, schema: str) -> None:
+    """Make `schema` the current schema, in a transaction of its own (a session ``SET`` would stay on a
+    transaction pooler's server connection, for other clients too)."""
+    cursor.execute("BEGIN")
+    cursor.execute(f"SET LOCAL search_path TO {quote(schema, QUOTE)}")
+
+
+def fingerprint_text(cursor: Any, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:
+    """md5 of the catalogue rows of `schemas` (None: ``current_schema()``), computed by the server."""
+    return server_digest(cursor, *_query(schemas, exclude))
+
+
+_FACTS = """
+WITH wanted(nspname) AS (VALUES {schemas}),
+skipped(relname) AS (VALUES {skipped}),
+rels AS (
+    SELECT c.oid, n.nspname, c.relname, c.relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname::text IN (SELECT nspname FROM wanted)
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND c.relname::text NOT IN (SELECT relname FROM skipped)
+      AND substr(c.relname::text, 1, 13) <> '_schemashift_'
+      AND (c.relkind <> 'S' OR NOT EXISTS (
+          SELECT 1 FROM pg_depend d JOIN pg_class o ON o.oid = d.refobjid
+          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.objid = c.oid
+            AND d.deptype IN ('a', 'i')
+            AND (o.relname::text IN (SELECT relname FROM skipped) OR substr(o.relname::text, 1, 13) = '_schemashift_')))
+),
+notes AS (
+    SELECT objoid, classoid, objsubid, description FROM pg_description
+    WHERE classoid IN ('pg_class'::regclass, 'pg_constraint'::regclass)
+)
+SELECT md5(concat_ws(chr(10),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname) FROM (
+     SELECT r.nspname, r.relname, r.relkind, ds.description,
+            CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid) END AS view
+     FROM rels r LEFT JOIN notes ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.attnum) FROM (
+     SELECT r.nspname, r.relname, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attndims, a.attnotnull,
+            a.attidentity, a.attgenerated, a.attcollation, ad.adbin::text AS def, ds.description
+     FROM rels r
+     JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+     LEFT JOIN notes ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.conname) FROM (
+     SELECT r.nspname, r.relname, c.conname, c.contype, c.condeferrable, c.condeferred, c.convalidated, c.conkey,
+            c.confrelid, c.confkey, c.confupdtype, c.confdeltype, c.confmatchtype, c.conbin::text AS expr,
+            ds.description
+     FROM rels r JOIN pg_constraint c ON c.conrelid = r.oid
+     LEFT JOIN notes ds ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.index) FROM (
+     SELECT r.nspname, r.relname, ic.relname AS index, ic.relam, i.indnkeyatts, i.indisunique, i.indisprimary,
+            i.indisexclusion, i.indimmediate, i.indkey, i.indcollation, i.indclass, i.indoption,
+            i.indexprs::text AS exprs, i.indpred::text AS pred, ds.description
+     FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+     LEFT JOIN notes ds ON ds.objoid = i.indexrelid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname) FROM (
+     SELECT r.nspname, r.relname, s.seqtypid, s.seqstart, s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle
+     FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.typname, x.enumsortorder) FROM (
+     SELECT n.nspname, t.typname, e.enumsortorder, e.enumlabel
+     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x)
+))
+"""
+
+
+
+def _query(schemas: Sequence[str | None], exclude: Sequence[str]) -> tuple[str, list[str]]:
+    params: list[str] = []
+    wanted = []
+    for schema in schemas:
+        if schema is None:
+            wanted.append("(current_schema()::text)")
+        else:
+            wanted.append("(%s::text)")
+            params.append(schema)
+    skipped = []
+    for name in exclude:
+        skipped.append("(%s::text)")
+        params.append(name)
+    sql = _FACTS.format(schemas=", ".join(wanted) or "(NULL::text)", skipped=", ".join(skipped) or "(NULL::text)")
+    return sql, params
