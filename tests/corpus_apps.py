@@ -13,10 +13,10 @@ import datetime
 import decimal
 import os
 import uuid
-from dataclasses import dataclass, field
-from functools import cache
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pytest

@@ -25,9 +25,8 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
