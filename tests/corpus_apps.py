@@ -151,6 +151,28 @@ def _drop_foreign_key(table: sa.Table, constraint: sa.ForeignKeyConstraint) -> N
         element.parent.foreign_keys.discard(element)
 
 
+def create_all(metadata: sa.MetaData, bind: sa.Engine, tables: list[sa.Table] | None = None) -> None:
+    """`metadata.create_all` that leaves the models as they were.
+
+    On a database with ALTER, `create_all` adds a ``use_alter`` foreign key (Buildbot's) afterwards and marks it,
+    for good, as not to be written inside CREATE TABLE; a later `create_all` on SQLite (no ALTER) would then leave
+    the key out altogether. Each constraint's mark is put back after the call.
+    """
+    marks = [(constraint, constraint.__dict__.get("_create_rule", _UNSET))
+             for table in metadata.tables.values() for constraint in table.constraints]
+    try:
+        metadata.create_all(bind, tables=tables)
+    finally:
+        for constraint, mark in marks:
+            if mark is _UNSET:
+                constraint.__dict__.pop("_create_rule", None)
+            else:
+                constraint._create_rule = mark
+
+
+_UNSET = object()
+
+
 @cache
 def v1(name: str) -> sa.MetaData:
     """The application's models as the corpus uses them."""

@@ -191,7 +191,7 @@ class Run:
         engine = _engine(url)
         if self.backend == "sqlite":  # no fsync per statement: the schema is the same
             sa.event.listen(engine, "connect", _sqlite_unsynchronised)
-        metadata.create_all(engine, tables=tables)
+        corpus_apps.create_all(metadata, engine, tables)
         engine.dispose()
         return snapshot(url, self.tables)
 

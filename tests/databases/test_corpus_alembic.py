@@ -92,7 +92,7 @@ def _stamped(app: str, script_location: Callable[[], str]) -> Callable[[str], No
 
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
-            corpus_apps.v1(app).create_all(engine)
+            corpus_apps.create_all(corpus_apps.v1(app), engine)
             with engine.begin() as connection:  # as Buildbot's Model.alembic_stamp, without the app's env.py
                 MigrationContext.configure(connection).stamp(ScriptDirectory(script_location()), "heads")
         finally:
@@ -270,7 +270,7 @@ def _adopt(adoption: Adoption) -> None:
         return
     metadata = corpus_apps.v1(adoption.app)
     engine = _engine(adoption.ref_url)
-    metadata.create_all(engine)
+    corpus_apps.create_all(metadata, engine)
     engine.dispose()
     reference = snapshot(adoption.ref_url, adoption.tables)
     adoption.before = differences(snapshot(adoption.url, adoption.tables), reference, got_name="alembic")
