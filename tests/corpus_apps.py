@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import os
 import uuid
-from dataclasses import dataclass, field
-from functools import cache
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.util import OrderedSet
 
@@ -149,6 +151,28 @@ def _drop_foreign_key(table: sa.Table, constraint: sa.ForeignKeyConstraint) -> N
         element.parent.foreign_keys.discard(element)
 
 
+def create_all(metadata: sa.MetaData, bind: sa.Engine, tables: list[sa.Table] | None = None) -> None:
+    """`metadata.create_all` that leaves the models as they were.
+
+    On a database with ALTER, `create_all` adds a ``use_alter`` foreign key (Buildbot's) afterwards and marks it,
+    for good, as not to be written inside CREATE TABLE; a later `create_all` on SQLite (no ALTER) would then leave
+    the key out altogether. Each constraint's mark is put back after the call.
+    """
+    marks = [(constraint, constraint.__dict__.get("_create_rule", _UNSET))
+             for table in metadata.tables.values() for constraint in table.constraints]
+    try:
+        metadata.create_all(bind, tables=tables)
+    finally:
+        for constraint, mark in marks:
+            if mark is _UNSET:
+                constraint.__dict__.pop("_create_rule", None)
+            else:
+                constraint._create_rule = mark
+
+
+_UNSET = object()
+
+
 @cache
 def v1(name: str) -> sa.MetaData:
     """The application's models as the corpus uses them."""
@@ -214,6 +238,36 @@ def apply_compiler_state(state: CompilerState) -> None:
                     setattr(cls, name, attributes[name])
             elif name in cls.__dict__:
                 delattr(cls, name)
+
+
+#: SQLAlchemy's own compilers, before any application is imported; then each application's.
+_BASELINE = compiler_state()
+_APP_STATES: dict[str, CompilerState] = {}
+
+
+@contextmanager
+def app_compilers(app: str) -> Iterator[None]:
+    """The application's models loaded, its own `@compiles` overrides active inside only.
+
+    Skips (fails in CI) when the application is not installed: `pip install -e '.[corpus]'`. Shared by every
+    corpus module of a process (one baseline state, one state per application).
+    """
+    if app not in _APP_STATES:
+        apply_compiler_state(_BASELINE)
+        try:
+            v1(app)
+            v2(app)
+        except ImportError as exc:
+            message = f"{app} is not installed ({exc}): pip install -e '.[corpus]'"
+            if os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+        _APP_STATES[app] = compiler_state()
+    apply_compiler_state(_APP_STATES[app])
+    try:
+        yield
+    finally:
+        apply_compiler_state(_BASELINE)
 
 
 # -- rows ------------------------------------------------------------------------------------------

@@ -489,18 +489,25 @@ def match_items(old: Iterable[C], new: Iterable[C],
                 same: Callable[[C, C], bool] = _same_ignoring_name) -> tuple[list[C], list[C]]:
     """(removed, added) between two constraint lists.
 
-    Equal items match; an unnamed item matches a named one with the same
-    definition (databases and naming conventions name what models leave unnamed).
+    Equal items match first; then an unnamed item matches a named one with the same
+    definition (databases and naming conventions name what models leave unnamed). In
+    that order, of twins (a named key and an unnamed one alike) the one missing is the
+    one reported.
     """
     removed = list(old)
-    added: list[C] = []
+    unequal: list[C] = []
     for item in new:
         twin = next((o for o in removed if o == item), None)
         if twin is None:
-            twin = next(
-                (o for o in removed if (o.name is None or item.name is None) and same(o, item)),
-                None,
-            )
+            unequal.append(item)
+        else:
+            removed.remove(twin)
+    added: list[C] = []
+    for item in unequal:
+        twin = next(
+            (o for o in removed if (o.name is None or item.name is None) and same(o, item)),
+            None,
+        )
         if twin is None:
             added.append(item)
         else:

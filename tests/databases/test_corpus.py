@@ -25,9 +25,8 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +34,7 @@ import sqlalchemy as sa
 
 import corpus_apps
 from conftest import create_database, drop_database, require_backend
-from corpus_apps import APPS, NEW_COLUMN, NEW_DEFAULT, App
+from corpus_apps import APPS, NEW_COLUMN, NEW_DEFAULT, App, app_compilers
 from corpus_schema import Snapshot, differences, report, snapshot, table_names
 from schemashift import api
 
@@ -192,7 +191,7 @@ class Run:
         engine = _engine(url)
         if self.backend == "sqlite":  # no fsync per statement: the schema is the same
             sa.event.listen(engine, "connect", _sqlite_unsynchronised)
-        metadata.create_all(engine, tables=tables)
+        corpus_apps.create_all(metadata, engine, tables)
         engine.dispose()
         return snapshot(url, self.tables)
 
@@ -319,35 +318,6 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     with app_compilers(app):
         work = tmp_path_factory.mktemp(f"{app}_{backend}")
         yield Run(APPS[app], backend, work)
-
-
-#: SQLAlchemy's own compilers, before any application is imported; then each application's.
-_BASELINE = corpus_apps.compiler_state()
-_APP_STATES: dict[str, corpus_apps.CompilerState] = {}
-
-
-@contextmanager
-def app_compilers(app: str) -> Iterator[None]:
-    """The application's models loaded, its own `@compiles` overrides active inside only.
-
-    Skips (fails in CI) when the application is not installed: `pip install -e '.[corpus]'`.
-    """
-    if app not in _APP_STATES:
-        corpus_apps.apply_compiler_state(_BASELINE)
-        try:
-            corpus_apps.v1(app)
-            corpus_apps.v2(app)
-        except ImportError as exc:
-            message = f"{app} is not installed ({exc}): pip install -e '.[corpus]'"
-            if os.environ.get("SCHEMASHIFT_REQUIRE_SERVERS") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
-        _APP_STATES[app] = corpus_apps.compiler_state()
-    corpus_apps.apply_compiler_state(_APP_STATES[app])
-    try:
-        yield
-    finally:
-        corpus_apps.apply_compiler_state(_BASELINE)
 
 
 @pytest.fixture

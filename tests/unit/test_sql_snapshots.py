@@ -355,14 +355,22 @@ CASES = [
         "SET @schemashift_fk = (SELECT CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = "
         "DATABASE() AND TABLE_NAME = 'books' AND REFERENCED_TABLE_NAME = 'authors' GROUP BY CONSTRAINT_NAME HAVING "
         "GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) = 'author_id' LIMIT 1)",
-        "SET @schemashift_sql = CONCAT('ALTER TABLE books DROP FOREIGN KEY `', @schemashift_fk, '`, DROP INDEX author_id')",
+        "SET @schemashift_sql = COALESCE(CONCAT('ALTER TABLE books DROP FOREIGN KEY `', @schemashift_fk, '`, DROP INDEX "
+        "author_id'), 'SIGNAL SQLSTATE ''45000'' SET MESSAGE_TEXT = ''schemashift: no foreign key (author_id) -> authors "
+        "on books''')",
         "PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt",
     ], before=UNNAMED),
     case("drop-check-unnamed", MY, ops.DropConstraint("books", None, definition=CheckConstraint("price >= 0")), [
-        "SET @schemashift_ck = (SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+        "SET @schemashift_ck = (SELECT COALESCE((SELECT MAX(CONSTRAINT_NAME) FROM information_schema.TABLE_CONSTRAINTS "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'books' AND CONSTRAINT_TYPE = 'CHECK' AND CONSTRAINT_NAME "
-        "NOT IN ('id', 'title', 'author_id', 'status', 'price'))",
-        "SET @schemashift_sql = CONCAT('ALTER TABLE books DROP CONSTRAINT `', @schemashift_ck, '`')",
+        "NOT IN ('id', 'title', 'author_id', 'status', 'price') AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
+        "information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND CHECK_CLAUSE = 'price >= 0')), "
+        "(SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'books' AND CONSTRAINT_TYPE = 'CHECK' AND CONSTRAINT_NAME "
+        "NOT IN ('id', 'title', 'author_id', 'status', 'price'))))",
+        "SET @schemashift_sql = COALESCE(CONCAT('ALTER TABLE books DROP CONSTRAINT `', @schemashift_ck, '`'), 'SIGNAL "
+        "SQLSTATE ''45000'' SET MESSAGE_TEXT = ''schemashift: cannot tell which unnamed CHECK of books to drop (none or "
+        "several, none with its text)''')",
         "PREPARE schemashift_stmt FROM @schemashift_sql", "EXECUTE schemashift_stmt", "DEALLOCATE PREPARE schemashift_stmt",
     ], before=UNNAMED),
     case("drop-unique-unnamed", MY, ops.DropConstraint("books", None, definition=UniqueConstraint(("title",))), [

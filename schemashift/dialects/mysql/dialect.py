@@ -297,7 +297,7 @@ class MySQLDialect(Dialect):
         schema = self.literal(table.schema) if table.schema else "DATABASE()"
         alter = self.alter_table(table.name, table.schema).replace("'", "''")
         if isinstance(constraint, CheckConstraint):
-            return self._drop_unnamed_check(table, schema, alter)
+            return self._drop_unnamed_check(table, constraint, schema, alter)
         if not isinstance(constraint, ForeignKey):
             return []
         lookup = (
@@ -310,27 +310,49 @@ class MySQLDialect(Dialect):
         )
         index = "" if _served(table, constraint.columns) else f", DROP INDEX {self.quote(constraint.columns[0])}"
         index = index.replace("'", "''")
+        statement = f"CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')"
+        missing = f"no foreign key ({', '.join(constraint.columns)}) -> {constraint.ref_table} on {table.name}"
         return [
             f"SET @schemashift_fk = ({lookup})",
-            f"SET @schemashift_sql = CONCAT('{alter} DROP FOREIGN KEY `', @schemashift_fk, '`{index}')",
+            f"SET @schemashift_sql = {self._or_signal(statement, missing)}",
             *_PREPARED,
         ]
 
-    def _drop_unnamed_check(self, table: Table, schema: str, alter: str) -> list[str]:
-        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): the one check that is neither named in the
-        table's definition nor named after a column (MariaDB's own JSON checks). More than one such check: the
-        statement fails rather than guess."""
+    def _drop_unnamed_check(self, table: Table, check: CheckConstraint, schema: str, alter: str) -> list[str]:
+        """An unnamed check (``CONSTRAINT_<n>``, ``<table>_chk_<n>``): of the checks neither named in the table's
+        definition nor named after a column (MariaDB's own JSON checks), one whose clause is `check`'s text as the
+        server prints it (twins are alike: the last added), else the only one. Neither: the statement fails rather
+        than guess."""
         known = [c.name for c in table.checks if c.name] + list(table.column_names)
-        lookup = (
-            "SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) FROM information_schema.TABLE_CONSTRAINTS "
-            f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
+        unnamed = (
+            f"FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = {schema} "
+            f"AND TABLE_NAME = {self.literal(table.name)} AND CONSTRAINT_TYPE = 'CHECK' "
             f"AND CONSTRAINT_NAME NOT IN ({', '.join(self.literal(name) for name in known)})"
         )
+        same_clause = (
+            f"SELECT MAX(CONSTRAINT_NAME) {unnamed} AND CONSTRAINT_NAME IN (SELECT CONSTRAINT_NAME FROM "
+            f"information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {schema}{self._check_of(table)} "
+            f"AND CHECK_CLAUSE = {self.literal(check.sql)})"
+        )
+        lookup = f"SELECT COALESCE(({same_clause}), (SELECT IF(COUNT(*) = 1, MIN(CONSTRAINT_NAME), NULL) {unnamed}))"
+        statement = f"CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')"
+        missing = f"cannot tell which unnamed CHECK of {table.name} to drop (none or several, none with its text)"
         return [
             f"SET @schemashift_ck = ({lookup})",
-            f"SET @schemashift_sql = CONCAT('{alter} DROP CONSTRAINT `', @schemashift_ck, '`')",
+            f"SET @schemashift_sql = {self._or_signal(statement, missing)}",
             *_PREPARED,
         ]
+
+    def _or_signal(self, statement: str, message: str) -> str:
+        """`statement` (SQL giving the text of the statement to prepare), or one raising `message` when it is NULL
+        (a name looked up was not found), instead of a syntax error "near NULL"."""
+        signal = f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.literal('schemashift: ' + message[:100])}"
+        return f"COALESCE({statement}, {self.literal(signal)})"
+
+    def _check_of(self, table: Table) -> str:
+        """The condition on ``information_schema.CHECK_CONSTRAINTS`` beyond the schema (MySQL names checks per
+        schema, so none)."""
+        return ""
 
     # --- normalisation for comparison (owned by the reflection work) -------
 
@@ -556,6 +578,10 @@ class MariaDBDialect(MySQLDialect):
 
     Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
     """
+
+    def _check_of(self, table: Table) -> str:
+        """MariaDB names checks per table (``CONSTRAINT_1`` in many tables)."""
+        return f" AND TABLE_NAME = {self.literal(table.name)}"
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's MySQL dialect with MariaDB's native UUID."""
