@@ -440,18 +440,21 @@ def _print_sql(project: Project, history: History, target: str, direction: str, 
 def _print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
                    allow_data_loss: bool = False) -> None:
     """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
-    from schemashift.planning.offline import ScriptKey, offline_script
+    from schemashift.planning.offline import ScriptKey, offline_script, safe_key
+    from schemashift.planning.safe import make_safe, settings_of
 
     backend = _backend_name(project)
     dialect = get_dialect(backend)
     current = history.resolve(start)
     plan = _plan(history, dialect, current, target, direction)
     allow = allow_data_loss or project.env.allow_data_loss
+    plan = make_safe(plan, settings_of(project.env, dialect))
     plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
                            registry_schema=project.env.schema)
     plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type] - tables only
-    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow)
+    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
+                    safe_key(project.env))
     out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))  # see cached_script
 
 
@@ -851,6 +854,7 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> "
     applied to the environment's database; judged for the environment's database (no connection needed
     unless the pending ones are asked for)."""
     from schemashift.planning.lint import lint_migration
+    from schemashift.planning.safe import settings_of
 
     history = project.history()
     dialect = get_dialect(_backend_name(project))
@@ -859,7 +863,8 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> "
     findings = []
     for migration in migrations:
         findings.extend(lint_migration(migration, states[migration.parent], dialect,
-                                       statement_timeout=project.env.statement_timeout))
+                                       statement_timeout=project.env.statement_timeout,
+                                       safe=settings_of(project.env, dialect) is not None))
     return findings
 
 

@@ -32,8 +32,9 @@ ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
 STRING_KEYS = ("url", "schema", "version_table", "extends")
-NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout")
-BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
+NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "ddl_lock_timeout",
+               "ddl_retries", "ddl_backoff")
+BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude")
 
 #: Environment settings used when the file does not give them.
@@ -48,6 +49,10 @@ ENV_DEFAULTS: dict[str, Any] = {
     "confirm": False,
     "allow_data_loss": False,
     "keep_data": True,
+    "safe": None,  # None: the database's default (`Dialect.safe_by_default`)
+    "ddl_lock_timeout": 2.0,  # safe mode: how long one DDL statement may wait for its table lock
+    "ddl_retries": 5,  # safe mode: attempts after a lock timeout
+    "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
     "exclude": [],
 }
 
@@ -73,6 +78,11 @@ class EnvConfig:
     connect_timeout: float = 10.0
     read_timeout: float | None = None
     exclude: list[str] = field(default_factory=list)
+    #: Lock-safe execution (see `schemashift.planning.safe`); None: the database's default.
+    safe: bool | None = None
+    ddl_lock_timeout: float = 2.0
+    ddl_retries: float = 5
+    ddl_backoff: float = 0.5
 
     def __repr__(self) -> str:
         return mask_secrets(

@@ -141,3 +141,16 @@ class Type:
 
 
 INTEGER_KINDS = ("smallint", "integer", "bigint")
+
+
+def rewrites_storage(old: Type, new: Type) -> bool:
+    """True when changing a column from `old` to `new` rewrites every stored value (PostgreSQL rewrites the
+    table): not for widening a varchar, a varchar to text, or a numeric's precision at the same scale."""
+    if old == new:
+        return False
+    if old.kind == "string" and new.kind in ("string", "text"):
+        return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
+    if old.kind == "numeric" and new.kind == "numeric":
+        narrower = new.precision is not None and (old.precision is None or new.precision < old.precision)
+        return new.scale != old.scale or narrower
+    return True

@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from schemashift import operations as ops
+from schemashift.errors import MigrationError
 from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, Schema, UniqueConstraint
-from schemashift.model.types import INTEGER_KINDS, Type
+from schemashift.model.types import INTEGER_KINDS, Type, rewrites_storage
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -166,17 +167,6 @@ def _narrower(old: Type, new: Type) -> bool:
     return False
 
 
-def _rewrites_on_type_change(old: Type, new: Type) -> bool:
-    """True when PostgreSQL rewrites the table for this type change (widening a varchar or to text does not)."""
-    if old == new:
-        return False
-    if old.kind == "string" and new.kind in ("string", "text"):
-        return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
-    if old.kind == "numeric" and new.kind == "numeric":
-        return (new.scale != old.scale) or (new.precision is not None and (old.precision is None or new.precision < old.precision))
-    return True
-
-
 def destructive(ctx: Context) -> Iterator[str]:
     """SS101-SS104."""
     op = ctx.operation
@@ -202,7 +192,7 @@ def blocking(ctx: Context) -> Iterator[str]:
     elif isinstance(op, ops.AlterColumn) and op.old is not None and dialect.not_valid_constraints:
         if op.old.nullable and not op.new.nullable:
             yield "SS204"
-        if _rewrites_on_type_change(op.old.type, op.new.type):
+        if rewrites_storage(op.old.type, op.new.type):
             yield "SS205"
     elif isinstance(op, ops.AddColumn) and dialect.not_valid_constraints and _volatile(op):
         yield "SS206"
@@ -315,8 +305,9 @@ def _alter_codes(command: Any) -> Iterator[str]:
 
 
 def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *,
-                   statement_timeout: float | None = None) -> list[Finding]:
-    """Every finding of `migration`, applied to `before`, for `dialect`."""
+                   statement_timeout: float | None = None, safe: bool = False) -> list[Finding]:
+    """Every finding of `migration`, applied to `before`, for `dialect`; with `safe`, as safe mode runs it
+    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208)."""
     findings: list[Finding] = []
     created: set[str] = set()
     state = before
@@ -325,6 +316,8 @@ def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *
         resolved = original.resolve(state)
         ctx = Context(resolved, state, created, dialect, statement_timeout)
         codes = list(_codes(ctx, dialect))
+        if safe and codes and not (resolved.table_key in created or isinstance(resolved, ops.ExecuteSQL)):
+            codes = [code for code in codes if code not in _safe_fixes(resolved, state, dialect)]
         if _locks_existing_table(resolved, created) or any(code.startswith("SS2") for code in codes):
             blocking_ops += 1
         findings.extend(_finding(code, migration, index, resolved, allowed_codes(original)) for code in codes)
@@ -332,7 +325,7 @@ def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *
             created.add(resolved.table.key)
         state = resolved.apply(state)
     if blocking_ops and dialect.not_valid_constraints:
-        findings.extend(_timeouts(migration, statement_timeout))
+        findings.extend(_timeouts(migration, statement_timeout, safe=safe))
     return findings
 
 
@@ -364,12 +357,22 @@ def _finding(code: str, migration: "Migration", index: int, op: ops.Operation, a
                    rule.fix, allowed.get(code))
 
 
-def _timeouts(migration: "Migration", statement_timeout: float | None) -> list[Finding]:
-    """SS208 (always, until safe mode sets it) and SS209 (no statement_timeout in the environment)."""
+def _safe_fixes(operation: ops.Operation, before: Schema, dialect: "Dialect") -> frozenset[str]:
+    """The codes the lock-safe form of `operation` (on an existing table) no longer deserves."""
+    try:
+        after = operation.apply(before)
+        form = dialect.safe_form(operation, before, after, dialect.compile(operation, before, after))
+    except MigrationError:  # not compilable here: judged as written
+        return frozenset()
+    return frozenset() if form is None else form.fixes
+
+
+def _timeouts(migration: "Migration", statement_timeout: float | None, *, safe: bool = False) -> list[Finding]:
+    """SS208 (unless safe mode sets a lock timeout) and SS209 (no statement_timeout in the environment)."""
     allowed: dict[str, str] = {}
     for operation in migration.operations:
         allowed.update(allowed_codes(operation))
-    codes = ["SS208"] + (["SS209"] if statement_timeout is None else [])
+    codes = ([] if safe else ["SS208"]) + (["SS209"] if statement_timeout is None else [])
     return [Finding(code, RULES[code].title, migration.path.name, migration.revision, -1, "the whole migration",
                     RULES[code].why, RULES[code].fix, allowed.get(code)) for code in codes]
 

@@ -25,12 +25,34 @@ UP, DOWN = "up", "down"
 
 
 @dataclass(frozen=True)
+class LockRetry:
+    """Safe mode: how a statement that takes a strong lock waits for it (see `schemashift.planning.safe`).
+
+    `setting` (the database's lock-timeout statement) runs just before it in the
+    same transaction, `reset` (if any) just after it; a lock timeout is retried `retries` times, `backoff` seconds
+    after the first failure, doubling.
+    """
+
+    setting: str
+    reset: str | None
+    retries: int
+    backoff: float
+
+
+@dataclass(frozen=True)
 class Statement:
-    """One executable unit: SQL text, or a Python callable for `RunPython`."""
+    """One executable unit: SQL text, or a Python callable for `RunPython`.
+
+    Safe mode adds `lock` (wait for the lock briefly, retry) and `fallback` (the
+    form to run when the server refuses `sql`'s online algorithm).
+    """
 
     operation: Operation
     sql: str | None = None
     python: Callable[[Any], None] | None = None
+    lock: LockRetry | None = None
+    fallback: str | None = None
+    own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
 
     def describe(self) -> str:
         """The SQL, or the Python function's name."""
@@ -56,7 +78,8 @@ class Step:
         """True when the whole step can run in one transaction with its version row."""
         if not self.plan_dialect.transactional_ddl:
             return False
-        return all(s.sql is None or self.plan_dialect.runs_in_transaction(s.sql) for s in self.statements)
+        return all((s.sql is None or self.plan_dialect.runs_in_transaction(s.sql)) and not s.own_transaction
+                   for s in self.statements)
 
     @property
     def revision_after(self) -> str | None:
@@ -96,6 +119,19 @@ class Plan:
             for operation in step.operations:
                 out.append(f"    - {operation.describe()}")
         return out
+
+
+def statement_groups(step: Step) -> list[list[Statement]]:
+    """The statements of each operation of `step`, in order."""
+    groups: list[list[Statement]] = []
+    position = 0
+    for operation in step.operations:
+        group: list[Statement] = []
+        while position < len(step.statements) and step.statements[position].operation is operation:
+            group.append(step.statements[position])
+            position += 1
+        groups.append(group)
+    return groups
 
 
 def states_along(history: History) -> dict[str | None, Schema]:
