@@ -95,11 +95,31 @@ def project_at_base(tmp_path: Path, url: str, after: str) -> Path:
     return directory
 
 
+def reflected(url: str) -> dict[str, object]:
+    """Columns, keys, checks (`inspect_schema`) plus indexes, unique constraints and foreign keys of t."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            extra = {
+                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                  for i in inspector.get_indexes("t")),
+                "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints("t")),
+                "fks": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                              for f in inspector.get_foreign_keys("t")),
+            }
+    finally:
+        engine.dispose()
+    return {"tables": inspect_schema(url), **extra}
+
+
 def change_statements(sql: str) -> list[str]:
     """The statements of the change's block in an ``upgrade --sql`` script, without bookkeeping."""
     block = sql.split("-- apply 0002_")[1]
-    skip = ("schemashift_version", "_schemashift_", "BEGIN", "COMMIT", "SET LOCAL", "SET SESSION", "--")
-    return [line.rstrip(";") for line in block.splitlines()[1:] if line and not line.startswith(skip)]
+    skip = ("BEGIN", "COMMIT", "SET ", "RESET ", "--", "INSERT", "WITH", "(")
+    ours = ("schemashift_version", "_schemashift_")
+    return [line.rstrip(";") for line in block.splitlines()[1:]
+            if line and not line.startswith(skip) and not any(word in line for word in ours)]
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
@@ -116,10 +136,10 @@ def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: st
     if name not in ("add_index",) or backend == "mysql":
         assert LOCK_SETTING[backend] in script, script
     cli(directory, "upgrade")
-    safe = inspect_schema(fresh_db)
+    safe = reflected(fresh_db)
     cli(directory, "downgrade", "-1", env={"SAFE": "false"})
     cli(directory, "upgrade", env={"SAFE": "false"})
-    assert inspect_schema(fresh_db) == safe
+    assert reflected(fresh_db) == safe
     assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
 
 
@@ -132,10 +152,10 @@ def test_rewriting_type_change_refused_unless_allowed(backend: str, fresh_db: st
     refused = cli(directory, "upgrade", check=False)
     assert refused.returncode == 2 and "expand/contract" in refused.stderr and "Traceback" not in refused.stderr
     path = sorted((directory / "migrations").glob("0002_*.py"))[0]
-    text = path.read_text()
-    start = text.index("    AlterColumn(")
-    end = text.index("\n    ),", start) + len("\n    )")
-    path.write_text(text[:start] + f'    allow({text[start:end].strip()}, SS205="t is small")' + text[end:])
+    lines = path.read_text().splitlines()
+    lines = [f'    allow({line.strip().rstrip(",")}, SS205="t is small"),' if line.startswith("    AlterColumn(")
+             else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
     cli(directory, "manifest")
     cli(directory, "upgrade")
     assert "bigint" in str(scalar(fresh_db, "SELECT data_type FROM information_schema.columns "
@@ -211,7 +231,7 @@ def test_lock_timeout_retries_exhausted(backend: str, fresh_db: str, tmp_path: P
     finally:
         engine.dispose()
     assert sum("lock not granted" in line for line in lines) == 1, lines
-    assert "d" not in [c["name"] for c in inspect_schema(fresh_db)["t"]["columns"]]  # type: ignore[index]
+    assert "d" not in inspect_schema(fresh_db)["t"]["columns"]  # type: ignore[operator]
 
 
 def test_invalid_index_of_failed_concurrent_build_is_removed_and_rebuilt(backend: str, fresh_db: str,
@@ -227,7 +247,7 @@ def test_invalid_index_of_failed_concurrent_build_is_removed_and_rebuilt(backend
     assert scalar(fresh_db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                             "WHERE c.relname = 'uq_t_a'") == 0
     execute(fresh_db, "UPDATE t SET a = 'other' WHERE id = 2")
-    cli(directory, "repair", "continue", "--yes")
+    cli(directory, "repair", "continue")
     assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_a'") == 1
     assert scalar(fresh_db, "SELECT bool_and(indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                             "WHERE c.relname = 'uq_t_a'") is True
