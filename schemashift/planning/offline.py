@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-    from schemashift.history.chain import History
     from schemashift.config import EnvConfig
+    from schemashift.history.chain import History
     from schemashift.planning.plan import Plan, Statement, Step
     from schemashift.runtime.versions import Recorder
 
@@ -152,7 +152,7 @@ def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str
         elif own_transaction:
             lines = ["BEGIN;", *lines, "COMMIT;"]
     if statement.fallback is not None:
-        lines.append(f"-- if the server refuses that algorithm (error 1845/1846), schemashift runs: {statement.fallback};")
+        lines.append(f"-- if the server refuses that algorithm (1845/1846), schemashift runs: {statement.fallback};")
     return lines
 
 

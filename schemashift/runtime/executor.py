@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -185,10 +185,8 @@ class Executor:
             yield
         finally:
             if lock.reset is not None:
-                try:
+                with suppress(sa.exc.DBAPIError):  # a failed transaction: its rollback puts the bound back
                     self.connection.exec_driver_sql(lock.reset)
-                except sa.exc.DBAPIError:  # a failed transaction: its rollback puts the bound back
-                    pass
 
     def _run_sql(self, sql: str, fallback: str | None, dialect: Dialect | None) -> None:
         """Run `sql`; when the server refuses its online algorithm and the plan names a `fallback`, that."""
