@@ -11,50 +11,34 @@ full set the CLI uses. Imports are lazy so that ``import schemashift`` is cheap.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from schemashift.version import __version__
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from schemashift.api import Project
 
-__version__ = "0.1.0"
-
-
-def _project(bind: Any, config: Any, env: str | None) -> "Project":
-    from schemashift.api import Project, open_project
-
-    if isinstance(config, Project):
-        return config
-    return open_project(config, env, None, bind=bind)
-
-
-def _quiet(line: str) -> None:
-    """Default output of the Python API: the `schemashift` logger at INFO."""
-    import logging
-
-    logging.getLogger("schemashift").info(line)
-
-
-def upgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str = "head", *, config: Any = None,
+def upgrade(bind: sa.Engine | sa.Connection | str | None = None, target: str = "head", *, config: Any = None,
             env: str | None = None, out: Callable[[str], None] | None = None) -> None:
     """Upgrade the database behind `bind` (or the configured env) to `target`, under the migration lock.
 
     Safe to call from many processes at once: one migrates, the others wait for the
     lock and then find the database at head.
     """
-    from schemashift import api
+    from schemashift.services import startup
 
-    api.upgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
+    startup.upgrade(bind, target, config=config, env=env, out=out)
 
 
-def downgrade(bind: "sa.Engine | sa.Connection | str | None" = None, target: str = "-1", *, config: Any = None,
+def downgrade(bind: sa.Engine | sa.Connection | str | None = None, target: str = "-1", *, config: Any = None,
               env: str | None = None, out: Callable[[str], None] | None = None) -> None:
     """Downgrade the database behind `bind` to `target` (``-N``, a revision, or ``base``)."""
-    from schemashift import api
+    from schemashift.services import startup
 
-    api.downgrade(_project(bind, config, env), target, yes=True, out=out or _quiet)
+    startup.downgrade(bind, target, config=config, env=env, out=out)
 
 
 def generate(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
@@ -64,16 +48,16 @@ def generate(message: str, *, config: Any = None, env: str | None = None, empty:
     `defaults` maps ``"table.column"`` to a one-off value for the rows already in a table that gets a NOT NULL
     column without a default (without one, such a column stops `generate`).
     """
-    from schemashift import api
+    from schemashift.services import startup
 
-    return api.generate(_project(None, config, env), message, empty=empty, defaults=defaults, out=out or _quiet)
+    return startup.generate(message, config=config, env=env, empty=empty, defaults=defaults, out=out)
 
 
 def check(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """True when the models and the migrations agree."""
-    from schemashift import api
+    from schemashift.services import startup
 
-    return api.check(_project(None, config, env), out=out or _quiet)
+    return startup.check(config=config, env=env, out=out)
 
 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
@@ -107,5 +91,14 @@ async def check_async(*, config: Any = None, env: str | None = None, out: Callab
     return await aio.check_async(config=config, env=env, out=out)
 
 
-__all__ = ["upgrade", "downgrade", "generate", "check", "upgrade_async", "downgrade_async", "generate_async",
-           "check_async", "__version__"]
+__all__ = [
+    "__version__",
+    "check",
+    "check_async",
+    "downgrade",
+    "downgrade_async",
+    "generate",
+    "generate_async",
+    "upgrade",
+    "upgrade_async",
+]

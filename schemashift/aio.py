@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,7 +34,7 @@ def sync_bind(bind: Any) -> Any:
     return bind
 
 
-_LOOP_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+_LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _loop_lock() -> asyncio.Lock:
@@ -49,7 +50,8 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run `function` where async drivers work from synchronous code (a greenlet on the running loop)."""
     from schemashift.sacompat import greenlet_spawn
 
-    return await greenlet_spawn(function, *args, **kwargs)
+    spawn: Callable[..., Awaitable[T]] = greenlet_spawn
+    return await spawn(function, *args, **kwargs)
 
 
 async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
@@ -66,7 +68,7 @@ async def _migrate(function: Callable[..., None], *args: Any, **kwargs: Any) -> 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
                         out: Callable[[str], None] | None = None) -> None:
     """`schemashift.upgrade` for an async bind (or URL), inside a running event loop."""
-    from schemashift import upgrade
+    from schemashift.services.startup import upgrade
 
     await _migrate(upgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
@@ -74,22 +76,22 @@ async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any =
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,
                           out: Callable[[str], None] | None = None) -> None:
     """`schemashift.downgrade` for an async bind (or URL), inside a running event loop."""
-    from schemashift import downgrade
+    from schemashift.services.startup import downgrade
 
     await _migrate(downgrade, sync_bind(bind), target, config=config, env=env, out=out)
 
 
 async def generate_async(message: str, *, config: Any = None, env: str | None = None, empty: bool = False,
-                         out: Callable[[str], None] | None = None) -> "Path | None":
+                         out: Callable[[str], None] | None = None) -> Path | None:
     """`schemashift.generate` (no database) in a worker thread."""
-    from schemashift import generate
+    from schemashift.services.startup import generate
 
     return await asyncio.to_thread(generate, message, config=config, env=env, empty=empty, out=out)
 
 
 async def check_async(*, config: Any = None, env: str | None = None, out: Callable[[str], None] | None = None) -> bool:
     """`schemashift.check` (no database) in a worker thread."""
-    from schemashift import check
+    from schemashift.services.startup import check
 
     return await asyncio.to_thread(check, config=config, env=env, out=out)
 
@@ -99,4 +101,4 @@ def run_command(handler: Callable[[Any], int], args: Any) -> int:
     return asyncio.run(run_sync(handler, args))
 
 
-__all__ = ["upgrade_async", "downgrade_async", "generate_async", "check_async", "run_sync", "sync_bind"]
+__all__ = ["check_async", "downgrade_async", "generate_async", "run_sync", "sync_bind", "upgrade_async"]

@@ -2,6 +2,11 @@
 
 Only the standard library is imported at start-up so `--help` stays fast; each
 command handler imports `schemashift.api` (and through it SQLAlchemy) when run.
+A handler turns its options into one api call (after the fast paths of `upgrade`
+and `status`, which may answer without it) and prints the result; the decisions
+are in `schemashift.services`. The configuration is read once, in `main`, and
+handed on. Questions (confirmations, the repair action, renames) are asked by
+`TerminalPrompter`, the one place that reads the terminal.
 Exit codes: 0 ok, 1 differences found, 2 usage or input error, 3 internal error,
 130 interrupted.
 """
@@ -11,12 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from schemashift.support.gcpause import relax_for_process
 
 if TYPE_CHECKING:
     from schemashift import api
+    from schemashift.autodetect.differ import Questioner
     from schemashift.support.progress import Reporter
 
 PROG = "schemashift"
@@ -44,7 +51,7 @@ def _rename_column(text: str) -> tuple[str, str, str]:
 class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr (exit 2), naming where to find help."""
 
-    def error(self, message: str) -> "typing.NoReturn":
+    def error(self, message: str) -> typing.NoReturn:
         command = self.prog if self.prog != PROG else PROG
         print(f"{PROG}: error: {message} (see `{command} --help`)", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USAGE)
@@ -58,7 +65,7 @@ def _default(text: str) -> tuple[str, str]:
     return f"{table}.{name}", value
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options() -> Parser:
     """Options accepted before and after the command name (defaults suppressed so neither overwrites)."""
     parent = Parser(add_help=False)
     group = parent.add_argument_group("global options")
@@ -80,7 +87,9 @@ def _apply_options(parser: argparse.ArgumentParser, *, sql: bool = False) -> Non
         parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
         parser.add_argument("--from", dest="from_revision", metavar="REV",
                             help="with --sql: the revision the database is at (base: empty); no connection is made")
-    parser.add_argument("--dry-run", action="store_true", help="run inside a transaction that is rolled back")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (migrations and their operations) and the rows whose values it would "
+                             "lose, without changing the database")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--allow-data-loss", action="store_true", help="allow operations that drop data")
 
@@ -93,7 +102,7 @@ def _alembic_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
-    from schemashift import __version__
+    from schemashift.version import __version__
 
     common = _global_options()
     parser = Parser(
@@ -234,10 +243,35 @@ def _row_text(row: dict[str, Any]) -> str:
     return "  ".join(head + rest)
 
 
+# --------------------------------------------------------------------------- questions
+
+
+class TerminalPrompter:
+    """Asks at the terminal; nothing is asked unless both stdin and stdout are one (see `services.prompting`)."""
+
+    def can_ask(self) -> bool:
+        """True at a terminal."""
+        return sys.stdin.isatty() and sys.stdout.isatty()
+
+    def ask(self, question: str) -> str:
+        """The answer typed, stripped and lower-cased; end of input is ``""`` (after a newline)."""
+        try:
+            return input(question).strip().lower()
+        except EOFError:
+            print()
+            return ""
+
+    def questioner(self) -> Questioner | None:
+        """The differ's questions asked at the terminal; None when it is not one."""
+        from schemashift.autodetect.questioner import TerminalQuestioner
+
+        return TerminalQuestioner() if self.can_ask() else None
+
+
 # --------------------------------------------------------------------------- commands
 
 
-def _project(args: argparse.Namespace) -> "api.Project":
+def _project(args: argparse.Namespace) -> api.Project:
     from schemashift import api
 
     return api.open_project(config_path=args.config, env=args.env, url=args.url)
@@ -264,7 +298,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     written = api.generate(
         _project(args), args.message, empty=args.empty, rename_tables=args.rename_tables,
         rename_columns=args.rename_columns, no_rename=args.no_rename, defaults=dict(args.defaults),
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(), out=_out,
+        interactive=True, out=_out, prompter=TerminalPrompter(),
     )
     if written is not None and not args.empty:
         _lint_new(args)
@@ -277,11 +311,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if api.check(_project(args), out=_out) else EXIT_DIFFERENCES
 
 
-def _manifest_note(project: "api.Project") -> None:
+def _manifest_note(project: api.Project) -> None:
     """One line on stderr when the command found `schemashift.sum` stale, or created it."""
     from schemashift.history.manifest import CREATED, MANIFEST_NAME, STALE, STALE_MESSAGE
 
-    state = getattr(project._history, "manifest_state", None)
+    state = project.manifest_state
     if state == STALE:
         print(f"{PROG}: {STALE_MESSAGE}", file=sys.stderr, flush=True)
     elif state == CREATED:
@@ -290,8 +324,8 @@ def _manifest_note(project: "api.Project") -> None:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from schemashift.runtime.fast import fast_upgrade
     from schemashift.planning.offline import cached_script
+    from schemashift.runtime.fast import fast_upgrade
 
     script = cached_script(args)  # `--sql --from REV` compiled before: no SQLAlchemy, no migration modules
     if script is not None:
@@ -306,13 +340,13 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         project = _project(args)
         api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
                     allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
-                    reporter=reporter)
+                    reporter=reporter, prompter=TerminalPrompter())
     if not args.quiet:
         _manifest_note(project)
     return EXIT_OK
 
 
-def _reporter(args: argparse.Namespace) -> "Reporter":
+def _reporter(args: argparse.Namespace) -> Reporter:
     """How a migrating command shows its run: live at a terminal, plain lines, or (--quiet) only the last line.
 
     SQL printed with --sql and the plan of --dry-run are output, never progress: plain lines then.
@@ -330,7 +364,7 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
     with _reporter(args) as reporter:
         api.downgrade(_project(args), args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
                       allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
-                      reporter=reporter)
+                      reporter=reporter, prompter=TerminalPrompter())
     return EXIT_OK
 
 
@@ -350,33 +384,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from schemashift.history import manifest
     from schemashift.config import load_config
-    from schemashift.history.chain import History
+    from schemashift.services.manifest import manifest  # not through api: no SQLAlchemy for this one
 
-    folder = load_config(args.config).migrations_dir
-    history = History.load(folder)
-    if args.check:
-        problems = manifest.problems(folder, history)
-        for problem in problems:
-            _out(f"PROBLEM: {problem}")
-        if problems:
-            _out(f"run `{PROG} manifest` to rewrite it")
-            return EXIT_DIFFERENCES
-        _out(f"OK: {manifest.MANIFEST_NAME} matches the {len(history)} migration(s).")
-        return EXIT_OK
-    if not folder.is_dir():
-        from schemashift.errors import ConfigError
-
-        raise ConfigError(f"the migrations folder {folder} does not exist")
-    try:
-        path = manifest.write(folder, manifest.entries_of(history.chain))
-    except OSError as exc:
-        from schemashift.errors import SchemashiftError
-
-        raise SchemashiftError(f"cannot write {folder / manifest.MANIFEST_NAME}: {exc.strerror or exc}") from None
-    _out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
-    return EXIT_OK
+    return EXIT_OK if manifest(load_config(args.config), check=args.check, out=_out) else EXIT_DIFFERENCES
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -442,12 +453,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     from schemashift.config import load_config
     from schemashift.services.environments import table_lines
 
-    config = load_config(args.config)  # not _project(): no environment needs to be selected or valid
-    rows = api.envs(config)
-    if args.env:
-        chosen = config.select_env_name(args.env)  # an unknown --env is an error
-        for row in rows:
-            row["selected"] = row["name"] == chosen
+    rows = api.envs(load_config(args.config), env=args.env)  # not _project(): no environment need be valid
     _emit(args, rows, table_lines(rows))
     return EXIT_OK
 
@@ -468,7 +474,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
     from schemashift import api
 
     with _reporter(args) as reporter:
-        api.repair(_project(args), action=args.action, out=reporter.line, reporter=reporter)
+        api.repair(_project(args), action=args.action, out=reporter.line, reporter=reporter,
+                   prompter=TerminalPrompter())
     return EXIT_OK
 
 
@@ -569,17 +576,37 @@ def _file_error(exc: OSError) -> Exception:
 ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy", "aioodbc", "oracledb_async"})
 
 
+def _read_config(args: argparse.Namespace) -> None:
+    """Replace the ``--config`` path in `args` by the configuration it names, read here once for the command.
+
+    Everything after (`load_config`, `open_project`, the fast paths) takes the loaded
+    `Config` as it is. A configuration that cannot be read is left to the command,
+    which reports the error where it needs the configuration. `init` reads none: it writes one.
+    """
+    if args.command == "init":
+        return
+    from contextlib import suppress
+
+    from schemashift.config import load_config
+    from schemashift.errors import SchemashiftError
+
+    with suppress(SchemashiftError):  # an unreadable configuration is reported by the command, in its place
+        args.config = load_config(args.config)
+
+
 def _uses_async_driver(args: argparse.Namespace) -> bool:
     """True when the command's database URL names an async driver (then it runs on an event loop)."""
     if args.command in ("init", "manifest", "rebase", "squash", "generate", "check"):
         return False
     url = args.url
     if not url:
-        from schemashift.config import load_config
+        from schemashift.config import Config
         from schemashift.errors import SchemashiftError
 
+        if not isinstance(args.config, Config):
+            return False  # unreadable: the command reports the configuration error itself
         try:
-            url = load_config(args.config).env(args.env).url
+            url = args.config.env(args.env).url
         except SchemashiftError:
             return False  # the command reports the configuration error itself
     scheme = url.split("://", 1)[0] if url else ""
@@ -622,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
         debug = args.debug
         handler = HANDLERS[args.command]
+        _read_config(args)
         if _uses_async_driver(args):
             from schemashift.aio import run_command
 
@@ -635,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+    except Exception as exc:  # broad on purpose: the one place that turns exceptions into exit codes
         from schemashift.errors import SchemashiftError
 
         if isinstance(exc, SchemashiftError):

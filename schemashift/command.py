@@ -13,10 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from schemashift import downgrade as _downgrade
-from schemashift import generate as _generate
-from schemashift import upgrade as _upgrade
-
 
 def revision(bind: Any = None, *, autogenerate: bool = True, message: str = "", config: Any = None,
              env: str | None = None) -> Path | None:
@@ -24,14 +20,20 @@ def revision(bind: Any = None, *, autogenerate: bool = True, message: str = "", 
 
     `bind` is accepted for symmetry; generating needs no database.
     """
-    return _generate(message, config=config, env=env, empty=not autogenerate)
+    from schemashift.services import startup
+
+    return startup.generate(message, config=config, env=env, empty=not autogenerate)
 
 
 def upgrade(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None) -> None:
     """Upgrade to `target` (default head)."""
-    _upgrade(bind, target, config=config, env=env)
+    from schemashift.services import startup
+
+    startup.upgrade(bind, target, config=config, env=env)
 
 
 def downgrade(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None) -> None:
     """Downgrade to `target` (``-N``, a revision, or ``base``)."""
-    _downgrade(bind, target, config=config, env=env)
+    from schemashift.services import startup
+
+    startup.downgrade(bind, target, config=config, env=env)

@@ -14,9 +14,10 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from schemashift.dialects.registry import database as database_of
 from schemashift.errors import ConfigError, ModelsError, mask_secrets, remember_secret
@@ -103,7 +104,7 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     include_object: str | None = None
     _envs: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _source: "_Source | None" = field(default=None, init=False, repr=False, compare=False)
+    _source: _Source | None = field(default=None, init=False, repr=False, compare=False)
 
     def environ(self) -> dict[str, str]:
         """The process environment over the values of the `.env` file next to the config."""
@@ -132,7 +133,7 @@ class Config:
         """Resolve environment `name` (see `select_env_name`); `url` replaces the configured URL unexpanded."""
         chosen = self.select_env_name(name)
         if chosen is None:
-            settings, origins = dict(ENV_DEFAULTS), {}
+            settings, origins = dict(ENV_DEFAULTS), dict[str, str]()
             settings["vars"] = {}
         else:
             settings, origins = self._merged(chosen)
@@ -266,8 +267,13 @@ class _Resolver:
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> Config:
-    """Read `path`, else `schemashift.toml` or `[tool.schemashift]` of `pyproject.toml` in `cwd`."""
+def load_config(path: str | Path | Config | None = None, *, cwd: Path | None = None) -> Config:
+    """Read `path`, else `schemashift.toml` or `[tool.schemashift]` of `pyproject.toml` in `cwd`.
+
+    A `Config` is returned as it is: the command line reads the file once and hands the result on.
+    """
+    if isinstance(path, Config):
+        return path
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     if path is not None:
         file = Path(path)
@@ -391,7 +397,7 @@ def _check_env(source: _Source, name: str, env: Any, envs: dict[str, Any]) -> No
         if key in BOOL_KEYS and not interpolated and not isinstance(value, bool):
             raise ConfigError(f"{source.where(*at, key)}{key} must be true or false, got {_toml_type(value)}")
         if key == "exclude":
-            _check_patterns(source, value, at + (key,))
+            _check_patterns(source, value, (*at, key))
         if key == "vars" and not isinstance(value, dict):
             raise ConfigError(f"{source.where(*at, key)}vars must be a table ([env.{name}.vars])")
     parent = env.get("extends")
@@ -414,7 +420,7 @@ def _check_cycles(source: _Source, envs: dict[str, dict[str, Any]]) -> None:
         current = envs[start].get("extends")
         while current is not None:
             if current in seen:
-                cycle = " -> ".join(seen[seen.index(current):] + [current])
+                cycle = " -> ".join([*seen[seen.index(current):], current])
                 raise ConfigError(f"{source.where('env', current, 'extends')}cycle in extends: {cycle}")
             seen.append(current)
             current = envs[current].get("extends")
@@ -437,7 +443,8 @@ def _display(path: Path) -> str:
 
 _HEADER = re.compile(r"^\s*\[(?!\[)\s*(?P<name>[^\]]+?)\s*\]\s*(?:#.*)?$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[\s*(?P<name>[^\]]+?)\s*\]\]")
-_KEY_LINE = re.compile(r"^\s*(?P<key>(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+_KEY_PIECE = r"(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')"
+_KEY_LINE = re.compile(rf"^\s*(?P<key>{_KEY_PIECE}(?:\s*\.\s*{_KEY_PIECE})*)\s*=")
 _KEY_PART = re.compile(r"\s*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)'|(?P<bare>[A-Za-z0-9_\-]+))\s*(?:\.|$)")
 
 
@@ -539,10 +546,10 @@ def _absolute_sqlite_url(url: str, root: Path) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return url
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_absolute():
+    path = parsed.database
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
         return url
-    return parsed.set(database=str(root / database)).render_as_string(hide_password=False)
+    return parsed.set(database=str(root / path)).render_as_string(hide_password=False)
 
 
 def mask_url(url: str) -> str:
@@ -570,7 +577,7 @@ def mask_url(url: str) -> str:
 # --------------------------------------------------------------------------- models
 
 
-def load_models(config: Config) -> list["sa.MetaData"]:
+def load_models(config: Config) -> list[sa.MetaData]:
     """Import each `module:attr` of `config.models` (declarative base, registry or MetaData)."""
     import sqlalchemy as sa
 
@@ -620,7 +627,7 @@ def _import_target(spec: str) -> Any:
         raise ModelsError(f"models {spec!r} must look like 'package.module:Base'")
     try:
         target: Any = importlib.import_module(module_name.strip())
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's
+    except Exception as exc:  # broad on purpose: any import failure is the user's
         raise ModelsError(f"cannot import models {spec!r}: {_one_line(exc)}") from None
     for part in attr.strip().split("."):
         try:

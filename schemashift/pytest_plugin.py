@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # --------------------------------------------------------------------------- where things are
 
 
-def project_config(config: pytest.Config) -> "Config":
+def project_config(config: pytest.Config) -> Config:
     """The schemashift configuration named by the options, or found in the rootdir."""
     from schemashift.config import load_config
     from schemashift.errors import SchemashiftError
@@ -62,7 +63,7 @@ def project_config(config: pytest.Config) -> "Config":
         raise pytest.UsageError(f"schemashift: {exc}") from None
 
 
-def server_url(config: pytest.Config, project: "Config") -> str:
+def server_url(config: pytest.Config, project: Config) -> str:
     """The URL whose server holds the throw-away databases."""
     from schemashift.errors import SchemashiftError
 
@@ -95,7 +96,7 @@ def scratch_database(server: str, folder: Path) -> Iterator[str]:
         dialect.drop_scratch_database(url, name, folder)
 
 
-def open_scratch_project(project: "Config", url: str, env: str | None) -> "Project":
+def open_scratch_project(project: Config, url: str, env: str | None) -> Project:
     """`project` bound to the throw-away database `url` (never asks for confirmation)."""
     from schemashift.api import open_project
 
@@ -108,21 +109,21 @@ def open_scratch_project(project: "Config", url: str, env: str | None) -> "Proje
 
 
 @pytest.fixture
-def schemashift_config(request: pytest.FixtureRequest) -> "Config":
+def schemashift_config(request: pytest.FixtureRequest) -> Config:
     """The project's schemashift configuration."""
     return project_config(request.config)
 
 
 @pytest.fixture
-def schemashift_url(request: pytest.FixtureRequest, schemashift_config: "Config", tmp_path: Path) -> Iterator[str]:
+def schemashift_url(request: pytest.FixtureRequest, schemashift_config: Config, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database for this test (dropped afterwards)."""
     with scratch_database(server_url(request.config, schemashift_config), tmp_path) as url:
         yield url
 
 
 @pytest.fixture
-def schemashift_runner(request: pytest.FixtureRequest, schemashift_config: "Config",
-                       schemashift_url: str) -> Iterator["MigrationRunner"]:
+def schemashift_runner(request: pytest.FixtureRequest, schemashift_config: Config,
+                       schemashift_url: str) -> Iterator[MigrationRunner]:
     """A migration runner on a fresh database, at base."""
     runner = MigrationRunner(open_scratch_project(schemashift_config, schemashift_url,
                                                   request.config.getoption("schemashift_env")))
@@ -141,9 +142,9 @@ class MigrationRunner:
         assert runner.scalar("SELECT count(*) FROM users") == 1
     """
 
-    def __init__(self, project: "Project") -> None:
+    def __init__(self, project: Project) -> None:
         self.project = project
-        self.engine: "sa.Engine | None" = None
+        self.engine: sa.Engine | None = None
 
     @property
     def revisions(self) -> list[str]:
@@ -179,7 +180,7 @@ class MigrationRunner:
             raise ValueError(f"{target} from {current or 'base'} is past the end of the {len(revisions)} migrations")
         return revisions[index]
 
-    def connection(self) -> "sa.Connection":
+    def connection(self) -> sa.Connection:
         """A new connection to the database (close it, or use it in a ``with`` block)."""
         import sqlalchemy as sa
 
@@ -248,9 +249,9 @@ class CheckItem(pytest.Item):
         project = project_config(self.config)
         env = self.config.getoption("schemashift_env")
         check: Callable[..., None] = CHECKS[self.name]
-        with tempfile.TemporaryDirectory(prefix="schemashift-check-") as folder:
-            with scratch_database(server_url(self.config, project), Path(folder)) as url:
-                check(open_scratch_project(project, url, env))
+        with tempfile.TemporaryDirectory(prefix="schemashift-check-") as folder, \
+                scratch_database(server_url(self.config, project), Path(folder)) as url:
+            check(open_scratch_project(project, url, env))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """The report alone for a failed check; the usual traceback for anything else."""
@@ -263,7 +264,7 @@ class CheckItem(pytest.Item):
         return Path(self.config.rootpath), None, f"schemashift::{self.name}"
 
 
-def check_single_head(project: "Project") -> None:
+def check_single_head(project: Project) -> None:
     """The migration files form one straight line (no fork, no duplicate, one root)."""
     from schemashift.errors import SchemashiftError
 
@@ -273,7 +274,7 @@ def check_single_head(project: "Project") -> None:
         raise CheckFailed(str(exc)) from None
 
 
-def check_upgrade_from_base(project: "Project") -> None:
+def check_upgrade_from_base(project: Project) -> None:
     """An empty database upgrades to head."""
     from schemashift import api
     from schemashift.errors import SchemashiftError
@@ -284,7 +285,7 @@ def check_upgrade_from_base(project: "Project") -> None:
         raise CheckFailed(f"upgrade from base failed: {exc}") from None
 
 
-def check_models_match_migrations(project: "Project") -> None:
+def check_models_match_migrations(project: Project) -> None:
     """`generate` would write nothing: the models and the migrations agree."""
     from schemashift import api
 
@@ -293,7 +294,7 @@ def check_models_match_migrations(project: "Project") -> None:
         raise CheckFailed("\n".join(lines))
 
 
-def check_stairway(project: "Project") -> None:
+def check_stairway(project: Project) -> None:
     """Every revision goes up, down and up again, the live schema as replayed after each move."""
     from schemashift import api
 
@@ -302,7 +303,7 @@ def check_stairway(project: "Project") -> None:
         raise CheckFailed("\n".join(line for line in lines if not line.startswith("ok ")))
 
 
-def check_downgrade_leaves_no_trace(project: "Project") -> None:
+def check_downgrade_leaves_no_trace(project: Project) -> None:
     """Upgrade to head, downgrade to base: no table, sequence or type of the application remains."""
     from schemashift import api
     from schemashift.errors import SchemashiftError
@@ -316,10 +317,11 @@ def check_downgrade_leaves_no_trace(project: "Project") -> None:
     with project.connect() as connection:
         left = api.compare_schemas(connection, Schema(), exclude=set(project.recorder(connection).own_tables))
     if left:
-        raise CheckFailed("after downgrade to base the database still has:\n" + "\n".join(f"  - {op.describe()}" for op in left))
+        remaining = "\n".join(f"  - {op.describe()}" for op in left)
+        raise CheckFailed(f"after downgrade to base the database still has:\n{remaining}")
 
 
-CHECKS: dict[str, Callable[["Project"], None]] = {
+CHECKS: dict[str, Callable[[Project], None]] = {
     "single_head": check_single_head,
     "upgrade_from_base": check_upgrade_from_base,
     "models_match_migrations": check_models_match_migrations,

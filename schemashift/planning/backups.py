@@ -73,7 +73,7 @@ from schemashift.runtime.versions import now
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
+    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
 

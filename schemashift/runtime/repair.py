@@ -54,7 +54,7 @@ from schemashift.runtime.versions import FAILED, AppliedRevision
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from schemashift.api import Project
+    from schemashift.services.project import Project
     from schemashift.dialects.base import Dialect
     from schemashift.runtime.executor import Executor
 

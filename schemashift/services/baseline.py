@@ -22,10 +22,11 @@ and the Alembic revision is written to the history table.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -34,13 +35,13 @@ from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, Sch
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
 from schemashift.runtime.versions import now
+from schemashift.services.project import Project, print_line
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
     from schemashift.dialects.base import Dialect
-    from schemashift.operations import Operation
     from schemashift.history.chain import History
     from schemashift.history.loader import Migration
+    from schemashift.operations import Operation
     from schemashift.runtime.versions import Recorder
 
 Output = Callable[[str], None]
@@ -106,11 +107,11 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
         return tuple(sorted(scripts.get_heads()))
     except SchemashiftError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Alembic raises several kinds for bad script folders
+    except Exception as exc:  # broad on purpose: Alembic raises several kinds for bad script folders
         raise ConfigError(f"cannot read the Alembic scripts: {type(exc).__name__}: {exc}") from None
 
 
-def check_alembic(project: "Project", connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
+def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
     """None when the database has no ``alembic_version``; else its state, refusing unless it is at the heads."""
     revisions = alembic_revisions(connection, project.env.schema)
     if revisions is None:
@@ -135,7 +136,7 @@ def drop_alembic_table(connection: sa.Connection, schema: str | None) -> None:
 # -- reading the live schema ----------------------------------------------------
 
 
-def _models(project: "Project") -> Schema | None:
+def _models(project: Project) -> Schema | None:
     """The models' schema, or None when the project has none configured."""
     try:
         return project.model_schema()
@@ -145,11 +146,10 @@ def _models(project: "Project") -> Schema | None:
         return None
 
 
-def live_schema(project: "Project", connection: sa.Connection, history: "History",
+def live_schema(project: Project, connection: sa.Connection, history: History,
                 models: Schema | None) -> Schema:
     """The live schema, without schemashift's own tables and what `exclude`/`include_object` leave out."""
     from schemashift.history.cache import schema_names_through
-    from schemashift.dialects import dialect_of
 
     named: set[str | None] = set(models.schema_names) if models is not None else set()
     named |= set(schema_names_through(history, history.head))
@@ -166,7 +166,7 @@ def live_schema(project: "Project", connection: sa.Connection, history: "History
 class _Same:
     """Equality of tables and sequences as this database sees them (both normalised)."""
 
-    def __init__(self, dialect: "Dialect", sequences: Iterable[Sequence]) -> None:
+    def __init__(self, dialect: Dialect, sequences: Iterable[Sequence]) -> None:
         self.dialect = dialect
         self.sequences = tuple(sequences)
 
@@ -183,7 +183,7 @@ class _Same:
             self.dialect.normalize(Schema.of([], [second])).sequences
 
 
-def adopt_models(live: Schema, models: Schema, dialect: "Dialect") -> Schema:
+def adopt_models(live: Schema, models: Schema, dialect: Dialect) -> Schema:
     """`live` where each table, column, key, index, constraint and sequence that equals its model counterpart
     on this database is replaced by the model's form (so the models compare equal to it without normalising)."""
     same = _Same(dialect, live.sequences.values())
@@ -244,11 +244,11 @@ def _model_like(live: Table, table: Table, same: _Same) -> Table:
                 item = items[position]
                 if getattr(item, attribute, None) is None:
                     continue
-                trial = items.copy()
-                trial[position] = replace(item, **{attribute: None})
-                candidate = table.evolve(**{field: trial})
+                unnamed = items.copy()
+                unnamed[position] = replace(item, **{attribute: None})
+                candidate = table.evolve(**{field: unnamed})
                 if same.tables(live, candidate):
-                    items, table = trial, candidate
+                    items, table = unnamed, candidate
     return table
 
 
@@ -278,7 +278,7 @@ def _adopt_items(live: Table, table: Table, model: Table, field: str, same: _Sam
 # -- baseline ---------------------------------------------------------------------
 
 
-def _refuse_history(recorder: "Recorder") -> None:
+def _refuse_history(recorder: Recorder) -> None:
     applied = recorder.applied()
     if applied:
         raise DatabaseStateError(
@@ -286,7 +286,7 @@ def _refuse_history(recorder: "Recorder") -> None:
             "under schemashift (see `schemashift status`)")
 
 
-def _differences(dialect: "Dialect", live: Schema, expected: Schema) -> list[str]:
+def _differences(dialect: Dialect, live: Schema, expected: Schema) -> list[str]:
     from schemashift.autodetect.differ import RenameDecisions, diff
 
     return [op.describe() for op in diff(dialect.normalize(live), dialect.normalize(expected),
@@ -294,7 +294,7 @@ def _differences(dialect: "Dialect", live: Schema, expected: Schema) -> list[str
 
 
 @contextmanager
-def _unrecorded(project: "Project", alembic_dir: "str | Path | None") -> Iterator[tuple[Any, Any, Any, Any]]:
+def _unrecorded(project: Project, alembic_dir: str | Path | None) -> Iterator[tuple[Any, Any, Any, Any]]:
     """(connection, dialect, recorder, Alembic state) of a database with no schemashift history, under the lock."""
     with project.connect() as connection:
         dialect = dialect_of(connection)
@@ -304,12 +304,12 @@ def _unrecorded(project: "Project", alembic_dir: "str | Path | None") -> Iterato
             yield connection, dialect, recorder, check_alembic(project, connection, alembic_dir)
 
 
-def baseline(project: "Project", message: str = "baseline", *, after: str | None = None,
+def baseline(project: Project, message: str = "baseline", *, after: str | None = None,
              alembic_dir: str | Path | None = None, drop_alembic_version: bool = False,
-             out: Output = print) -> Path | None:
+             out: Output = print_line) -> Path | None:
     """Write the migration that creates the live schema and record it as applied without running it."""
-    from schemashift.history.cache import state_at
     from schemashift.autodetect.differ import RenameDecisions, diff
+    from schemashift.history.cache import state_at
 
     if not message.strip():
         raise SchemashiftError("a migration needs a message: -m 'what it does'")
@@ -349,8 +349,8 @@ def baseline(project: "Project", message: str = "baseline", *, after: str | None
     return written
 
 
-def _write(project: "Project", message: str, operations: "list[Operation]", parent: str | None, dialect: "Dialect",
-           live: Schema) -> "Migration":
+def _write(project: Project, message: str, operations: list[Operation], parent: str | None, dialect: Dialect,
+           live: Schema) -> Migration:
     """Write the migration, then prove that replaying the chain with it builds `live`."""
     from schemashift.history.cache import state_at
     from schemashift.history.writer import write_migration
@@ -371,7 +371,7 @@ def _write(project: "Project", message: str, operations: "list[Operation]", pare
     return history.get(migration.revision)  # type: ignore[return-value]
 
 
-def _unwrite(project: "Project", path: Path) -> None:
+def _unwrite(project: Project, path: Path) -> None:
     from schemashift.history.manifest import rebuild
 
     path.unlink(missing_ok=True)
@@ -379,7 +379,7 @@ def _unwrite(project: "Project", path: Path) -> None:
     project.reload_history()
 
 
-def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
+def _record(project: Project, connection: sa.Connection, recorder: Recorder,
             revisions: list[tuple[str, str | None, str, str]], outcome: str, alembic: AlembicState | None,
             note: str | None) -> None:
     """Version rows for `revisions` (applied, not run) and one history row for the last, in one transaction."""
@@ -397,7 +397,7 @@ def _record(project: "Project", connection: sa.Connection, recorder: "Recorder",
         recorder.log(last[0], "up", last[2], message, started, 0, outcome, note)
 
 
-def _report(out: Output, written: Path | None, operations: "list[Operation]", project: "Project", revision: str,
+def _report(out: Output, written: Path | None, operations: list[Operation], project: Project, revision: str,
             alembic: AlembicState | None, dropped: bool, what: str) -> None:
     if written is not None:
         out(f"Wrote {_relative(written)} ({revision}): {len(operations)} operation(s).")
@@ -419,8 +419,8 @@ def _relative(path: Path) -> str:
 # -- stamp ------------------------------------------------------------------------
 
 
-def stamp(project: "Project", revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
-          drop_alembic_version: bool = False, out: Output = print) -> None:
+def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
+          drop_alembic_version: bool = False, out: Output = print_line) -> None:
     """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL."""
     from schemashift.history.cache import state_at
 

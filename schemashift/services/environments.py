@@ -8,16 +8,18 @@ down, variable unset) is reported in its row and never stops the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from schemashift import config as config_module
 from schemashift.errors import ConfigError, ConnectionFailed, SchemashiftError, mask_secrets
+from schemashift.services.project import Project, open_project
+from schemashift.services.status import StatusReport, status
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
     from schemashift.history.chain import History
 
 #: Column titles of the `envs` table, in order, with the row key each shows.
@@ -27,21 +29,26 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def envs(project: "Project | config_module.Config | str | Path | None" = None) -> list[dict[str, Any]]:
+def envs(project: Project | config_module.Config | str | Path | None = None, *,
+         env: str | None = None) -> list[dict[str, Any]]:
     """One JSON-ready row per configured environment, in config order.
+
+    ``selected`` marks `env` when given (an unknown name is an error), else the
+    project's environment, else the one commands would use without ``--env``.
 
     Row keys: ``name``, ``selected``, ``url`` (masked), ``reachable`` (bool, None
     when not tried), ``error`` (one masked line or None), ``current``, ``head``,
     ``pending`` (count or None), ``drift`` (bool, or None when unknown) and
     ``problems`` (version-table problems).
     """
-    from schemashift.api import Project
-
+    selected: str | None
     if isinstance(project, Project):
         config, selected = project.config, project.env.name
     else:
         config = project if isinstance(project, config_module.Config) else config_module.load_config(project)
         selected = _selected_name(config)
+    if env:
+        selected = config.select_env_name(env)
     history = project.history() if isinstance(project, Project) else _history(config)
     return [env_row(config, name, history, selected=name == selected) for name in config.env_names]
 
@@ -54,32 +61,30 @@ def _selected_name(config: config_module.Config) -> str | None:
         return None
 
 
-def _history(config: config_module.Config) -> "History":
+def _history(config: config_module.Config) -> History:
     from schemashift.history.chain import History
 
     return History.load(config.migrations_dir)
 
 
-def env_row(config: config_module.Config, name: str, history: "History", *, selected: bool = False) -> dict[str, Any]:
+def env_row(config: config_module.Config, name: str, history: History, *, selected: bool = False) -> dict[str, Any]:
     """The `envs` row of environment `name` (errors are reported in the row, not raised)."""
-    from schemashift import api
-
     row: dict[str, Any] = {
         "name": name, "selected": selected, "url": None, "reachable": None, "error": None,
         "current": None, "head": history.head, "pending": None, "drift": None, "problems": [],
     }
     try:
-        project = api.open_project(config, name, None)
+        project = open_project(config, name, None)
     except SchemashiftError as exc:
         row["error"] = _one_line(exc)
         return row
-    project._history = history
+    project.use_history(history)
     row["url"] = config_module.mask_url(project.url) if project.url else None
     if not project.url:
         row["error"] = "no database URL configured"
         return row
     try:
-        report = api.status(project)
+        report = status(project)
     except ConnectionFailed as exc:
         row.update(reachable=False, error=_one_line(exc))
         return row
@@ -91,7 +96,7 @@ def env_row(config: config_module.Config, name: str, history: "History", *, sele
     return row
 
 
-def _drift(report: Any) -> bool | None:
+def _drift(report: StatusReport) -> bool | None:
     """True/False from `StatusReport.schema_matches`; None when it could not be decided."""
     return None if report.schema_matches is None else not report.schema_matches
 
@@ -113,12 +118,12 @@ def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         return ["No environments are configured."]
     cells = [[title for title, _ in TABLE_COLUMNS]] + [[_cell(row, key) for _, key in TABLE_COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
     if key == "name":
-        return ("* " if row.get("selected") else "  ") + row["name"]
+        return ("* " if row.get("selected") else "  ") + str(row["name"])
     if key == "url":
         return row["url"] or "-"
     if key == "note":

@@ -11,10 +11,25 @@ from __future__ import annotations
 
 import re
 
+from schemashift.errors import SchemashiftError
 from schemashift.model.schema import Column, ForeignKey, Schema, Table
+from schemashift.services.compare import reflect_live
+from schemashift.services.project import Project
 
 FORMATS = ("mermaid", "dot")
 _MERMAID_WORD = re.compile(r"[^A-Za-z0-9_\-()\[\]]+")
+
+
+def erd(project: Project, *, fmt: str = "mermaid", live: bool = False) -> str:
+    """A diagram of the models (or, with `live`, of the database) as Mermaid or Graphviz text."""
+    if fmt not in FORMATS:
+        raise SchemashiftError(f"erd --format takes {' or '.join(FORMATS)}, not {fmt!r}")
+    keep = project.object_filter()  # what `exclude`/`include_object` leave out of diff, status… is left out here too
+    if not live:
+        return render(keep.apply(project.model_schema(), reflected=False), fmt)
+    with project.connect() as connection:
+        schema = reflect_live(connection, [None], set(project.recorder(connection).own_tables))
+    return render(keep.apply(schema, reflected=True), fmt)
 
 
 def render(schema: Schema, fmt: str) -> str:
@@ -79,7 +94,8 @@ def mermaid(schema: Schema) -> str:
     for table in _tables(schema):
         for key in sorted(table.foreign_keys, key=lambda k: (k.ref_table, k.columns)):
             label = ", ".join(key.columns)
-            lines.append(f'    {_entity(_label(table))} {_cardinality(table, key)} {_entity(_target(table, key))} : "{label}"')
+            ends = f"{_entity(_label(table))} {_cardinality(table, key)} {_entity(_target(table, key))}"
+            lines.append(f'    {ends} : "{label}"')
     return "\n".join(lines) + "\n"
 
 
@@ -99,8 +115,9 @@ def dot(schema: Schema) -> str:
         for column in table.columns:
             marks = " ".join(_marks(table, column))
             name = f"{column.name} ({marks})" if marks else column.name
+            null = "" if column.nullable else " NOT NULL"
             rows.append(f'<tr><td align="left" port="{_html(column.name)}">{_html(name)}</td>'
-                        f'<td align="left">{_html(column.type.describe())}{"" if column.nullable else " NOT NULL"}</td></tr>')
+                        f'<td align="left">{_html(column.type.describe())}{null}</td></tr>')
         lines.append(f"    {_dot_quote(_label(table))} [label=<<table border=\"0\" cellborder=\"1\" cellspacing=\"0\">"
                      f"{''.join(rows)}</table>>];")
     for table in _tables(schema):
@@ -125,4 +142,4 @@ def history_graph(rows: list[tuple[str, str | None, str]]) -> list[str]:
     return lines
 
 
-__all__ = ["FORMATS", "render", "mermaid", "dot", "history_graph"]
+__all__ = ["FORMATS", "dot", "history_graph", "mermaid", "render"]

@@ -12,18 +12,18 @@ upgraded with the new files (`squash_problems`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
-from schemashift.history import files, manifest
-from schemashift.history.cache import state_at
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import MigrationError, RevisionError
-from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython
+from schemashift.history import files, manifest
+from schemashift.history.cache import state_at
 from schemashift.history.chain import History
 from schemashift.history.loader import Migration
 from schemashift.history.rebase import reparent_source
 from schemashift.history.writer import slugify, write_migration
+from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython
 
 Output = Callable[[str], None]
 
@@ -66,7 +66,8 @@ def _refuse_drops_after_base(migrations: list[Migration], operations: list[Opera
         raise MigrationError(
             f"cannot squash from {migrations[0].path.name}: the squashed migration would {drops[0]}"
             f"{f' (and {len(drops) - 1} more drop(s))' if len(drops) > 1 else ''}, losing the data of a database "
-            "standing before the range (renames become drop + add); squash from the first migration or a range without drops")
+            "standing before the range (renames become drop + add); squash from the first migration or a range "
+            "without drops")
 
 
 def squash(folder: Path | str, history: History, message: str, *, start: str | None = None,

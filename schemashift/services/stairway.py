@@ -11,23 +11,21 @@ and without asking for confirmation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from schemashift.errors import SchemashiftError
 from schemashift.planning.plan import states_along
+from schemashift.services.compare import live_differences
+from schemashift.services.migrate import downgrade, upgrade
+from schemashift.services.project import Output, Project, checked_current, print_line
 
 if TYPE_CHECKING:
-    from schemashift.api import Project
-    from schemashift.model.schema import Schema
     from schemashift.history.loader import Migration
+    from schemashift.model.schema import Schema
 
-Output = Callable[[str], None]
 
-
-def test_migrations(project: "Project", *, out: Output) -> bool:
+def test_migrations(project: Project, *, out: Output = print_line) -> bool:
     """Run the stairway on the project's database; True when every revision passes."""
-    from schemashift import api
-
     history = project.history()
     if not history.chain:
         out("No migrations to test.")
@@ -40,7 +38,7 @@ def test_migrations(project: "Project", *, out: Output) -> bool:
                  ("downgrade", migration.parent or "base", migration.parent),
                  ("upgrade again", migration.revision, migration.revision))
         for move, target, expected in moves:
-            run = api.downgrade if move == "downgrade" else api.upgrade
+            run = downgrade if move == "downgrade" else upgrade
             try:
                 run(project, target, yes=True, allow_data_loss=True, out=_quiet)
             except SchemashiftError as exc:
@@ -62,12 +60,10 @@ def _quiet(line: str) -> None:
     """Moves print nothing: the stairway reports per revision."""
 
 
-def _require_base(project: "Project") -> None:
+def _require_base(project: Project) -> None:
     """Refuse a database that is not at base: the stairway downgrades whatever it finds."""
-    from schemashift import api
-
     with project.connect() as connection:
-        current = api.checked_current(project.recorder(connection), project.history())
+        current = checked_current(project.recorder(connection), project.history())
     if current is not None:
         raise SchemashiftError(
             f"test-migrations needs an empty database at base; environment {project.env.name!r} is at {current}",
@@ -75,15 +71,13 @@ def _require_base(project: "Project") -> None:
         )
 
 
-def _differences(project: "Project", expected: "Schema") -> list[str]:
+def _differences(project: Project, expected: Schema) -> list[str]:
     """What the live schema would need to match `expected` (empty when it does)."""
-    from schemashift import api
-
     with project.connect() as connection:
-        return api.live_differences(project, connection, expected)
+        return live_differences(project, connection, expected)
 
 
-def _where(move: str, migration: "Migration") -> str:
+def _where(move: str, migration: Migration) -> str:
     """Which state was expected, in words."""
     if move == "downgrade":
         return f"  (expected the schema at {migration.parent or 'base'}, the parent of {migration.revision})"

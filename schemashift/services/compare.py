@@ -1,0 +1,161 @@
+"""The live database against a schema: reflect, normalise both sides for the database, diff.
+
+`compare` is the project-free counterpart of Alembic's ``compare_metadata``;
+`compare_schemas` is the general form (which schemas, which tables left out,
+what `exclude`/`include_object` leave out). `live_differences` is what `status`,
+`diff`, `upgrade` and the stairway check use for a project, and
+`remember_fingerprint` stores the catalogue fingerprint that lets the fast
+`status` (`schemashift.runtime.fast`) skip all of this next time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from schemashift.autodetect.differ import RenameDecisions
+from schemashift.autodetect.differ import diff as diff_schemas
+from schemashift.dialects import dialect_of
+from schemashift.errors import SchemashiftError
+from schemashift.history.cache import schema_names_through
+from schemashift.model.schema import Schema
+from schemashift.sacompat import metadata_sequences
+from schemashift.services.project import Project, schema_of
+from schemashift.support.gcpause import paused
+
+if TYPE_CHECKING:
+    from schemashift.autodetect.filters import ObjectFilter
+    from schemashift.operations import Operation
+
+
+@paused()
+def compare(connection: sa.Connection, metadata: sa.MetaData | list[sa.MetaData]) -> list[Operation]:
+    """Operations that turn the database behind `connection` into the models of `metadata`.
+
+    The counterpart of Alembic's ``compare_metadata``, without a project or a
+    configuration: ``[op.describe() for op in schemashift.api.compare(conn, Base.metadata)]``.
+    Where the catalogue comes from a server (and the connection is not async),
+    it is read on a worker thread while this one converts and normalises the
+    models; the connection is used by one thread at a time.
+    """
+    metadatas = metadata if isinstance(metadata, list) else [metadata]
+    dialect = dialect_of(connection)
+    if not dialect.remote_catalogue or getattr(connection.dialect, "is_async", False):
+        expected = schema_of(metadatas)
+        return compare_schemas(connection, expected, schemas=schemas_to_compare(expected.schema_names))
+    from concurrent.futures import ThreadPoolExecutor
+
+    named = {t.schema for m in metadatas for t in m.tables.values()} | {s.schema for m in metadatas
+                                                                         for s in metadata_sequences(m)}
+    schemas = schemas_to_compare(named)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schemashift-reflect") as worker:
+        reading = worker.submit(reflect_live, connection, schemas)
+        try:
+            expected = schema_of(metadatas)
+            canonical = dialect.normalize(expected)
+        finally:
+            live = reading.result()  # the worker is done with the connection before anything else uses it
+    wanted = schemas_to_compare(expected.schema_names)
+    if wanted != schemas:  # a schema only the conversion names
+        live = reflect_live(connection, wanted)
+    return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
+
+
+@paused()
+def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: list[str | None] | None = None,
+                    exclude: set[str] | frozenset[str] = frozenset(),
+                    keep: ObjectFilter | None = None) -> list[Operation]:
+    """Operations that turn the database behind `connection` into `expected` (renames never guessed).
+
+    Reflects `schemas` (default: the default schema) leaving out `exclude`d tables
+    and, on both sides, what `keep` leaves out; normalises both sides for the
+    database and diffs them. Commits a transaction the reflection opened.
+    """
+    dialect = dialect_of(connection)
+    live = reflect_live(connection, schemas or [None], exclude)
+    if keep is not None:
+        live, expected = (keep.apply(live, reflected=True, other=expected),
+                          keep.apply(expected, reflected=False, other=live))
+    return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+
+
+def reflect_live(connection: sa.Connection, schemas: list[str | None],
+                 exclude: set[str] | frozenset[str] = frozenset()) -> Schema:
+    """The live schema of `schemas`, committing the transaction the reflection opened."""
+    live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=exclude)
+    if connection.in_transaction():
+        connection.commit()
+    return live
+
+
+def schemas_to_compare(schema_names: set[str | None]) -> list[str | None]:
+    """The default schema (None) first, then every named one, sorted."""
+    return [None, *sorted(name for name in schema_names if name is not None)]
+
+
+def live_schemas(project: Project, expected: Schema) -> list[str | None]:
+    """The schemas to reflect: the default one (the env's `schema`, via search_path) and every other one
+    the expected schema or any revision of the migrations puts tables or sequences in (so that what a
+    removed schema still holds shows up)."""
+    named = set(expected.schema_names)
+    try:
+        history = project.history()
+        named |= schema_names_through(history, history.head)
+    except SchemashiftError:
+        pass  # unreadable migrations: the expected schema alone decides
+    return [None, *sorted(name for name in named if name is not None and name != project.env.schema)]
+
+
+def live_operations(project: Project, connection: sa.Connection, expected: Schema) -> list[Operation]:
+    """Operations that would turn the live schema into `expected`, both normalised for this database."""
+    schemas = live_schemas(project, expected)
+    return compare_schemas(connection, expected, schemas=schemas, exclude=project.recorder(connection).own_tables,
+                           keep=project.object_filter())
+
+
+def live_differences(project: Project, connection: sa.Connection, expected: Schema) -> list[str]:
+    """`live_operations` described, one line each (empty: the live schema is `expected`)."""
+    return [op.describe() for op in live_operations(project, connection, expected)]
+
+
+def remember_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
+                         check: bool) -> None:
+    """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
+
+    With `check` the real drift check runs first (the caller has not). The fast
+    `status` (`schemashift.runtime.fast`) trusts a matching fingerprint instead of
+    reflecting. Best effort: any failure only leaves the fast path unused.
+    """
+    from schemashift.runtime.fingerprint import fingerprint, stored_value
+
+    if project.config.exclude or project.env.exclude or project.config.include_object:
+        return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
+    recorder = project.recorder(connection)
+    try:
+        if check and live_differences(project, connection, expected):
+            return
+        if not recorder.has_fingerprint_column():
+            return
+        schemas = live_schemas(project, expected)
+        if connection.in_transaction():
+            connection.commit()
+        with connection.begin():
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                digest = fingerprint(cursor, connection.dialect.name, schemas, sorted(recorder.own_tables))
+            finally:
+                cursor.close()
+            value = stored_value(digest, [name for name in schemas if name is not None])
+            length = getattr(recorder.version.c.fingerprint.type, "length", None)
+            if isinstance(length, int) and len(value) <= length:
+                recorder.update(revision, fingerprint=value)
+    except Exception:  # broad on purpose: an optional speed-up must never fail the command
+        if connection.in_transaction():
+            connection.rollback()
+
+
+__all__ = [
+    "compare", "compare_schemas", "live_differences", "live_operations", "live_schemas", "reflect_live",
+    "remember_fingerprint", "schemas_to_compare",
+]

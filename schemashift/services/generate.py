@@ -1,0 +1,148 @@
+"""`generate` and `check`: the models against the schema the migrations build at head, no database involved.
+
+The head schema is replayed from the migration files (cached, see
+`schemashift.history.cache`), the models are converted to the neutral schema,
+both pass the project's `exclude`/`include_object` filter, and the differ
+(`schemashift.autodetect.differ`) turns the difference into operations. Renames
+come from ``--rename-table``/``--rename-column``, from hints in the models, or
+from the questions the `Prompter` answers; one-off values for the existing rows
+of added NOT NULL columns from ``--default`` or those questions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from schemashift.autodetect.differ import RenameDecisions
+from schemashift.autodetect.differ import diff as diff_schemas
+from schemashift.dialects import REGISTRY, get_dialect
+from schemashift.dialects.base import Dialect
+from schemashift.errors import SchemashiftError
+from schemashift.history.cache import state_at
+from schemashift.history.chain import History
+from schemashift.history.writer import write_migration
+from schemashift.model.schema import Schema, qualify
+from schemashift.model.validate import check_buildable
+from schemashift.operations import Operation
+from schemashift.services.project import Output, Project, print_line, relative
+from schemashift.services.prompting import NO_PROMPTS, Prompter
+from schemashift.support.gcpause import paused
+
+
+def head_schema(history: History) -> Schema:
+    """The schema the migrations produce at head, with no database (cached: `schemashift.history.cache`)."""
+    return state_at(history, history.head)
+
+
+def rename_decisions(project: Project, rename_tables: list[tuple[str, str]],
+                     rename_columns: list[tuple[str, str, str]], no_rename: bool, interactive: bool,
+                     defaults: Mapping[str, object] | None = None, settle_fills: bool = False,
+                     prompter: Prompter = NO_PROMPTS) -> RenameDecisions:
+    """What is decided before diffing: renames (options, model hints), fills, and who answers the rest."""
+    from schemashift.sqla.from_metadata import rename_hints
+
+    decisions = RenameDecisions(no_rename=no_rename, fills=dict(defaults or {}), settle_fills=settle_fills)
+    questioner = prompter.questioner() if interactive else None
+    if questioner is not None:
+        decisions.questioner = questioner
+    hints = rename_hints(project.models())
+    for new_key, old_name in hints.tables.items():
+        schema = new_key.rsplit(".", 1)[0] if "." in new_key else None
+        decisions.tables[qualify(old_name, schema)] = new_key.rsplit(".", 1)[-1]
+    for (table_key, new_name), old_name in hints.columns.items():
+        decisions.columns[(table_key, old_name)] = new_name
+    for old, new in rename_tables:
+        decisions.tables[old] = new.rsplit(".", 1)[-1]
+    for table, old, new in rename_columns:
+        decisions.columns[(table, old)] = new
+    return decisions
+
+
+@paused()
+def pending_operations(project: Project, *, rename_tables: list[tuple[str, str]] | None = None,
+                       rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
+                       interactive: bool = False, defaults: Mapping[str, object] | None = None,
+                       settle_fills: bool = False, prompter: Prompter = NO_PROMPTS) -> list[Operation]:
+    """Operations that bring the migrations' head schema to the models.
+
+    `defaults` and `settle_fills`: one-off values for the existing rows of added NOT NULL columns (see `differ`).
+    With `interactive`, undecided renames and values are asked of `prompter`.
+    """
+    history = project.history()
+    decisions = rename_decisions(project, rename_tables or [], rename_columns or [], no_rename, interactive, defaults,
+                                 settle_fills, prompter)
+    head, models, keep = head_schema(history), project.model_schema(), project.object_filter()
+    check_buildable(models, {
+        dialect.name: (dialect.max_identifier_length, dialect.identifier_length_in_bytes)
+        for dialect in target_dialects(project)
+    })
+    head, models = keep.apply(head, reflected=False, other=models), keep.apply(models, reflected=False, other=head)
+    return diff_schemas(head, models, decisions)
+
+
+def target_dialects(project: Project) -> list[Dialect]:
+    """The databases the project's environments use (those whose URL resolves); all supported ones when none does.
+
+    `generate` has no database: it checks the models against these (see `schema.validate`).
+    """
+    found: dict[str, Dialect] = {}
+    config = project.config
+    for name in config.env_names:
+        try:
+            url = config.env(name).url
+            backend = sa.make_url(url).get_backend_name() if url else None
+            if backend:
+                dialect = get_dialect(backend)
+                found[dialect.name] = dialect
+        except (SchemashiftError, sa.exc.ArgumentError, ValueError):
+            continue  # e.g. ${DATABASE_URL} unset here
+    if not found:
+        found = {dialect.name: dialect for dialect in map(get_dialect, sorted(REGISTRY))}
+    return list(found.values())
+
+
+def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,
+             rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
+             interactive: bool = False, defaults: Mapping[str, object] | None = None,
+             out: Output = print_line, prompter: Prompter = NO_PROMPTS) -> Path | None:
+    """Write a migration for the difference between models and migrations (None when there is none).
+
+    A NOT NULL column without a default added to an existing table needs a one-off value for the rows
+    already there: from `defaults` (``{"table.column": value}``), else asked of `prompter` when
+    `interactive`, else `differ.FillUndecided` is raised and nothing is written.
+    """
+    if not message.strip():
+        raise SchemashiftError("a migration needs a message: -m 'what it does'")
+    history = project.history()
+    operations: list[Operation] = []
+    if not empty:
+        operations = pending_operations(project, rename_tables=rename_tables, rename_columns=rename_columns,
+                                        no_rename=no_rename, interactive=interactive, defaults=defaults,
+                                        settle_fills=True, prompter=prompter)
+        if not operations:
+            out("No changes: the models match the migrations. Nothing written.")
+            return None
+    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head)
+    project.forget_history()
+    out(f"Wrote {relative(migration.path)} ({migration.revision}):")
+    for operation in operations:
+        out(f"  - {operation.describe()}")
+    return migration.path
+
+
+def check(project: Project, *, out: Output = print_line) -> bool:
+    """True when the models and the migrations agree; prints what differs otherwise."""
+    operations = pending_operations(project, no_rename=True)
+    if not operations:
+        out("OK: the models match the migrations.")
+        return True
+    out(f"The models differ from the migrations ({len(operations)} change(s)); run `schemashift generate`:")
+    for operation in operations:
+        out(f"  - {operation.describe()}")
+    return False
+
+
+__all__ = ["check", "generate", "head_schema", "pending_operations", "rename_decisions", "target_dialects"]

@@ -1,0 +1,47 @@
+"""`schemashift manifest`: write ``schemashift.sum`` for the migration files, or check it against them.
+
+Needs no database and imports no SQLAlchemy of its own (only what loading the
+migration files imports), so the command line calls it directly rather than
+through `schemashift.api`. See `schemashift.history.manifest` for the format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from schemashift.errors import ConfigError, SchemashiftError
+from schemashift.history import manifest as manifest_file
+
+if TYPE_CHECKING:
+    from schemashift.config import Config
+
+Output = Callable[[str], None]
+
+
+def manifest(config: Config, *, check: bool = False, out: Output = print) -> bool:
+    """Write the manifest of the configured migrations folder; with `check`, compare it and report (False: stale)."""
+    from schemashift.history.chain import History
+
+    folder = config.migrations_dir
+    history = History.load(folder)
+    if check:
+        problems = manifest_file.problems(folder, history)
+        for problem in problems:
+            out(f"PROBLEM: {problem}")
+        if problems:
+            out("run `schemashift manifest` to rewrite it")
+            return False
+        out(f"OK: {manifest_file.MANIFEST_NAME} matches the {len(history)} migration(s).")
+        return True
+    if not folder.is_dir():
+        raise ConfigError(f"the migrations folder {folder} does not exist")
+    try:
+        path = manifest_file.write(folder, manifest_file.entries_of(history.chain))
+    except OSError as exc:
+        raise SchemashiftError(f"cannot write {folder / manifest_file.MANIFEST_NAME}: {exc.strerror or exc}") from None
+    out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
+    return True
+
+
+__all__ = ["manifest"]

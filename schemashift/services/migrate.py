@@ -1,0 +1,262 @@
+"""`upgrade` and `downgrade`: run a plan under the migration lock, print it (``--dry-run``) or its SQL (``--sql``).
+
+One plan (`schemashift.planning.plan`) feeds the three: with ``--sql`` its
+statements are printed as a script (for a database at ``--from REV`` no
+connection is made); with ``--dry-run`` the plan and the rows whose values it
+would lose are printed and the database is not changed; otherwise the lock is
+taken, the version table checked, squashes recorded, data protection added
+(`schemashift.planning.backups`), the run confirmed where the environment asks
+for it and the plan executed (`schemashift.runtime.executor`). A database that
+already holds the tables the migrations create, without any history, is refused
+before the first statement (`unmanaged_problem`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from schemashift.dialects import dialect_of, get_dialect
+from schemashift.errors import SchemashiftError, UnmanagedDatabase
+from schemashift.model.schema import qualify
+from schemashift.operations import CreateTable, RenameTable
+from schemashift.planning import backups
+from schemashift.planning.plan import DOWN, UP, Plan, build_plan
+from schemashift.runtime.versions import Recorder, now
+from schemashift.services.compare import remember_fingerprint
+from schemashift.services.project import (
+    Output,
+    Project,
+    backend_name,
+    checked_current,
+    masked_url,
+    print_line,
+)
+from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
+from schemashift.services.squash import covered_squashes
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+    from schemashift.history.chain import History
+    from schemashift.support.progress import Reporter
+
+
+def upgrade(project: Project, target: str = "head", *, sql: bool = False, dry_run: bool = False, yes: bool = False,
+            allow_data_loss: bool = False, out: Output = print_line, from_revision: str | None = None,
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> None:
+    """Upgrade the database to `target` (default head), under the migration lock.
+
+    With `sql` and `from_revision` (a revision, or ``base``) the SQL is printed for
+    a database at that revision, without connecting. `reporter` is told of each
+    migration and statement as it starts (default: a line through `out` per migration).
+    An environment with ``confirm`` asks `prompter` unless `yes`.
+    """
+    migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
+            from_revision=from_revision, reporter=reporter, prompter=prompter)
+
+
+def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool = False, yes: bool = False,
+              allow_data_loss: bool = False, out: Output = print_line, from_revision: str | None = None,
+              reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> None:
+    """Downgrade the database to `target` (``-N``, a revision or prefix, or ``base``); the rest as for `upgrade`."""
+    migrate(project, target, DOWN, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
+            from_revision=from_revision, reporter=reporter, prompter=prompter)
+
+
+def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
+            allow_data_loss: bool, out: Output, from_revision: str | None = None,
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> None:
+    """Move the database to `target` in `direction` (``UP``/``DOWN``), or print the SQL or the plan of it."""
+    history = project.history()
+    if from_revision is not None:
+        if not sql:
+            raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
+        print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss)
+        return
+    if sql:
+        print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
+        return
+    with project.connect() as connection:
+        if dry_run:
+            _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss)
+            return
+        dialect = dialect_of(connection)
+        recorder = project.recorder(connection)
+        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+            current = checked_current(recorder, history)
+            record_squashes(recorder, history, out)
+            plan = plan_to(history, dialect, current, target, direction)
+            refuse_unmanaged(connection, recorder, plan)
+            plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
+            if plan.empty:
+                out(f"Nothing to do: the database is at {current or 'base'}.")
+                return
+            verb = "upgrade" if direction == UP else "downgrade"
+            _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'}")
+            dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
+            recorder.ensure()
+            from schemashift.runtime.executor import Executor
+
+            Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
+            if plan.target is not None:
+                remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
+            out(f"Database is at {plan.target or 'base'}.")
+
+
+def _print_plan(project: Project, connection: sa.Connection, history: History, target: str, direction: str,
+                out: Output, *, allow_data_loss: bool) -> None:
+    """``--dry-run``: the plan, the rows whose values it would lose and what it would refuse; nothing changes."""
+    recorder = project.recorder(connection)
+    current = checked_current(recorder, history)
+    plan = plan_to(history, dialect_of(connection), current, target, direction)
+    refuse_unmanaged(connection, recorder, plan)
+    plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
+    for line in plan.lines() + backups.rows_at_risk(connection, plan):
+        out(line)
+
+
+def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None:
+    """Ask `prompter` to confirm `what` where the environment says so (``confirm = true``) and `yes` was not given."""
+    if not project.env.confirm or yes:
+        return
+    confirm(prompter, project.env.name, masked_url(project), what)
+
+
+def record_squashes(recorder: Recorder, history: History, out: Output) -> None:
+    """Record each squashed migration whose replaced revisions all ran as applied, and drop their rows."""
+    covered = covered_squashes(recorder.applied(), history)
+    if not covered:
+        return
+    with recorder.connection.begin():
+        for migration in covered:
+            started = now()
+            recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, "applied")
+            recorder.log(migration.revision, "squash", migration.checksum, migration.message, started, 0, "ok")
+            for revision in migration.replaces:
+                recorder.delete(revision)
+            out(f"Recorded {migration.path.name} as applied: the database ran every migration it replaces.")
+
+
+def plan_to(history: History, dialect: Dialect, current: str | None, target: str, direction: str) -> Plan:
+    """The plan from `current` to `target`; a target on the other side of `current` names the other command."""
+    goal = history.resolve(target, current)
+    plan = build_plan(history, dialect, current, goal)
+    if not plan.empty and plan.direction != direction:
+        verb = "upgrade" if direction == UP else "downgrade"
+        raise SchemashiftError(
+            f"cannot {verb} to {target}: the database is at {current or 'base'}, use "
+            f"`schemashift {'downgrade' if direction == UP else 'upgrade'} {target}`"
+        )
+    return plan
+
+
+# -- databases schemashift never migrated --------------------------------------
+
+
+def created_tables(plan: Plan) -> set[str]:
+    """The keys of every table the steps of an upgrade `plan` create (or rename a table to)."""
+    created: set[str] = set()
+    for step in plan.steps:
+        for operation in step.operations:
+            if isinstance(operation, CreateTable):
+                created.add(operation.table.key)
+            elif isinstance(operation, RenameTable):
+                created.add(qualify(operation.new_name, operation.schema))
+    return created
+
+
+def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set[str]) -> str | None:
+    """Why the database cannot be upgraded from base: it already holds tables of `wanted`, with no history.
+
+    Only when the version table is missing or empty: a database that schemashift
+    never migrated. Tables the migrations never create may be there (another
+    application's, say) and do not count. None when there is no such collision.
+    """
+    if not wanted or recorder.applied():
+        return None
+    live = _unmanaged_tables(connection, recorder, wanted)
+    clashes = sorted(key for key in live if key in wanted)
+    if not clashes:
+        return None
+    alembic = "alembic_version" in live and "alembic_version" not in wanted
+    tables = [key for key in live if not (alembic and key == "alembic_version")]
+    named = clashes + sorted(set(tables) - set(clashes))
+    shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    also = " (and an Alembic alembic_version table)" if alembic else ""
+    return (f"the database already holds {len(tables)} table(s) not created by schemashift ({shown}), "
+            f"{len(clashes)} of which the migrations create{also}"
+            ": bring it under schemashift with `schemashift baseline` (or `schemashift stamp REV`)")
+
+
+def _unmanaged_tables(connection: sa.Connection, recorder: Recorder, wanted: set[str]) -> list[str]:
+    """The live tables of the schemas `wanted` names (and the default one), without schemashift's own."""
+    inspector = sa.inspect(connection)
+    own = recorder.own_tables | {backups.REGISTRY}
+    live: list[str] = []
+    for schema in sorted({key.rsplit(".", 1)[0] if "." in key else None for key in wanted} | {None},
+                         key=lambda name: name or ""):
+        try:
+            names = inspector.get_table_names(schema=schema)
+        except sa.exc.DBAPIError:  # a schema that does not exist yet
+            if connection.in_transaction():
+                connection.rollback()
+            continue
+        live += [qualify(name, schema) for name in names if name not in own and not name.startswith(backups.PREFIX)]
+    if connection.in_transaction():
+        connection.commit()
+    return live
+
+
+def refuse_unmanaged(connection: sa.Connection, recorder: Recorder, plan: Plan) -> None:
+    """Stop an upgrade from base before its first statement when its tables already exist (see `unmanaged_problem`)."""
+    if plan.direction != UP or plan.start is not None or plan.empty:
+        return
+    problem = unmanaged_problem(connection, recorder, created_tables(plan))
+    if problem:
+        raise UnmanagedDatabase(f"cannot upgrade: {problem}; nothing was changed")
+
+
+# -- SQL scripts ------------------------------------------------------------------
+
+
+def print_sql(project: Project, history: History, target: str, direction: str, out: Output, *,
+              allow_data_loss: bool = False) -> None:
+    """``--sql``: the script that moves the database from where it is to `target`."""
+    from schemashift.planning.offline import offline_script
+
+    with project.connect() as connection:
+        dialect = dialect_of(connection)
+        recorder = project.recorder(connection)
+        current = checked_current(recorder, history)
+        plan = plan_to(history, dialect, current, target, direction)
+        plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
+        out(offline_script(plan, recorder))
+
+
+def print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
+                  allow_data_loss: bool = False) -> None:
+    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
+    from schemashift.planning.offline import ScriptKey, offline_script, safe_key
+    from schemashift.planning.safe import make_safe, settings_of
+
+    backend = backend_name(project)
+    dialect = get_dialect(backend)
+    current = history.resolve(start)
+    plan = plan_to(history, dialect, current, target, direction)
+    allow = allow_data_loss or project.env.allow_data_loss
+    plan = make_safe(plan, settings_of(project.env, dialect))
+    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
+                           registry_schema=project.env.schema)
+    plan = dialect.adapt_offline(plan)
+    recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type]  # tables only
+    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
+                    safe_key(project.env))
+    # `remember`: the script is kept for `schemashift.planning.offline.cached_script`
+    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))
+
+
+__all__ = [
+    "created_tables", "downgrade", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
+    "refuse_unmanaged", "unmanaged_problem", "upgrade",
+]
