@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from schemashift import operations as ops
 from schemashift.errors import MigrationError
 from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, Schema, UniqueConstraint
-from schemashift.model.types import INTEGER_KINDS, Type, rewrites_storage
+from schemashift.model.types import INTEGER_KINDS, Type, copies_online, rewrites_storage
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -234,19 +234,9 @@ def online_alter(ctx: Context) -> Iterator[str]:
     op = ctx.operation
     if not ctx.dialect.online_alter or not isinstance(op, ops.AlterColumn) or op.old is None:
         return
-    old, new = op.old.type, op.new.type
-    if old.kind == "enum" and new.kind == "enum":
-        if new.values[: len(old.values)] != old.values:
-            yield "SS402"
-    elif old != new and not _instant_widening(old, new):
-        yield "SS401"
-
-
-def _instant_widening(old: Type, new: Type) -> bool:
-    """VARCHAR widened within the same length-byte class runs INPLACE (255 bytes is the boundary)."""
-    if old.kind == new.kind == "string" and old.length and new.length and new.length >= old.length:
-        return (old.length * 4 <= 255) == (new.length * 4 <= 255) and old.collation == new.collation
-    return False
+    code = copies_online(op.old.type, op.new.type)
+    if code is not None:
+        yield code
 
 
 RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocking, incompatible, online_alter)

@@ -35,7 +35,7 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
-from schemashift.model.types import Type
+from schemashift.model.types import Type, copies_online
 from schemashift.sacompat import copy_column
 from schemashift.sqla.types import from_sa_type
 
@@ -551,14 +551,18 @@ class MySQLDialect(Dialect):
         if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, (ForeignKey,
                                                                                            CheckConstraint)):
             return None
+        if isinstance(operation, ops.AlterColumn) and operation.old is not None:
+            code = copies_online(operation.old.type.on(self.name), operation.new.type.on(self.name))
+            if code is not None:
+                return SafeForm(refusal=(code, _COPY.format(column=operation.column, table=operation.table_key)))
         first = "INPLACE" if isinstance(operation, (ops.CreateIndex, ops.AddConstraint)) else "INSTANT"
         statements = tuple(_online(sql, first) for sql in plain)
         return SafeForm(statements, unless_allowed=frozenset({"SS401", "SS402"}))
 
 
 def _online(sql: str, first: str) -> SafeSql:
-    """`sql` with ``ALGORITHM=…`` (and ``LOCK=NONE`` for INPLACE) when it is one ALTER TABLE, CREATE INDEX or
-    DROP INDEX; INSTANT comes with its INPLACE fallback."""
+    """`sql` with ``ALGORITHM=…`` (and ``LOCK=NONE`` for INPLACE) when it is one ALTER TABLE or CREATE INDEX;
+    INSTANT comes with its INPLACE fallback."""
     if _ALTER.match(sql) and not _NOT_ONLINE.search(sql):
         clause = ", ALGORITHM={}, LOCK=NONE" if first == "INPLACE" else ", ALGORITHM={}"
         fallback = f"{sql}, ALGORITHM=INPLACE, LOCK=NONE"
@@ -578,14 +582,21 @@ def _error_code(error: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+#: How safe mode explains refusing a change that copies the table.
+_COPY = (
+    "changing {column}'s type copies {table}, blocking writes until done (no INSTANT or INPLACE, LOCK=NONE form); "
+    "in safe mode add a new column, backfill it in batches and switch over, or allow(op, SS401=\"why\") "
+    "(SS402 for enum values) in the migration, or safe = false for the environment"
+)
 #: DDL statements (they wait for the metadata lock).
 _DDL = re.compile(r"^\s*(?:ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
 #: One ALTER TABLE that can take an ALGORITHM clause.
 _ALTER = re.compile(r"^\s*ALTER\s+TABLE\s", re.IGNORECASE)
 #: ALTER TABLE clauses that cannot run online or take no ALGORITHM (renames, foreign keys, checks).
 _NOT_ONLINE = re.compile(r"\bRENAME\s+TO\b|\bFOREIGN\s+KEY\b|\bCHECK\b|\bALGORITHM\s*=", re.IGNORECASE)
-#: CREATE [UNIQUE] INDEX / DROP INDEX (FULLTEXT and SPATIAL indexes cannot be built with LOCK=NONE).
-_INDEX = re.compile(r"^\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX)\s", re.IGNORECASE)
+#: CREATE [UNIQUE] INDEX (FULLTEXT and SPATIAL indexes cannot be built with LOCK=NONE; DROP INDEX takes no
+#: algorithm clause on MariaDB, and dropping an index is a quick in-place change anyway).
+_INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 #: ER_LOCK_WAIT_TIMEOUT.
 _LOCK_WAIT_TIMEOUT = 1205
 #: ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON.
