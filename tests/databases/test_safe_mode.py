@@ -54,7 +54,7 @@ CATALOGUE = {
 EXPECTED = {
     "add_index": (["CREATE INDEX CONCURRENTLY ix_t_a ON t (a)"],
                   ["CREATE INDEX ix_t_a ON t (a) ALGORITHM=INPLACE LOCK=NONE"]),
-    "add_unique": (["CREATE UNIQUE INDEX CONCURRENTLY uq_t_a ON t (a)",
+    "add_unique": (["CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS uq_t_a ON t (a)",
                     "ALTER TABLE t ADD CONSTRAINT uq_t_a UNIQUE USING INDEX uq_t_a"],
                    ["ALTER TABLE t ADD CONSTRAINT uq_t_a UNIQUE (a), ALGORITHM=INPLACE, LOCK=NONE"]),
     "add_fk": (["ALTER TABLE t ADD CONSTRAINT fk_t_b FOREIGN KEY(b) REFERENCES u (id) NOT VALID",
@@ -286,3 +286,18 @@ def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, tmp_path: Path) -> 
                             text=True, timeout=60)
     rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
     assert not rules & LOCKING_RULES, (name, rules, script.read_text())
+
+
+def test_repair_continues_the_safe_statements_after_a_kill(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """Killed right after the concurrent index build, `repair continue` runs the rest of the safe form
+    (ADD CONSTRAINT … USING INDEX on PostgreSQL), not the plain one."""
+    if backend != "postgresql":
+        pytest.skip("the two-statement unique key is PostgreSQL's")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_unique"])
+    killed = cli(directory, "upgrade", check=False, env={"SCHEMASHIFT_FAULT_KILL_AT": "0+"})
+    assert killed.returncode != 0
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_a'") == 0
+    cli(directory, "repair", "continue")
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint c JOIN pg_class i ON i.oid = c.conindid "
+                            "WHERE c.conname = 'uq_t_a' AND i.relname = 'uq_t_a'") == 1
+    assert cli(directory, "status", check=False).returncode == 0

@@ -284,7 +284,9 @@ class PostgreSQLDialect(Dialect):
             return SafeForm((SafeSql(f"{added} NOT VALID"), SafeSql(validate, locks=False)), frozenset({code}))
         if isinstance(constraint, (UniqueConstraint, PrimaryKey)):
             columns = ", ".join(self.quote(column) for column in constraint.columns)
-            index = (f"CREATE UNIQUE INDEX CONCURRENTLY {self.quote(name)} "
+            # IF NOT EXISTS: after a crash the journal cannot tell a finished build (a valid index) from none; an
+            # unfinished one (INVALID) is dropped first (`leftovers_of_failure`)
+            index = (f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {self.quote(name)} "
                      f"ON {self.table_name(op.table, op.schema)} ({columns})")
             kind = "UNIQUE" if isinstance(constraint, UniqueConstraint) else "PRIMARY KEY"
             attach = f"{alter} ADD CONSTRAINT {self.quote(name)} {kind} USING INDEX {self.quote(name)}"
