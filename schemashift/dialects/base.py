@@ -137,7 +137,8 @@ class Dialect:
     max_identifier_length: ClassVar[int | None] = None
     #: `max_identifier_length` counts UTF-8 bytes, not characters.
     identifier_length_in_bytes: ClassVar[bool] = False
-    #: Lock-safe execution is on unless the environment says ``safe = false`` (see `safe_form`).
+    #: Lock-safe execution is on unless the environment says ``safe = false`` (see `safe_form`); the database
+    #: must have a lock timeout (`lock_timeout_sql`) for ``safe = true`` to mean anything.
     safe_by_default: ClassVar[bool] = False
 
     def sa_dialect(self) -> sa.engine.Dialect:

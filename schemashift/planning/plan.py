@@ -116,8 +116,10 @@ class Plan:
         for step in self.steps:
             arrow = "apply" if step.direction == UP else "revert"
             out.append(f"  {arrow} {step.label}: {step.migration.message}")
-            for operation in step.operations:
+            groups = statement_groups(step)
+            for operation, statements in zip(step.operations, groups, strict=True):
                 out.append(f"    - {operation.describe()}")
+                out.extend(f"        safe mode: {s.describe()}" for s in statements if s.own_transaction)
         return out
 
 

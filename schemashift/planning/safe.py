@@ -18,9 +18,10 @@ plan with the expand/contract advice, unless the operation carries
 ``allow(op, SS205="why")``; the same allowance of SS401/SS402 runs the plain
 MariaDB form (a table copy).
 
-Safe mode is on where `Dialect.safe_by_default` (PostgreSQL, MariaDB/MySQL) unless
-the environment says ``safe = false``; ``ddl_lock_timeout``, ``ddl_retries`` and
-``ddl_backoff`` tune the waits.
+Safe mode is on with ``safe = true`` in the environment (or where
+`Dialect.safe_by_default`, off everywhere for now), on databases with a lock
+timeout (PostgreSQL, MariaDB/MySQL; on SQLite it means nothing); ``ddl_lock_timeout``,
+``ddl_retries`` and ``ddl_backoff`` tune the waits.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ def squawk_binary() -> str | None:
 @pytest.mark.skipif(squawk_binary() is None, reason="squawk-cli is not installed")
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, tmp_path: Path) -> None:
-    directory = write_project(tmp_path, PG_OFFLINE, models(), extra_config="statement_timeout = 30\n")
+    directory = write_project(tmp_path, PG_OFFLINE, models(), extra_config="safe = true\nstatement_timeout = 30\n")
     cli(directory, "generate", "-m", "base")
     set_models(directory, CATALOGUE[name])
     cli(directory, "generate", "-m", "change", "--no-rename")

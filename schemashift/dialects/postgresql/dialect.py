@@ -238,7 +238,9 @@ class PostgreSQLDialect(Dialect):
 
     # --- safe mode (`schemashift.planning.safe`) ---------------------------
 
-    safe_by_default = True
+    # safe mode is available here; on by default once the whole test suite runs under it (issue 14: ~100 tests
+    # still expect the plain forms, e.g. narrowing types that safe mode refuses) — until then ``safe = true``
+    safe_by_default = False
 
     def takes_lock(self, sql: str) -> bool:
         """True for ALTER TABLE/INDEX/SEQUENCE, DROP TABLE, plain CREATE/DROP INDEX and the like."""
