@@ -69,7 +69,7 @@ EXPECTED = {
     "add_column": (["ALTER TABLE t ADD COLUMN d INTEGER"], ["ALTER TABLE t ADD COLUMN d INTEGER, ALGORITHM=INSTANT"]),
     "drop_column": (["ALTER TABLE t DROP COLUMN c"], ["ALTER TABLE t DROP COLUMN c, ALGORITHM=INSTANT"]),
 }
-LOCK_SETTING = {"postgresql": "SET LOCAL lock_timeout = '200ms'", "mysql": "SET SESSION lock_wait_timeout = 1"}
+LOCK_SETTING = {"postgresql": "lock_timeout = '200ms'", "mysql": "SET SESSION lock_wait_timeout = 1"}
 CONFIG = 'safe = "${SAFE:-true}"\nddl_lock_timeout = 0.2\nddl_retries = 3\nddl_backoff = 0.05\n'
 ROWS = 200
 
@@ -133,8 +133,10 @@ def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: st
     assert len(statements) == len(expected), statements
     for got, want in zip(statements, expected, strict=True):
         assert want in got, (got, want)
-    if name not in ("add_index",) or backend == "mysql":
-        assert LOCK_SETTING[backend] in script, script
+    assert LOCK_SETTING[backend] in script, script
+    dry_run = cli(directory, "upgrade", "--dry-run").stdout
+    if backend == "postgresql" and name.startswith(("add_index", "add_unique", "add_fk", "add_check", "set_")):
+        assert f"safe mode: {statements[-1]}" in dry_run, dry_run
     cli(directory, "upgrade")
     safe = reflected(fresh_db)
     cli(directory, "downgrade", "-1", env={"SAFE": "false"})
@@ -301,3 +303,23 @@ def test_repair_continues_the_safe_statements_after_a_kill(backend: str, fresh_d
     assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint c JOIN pg_class i ON i.oid = c.conindid "
                             "WHERE c.conname = 'uq_t_a' AND i.relname = 'uq_t_a'") == 1
     assert cli(directory, "status", check=False).returncode == 0
+
+
+def test_settings_from_the_config(tmp_path: Path) -> None:
+    """`safe` and the ddl_* settings per environment; SQLite has no lock timeout, so safe mode means nothing there;
+    a bad value is one line, exit 2."""
+    from schemashift.config import load_config
+    from schemashift.dialects import get_dialect
+    from schemashift.planning.safe import SafeSettings, settings_of
+
+    (tmp_path / "schemashift.toml").write_text(
+        'models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = true\nddl_lock_timeout = 0.5\n'
+        'ddl_retries = 2\nddl_backoff = 0.1\n[env.b]\nextends = "a"\nsafe = false\n')
+    config = load_config(cwd=tmp_path)
+    a, b = config.env("a"), config.env("b")
+    assert settings_of(a, get_dialect("postgresql")) == SafeSettings(0.5, 2, 0.1)
+    assert settings_of(a, get_dialect("sqlite")) is None
+    assert settings_of(b, get_dialect("postgresql")) is None
+    (tmp_path / "schemashift.toml").write_text('models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = "maybe"\n')
+    result = cli(tmp_path, "status", check=False)
+    assert result.returncode == 2 and "safe must be true or false" in result.stderr and "Traceback" not in result.stderr

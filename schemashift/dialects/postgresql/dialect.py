@@ -295,10 +295,17 @@ class PostgreSQLDialect(Dialect):
             return SafeForm((SafeSql(index), SafeSql(attach)), frozenset({"SS207"}))
         return None
 
+    def _rewrites_table(self, old: Type, new: Type) -> bool:
+        """True when changing a column from `old` to `new` rewrites the table: not for the same type in
+        PostgreSQL's terms, values added to a native enum (``ADD VALUE``), nor a widening `rewrites_storage` allows."""
+        if self.type_sql(old) == self.type_sql(new) or not _rewrites_column(old, new):
+            return False
+        return rewrites_storage(old, new)
+
     def _safe_alter_column(self, op: ops.AlterColumn, plain: list[str]) -> SafeForm | None:
         assert op.old is not None
         changed = set(op.changes)
-        if "type" in changed and rewrites_storage(op.old.type.on(self.name), op.new.type.on(self.name)):
+        if "type" in changed and self._rewrites_table(op.old.type.on(self.name), op.new.type.on(self.name)):
             reason = _EXPAND_CONTRACT.format(column=op.column, old=self.type_sql(op.old.type),
                                              new=self.type_sql(op.new.type), table=op.table_key)
             return SafeForm(refusal=("SS205", reason))
