@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 
 LAYERS := unit property databases cli crash
 
-.PHONY: install demo test $(addprefix test-,$(LAYERS)) bench bench-quick
+.PHONY: install demo test check $(addprefix test-,$(LAYERS)) bench bench-quick
 install: $(STAMP)
 
 ## demo: an example project whose models evolve over three versions, end to end on SQLite
@@ -26,6 +26,11 @@ test: $(STAMP)
 ## test-unit, test-property, test-databases, test-cli, test-crash: one layer of the suite (tests/<layer>) alone
 $(addprefix test-,$(LAYERS)): test-%: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q tests/$*
+
+## check: ruff and mypy (strict) on the package, as CI runs them
+check: $(STAMP)
+	$(VENV)/bin/ruff check schemashift
+	$(VENV)/bin/mypy schemashift
 
 ## bench: the benchmark against Alembic (see bench/README.md); bench-quick is the CI smoke size
 bench: $(STAMP)

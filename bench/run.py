@@ -27,11 +27,12 @@ from typing import Any, Callable
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import objects  # noqa: E402
 import report  # noqa: E402
 import tasks  # noqa: E402
 from dbs import BACKENDS, Databases, SERVER_URLS, server_error  # noqa: E402
 
-TASKS = ("cli", "diff", "generate", "chain")
+TASKS = ("cli", "diff", "generate", "chain", "objects")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -177,6 +178,10 @@ def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any]) -> No
             ss_timing = tasks.generate_schemashift(bench, ss_project)
             for backend, url in diff_urls.items():
                 step(meta, f"generate on {backend}", lambda: tasks.generate(bench, backend, url, scripts, ss_timing))
+    if "objects" in selected:
+        for backend in bench.backends:
+            bench.log(f"{objects.COUNT} views, functions and triggers on {backend}")
+            step(meta, f"objects on {backend}", lambda: objects.objects_task(bench, backend))
     if "chain" in selected:
         for k in bench.sizes.ks:
             bench.log(f"Revision chain K={k}")

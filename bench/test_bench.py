@@ -90,3 +90,17 @@ def test_markdown_table_and_growth(busy: bool) -> None:
     assert "failed [1]" in text and "1. schemashift, generate [mysql] N=1: failed: boom" in text
     assert "| status at head | sqlite | 1000 → 3000 | 3.0 | 3.00 | 2.00 |" in text
     assert ("machine was busy" in text) is busy
+
+
+def test_objects_models_declare_200_objects() -> None:
+    from objects import models_source
+
+    import schemashift.sqla.objects as declared
+
+    for backend, functions in (("postgresql", 50), ("sqlite", 0)):
+        namespace: dict[str, object] = {}
+        exec(models_source(backend), namespace)  # noqa: S102
+        metadata = namespace["metadata"]
+        made = metadata.info[declared.INFO_KEY]  # type: ignore[attr-defined]
+        assert len(made) == 200
+        assert sum(isinstance(item, declared.Function) for item in made) == functions

@@ -91,7 +91,24 @@ async def check_async(*, config: Any = None, env: str | None = None, out: Callab
     return await aio.check_async(config=config, env=env, out=out)
 
 
+#: Declarations of views, functions, triggers, extensions and policies (`schemashift.sqla.objects`), loaded lazily.
+_DECLARATIONS = ("View", "Function", "Trigger", "Extension", "Policy")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DECLARATIONS:
+        from schemashift.sqla import objects
+
+        return getattr(objects, name)
+    raise AttributeError(f"module 'schemashift' has no attribute {name!r}")
+
+
 __all__ = [
+    "Extension",
+    "Function",
+    "Policy",
+    "Trigger",
+    "View",
     "__version__",
     "check",
     "check_async",

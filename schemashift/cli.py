@@ -663,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
-    except Exception as exc:  # broad on purpose: the one place that turns exceptions into exit codes
+    except Exception as exc:  # noqa: BLE001 - broad on purpose: the one place that turns exceptions into exit codes
         from schemashift.errors import SchemashiftError
 
         if isinstance(exc, SchemashiftError):

@@ -32,8 +32,8 @@ DOTENV_NAME = ".env"
 ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
-STRING_KEYS = ("url", "schema", "version_table", "extends")
-NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "ddl_lock_timeout",
+STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler")
+NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease", "ddl_lock_timeout",
                "ddl_retries", "ddl_backoff")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude")
@@ -55,7 +55,11 @@ ENV_DEFAULTS: dict[str, Any] = {
     "ddl_retries": 5,  # safe mode: attempts after a lock timeout
     "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
     "exclude": [],
+    "pooler": None,
+    "lock_lease": 20.0,
 }
+#: Values of `pooler`: a transaction-mode pooler needs the lease lock (see `schemashift.runtime.locks`).
+POOLERS = ("transaction", "session", "none")
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _TRUE = {"true", "1", "yes", "on"}
@@ -79,6 +83,8 @@ class EnvConfig:
     connect_timeout: float = 10.0
     read_timeout: float | None = None
     exclude: list[str] = field(default_factory=list)
+    pooler: str | None = None  #: "transaction", "session", "none"; None: detected
+    lock_lease: float = 20.0  #: seconds a lease lock outlives its last heartbeat
     #: Lock-safe execution (see `schemashift.planning.safe`); None: the database's default.
     safe: bool | None = None
     ddl_lock_timeout: float = 2.0
@@ -212,6 +218,13 @@ class _Resolver:
             out[key] = value
         if out["url"] == "":
             out["url"] = None
+        if out["pooler"] == "":
+            out["pooler"] = None
+        if out["pooler"] is not None and out["pooler"] not in POOLERS:
+            choices = ", ".join(POOLERS)
+            raise ConfigError(f"{self._where('pooler')}pooler must be one of {choices}, got {out['pooler']!r}")
+        if out["lock_lease"] is not None and out["lock_lease"] < 1:
+            raise ConfigError(f"{self._where('lock_lease')}lock_lease must be at least 1 second")
         out["vars"] = {k: self.expand(v, f"vars.{k}") for k, v in settings["vars"].items()}
         return out
 
@@ -627,7 +640,7 @@ def _import_target(spec: str) -> Any:
         raise ModelsError(f"models {spec!r} must look like 'package.module:Base'")
     try:
         target: Any = importlib.import_module(module_name.strip())
-    except Exception as exc:  # broad on purpose: any import failure is the user's
+    except Exception as exc:  # noqa: BLE001 - broad on purpose: any import failure is the user's
         raise ModelsError(f"cannot import models {spec!r}: {_one_line(exc)}") from None
     for part in attr.strip().split("."):
         try:

@@ -8,6 +8,7 @@ so that a rendered migration file evaluates with nothing else imported.
 
 from __future__ import annotations
 
+from schemashift.model.objects import ExtensionDef, FunctionDef, PolicyDef, TriggerDef, ViewDef
 from schemashift.model.schema import (
     CheckConstraint,
     Column,
@@ -24,21 +25,32 @@ from schemashift.model.schema import (
 from schemashift.model.types import Type
 from schemashift.operations import OPERATIONS, Operation
 from schemashift.planning.lint import allow
+from schemashift.sqla.objects import Extension, Function, Policy, Trigger, View
 
 __all__ = [
     "CheckConstraint",
     "Column",
     "Computed",
+    "Extension",
+    "ExtensionDef",
     "ForeignKey",
+    "Function",
+    "FunctionDef",
     "Identity",
     "Index",
     "Operation",
+    "Policy",
+    "PolicyDef",
     "PrimaryKey",
     "Schema",
     "Sequence",
     "Table",
+    "Trigger",
+    "TriggerDef",
     "Type",
     "UniqueConstraint",
+    "View",
+    "ViewDef",
     "allow",
 ]
 

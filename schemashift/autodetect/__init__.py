@@ -1,1 +1,2 @@
-"""The differ (models against the state the migrations build) and how it asks the user."""
+"""The differ (models against the state the migrations build), how it asks the user, and the `exclude`/
+`include_object` filters."""

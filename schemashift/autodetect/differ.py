@@ -27,11 +27,22 @@ before) the tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, Iterable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
+from schemashift.autodetect.objects import with_object_changes
 from schemashift.errors import SchemashiftError
+from schemashift.model.schema import (
+    BUILD_OPTIONS,
+    Column,
+    ForeignKey,
+    Index,
+    Schema,
+    Table,
+    qualify,
+)
 from schemashift.operations import (
     AddColumn,
     AddConstraint,
@@ -46,26 +57,14 @@ from schemashift.operations import (
     DropIndex,
     DropSequence,
     DropTable,
+    Fill,
     Operation,
     RenameColumn,
     RenameIndex,
     RenameTable,
-    Fill,
     fill_value,
     needs_fill,
     replay,
-)
-from schemashift.model.schema import (
-    BUILD_OPTIONS,
-    CheckConstraint,
-    Column,
-    ForeignKey,
-    Index,
-    PrimaryKey,
-    Schema,
-    Table,
-    UniqueConstraint,
-    qualify,
 )
 
 
@@ -124,7 +123,8 @@ def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> 
     renamed = replay(column_renames, renamed)
     index_renames = _index_renames(renamed, new)
     renamed = replay(index_renames, renamed)
-    return _fills(renames + column_renames + index_renames + _structural(renamed, new), decisions)
+    operations = with_object_changes(renamed, new, renames + column_renames + index_renames + _structural(renamed, new))
+    return _fills(operations, decisions)
 
 
 # -- one-off values for existing rows ----------------------------------------
@@ -136,14 +136,15 @@ def _fills(operations: list[Operation], decisions: RenameDecisions) -> list[Oper
     pending: list[str] = []
     result: list[Operation] = []
     for operation in operations:
+        filled = operation
         if isinstance(operation, AddColumn) and operation.fill is None and needs_fill(operation.column):
             label = f"{operation.table_key}.{operation.column.name}"
             value = _fill_for(operation.column, label, given, decisions)
             if value is not None:
-                operation = replace(operation, fill=value)
+                filled = replace(operation, fill=value)
             elif decisions.settle_fills:
                 pending.append(label)
-        result.append(operation)
+        result.append(filled)
     if given:
         raise SchemashiftError(
             f"--default {', '.join(sorted(given))}: not a NOT NULL column without a default that this migration adds "
@@ -260,7 +261,8 @@ def _column_renames(old: Schema, new: Schema, decisions: RenameDecisions) -> lis
             if target is None:
                 continue
             if target not in added:
-                raise SchemashiftError(f"cannot rename column {key}.{column.name} to {target}: not a new column of {key}")
+                raise SchemashiftError(
+                    f"cannot rename column {key}.{column.name} to {target}: not a new column of {key}")
             ops.append(RenameColumn(before.name, column.name, target, schema=before.schema))
             added.remove(target)
     if pending:
@@ -469,14 +471,22 @@ def _table_comment(before: Table, after: Table) -> Operation:
     return AlterTableComment(before.name, after.comment, old=before.comment, schema=before.schema)
 
 
-C = TypeVar("C")
+class Named(Protocol):
+    """A constraint or index: anything matched by content with an optional name."""
+
+    @property
+    def name(self) -> str | None: ...
+
+
+C = TypeVar("C", bound=Named)
 
 
 def _same_ignoring_name(a: object, b: object) -> bool:
     return replace(a, name=None) == replace(b, name=None)  # type: ignore[type-var]
 
 
-def match_items(old: Iterable[C], new: Iterable[C], same: Callable[[C, C], bool] = _same_ignoring_name) -> tuple[list[C], list[C]]:
+def match_items(old: Iterable[C], new: Iterable[C],
+                same: Callable[[C, C], bool] = _same_ignoring_name) -> tuple[list[C], list[C]]:
     """(removed, added) between two constraint lists.
 
     Equal items match; an unnamed item matches a named one with the same
@@ -488,7 +498,7 @@ def match_items(old: Iterable[C], new: Iterable[C], same: Callable[[C, C], bool]
         twin = next((o for o in removed if o == item), None)
         if twin is None:
             twin = next(
-                (o for o in removed if (getattr(o, "name") is None or getattr(item, "name") is None) and same(o, item)),
+                (o for o in removed if (o.name is None or item.name is None) and same(o, item)),
                 None,
             )
         if twin is None:

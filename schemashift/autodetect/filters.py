@@ -4,7 +4,8 @@
 names or glob patterns (``legacy_*``), optionally qualified by a database schema
 (``audit.*``). `include_object = "module:function"` names a function called as
 ``function(object, name, kind, reflected, compare_to)`` for every table, column,
-index, constraint and sequence, like Alembic's hook: `object` is the neutral
+index, constraint and sequence, like Alembic's hook (and for views, functions, triggers, extensions and policies,
+kind ``view`` … ``policy``, by name as `exclude` patterns are): `object` is the neutral
 model object (`schemashift.model.schema`), `kind` one of `KINDS`, `reflected`
 True for what was read from the database, `compare_to` the object of the same
 name on the other side (or None); a false answer leaves the object out.
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from schemashift.errors import ConfigError
 from schemashift.model.schema import Schema, Table
@@ -62,10 +64,18 @@ class ObjectFilter:
         sequences = [sequence for key, sequence in schema.sequences.items()
                      if not self.excluded_name(sequence.name, sequence.schema)
                      and self._include(sequence, sequence.name, "sequence", reflected, other_sequences.get(key))]
+        objects = self._objects(schema, reflected, other)
         if len(tables) == len(schema.tables) and len(sequences) == len(schema.sequences) and all(
-                table is schema.tables[table.key] for table in tables):
+                table is schema.tables[table.key] for table in tables) and len(objects) == len(schema.objects):
             return schema
-        return Schema.of(tables, sequences)
+        return Schema.of(tables, sequences, objects)
+
+    def _objects(self, schema: Schema, reflected: bool, other: Schema | None) -> dict[str, Any]:
+        """The views, functions, triggers… kept: by name (``schema.name`` for views), and by the hook (their kind)."""
+        others = other.objects if other is not None else {}
+        return {key: obj for key, obj in schema.objects.items()
+                if not self.excluded_name(obj.name, getattr(obj, "schema", None))
+                and self._include(obj, obj.name, obj.kind, reflected, others.get(key))}
 
     def _include(self, obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
         if self.hook is None:

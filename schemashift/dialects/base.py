@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 
 from schemashift import operations as ops
+from schemashift.dialects.objects import ObjectDDL
 from schemashift.errors import LockTimeout, MigrationError
 from schemashift.model.schema import (
     CONSTRAINT_FIELDS,
@@ -86,8 +87,8 @@ class SafeForm:
     unless_allowed: frozenset[str] = frozenset()
 
 
-class Dialect:
-    """Base class of the per-database modules.
+class Dialect(ObjectDDL):
+    """Base class of the per-database modules (views, functions, triggers…: `ObjectDDL`).
 
     Subclasses declare capabilities as class attributes and override the few
     methods where their database differs.
@@ -291,13 +292,26 @@ class Dialect:
 
         try:
             return shared(normalizer).parse_type(sql)
-        except Exception:  # deliberately broad: text SQLAlchemy cannot read: unknown
+        except Exception:  # noqa: BLE001 - deliberately broad: text SQLAlchemy cannot read: unknown
             return None
 
     @contextmanager
     def lock(self, connection: sa.Connection, name: str, timeout: float) -> Iterator[None]:
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
+
+    # --- lease locks (see `schemashift.runtime.locks`) ---------------------------
+
+    #: SQL expression for the database clock in whole milliseconds since 1970 (lease expiry); None: no lease lock.
+    clock_ms_sql: ClassVar[str | None] = None
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """True when `lock` is not safe here and the lease lock must be used instead (generic: never)."""
+        return False
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """True when `error` means another session's write won (duplicate key, deadlock, certification failure)."""
+        return isinstance(error, sa.exc.IntegrityError)
 
     def defer_durability(self, connection: sa.Connection) -> object | None:
         """Let this session's commits return before they are durable; a token for `restore_durability`.

@@ -8,7 +8,6 @@ fingerprint on a plain DB-API cursor, without SQLAlchemy. Each one defines:
 * ``QUOTE``: the identifier quote mark;
 * ``PAIRS_SQL``: the server's digest of the version table's sorted ``revision checksum`` pairs, an
   aggregate SQL expression (None: reading the rows is cheap, the fast path digests them itself);
-* ``connect(target)``: a DB-API connection for a parsed URL (`Target`), raising on any doubt;
 * ``prepare(cursor)``: session settings the aggregates need;
 * ``use_schema(cursor, schema)``: make `schema` the session's current one;
 * ``fingerprint_text(cursor, schemas, exclude)``: the catalogue facts of `schemas` as one text.

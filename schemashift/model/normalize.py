@@ -511,8 +511,8 @@ class Normalizer:
             self.forget()
         tables = (self.table(table) for table in schema.tables.values())
         if not self.has_sequences:
-            return Schema.of(tables)
-        return Schema.of(tables, (self.sequence(s) for s in schema.sequences.values()))
+            return Schema.of(tables, objects=schema.objects)
+        return Schema.of(tables, (self.sequence(s) for s in schema.sequences.values()), schema.objects)
 
     def sequence(self, sequence: Sequence) -> Sequence:
         """A sequence with every option explicit (the database's defaults filled in)."""

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from schemashift.model.types import Type, evolve
+
+if TYPE_CHECKING:
+    from schemashift.model.objects import SchemaObject
 
 
 def qualify(name: str, schema: str | None = None) -> str:
@@ -306,15 +309,19 @@ class Table:
 
 @dataclass(frozen=True)
 class Schema:
-    """A whole database schema: tables and standalone sequences by key (``schema.name`` or ``name``)."""
+    """A whole database schema: tables and standalone sequences by key (``schema.name`` or ``name``),
+    views, functions, triggers, extensions and policies by `schemashift.model.objects.object_key`."""
 
     tables: Mapping[str, Table] = field(default_factory=dict)
     sequences: Mapping[str, Sequence] = field(default_factory=dict)
+    objects: Mapping[str, SchemaObject] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tables: Iterable[Table], sequences: Iterable[Sequence] = ()) -> Schema:
-        """Build a schema from tables (and sequences)."""
-        return cls({table.key: table for table in tables}, {sequence.key: sequence for sequence in sequences})
+    def of(cls, tables: Iterable[Table], sequences: Iterable[Sequence] = (),
+           objects: Mapping[str, SchemaObject] | None = None) -> Schema:
+        """Build a schema from tables (and sequences, and objects by key)."""
+        return cls({table.key: table for table in tables}, {sequence.key: sequence for sequence in sequences},
+                   dict(objects or {}))
 
     def __contains__(self, key: str) -> bool:
         return key in self.tables
@@ -348,10 +355,19 @@ class Schema:
         """A copy without the sequence at `key`."""
         return replace(self, sequences={k: s for k, s in self.sequences.items() if k != key})
 
+    def with_object(self, key: str, obj: SchemaObject) -> Schema:
+        """A copy where `obj` is added under `key` or replaces the object there."""
+        return replace(self, objects={**self.objects, key: obj})
+
+    def without_object(self, key: str) -> Schema:
+        """A copy without the object at `key`."""
+        return replace(self, objects={k: o for k, o in self.objects.items() if k != key})
+
     @property
     def schema_names(self) -> set[str | None]:
-        """The database schemas its tables and sequences live in (None: the default one)."""
-        return {t.schema for t in self.tables.values()} | {s.schema for s in self.sequences.values()}
+        """The database schemas its tables, sequences and views and functions live in (None: the default one)."""
+        objects = {getattr(o, "schema", None) for o in self.objects.values() if o.kind in ("view", "function")}
+        return {t.schema for t in self.tables.values()} | {s.schema for s in self.sequences.values()} | objects
 
     def sorted_tables(self) -> list[Table]:
         """Tables in key order."""

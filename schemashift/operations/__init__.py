@@ -8,16 +8,17 @@ Each operation answers three questions and nothing else:
 * `inverse()`: the operation that undoes it (needs a resolved operation).
 
 One module per family (`tables`, `columns`, `indexes`, `constraints`,
-`sequences`, `raw`) over `base` (the `Operation` class, its registry
+`sequences`, `raw`, `objects`: views, functions, triggers…) over `base` (the `Operation` class, its registry
 `OPERATIONS`, `replay`/`resolve_all`/`invert_all`); defining a subclass registers
-it. How an operation is written to Python (`render`), compiled to SQL
-(`dialects`, through `Operation.compiler`) and executed (`executor`) lives
-elsewhere. This package re-exports the public names of its modules.
+it. `render` writes operations into migration files and `statement` holds what
+they compile to; compiling them to SQL (`dialects`, through `Operation.compiler`)
+and executing them (`runtime.executor`) lives elsewhere. This package re-exports
+a chosen list of public names: add a new operation to it.
 """
 
 from __future__ import annotations
 
-from schemashift.operations import base, columns, constraints, indexes, raw, sequences, tables
+from schemashift.operations import base, columns, constraints, indexes, objects, raw, sequences, tables
 from schemashift.operations.base import (
     OPERATIONS,
     InternalOperation,
@@ -43,12 +44,13 @@ from schemashift.operations.columns import (
 )
 from schemashift.operations.constraints import AddConstraint, DropConstraint
 from schemashift.operations.indexes import CreateIndex, DropIndex, RenameIndex, index_details
+from schemashift.operations.objects import CreateObject, DropObject, RenameObject, ReplaceObject
 from schemashift.operations.raw import ExecuteSQL, RunPython
 from schemashift.operations.sequences import AlterSequence, CreateSequence, DropSequence
 from schemashift.operations.tables import AlterTableComment, CreateTable, DropTable, RenameTable
 
 #: The modules whose code replaying operations runs (the history cache keys its states by their source).
-MODULES = (base, tables, columns, indexes, constraints, sequences, raw)
+MODULES = (base, tables, columns, indexes, constraints, sequences, raw, objects)
 
 __all__ = [
     "MODULES",
@@ -59,11 +61,13 @@ __all__ = [
     "AlterSequence",
     "AlterTableComment",
     "CreateIndex",
+    "CreateObject",
     "CreateSequence",
     "CreateTable",
     "DropColumn",
     "DropConstraint",
     "DropIndex",
+    "DropObject",
     "DropSequence",
     "DropTable",
     "ExecuteSQL",
@@ -72,7 +76,9 @@ __all__ = [
     "Operation",
     "RenameColumn",
     "RenameIndex",
+    "RenameObject",
     "RenameTable",
+    "ReplaceObject",
     "RunPython",
     "existing_table",
     "fill_value",

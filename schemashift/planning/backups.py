@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from sqlalchemy.schema import CreateTable, CreateTableAs
 from sqlalchemy.schema import DropTable as SADropTable
 
 from schemashift.errors import SchemashiftError
+from schemashift.history.records import now
 from schemashift.model.schema import Column, Schema, Table, qualify
 from schemashift.model.types import Type
 from schemashift.operations import (
@@ -67,17 +69,18 @@ from schemashift.operations import (
 from schemashift.operations import (
     CreateTable as CreateTableOp,
 )
-from schemashift.planning.safe import make_safe, settings_of
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step, statement_groups
-from schemashift.runtime.versions import now
+from schemashift.planning.safe import make_safe, settings_of
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
-    from schemashift.services.project import Project
     from schemashift.config import EnvConfig
     from schemashift.dialects.base import Dialect
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
+#: Takes the migration lock: (dialect, connection, lock name, environment) -> context manager.
+MigrationLock = Callable[..., AbstractContextManager[None]]
 
 #: The registry of backups (one per database schema of the version table).
 REGISTRY = "_schemashift_backups"
@@ -111,6 +114,8 @@ def data_loss(operation: Operation) -> str | None:
             return None  # removed values: guarded instead (`CheckValuesUnused`), the others are unchanged
         if new.computed is not None or narrows(old.type, new.type):
             return _values(operation)
+    if operation.destructive and not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"what {type(operation).__name__} removes from {operation.table_key or 'the database'}"
     return None
 
 
@@ -694,6 +699,8 @@ class _StepBuilder:
 
 def _kept_for(operation: Operation, state: Schema) -> _Kept | str:
     """What keeping `operation`'s losses takes at `state`, or why they cannot be kept."""
+    if not isinstance(operation, (DropTable, DropColumn, AlterColumn)):
+        return f"schemashift does not know how to keep what {type(operation).__name__} removes"
     table = state.table(operation.table_key or "")
     if isinstance(operation, DropTable):
         return _Kept(table)
@@ -870,14 +877,19 @@ def list_backups(project: Project) -> list[dict[str, Any]]:
         return [_row(row) for row in recorded(connection, project.env.schema).values()]
 
 
-def prune(project: Project, older_than: str, out: Output) -> int:
-    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many."""
+def prune(project: Project, older_than: str, out: Output, lock: MigrationLock | None = None) -> int:
+    """Drop backups made more than `older_than` ago (see `parse_duration`); returns how many.
+
+    `lock` takes the migration lock (`schemashift.runtime.locks.migration_lock`); by default the dialect's own.
+    """
     from schemashift.dialects import dialect_of
 
     cutoff = now() - parse_duration(older_than)
     with project.connect() as connection:
         dialect = dialect_of(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        held = lock(dialect, connection, project.lock_name, project.env) if lock is not None \
+            else dialect.lock(connection, project.lock_name, project.env.lock_timeout)
+        with held:
             sql = _Sql(dialect, registry_table(project.env.schema))
             old = [row for row in recorded(connection, project.env.schema).values() if _older(row, cutoff)]
             for row in old:

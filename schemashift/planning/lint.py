@@ -19,8 +19,9 @@ the squawk rule and the Atlas analyzer it corresponds to.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from schemashift import operations as ops
 from schemashift.errors import MigrationError
@@ -52,12 +53,14 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "stop reading and writing the column in a release first, then drop it"),
     Rule("SS103", "narrowing type", "values that do not fit the new type are cut or make the statement fail",
          "check the longest value first, or add a new column, copy, and switch over"),
-    Rule("SS104", "enum value removed", "rows still holding the value stop the migration; running code may still write it",
+    Rule("SS104", "enum value removed",
+         "rows still holding the value stop the migration; running code may still write it",
          "move the rows to another value (ExecuteSQL with a reverse) in an earlier migration"),
     Rule("SS201", "index built without CONCURRENTLY", "CREATE INDEX blocks every write to the table while it builds",
          "CREATE INDEX CONCURRENTLY outside the transaction (schemashift safe mode)"),
     Rule("SS202", "foreign key validated in place", "ADD FOREIGN KEY scans the table holding SHARE ROW EXCLUSIVE "
-         "locks on both tables, blocking writes to each", "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
+         "locks on both tables, blocking writes to each",
+         "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
     Rule("SS203", "check validated in place", "ADD CHECK scans the whole table while blocking writes",
          "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
     Rule("SS204", "NOT NULL set by a scan", "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
@@ -73,6 +76,10 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "behind it", "SET lock_timeout (a few seconds) and retry; schemashift safe mode does"),
     Rule("SS209", "no statement_timeout", "a slow statement holds its locks for as long as it runs",
          "set statement_timeout for the environment"),
+    Rule("SS210", "concurrent refresh without a unique index", "REFRESH MATERIALIZED VIEW CONCURRENTLY fails "
+         "unless the materialized view has a unique index (on columns, without WHERE)",
+         "CREATE UNIQUE INDEX on the materialized view first (in the same SQL, so lint sees it), or refresh it "
+         "without CONCURRENTLY in a quiet period"),
     Rule("SS301", "table renamed", "running code still uses the old name until it is redeployed",
          "create a view under the old name for the switch-over, or rename in a release of its own"),
     Rule("SS302", "column renamed", "running code still uses the old name until it is redeployed",
@@ -150,7 +157,7 @@ class Context:
     operation: ops.Operation
     before: Schema
     created: set[str]
-    dialect: "Dialect"
+    dialect: Dialect
     env_statement_timeout: float | None = None
 
 
@@ -248,7 +255,7 @@ RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocki
 def sql_codes(sql: str) -> list[str] | None:
     """The codes PostgreSQL `sql` hits, or None when it cannot be parsed (or pglast is not installed)."""
     try:
-        import pglast  # type: ignore[import-untyped]
+        import pglast
     except ImportError:
         return None
     try:
@@ -256,9 +263,24 @@ def sql_codes(sql: str) -> list[str] | None:
     except Exception:  # noqa: BLE001 - any parse failure means "not checked"
         return None
     codes: list[str] = []
+    unique: set[str] = set()  # relations given a unique index earlier in this SQL
     for raw in tree:
         codes.extend(_statement_codes(raw.stmt))
+        codes.extend(_refresh_codes(raw.stmt, unique))
     return codes
+
+
+def _refresh_codes(node: Any, unique: set[str]) -> Iterator[str]:
+    """SS210: ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` of a view no earlier statement gave a unique index."""
+    kind = type(node).__name__
+    if kind == "IndexStmt" and node.unique and node.whereClause is None:
+        unique.add(_relation(node.relation))
+    elif kind == "RefreshMatViewStmt" and node.concurrent and _relation(node.relation) not in unique:
+        yield "SS210"
+
+
+def _relation(node: Any) -> str:
+    return f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
 
 
 def _statement_codes(node: Any) -> Iterator[str]:
@@ -294,7 +316,7 @@ def _alter_codes(command: Any) -> Iterator[str]:
 # --------------------------------------------------------------------------- running
 
 
-def lint_migration(migration: "Migration", before: Schema, dialect: "Dialect", *,
+def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
                    statement_timeout: float | None = None, safe: bool = False) -> list[Finding]:
     """Every finding of `migration`, applied to `before`, for `dialect`; with `safe`, as safe mode runs it
     (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208)."""
@@ -326,7 +348,7 @@ def _locks_existing_table(op: ops.Operation, created: set[str]) -> bool:
     return op.table_key is not None and op.table_key not in created
 
 
-def _codes(ctx: Context, dialect: "Dialect") -> Iterator[str]:
+def _codes(ctx: Context, dialect: Dialect) -> Iterator[str]:
     op = ctx.operation
     if isinstance(op, ops.ExecuteSQL):
         if op.dialects and dialect.name not in op.dialects:
@@ -341,13 +363,13 @@ def _codes(ctx: Context, dialect: "Dialect") -> Iterator[str]:
                 yield code
 
 
-def _finding(code: str, migration: "Migration", index: int, op: ops.Operation, allowed: dict[str, str]) -> Finding:
+def _finding(code: str, migration: Migration, index: int, op: ops.Operation, allowed: dict[str, str]) -> Finding:
     rule = RULES[code]
     return Finding(code, rule.title, migration.path.name, migration.revision, index, op.describe(), rule.why,
                    rule.fix, allowed.get(code))
 
 
-def _safe_fixes(operation: ops.Operation, before: Schema, dialect: "Dialect") -> frozenset[str]:
+def _safe_fixes(operation: ops.Operation, before: Schema, dialect: Dialect) -> frozenset[str]:
     """The codes the lock-safe form of `operation` (on an existing table) no longer deserves."""
     try:
         after = operation.apply(before)
@@ -357,7 +379,7 @@ def _safe_fixes(operation: ops.Operation, before: Schema, dialect: "Dialect") ->
     return frozenset() if form is None else form.fixes
 
 
-def _timeouts(migration: "Migration", statement_timeout: float | None, *, safe: bool = False) -> list[Finding]:
+def _timeouts(migration: Migration, statement_timeout: float | None, *, safe: bool = False) -> list[Finding]:
     """SS208 (unless safe mode sets a lock timeout) and SS209 (no statement_timeout in the environment)."""
     allowed: dict[str, str] = {}
     for operation in migration.operations:
@@ -397,5 +419,15 @@ def as_sarif(findings: list[Finding], folder: str) -> str:
     return json.dumps(log, indent=2)
 
 
-__all__ = ["RULES", "GROUPS", "Rule", "Finding", "allow", "lint_migration", "failing", "as_json", "as_sarif",
-           "sql_codes"]
+__all__ = [
+    "GROUPS",
+    "RULES",
+    "Finding",
+    "Rule",
+    "allow",
+    "as_json",
+    "as_sarif",
+    "failing",
+    "lint_migration",
+    "sql_codes",
+]

@@ -63,8 +63,8 @@ class _VersionSql:
         return self._compiler.render_literal_value(value, self.table.c[column].type)
 
     def _template(self, direction: str) -> list[str | tuple[str, ...]]:
+        from schemashift.history.records import APPLIED
         from schemashift.planning.plan import UP
-        from schemashift.runtime.versions import APPLIED
 
         if direction in self._parts:
             return self._parts[direction]

@@ -7,14 +7,14 @@ against the schema before it and inverted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from schemashift.errors import IrreversibleError
 from schemashift.history import cache
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation, RunPython, invert_all, resolve_all
+from schemashift.operations.statement import Statement as Statement  # re-exported: plans are made of them
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -23,42 +23,6 @@ if TYPE_CHECKING:
 
 UP, DOWN = "up", "down"
 
-
-@dataclass(frozen=True)
-class LockRetry:
-    """Safe mode: how a statement that takes a strong lock waits for it (see `schemashift.planning.safe`).
-
-    `setting` (the database's lock-timeout statement) runs just before it in the
-    same transaction, `reset` (if any) just after it; a lock timeout is retried `retries` times, `backoff` seconds
-    after the first failure, doubling.
-    """
-
-    setting: str
-    reset: str | None
-    retries: int
-    backoff: float
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One executable unit: SQL text, or a Python callable for `RunPython`.
-
-    Safe mode adds `lock` (wait for the lock briefly, retry) and `fallback` (the
-    form to run when the server refuses `sql`'s online algorithm).
-    """
-
-    operation: Operation
-    sql: str | None = None
-    python: Callable[[Any], None] | None = None
-    lock: LockRetry | None = None
-    fallback: str | None = None
-    own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
-
-    def describe(self) -> str:
-        """The SQL, or the Python function's name."""
-        if self.sql is not None:
-            return self.sql
-        return f"-- Python: {getattr(self.python, '__name__', 'callable')}()"
 
 
 @dataclass

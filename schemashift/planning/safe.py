@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 from schemashift import operations as ops
 from schemashift.errors import SchemashiftError
 from schemashift.model.schema import qualify
+from schemashift.operations.statement import LockRetry, Statement
 from schemashift.planning.lint import allowed_codes
-from schemashift.planning.plan import UP, LockRetry, Plan, Statement, Step, statement_groups
+from schemashift.planning.plan import UP, Plan, Step, statement_groups
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig

@@ -1,1 +1,2 @@
-"""Running plans against a database: executor, version table and journal, repair, fast paths."""
+"""Running plans against a database: executor, version table and journal, locks, repair, catalogue fingerprints,
+fast paths."""

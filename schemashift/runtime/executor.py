@@ -354,7 +354,7 @@ class Executor:
             try:
                 # the last statement's "done" is recorded by the finish
                 self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
-            except Exception as exc:  # deliberately broad: reported with the journal, never raised raw
+            except Exception as exc:  # noqa: BLE001 - deliberately broad: reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
         return _Finish(step, started, _ms(clock), now(), self._open)
 
@@ -525,7 +525,7 @@ def _fault_point(after: bool) -> None:
 
     Statements are counted from 0 across the whole run. Used only by the crash-injection tests.
     """
-    global _statements_run
+    global _statements_run  # noqa: PLW0603 - the crash-injection counter of this process
     spec = os.environ.get("SCHEMASHIFT_FAULT_KILL_AT")
     if not spec:
         return

@@ -5,7 +5,8 @@ version table) when the full drift check last found the live schema matching
 the migrations; equal fingerprints mean nothing in the catalog changed since.
 The queries read what the differ can see and more (columns with their types,
 nullability, defaults, identity and generated expressions, collations and
-comments; constraints; indexes; sequences; enum labels; views), never data or
+comments; constraints; indexes; sequences; enum labels; views, functions, triggers, row-level-security
+policies and extensions), never data or
 statistics, and skip schemashift's own tables (the version and history tables
 and ``_schemashift_*`` backups). Any extra fact only makes the fast path fall
 back to the full check more often, never report a false match. Which facts each
@@ -28,7 +29,7 @@ from typing import Any
 from schemashift.dialects.registry import database
 
 #: Version of the fingerprint recipe: a stored value of another version never matches.
-VERSION = "1"
+VERSION = "2"
 
 
 def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:

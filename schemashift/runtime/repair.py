@@ -54,9 +54,9 @@ from schemashift.runtime.versions import FAILED, AppliedRevision
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from schemashift.services.project import Project
     from schemashift.dialects.base import Dialect
     from schemashift.runtime.executor import Executor
+    from schemashift.services.project import Project
 
 Output = Callable[[str], None]
 ACTIONS = ("continue", "undo")

@@ -18,45 +18,18 @@ from __future__ import annotations
 
 import getpass
 import socket
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 import sqlalchemy as sa
 
 from schemashift.errors import DatabaseStateError, mask_secrets
-
-APPLIED, RUNNING, FAILED = "applied", "running", "failed"
-
-
-
-def now() -> datetime:
-    """The current UTC time, naive and to the second, as the version, history and backup tables store it."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-@dataclass(frozen=True)
-class AppliedRevision:
-    """One row of the version table."""
-
-    revision: str
-    parent: str | None
-    checksum: str
-    message: str
-    applied_at: datetime | None
-    duration_ms: int | None
-    state: str
-    direction: str
-    statements_done: int
-    running_statement: str | None
-    failed_statement: str | None
-    error: str | None
-
-    @property
-    def complete(self) -> bool:
-        """True when the revision applied cleanly."""
-        return self.state == APPLIED
-
-
+from schemashift.history.records import APPLIED as APPLIED
+from schemashift.history.records import FAILED as FAILED
+from schemashift.history.records import RUNNING as RUNNING
+from schemashift.history.records import AppliedRevision as AppliedRevision
+from schemashift.history.records import now as now
+from schemashift.runtime.locks import lock_table_name
 
 
 def version_tables(name: str, schema: str | None = None) -> tuple[sa.Table, sa.Table]:
@@ -109,7 +82,7 @@ class Recorder:
     @property
     def own_tables(self) -> set[str]:
         """The names of the version and history tables (left out of reflection and fingerprints)."""
-        return {self.version.name, self.history.name}
+        return {self.version.name, self.history.name, lock_table_name(self.name)}
 
     def exists(self) -> bool:
         """True when the version table exists."""
@@ -288,7 +261,7 @@ def _row(row: sa.RowMapping) -> AppliedRevision:
 def _user() -> str:
     try:
         return getpass.getuser()[:128]
-    except Exception:  # deliberately broad: no user name in some containers
+    except Exception:  # noqa: BLE001 - deliberately broad: no user name in some containers
         return "unknown"
 
 

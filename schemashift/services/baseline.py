@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of
+from schemashift.dialects.objects import adopt_objects, with_live_objects
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
+from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
 from schemashift.services.project import Project, print_line
 
@@ -107,7 +109,7 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
         return tuple(sorted(scripts.get_heads()))
     except SchemashiftError:
         raise
-    except Exception as exc:  # broad on purpose: Alembic raises several kinds for bad script folders
+    except Exception as exc:  # noqa: BLE001 - broad on purpose: Alembic raises several kinds for bad script folders
         raise ConfigError(f"cannot read the Alembic scripts: {type(exc).__name__}: {exc}") from None
 
 
@@ -155,6 +157,7 @@ def live_schema(project: Project, connection: sa.Connection, history: History,
     named |= set(schema_names_through(history, history.head))
     schemas = [None, *sorted(name for name in named - {None, project.env.schema} if name is not None)]
     live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=project.recorder(connection).own_tables)
+    live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()
     return project.object_filter().apply(live, reflected=True, other=models)
@@ -194,7 +197,7 @@ def adopt_models(live: Schema, models: Schema, dialect: Dialect) -> Schema:
         sequences.append(model if model is not None and same.sequence(sequence, model) else sequence)
     sequences += [model for key, model in models.sequences.items()  # those this database cannot hold (SQLite)
                   if key not in live.sequences and not dialect.normalize(Schema.of([], [model])).sequences]
-    return Schema.of(tables, sequences)
+    return Schema.of(tables, sequences, live.objects)
 
 
 def _adopt_table(live: Table, model: Table | None, same: _Same) -> Table:
@@ -299,7 +302,7 @@ def _unrecorded(project: Project, alembic_dir: str | Path | None) -> Iterator[tu
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             _refuse_history(recorder)
             yield connection, dialect, recorder, check_alembic(project, connection, alembic_dir)
 
@@ -330,11 +333,12 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
         target = adopt_models(live, models, dialect) if models is not None else live
         if _differences(dialect, live, target):
             target = live
+        target = adopt_objects(dialect, connection, target, models)
         operations = diff(start, target, RenameDecisions(no_rename=True))
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
         written: Path | None = None
         if operations or not history.chain:
-            migration = _write(project, message, operations, history.head, dialect, live)
+            migration = _write(project, message, operations, history.head, dialect, target)
             written = migration.path
             revisions.append((migration.revision, migration.parent, migration.checksum, migration.message))
         try:

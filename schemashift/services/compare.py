@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from schemashift.autodetect.differ import RenameDecisions
 from schemashift.autodetect.differ import diff as diff_schemas
 from schemashift.dialects import dialect_of
+from schemashift.dialects.objects import settle, with_live_objects
 from schemashift.errors import SchemashiftError
 from schemashift.history.cache import schema_names_through
 from schemashift.model.schema import Schema
@@ -59,7 +60,8 @@ def compare(connection: sa.Connection, metadata: sa.MetaData | list[sa.MetaData]
     wanted = schemas_to_compare(expected.schema_names)
     if wanted != schemas:  # a schema only the conversion names
         live = reflect_live(connection, wanted)
-    return diff_schemas(dialect.normalize(live), canonical, RenameDecisions(no_rename=True))
+    live, canonical = settle(dialect, connection, dialect.normalize(live), canonical)
+    return diff_schemas(live, canonical, RenameDecisions(no_rename=True))
 
 
 @paused()
@@ -77,13 +79,15 @@ def compare_schemas(connection: sa.Connection, expected: Schema, *, schemas: lis
     if keep is not None:
         live, expected = (keep.apply(live, reflected=True, other=expected),
                           keep.apply(expected, reflected=False, other=live))
-    return diff_schemas(dialect.normalize(live), dialect.normalize(expected), RenameDecisions(no_rename=True))
+    live, expected = settle(dialect, connection, dialect.normalize(live), dialect.normalize(expected))
+    return diff_schemas(live, expected, RenameDecisions(no_rename=True))
 
 
 def reflect_live(connection: sa.Connection, schemas: list[str | None],
                  exclude: set[str] | frozenset[str] = frozenset()) -> Schema:
     """The live schema of `schemas`, committing the transaction the reflection opened."""
     live = dialect_of(connection).reflect(connection, schemas=schemas, exclude=exclude)
+    live = with_live_objects(connection, live, schemas)
     if connection.in_transaction():
         connection.commit()
     return live
@@ -150,7 +154,7 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
             length = getattr(recorder.version.c.fingerprint.type, "length", None)
             if isinstance(length, int) and len(value) <= length:
                 recorder.update(revision, fingerprint=value)
-    except Exception:  # broad on purpose: an optional speed-up must never fail the command
+    except Exception:  # noqa: BLE001 - broad on purpose: an optional speed-up must never fail the command
         if connection.in_transaction():
             connection.rollback()
 

@@ -3,8 +3,9 @@
 `mermaid` and `dot` take a `Schema` (from the models, the migrations or a live
 database) and return the diagram text: one entity per table with its columns
 (type, PK/FK/UK marks, NOT NULL) and one relationship per foreign key, from the
-referencing table to the referenced one. Output is sorted, so the same schema
-always gives the same text.
+referencing table to the referenced one. Views (and materialized views) are
+entities too, linked by a dotted "uses" line to each table or view their
+definition names. Output is sorted, so the same schema always gives the same text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import re
 
 from schemashift.errors import SchemashiftError
-from schemashift.model.schema import Column, ForeignKey, Schema, Table
+from schemashift.model.objects import SchemaObject, ViewDef
+from schemashift.model.schema import Column, ForeignKey, Schema, Table, qualify
 from schemashift.services.compare import reflect_live
 from schemashift.services.project import Project
 
@@ -81,6 +83,23 @@ def _cardinality(table: Table, key: ForeignKey) -> str:
     return f"{left}--||"
 
 
+def _views(schema: Schema) -> list[tuple[str, str, list[str]]]:
+    """(label, kind, labels of the tables and views it uses) of each view, sorted."""
+    names = {table.name: _label(table) for table in schema.tables.values()}
+    views = [obj for obj in schema.objects.values() if isinstance(obj, ViewDef)]
+    names.update({view.name: qualify(view.name, view.schema) for view in views})
+    found = []
+    for view in sorted(views, key=lambda item: item.key):
+        used = sorted({names[name] for name in _mentioned(view) if name in names and name != view.name})
+        found.append((view.key, "materialized_view" if view.materialized else "view", used))
+    return found
+
+
+def _mentioned(obj: SchemaObject) -> frozenset[str]:
+    mentioned = obj.mentions()
+    return mentioned | frozenset(name.lower() for name in mentioned)
+
+
 def mermaid(schema: Schema) -> str:
     """A Mermaid ``erDiagram``."""
     lines = ["erDiagram"]
@@ -96,6 +115,11 @@ def mermaid(schema: Schema) -> str:
             label = ", ".join(key.columns)
             ends = f"{_entity(_label(table))} {_cardinality(table, key)} {_entity(_target(table, key))}"
             lines.append(f'    {ends} : "{label}"')
+    for view, kind, used in _views(schema):
+        lines.append(f"    {_entity(view)} {{")
+        lines.append(f"        {kind} definition")
+        lines.append("    }")
+        lines.extend(f'    {_entity(view)} }}o..o{{ {_entity(name)} : "uses"' for name in used)
     return "\n".join(lines) + "\n"
 
 
@@ -124,6 +148,10 @@ def dot(schema: Schema) -> str:
         for key in sorted(table.foreign_keys, key=lambda k: (k.ref_table, k.columns)):
             lines.append(f"    {_dot_quote(_label(table))} -> {_dot_quote(_target(table, key))} "
                          f"[label={_dot_quote(', '.join(key.columns))}];")
+    for view, kind, used in _views(schema):
+        label = _dot_quote(f"{view} ({kind.replace('_', ' ')})")
+        lines.append(f"    {_dot_quote(view)} [shape=note, label={label}];")
+        lines.extend(f"    {_dot_quote(view)} -> {_dot_quote(name)} [style=dashed, label=\"uses\"];" for name in used)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

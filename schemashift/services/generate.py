@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from schemashift.autodetect.differ import RenameDecisions
 from schemashift.autodetect.differ import diff as diff_schemas
+from schemashift.autodetect.objects import object_notes
 from schemashift.dialects import REGISTRY, get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.errors import SchemashiftError
@@ -130,6 +131,8 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")
     for operation in operations:
         out(f"  - {operation.describe()}")
+    for note in object_notes(operations, [(dialect.name, dialect) for dialect in target_dialects(project)]):
+        out(f"  note: {note}")
     return migration.path
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from schemashift.dialects import dialect_of
 from schemashift.errors import SchemashiftError
 from schemashift.planning import backups
+from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
 from schemashift.services.project import (
     Output,
@@ -79,7 +80,7 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             partial = [row for row in recorder.applied().values() if not row.complete]
             if not partial:
                 out("Nothing to repair: no migration is partly applied.")
@@ -132,7 +133,7 @@ def backups_list(project: Project) -> list[dict[str, Any]]:
 
 def backups_prune(project: Project, older_than: str, out: Output = print_line) -> int:
     """Drop backups older than `older_than` (``30d``, ``12h``, ``90m``, ``1w``); returns how many."""
-    return backups.prune(project, older_than, out)
+    return backups.prune(project, older_than, out, lock=migration_lock)
 
 
 __all__ = ["backups_list", "backups_prune", "rebase", "repair", "squash", "verify"]

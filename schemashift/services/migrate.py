@@ -23,6 +23,7 @@ from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan
+from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import Recorder, now
 from schemashift.services.compare import remember_fingerprint
 from schemashift.services.project import (
@@ -83,7 +84,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             return
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
-        with dialect.lock(connection, project.lock_name, project.env.lock_timeout):
+        with migration_lock(dialect, connection, project.lock_name, project.env):
             current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
             plan = plan_to(history, dialect, current, target, direction)

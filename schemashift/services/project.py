@@ -172,7 +172,7 @@ def open_engine(url: str | None, env: config_module.EnvConfig | None = None) -> 
         raise ConfigError("no database URL: set `url` for this environment or pass --url")
     try:
         parsed = sa.make_url(url)
-    except Exception:  # broad on purpose: sa raises several kinds for bad URLs
+    except Exception:  # noqa: BLE001 - broad on purpose: sa raises several kinds for bad URLs
         raise ConfigError(f"invalid database URL {mask_secrets(url)!r}") from None
     remember_secret(parsed.password if isinstance(parsed.password, str) else None)
     dialect = get_dialect(parsed.get_backend_name())
@@ -183,7 +183,7 @@ def open_engine(url: str | None, env: config_module.EnvConfig | None = None) -> 
         extra = dialect.driver_extra
         hint = f"pip install 'schemashift[{extra}]'" if extra else "install the database driver"
         raise ConfigError(f"the driver for {parsed.drivername} is not installed ({exc.name}); {hint}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds for unusable URLs
         raise ConfigError(f"cannot use database URL {parsed.render_as_string()}: {exc}") from None
     dialect.prepare_engine(engine, env.read_timeout if env is not None else None)
     return engine
@@ -210,7 +210,7 @@ def backend_name(project: Project) -> str:
         raise ConfigError("no database URL: set `url` for this environment or pass --url (it names the SQL dialect)")
     try:
         return sa.make_url(project.url).get_backend_name()
-    except Exception:  # broad on purpose: sa raises several kinds for bad URLs
+    except Exception:  # noqa: BLE001 - broad on purpose: sa raises several kinds for bad URLs
         raise ConfigError(f"invalid database URL {mask_secrets(project.url)!r}") from None
 
 
@@ -228,7 +228,7 @@ def not_created(project: Project) -> bool:
     try:
         url = sa.make_url(project.url)
         dialect = get_dialect(url.get_backend_name())
-    except Exception:  # broad on purpose: a bad URL is reported where the database is opened
+    except Exception:  # noqa: BLE001 - broad on purpose: a bad URL is reported where the database is opened
         return False
     dialect.check_settings(project.env)
     return dialect.database_missing(url)

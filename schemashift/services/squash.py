@@ -45,6 +45,11 @@ def _refuse_data_migrations(migrations: list[Migration]) -> None:
     if data:
         raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython), "
                              "which a squash would lose; squash a range without them")
+    foreign = [f"{m.path.name} ({type(op).__name__})" for m in migrations for op in m.operations
+               if not type(op).__module__.startswith("schemashift.")]
+    if foreign:
+        raise MigrationError(f"cannot squash: {foreign[0]} is an extension's operation, whose effects beyond the "
+                             "schema a squash could lose; squash a range without it")
 
 
 def _refuse_nested(migrations: list[Migration]) -> None:

@@ -41,6 +41,7 @@ from schemashift.sacompat import (
     primary_key_columns,
     type_check_rule,
 )
+from schemashift.sqla.objects import declared_objects
 from schemashift.sqla.types import model_type
 
 
@@ -341,15 +342,14 @@ def _once(fields: ColumnFields, seen: dict[ColumnFields, Column]) -> Column:
 
 def from_metadata(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> Schema:
     """The neutral schema of one or more `MetaData` objects."""
-    if isinstance(metadatas, sa.MetaData):
-        metadatas = [metadatas]
+    metadatas = [metadatas] if isinstance(metadatas, sa.MetaData) else list(metadatas)
     tables: list[Table] = []
     sequences: list[Sequence] = []
     seen: dict[ColumnFields, Column] = {}
     for metadata in metadatas:
         tables.extend(convert_table(t, seen) for t in metadata.tables.values())  # sorted_tables warns on FK cycles
         sequences.extend(convert_sequence(s) for s in metadata_sequences(metadata) if not s.optional)
-    return Schema.of(tables, sequences)
+    return Schema.of(tables, sequences, declared_objects(metadatas))
 
 
 def rename_hints(metadatas: sa.MetaData | Iterable[sa.MetaData]) -> RenameHints:

@@ -150,7 +150,7 @@ def _other(satype: sa.types.TypeEngine[Any]) -> Type:
         return _type("other", sql="NULL")
     try:
         text = satype.compile()
-    except Exception:  # deliberately broad: a dialect-only type: keep its class name
+    except Exception:  # noqa: BLE001 - deliberately broad: a dialect-only type: keep its class name
         text = name
     return _type("other", sql=text)
 
@@ -202,7 +202,7 @@ def _per_database(satype: sa.types.TypeEngine[Any], base: Type, checked: tuple[s
             continue
         try:
             actual = dialect.type_compiler_instance.process(satype)
-        except Exception:  # deliberately broad: no such type on that database (create_all fails there too)
+        except Exception:  # noqa: BLE001 - deliberately broad: no such type on that database (create_all fails there too)
             continue
         chosen = _matching(actual, base, satype, name, dialect)
         if chosen != base and not get_dialect(name).stores_alike(chosen, base):
@@ -225,7 +225,7 @@ def _matching(actual: str, base: Type, satype: sa.types.TypeEngine[Any], name: s
             built = to_sa_type(candidate, name)
             if not _hooked(type(built), name) and dialect.type_compiler_instance.process(built) == actual:
                 return candidate
-        except Exception:  # deliberately broad: the neutral form does not compile there
+        except Exception:  # noqa: BLE001 - deliberately broad: the neutral form does not compile there
             continue
     return _type("other", sql=actual)
 

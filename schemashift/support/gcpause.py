@@ -74,7 +74,7 @@ def relax_for_process() -> None:
 
     Never lowers the thresholds.
     """
-    global _freeze_after_pause
+    global _freeze_after_pause  # noqa: PLW0603 - one process-wide switch
     _freeze_after_pause = True
     current = gc.get_threshold()
     gc.set_threshold(*(max(a, b) for a, b in zip(current, PROCESS_THRESHOLDS, strict=False)))

@@ -41,7 +41,7 @@ def _candidates() -> list[str]:
 
 
 def _load() -> ctypes.CDLL:
-    global _library
+    global _library  # noqa: PLW0603 - the library is loaded once per process
     if _library is not None:
         return _library
     for name in _candidates():

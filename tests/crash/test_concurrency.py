@@ -166,7 +166,8 @@ def test_sixteen_processes_upgrade_at_once(backend: str, workers: Workers, tmp_p
 
 _CLI_WORKER = """
 import os, sys
-from schemashift import api, cli, executor, versions  # imported before the barrier
+from schemashift import api, cli  # imported before the barrier
+from schemashift.runtime import executor, versions
 sys.stdout.write("ready\\n"); sys.stdout.flush()
 os.read(0, 1)  # the barrier: one write of WORKERS bytes from the test releases every process
 sys.exit(cli.main(["upgrade", "--yes"]))

@@ -46,6 +46,7 @@ from schemashift.migration import (
     UniqueConstraint,
 )
 from schemashift.operations import AlterSequence, CreateSequence, DropSequence
+from schemashift.migration import CreateObject, DropObject, RenameObject, ReplaceObject, TriggerDef, ViewDef
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -372,7 +373,8 @@ def sample_schema() -> Schema:
     )
     teams = Table("teams", columns=(Column("id", Type("integer"), nullable=False),), primary_key=PrimaryKey(("id",)))
     audit = Table("log", columns=(Column("at", Type("datetime", timezone=True)),), schema="audit")
-    return Schema.of([users, teams, audit], [Sequence("order_seq", start=5)])
+    view = ViewDef("user_names", "SELECT name FROM users", definitions=(("postgresql", "SELECT users.name FROM users"),))
+    return Schema.of([users, teams, audit], [Sequence("order_seq", start=5)], {"view user_names": view})
 
 
 def normalised(schema: Schema) -> dict[str, Table]:
@@ -424,6 +426,11 @@ SAMPLE_OPS: list[Operation] = [
     AlterSequence("order_seq", new=Sequence("order_seq", start=5, maxvalue=100, cycle=True)),
     ExecuteSQL("UPDATE users SET name = 'x'", reverse="UPDATE users SET name = NULL"),
     RunPython(forward_step, reverse=backward_step),
+    CreateObject(TriggerDef("users_touch", "users", "BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION t()",
+                            only_on=("postgresql",))),
+    DropObject("view", "user_names"),
+    ReplaceObject(ViewDef("user_names", "SELECT name, email FROM users", materialized=True)),
+    RenameObject("view", "user_names", "people_names"),
 ]
 
 

@@ -51,7 +51,7 @@ def test_every_operation_class_of_the_package_is_registered() -> None:
     defined = {name for name, value in vars(ops).items()
                if isinstance(value, type) and issubclass(value, ops.Operation) and not value.internal}
     assert set(ops.OPERATIONS) == defined - {"Operation"}
-    assert len(ops.OPERATIONS) == 18
+    assert len(ops.OPERATIONS) == 22  # 18 on tables, columns, indexes, constraints, sequences, raw; 4 on objects
 
 
 def test_the_history_cache_hashes_every_module_that_defines_operations() -> None:
@@ -143,3 +143,39 @@ def test_a_migration_file_using_sequences_loads_with_the_star_import_only(tmp_pa
         ops.AlterSequence("ticket_seq", new=Sequence("ticket_seq", start=20)),
         ops.DropSequence("ticket_seq"),
     ]
+
+
+def test_an_unknown_destructive_operation_is_refused_not_run_blind(plugin: types.ModuleType) -> None:
+    """An extension's operation declared `destructive` gets no backup schemashift cannot make: it is refused
+    (DataLossRefused, exit 2) unless data loss is allowed, and `--dry-run` marks it."""
+    from dataclasses import dataclass
+    from pathlib import Path as _Path
+
+    from schemashift.dialects import get_dialect
+    from schemashift.history.loader import Migration
+    from schemashift.planning.plan import Step
+
+    @dataclass(frozen=True)
+    class PurgeTable(ops.Operation):
+        table: str
+        destructive = True
+
+        @property
+        def table_key(self) -> str:
+            return self.table
+
+        def apply(self, schema: Schema) -> Schema:
+            return schema
+
+        def describe(self) -> str:
+            return f"purge {self.table}"
+
+    operation = PurgeTable("t")
+    assert backups.data_loss(operation) == "what PurgeTable removes from t"
+    migration = Migration("abc", None, "purge", [operation], _Path("0001_purge.py"), "0" * 64)
+    step = Step(migration, "up", [operation], [Statement(operation, sql="DELETE FROM t")], Schema(), Schema(),
+                get_dialect("sqlite"))
+    with pytest.raises(backups.DataLossRefused, match="PurgeTable"):
+        backups.protect_step(step, keep=True, allow_data_loss=False, refuse=True)
+    allowed = backups.protect_step(step, keep=True, allow_data_loss=True, refuse=True)
+    assert [s.sql for s in allowed.statements if s.operation is operation] == ["DELETE FROM t"]

@@ -11,6 +11,7 @@ Rebuilds are SQLite's alone, so these tests run on SQLite only.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -404,3 +405,70 @@ def test_a_filled_not_null_column_keeps_what_only_the_live_table_has(project: Pr
     assert without(objects(project.url), "runs") == before
     project.down()
     assert data(project.url)["runs"] == [(1, "first", "a", "keep me"), (2, "second", None, None)]
+
+
+# -- an extension's operation that SQLite runs as a rebuild ------------------------------------
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+from schemashift.dialects.base import table_at
+from schemashift.operations import Operation
+
+
+@dataclass(frozen=True)
+class MarkTable(Operation):
+    """A table-level operation of an extension (not schemashift's own), compiled on SQLite as a rebuild."""
+
+    table: str
+
+    @property
+    def table_key(self):
+        return self.table
+
+    def apply(self, schema):
+        return schema
+
+    def inverse(self):
+        return self
+
+    def describe(self):
+        return f"mark {self.table}"
+
+
+def compile_mark_table(dialect, op, before, after):
+    return dialect.rebuild(table_at(before, op.table_key), table_at(after, op.table_key), after)
+'''
+
+
+def test_an_extension_operation_rebuilt_on_sqlite_keeps_live_only_objects(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild detection is not a list of our classes: an extension's rebuild carries live objects over too."""
+    from schemashift.dialects.sqlite.dialect import SQLiteDialect
+    from schemashift.history import manifest
+
+    (tmp_path / "rebuild_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import rebuild_plugin  # type: ignore[import-not-found]
+
+    try:
+        monkeypatch.setattr(SQLiteDialect, "compile_mark_table", rebuild_plugin.compile_mark_table, raising=False)
+        project.sql(*DRIFT)
+        before = objects(project.url), data(project.url)
+        project.migrate("mark runs", ExecuteSQL("SELECT 1"))
+        folder = project.project.config.migrations_dir
+        path = sorted(folder.glob("0002_*.py"))[0]
+        text = path.read_text().replace("from schemashift.migration import *",
+                                        "from schemashift.migration import *\nfrom rebuild_plugin import MarkTable")
+        path.write_text(text.replace("ExecuteSQL('SELECT 1')", "MarkTable('runs')").replace(
+            'ExecuteSQL("SELECT 1")', 'MarkTable("runs")'))
+        assert "MarkTable('runs')" in path.read_text() or 'MarkTable("runs")' in path.read_text()
+        manifest.rebuild(folder)
+        project.project.forget_history()
+        project.up()
+        assert (objects(project.url), data(project.url)) == before
+    finally:
+        from schemashift import operations as ops
+
+        ops.OPERATIONS.pop("MarkTable", None)
+        sys.modules.pop("rebuild_plugin", None)

@@ -2,7 +2,8 @@
 
 The fingerprint's facts come from information_schema (TABLE_CONSTRAINTS adds
 nothing there: keys are in STATISTICS, foreign keys in KEY_COLUMN_USAGE and
-REFERENTIAL_CONSTRAINTS). Standard library only (pymysql is imported to connect).
+REFERENTIAL_CONSTRAINTS; view definitions from VIEWS, triggers from TRIGGERS).
+Standard library only (pymysql is imported to connect).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ PAIRS_SQL = "MD5(GROUP_CONCAT(CONCAT(revision, ' ', checksum) ORDER BY BINARY re
 
 def connect(target: Target) -> Any:
     """A pymysql connection for `target`; ValueError for query options it does not pass on."""
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     if set(target.query) - {"charset", "unix_socket"}:
         raise ValueError("connection options the fast path does not pass on")
@@ -79,6 +80,13 @@ SELECT MD5(GROUP_CONCAT(fact ORDER BY fact SEPARATOR '|')) FROM (
     UNION ALL
     SELECT CONCAT_WS(' ', 'chk', QUOTE(CONSTRAINT_SCHEMA), QUOTE(CONSTRAINT_NAME), QUOTE(CHECK_CLAUSE))
     FROM information_schema.CHECK_CONSTRAINTS WHERE {schema_constraint}
+    UNION ALL
+    SELECT CONCAT_WS(' ', 'view', QUOTE(TABLE_SCHEMA), QUOTE(TABLE_NAME), QUOTE(VIEW_DEFINITION))
+    FROM information_schema.VIEWS WHERE {where}
+    UNION ALL
+    SELECT CONCAT_WS(' ', 'trg', QUOTE(TRIGGER_SCHEMA), QUOTE(TRIGGER_NAME), QUOTE(EVENT_OBJECT_TABLE),
+                     QUOTE(ACTION_TIMING), QUOTE(EVENT_MANIPULATION), ACTION_ORDER, QUOTE(ACTION_STATEMENT))
+    FROM information_schema.TRIGGERS WHERE {trigger_where}
 ) AS facts
 """
 
@@ -92,7 +100,9 @@ def _query(schemas: Sequence[str | None], exclude: Sequence[str]) -> tuple[str, 
     where = f"TABLE_SCHEMA IN ({schema_terms}) AND {tables}"
     where_constraint = f"CONSTRAINT_SCHEMA IN ({schema_terms}) AND {tables}"
     schema_constraint = f"CONSTRAINT_SCHEMA IN ({schema_terms})"
+    trigger_where = f"TRIGGER_SCHEMA IN ({schema_terms})"
     per_table = schema_params + list(exclude)
-    params = per_table * 5 + schema_params
-    sql = _FACTS.format(where=where, where_constraint=where_constraint, schema_constraint=schema_constraint)
+    params = per_table * 5 + schema_params + per_table + schema_params
+    sql = _FACTS.format(where=where, where_constraint=where_constraint, schema_constraint=schema_constraint,
+                        trigger_where=trigger_where)
     return sql, params

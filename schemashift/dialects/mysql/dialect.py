@@ -136,6 +136,9 @@ def _as_mysql(options: tuple[tuple[str, object], ...]) -> tuple[tuple[str, objec
 
 class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
+    objects_module = "schemashift.dialects.mysql.objects"
+    renames_in_place = frozenset({"view"})
+    view_rename = "RENAME TABLE {old} TO {new}"
 
     name = "mysql"
 
@@ -479,6 +482,17 @@ class MySQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT RELEASE_LOCK(:name)", params)
 
+    clock_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)"
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """On a Galera cluster `GET_LOCK` holds on one node only: the lease lock is used there."""
+        return galera(connection)
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """Duplicate key, lock wait timeout, or deadlock (also how Galera reports a lost certification)."""
+        code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+        return isinstance(error, sa.exc.IntegrityError) or code in _CONFLICT_CODES
+
     @staticmethod
     def _lock_name(name: str) -> str:
         """`name` cut to the 64 characters MySQL allows, a hash keeping long names distinct."""
@@ -513,6 +527,9 @@ class MySQLDialect(Dialect):
         `schema` is refused: a MySQL schema is a database, named in the URL.
         """
         super().session_setup(connection, env)
+        if galera(connection):  # reads see every write the cluster committed before them
+            connection.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+            connection.commit()
         if env.statement_timeout is None:
             return
         if getattr(connection.dialect, "is_mariadb", False):
@@ -603,6 +620,26 @@ _INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 _LOCK_WAIT_TIMEOUT = 1205
 #: ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON.
 _ALGORITHM_REFUSED = (1845, 1846)
+
+#: MySQL error codes of a lost write race: duplicate key, lock wait timeout, deadlock (Galera certification).
+_CONFLICT_CODES = frozenset({1062, 1205, 1213})
+#: `connection.info` key: the server is a node of a Galera cluster (see `galera`).
+_GALERA = "schemashift.galera"
+
+
+def galera(connection: sa.Connection) -> bool:
+    """True when `connection`'s server is a Galera cluster node (``wsrep_on`` with a provider); remembered."""
+    info = connection.connection.info
+    if _GALERA not in info:
+        found = False
+        if getattr(connection.dialect, "is_mariadb", False):
+            began = not connection.in_transaction()
+            row = connection.exec_driver_sql("SELECT @@wsrep_on, @@wsrep_provider").first()
+            if began:
+                connection.commit()
+            found = row is not None and bool(row[0]) and (row[1] or "none") != "none"
+        info[_GALERA] = found
+    return bool(info[_GALERA])
 
 
 class MariaDBDialect(MySQLDialect):

@@ -2,7 +2,8 @@
 
 The fingerprint's facts are the raw catalog rows (type oids and modifiers, stored
 expression trees, key column numbers), which is several times cheaper than
-deparsing them and changes whenever a deparsed definition would. The fast path
+deparsing them and changes whenever a deparsed definition would; functions (their
+source), triggers, row-level-security policies and extensions are facts too. The fast path
 connects through libpq directly (`schemashift.support.libpq`). Standard library only.
 """
 
@@ -33,8 +34,10 @@ def prepare(cursor: Any) -> None:
 
 
 def use_schema(cursor: Any, schema: str) -> None:
-    """Make `schema` the session's current schema."""
-    cursor.execute(f"SET search_path TO {quote(schema, QUOTE)}")
+    """Make `schema` the current schema, in a transaction of its own (a session ``SET`` would stay on a
+    transaction pooler's server connection, for other clients too)."""
+    cursor.execute("BEGIN")
+    cursor.execute(f"SET LOCAL search_path TO {quote(schema, QUOTE)}")
 
 
 def fingerprint_text(cursor: Any, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:
@@ -92,7 +95,23 @@ SELECT md5(concat_ws(chr(10),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.typname, x.enumsortorder) FROM (
      SELECT n.nspname, t.typname, e.enumsortorder, e.enumlabel
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
-     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x)
+     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.proname, x.args) FROM (
+     SELECT n.nspname, p.proname, p.proargtypes::text AS args, p.prorettype, p.prolang, p.prokind, p.provolatile,
+            p.proconfig, p.prosrc
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.tgname) FROM (
+     SELECT r.nspname, r.relname, t.tgname, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr::text AS cols,
+            t.tgargs::text AS args, t.tgqual::text AS qual
+     FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.polname) FROM (
+     SELECT r.nspname, r.relname, c.relrowsecurity, p.polname, p.polcmd, p.polpermissive, p.polroles::text AS roles,
+            p.polqual::text AS qual, p.polwithcheck::text AS checks
+     FROM rels r JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_policy p ON p.polrelid = r.oid
+     WHERE c.relrowsecurity OR p.polname IS NOT NULL) x),
+  (SELECT string_agg(x::text, chr(10) ORDER BY x.extname) FROM (
+     SELECT e.extname, e.extversion, e.extnamespace FROM pg_extension e) x)
 ))
 """
 

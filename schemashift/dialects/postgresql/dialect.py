@@ -103,6 +103,64 @@ def _advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+#: SQLSTATEs of a lost write race: unique violation, serialization failure, deadlock.
+_CONFLICT_STATES = frozenset({"23505", "40001", "40P01"})
+#: `connection.info` key: this DBAPI connection reaches PostgreSQL through a pooler (see `behind_pooler`).
+_POOLED = "schemashift.pooled"
+
+
+def behind_pooler(connection: sa.Connection) -> bool:
+    """True when `connection` goes through a pooler (PgBouncer, pgcat, RDS Proxy …); remembered per connection.
+
+    A pooler hands the client its own cancel key, so the backend process id the driver got at
+    connection time differs from the ``pg_backend_pid()`` of the server connection that answers.
+    Drivers that do not expose the former count as direct.
+    """
+    info = connection.connection.info
+    if _POOLED not in info:
+        raw: Any = connection.connection.dbapi_connection
+        announced = getattr(getattr(raw, "info", None), "backend_pid", None)
+        if announced is None and hasattr(raw, "get_backend_pid"):
+            announced = raw.get_backend_pid()
+        info[_POOLED] = announced is not None and run_settled(connection, "SELECT pg_backend_pid()") != announced
+    return bool(info[_POOLED])
+
+
+def pooled(connection: sa.Connection, env: EnvConfig) -> bool:
+    """True when `connection` goes through a transaction pooler, as `env.pooler` declares, else when
+    `behind_pooler` finds any pooler (its mode cannot be seen from the client: assume the stricter one)."""
+    if env.pooler is not None:
+        connection.connection.info[_POOLED] = env.pooler == "transaction"
+        return env.pooler == "transaction"
+    return behind_pooler(connection)
+
+
+def unprepared(connection: sa.Connection) -> None:
+    """Turn psycopg 3's automatic prepared statements off: a pooler mixes them up between server connections."""
+    raw: Any = connection.connection.dbapi_connection
+    if hasattr(raw, "prepare_threshold"):
+        raw.prepare_threshold = None
+
+
+def set_locally(connection: sa.Connection, statements: list[str]) -> None:
+    """Run `statements` (``SET LOCAL …``) at the start of each transaction `connection` begins."""
+    if not statements:
+        return
+
+    def begin(conn: sa.Connection) -> None:
+        raw = conn.connection.dbapi_connection
+        if raw is None or getattr(raw, "autocommit", False):
+            return  # outside a transaction block SET LOCAL does nothing
+        cursor = raw.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    sa.event.listen(connection, "begin", begin)
+
+
 def _same_but_values(old: Type, new: Type) -> bool:
     """True when `old` and `new` are the same native enum (or array of it) but for its values."""
     old_enum, new_enum = native_enum_of(old), native_enum_of(new)
@@ -176,6 +234,13 @@ def _identity_settings(old: Identity, new: Identity) -> list[str]:
 
 class PostgreSQLDialect(Dialect):
     """PostgreSQL."""
+    supports_materialized_views = True
+    supports_functions = True
+    supports_extensions = True
+    supports_policies = True
+    triggers_per_table = True
+    renames_in_place = frozenset({"view", "function", "trigger", "policy"})
+    objects_module = "schemashift.dialects.postgresql.objects"
 
     name = "postgresql"
 
@@ -351,6 +416,8 @@ class PostgreSQLDialect(Dialect):
         lose the last such transactions, whole (never part of one), while the
         next synchronous commit flushes every earlier one.
         """
+        if connection.info.get(_POOLED):
+            return None  # the setting would stay on a shared server connection
         previous = run_settled(connection, "SELECT current_setting('synchronous_commit')")
         if previous == "off":
             return None
@@ -692,6 +759,18 @@ class PostgreSQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
 
+    clock_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+
+    def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
+        """Through a pooler (declared, or detected by `behind_pooler`) a session advisory lock belongs to
+        whichever server connection ran it, so the lease lock is used; ``pooler = "session"`` keeps advisory locks."""
+        return pooled(connection, env)
+
+    def is_write_conflict(self, error: sa.exc.DBAPIError) -> bool:
+        """Unique violation, serialization failure or deadlock."""
+        state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return isinstance(error, sa.exc.IntegrityError) or state in _CONFLICT_STATES
+
     def drop_database_sql(self, name: str) -> str:
         """``DROP DATABASE … WITH (FORCE)``: connections a test left open do not keep it."""
         return f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"
@@ -708,12 +787,21 @@ class PostgreSQLDialect(Dialect):
     # --- per-environment session settings (the environments work) ------------
 
     def session_setup(self, connection: sa.Connection, env: EnvConfig) -> None:
-        """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session."""
+        """``SET search_path`` to `env.schema` and ``SET statement_timeout`` (ms), committed for the session.
+
+        Through a transaction pooler (`pooled`) a session setting would stick to whichever server
+        connection ran it, for other clients too: prepared statements are turned off and the settings
+        become ``SET LOCAL`` at the start of each of our transactions instead (`set_locally`).
+        """
         statements: list[str] = []
         if env.schema:
             statements.append(f"SET search_path TO {self.quote(env.schema)}")
         if env.statement_timeout is not None:
             statements.append(f"SET statement_timeout = {round(env.statement_timeout * 1000)}")
+        if pooled(connection, env):
+            unprepared(connection)
+            set_locally(connection, [statement.replace("SET ", "SET LOCAL ", 1) for statement in statements])
+            return
         for statement in statements:
             connection.exec_driver_sql(statement)
         if statements:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 # --- helpers of the SQL compilation and locking sections (below) ---------------
 
+#: The name of the new table of a rebuild starts so (`SQLiteDialect.rebuild`); an extension's operation whose
+#: compiled statements create such a table is a rebuild too.
+REBUILD_PREFIX = "_schemashift_new_"
+
 #: A default ``ADD COLUMN`` accepts: NULL, TRUE/FALSE, a number, a string or blob literal.
 _CONSTANT = re.compile(
     r"\s*(?:NULL|TRUE|FALSE|[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|[xX]'[0-9a-fA-F]*')\s*",
@@ -77,6 +81,7 @@ def _try_flock(descriptor: int) -> bool:
 
 class SQLiteDialect(Dialect):
     """SQLite."""
+    objects_module = "schemashift.dialects.sqlite.objects"
 
     name = "sqlite"
     keeps_create_table_layout = True  # SQLAlchemy's inspector reads a generated column's expression from its own line
@@ -155,6 +160,10 @@ class SQLiteDialect(Dialect):
             return None
         if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)):
             return table_at(before, op.table_key), table_at(after, op.table_key)
+        if live.extension_operation(op) and op.table_key and any(
+                sql.lstrip().upper().startswith("CREATE TABLE") and REBUILD_PREFIX in sql
+                for sql in self.compile(op, before, after)):
+            return table_at(before, op.table_key), table_at(after, op.table_key)  # an extension's own rebuild
         return None
 
     def rebuild(self, old: Table, new: Table, after: Schema, carried: live.Carried | None = None) -> list[str]:
@@ -175,7 +184,7 @@ class SQLiteDialect(Dialect):
         documented procedure).
         """
         carried = carried or live.Carried()
-        temp = f"_schemashift_new_{new.name}"
+        temp = f"{REBUILD_PREFIX}{new.name}"
         created = self.sa_table_for(new, after, name=temp, include_indexes=False)
         source, target = self.table_name(old.name, old.schema), self.table_name(temp, new.schema)
         statements = [self._drop(o) for o in reversed(carried.dependents)]

@@ -27,6 +27,7 @@ from schemashift import operations as ops
 from schemashift.errors import MigrationError
 from schemashift.model import normalize as norm
 from schemashift.model.schema import Schema, Table
+from schemashift.operations import objects as object_ops
 
 if TYPE_CHECKING:
     from schemashift.dialects.sqlite.dialect import SQLiteDialect
@@ -41,8 +42,19 @@ _READ_WHEN_RUN = "read when the rebuild runs (raw SQL, Python or a rename before
 #: First words of statements that only read or write rows.
 _ROW_WORDS = frozenset({"insert", "update", "delete", "select", "with", "replace", "values"})
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_]\w*)")
-#: Operations that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
+#: Operations of ours that SQLite may run as a table rebuild (see `SQLiteDialect.rebuilt`).
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
+
+
+def extension_operation(operation: ops.Operation) -> bool:
+    """True for an operation defined outside schemashift's own operations package (an extension's)."""
+    return not type(operation).__module__.startswith("schemashift.")
+
+
+def may_rebuild(operation: ops.Operation) -> bool:
+    """True when SQLite may run `operation` as a table rebuild: one of ours that can, or any extension's
+    (whose compile method may rebuild; `SQLiteDialect.rebuilt` looks at its statements)."""
+    return isinstance(operation, _MAY_REBUILD) or extension_operation(operation)
 #: A primary key (a table constraint starts with it; a column definition has it anywhere).
 _PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
@@ -74,7 +86,7 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
     """`plan` for a script written without a database: each rebuild says what it cannot know."""
     steps = []
     for step in plan.steps:
-        if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+        if not any(may_rebuild(operation) for operation in step.operations):
             steps.append(step)
             continue
         statements, state, position = list(step.statements), step.before, 0
@@ -90,7 +102,7 @@ def adapt_offline(dialect: SQLiteDialect, plan: Plan) -> Plan:
 
 
 def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
-    if not any(isinstance(operation, _MAY_REBUILD) for operation in step.operations):
+    if not any(may_rebuild(operation) for operation in step.operations):
         for operation, group in zip(step.operations, statement_groups(step), strict=False):
             live.note(operation, group)
         return step
@@ -116,7 +128,7 @@ def _adapt_step(dialect: SQLiteDialect, step: Step, live: _LivePlan) -> Step:
 def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, after: Schema,
            group: list[Any]) -> list[tuple[ops.Operation, Schema, Schema, list[Any]]]:
     """`operation` as the parts it runs as: a filled `AddColumn` is an in-place add, then a rebuild."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     if not isinstance(operation, ops.AddColumn) or operation.fill is None or not group:
         return [(operation, before, after, group)]
@@ -128,7 +140,7 @@ def _parts(dialect: SQLiteDialect, operation: ops.Operation, before: Schema, aft
 def _adapted_rebuild(dialect: SQLiteDialect, operation: ops.Operation, old: Table, new: Table,
                      after: Schema, live: _LivePlan) -> tuple[list[ops.Operation], list[Any]]:
     """The operations shown with `operation` and its statements, carrying what only the live table has."""
-    from schemashift.planning.plan import Statement
+    from schemashift.operations.statement import Statement
 
     shown: list[ops.Operation]
     if live.uncertain:
@@ -298,6 +310,7 @@ class _LivePlan:
         self.uncertain = False  # an earlier operation may have changed live objects unpredictably
         self.fresh: set[str] = set()  # tables this plan creates or drops: their live columns are not drift
         self._catalogues: dict[str | None, LiveCatalogue] = {}
+        self.object_edits: list[tuple[str, str, LiveObject | None]] = []  # views/triggers this plan drops or creates
 
     def note(self, operation: ops.Operation, statements: list[Any]) -> None:
         """Remember an operation whose effect on the live objects cannot be predicted, or that replaces a table.
@@ -311,11 +324,40 @@ class _LivePlan:
             self.uncertain = True
         elif isinstance(operation, (ops.CreateTable, ops.DropTable)) and operation.table_key is not None:
             self.fresh.add(operation.table_key)
+        elif isinstance(operation, (object_ops.CreateObject, object_ops.DropObject, object_ops.ReplaceObject,
+                                    object_ops.RenameObject)):
+            self.note_object(operation, statements)
+
+    def note_object(self, operation: ops.Operation, statements: list[Any]) -> None:
+        """Remember a view or trigger the plan drops or creates (a later rebuild carries what is live by then)."""
+        if not statements:
+            return
+        gone = operation.definition if isinstance(operation, (object_ops.DropObject, object_ops.RenameObject)) else \
+            getattr(operation, "old", None)
+        made = operation.renamed if isinstance(operation, object_ops.RenameObject) else \
+            getattr(operation, "object", None) or getattr(operation, "new", None)
+        if gone is not None:
+            self.object_edits.append((gone.kind, gone.name.lower(), None))
+        if made is not None:
+            sql = next((s.sql for s in statements if s.sql and s.sql.lstrip().upper().startswith("CREATE")), "")
+            table = getattr(made, "table", None) or made.name
+            self.object_edits.append((made.kind, made.name.lower(), LiveObject(made.kind, made.name, table, sql)))
+        for catalogue in self._catalogues.values():
+            self.edit(catalogue, self.object_edits[-2 if gone is not None and made is not None else -1:])
+
+    @staticmethod
+    def edit(catalogue: LiveCatalogue, edits: list[tuple[str, str, LiveObject | None]]) -> None:
+        """Apply `edits` (kind, name, new object or None) to the objects of `catalogue`."""
+        for kind, name, made in edits:
+            catalogue.objects = [o for o in catalogue.objects if (o.kind, o.name.lower()) != (kind, name)]
+            if made is not None and catalogue.schema is None:
+                catalogue.objects.append(made)
 
     def carried(self, dialect: SQLiteDialect, old: Table, new: Table, after: Schema) -> Carried:
         """What a rebuild of `old` into `new` carries, judged against the migrations' schema at plan start."""
         if old.schema not in self._catalogues:
             self._catalogues[old.schema] = LiveCatalogue(self.connection, old.schema)
+            self.edit(self._catalogues[old.schema], self.object_edits)
         catalogue = self._catalogues[old.schema]
         start = None if old.key in self.fresh else self.start.tables.get(old.key)
         if start is None:  # created by this plan: nothing of it is live-only

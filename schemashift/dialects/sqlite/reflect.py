@@ -639,8 +639,8 @@ def _names(sql: str, span: tuple[int, int]) -> list[str]:
 def _fk_options(match: re.Match[str]) -> dict[str, Any]:
     """SQLAlchemy's ``options`` of a foreign key clause (lower-cased): ON DELETE/UPDATE but NO ACTION, deferral."""
     options: dict[str, Any] = {}
-    for kind, action in _ACTIONS.findall(match["actions"]):
-        action = " ".join(action.upper().split())
+    for kind, written in _ACTIONS.findall(match["actions"]):
+        action = " ".join(written.upper().split())
         if action != "NO ACTION":
             options["ondelete" if kind == "delete" else "onupdate"] = action
     deferrable, initially = match["deferrable"], match["initially"]
