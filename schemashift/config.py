@@ -33,8 +33,9 @@ ENV_VAR = "SCHEMASHIFT_ENV"
 
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
 STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler", "tenants_query", "tenants_from")
-NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease")
-BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data")
+NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease", "ddl_lock_timeout",
+               "ddl_retries", "ddl_backoff")
+BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude", "tenants")
 #: The ways to name an environment's tenants (at most one per environment; see `schemashift.services.fleet`).
 TENANT_KEYS = ("tenants", "tenants_query", "tenants_from")
@@ -51,6 +52,10 @@ ENV_DEFAULTS: dict[str, Any] = {
     "confirm": False,
     "allow_data_loss": False,
     "keep_data": True,
+    "safe": None,  # None: the database's default (`Dialect.safe_by_default`)
+    "ddl_lock_timeout": 2.0,  # safe mode: how long one DDL statement may wait for its table lock
+    "ddl_retries": 5,  # safe mode: attempts after a lock timeout
+    "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
     "exclude": [],
     "pooler": None,
     "lock_lease": 20.0,
@@ -96,6 +101,11 @@ class EnvConfig:
     tenants: list[TenantConfig] = field(default_factory=list)  #: the fleet, when listed in the file
     tenants_query: str | None = None  #: SQL whose first column names the tenant schemas
     tenants_from: str | None = None  #: ``module:function`` returning the tenants
+    #: Lock-safe execution (see `schemashift.planning.safe`); None: the database's default.
+    safe: bool | None = None
+    ddl_lock_timeout: float = 2.0
+    ddl_retries: float = 5
+    ddl_backoff: float = 0.5
 
     def __repr__(self) -> str:
         return mask_secrets(

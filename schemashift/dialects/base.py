@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -59,6 +59,32 @@ _SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
     ForeignKey: sa.ForeignKeyConstraint,
     CheckConstraint: sa.CheckConstraint,
 }
+
+
+@dataclass(frozen=True)
+class SafeSql:
+    """One statement of a lock-safe form: `locks` when it takes a lock that blocks writes (it then runs
+    under the lock timeout, retried); `fallback`: the form to run when the server refuses its algorithm."""
+
+    sql: str
+    locks: bool = True
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class SafeForm:
+    """How safe mode runs one operation on an existing table (see `Dialect.safe_form`).
+
+    `fixes`: the lint codes this form no longer deserves; `refusal`: (lint code,
+    reason) when safe mode must refuse the operation unless that code is allowed.
+    An empty `statements` without refusal means the plain statements.
+    """
+
+    statements: tuple[SafeSql, ...] = ()
+    fixes: frozenset[str] = frozenset()
+    refusal: tuple[str, str] | None = None
+    #: Lint codes whose allowance (``allow(op, SS401=…)``) runs the plain form instead.
+    unless_allowed: frozenset[str] = frozenset()
 
 
 class Dialect(ObjectDDL):
@@ -112,6 +138,9 @@ class Dialect(ObjectDDL):
     max_identifier_length: ClassVar[int | None] = None
     #: `max_identifier_length` counts UTF-8 bytes, not characters.
     identifier_length_in_bytes: ClassVar[bool] = False
+    #: Lock-safe execution is on unless the environment says ``safe = false`` (see `safe_form`); the database
+    #: must have a lock timeout (`lock_timeout_sql`) for ``safe = true`` to mean anything.
+    safe_by_default: ClassVar[bool] = False
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """A SQLAlchemy dialect instance for offline compilation."""
@@ -202,6 +231,31 @@ class Dialect(ObjectDDL):
             if isinstance(constraint, CheckConstraint) and not constraint.applies_to(self.name):
                 return None
         return operation
+
+    # --- safe mode (`schemashift.planning.safe`) -------------------------------
+
+    def safe_form(self, operation: Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+        """The lock-safe way to run the resolved `operation` on a table that existed before the migration;
+        `plain` is what `compile` gives. None (the generic form): `plain`, each statement that `takes_lock`
+        under the lock timeout."""
+        return None
+
+    def takes_lock(self, sql: str) -> bool:
+        """True when `sql` takes a lock that blocks other sessions' writes (generic: none known)."""
+        return False
+
+    def lock_timeout_sql(self, seconds: float, *, in_transaction: bool = True) -> tuple[str, str | None] | None:
+        """The statement bounding how long the next statement (run in a transaction or not) waits for a lock,
+        and the one putting the bound back after it (None: not needed); None: the database has no such bound."""
+        return None
+
+    def lock_timed_out(self, error: BaseException) -> bool:
+        """True when `error` (a DB-API error, or SQLAlchemy's wrapper of one) is a lock-wait timeout."""
+        return False
+
+    def algorithm_refused(self, error: BaseException) -> bool:
+        """True when `error` says the server cannot run a statement with the online algorithm it names."""
+        return False
 
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""

@@ -141,3 +141,34 @@ class Type:
 
 
 INTEGER_KINDS = ("smallint", "integer", "bigint")
+
+
+def rewrites_storage(old: Type, new: Type) -> bool:
+    """True when changing a column from `old` to `new` rewrites every stored value (PostgreSQL rewrites the
+    table): not for widening a varchar, a varchar to text, or a numeric's precision at the same scale."""
+    if old == new:
+        return False
+    if old.kind == "string" and new.kind in ("string", "text"):
+        return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
+    if old.kind == "numeric" and new.kind == "numeric":
+        narrower = new.precision is not None and (old.precision is None or new.precision < old.precision)
+        return new.scale != old.scale or narrower
+    return True
+
+
+def copies_online(old: Type, new: Type) -> str | None:
+    """Why InnoDB (MySQL/MariaDB) must copy the table to change a column from `old` to `new`, as a lint code
+    (SS402: enum values reordered or removed; SS401: any other type change but a VARCHAR widened within its
+    length-byte class); None when it changes in place."""
+    if old.kind == "enum" and new.kind == "enum":
+        return None if new.values[: len(old.values)] == old.values else "SS402"
+    if old == new or _widens_in_place(old, new):
+        return None
+    return "SS401"
+
+
+def _widens_in_place(old: Type, new: Type) -> bool:
+    """VARCHAR widened within the same length-byte class runs INPLACE (255 bytes is the boundary)."""
+    if old.kind == new.kind == "string" and old.length and new.length and new.length >= old.length:
+        return (old.length * 4 <= 255) == (new.length * 4 <= 255) and old.collation == new.collation
+    return False

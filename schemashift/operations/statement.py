@@ -10,12 +10,34 @@ from schemashift.operations.base import Operation
 
 
 @dataclass(frozen=True)
+class LockRetry:
+    """Safe mode: how a statement that takes a strong lock waits for it (see `schemashift.planning.safe`).
+
+    `setting` (the database's lock-timeout statement) runs just before it in the
+    same transaction, `reset` (if any) just after it; a lock timeout is retried
+    `retries` times, `backoff` seconds after the first failure, doubling.
+    """
+
+    setting: str
+    reset: str | None
+    retries: int
+    backoff: float
+
+
+@dataclass(frozen=True)
 class Statement:
-    """One executable unit: SQL text, or a Python callable for `RunPython`."""
+    """One executable unit: SQL text, or a Python callable for `RunPython`.
+
+    Safe mode adds `lock` (wait for the lock briefly, retry), `fallback` (the form
+    to run when the server refuses `sql`'s online algorithm) and `own_transaction`.
+    """
 
     operation: Operation
     sql: str | None = None
     python: Callable[[Any], None] | None = None
+    lock: LockRetry | None = None
+    fallback: str | None = None
+    own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
 
     def describe(self) -> str:
         """The SQL, or the Python function's name."""

@@ -69,7 +69,8 @@ from schemashift.operations import (
 from schemashift.operations import (
     CreateTable as CreateTableOp,
 )
-from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
+from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step, statement_groups
+from schemashift.planning.safe import make_safe, settings_of
 from schemashift.sqla.types import to_sa_type
 
 if TYPE_CHECKING:
@@ -544,7 +545,7 @@ def is_data_step(operation: Operation) -> bool:
 def _protect_step(step: Step, context: _Context, indexes: Sequence[int] | None = None) -> Step:
     builder = _StepBuilder(step, context)
     state = step.before
-    groups = _statement_groups(step)
+    groups = statement_groups(step)
     count = len(step.operations)
     for position, (operation, statements) in enumerate(zip(step.operations, groups, strict=True)):
         index = position if step.direction == UP else count - 1 - position
@@ -555,19 +556,6 @@ def _protect_step(step: Step, context: _Context, indexes: Sequence[int] | None =
         builder.operation(operation, statements, state, after, index)
         state = after
     return builder.finish()
-
-
-def _statement_groups(step: Step) -> list[list[Statement]]:
-    """The statements of each operation of `step`, in order."""
-    groups: list[list[Statement]] = []
-    position = 0
-    for operation in step.operations:
-        group: list[Statement] = []
-        while position < len(step.statements) and step.statements[position].operation is operation:
-            group.append(step.statements[position])
-            position += 1
-        groups.append(group)
-    return groups
 
 
 class _StepBuilder:
@@ -821,9 +809,11 @@ def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
 
 def prepare(connection: sa.Connection, plan: Plan, env: EnvConfig, *, allow_data_loss: bool = False,
             dry_run: bool = False) -> Plan:
-    """`protect` with the environment's settings and the database's registry, then `Dialect.adapt_to_live`."""
+    """`make_safe` and `protect` with the environment's settings and the database's registry, then
+    `Dialect.adapt_to_live`."""
     if plan.empty:
         return plan
+    plan = make_safe(plan, settings_of(env, plan.dialect))  # first: protect keeps the safe statements
     plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
                    kept=recorded(connection, env.schema), registry_schema=env.schema, refuse=not dry_run)
     if not dry_run and (refused := refusals(connection, plan)):

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from schemashift import operations as ops
+from schemashift.errors import MigrationError
 from schemashift.model.schema import CheckConstraint, ForeignKey, PrimaryKey, Schema, UniqueConstraint
-from schemashift.model.types import INTEGER_KINDS, Type
+from schemashift.model.types import INTEGER_KINDS, Type, copies_online, rewrites_storage
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -173,18 +174,6 @@ def _narrower(old: Type, new: Type) -> bool:
     return False
 
 
-def _rewrites_on_type_change(old: Type, new: Type) -> bool:
-    """True when PostgreSQL rewrites the table for this type change (widening a varchar or to text does not)."""
-    if old == new:
-        return False
-    if old.kind == "string" and new.kind in ("string", "text"):
-        return new.kind == "string" and new.length is not None and (old.length is None or new.length < old.length)
-    if old.kind == "numeric" and new.kind == "numeric":
-        shorter = new.precision is not None and (old.precision is None or new.precision < old.precision)
-        return new.scale != old.scale or shorter
-    return True
-
-
 def destructive(ctx: Context) -> Iterator[str]:
     """SS101-SS104."""
     op = ctx.operation
@@ -210,7 +199,7 @@ def blocking(ctx: Context) -> Iterator[str]:
     elif isinstance(op, ops.AlterColumn) and op.old is not None and dialect.not_valid_constraints:
         if op.old.nullable and not op.new.nullable:
             yield "SS204"
-        if _rewrites_on_type_change(op.old.type, op.new.type):
+        if rewrites_storage(op.old.type, op.new.type):
             yield "SS205"
     elif isinstance(op, ops.AddColumn) and dialect.not_valid_constraints and _volatile(op):
         yield "SS206"
@@ -252,19 +241,9 @@ def online_alter(ctx: Context) -> Iterator[str]:
     op = ctx.operation
     if not ctx.dialect.online_alter or not isinstance(op, ops.AlterColumn) or op.old is None:
         return
-    old, new = op.old.type, op.new.type
-    if old.kind == "enum" and new.kind == "enum":
-        if new.values[: len(old.values)] != old.values:
-            yield "SS402"
-    elif old != new and not _instant_widening(old, new):
-        yield "SS401"
-
-
-def _instant_widening(old: Type, new: Type) -> bool:
-    """VARCHAR widened within the same length-byte class runs INPLACE (255 bytes is the boundary)."""
-    if old.kind == new.kind == "string" and old.length and new.length and new.length >= old.length:
-        return (old.length * 4 <= 255) == (new.length * 4 <= 255) and old.collation == new.collation
-    return False
+    code = copies_online(op.old.type, op.new.type)
+    if code is not None:
+        yield code
 
 
 RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocking, incompatible, online_alter)
@@ -338,8 +317,9 @@ def _alter_codes(command: Any) -> Iterator[str]:
 
 
 def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
-                   statement_timeout: float | None = None) -> list[Finding]:
-    """Every finding of `migration`, applied to `before`, for `dialect`."""
+                   statement_timeout: float | None = None, safe: bool = False) -> list[Finding]:
+    """Every finding of `migration`, applied to `before`, for `dialect`; with `safe`, as safe mode runs it
+    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208)."""
     findings: list[Finding] = []
     created: set[str] = set()
     state = before
@@ -348,6 +328,8 @@ def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
         resolved = original.resolve(state)
         ctx = Context(resolved, state, created, dialect, statement_timeout)
         codes = list(_codes(ctx, dialect))
+        if safe and codes and not (resolved.table_key in created or isinstance(resolved, ops.ExecuteSQL)):
+            codes = [code for code in codes if code not in _safe_fixes(resolved, state, dialect)]
         if _locks_existing_table(resolved, created) or any(code.startswith("SS2") for code in codes):
             blocking_ops += 1
         findings.extend(_finding(code, migration, index, resolved, allowed_codes(original)) for code in codes)
@@ -355,7 +337,7 @@ def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
             created.add(resolved.table.key)
         state = resolved.apply(state)
     if blocking_ops and dialect.not_valid_constraints:
-        findings.extend(_timeouts(migration, statement_timeout))
+        findings.extend(_timeouts(migration, statement_timeout, safe=safe))
     return findings
 
 
@@ -387,12 +369,22 @@ def _finding(code: str, migration: Migration, index: int, op: ops.Operation, all
                    rule.fix, allowed.get(code))
 
 
-def _timeouts(migration: Migration, statement_timeout: float | None) -> list[Finding]:
-    """SS208 (always, until safe mode sets it) and SS209 (no statement_timeout in the environment)."""
+def _safe_fixes(operation: ops.Operation, before: Schema, dialect: Dialect) -> frozenset[str]:
+    """The codes the lock-safe form of `operation` (on an existing table) no longer deserves."""
+    try:
+        after = operation.apply(before)
+        form = dialect.safe_form(operation, before, after, dialect.compile(operation, before, after))
+    except MigrationError:  # not compilable here: judged as written
+        return frozenset()
+    return frozenset() if form is None else form.fixes
+
+
+def _timeouts(migration: Migration, statement_timeout: float | None, *, safe: bool = False) -> list[Finding]:
+    """SS208 (unless safe mode sets a lock timeout) and SS209 (no statement_timeout in the environment)."""
     allowed: dict[str, str] = {}
     for operation in migration.operations:
         allowed.update(allowed_codes(operation))
-    codes = ["SS208"] + (["SS209"] if statement_timeout is None else [])
+    codes = ([] if safe else ["SS208"]) + (["SS209"] if statement_timeout is None else [])
     return [Finding(code, RULES[code].title, migration.path.name, migration.revision, -1, "the whole migration",
                     RULES[code].why, RULES[code].fix, allowed.get(code)) for code in codes]
 

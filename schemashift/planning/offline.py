@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
+    from schemashift.config import EnvConfig
     from schemashift.history.chain import History
-    from schemashift.planning.plan import Plan, Step
+    from schemashift.planning.plan import Plan, Statement, Step
     from schemashift.runtime.versions import Recorder
 
 
@@ -98,6 +99,11 @@ class _VersionSql:
                        for part in self._template(step.direction))
 
 
+def safe_key(env: EnvConfig) -> str:
+    """The safe-mode settings that shape a script's text, as a `ScriptKey` field."""
+    return f"{env.safe}:{env.ddl_lock_timeout:g}"
+
+
 class ScriptKey(NamedTuple):
     """The settings besides the migrations that shape an offline script (its cache file is named by them)."""
 
@@ -106,6 +112,7 @@ class ScriptKey(NamedTuple):
     schema: str | None
     keep_data: bool
     allow_data_loss: bool
+    safe: str = ""  #: the environment's safe-mode settings (see `safe_key`)
 
     def name(self) -> str:
         """A file name for these settings."""
@@ -126,11 +133,27 @@ def _step_block(step: Step, version_sql: _VersionSql) -> str:
     if transactional:
         lines.append("BEGIN;")
     for statement in step.statements:
-        lines.append(statement.describe().strip() + ("" if statement.sql is None else ";"))
+        lines += _statement_lines(statement, own_transaction=not transactional and step.plan_dialect.transactional_ddl)
     lines.append(version_sql.sql(step) + ";")
     if transactional:
         lines.append("COMMIT;")
     return "\n".join(lines)
+
+
+def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str]:
+    """One statement's lines: in safe mode with its lock-timeout setting first (in a transaction of its own
+    when `own_transaction`, where the setting holds for one transaction) and its fallback as a comment."""
+    text = statement.describe().strip() + ("" if statement.sql is None else ";")
+    lines = [text]
+    if statement.lock is not None:
+        lines.insert(0, statement.lock.setting + ";")
+        if statement.lock.reset is not None:
+            lines.append(statement.lock.reset + ";")
+        elif own_transaction:
+            lines = ["BEGIN;", *lines, "COMMIT;"]
+    if statement.fallback is not None:
+        lines.append(f"-- if the server refuses that algorithm (1845/1846), schemashift runs: {statement.fallback};")
+    return lines
 
 
 def offline_script(plan: Plan, recorder: Recorder, *, create_version_table: bool | None = None,
@@ -222,7 +245,7 @@ def _cached_script(args: Any) -> str | None:
     if start is None or target is None or start >= target:
         return None
     allow = bool(getattr(args, "allow_data_loss", False)) or env.allow_data_loss
-    key = ScriptKey(scheme.group(1), env.version_table, env.schema, env.keep_data, allow)
+    key = ScriptKey(scheme.group(1), env.version_table, env.schema, env.keep_data, allow, safe_key(env))
     data = cache.load_compiled(_pack_path(cache.folder_cache(config.root, config.migrations_dir), key))
     if data is None:
         return None

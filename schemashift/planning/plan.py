@@ -42,7 +42,8 @@ class Step:
         """True when the whole step can run in one transaction with its version row."""
         if not self.plan_dialect.transactional_ddl:
             return False
-        return all(s.sql is None or self.plan_dialect.runs_in_transaction(s.sql) for s in self.statements)
+        return all((s.sql is None or self.plan_dialect.runs_in_transaction(s.sql)) and not s.own_transaction
+                   for s in self.statements)
 
     @property
     def revision_after(self) -> str | None:
@@ -79,9 +80,24 @@ class Plan:
         for step in self.steps:
             arrow = "apply" if step.direction == UP else "revert"
             out.append(f"  {arrow} {step.label}: {step.migration.message}")
-            for operation in step.operations:
+            groups = statement_groups(step)
+            for operation, statements in zip(step.operations, groups, strict=True):
                 out.append(f"    - {operation.describe()}")
+                out.extend(f"        safe mode: {s.describe()}" for s in statements if s.own_transaction)
         return out
+
+
+def statement_groups(step: Step) -> list[list[Statement]]:
+    """The statements of each operation of `step`, in order."""
+    groups: list[list[Statement]] = []
+    position = 0
+    for operation in step.operations:
+        group: list[Statement] = []
+        while position < len(step.statements) and step.statements[position].operation is operation:
+            group.append(step.statements[position])
+            position += 1
+        groups.append(group)
+    return groups
 
 
 def states_along(history: History) -> dict[str | None, Schema]:

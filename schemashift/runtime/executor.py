@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -162,18 +162,67 @@ class Executor:
             if not failed:
                 raise
 
-    def _execute(self, statement: Statement) -> None:
+    def _execute(self, statement: Statement, dialect: Dialect | None = None) -> None:
         self.reporter.statement_started(statement.describe())
         _fault_point(False)
         if statement.python is not None:
             statement.python(self.context)
         elif statement.sql is not None:
-            self.connection.exec_driver_sql(statement.sql)
+            with self._lock_bound(statement):
+                self._run_sql(statement.sql, statement.fallback, dialect)
         _fault_point(True)
+
+    @contextmanager
+    def _lock_bound(self, statement: Statement) -> Iterator[None]:
+        """Safe mode: the statement waits for its lock only briefly (see `_retry_lock`), the bound set before it
+        and put back after it where it outlives the transaction."""
+        lock = statement.lock
+        if lock is None:
+            yield
+            return
+        self.connection.exec_driver_sql(lock.setting)
+        try:
+            yield
+        finally:
+            if lock.reset is not None:
+                with suppress(sa.exc.DBAPIError):  # a failed transaction: its rollback puts the bound back
+                    self.connection.exec_driver_sql(lock.reset)
+
+    def _run_sql(self, sql: str, fallback: str | None, dialect: Dialect | None) -> None:
+        """Run `sql`; when the server refuses its online algorithm and the plan names a `fallback`, that."""
+        try:
+            self.connection.exec_driver_sql(sql)
+        except sa.exc.DBAPIError as exc:
+            if fallback is None or dialect is None or not dialect.algorithm_refused(exc):
+                raise
+            self.out(f"the server refused {_first_line(sql)} ({_error_text(exc)}): running {_first_line(fallback)}")
+            self.connection.exec_driver_sql(fallback)
+
+    def _retry_lock(self, step: Step, statement: Statement, error: BaseException | None, attempt: int) -> bool:
+        """After `statement` failed with `error`: True (having rolled back and waited) when it timed out
+        waiting for its lock and retries are left (safe mode, see `Statement.lock`)."""
+        lock = statement.lock
+        if lock is None or error is None or attempt >= lock.retries or not step.plan_dialect.lock_timed_out(error):
+            return False
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        self._open = False
+        self.clear_leftovers(step.plan_dialect, statement.sql, _error_text(error))  # an INVALID index: rebuilt
+        wait = lock.backoff * 2**attempt
+        self.out(f"{step.label}: lock not granted in time for {_first_line(statement.describe())}; "
+                 f"retry {attempt + 1} of {lock.retries} in {wait:g} s")
+        time.sleep(wait)
+        return True
 
     # -- transactional DDL -------------------------------------------------
 
     def _run_atomic(self, step: Step) -> None:
+        attempt = 0
+        while not self._run_atomic_once(step, attempt):
+            attempt += 1
+
+    def _run_atomic_once(self, step: Step, attempt: int) -> bool:
+        """Run `step` in one transaction; False when it rolled back to be retried (see `_retry_lock`)."""
         started, clock = now(), time.perf_counter()
         migration = step.migration
         try:
@@ -189,17 +238,20 @@ class Executor:
                     self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
                                       started, _ms(clock), "ok")
         except _StatementFailed as failure:
+            if self._retry_lock(step, failure.statement, failure.__cause__, attempt):
+                return False
             self._log_failure(step, started, clock, failure.error)
             raise ExecutionError(
                 f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; "
                 f"rolled back, the database is still at {_start_of(step) or 'base'}"
             ) from None
+        return True
 
     def _run_one(self, step: Step, statement: Statement) -> None:
         try:
-            self._execute(statement)
+            self._execute(statement, step.plan_dialect)
         except Exception as exc:  # deliberately broad: any failure of user SQL/Python is reported, not raised raw
-            raise _StatementFailed(statement.describe(), _error_text(exc)) from exc
+            raise _StatementFailed(statement, _error_text(exc)) from exc
 
     def _log_failure(self, step: Step, started: datetime, clock: float, error: str) -> None:
         migration = step.migration
@@ -229,7 +281,7 @@ class Executor:
         with self.connection.begin():
             action()
 
-    def _run_uncommitted(self, statement: Statement) -> None:
+    def _run_uncommitted(self, statement: Statement, dialect: Dialect | None = None) -> None:
         """Run `statement` and leave its commit to the next journal write (one round trip less).
 
         Only where DDL is not transactional: there DDL commits itself as it runs,
@@ -237,7 +289,7 @@ class Executor:
         """
         if self.connection.in_transaction():
             self.connection.commit()
-        self._execute(statement)
+        self._execute(statement, dialect)
         self._open = True
 
     def _commit_with(self, carry: _Finish | None, action: Callable[[], None]) -> None:
@@ -327,17 +379,29 @@ class Executor:
             return
         if not marked:
             self._commit(lambda: self.recorder.update(revision, running_statement=statement.describe()))
-        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
-            self.reporter.statement_started(statement.sql)
-            self._autocommit(statement.sql)
-        elif step.plan_dialect.transactional_ddl:
-            self._commit(lambda: self._execute(statement))
-        else:
-            self._run_uncommitted(statement)
+        attempt = 0
+        while True:
+            try:
+                self._run_journaled_statement(step, statement)
+                break
+            except Exception as exc:  # deliberately broad: retried on a lock timeout, else raised
+                if not self._retry_lock(step, statement, exc, attempt):
+                    raise
+                attempt += 1
         if record_done:
             self._commit(lambda: self.recorder.update(revision, **done))
 
-    def _autocommit(self, sql: str) -> None:
+    def _run_journaled_statement(self, step: Step, statement: Statement) -> None:
+        if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
+            self.reporter.statement_started(statement.sql)
+            self._autocommit(statement.sql, statement)
+        elif step.plan_dialect.transactional_ddl:
+            self._commit(lambda: self._execute(statement, step.plan_dialect))
+        else:
+            self._run_uncommitted(statement, step.plan_dialect)
+
+    def _autocommit(self, sql: str, statement: Statement | None = None) -> None:
+        """Run `sql` outside a transaction (`statement`: the plan's, whose lock bound it runs under)."""
         if self.connection.in_transaction():
             self.connection.commit()
         self._open = False
@@ -345,7 +409,11 @@ class Executor:
         self.connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
             _fault_point(False)
-            self.connection.exec_driver_sql(sql)
+            if statement is None:
+                self.connection.exec_driver_sql(sql)
+            else:
+                with self._lock_bound(statement):
+                    self.connection.exec_driver_sql(sql)
             _fault_point(True)
         finally:
             if self.connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
@@ -378,7 +446,7 @@ class Executor:
         if statement.sql is not None and not dialect.runs_in_transaction(statement.sql):
             self._autocommit(statement.sql)
         else:
-            self._commit(lambda: self._execute(statement))
+            self._commit(lambda: self._execute(statement, dialect))
 
     def resume(self, step: Step, start_at: int) -> None:
         """Finish a partly run step from statement `start_at`."""
@@ -469,9 +537,10 @@ def _fault_point(after: bool) -> None:
 
 
 class _StatementFailed(Exception):
-    def __init__(self, sql: str, error: str) -> None:
+    def __init__(self, statement: Statement, error: str) -> None:
         super().__init__(error)
-        self.sql = sql
+        self.statement = statement
+        self.sql = statement.describe()
         self.error = error
 
 

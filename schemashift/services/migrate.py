@@ -244,18 +244,21 @@ def print_sql(project: Project, history: History, target: str, direction: str, o
 def print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
                   allow_data_loss: bool = False) -> None:
     """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
-    from schemashift.planning.offline import ScriptKey, offline_script
+    from schemashift.planning.offline import ScriptKey, offline_script, safe_key
+    from schemashift.planning.safe import make_safe, settings_of
 
     backend = backend_name(project)
     dialect = get_dialect(backend)
     current = history.resolve(start)
     plan = plan_to(history, dialect, current, target, direction)
     allow = allow_data_loss or project.env.allow_data_loss
+    plan = make_safe(plan, settings_of(project.env, dialect))
     plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
                            registry_schema=project.env.schema)
     plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type]  # tables only
-    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow)
+    key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
+                    safe_key(project.env))
     # `remember`: the script is kept for `schemashift.planning.offline.cached_script`
     out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))
 

@@ -174,6 +174,7 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> l
     applied to the environment's database; judged for the environment's database (no connection needed
     unless the pending ones are asked for)."""
     from schemashift.planning.lint import lint_migration
+    from schemashift.planning.safe import settings_of
 
     history = project.history()
     dialect = get_dialect(backend_name(project))
@@ -182,7 +183,8 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> l
     findings = []
     for migration in migrations:
         findings.extend(lint_migration(migration, states[migration.parent], dialect,
-                                       statement_timeout=project.env.statement_timeout))
+                                       statement_timeout=project.env.statement_timeout,
+                                       safe=settings_of(project.env, dialect) is not None))
     return findings
 
 

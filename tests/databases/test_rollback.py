@@ -126,7 +126,9 @@ def table_rows(url: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def scenario(fresh_db: str, tmp_path: Path) -> Scenario:
-    return make_scenario(tmp_path, fresh_db)
+    # the plain statements: narrowing and enum-value removal keep their data here; safe mode would refuse them
+    # (tests/databases/test_safe_mode.py)
+    return make_scenario(tmp_path, fresh_db, "safe = false\n")
 
 
 # -- no database: what counts as losing data, names, durations, refusals -------------------

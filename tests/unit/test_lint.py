@@ -60,8 +60,11 @@ SQUAWK_TO_OURS = {
 PG = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # names the dialect; lint and --sql --from never connect
 
 
-def project_with(tmp_path: Path, after: str) -> Path:
-    directory = write_project(tmp_path, PG, models())
+PLAIN = "safe = false\n"  # the plain statements (safe mode has its own tests: tests/databases/test_safe_mode.py)
+
+
+def project_with(tmp_path: Path, after: str, *, safe: bool = False) -> Path:
+    directory = write_project(tmp_path, PG, models(), extra_config="safe = true\n" if safe else PLAIN)
     cli(directory, "generate", "-m", "base")
     set_models(directory, after)
     fills = ["--default", "t.n=0"] if 'sa.Column("n"' in after else []
@@ -105,8 +108,21 @@ def test_squawk_oracle(name: str, tmp_path: Path) -> None:
     assert not missed, (base, name, rules, found)
 
 
+#: what safe mode's forms no longer deserve (tests/databases/test_safe_mode.py runs them)
+SAFE_FIXED = {"add_index": {"SS201"}, "add_unique": {"SS207"}, "add_fk": {"SS202"}, "add_check": {"SS203"},
+              "set_not_null": {"SS204"}}
+
+
+@pytest.mark.parametrize("name", sorted(SAFE_FIXED))
+def test_safe_mode_lint_judges_the_safe_statements(name: str, tmp_path: Path) -> None:
+    """In safe mode the codes of the plain forms are gone, and SS208 with them."""
+    directory = project_with(tmp_path, CATALOGUE[name][0], safe=True)
+    codes = lint_codes(directory)
+    assert not codes & (SAFE_FIXED[name] | {"SS208"}), (name, codes)
+
+
 def test_new_table_is_no_blocking_finding_and_generate_prints_lint(tmp_path: Path) -> None:
-    directory = write_project(tmp_path, PG, models())
+    directory = write_project(tmp_path, PG, models(), extra_config=PLAIN)
     first = cli(directory, "generate", "-m", "base")
     assert "lint: SS201" not in first.stdout and "SS202" not in first.stdout
     set_models(directory, models(extra='sa.Index("ix_t_a", t.c.a)'))
@@ -132,7 +148,7 @@ def test_allow_suppresses_but_still_lists(tmp_path: Path) -> None:
 
 def test_raw_sql_is_parsed(tmp_path: Path) -> None:
     pytest.importorskip("pglast")
-    directory = write_project(tmp_path, PG, models())
+    directory = write_project(tmp_path, PG, models(), extra_config=PLAIN)
     cli(directory, "generate", "-m", "base")
     cli(directory, "generate", "--empty", "-m", "raw")
     path = sorted((directory / "migrations").glob("0002_*.py"))[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from schemashift import operations as ops
-from schemashift.dialects.base import Dialect, lock_timeout, release_quietly, run_settled, table_at
+from schemashift.dialects.base import (
+    Dialect,
+    SafeForm,
+    SafeSql,
+    lock_timeout,
+    release_quietly,
+    run_settled,
+    table_at,
+)
 from schemashift.model import normalize as norm
 from schemashift.model.schema import (
     CheckConstraint,
@@ -26,7 +35,7 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
-from schemashift.model.types import Type
+from schemashift.model.types import Type, copies_online
 from schemashift.sacompat import copy_column
 from schemashift.sqla.types import from_sa_type
 
@@ -551,6 +560,88 @@ class MySQLDialect(Dialect):
             connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(env.statement_timeout * 1000)}")
         connection.commit()
 
+
+    # --- safe mode (`schemashift.planning.safe`) ---------------------------
+
+    # safe mode is available here; on by default once the whole test suite runs under it (issue 14: ~100 tests
+    # still expect the plain forms, e.g. narrowing types that safe mode refuses) — until then ``safe = true``
+    safe_by_default = False
+
+    def takes_lock(self, sql: str) -> bool:
+        """True for DDL: every ALTER/CREATE/DROP/RENAME waits for the table's metadata lock."""
+        return bool(_DDL.match(sql))
+
+    def lock_timeout_sql(self, seconds: float, *, in_transaction: bool = True) -> tuple[str, str | None] | None:
+        """``SET SESSION lock_wait_timeout`` (whole seconds, at least 1: the metadata-lock wait of DDL), then
+        back to the server's value."""
+        return (f"SET SESSION lock_wait_timeout = {max(1, math.ceil(seconds))}",
+                "SET SESSION lock_wait_timeout = DEFAULT")
+
+    def lock_timed_out(self, error: BaseException) -> bool:
+        """True for error 1205 (lock wait timeout exceeded)."""
+        return _error_code(error) == _LOCK_WAIT_TIMEOUT
+
+    def algorithm_refused(self, error: BaseException) -> bool:
+        """True for errors 1845/1846 (the ALGORITHM or LOCK asked for is not supported for this change)."""
+        return _error_code(error) in _ALGORITHM_REFUSED
+
+    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+        """Each ALTER/CREATE INDEX/DROP INDEX with the online algorithm for the operation: INSTANT (falling back
+        to INPLACE, LOCK=NONE when the server refuses it) for column changes and index drops, INPLACE,
+        LOCK=NONE for index builds; foreign keys and checks keep the plain form (under the lock timeout)."""
+        if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, (ForeignKey,
+                                                                                           CheckConstraint)):
+            return None
+        if isinstance(operation, ops.AlterColumn) and operation.old is not None:
+            code = copies_online(operation.old.type.on(self.name), operation.new.type.on(self.name))
+            if code is not None:
+                return SafeForm(refusal=(code, _COPY.format(column=operation.column, table=operation.table_key)))
+        first = "INPLACE" if isinstance(operation, (ops.CreateIndex, ops.AddConstraint)) else "INSTANT"
+        statements = tuple(_online(sql, first) for sql in plain)
+        return SafeForm(statements, unless_allowed=frozenset({"SS401", "SS402"}))
+
+
+def _online(sql: str, first: str) -> SafeSql:
+    """`sql` with ``ALGORITHM=…`` (and ``LOCK=NONE`` for INPLACE) when it is one ALTER TABLE or CREATE INDEX;
+    INSTANT comes with its INPLACE fallback."""
+    if _ALTER.match(sql) and not _NOT_ONLINE.search(sql):
+        clause = ", ALGORITHM={}, LOCK=NONE" if first == "INPLACE" else ", ALGORITHM={}"
+        fallback = f"{sql}, ALGORITHM=INPLACE, LOCK=NONE"
+    elif _INDEX.match(sql):
+        clause = " ALGORITHM={} LOCK=NONE" if first == "INPLACE" else " ALGORITHM={}"
+        fallback = f"{sql} ALGORITHM=INPLACE LOCK=NONE"
+    else:
+        return SafeSql(sql)
+    strict = sql + clause.format(first)
+    return SafeSql(strict, fallback=None if strict == fallback else fallback)
+
+
+def _error_code(error: BaseException) -> int | None:
+    """The MySQL error number of a DB-API error (or of SQLAlchemy's wrapper of one)."""
+    original = getattr(error, "orig", None) or error
+    args = getattr(original, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+#: How safe mode explains refusing a change that copies the table.
+_COPY = (
+    "changing {column}'s type copies {table}, blocking writes until done (no INSTANT or INPLACE, LOCK=NONE form); "
+    "in safe mode add a new column, backfill it in batches and switch over, or allow(op, SS401=\"why\") "
+    "(SS402 for enum values) in the migration, or safe = false for the environment"
+)
+#: DDL statements (they wait for the metadata lock).
+_DDL = re.compile(r"^\s*(?:ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+#: One ALTER TABLE that can take an ALGORITHM clause.
+_ALTER = re.compile(r"^\s*ALTER\s+TABLE\s", re.IGNORECASE)
+#: ALTER TABLE clauses that cannot run online or take no ALGORITHM (renames, foreign keys, checks).
+_NOT_ONLINE = re.compile(r"\bRENAME\s+TO\b|\bFOREIGN\s+KEY\b|\bCHECK\b|\bALGORITHM\s*=", re.IGNORECASE)
+#: CREATE [UNIQUE] INDEX (FULLTEXT and SPATIAL indexes cannot be built with LOCK=NONE; DROP INDEX takes no
+#: algorithm clause on MariaDB, and dropping an index is a quick in-place change anyway).
+_INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
+#: ER_LOCK_WAIT_TIMEOUT.
+_LOCK_WAIT_TIMEOUT = 1205
+#: ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON.
+_ALGORITHM_REFUSED = (1845, 1846)
 
 #: MySQL error codes of a lost write race: duplicate key, lock wait timeout, deadlock (Galera certification).
 _CONFLICT_CODES = frozenset({1062, 1205, 1213})

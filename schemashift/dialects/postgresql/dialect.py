@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumT
 from schemashift import operations as ops
 from schemashift.dialects.base import (
     Dialect,
+    SafeForm,
+    SafeSql,
     native_enum_of,
     native_enums,
     poll_lock,
@@ -37,7 +39,7 @@ from schemashift.model.schema import (
     Table,
     UniqueConstraint,
 )
-from schemashift.model.types import Type
+from schemashift.model.types import Type, rewrites_storage
 from schemashift.sqla.types import from_sa_type, to_sa_type
 
 if TYPE_CHECKING:
@@ -63,6 +65,21 @@ _CONCURRENT_INDEX = re.compile(
     r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>"(?:[^"]|"")+"|[^\s"(]+)\s+ON\b',
     re.IGNORECASE,
 )
+#: Statements that take a lock blocking writes (ACCESS EXCLUSIVE, SHARE, SHARE ROW EXCLUSIVE): safe mode runs them
+#: under ``lock_timeout``.
+_STRONG_LOCK = re.compile(
+    r"^\s*(?:ALTER\s+(?:TABLE|INDEX|SEQUENCE)|DROP\s+TABLE|TRUNCATE|COMMENT\s+ON|(?:CREATE|DROP)\s+TRIGGER"
+    r"|CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY\b)|DROP\s+INDEX\s+(?!CONCURRENTLY\b))",
+    re.IGNORECASE,
+)
+#: SQLSTATE of ``lock_not_available`` (``lock_timeout`` expired).
+_LOCK_NOT_AVAILABLE = "55P03"
+#: How safe mode explains refusing a type change that rewrites the table.
+_EXPAND_CONTRACT = (
+    "changing {column}'s type from {old} to {new} rewrites {table} under an ACCESS EXCLUSIVE lock; in safe mode "
+    "do it as expand/contract: add a new column, backfill it in batches, switch the code over, drop the old "
+    "one (or allow(op, SS205=\"why\") in the migration, or safe = false for the environment)"
+)
 #: How PostgreSQL shows ``x IN (…)`` / ``x NOT IN (…)`` in reflected checks: ``x = ANY (ARRAY[…])``.
 _ANY_ARRAY = re.compile(
     r"(?P<op>=\s*ANY|<>\s*ALL)\s*\(\s*\(?\s*ARRAY\s*\[(?P<items>[^\]]*)\]\s*\)?\s*(?:::[\w ]+\[\])?\s*\)",
@@ -73,6 +90,12 @@ _ANY_ARRAY = re.compile(
 def _in_list(sql: str) -> str:
     """`sql` with ``= ANY (ARRAY[…])`` written back as ``IN (…)`` (and ``<> ALL`` as ``NOT IN``)."""
     return _ANY_ARRAY.sub(lambda m: (" IN (" if m["op"].startswith("=") else " NOT IN (") + m["items"] + ")", sql)
+
+
+def _concurrently(sql: str, verb: str) -> str:
+    """``CREATE [UNIQUE] INDEX`` / ``DROP INDEX`` made ``… CONCURRENTLY`` (once)."""
+    pattern = r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+" if verb == "CREATE" else r"^(\s*DROP\s+INDEX)\s+"
+    return re.sub(pattern + r"(?!CONCURRENTLY\b)", r"\1 CONCURRENTLY ", sql, count=1, flags=re.IGNORECASE)
 
 
 def _advisory_key(name: str) -> int:
@@ -277,6 +300,93 @@ class PostgreSQLDialect(Dialect):
         if connection.in_transaction():
             connection.commit()
         return [f"DROP INDEX CONCURRENTLY IF EXISTS {self.quote(schema)}.{self.quote(name)}" for schema in schemas[:1]]
+
+    # --- safe mode (`schemashift.planning.safe`) ---------------------------
+
+    # safe mode is available here; on by default once the whole test suite runs under it (issue 14: ~100 tests
+    # still expect the plain forms, e.g. narrowing types that safe mode refuses) — until then ``safe = true``
+    safe_by_default = False
+
+    def takes_lock(self, sql: str) -> bool:
+        """True for ALTER TABLE/INDEX/SEQUENCE, DROP TABLE, plain CREATE/DROP INDEX and the like."""
+        return bool(_STRONG_LOCK.match(sql))
+
+    def lock_timeout_sql(self, seconds: float, *, in_transaction: bool = True) -> tuple[str, str | None] | None:
+        """``SET LOCAL lock_timeout`` (milliseconds): it holds for the statement's transaction only; outside a
+        transaction (``… CONCURRENTLY``) ``SET lock_timeout``, then ``RESET lock_timeout``."""
+        value = f"lock_timeout = '{max(1, round(seconds * 1000))}ms'"
+        return (f"SET LOCAL {value}", None) if in_transaction else (f"SET {value}", "RESET lock_timeout")
+
+    def lock_timed_out(self, error: BaseException) -> bool:
+        """True for SQLSTATE 55P03 (``lock_not_available``)."""
+        original = getattr(error, "orig", None) or error
+        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        return code == _LOCK_NOT_AVAILABLE or "lock timeout" in str(original)
+
+    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+        """CONCURRENTLY for indexes, NOT VALID + VALIDATE for foreign keys and checks, a validated CHECK under
+        SET NOT NULL, a concurrently built index under UNIQUE/PRIMARY KEY; a rewriting type change refused."""
+        if isinstance(operation, ops.CreateIndex) and len(plain) == 1:
+            return SafeForm((SafeSql(_concurrently(plain[0], "CREATE")),), frozenset({"SS201"}))
+        if isinstance(operation, ops.DropIndex) and len(plain) == 1:
+            return SafeForm((SafeSql(_concurrently(plain[0], "DROP")),))
+        if isinstance(operation, ops.AddConstraint) and len(plain) == 1:
+            return self._safe_constraint(operation, after, plain[0])
+        if isinstance(operation, ops.AlterColumn) and operation.old is not None:
+            return self._safe_alter_column(operation, plain)
+        return None
+
+    def _safe_constraint(self, op: ops.AddConstraint, after: Schema, plain: str) -> SafeForm | None:
+        table = table_at(after, op.table_key)
+        constraint = op.constraint
+        name = constraint.name or self.default_constraint_name(table, constraint)
+        if name is None:
+            return None
+        alter = self.alter_table(op.table, op.schema)
+        if isinstance(constraint, (ForeignKey, CheckConstraint)):
+            added = plain if constraint.name else plain.replace(f"{alter} ADD ", f"{alter} ADD CONSTRAINT "
+                                                                 f"{self.quote(name)} ", 1)
+            code = "SS202" if isinstance(constraint, ForeignKey) else "SS203"
+            validate = f"{alter} VALIDATE CONSTRAINT {self.quote(name)}"
+            return SafeForm((SafeSql(f"{added} NOT VALID"), SafeSql(validate, locks=False)), frozenset({code}))
+        if isinstance(constraint, (UniqueConstraint, PrimaryKey)):
+            columns = ", ".join(self.quote(column) for column in constraint.columns)
+            # IF NOT EXISTS: after a crash the journal cannot tell a finished build (a valid index) from none; an
+            # unfinished one (INVALID) is dropped first (`leftovers_of_failure`)
+            index = (f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {self.quote(name)} "
+                     f"ON {self.table_name(op.table, op.schema)} ({columns})")
+            kind = "UNIQUE" if isinstance(constraint, UniqueConstraint) else "PRIMARY KEY"
+            attach = f"{alter} ADD CONSTRAINT {self.quote(name)} {kind} USING INDEX {self.quote(name)}"
+            return SafeForm((SafeSql(index), SafeSql(attach)), frozenset({"SS207"}))
+        return None
+
+    def _rewrites_table(self, old: Type, new: Type) -> bool:
+        """True when changing a column from `old` to `new` rewrites the table: not for the same type in
+        PostgreSQL's terms, values added to a native enum (``ADD VALUE``), nor a widening `rewrites_storage` allows."""
+        if self.type_sql(old) == self.type_sql(new) or not _rewrites_column(old, new):
+            return False
+        return rewrites_storage(old, new)
+
+    def _safe_alter_column(self, op: ops.AlterColumn, plain: list[str]) -> SafeForm | None:
+        assert op.old is not None
+        changed = set(op.changes)
+        if "type" in changed and self._rewrites_table(op.old.type.on(self.name), op.new.type.on(self.name)):
+            reason = _EXPAND_CONTRACT.format(column=op.column, old=self.type_sql(op.old.type),
+                                             new=self.type_sql(op.new.type), table=op.table_key)
+            return SafeForm(refusal=("SS205", reason))
+        if changed != {"nullable"} or op.new.nullable:
+            return None
+        column = self.quote(op.column)
+        alter = self.alter_table(op.table, op.schema)
+        check = self.quote(f"ss_nn_{_advisory_key(f'{op.table_key}.{op.column}') & 0xFFFFFFFF:08x}")
+        fills = [SafeSql(sql, locks=False) for sql in plain if sql.startswith("UPDATE ")]
+        return SafeForm((
+            *fills,
+            SafeSql(f"{alter} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"),
+            SafeSql(f"{alter} VALIDATE CONSTRAINT {check}", locks=False),
+            SafeSql(f"{alter} ALTER COLUMN {column} SET NOT NULL"),
+            SafeSql(f"{alter} DROP CONSTRAINT {check}"),
+        ), frozenset({"SS204"}))
 
     def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
         """``RENAME TO``, and the sequences of its SERIAL and identity columns renamed with it.

@@ -1,0 +1,143 @@
+"""Lock-safe execution (safe mode): a plan rewritten so that no statement blocks writers for long.
+
+`make_safe` rewrites a `Plan` before anything runs (like `backups.protect`), so
+``--sql``, ``--dry-run`` and lint show the statements that will run. Each
+operation on a table that existed before its migration is run in the form its
+database gives through `Dialect.safe_form` (on PostgreSQL: indexes built and
+dropped CONCURRENTLY, keys and checks added NOT VALID then validated, SET NOT
+NULL over a validated CHECK, UNIQUE/PRIMARY KEY over a concurrently built index;
+on MariaDB/MySQL: ``ALGORITHM=INSTANT`` or ``INPLACE, LOCK=NONE``). Every statement
+that takes a lock blocking writes carries a `LockRetry`: the executor runs the
+database's lock-timeout setting just before it, in the same transaction, and
+retries it with backoff when the lock is not granted in time.
+
+Operations on a table created earlier in the same migration keep the plain forms
+(nobody else uses the table, and atomicity is worth more there). A form the
+database must refuse (PostgreSQL: a type change that rewrites the table) stops the
+plan with the expand/contract advice, unless the operation carries
+``allow(op, SS205="why")``; the same allowance of SS401/SS402 runs the plain
+MariaDB form (a table copy).
+
+Safe mode is on with ``safe = true`` in the environment (or where
+`Dialect.safe_by_default`, off everywhere for now), on databases with a lock
+timeout (PostgreSQL, MariaDB/MySQL; on SQLite it means nothing); ``ddl_lock_timeout``,
+``ddl_retries`` and ``ddl_backoff`` tune the waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from schemashift import operations as ops
+from schemashift.errors import SchemashiftError
+from schemashift.model.schema import qualify
+from schemashift.operations.statement import LockRetry, Statement
+from schemashift.planning.lint import allowed_codes
+from schemashift.planning.plan import UP, Plan, Step, statement_groups
+
+if TYPE_CHECKING:
+    from schemashift.config import EnvConfig
+    from schemashift.dialects.base import Dialect
+    from schemashift.model.schema import Schema
+
+
+class UnsafeOperation(SchemashiftError):
+    """Safe mode refuses an operation that would block writers and nothing allows it (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class SafeSettings:
+    """An environment's safe-mode settings: seconds a statement waits for its lock, retries, first backoff."""
+
+    lock_timeout: float
+    retries: int
+    backoff: float
+
+
+def settings_of(env: EnvConfig, dialect: Dialect) -> SafeSettings | None:
+    """`env`'s safe-mode settings on `dialect`; None when safe mode is off (or means nothing there)."""
+    enabled = dialect.safe_by_default if env.safe is None else env.safe
+    if not enabled or dialect.lock_timeout_sql(1.0) is None:
+        return None
+    return SafeSettings(env.ddl_lock_timeout, int(env.ddl_retries), env.ddl_backoff)
+
+
+def make_safe(plan: Plan, settings: SafeSettings | None) -> Plan:
+    """`plan` with every step in its lock-safe form (unchanged when `settings` is None)."""
+    if settings is None or plan.empty:
+        return plan
+    return replace(plan, steps=[safe_step(step, settings) for step in plan.steps])
+
+
+def safe_step(step: Step, settings: SafeSettings) -> Step:
+    """`step` with the statements of its operations on existing tables in their lock-safe forms."""
+    dialect = step.plan_dialect
+    created: set[str] = set()
+    state = step.before
+    statements: list[Statement] = []
+    for index, (operation, group) in enumerate(zip(step.operations, statement_groups(step), strict=True)):
+        after = operation.apply(state)
+        if _plain(operation, group, created):
+            statements += group
+        else:
+            allowed = _allowed(step, index)
+            statements += _safe(dialect, operation, group, state, after, settings, allowed, step)
+        track_created(operation, created)
+        state = after
+    return replace(step, statements=statements)
+
+
+def new_table_operation(operation: ops.Operation, created: set[str]) -> bool:
+    """True when `operation` works on a table created earlier in the migration (`created`: their keys)."""
+    return operation.table_key is not None and operation.table_key in created
+
+
+def track_created(operation: ops.Operation, created: set[str]) -> None:
+    """Add the table `operation` creates (or gives a created table's new name) to `created`."""
+    if isinstance(operation, ops.CreateTable):
+        created.add(operation.table.key)
+    elif isinstance(operation, ops.RenameTable) and operation.table_key in created:
+        created.add(qualify(operation.new_name, operation.schema))
+
+
+def _plain(operation: ops.Operation, group: list[Statement], created: set[str]) -> bool:
+    """True when `operation` keeps its statements as they are: nothing runs, Python, or a new table."""
+    if not group or operation.internal or any(statement.sql is None for statement in group):
+        return True
+    return isinstance(operation, ops.CreateTable) or new_table_operation(operation, created)
+
+
+def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], before: Schema, after: Schema,
+          settings: SafeSettings, allowed: dict[str, str], step: Step) -> list[Statement]:
+    plain = [statement.sql for statement in group if statement.sql is not None]
+    form = None if operation.table_key is None else dialect.safe_form(operation, before, after, plain)
+    if form is not None and form.refusal is not None:
+        code, reason = form.refusal
+        if code not in allowed:
+            raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()}: {reason}")
+        form = None
+    if form is None or not form.statements or form.unless_allowed & allowed.keys():
+        return [replace(statement, lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
+                for statement, sql in zip(group, plain, strict=True)]
+    return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
+                      fallback=item.fallback, own_transaction=True) for item in form.statements]
+
+
+def _lock(dialect: Dialect, sql: str, settings: SafeSettings) -> LockRetry | None:
+    """How `sql` waits for its lock: the database's bound for a statement run in a transaction or not."""
+    found = dialect.lock_timeout_sql(settings.lock_timeout, in_transaction=dialect.runs_in_transaction(sql))
+    return None if found is None else LockRetry(found[0], found[1], settings.retries, settings.backoff)
+
+
+def _allowed(step: Step, index: int) -> dict[str, str]:
+    """The lint codes `allow` accepted for the operation at `index` of `step` (an inverse: its original's)."""
+    originals = step.migration.operations
+    if len(originals) != len(step.operations):
+        return {}
+    position = index if step.direction == UP else len(originals) - 1 - index
+    return allowed_codes(originals[position])
+
+
+__all__ = ["SafeSettings", "UnsafeOperation", "make_safe", "new_table_operation", "safe_step", "settings_of",
+           "track_created"]

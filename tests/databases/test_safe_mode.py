@@ -1,0 +1,325 @@
+"""Safe mode (lock-safe execution) on PostgreSQL and MariaDB.
+
+For a catalogue of one-change migrations on an existing table holding rows:
+the statements safe mode runs (snapshot of ``upgrade --sql``), the schema it
+leaves (equal to the plain form's, reflected), a lock timeout retried while a
+second connection holds a conflicting lock (released when the first retry is
+announced: no sleeps), the INVALID index a failed ``CREATE INDEX CONCURRENTLY``
+leaves removed and rebuilt by ``repair``, and squawk as an oracle: the safe
+script of every catalogue entry raises none of squawk's locking rules.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from helpers import cli, execute, inspect_schema, scalar, set_models, write_project
+from schemashift import api
+from schemashift.errors import ExecutionError
+
+BASE = '''
+import sqlalchemy as sa
+
+Base = sa.MetaData()
+u = sa.Table("u", Base, sa.Column("id", sa.Integer, primary_key=True))
+t = sa.Table("t", Base, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.String(80)),
+             sa.Column("b", sa.Integer), sa.Column("c", sa.String(20)) {extra_cols})
+{extra}
+'''
+
+
+def models(extra_cols: str = "", extra: str = "") -> str:
+    return BASE.format(extra_cols=extra_cols, extra=extra)
+
+
+#: name -> models after the change
+CATALOGUE = {
+    "add_index": models(extra='sa.Index("ix_t_a", t.c.a)'),
+    "add_unique": models(extra='sa.UniqueConstraint(t.c.a, name="uq_t_a")'),
+    "add_fk": models(extra='sa.ForeignKeyConstraint([t.c.b], [u.c.id], name="fk_t_b")'),
+    "add_check": models(extra='sa.CheckConstraint("b > 0", name="ck_t_b", table=t)'),
+    "set_not_null": models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.Integer, nullable=False)'),
+    "add_column": models(extra_cols=', sa.Column("d", sa.Integer)'),
+    "drop_column": models().replace(', sa.Column("c", sa.String(20))', ''),
+}
+#: name -> (PostgreSQL statements, MariaDB statements) safe mode runs, in order (bookkeeping left out)
+EXPECTED = {
+    "add_index": (["CREATE INDEX CONCURRENTLY ix_t_a ON t (a)"],
+                  ["CREATE INDEX ix_t_a ON t (a) ALGORITHM=INPLACE LOCK=NONE"]),
+    "add_unique": (["CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS uq_t_a ON t (a)",
+                    "ALTER TABLE t ADD CONSTRAINT uq_t_a UNIQUE USING INDEX uq_t_a"],
+                   ["ALTER TABLE t ADD CONSTRAINT uq_t_a UNIQUE (a), ALGORITHM=INPLACE, LOCK=NONE"]),
+    "add_fk": (["ALTER TABLE t ADD CONSTRAINT fk_t_b FOREIGN KEY(b) REFERENCES u (id) NOT VALID",
+                "ALTER TABLE t VALIDATE CONSTRAINT fk_t_b"],
+               ["ALTER TABLE t ADD CONSTRAINT fk_t_b FOREIGN KEY(b) REFERENCES u (id)"]),
+    "add_check": (["ALTER TABLE t ADD CONSTRAINT ck_t_b CHECK (b > 0) NOT VALID",
+                   "ALTER TABLE t VALIDATE CONSTRAINT ck_t_b"],
+                  ["ALTER TABLE t ADD CONSTRAINT ck_t_b CHECK (b > 0)"]),
+    "set_not_null": (["CHECK (b IS NOT NULL) NOT VALID", "VALIDATE CONSTRAINT ss_nn_", "ALTER COLUMN b SET NOT NULL",
+                      "DROP CONSTRAINT ss_nn_"],
+                     ["ALTER TABLE t MODIFY COLUMN b INTEGER NOT NULL, ALGORITHM=INSTANT"]),
+    "add_column": (["ALTER TABLE t ADD COLUMN d INTEGER"], ["ALTER TABLE t ADD COLUMN d INTEGER, ALGORITHM=INSTANT"]),
+    "drop_column": (["ALTER TABLE t DROP COLUMN c"], ["ALTER TABLE t DROP COLUMN c, ALGORITHM=INSTANT"]),
+}
+LOCK_SETTING = {"postgresql": "lock_timeout = '200ms'", "mysql": "SET SESSION lock_wait_timeout = 1"}
+CONFIG = 'safe = "${SAFE:-true}"\nddl_lock_timeout = 0.2\nddl_retries = 3\nddl_backoff = 0.05\n'
+ROWS = 200
+
+
+@pytest.fixture(scope="module", params=("postgresql", "mysql"))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Safe mode concerns the servers only."""
+    from conftest import require_backend
+
+    require_backend(request.param)
+    return str(request.param)
+
+
+def project_at_base(tmp_path: Path, url: str, after: str) -> Path:
+    """Tables t and u with rows (every b set), upgraded; the change to `after` generated, not applied."""
+    directory = write_project(tmp_path, url, models(), extra_config=CONFIG)
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "upgrade")
+    execute(url, "INSERT INTO u (id) VALUES (1)",
+            "INSERT INTO t (id, a, b, c) VALUES " + ", ".join(f"({i}, 'a{i}', 1, 'c')" for i in range(1, ROWS + 1)))
+    set_models(directory, after)
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    return directory
+
+
+def reflected(url: str) -> dict[str, object]:
+    """Columns, keys, checks (`inspect_schema`) plus indexes, unique constraints and foreign keys of t."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            extra = {
+                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                  for i in inspector.get_indexes("t")),
+                "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints("t")),
+                "fks": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                              for f in inspector.get_foreign_keys("t")),
+            }
+    finally:
+        engine.dispose()
+    return {"tables": inspect_schema(url), **extra}
+
+
+def change_statements(sql: str) -> list[str]:
+    """The statements of the change's block in an ``upgrade --sql`` script, without bookkeeping."""
+    block = sql.split("-- apply 0002_")[1]
+    skip = ("BEGIN", "COMMIT", "SET ", "RESET ", "--", "INSERT", "WITH", "(")
+    ours = ("schemashift_version", "_schemashift_")
+    return [line.rstrip(";") for line in block.splitlines()[1:]
+            if line and not line.startswith(skip) and not any(word in line for word in ours)]
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """The safe statements (snapshot), each locking one under the lock timeout; applied, the schema equals the
+    plain form's (reflected), and the rows stay."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE[name])
+    script = cli(directory, "upgrade", "--sql").stdout
+    statements = change_statements(script)
+    expected = EXPECTED[name][0 if backend == "postgresql" else 1]
+    assert len(statements) == len(expected), statements
+    for got, want in zip(statements, expected, strict=True):
+        assert want in got, (got, want)
+    assert LOCK_SETTING[backend] in script, script
+    dry_run = cli(directory, "upgrade", "--dry-run").stdout
+    if backend == "postgresql" and name.startswith(("add_index", "add_unique", "add_fk", "add_check", "set_")):
+        assert f"safe mode: {statements[-1]}" in dry_run, dry_run
+    cli(directory, "upgrade")
+    safe = reflected(fresh_db)
+    cli(directory, "downgrade", "-1", env={"SAFE": "false"})
+    cli(directory, "upgrade", env={"SAFE": "false"})
+    assert reflected(fresh_db) == safe
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
+
+
+def test_rewriting_type_change_refused_unless_allowed(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """PostgreSQL refuses a table rewrite in safe mode (expand/contract advice), nothing changed; allowed, it runs."""
+    if backend != "postgresql":
+        pytest.skip("MariaDB runs type changes INSTANT/INPLACE or fails on the server's refusal")
+    after = models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)')
+    directory = project_at_base(tmp_path, fresh_db, after)
+    refused = cli(directory, "upgrade", check=False)
+    assert refused.returncode == 2 and "expand/contract" in refused.stderr and "Traceback" not in refused.stderr
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    lines = path.read_text().splitlines()
+    lines = [f'    allow({line.strip().rstrip(",")}, SS205="t is small"),' if line.startswith("    AlterColumn(")
+             else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+    cli(directory, "manifest")
+    cli(directory, "upgrade")
+    assert "bigint" in str(scalar(fresh_db, "SELECT data_type FROM information_schema.columns "
+                                            "WHERE table_name = 't' AND column_name = 'b'")).lower()
+
+
+def holder_sql(backend: str) -> list[str]:
+    """Statements that, in an open transaction, hold a lock the ALTER of `t` must wait for."""
+    if backend == "postgresql":
+        return ["LOCK TABLE t IN ACCESS SHARE MODE"]
+    return ["SELECT count(*) FROM t"]  # the open transaction keeps t's metadata lock
+
+
+def test_lock_timeout_retried_while_another_session_holds_the_table(backend: str, fresh_db: str,
+                                                                     tmp_path: Path) -> None:
+    """The ALTER times out behind a reader's lock, is retried after the backoff, and passes once the reader
+    (told by the retry announcement) commits."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_check"])
+    locked, retried, released = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                for sql in holder_sql(backend):
+                    connection.exec_driver_sql(sql)
+                locked.set()
+                retried.wait(60)
+                connection.rollback()
+                released.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+            locked.set()
+        finally:
+            engine.dispose()
+
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if "lock not granted" in line:
+            retried.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(30)
+    try:
+        api.upgrade(api.open_project(directory / "schemashift.toml"), out=out)
+    finally:
+        retried.set()
+        holder.join(30)
+    assert not errors
+    assert released.is_set()
+    assert any("retry 1 of 3" in line for line in lines), lines
+    assert cli(directory, "status", check=False).returncode == 0
+
+
+def test_lock_timeout_retries_exhausted(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """With the lock held throughout, the statement fails after its retries with one clear error."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_column"])
+    (directory / "schemashift.toml").write_text((directory / "schemashift.toml").read_text()
+                                                .replace("ddl_retries = 3", "ddl_retries = 1"))
+    engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            for sql in holder_sql(backend):
+                connection.exec_driver_sql(sql)
+            lines: list[str] = []
+            with pytest.raises(ExecutionError):
+                api.upgrade(api.open_project(directory / "schemashift.toml"), out=lines.append)
+            connection.rollback()
+    finally:
+        engine.dispose()
+    assert sum("lock not granted" in line for line in lines) == 1, lines
+    assert "d" not in inspect_schema(fresh_db)["t"]["columns"]  # type: ignore[operator]
+
+
+def test_invalid_index_of_failed_concurrent_build_is_removed_and_rebuilt(backend: str, fresh_db: str,
+                                                                         tmp_path: Path) -> None:
+    """Duplicates make CREATE UNIQUE INDEX CONCURRENTLY fail: its INVALID index is dropped at once; once the
+    duplicates are gone, `repair continue` builds it and finishes the migration."""
+    if backend != "postgresql":
+        pytest.skip("CONCURRENTLY is PostgreSQL's")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_unique"])
+    execute(fresh_db, "UPDATE t SET a = 'same' WHERE id <= 2")
+    failed = cli(directory, "upgrade", check=False)
+    assert failed.returncode != 0 and "PARTLY" in failed.stderr, failed.stderr
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "WHERE c.relname = 'uq_t_a'") == 0
+    execute(fresh_db, "UPDATE t SET a = 'other' WHERE id = 2")
+    cli(directory, "repair", "continue")
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_a'") == 1
+    assert scalar(fresh_db, "SELECT bool_and(indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "WHERE c.relname = 'uq_t_a'") is True
+
+
+# -- squawk as an oracle (no database: `upgrade --sql --from`) ------------------------------------------------
+
+#: squawk's rules about locks and blocking (their plain-SQL findings are what safe mode exists for)
+LOCKING_RULES = {
+    "require-concurrent-index-creation", "require-concurrent-index-deletion", "constraint-missing-not-valid",
+    "adding-foreign-key-constraint", "adding-not-nullable-field", "disallowed-unique-constraint",
+    "require-timeout-settings", "require-lock-timeout",
+}
+PG_OFFLINE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+
+
+def squawk_binary() -> str | None:
+    found = shutil.which("squawk")
+    local = Path(sys.executable).parent / "squawk"
+    return found or (str(local) if local.exists() else None)
+
+
+@pytest.mark.skipif(squawk_binary() is None, reason="squawk-cli is not installed")
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, tmp_path: Path) -> None:
+    directory = write_project(tmp_path, PG_OFFLINE, models(), extra_config="safe = true\nstatement_timeout = 30\n")
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, CATALOGUE[name])
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    first = json.loads(cli(directory, "history", "--json").stdout)[0]["revision"]
+    sql = cli(directory, "upgrade", "--sql", "--from", first).stdout
+    script = tmp_path / f"{name}.sql"
+    ours = ("schemashift_version", "_schemashift_")
+    script.write_text("\n".join(line for line in sql.splitlines() if not any(word in line for word in ours)))
+    report = subprocess.run([str(squawk_binary()), "--reporter", "json", str(script)], capture_output=True,
+                            text=True, timeout=60)
+    rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
+    assert not rules & LOCKING_RULES, (name, rules, script.read_text())
+
+
+def test_repair_continues_the_safe_statements_after_a_kill(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """Killed right after the concurrent index build, `repair continue` runs the rest of the safe form
+    (ADD CONSTRAINT … USING INDEX on PostgreSQL), not the plain one."""
+    if backend != "postgresql":
+        pytest.skip("the two-statement unique key is PostgreSQL's")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_unique"])
+    killed = cli(directory, "upgrade", check=False, env={"SCHEMASHIFT_FAULT_KILL_AT": "0+"})
+    assert killed.returncode != 0
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_a'") == 0
+    cli(directory, "repair", "continue")
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_constraint c JOIN pg_class i ON i.oid = c.conindid "
+                            "WHERE c.conname = 'uq_t_a' AND i.relname = 'uq_t_a'") == 1
+    assert cli(directory, "status", check=False).returncode == 0
+
+
+def test_settings_from_the_config(tmp_path: Path) -> None:
+    """`safe` and the ddl_* settings per environment; SQLite has no lock timeout, so safe mode means nothing there;
+    a bad value is one line, exit 2."""
+    from schemashift.config import load_config
+    from schemashift.dialects import get_dialect
+    from schemashift.planning.safe import SafeSettings, settings_of
+
+    (tmp_path / "schemashift.toml").write_text(
+        'models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = true\nddl_lock_timeout = 0.5\n'
+        'ddl_retries = 2\nddl_backoff = 0.1\n[env.b]\nextends = "a"\nsafe = false\n')
+    config = load_config(cwd=tmp_path)
+    a, b = config.env("a"), config.env("b")
+    assert settings_of(a, get_dialect("postgresql")) == SafeSettings(0.5, 2, 0.1)
+    assert settings_of(a, get_dialect("sqlite")) is None
+    assert settings_of(b, get_dialect("postgresql")) is None
+    (tmp_path / "schemashift.toml").write_text('models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = "maybe"\n')
+    result = cli(tmp_path, "status", check=False)
+    assert result.returncode == 2 and "safe must be true or false" in result.stderr and "Traceback" not in result.stderr
