@@ -166,8 +166,8 @@ class FunctionDef(SchemaObject):
 
 
 @dataclass(frozen=True)
-class TriggerDef(SchemaObject):
-    """A trigger on `table` (a table key): the rest of its ``CREATE TRIGGER name``."""
+class TableObject(SchemaObject):
+    """An object defined on `table` (a table key), named within it: a trigger or a policy."""
 
     name: str
     table: str
@@ -175,7 +175,6 @@ class TriggerDef(SchemaObject):
     definitions: tuple[tuple[str, str], ...] = ()
     only_on: tuple[str, ...] = ()
     renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
-    kind: ClassVar[str] = "trigger"
 
     def __post_init__(self) -> None:
         _tuple(self, "definitions", "only_on")
@@ -183,6 +182,13 @@ class TriggerDef(SchemaObject):
     @property
     def key(self) -> str:
         return f"{self.table}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TriggerDef(TableObject):
+    """A trigger on `table`: the rest of its ``CREATE TRIGGER name``."""
+
+    kind: ClassVar[str] = "trigger"
 
 
 @dataclass(frozen=True)
@@ -215,23 +221,10 @@ class ExtensionDef(SchemaObject):
 
 
 @dataclass(frozen=True)
-class PolicyDef(SchemaObject):
+class PolicyDef(TableObject):
     """A row-level-security policy on `table`: the rest of its ``CREATE POLICY name ON table``."""
 
-    name: str
-    table: str
-    definition: str
-    definitions: tuple[tuple[str, str], ...] = ()
-    only_on: tuple[str, ...] = ()
-    renamed_from: str | None = field(default=None, compare=False)  #: the old name (models only)
     kind: ClassVar[str] = "policy"
-
-    def __post_init__(self) -> None:
-        _tuple(self, "definitions", "only_on")
-
-    @property
-    def key(self) -> str:
-        return f"{self.table}.{self.name}"
 
 
 #: Every record class by kind.
