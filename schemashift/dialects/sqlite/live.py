@@ -227,10 +227,6 @@ class KeepLiveObjects(ops.InternalOperation):
     def apply(self, schema: Schema) -> Schema:
         return schema
 
-    def inverse(self) -> ops.Operation:
-        """Nothing to undo."""
-        return ops.ExecuteSQL("")
-
     def describe(self) -> str:
         return f"keep what only the live database has on {self.table_key}: {self.what}"
 
