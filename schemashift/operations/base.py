@@ -102,6 +102,11 @@ class InternalOperation(Operation):
         raise TypeError(f"{type(self).__name__} is added by a plan and has no inverse")
 
 
+def is_extension(operation: Operation) -> bool:
+    """True for an operation defined outside schemashift's own package (an extension's)."""
+    return not type(operation).__module__.startswith("schemashift.")
+
+
 def existing_table(schema: Schema, key: str) -> Table:
     """Table `key` of `schema`; MigrationError when the history has no such table at this point."""
     if key not in schema:

@@ -23,7 +23,7 @@ from schemashift.history.chain import History
 from schemashift.history.loader import Migration
 from schemashift.history.rebase import reparent_source
 from schemashift.history.writer import slugify, write_migration
-from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython
+from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython, is_extension
 
 Output = Callable[[str], None]
 
@@ -46,7 +46,7 @@ def _refuse_data_migrations(migrations: list[Migration]) -> None:
         raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython), "
                              "which a squash would lose; squash a range without them")
     foreign = [f"{m.path.name} ({type(op).__name__})" for m in migrations for op in m.operations
-               if not type(op).__module__.startswith("schemashift.")]
+               if is_extension(op)]
     if foreign:
         raise MigrationError(f"cannot squash: {foreign[0]} is an extension's operation, whose effects beyond the "
                              "schema a squash could lose; squash a range without it")

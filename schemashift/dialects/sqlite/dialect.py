@@ -160,7 +160,7 @@ class SQLiteDialect(Dialect):
             return None
         if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)):
             return table_at(before, op.table_key), table_at(after, op.table_key)
-        if live.extension_operation(op) and op.table_key and any(
+        if ops.is_extension(op) and op.table_key and any(
                 sql.lstrip().upper().startswith("CREATE TABLE") and REBUILD_PREFIX in sql
                 for sql in self.compile(op, before, after)):
             return table_at(before, op.table_key), table_at(after, op.table_key)  # an extension's own rebuild

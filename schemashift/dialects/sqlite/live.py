@@ -46,15 +46,10 @@ _FIRST_WORD = re.compile(r"\s*([A-Za-z_]\w*)")
 _MAY_REBUILD = (ops.AddColumn, ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)
 
 
-def extension_operation(operation: ops.Operation) -> bool:
-    """True for an operation defined outside schemashift's own operations package (an extension's)."""
-    return not type(operation).__module__.startswith("schemashift.")
-
-
 def may_rebuild(operation: ops.Operation) -> bool:
     """True when SQLite may run `operation` as a table rebuild: one of ours that can, or any extension's
     (whose compile method may rebuild; `SQLiteDialect.rebuilt` looks at its statements)."""
-    return isinstance(operation, _MAY_REBUILD) or extension_operation(operation)
+    return isinstance(operation, _MAY_REBUILD) or ops.is_extension(operation)
 #: A primary key (a table constraint starts with it; a column definition has it anywhere).
 _PRIMARY = re.compile(r"(?:constraint \S+ )?primary key\b")
 #: Words that start a table constraint, not a column definition, in ``CREATE TABLE``.
