@@ -60,6 +60,7 @@ from schemashift.operations import (
     Fill,
     Operation,
     RenameColumn,
+    RenameConstraint,
     RenameIndex,
     RenameTable,
     fill_value,
@@ -550,6 +551,8 @@ def _primary_key_change(before: Table, after: Table, phases: _Phases) -> None:
     old_cols = old_pk.columns if old_pk else ()
     new_cols = new_pk.columns if new_pk else ()
     if old_cols == new_cols:
+        if old_pk is not None and new_pk is not None and old_pk.name and new_pk.name and old_pk.name != new_pk.name:
+            phases.add_other.append(RenameConstraint(before.name, old_pk.name, new_pk.name, schema=before.schema))
         return
     if old_pk is not None:
         phases.drop_other.append(DropConstraint(before.name, old_pk.name, schema=before.schema, definition=old_pk))

@@ -428,6 +428,11 @@ class Dialect(ObjectDDL):
         constraint = self.sa_constraint(table_at(after, op.table_key), op.constraint, after)
         return [self.ddl(sa.schema.AddConstraint(constraint))]
 
+    def compile_rename_constraint(self, op: ops.RenameConstraint, before: Schema, after: Schema) -> list[str]:
+        """``ALTER TABLE … RENAME CONSTRAINT … TO`` (PostgreSQL's form; MySQL and SQLite differ)."""
+        return [f"{self.alter_table(op.table, op.schema)} RENAME CONSTRAINT {self.quote(op.name)} TO "
+                f"{self.quote(op.new_name)}"]
+
     def compile_drop_constraint(self, op: ops.DropConstraint, before: Schema, after: Schema) -> list[str]:
         """``ALTER TABLE … DROP CONSTRAINT n`` (or the database's own form, see `drop_constraint_sql`)."""
         assert op.definition is not None  # resolved by `compile`

@@ -43,7 +43,7 @@ from schemashift.operations.columns import (
     needs_fill,
     rename_in_sql,
 )
-from schemashift.operations.constraints import AddConstraint, DropConstraint
+from schemashift.operations.constraints import AddConstraint, DropConstraint, RenameConstraint
 from schemashift.operations.indexes import CreateIndex, DropIndex, RenameIndex, index_details
 from schemashift.operations.objects import CreateObject, DropObject, RenameObject, ReplaceObject
 from schemashift.operations.raw import ExecuteSQL, RunPython
@@ -76,6 +76,7 @@ __all__ = [
     "InternalOperation",
     "Operation",
     "RenameColumn",
+    "RenameConstraint",
     "RenameIndex",
     "RenameObject",
     "RenameTable",

@@ -103,3 +103,31 @@ def _constraint_label(constraint: Constraint) -> str:
     if isinstance(constraint, ForeignKey):
         return f"{label} ({', '.join(constraint.columns)}) -> {constraint.ref_key}"
     return f"{label} ({', '.join(constraint.columns)})"
+
+
+@dataclass(frozen=True)
+class RenameConstraint(Operation):
+    """Rename a constraint (a primary key, unique, foreign key or check) and nothing else about it."""
+
+    table: str
+    name: str
+    new_name: str
+    schema: str | None = None
+
+    def apply(self, schema: Schema) -> Schema:
+        table = existing_table(schema, self.table_key or "")
+        if table.primary_key is not None and table.primary_key.name == self.name:
+            return schema.with_table(table.evolve(primary_key=replace(table.primary_key, name=self.new_name)))
+        for constraint in table.constraints():
+            if constraint.name == self.name:
+                field = CONSTRAINT_FIELDS[type(constraint)]
+                renamed = tuple(replace(c, name=self.new_name) if c is constraint else c
+                                for c in getattr(table, field))
+                return schema.with_table(table.evolve(**{field: renamed}))
+        raise MigrationError(f"constraint {self.name} does not exist on {table.key}")
+
+    def inverse(self) -> Operation:
+        return RenameConstraint(self.table, self.new_name, self.name, schema=self.schema)
+
+    def describe(self) -> str:
+        return f"rename constraint {self.name} to {self.new_name} on {self.table_key}"

@@ -174,10 +174,6 @@ KNOWN: dict[tuple[str, str], list[tuple[str, str]]] = {
     ],
 }
 KNOWN[("mlflow", "*")] = [(r"\.foreign_key\.(?!\(count\))", _UNNAMED)]
-KNOWN[("mlflow", "sqlite")].append((
-    r"^assessments\.primary_key\.name: ",
-    "missed (not yet fixed): schemashift compares a primary key by its columns only, not its name (assessments_pk "
-    "from the history, assessments_pkey in the models); on SQLite the rename is a table rebuild"))
 KNOWN[("mlflow", "postgresql")].append((
     r"^assessments\.primary_key\.name: ",
     "assessments_pkey is the name PostgreSQL gives an unnamed key, so the models' key compares as unnamed ("
@@ -414,6 +410,8 @@ def _prefixes(op: Operation) -> list[str]:
         return [f"{table}.column.{name}", "(enum "]
     if kind in ("CreateIndex", "DropIndex", "RenameIndex"):
         return [f"{table}.index.", f"{table}.unique."]
+    if kind == "RenameConstraint":
+        return [f"{table}.primary_key", f"{table}.unique.", f"{table}.check.", f"{table}.foreign_key."]
     constraint = getattr(op, "constraint", None) or getattr(op, "definition", None)
     part = {"PrimaryKey": "primary_key", "ForeignKey": "foreign_key", "Unique": "unique", "Check": "check"}
     found = next((value for key, value in part.items() if type(constraint).__name__.startswith(key)), "")

@@ -151,3 +151,23 @@ def test_index_added_later_replaces_the_implicit_one(cycle: Cycle, backend: str)
     assert indexes_of(cycle, "child") == {"ix_child_parent_id"} and cycle.diff() == []
     cycle.downgrade("-2")
     assert indexes_of(cycle, "child") == {"fk_child_parent"} and cycle.diff(family(fk=True)) == []
+
+
+# -- a primary key's name --------------------------------------------------------------------
+
+
+def test_renamed_primary_key_is_reported_and_renamed(cycle: Cycle, backend: str) -> None:
+    """A named primary key whose name changes is renamed (data kept); on MySQL (every key is PRIMARY) a no-op."""
+    renamed = {**CONVENTION, "pk": "pkey_%(table_name)s"}
+    seen: list[list[str]] = []
+    operations = roundtrip(cycle, conventional(extra=False), conventional(renamed, extra=False),
+                           at_v1=lambda: (cycle.run("INSERT INTO item (id) VALUES (7)"),
+                                          seen.append(cycle.diff(conventional(renamed, extra=False)))))
+    assert kinds(operations) == ["RenameConstraint", "RenameConstraint"]  # the same file for every database
+    if backend == "mysql":  # nothing to rename there, nothing reported
+        assert seen == [[]]
+        return
+    assert any("rename constraint pk_item to pkey_item" in line for line in seen[0])
+    assert cycle.rows("SELECT id FROM item") == [(7,)]
+    if backend == "postgresql":
+        assert {"pkey_item", "pkey_owner"} <= constraint_names(cycle, "item") | constraint_names(cycle, "owner")

@@ -13,10 +13,6 @@ from hypothesis import strategies as st
 
 import schemashift.migration as migration_namespace
 from schemashift.errors import MigrationError
-from schemashift.operations import OPERATIONS, Operation, resolve_all
-from schemashift.operations.render import WIDTH, render_migration, render_value
-from schemashift.model import schema as model
-from schemashift.model.types import KINDS, Type
 from schemashift.migration import (
     AddColumn,
     AddConstraint,
@@ -26,10 +22,12 @@ from schemashift.migration import (
     Column,
     Computed,
     CreateIndex,
+    CreateObject,
     CreateTable,
     DropColumn,
     DropConstraint,
     DropIndex,
+    DropObject,
     DropTable,
     ExecuteSQL,
     ForeignKey,
@@ -37,16 +35,23 @@ from schemashift.migration import (
     Index,
     PrimaryKey,
     RenameColumn,
+    RenameConstraint,
     RenameIndex,
+    RenameObject,
     RenameTable,
+    ReplaceObject,
     RunPython,
     Schema,
     Sequence,
     Table,
+    TriggerDef,
     UniqueConstraint,
+    ViewDef,
 )
-from schemashift.operations import AlterSequence, CreateSequence, DropSequence
-from schemashift.migration import CreateObject, DropObject, RenameObject, ReplaceObject, TriggerDef, ViewDef
+from schemashift.model import schema as model
+from schemashift.model.types import KINDS, Type
+from schemashift.operations import OPERATIONS, AlterSequence, CreateSequence, DropSequence, Operation, resolve_all
+from schemashift.operations.render import WIDTH, render_migration, render_value
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -54,14 +59,14 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def evaluate(source: str, **extra: Any) -> Any:
     """Evaluate rendered source in the namespace migration files get."""
     namespace: dict[str, Any] = {}
-    exec("from schemashift.migration import *", namespace)  # noqa: S102
+    exec("from schemashift.migration import *", namespace)
     namespace.update(extra)
-    return eval(source, namespace)  # noqa: S307
+    return eval(source, namespace)
 
 
 def run_file(source: str, **extra: Any) -> dict[str, Any]:
     namespace: dict[str, Any] = dict(extra)
-    exec(compile(source, "<migration>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "<migration>", "exec"), namespace)
     return namespace
 
 
@@ -184,6 +189,7 @@ operations = st.one_of(
     st.builds(CreateIndex, table=names, index=indexes, schema=opt_text),
     st.builds(DropIndex, table=names, name=names, schema=opt_text, definition=st.none() | indexes),
     st.builds(RenameIndex, table=names, name=names, new_name=names, schema=opt_text),
+    st.builds(RenameConstraint, table=names, name=names, new_name=names, schema=opt_text),
     st.builds(AddConstraint, table=names, constraint=constraints, schema=opt_text),
     st.builds(DropConstraint, table=names, name=opt_text, schema=opt_text, definition=st.none() | constraints),
     st.builds(ExecuteSQL, sql=sql, reverse=st.none() | sql, dialects=st.lists(names, max_size=2).map(tuple)),
@@ -413,6 +419,7 @@ SAMPLE_OPS: list[Operation] = [
     DropIndex("users", "ix_users_name"),
     DropIndex("users", "ix_users_lower"),
     RenameIndex("users", "ix_users_name", "ix_users_by_name"),
+    RenameConstraint("users", "uq_users_email", "uq_email"),
     AddConstraint("users", CheckConstraint("length(name) > 0", name="ck_users_name")),
     AddConstraint("users", UniqueConstraint(("name", "team_id"))),
     AddConstraint("teams", ForeignKey(("id",), "users", ("id",), name="fk_teams_users", deferrable=True)),

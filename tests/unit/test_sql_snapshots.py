@@ -333,6 +333,14 @@ CASES = [
     case("add-pk", PG, ops.AddConstraint("reviews", PrimaryKey(("id",), "pk_reviews")), [
         "ALTER TABLE reviews ADD CONSTRAINT pk_reviews PRIMARY KEY (id)"],
          before=BASE.with_table(REVIEWS.evolve(primary_key=None))),
+    case("rename-pk", PG, ops.RenameConstraint("users", "pk_users", "users_pkey", schema="app"), [
+        "ALTER TABLE app.users RENAME CONSTRAINT pk_users TO users_pkey"]),
+    case("rename-unique", PG, ops.RenameConstraint("books", "uq_books_title", "uq_title"), [
+        "ALTER TABLE books RENAME CONSTRAINT uq_books_title TO uq_title"]),
+    case("rename-unique", MY, ops.RenameConstraint("books", "uq_books_title", "uq_title"), [
+        "ALTER TABLE books RENAME INDEX uq_books_title TO uq_title"]),
+    case("rename-unique", LITE, ops.RenameConstraint("books", "uq_books_title", "uq_title"), rebuilt_books(
+        f"{LITE_BOOKS}, price NUMERIC(10, 2), " + LITE_KEYS.replace("uq_books_title", "uq_title"))),
     case("drop-fk", PG, ops.DropConstraint("books", "fk_books_author"), ["ALTER TABLE books DROP CONSTRAINT fk_books_author"]),
     case("drop-pk-named", PG, ops.DropConstraint("users", "pk_users", schema="app"), ["ALTER TABLE app.users DROP CONSTRAINT pk_users"]),
     case("drop-pk-unnamed", PG, ops.DropConstraint("books", None, definition=PrimaryKey(("id",))), [

@@ -23,6 +23,7 @@ from schemashift.dialects.base import (
     run_settled,
     table_at,
 )
+from schemashift.errors import MigrationError
 from schemashift.model import normalize as norm
 from schemashift.model.schema import (
     CheckConstraint,
@@ -257,6 +258,20 @@ class MySQLDialect(Dialect):
         """``ALTER TABLE … RENAME INDEX … TO`` (MySQL 5.7+, MariaDB 10.5+)."""
         alter = self.alter_table(op.table, op.schema)
         return [f"{alter} RENAME INDEX {self.quote(op.name)} TO {self.quote(op.new_name)}"]
+
+    def compile_rename_constraint(self, op: ops.RenameConstraint, before: Schema, after: Schema) -> list[str]:
+        """A unique key is an index here (``RENAME INDEX``); every primary key is named ``PRIMARY`` (nothing to do).
+
+        MariaDB cannot rename a foreign key or a check: that is a one-line error naming the constraint.
+        """
+        table = table_at(before, op.table_key)
+        if table.primary_key is not None and table.primary_key.name == op.name:
+            return []
+        if any(u.name == op.name for u in table.uniques):
+            alter = self.alter_table(op.table, op.schema)
+            return [f"{alter} RENAME INDEX {self.quote(op.name)} TO {self.quote(op.new_name)}"]
+        raise MigrationError(f"MariaDB/MySQL cannot rename constraint {op.name} on {table.key}: drop it and add it "
+                             "under the new name")
 
     def rename_target(self, new_name: str, schema: str | None) -> str:
         """Qualified like the old name: an unqualified one would move the table to the current database."""

@@ -141,6 +141,10 @@ class SQLiteDialect(Dialect):
         """A table rebuild: SQLite cannot drop constraints (unnamed ones included)."""
         return self._rebuild_for(op, before, after)
 
+    def compile_rename_constraint(self, op: ops.RenameConstraint, before: Schema, after: Schema) -> list[str]:
+        """A table rebuild: SQLite keeps constraint names only in the table's ``CREATE TABLE`` text."""
+        return self._rebuild_for(op, before, after)
+
     def compile_rename_index(self, op: ops.RenameIndex, before: Schema, after: Schema) -> list[str]:
         """``DROP INDEX`` and ``CREATE INDEX`` under the new name (SQLite cannot rename indexes)."""
         table = table_at(after, op.table_key)
@@ -158,7 +162,8 @@ class SQLiteDialect(Dialect):
             return None if _adds_in_place(op.column, table) else (table_at(before, op.table_key), table)
         if isinstance(op, ops.AlterColumn) and not op.changes:
             return None
-        if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint)):
+        if isinstance(op, (ops.DropColumn, ops.AlterColumn, ops.AddConstraint, ops.DropConstraint,
+                           ops.RenameConstraint)):
             return table_at(before, op.table_key), table_at(after, op.table_key)
         if ops.is_extension(op) and op.table_key and any(
                 sql.lstrip().upper().startswith("CREATE TABLE") and REBUILD_PREFIX in sql
