@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 
+from schemashift.errors import ModelsError
 from schemashift.model.normalize import canonical_default
 from schemashift.model.schema import (
     ONLY_ON,
@@ -202,7 +203,7 @@ def _index(index: sa.Index) -> Index:
             expressions.append(sql_text(element))
     options = dict(dialect_options(index))
     only_on = _ddl_if_dialects(index)
-    if only_on:
+    if only_on is not None:
         options[ONLY_ON] = only_on
     where = None
     if options.get("postgresql_where") is not None and options.get("postgresql_where") == options.get("sqlite_where"):
@@ -218,17 +219,37 @@ def _index(index: sa.Index) -> Index:
     )
 
 
-def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...]:
-    """The databases ``item.ddl_if(dialect=…)`` limits it to (empty: every database).
+def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...] | None:
+    """The databases ``item.ddl_if(...)`` limits it to (None: every database; empty: none).
 
-    A ``callable_`` condition cannot be judged without a database and is not
-    followed (the index is built wherever the dialect condition allows).
+    A ``callable_`` condition is asked for each database schemashift knows, as
+    ``create_all`` asks it (``ddl, target, bind`` with ``bind=None``, ``state``,
+    ``dialect``): one that needs a live connection cannot be judged without a
+    database and is refused with a message naming the item.
     """
     condition = ddl_if_condition(item)
+    if condition is None:
+        return None
     dialect = getattr(condition, "dialect", None)
-    if not dialect:
-        return ()
-    return (dialect,) if isinstance(dialect, str) else tuple(sorted(dialect))
+    names = _dialect_names()
+    allowed = [name for name in names if not dialect or name == dialect or (
+        not isinstance(dialect, str) and name in dialect)]
+    check = getattr(condition, "callable_", None)
+    if check is not None:
+        allowed = [name for name in allowed if _condition_holds(check, condition, item, names[name])]
+    return None if len(allowed) == len(names) else tuple(allowed)
+
+
+def _condition_holds(check: Any, condition: Any, item: sa.Index | sa.Constraint, dialect: sa.engine.Dialect) -> bool:
+    ddl = sa.schema.CreateIndex(item) if isinstance(item, sa.Index) else sa.schema.AddConstraint(item)
+    try:
+        return bool(check(ddl, item, None, state=getattr(condition, "state", None), dialect=dialect, compiler=None,
+                          tables=None))
+    except Exception as error:
+        name = getattr(item, "name", None) or type(item).__name__
+        raise ModelsError(f"{name}: its ddl_if(callable_=...) condition failed without a database on "
+                          f"{dialect.name} ({type(error).__name__}: {error}); limit it with ddl_if(dialect=...) "
+                          "instead") from error
 
 
 def dialect_options(item: sa.Index | sa.Table) -> list[tuple[str, object]]:
@@ -272,7 +293,7 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
         only_on = tuple(name for name, dialect in names.items()
                         if rule is None or rule(SimpleNamespace(dialect=dialect)))
     limited = _ddl_if_dialects(constraint)  # CheckConstraint(...).ddl_if(dialect=...)
-    if limited:
+    if limited is not None:
         only_on = tuple(name for name in only_on if name in limited)
     if not only_on:
         return None
