@@ -219,3 +219,9 @@ class SQLiteStandIn:
 
     def _resolve_type_affinity(self, type_: str) -> Any:
         return self.resolve_type(type_)
+
+
+def event_listeners(target: object, event: str) -> list[Any]:
+    """The listeners registered on `target` for a DDL `event` (``after_create`` …), in registration order."""
+    dispatch = getattr(target, "dispatch", None)
+    return list(getattr(dispatch, event, ()) or ())

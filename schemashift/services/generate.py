@@ -27,9 +27,10 @@ from schemashift.history.chain import History
 from schemashift.history.writer import write_migration
 from schemashift.model.schema import Schema, qualify
 from schemashift.model.validate import check_buildable
-from schemashift.operations import Operation
+from schemashift.operations import CreateTable, Operation
 from schemashift.services.project import Output, Project, print_line, relative
 from schemashift.services.prompting import NO_PROMPTS, Prompter
+from schemashift.sqla.hooks import table_hooks
 from schemashift.support.gcpause import paused
 
 
@@ -126,14 +127,33 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
         if not operations:
             out("No changes: the models match the migrations. Nothing written.")
             return None
+    operations, notes = with_table_hooks(operations, project.models())
     migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head)
     project.forget_history()
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")
     for operation in operations:
         out(f"  - {operation.describe()}")
-    for note in object_notes(operations, [(dialect.name, dialect) for dialect in target_dialects(project)]):
+    for note in [*object_notes(operations, [(dialect.name, dialect) for dialect in target_dialects(project)]), *notes]:
         out(f"  note: {note}")
     return migration.path
+
+
+def with_table_hooks(operations: list[Operation], models: list[sa.MetaData]) -> tuple[list[Operation], list[str]]:
+    """`operations` with each created table's ``DDL`` listeners around its `CreateTable` (see `sqla.hooks`), and
+    notes on the listeners that cannot be carried."""
+    tables = {qualify(table.name, table.schema): table for metadata in models for table in metadata.tables.values()}
+    dialects = {dialect.name: dialect.compiler_dialect for dialect in map(get_dialect, sorted(REGISTRY))}
+    result: list[Operation] = []
+    notes: list[str] = []
+    for operation in operations:
+        table = tables.get(operation.table_key or "") if isinstance(operation, CreateTable) else None
+        if table is None:
+            result.append(operation)
+            continue
+        hooks = table_hooks(table, dialects)
+        result += [*hooks.before, operation, *hooks.after]
+        notes += hooks.notes
+    return result, list(dict.fromkeys(notes))
 
 
 def check(project: Project, *, out: Output = print_line) -> bool:
