@@ -244,6 +244,14 @@ class Dialect(ObjectDDL):
         """True when `sql` takes a lock that blocks other sessions' writes (generic: none known)."""
         return False
 
+    def no_rows_guard_sql(self, table: str, schema: str | None, reason: str) -> str | None:
+        """SQL that fails, naming `reason`, while `table` holds a row; None where the database refuses by itself.
+
+        An offline script runs it before adding a NOT NULL column with no value for existing rows (online, the
+        executor checks in Python first). Here: None (the database's own ``ADD COLUMN … NOT NULL`` refuses).
+        """
+        return None
+
     def lock_timeout_sql(self, seconds: float, *, in_transaction: bool = True) -> tuple[str, str | None] | None:
         """The statement bounding how long the next statement (run in a transaction or not) waits for a lock,
         and the one putting the bound back after it (None: not needed); None: the database has no such bound."""

@@ -38,6 +38,8 @@ class Statement:
     lock: LockRetry | None = None
     fallback: str | None = None
     own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
+    #: What an offline script runs in place of `python` (a check the database does in SQL), when it can.
+    offline_sql: str | None = None
 
     def describe(self) -> str:
         """The SQL, or the Python function's name."""

@@ -618,7 +618,9 @@ class _StepBuilder:
             return  # added nullable, filled from the backup, then made NOT NULL (`_add_nullable_then_restore`)
         check = CheckNoRows(operation.table, operation.column.name, schema=operation.schema)
         self.operations.append(check)
-        self.statements.append(Statement(check, python=_NoRows(check, self.step)))
+        reason = f"refused {operation.table} has rows {operation.column.name} needs a value"
+        guard = self.step.plan_dialect.no_rows_guard_sql(operation.table, operation.schema, reason)
+        self.statements.append(Statement(check, python=_NoRows(check, self.step), offline_sql=guard))
 
     def _keep(self, operation: Operation, kept: _Kept, name: str) -> None:
         statements: list[str] = []

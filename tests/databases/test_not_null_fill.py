@@ -198,3 +198,27 @@ def test_differ_asks_the_questioner_and_keeps_the_answer() -> None:
     assert asked == ["item.name string(50)"]
     assert operations == [AddColumn("item", NAME, fill="none yet")]
     assert diff(old, new) == [AddColumn("item", NAME)]  # without settle_fills (check, diff): no question
+
+
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+def test_offline_script_refuses_on_mariadb_while_rows_exist(project: Path, fresh_db: str) -> None:
+    """`--sql --from` on MariaDB (which would fill the rows with '' silently) checks in SQL, not in a comment."""
+    import sqlalchemy as sa
+
+    start = api.open_project(project / "schemashift.toml").history().head
+    hand_written(project, "name", AddColumn("item", NAME))
+    script = cli(project, "upgrade", "--sql", "--from", str(start)).stdout  # no database: it cannot look
+    guard = next(line for line in script.splitlines() if "_schemashift_guard" in line)
+    assert script.index(guard) < script.index("ADD COLUMN name"), script
+    engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            with pytest.raises(sa.exc.DBAPIError, match="refused_item_has_rows_name_needs_a_value"):
+                for statement in guard.rstrip(";").split("; "):
+                    connection.exec_driver_sql(statement)
+        execute(fresh_db, "DELETE FROM item")
+        with engine.connect() as connection:  # an empty table passes
+            for statement in guard.rstrip(";").split("; "):
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()

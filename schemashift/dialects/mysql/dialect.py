@@ -259,6 +259,16 @@ class MySQLDialect(Dialect):
         alter = self.alter_table(op.table, op.schema)
         return [f"{alter} RENAME INDEX {self.quote(op.name)} TO {self.quote(op.new_name)}"]
 
+    def no_rows_guard_sql(self, table: str, schema: str | None, reason: str) -> str | None:
+        """A row inserted into a scratch table whose CHECK fails while `table` holds a row (MySQL/MariaDB fill a
+        NOT NULL column with ``''``/0 silently); the CHECK's name is the error's text. One line for any client:
+        no stored program, no DELIMITER."""
+        guard = self.quote("_schemashift_guard")
+        name = self.quote(re.sub(r"[^a-z0-9_]+", "_", reason.lower())[:64].rstrip("_"))
+        return (f"CREATE TEMPORARY TABLE {guard} (n INT, CONSTRAINT {name} CHECK (n = 0)); "
+                f"INSERT INTO {guard} SELECT COUNT(*) FROM (SELECT 1 FROM {self.table_name(table, schema)} LIMIT 1) "
+                f"AS any_row; DROP TEMPORARY TABLE {guard}")
+
     def compile_rename_constraint(self, op: ops.RenameConstraint, before: Schema, after: Schema) -> list[str]:
         """A unique key is an index here (``RENAME INDEX``); every primary key is named ``PRIMARY`` (nothing to do).
 
