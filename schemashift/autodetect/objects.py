@@ -153,13 +153,21 @@ def _ordered(objects: Iterable[SchemaObject], schema: Schema) -> list[SchemaObje
 
 def _views_in_order(views: list[SchemaObject]) -> list[SchemaObject]:
     """`views` with each after the others it mentions (a cycle keeps the given order)."""
+    named: dict[str, list[SchemaObject]] = {}
+    for view in views:
+        named.setdefault(view.name, []).append(view)
+    uses = {id(view): [other for name in _names(view) for other in named.get(name, ()) if other is not view]
+            for view in views}
     placed: list[SchemaObject] = []
+    done: set[int] = set()
     pending = list(views)
     while pending:
-        ready = [v for v in pending if not any(o is not v and o.name in _names(v) for o in pending)]
+        ready = [view for view in pending if all(id(used) in done for used in uses[id(view)])]
         for view in ready or pending[:1]:
             placed.append(view)
-            pending.remove(view)
+            done.add(id(view))
+        taken = {id(view) for view in ready or pending[:1]}
+        pending = [view for view in pending if id(view) not in taken]
     return placed
 
 
