@@ -392,3 +392,76 @@ def test_object_changed_by_hand_is_probed_and_reported(cycle: Cycle) -> None:
         assert cycle.diff(v1) == []
     if cycle.dialect != "sqlite":
         assert probes.count == 0  # written back as remembered: the pair of hashes still holds
+
+
+class YesPrompter:
+    """A prompter whose questioner says yes to every rename and records the questions."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str]] = []
+
+    def can_ask(self) -> bool:
+        return True
+
+    def ask(self, question: str) -> str:
+        return "y"
+
+    def questioner(self) -> YesPrompter:
+        return self
+
+    def ask_rename(self, kind: str, old: str, new: str) -> bool | None:
+        self.asked.append((kind, old, new))
+        return True
+
+    def ask_fill(self, column: str, type_text: str, convert: object) -> None:
+        return None
+
+
+def test_renames_are_guessed_from_equal_definitions(cycle: Cycle) -> None:
+    from schemashift import api
+    from schemashift.autodetect.differ import RenameUndecided
+
+    dialect = cycle.dialect
+
+    def v(renamed: bool) -> sa.MetaData:
+        metadata = sa.MetaData()
+        users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("name", sa.String(40)),
+                         sa.Column("touched", sa.Integer, nullable=False, server_default="0"))
+        schemashift.View("live_users" if renamed else "active_users", sa.select(users.c.id), metadata=metadata)
+        schemashift.View("names", "SELECT name FROM users", metadata=metadata)  # unchanged: never asked about
+        function = "bump" if renamed else "touch"
+        if dialect == "postgresql":
+            schemashift.Function(f"{function}()", "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                                 "NEW.touched := NEW.touched + 1; RETURN NEW; END $$", metadata=metadata)
+        body = TOUCH[dialect].replace("touch()", f"{function}()")
+        schemashift.Trigger("users_bump" if renamed else "users_touch", "users", body, metadata=metadata,
+                            only_on=(dialect,))
+        return metadata
+
+    v1, v2 = v(False), v(True)
+    cycle.generate(v1, "v1")
+    cycle.upgrade()
+    cycle.use(v2)
+    with pytest.raises(RenameUndecided, match="renamed_from="):
+        api.generate(cycle.project, "v2", out=cycle.output.append)
+    prompter = YesPrompter()
+    operations = cycle.generate(v2, "v2", interactive=True, prompter=prompter)
+    renames = [op.describe() for op in operations if isinstance(op, RenameObject)]
+    expected = ["rename view active_users to live_users", "rename trigger users.users_touch to users_bump"]
+    if dialect == "postgresql":
+        expected.insert(0, "rename function touch() to bump")
+    assert renames == expected
+    assert kinds(operations) == ["RenameObject"] * len(expected)
+    assert ("view", "view active_users", "live_users") in prompter.asked
+    cycle.upgrade()
+    assert cycle.diff(v2) == []
+    cycle.run("INSERT INTO users (id, name) VALUES (1, 'a')", "UPDATE users SET name = 'b' WHERE id = 1")
+    assert cycle.rows("SELECT touched FROM users") == [(1,)]
+    assert cycle.rows("SELECT id FROM live_users") == [(1,)]
+    cycle.downgrade("-1")
+    assert cycle.diff(v1) == []
+    cycle.upgrade()
+    assert cycle.diff(v2) == []
+    dropped = cycle.generate(v(False), "back", no_rename=True)
+    assert sorted(kinds(dropped)) == sorted(["DropObject", "CreateObject"] * len(expected))
