@@ -9,7 +9,10 @@ database's module ``schemashift.dialects.<name>.objects`` (`objects_module`)
 reads the live objects (`read`) and *probes* declared ones (`probe`): it creates
 them under a scratch name, reads the database's own text of them back and
 removes them again (a rolled-back transaction where DDL is transactional), so
-that a definition is compared as the database normalises it (`settle`).
+that a definition is compared as the database normalises it (`settle`). After an
+upgrade, `remember_texts` keeps the hashes of each created object's declared
+definition and of the database's text of it (`TEXTS_TABLE`), so that `settle`
+probes only objects whose pair it does not know (changed outside schemashift).
 """
 
 from __future__ import annotations
