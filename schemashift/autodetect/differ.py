@@ -124,7 +124,11 @@ def diff(old: Schema, new: Schema, decisions: RenameDecisions | None = None) -> 
     renamed = replay(column_renames, renamed)
     index_renames = _index_renames(renamed, new)
     renamed = replay(index_renames, renamed)
-    operations = with_object_changes(renamed, new, renames + column_renames + index_renames + _structural(renamed, new))
+    pending: list[str] = []
+    operations = with_object_changes(renamed, new, renames + column_renames + index_renames + _structural(renamed, new),
+                                     partial(_ask, decisions, pending=pending))
+    if pending:
+        raise _undecided("object", pending)
     return _fills(operations, decisions)
 
 
@@ -185,7 +189,11 @@ def _ask(decisions: RenameDecisions, kind: str, old: str, new: str, pending: lis
 
 
 def _undecided(kind: str, pending: list[str]) -> RenameUndecided:
-    flag = "--rename-table OLD:NEW" if kind == "table" else "--rename-column TABLE.OLD:NEW"
+    flag = {"table": "--rename-table OLD:NEW", "column": "--rename-column TABLE.OLD:NEW"}.get(kind)
+    if flag is None:
+        return RenameUndecided(
+            f"possible rename{'s' if len(pending) > 1 else ''} {', '.join(pending)}: confirm with "
+            "renamed_from='OLD' on the declaration, or pass --no-rename to drop and create")
     return RenameUndecided(
         f"possible {kind} rename{'s' if len(pending) > 1 else ''} {', '.join(pending)}: "
         f"confirm with {flag} (or info={{'renamed_from': ...}} on the model), or pass --no-rename to drop and add"

@@ -14,18 +14,23 @@ replaced. Order around the table operations:
 * a changed view, trigger or policy with nothing around it is one `ReplaceObject`,
   a changed function always is (``CREATE OR REPLACE``);
 * a declaration with ``renamed_from="old"`` whose old object is gone is a
-  `RenameObject` first (then replaced when its definition changed too).
+  `RenameObject` first (then replaced when its definition changed too);
+* a dropped object and a created one of the same kind that differ only in their
+  names (same definition white space aside, same table for a trigger or policy,
+  same schema, a function's same argument types) are put to the differ's `ask`
+  as a possible rename, as tables are (a terminal prompt, else ``renamed_from=``
+  or ``--no-rename``).
 
 Dependencies are read from names in the definitions (`SchemaObject.mentions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
-from schemashift.model.objects import ORDER, SchemaObject, object_key, renamed, table_of
+from schemashift.model.objects import ORDER, SchemaObject, object_key, renamed, squeeze, table_of
 from schemashift.model.schema import Schema
 from schemashift.operations import (
     AlterColumn,
@@ -46,11 +51,20 @@ from schemashift.operations.objects import (
 _RESHAPING = (AlterColumn, DropColumn, RenameColumn, DropTable, RenameTable)
 
 
-def with_object_changes(old: Schema, new: Schema, table_operations: list[Operation]) -> list[Operation]:
-    """`table_operations` with the object operations that turn `old`'s objects into `new`'s around them."""
+#: Asks whether the object labelled by the first text was renamed to the name in the second (kind first).
+Ask = Callable[[str, str, str], bool]
+
+
+def with_object_changes(old: Schema, new: Schema, table_operations: list[Operation],
+                        ask: Ask | None = None) -> list[Operation]:
+    """`table_operations` with the object operations that turn `old`'s objects into `new`'s around them;
+    `ask` decides possible renames (None: none guessed)."""
     if not old.objects and not new.objects:
         return table_operations
     renames, old = _renames(old, new)
+    if ask is not None:
+        guessed, old = _guessed_renames(old, new, ask)
+        renames += guessed
     touched = {op.table_key for op in table_operations if isinstance(op, _RESHAPING) and op.table_key}
     around = _around(old, new, touched)
     drops: list[SchemaObject] = []
@@ -85,6 +99,36 @@ def _renames(old: Schema, new: Schema) -> tuple[list[Operation], Schema]:
             operations.append(operation)
             old = operation.apply(old)
     return operations, old
+
+
+def _guessed_renames(old: Schema, new: Schema, ask: Ask) -> tuple[list[Operation], Schema]:
+    """`RenameObject` for each dropped object that `ask` confirms became a created one equal but for its name."""
+    operations: list[Operation] = []
+    added = [obj for key, obj in new.objects.items() if key not in old.objects and obj.kind != "extension"]
+    dropped = [(key, obj) for key, obj in old.objects.items() if key not in new.objects and obj.kind != "extension"]
+    for key, _ in sorted(dropped, key=lambda item: ORDER.index(item[1].kind)):  # a function before its triggers
+        gone = old.objects[key]  # as earlier renames left it (a trigger naming a renamed function follows it)
+        for candidate in [obj for obj in added if _same_but_name(gone, obj)]:
+            if ask(gone.kind, gone.label(), candidate.name):
+                operation = RenameObject(gone.kind, gone.key, candidate.name, definition=gone)
+                operations.append(operation)
+                old = operation.apply(old)
+                added.remove(candidate)
+                break
+    return operations, old
+
+
+def _same_but_name(gone: SchemaObject, candidate: SchemaObject) -> bool:
+    """True when `gone` called `candidate`'s name is `candidate` (definitions compared white space aside)."""
+    if gone.kind != candidate.kind or gone.name == candidate.name:
+        return False
+    return _squeezed(renamed(gone, candidate.name)) == _squeezed(_plain(candidate))
+
+
+def _squeezed(obj: SchemaObject) -> SchemaObject:
+    forms = tuple((name, squeeze(sql)) for name, sql in obj.definitions)
+    changed: object = replace(obj, definition=squeeze(obj.definition), definitions=forms)  # type: ignore[type-var]
+    return changed  # type: ignore[return-value]
 
 
 def _plain(obj: SchemaObject) -> SchemaObject:
@@ -153,13 +197,21 @@ def _ordered(objects: Iterable[SchemaObject], schema: Schema) -> list[SchemaObje
 
 def _views_in_order(views: list[SchemaObject]) -> list[SchemaObject]:
     """`views` with each after the others it mentions (a cycle keeps the given order)."""
+    named: dict[str, list[SchemaObject]] = {}
+    for view in views:
+        named.setdefault(view.name, []).append(view)
+    uses = {id(view): [other for name in _names(view) for other in named.get(name, ()) if other is not view]
+            for view in views}
     placed: list[SchemaObject] = []
+    done: set[int] = set()
     pending = list(views)
     while pending:
-        ready = [v for v in pending if not any(o is not v and o.name in _names(v) for o in pending)]
+        ready = [view for view in pending if all(id(used) in done for used in uses[id(view)])]
         for view in ready or pending[:1]:
             placed.append(view)
-            pending.remove(view)
+            done.add(id(view))
+        taken = {id(view) for view in ready or pending[:1]}
+        pending = [view for view in pending if id(view) not in taken]
     return placed
 
 

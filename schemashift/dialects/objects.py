@@ -9,11 +9,15 @@ database's module ``schemashift.dialects.<name>.objects`` (`objects_module`)
 reads the live objects (`read`) and *probes* declared ones (`probe`): it creates
 them under a scratch name, reads the database's own text of them back and
 removes them again (a rolled-back transaction where DDL is transactional), so
-that a definition is compared as the database normalises it (`settle`).
+that a definition is compared as the database normalises it (`settle`). After an
+upgrade, `remember_texts` keeps the hashes of each created object's declared
+definition and of the database's text of it (`TEXTS_TABLE`), so that `settle`
+probes only objects whose pair it does not know (changed outside schemashift).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
 from importlib import import_module
@@ -43,6 +47,14 @@ if TYPE_CHECKING:
 
 #: Prefix of the names probes create (and remove at once).
 PROBE_PREFIX = "schemashift_probe_"
+
+#: The table remembering, per object an upgrade created or replaced, the hash of the definition it was given and
+#: of the text the database made of it (`remember_texts`), so that `settle` need not probe it again; the prefix
+#: keeps it out of reflection, fingerprints and diffs. One row per object (primary key: Galera needs one).
+TEXTS_TABLE = "_schemashift_objects"
+
+#: The longest object key remembered (the key column's length); longer ones are probed each time.
+_KEY_LENGTH = 255
 
 
 class ObjectDDL:
@@ -236,12 +248,16 @@ def settle(dialect: ObjectDDL, connection: sa.Connection, live: Schema, expected
     one when the database writes the two alike (see `probe`)."""
     live, expected = dialect.own_objects(live), dialect.own_objects(expected)
     live = managed_only(live, expected)
-    differing = [obj for key, obj in expected.objects.items()
-                 if key in live.objects and not same_text(live.objects[key], obj)]
+    differing = {key: obj for key, obj in expected.objects.items()
+                 if key in live.objects and not same_text(live.objects[key], obj)}
     if not differing:
         return live, expected
-    probed = dialect.probe_objects(connection, differing)
-    adopted = {key: live.objects[key] for key, obj in probed.items() if same_text(live.objects[key], obj)}
+    known = remembered(connection)
+    adopted = {key: live.objects[key] for key, obj in differing.items()
+               if known.get(key) == text_hashes(obj, live.objects[key]) and same_but_text(live.objects[key], obj)}
+    unknown = [obj for key, obj in differing.items() if key not in adopted]
+    probed = dialect.probe_objects(connection, unknown) if unknown else {}
+    adopted.update({key: live.objects[key] for key, obj in probed.items() if same_text(live.objects[key], obj)})
     if not adopted:
         return live, expected
     return live, replace(expected, objects={**expected.objects, **adopted})
@@ -259,8 +275,89 @@ def same_text(a: SchemaObject, b: SchemaObject) -> bool:
     """True when `a` and `b` are equal but for white space in their definitions."""
     if isinstance(a, ExtensionDef) or isinstance(b, ExtensionDef):
         return a == b
+    return squeeze(a.definition) == squeeze(b.definition) and same_but_text(a, b)
+
+
+def same_but_text(a: SchemaObject, b: SchemaObject) -> bool:
+    """True when `a` and `b` are equal but for their definitions."""
+    if isinstance(a, ExtensionDef) or isinstance(b, ExtensionDef):
+        return a == b
     same: Any = b
-    return squeeze(a.definition) == squeeze(b.definition) and a == replace(same, definition=a.definition)
+    return bool(a == replace(same, definition=a.definition))
+
+
+# --- remembered texts ---------------------------------------------------------------
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex of `text` with its white space squeezed."""
+    return hashlib.sha256(squeeze(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def text_hashes(declared: SchemaObject, live: SchemaObject) -> tuple[str, str]:
+    """(hash of the declared definition, hash of the database's text of it)."""
+    return text_hash(declared.definition), text_hash(live.definition)
+
+
+def texts_table() -> sa.Table:
+    """`TEXTS_TABLE` as a SQLAlchemy table (in the connection's default schema)."""
+    import sqlalchemy as sa
+
+    return sa.Table(TEXTS_TABLE, sa.MetaData(),
+                    sa.Column("object", sa.String(_KEY_LENGTH), primary_key=True),
+                    sa.Column("declared", sa.String(64), nullable=False),
+                    sa.Column("live", sa.String(64), nullable=False))
+
+
+def remembered(connection: sa.Connection) -> dict[str, tuple[str, str]]:
+    """The remembered (declared, live) hashes by object key (none when the table does not exist)."""
+    import sqlalchemy as sa
+
+    table = texts_table()
+    if not sa.inspect(connection).has_table(table.name):
+        return {}
+    return {key: (declared, live) for key, declared, live in connection.execute(sa.select(table))}
+
+
+def remember_texts(dialect: ObjectDDL, connection: sa.Connection, keys: Iterable[str], schema: Schema) -> int:
+    """Remember how the database wrote the objects of `keys` that `schema` (just built) holds; returns how many.
+
+    The objects are read back in one pass; each whose text differs from its definition (white space aside)
+    gets a row with both hashes, and the other `keys` lose theirs. `settle` then adopts an object whose live
+    text and declared definition both hash as remembered, without probing it. Commits.
+    """
+    import sqlalchemy as sa
+
+    own = dialect.own_objects(schema).objects
+    wanted = {key: own[key] for key in keys if key in own and own[key].kind != "extension"}
+    if not wanted:
+        return 0
+    live = dialect.read_objects(connection, _schemas_of(wanted.values()))
+    rows = [{"object": key, "declared": declared, "live": seen}
+            for key, obj in wanted.items() if key in live and len(key) <= _KEY_LENGTH
+            and not same_text(live[key], obj) and same_but_text(live[key], obj)
+            for declared, seen in [text_hashes(obj, live[key])]]
+    if connection.in_transaction():
+        connection.commit()
+    table = texts_table()
+    if not rows and not sa.inspect(connection).has_table(table.name):
+        connection.commit()
+        return 0
+    table.create(connection, checkfirst=True)
+    connection.execute(table.delete().where(table.c.object.in_(list(wanted))))
+    if rows:
+        connection.execute(table.insert(), rows)
+    connection.commit()
+    return len(rows)
+
+
+def _schemas_of(objects: Iterable[SchemaObject]) -> list[str | None]:
+    """The schemas `objects` live in (a trigger's or policy's: its table's), the default one (None) first."""
+    names: set[str | None] = set()
+    for obj in objects:
+        table = table_of(obj)
+        names.add(table.rpartition(".")[0] or None if table is not None else getattr(obj, "schema", None))
+    return sorted(names, key=lambda name: (name is not None, name or ""))
 
 
 def probe_name(index: int) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import ClassVar
 
 from schemashift.model.schema import qualify
@@ -29,8 +30,11 @@ from schemashift.model.schema import qualify
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|([A-Za-z_][A-Za-z0-9_$]*)""")
 
 
+@lru_cache(maxsize=4096)
 def identifiers(sql: str) -> frozenset[str]:
-    """The identifiers (quoted ones unquoted, bare ones lower-cased) in `sql`, string literals left out."""
+    """The identifiers (quoted ones unquoted, bare ones lower-cased) in `sql`, string literals left out.
+
+    Cached by text: the differ asks for every object's names many times (dependency order)."""
     found: set[str] = set()
     for match in _TOKENS.finditer(sql):
         quoted, backquoted, bare = match.groups()

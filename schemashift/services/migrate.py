@@ -23,6 +23,7 @@ from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan
+from schemashift.reflection.core import INTERNAL_PREFIX
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import Recorder, now
 from schemashift.services.compare import remember_fingerprint
@@ -103,8 +104,10 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
             from schemashift.runtime.executor import Executor
+            from schemashift.runtime.objects import remember_objects
 
             Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
+            remember_objects(connection, plan)
             if plan.target is not None and fingerprint:
                 remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
             out(f"Database is at {plan.target or 'base'}.")
@@ -209,7 +212,7 @@ def _unmanaged_tables(connection: sa.Connection, recorder: Recorder, wanted: set
             if connection.in_transaction():
                 connection.rollback()
             continue
-        live += [qualify(name, schema) for name in names if name not in own and not name.startswith(backups.PREFIX)]
+        live += [qualify(name, schema) for name in names if name not in own and not name.startswith(INTERNAL_PREFIX)]
     if connection.in_transaction():
         connection.commit()
     return live
