@@ -37,7 +37,8 @@ from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
-from schemashift.services.project import Project, print_line
+from schemashift.services.project import Project, masked_url, print_line
+from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -281,6 +282,12 @@ def _adopt_items(live: Table, table: Table, model: Table, field: str, same: _Sam
 # -- baseline ---------------------------------------------------------------------
 
 
+def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None:
+    """Ask `prompter` to confirm `what` where the environment says so (``confirm = true``) and `yes` was not given."""
+    if project.env.confirm and not yes:
+        confirm(prompter, project.env.name, masked_url(project), what)
+
+
 def _refuse_history(recorder: Recorder) -> None:
     applied = recorder.applied()
     if applied:
@@ -309,8 +316,11 @@ def _unrecorded(project: Project, alembic_dir: str | Path | None) -> Iterator[tu
 
 def baseline(project: Project, message: str = "baseline", *, after: str | None = None,
              alembic_dir: str | Path | None = None, drop_alembic_version: bool = False,
-             out: Output = print_line) -> Path | None:
-    """Write the migration that creates the live schema and record it as applied without running it."""
+             out: Output = print_line, yes: bool = False, prompter: Prompter = NO_PROMPTS) -> Path | None:
+    """Write the migration that creates the live schema and record it as applied without running it.
+
+    On an environment with ``confirm = true`` `prompter` is asked first unless `yes`.
+    """
     from schemashift.autodetect.differ import RenameDecisions, diff
     from schemashift.history.cache import state_at
 
@@ -335,6 +345,7 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
             target = live
         target = adopt_objects(dialect, connection, target, models)
         operations = diff(start, target, RenameDecisions(no_rename=True))
+        _confirm(project, yes, prompter, f"baseline (record {len(operations)} operation(s) as applied)")
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
         written: Path | None = None
         if operations or not history.chain:
@@ -424,8 +435,12 @@ def _relative(path: Path) -> str:
 
 
 def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
-          drop_alembic_version: bool = False, out: Output = print_line) -> None:
-    """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL."""
+          drop_alembic_version: bool = False, out: Output = print_line, yes: bool = False,
+          prompter: Prompter = NO_PROMPTS) -> None:
+    """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL.
+
+    On an environment with ``confirm = true`` `prompter` is asked first unless `yes`.
+    """
     from schemashift.history.cache import state_at
 
     history = project.history()
@@ -446,6 +461,7 @@ def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: 
             raise DatabaseStateError(
                 f"not stamped: the database differs from the migrations at {target} in {len(differences)} "
                 f"place(s), first: {differences[0]} (fix the drift, stamp another revision, or pass --force)")
+        _confirm(project, yes, prompter, f"stamp {target}" + (" despite differences" if differences else ""))
         chain = history.chain[: history.index(target) + 1]
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in chain]
         note = None
