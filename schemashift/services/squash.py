@@ -1,8 +1,9 @@
 """Squashing: one migration in place of a run of them, and how databases that ran the old ones are recognised.
 
 `squash` writes a migration whose operations build, from the state before the
-range, the state after it (a diff of the replayed states, no renames guessed) and
-which declares ``replaces = [...]``; the replaced files are deleted (version control
+range, the state after it (a diff of the replayed states, no renames guessed),
+with the range's data steps kept in their places unless marked ``elidable=True``
+(`squashed_operations`), and which declares ``replaces = [...]``; the replaced files are deleted (version control
 keeps them) and the migration after the range gets the squashed one as parent.
 
 A database whose version table records every replaced revision stands at the
@@ -12,7 +13,10 @@ upgraded with the new files (`squash_problems`).
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 from schemashift.autodetect.differ import RenameDecisions, diff
@@ -20,12 +24,25 @@ from schemashift.errors import MigrationError, RevisionError
 from schemashift.history import files, manifest
 from schemashift.history.cache import state_at
 from schemashift.history.chain import History
-from schemashift.history.loader import Migration
+from schemashift.history.loader import Migration, load_migration
 from schemashift.history.rebase import reparent_source
-from schemashift.history.writer import slugify, write_migration
-from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython, is_extension
+from schemashift.history.writer import new_revision_id, slugify
+from schemashift.model.schema import Schema
+from schemashift.operations import (
+    DropColumn,
+    DropSequence,
+    DropTable,
+    ExecuteSQL,
+    Operation,
+    RunPython,
+    is_extension,
+    resolve_all,
+)
+from schemashift.operations.render import render_migration
 
 Output = Callable[[str], None]
+DATA_STEPS = (ExecuteSQL, RunPython)
+DROPS = (DropTable, DropColumn, DropSequence)
 
 
 def _range(history: History, start: str | None, end: str | None) -> list[Migration]:
@@ -40,16 +57,89 @@ def _range(history: History, start: str | None, end: str | None) -> list[Migrati
     return history.chain[first:last + 1]
 
 
-def _refuse_data_migrations(migrations: list[Migration]) -> None:
-    data = [m.path.name for m in migrations if any(isinstance(op, (ExecuteSQL, RunPython)) for op in m.operations)]
-    if data:
-        raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython), "
-                             "which a squash would lose; squash a range without them")
+def _refuse_extensions(migrations: list[Migration]) -> None:
     foreign = [f"{m.path.name} ({type(op).__name__})" for m in migrations for op in m.operations
                if is_extension(op)]
     if foreign:
         raise MigrationError(f"cannot squash: {foreign[0]} is an extension's operation, whose effects beyond the "
                              "schema a squash could lose; squash a range without it")
+
+
+def squashed_operations(before: Schema, migrations: list[Migration]) -> list[Operation]:
+    """The operations of the squashed migration of `migrations`, which start from `before`.
+
+    Each data step (ExecuteSQL/RunPython) not marked ``elidable`` is kept where it
+    ran: the schema changes around it are the diff of the states before and after
+    them, so it meets the schema it was written for. After a data step, a stretch
+    whose diff would drop something keeps its original operations instead (a
+    rename there must keep the rows the data step wrote).
+    """
+    state, start, stretch, after_data = before, before, [], False
+    operations: list[Operation] = []
+    for migration in migrations:
+        for operation in migration.operations:
+            if not isinstance(operation, DATA_STEPS):
+                state = resolve_all([operation], state)[1]
+                stretch.append(operation)
+            elif not operation.elidable:
+                operations += _stretch(start, state, stretch, after_data)
+                operations.append(operation)
+                start, stretch, after_data = state, [], True
+    return operations + _stretch(start, state, stretch, after_data)
+
+
+def _stretch(start: Schema, end: Schema, originals: list[Operation], after_data: bool) -> list[Operation]:
+    operations = diff(start, end, RenameDecisions(no_rename=True))
+    if after_data and any(isinstance(op, DROPS) for op in operations):
+        return list(originals)
+    return operations
+
+
+def _functions(operations: list[Operation]) -> None:
+    """MigrationError when two different Python steps share a function name (the squashed file holds one)."""
+    seen: dict[str, str] = {}
+    for operation in operations:
+        if isinstance(operation, RunPython):
+            for function in (operation.forward, operation.reverse):
+                if function is None:
+                    continue
+                name = getattr(function, "__name__", "")
+                try:
+                    source = inspect.getsource(function)
+                except (OSError, TypeError):
+                    source = repr(function)
+                if seen.setdefault(name, source) != source:
+                    raise MigrationError(
+                        f"cannot squash: two data steps use different functions named {name!r}; rename one "
+                        "(the squashed migration holds both)")
+
+
+def _imports(migrations: list[Migration], operations: list[Operation]) -> list[str]:
+    """The module-level imports of the files whose Python steps the squashed migration keeps."""
+    kept = {id(op) for op in operations if isinstance(op, RunPython)}
+    lines: list[str] = []
+    for migration in migrations:
+        if not any(id(op) in kept for op in migration.operations):
+            continue
+        source = migration.path.read_text(encoding="utf-8")
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "schemashift.migration"):
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                line = ast.get_source_segment(source, node)
+                if line and line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def _source(message: str, operations: list[Operation], parent: str | None, replaced: list[str],
+            imports: list[str]) -> bytes:
+    """The squashed migration's file (rendered while the replaced files, whose functions it copies, still exist)."""
+    text = render_migration(new_revision_id(), parent, message, operations, datetime.now(), replaced)
+    if imports:
+        star = "from schemashift.migration import *  # noqa: F401,F403\n"
+        text = text.replace(star, star + "".join(line + "\n" for line in imports), 1)
+    return text.encode("utf-8")
 
 
 def _refuse_nested(migrations: list[Migration]) -> None:
@@ -66,7 +156,8 @@ def _refuse_drops_after_base(migrations: list[Migration], operations: list[Opera
     """
     if migrations[0].parent is None:
         return
-    drops = [op.describe() for op in operations if isinstance(op, (DropTable, DropColumn, DropSequence))]
+    first = next((i for i, op in enumerate(operations) if isinstance(op, DATA_STEPS)), len(operations))
+    drops = [op.describe() for op in operations[:first] if isinstance(op, DROPS)]
     if drops:
         raise MigrationError(
             f"cannot squash from {migrations[0].path.name}: the squashed migration would {drops[0]}"
@@ -81,20 +172,24 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     folder = Path(folder)
     migrations = _range(history, start, end)
     _refuse_nested(migrations)
-    _refuse_data_migrations(migrations)
+    _refuse_extensions(migrations)
     before, after = state_at(history, migrations[0].parent), state_at(history, migrations[-1].revision)
-    operations = diff(before, after, RenameDecisions(no_rename=True))
+    operations = squashed_operations(before, migrations)
     _refuse_drops_after_base(migrations, operations)
+    _functions(operations)
     following = history.chain[history.index(migrations[-1].revision) + 1:]
     replaced = [m.revision for m in migrations]
     originals = {m.path: m.path.read_bytes() for m in migrations + following[:1]}
     new: Migration | None = None
     number = files.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
+    source = _source(message, operations, migrations[0].parent, replaced, _imports(migrations, operations))
+    path = folder / f"{number}_{slugify(message)}.py"
     try:
         for migration in migrations:
             migration.path.unlink()
-        new = write_migration(folder, message, operations, migrations[0].parent, replaces=replaced,
-                              path=folder / f"{number}_{slugify(message)}.py")
+        with open(path, "xb") as handle:
+            handle.write(source)
+        new = load_migration(path)
         if following:
             child = following[0]
             child.path.write_bytes(reparent_source(originals[child.path], new.revision, child.path.name))
@@ -104,8 +199,8 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     except BaseException:
         for path, data in originals.items():
             path.write_bytes(data)
-        if new is not None:
-            new.path.unlink(missing_ok=True)
+        if path.exists() and path not in originals:
+            path.unlink()
         manifest.rebuild(folder)
         raise
     out(f"Wrote {new.path.name}: replaces {len(replaced)} migration(s) "
