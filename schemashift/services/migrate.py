@@ -31,11 +31,13 @@ from schemashift.services.project import (
     Project,
     backend_name,
     checked_current,
+    current_revision,
     masked_url,
+    partial_problem,
     print_line,
 )
 from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
-from schemashift.services.squash import covered_squashes
+from schemashift.services.squash import REPLACED_DIR, catch_up, covered_squashes
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -90,6 +92,9 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
+            if direction == UP:
+                _run_replaced(project, connection, recorder, history, out, reporter, yes=yes, prompter=prompter,
+                              allow_data_loss=allow_data_loss)
             current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
             plan = plan_to(history, dialect, current, target, direction)
@@ -128,6 +133,29 @@ def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None
     if not project.env.confirm or yes:
         return
     confirm(prompter, project.env.name, masked_url(project), what)
+
+
+def _run_replaced(project: Project, connection: sa.Connection, recorder: Recorder, history: History, out: Output,
+                  reporter: Reporter | None, *, yes: bool, prompter: Prompter, allow_data_loss: bool) -> None:
+    """Run the replaced migrations a database stopped in the middle of (`schemashift.services.squash.catch_up`)."""
+    applied = recorder.applied()
+    if partial_problem(applied) is not None:
+        return
+    dialect = dialect_of(connection)
+
+    def run(old: History, current: str | None, goal: str) -> None:
+        plan = backups.prepare(connection, build_plan(old, dialect, current, goal), project.env,
+                               allow_data_loss=allow_data_loss)
+        if plan.empty:
+            return
+        _confirm(project, yes, prompter, f"run the replaced migrations up to {goal} (squashed)")
+        out(f"The database stopped inside a squashed range: running the rest of it from {REPLACED_DIR}/.")
+        from schemashift.runtime.executor import Executor
+
+        Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
+
+    catch_up(applied, history, run=run, record=lambda old: record_squashes(recorder, old, out),
+             current=lambda old: current_revision(recorder.applied(), old))
 
 
 def record_squashes(recorder: Recorder, history: History, out: Output) -> None:

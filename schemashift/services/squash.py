@@ -23,7 +23,7 @@ from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.history import files, manifest
 from schemashift.history.cache import state_at
-from schemashift.history.chain import History
+from schemashift.history.chain import History, load_all
 from schemashift.history.loader import Migration, load_migration
 from schemashift.history.rebase import reparent_source
 from schemashift.history.writer import new_revision_id, slugify
@@ -43,6 +43,8 @@ from schemashift.operations.render import render_migration
 Output = Callable[[str], None]
 DATA_STEPS = (ExecuteSQL, RunPython)
 DROPS = (DropTable, DropColumn, DropSequence)
+#: Where `squash` keeps the files it replaced, inside the migrations folder.
+REPLACED_DIR = "replaced"
 
 
 def _range(history: History, start: str | None, end: str | None) -> list[Migration]:
@@ -142,12 +144,6 @@ def _source(message: str, operations: list[Operation], parent: str | None, repla
     return text.encode("utf-8")
 
 
-def _refuse_nested(migrations: list[Migration]) -> None:
-    nested = [m.path.name for m in migrations if m.replaces]
-    if nested:
-        raise MigrationError(f"cannot squash: {', '.join(nested)} is itself a squash; squash a range after it")
-
-
 def _refuse_drops_after_base(migrations: list[Migration], operations: list[Operation]) -> None:
     """A range after the first migration must not drop: a database standing before it would run the drop.
 
@@ -171,7 +167,6 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     """Replace the migrations from `start` to `end` of `folder` by one; return the new migration."""
     folder = Path(folder)
     migrations = _range(history, start, end)
-    _refuse_nested(migrations)
     _refuse_extensions(migrations)
     before, after = state_at(history, migrations[0].parent), state_at(history, migrations[-1].revision)
     operations = squashed_operations(before, migrations)
@@ -184,8 +179,17 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     number = files.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
     source = _source(message, operations, migrations[0].parent, replaced, _imports(migrations, operations))
     path = folder / f"{number}_{slugify(message)}.py"
+    kept = folder / REPLACED_DIR
+    clashes = [m.path.name for m in migrations if (kept / m.path.name).exists()]
+    if clashes:
+        raise MigrationError(f"cannot squash: {kept / clashes[0]} already exists (a file of an older squash has "
+                             "that name); rename the migration file first")
+    moved: list[Path] = []
     try:
+        kept.mkdir(exist_ok=True)
         for migration in migrations:
+            (kept / migration.path.name).write_bytes(originals[migration.path])
+            moved.append(kept / migration.path.name)
             migration.path.unlink()
         with open(path, "xb") as handle:
             handle.write(source)
@@ -201,10 +205,13 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
             path.write_bytes(data)
         if path.exists() and path not in originals:
             path.unlink()
+        for copy in moved:
+            copy.unlink(missing_ok=True)
         manifest.rebuild(folder)
         raise
     out(f"Wrote {new.path.name}: replaces {len(replaced)} migration(s) "
-        f"({migrations[0].path.name} .. {migrations[-1].path.name}), which were deleted.")
+        f"({migrations[0].path.name} .. {migrations[-1].path.name}), moved to {kept.name}/: a database in the "
+        f"middle of the range runs the rest of them on `upgrade`; delete {kept.name}/ once every database is past it.")
     if following:
         out(f"{following[0].path.name} now follows {new.path.name} (its parent changed).")
     return new
@@ -232,13 +239,62 @@ def reparented_only(migration: Migration, history: History, stored_checksum: str
     return files.checksum_of(original) == stored_checksum
 
 
+def kept_migrations(history: History) -> dict[str, Migration]:
+    """The replaced migrations kept in the ``replaced/`` folder of `history`, by revision (loaded once per history)."""
+    folder = history.folder / REPLACED_DIR
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _KEPT.get((folder, stamp))
+    if cached is None:
+        cached = {m.revision: m for m in load_all(folder)}
+        _KEPT[(folder, stamp)] = cached
+    return cached
+
+
+def parts_of(revision: str, kept: Mapping[str, Migration]) -> set[str]:
+    """`revision` and, when it is a kept squashed migration, every revision it stands for (nested squashes too)."""
+    found = {revision}
+    migration = kept.get(revision)
+    for replaced in migration.replaces if migration is not None else ():
+        found |= parts_of(replaced, kept)
+    return found
+
+
 def replaced_by(history: History) -> dict[str, Migration]:
-    """Every replaced revision mapped to the squashed migration of `history` that replaces it."""
+    """Every replaced revision (of nested squashes too, where kept) mapped to the squashed migration replacing it."""
+    kept = kept_migrations(history)
     found: dict[str, Migration] = {}
     for migration in history.chain:
         for revision in migration.replaces:
-            found[revision] = migration
+            for part in parts_of(revision, kept):
+                found[part] = migration
     return found
+
+
+def expanded(history: History, squashed: Migration) -> History | None:
+    """`history` up to `squashed`, then the migrations it replaced (from ``replaced/``); None when one is missing."""
+    kept = kept_migrations(history)
+    if not all(revision in kept for revision in squashed.replaces):
+        return None
+    before = history.chain[:history.index(squashed.revision)]
+    try:
+        return History.of(before + [kept[revision] for revision in squashed.replaces], history.folder)
+    except MigrationError:
+        return None
+
+
+def history_with(history: History, revision: str) -> History | None:
+    """A history holding `revision`: `history` itself, or one with the squashes that replace it expanded."""
+    if revision in history:
+        return history
+    kept = kept_migrations(history)
+    for migration in history.chain:
+        if any(revision in parts_of(replaced, kept) for replaced in migration.replaces):
+            inner = expanded(history, migration)
+            return history_with(inner, revision) if inner is not None else None
+    return None
 
 
 def _complete(applied: Mapping[str, object]) -> set[str]:
@@ -255,19 +311,69 @@ def covered_squashes(applied: Mapping[str, object], history: History) -> list[Mi
             if m.replaces and m.revision not in applied and set(m.replaces) <= done]
 
 
+def _started(migration: Migration, applied: Mapping[str, object], kept: Mapping[str, Migration]) -> bool:
+    """True when the database ran part of what `migration` replaces but `migration` is not recorded."""
+    if not migration.replaces or migration.revision in applied:
+        return False
+    done = _complete(applied)
+    if set(migration.replaces) <= done:
+        return False
+    return any(parts_of(revision, kept) & done for revision in migration.replaces)
+
+
 def squash_problems(applied: Mapping[str, object], history: History) -> list[str]:
     """One message per squashed migration of which the database ran only part of the replaced range."""
     unknown = set(applied) - set(history.revisions)
     if not unknown:
         return []
-    done = _complete(applied)
+    kept = kept_migrations(history)
     problems = []
     for migration in history.chain:
-        ran = [r for r in migration.replaces if r in done]
-        if ran and len(ran) < len(migration.replaces) and migration.revision not in applied:
+        if not _started(migration, applied, kept):
+            continue
+        if expanded(history, migration) is not None:
             problems.append(
-                f"the database ran only {len(ran)} of the {len(migration.replaces)} migrations that "
-                f"{migration.path.name} replaces (squashed): upgrade it with the old migration files first "
-                "(before the squash), then with these")
+                f"the database stopped in the middle of the migrations that {migration.path.name} replaces "
+                f"(squashed): run `schemashift upgrade`, which first runs the rest of them from {REPLACED_DIR}/")
+        else:
+            problems.append(
+                f"the database ran only part of the migrations that {migration.path.name} replaces (squashed) and "
+                f"{REPLACED_DIR}/ does not hold them all: upgrade it with the old migration files first (before "
+                "the squash), then with these")
     return problems
 
+
+#: Runs the plan from a revision to another in a history: ``run(history, current, goal)``.
+RunTo = Callable[[History, "str | None", str], None]
+#: Records the squashed migrations of a history whose replaced revisions all ran.
+Record = Callable[[History], None]
+#: The database's current revision in a history.
+Current = Callable[[History], "str | None"]
+
+
+def catch_up(applied: Mapping[str, object], history: History, *, run: RunTo, record: Record,
+             current: Current) -> None:
+    """Bring a database that stopped in the middle of a squashed range to its end with the kept replaced files.
+
+    For each squashed migration the database started (nested squashes first), the
+    replaced migrations it has not run are run from ``replaced/``; `record` then
+    records the squash (see `covered_squashes`). Nothing is done where a replaced file
+    is missing (`squash_problems` reports it).
+    """
+    if not set(applied) - set(history.revisions):
+        return
+    kept = kept_migrations(history)
+    for migration in history.chain:
+        if not _started(migration, applied, kept):
+            continue
+        inner = expanded(history, migration)
+        if inner is None:
+            return
+        catch_up(applied, inner, run=run, record=record, current=current)
+        record(inner)
+        run(inner, current(inner), migration.replaces[-1])
+        record(history)
+        return
+
+
+_KEPT: dict[tuple[Path, int], dict[str, Migration]] = {}
