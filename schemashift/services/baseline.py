@@ -434,6 +434,24 @@ def _relative(path: Path) -> str:
 # -- stamp ------------------------------------------------------------------------
 
 
+def _stamp_target(history: History, revision: str) -> tuple[History, str]:
+    """The history holding `revision` and its full id: a revision a squash replaced is found in ``replaced/``."""
+    from schemashift.errors import RevisionError
+    from schemashift.services.squash import resolve_replaced, route_from
+
+    try:
+        target = history.resolve(revision)
+    except RevisionError:
+        replaced = resolve_replaced(history, revision.strip())
+        route = route_from(history, replaced) if replaced else None
+        if not route:
+            raise
+        return route[0][0], replaced  # type: ignore[return-value]
+    if target is None:
+        raise SchemashiftError("stamp takes a revision of the chain, not base")
+    return history, target
+
+
 def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
           drop_alembic_version: bool = False, out: Output = print_line, yes: bool = False,
           prompter: Prompter = NO_PROMPTS) -> None:
@@ -446,9 +464,7 @@ def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: 
     history = project.history()
     if not history.chain:
         raise DatabaseStateError("there are no migrations to stamp: run `schemashift baseline` instead")
-    target = history.resolve(revision)
-    if target is None:
-        raise SchemashiftError("stamp takes a revision of the chain, not base")
+    history, target = _stamp_target(history, revision)
     with _unrecorded(project, alembic_dir) as (connection, dialect, recorder, alembic):
         expected = state_at(history, target)
         keep = project.object_filter()

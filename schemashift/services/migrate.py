@@ -37,7 +37,15 @@ from schemashift.services.project import (
     print_line,
 )
 from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
-from schemashift.services.squash import REPLACED_DIR, catch_up, covered_squashes
+from schemashift.services.squash import (
+    REPLACED_DIR,
+    all_replaced,
+    catch_up,
+    covered_squashes,
+    record_sql,
+    resolve_replaced,
+    route_from,
+)
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -168,7 +176,7 @@ def record_squashes(recorder: Recorder, history: History, out: Output) -> None:
             started = now()
             recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, "applied")
             recorder.log(migration.revision, "squash", migration.checksum, migration.message, started, 0, "ok")
-            for revision in migration.replaces:
+            for revision in all_replaced(history, migration):
                 recorder.delete(revision)
             out(f"Recorded {migration.path.name} as applied: the database ran every migration it replaces.")
 
@@ -277,14 +285,23 @@ def print_offline(project: Project, history: History, target: str, direction: st
 
     backend = backend_name(project)
     dialect = get_dialect(backend)
-    current = history.resolve(start)
-    plan = plan_to(history, dialect, current, target, direction)
     allow = allow_data_loss or project.env.allow_data_loss
-    plan = make_safe(plan, settings_of(project.env, dialect))
-    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
-                           registry_schema=project.env.schema)
-    plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type]  # tables only
+
+    def offline(plan: Plan) -> Plan:
+        plan = make_safe(plan, settings_of(project.env, dialect))
+        plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
+                               registry_schema=project.env.schema)
+        return dialect.adapt_offline(plan)
+
+    replaced = resolve_replaced(history, start) if direction == UP and start != "base" else None
+    current = replaced or history.resolve(start)
+    for old, squashed in (route_from(history, replaced) or [] if replaced else []):  # a revision a squash replaced
+        plan = offline(build_plan(old, dialect, current, squashed.replaces[-1]))
+        out(offline_script(plan, recorder, create_version_table=False))
+        out("\n".join(record_sql(recorder.version, squashed, all_replaced(old, squashed), dialect.sa_dialect())))
+        current = squashed.revision
+    plan = offline(plan_to(history, dialect, current, target, direction))
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
                     safe_key(project.env))
     # `remember`: the script is kept for `schemashift.planning.offline.cached_script`

@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.history import files, manifest
 from schemashift.history.cache import state_at
-from schemashift.history.chain import History, load_all
+from schemashift.history.chain import MIN_PREFIX, History, load_all
 from schemashift.history.loader import Migration, load_migration
 from schemashift.history.rebase import reparent_source
 from schemashift.history.writer import new_revision_id, slugify
@@ -39,6 +41,7 @@ from schemashift.operations import (
     resolve_all,
 )
 from schemashift.operations.render import render_migration
+from schemashift.runtime.versions import now
 
 Output = Callable[[str], None]
 DATA_STEPS = (ExecuteSQL, RunPython)
@@ -297,25 +300,84 @@ def history_with(history: History, revision: str) -> History | None:
     return None
 
 
+def resolve_replaced(history: History, target: str) -> str | None:
+    """The full id of the replaced revision (kept in ``replaced/``) that `target` names or starts; None if none."""
+    kept = kept_migrations(history)
+    if target in kept:
+        return target
+    found = [revision for revision in kept if len(target) >= MIN_PREFIX and revision.startswith(target)]
+    return found[0] if len(found) == 1 else None
+
+
+def route_from(history: History, revision: str) -> list[tuple[History, Migration]] | None:
+    """For a database at the replaced `revision`: (expanded history, squashed migration) per level, innermost first.
+
+    Running each level's history from where the database stands to the end of its
+    squashed migration's range, then recording that squash, brings the database
+    onto the next level and finally onto `history`. None when a file is missing.
+    """
+    levels: list[tuple[History, Migration]] = []
+    current = history
+    while revision not in current:
+        kept = kept_migrations(history)
+        squashed = next((m for m in current.chain if any(revision in parts_of(r, kept) for r in m.replaces)), None)
+        inner = expanded(current, squashed) if squashed is not None else None
+        if squashed is None or inner is None:
+            return None
+        levels.append((inner, squashed))
+        current = inner
+    return levels[::-1]
+
+
+def record_sql(version: sa.Table, squashed: Migration, replaced: list[str], dialect: sa.engine.Dialect) -> list[str]:
+    """The statements that record `squashed` as applied in place of the rows of the `replaced` revisions."""
+    def compiled(statement: sa.sql.ClauseElement) -> str:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip() + ";"
+
+    insert = version.insert().values(revision=squashed.revision, parent=squashed.parent, checksum=squashed.checksum,
+                                     message=squashed.message[:255], applied_at=now(),
+                                     state="applied", direction="up", statements_done=0)
+    return [f"-- record {squashed.path.name} (squashed) in place of the {len(squashed.replaces)} it replaces",
+            compiled(insert), compiled(version.delete().where(version.c.revision.in_(replaced)))]
+
+
 def _complete(applied: Mapping[str, object]) -> set[str]:
     return {revision for revision, row in applied.items() if getattr(row, "complete", False)}
 
 
 def covered_squashes(applied: Mapping[str, object], history: History) -> list[Migration]:
-    """Squashed migrations not recorded in `applied` whose replaced revisions all are."""
+    """Squashed migrations not recorded in `applied` whose replaced revisions all are (or are covered in turn)."""
     unknown = set(applied) - set(history.revisions)
     if not unknown:
         return []
-    done = _complete(applied)
+    done = _done(applied, kept_migrations(history))
     return [m for m in history.chain
             if m.replaces and m.revision not in applied and set(m.replaces) <= done]
+
+
+def all_replaced(history: History, squashed: Migration) -> list[str]:
+    """Every revision `squashed` stands for, nested squashes and what they replaced included."""
+    kept = kept_migrations(history)
+    return sorted(set().union(*(parts_of(revision, kept) for revision in squashed.replaces)))
+
+
+def _done(applied: Mapping[str, object], kept: Mapping[str, Migration]) -> set[str]:
+    """The revisions that ran completely, with each kept squash whose replaced revisions all did."""
+    done = _complete(applied)
+    grown = True
+    while grown:
+        covered = {m.revision for m in kept.values() if m.replaces and m.revision not in done
+                   and set(m.replaces) <= done}
+        done |= covered
+        grown = bool(covered)
+    return done
 
 
 def _started(migration: Migration, applied: Mapping[str, object], kept: Mapping[str, Migration]) -> bool:
     """True when the database ran part of what `migration` replaces but `migration` is not recorded."""
     if not migration.replaces or migration.revision in applied:
         return False
-    done = _complete(applied)
+    done = _done(applied, kept)
     if set(migration.replaces) <= done:
         return False
     return any(parts_of(revision, kept) & done for revision in migration.replaces)
