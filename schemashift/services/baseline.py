@@ -22,6 +22,8 @@ and the Alembic revision is written to the history table.
 
 from __future__ import annotations
 
+import configparser
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -62,6 +64,7 @@ class AlembicState:
 
     revisions: tuple[str, ...]
     heads: tuple[str, ...]
+    table: str = ALEMBIC_TABLE
 
     @property
     def label(self) -> str:
@@ -69,15 +72,48 @@ class AlembicState:
         return ",".join(self.revisions)
 
 
-def alembic_revisions(connection: sa.Connection, schema: str | None) -> tuple[str, ...] | None:
-    """The rows of ``alembic_version`` (None when the table does not exist)."""
-    if not sa.inspect(connection).has_table(ALEMBIC_TABLE, schema=schema):
+def alembic_revisions(connection: sa.Connection, schema: str | None,
+                      name: str = ALEMBIC_TABLE) -> tuple[str, ...] | None:
+    """The rows of Alembic's version table `name` (None when the table does not exist)."""
+    if not sa.inspect(connection).has_table(name, schema=schema):
         return None
-    table = sa.Table(ALEMBIC_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32)), schema=schema)
+    table = sa.Table(name, sa.MetaData(), sa.Column("version_num", sa.String(32)), schema=schema)
     rows = connection.execute(sa.select(table.c.version_num)).scalars().all()
     if connection.in_transaction():
         connection.commit()
     return tuple(sorted(str(row) for row in rows))
+
+
+_VERSION_TABLE = re.compile(r"""\bversion_table\s*=\s*(['"])([A-Za-z0-9_$]+)\1""")
+
+
+def alembic_version_table(alembic_dir: str | Path | None, search: Iterable[Path]) -> str:
+    """The name of Alembic's version table: ``version_table`` in ``alembic.ini`` or the scripts' ``env.py``.
+
+    ``alembic_version`` (Alembic's default) when neither names another; nothing is imported or run.
+    """
+    folders = [Path(alembic_dir)] if alembic_dir is not None else []
+    ini = next((place / ALEMBIC_INI for place in search if (place / ALEMBIC_INI).is_file()), None)
+    if ini is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(ini, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            return ALEMBIC_TABLE
+        named = parser.get("alembic", "version_table", fallback="").strip()
+        if named:
+            return named
+        location = parser.get("alembic", "script_location", fallback="").strip()
+        if location and ":" not in location:
+            folders.append(Path(location) if Path(location).is_absolute() else ini.parent / location)
+    for folder in folders:
+        try:
+            found = _VERSION_TABLE.search((folder / "env.py").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return found.group(2)
+    return ALEMBIC_TABLE
 
 
 def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tuple[str, ...]:
@@ -115,11 +151,13 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
 
 
 def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
-    """None when the database has no ``alembic_version``; else its state, refusing unless it is at the heads."""
-    revisions = alembic_revisions(connection, project.env.schema)
+    """None when the database has no Alembic version table; else its state, refusing unless it is at the heads."""
+    search = [Path.cwd(), project.config.root]
+    name = alembic_version_table(alembic_dir, search)
+    revisions = alembic_revisions(connection, project.env.schema, name)
     if revisions is None:
         return None
-    heads = alembic_heads(alembic_dir, [Path.cwd(), project.config.root])
+    heads = alembic_heads(alembic_dir, search)
     if not heads:
         raise ConfigError("the Alembic scripts declare no revision: is --alembic-dir the right folder?")
     if set(revisions) != set(heads):
@@ -127,12 +165,12 @@ def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str 
         raise DatabaseStateError(
             f"the database is at Alembic revision {at}, not at the head of its Alembic scripts ({', '.join(heads)}): "
             "run `alembic upgrade head` first, then bring it under schemashift")
-    return AlembicState(revisions, heads)
+    return AlembicState(revisions, heads, name)
 
 
-def drop_alembic_table(connection: sa.Connection, schema: str | None) -> None:
-    """``DROP TABLE alembic_version`` (committed)."""
-    sa.Table(ALEMBIC_TABLE, sa.MetaData(), schema=schema).drop(connection)
+def drop_alembic_table(connection: sa.Connection, schema: str | None, name: str = ALEMBIC_TABLE) -> None:
+    """``DROP TABLE`` Alembic's version table (committed)."""
+    sa.Table(name, sa.MetaData(), schema=schema).drop(connection)
     connection.commit()
 
 
@@ -359,7 +397,7 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
                 _unwrite(project, written)
             raise
         if alembic is not None and drop_alembic_version:
-            drop_alembic_table(connection, project.env.schema)
+            drop_alembic_table(connection, project.env.schema, alembic.table)
     _report(out, written, operations, project, revisions[-1][0], alembic, drop_alembic_version, "baseline")
     return written
 
@@ -420,7 +458,7 @@ def _report(out: Output, written: Path | None, operations: list[Operation], proj
         out("The database matches the migrations' head: no migration written.")
     out(f"Recorded {revision} as applied on {project.env.name!r} without running it ({what}).")
     if alembic is not None:
-        out(f"Alembic revision {alembic.label} recorded in the history table; alembic_version "
+        out(f"Alembic revision {alembic.label} recorded in the history table; {alembic.table} "
             + ("dropped." if dropped else "is left alone and ignored from now on."))
 
 
@@ -485,12 +523,12 @@ def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: 
             note = f"forced despite {len(differences)} difference(s): " + "; ".join(differences)
         _record(project, connection, recorder, revisions, FORCED if differences else STAMP, alembic, note)
         if alembic is not None and drop_alembic_version:
-            drop_alembic_table(connection, project.env.schema)
+            drop_alembic_table(connection, project.env.schema, alembic.table)
     if differences:
         out(f"WARNING: stamped despite {len(differences)} difference(s) (--force); recorded in the history table:")
         for line in differences:
             out(f"  - {line}")
     out(f"Recorded {target} as applied on {project.env.name!r} without running it (stamp).")
     if alembic is not None:
-        out(f"Alembic revision {alembic.label} recorded in the history table; alembic_version "
+        out(f"Alembic revision {alembic.label} recorded in the history table; {alembic.table} "
             + ("dropped." if drop_alembic_version else "is left alone and ignored from now on."))
