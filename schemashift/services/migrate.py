@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of, get_dialect
-from schemashift.errors import SchemashiftError, UnmanagedDatabase
+from schemashift.errors import DatabaseStateError, SchemashiftError, UnmanagedDatabase
 from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
@@ -45,6 +45,7 @@ from schemashift.services.squash import (
     record_sql,
     resolve_replaced,
     route_from,
+    squash_problems,
 )
 
 if TYPE_CHECKING:
@@ -100,10 +101,13 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
-            if direction == UP:
-                _run_replaced(project, connection, recorder, history, out, reporter, yes=yes, prompter=prompter,
-                              allow_data_loss=allow_data_loss)
-            current = checked_current(recorder, history)
+            try:
+                current = checked_current(recorder, history)
+            except DatabaseStateError:  # in the middle of a squashed range: run the rest of it, else report it
+                if direction != UP or not _run_replaced(project, connection, recorder, history, out, reporter,
+                                                        yes=yes, prompter=prompter, allow_data_loss=allow_data_loss):
+                    raise
+                current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
             plan = plan_to(history, dialect, current, target, direction)
             refuse_unmanaged(connection, recorder, plan)
@@ -144,11 +148,14 @@ def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None
 
 
 def _run_replaced(project: Project, connection: sa.Connection, recorder: Recorder, history: History, out: Output,
-                  reporter: Reporter | None, *, yes: bool, prompter: Prompter, allow_data_loss: bool) -> None:
-    """Run the replaced migrations a database stopped in the middle of (`schemashift.services.squash.catch_up`)."""
+                  reporter: Reporter | None, *, yes: bool, prompter: Prompter, allow_data_loss: bool) -> bool:
+    """Run the replaced migrations a database stopped in the middle of (`schemashift.services.squash.catch_up`).
+
+    False when there were none to run (the database's problem is another).
+    """
     applied = recorder.applied()
-    if partial_problem(applied) is not None:
-        return
+    if partial_problem(applied) is not None or not squash_problems(applied, history):
+        return False
     dialect = dialect_of(connection)
 
     def run(old: History, current: str | None, goal: str) -> None:
@@ -164,6 +171,7 @@ def _run_replaced(project: Project, connection: sa.Connection, recorder: Recorde
 
     catch_up(applied, history, run=run, record=lambda old: record_squashes(recorder, old, out),
              current=lambda old: current_revision(recorder.applied(), old))
+    return True
 
 
 def record_squashes(recorder: Recorder, history: History, out: Output) -> None:
