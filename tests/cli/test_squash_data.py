@@ -130,3 +130,24 @@ def test_same_function_name_twice_is_refused(tmp_path: Path) -> None:
     result = cli(project, "squash", "-m", "x", check=False)
     assert result.returncode == 2 and "different functions named 'forward'" in result.stderr
     assert {p.name: p.read_bytes() for p in folder.glob("*.py")} == before
+
+
+def test_python_step_keeps_the_imports_of_its_file(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'p.db'}", MODELS)
+    folder = project / "migrations"
+    first = write_migration(folder, "users", [CreateTable(Table(
+        "users", columns=(Column("id", Type("integer"), nullable=False), Column("mail", Type("string", length=80))),
+        primary_key=PrimaryKey(("id",))))], None).revision
+    (folder / "0002_seed.py").write_text(
+        'import json\nfrom textwrap import dedent as undent\nfrom schemashift.migration import *\n\n'
+        f'revision = "bbbb0002"\nparent = "{first}"\nmessage = "seed"\n\n'
+        "def seed(ctx):\n"
+        "    mail = json.loads(undent('\"x@y.z\"'))\n"
+        "    ctx.connection.exec_driver_sql(f\"INSERT INTO users (id, mail) VALUES (1, '{mail}')\")\n\n"
+        "operations = [RunPython(seed)]\n")
+    cli(project, "manifest")
+    cli(project, "squash", "-m", "all")
+    text = next(folder.glob("0001_*.py")).read_text()
+    assert "import json" in text and "from textwrap import dedent as undent" in text and "def seed(ctx)" in text
+    cli(project, "upgrade")
+    assert fetch_rows(f"sqlite:///{tmp_path / 'p.db'}", "SELECT id, mail FROM users") == [(1, "x@y.z")]
