@@ -205,11 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--after", metavar="HEAD", help="adopt the database on top of the existing migrations "
                           "(the new migration holds the difference from their head)")
     _alembic_options(baseline)
+    baseline.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     stamp = command("stamp", "record REVISION as applied where the live schema matches it (never runs DDL)")
     stamp.add_argument("revision", metavar="REVISION")
     stamp.add_argument("--force", action="store_true", help="record it despite differences (noted in the history)")
     _alembic_options(stamp)
+    stamp.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     command("rebase", "put forked migration branches one after the other (edits files, no database)")
 
@@ -600,7 +602,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from schemashift import api
 
     api.baseline(_project(args), args.message, after=args.after, alembic_dir=args.alembic_dir,
-                 drop_alembic_version=args.drop_alembic_version, out=_out)
+                 drop_alembic_version=args.drop_alembic_version, out=_out, yes=args.yes, prompter=TerminalPrompter())
     return EXIT_OK
 
 
@@ -608,7 +610,7 @@ def cmd_stamp(args: argparse.Namespace) -> int:
     from schemashift import api
 
     api.stamp(_project(args), args.revision, force=args.force, alembic_dir=args.alembic_dir,
-              drop_alembic_version=args.drop_alembic_version, out=_out)
+              drop_alembic_version=args.drop_alembic_version, out=_out, yes=args.yes, prompter=TerminalPrompter())
     return EXIT_OK
 
 

@@ -12,7 +12,9 @@ name on the other side (or None); a false answer leaves the object out.
 
 An `ObjectFilter` is applied to both sides of every comparison (the live schema,
 the models, the migrations' state), so a left-out object is never created,
-dropped or reported. ``alembic_version`` is always left out.
+dropped or reported. ``alembic_version`` is always left out, and so is a live table
+shaped as Alembic's version table under another name (``version_table=``) that the
+other side does not have.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class ObjectFilter:
         tables = []
         for key, table in schema.tables.items():
             counterpart = other_tables.get(key)
-            if self.excluded_name(table.name, table.schema) or not self._include(table, table.name, "table",
-                                                                                 reflected, counterpart):
+            if self.excluded_name(table.name, table.schema) or (reflected and counterpart is None and alembic_shaped(
+                    table)) or not self._include(table, table.name, "table", reflected, counterpart):
                 continue
             tables.append(self._parts(table, reflected, counterpart))
         sequences = [sequence for key, sequence in schema.sequences.items()
@@ -98,6 +100,11 @@ class ObjectFilter:
             if len(kept) != len(items):
                 changes[field] = kept
         return table.evolve(**changes) if changes else table
+
+
+def alembic_shaped(table: Table) -> bool:
+    """True for a table shaped as Alembic's version table (one ``version_num`` column), whatever its name."""
+    return len(table.columns) == 1 and table.columns[0].name == "version_num"
 
 
 def _name(item: Any) -> object:

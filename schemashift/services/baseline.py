@@ -22,6 +22,8 @@ and the Alembic revision is written to the history table.
 
 from __future__ import annotations
 
+import configparser
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -37,7 +39,8 @@ from schemashift.model.schema import Schema, Sequence, Table
 from schemashift.model.types import INTEGER_KINDS
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
-from schemashift.services.project import Project, print_line
+from schemashift.services.project import Project, masked_url, print_line
+from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -61,6 +64,7 @@ class AlembicState:
 
     revisions: tuple[str, ...]
     heads: tuple[str, ...]
+    table: str = ALEMBIC_TABLE
 
     @property
     def label(self) -> str:
@@ -68,15 +72,48 @@ class AlembicState:
         return ",".join(self.revisions)
 
 
-def alembic_revisions(connection: sa.Connection, schema: str | None) -> tuple[str, ...] | None:
-    """The rows of ``alembic_version`` (None when the table does not exist)."""
-    if not sa.inspect(connection).has_table(ALEMBIC_TABLE, schema=schema):
+def alembic_revisions(connection: sa.Connection, schema: str | None,
+                      name: str = ALEMBIC_TABLE) -> tuple[str, ...] | None:
+    """The rows of Alembic's version table `name` (None when the table does not exist)."""
+    if not sa.inspect(connection).has_table(name, schema=schema):
         return None
-    table = sa.Table(ALEMBIC_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32)), schema=schema)
+    table = sa.Table(name, sa.MetaData(), sa.Column("version_num", sa.String(32)), schema=schema)
     rows = connection.execute(sa.select(table.c.version_num)).scalars().all()
     if connection.in_transaction():
         connection.commit()
     return tuple(sorted(str(row) for row in rows))
+
+
+_VERSION_TABLE = re.compile(r"""\bversion_table\s*=\s*(['"])([A-Za-z0-9_$]+)\1""")
+
+
+def alembic_version_table(alembic_dir: str | Path | None, search: Iterable[Path]) -> str:
+    """The name of Alembic's version table: ``version_table`` in ``alembic.ini`` or the scripts' ``env.py``.
+
+    ``alembic_version`` (Alembic's default) when neither names another; nothing is imported or run.
+    """
+    folders = [Path(alembic_dir)] if alembic_dir is not None else []
+    ini = next((place / ALEMBIC_INI for place in search if (place / ALEMBIC_INI).is_file()), None)
+    if ini is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(ini, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            return ALEMBIC_TABLE
+        named = parser.get("alembic", "version_table", fallback="").strip()
+        if named:
+            return named
+        location = parser.get("alembic", "script_location", fallback="").strip()
+        if location and ":" not in location:
+            folders.append(Path(location) if Path(location).is_absolute() else ini.parent / location)
+    for folder in folders:
+        try:
+            found = _VERSION_TABLE.search((folder / "env.py").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return found.group(2)
+    return ALEMBIC_TABLE
 
 
 def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tuple[str, ...]:
@@ -114,11 +151,13 @@ def alembic_heads(alembic_dir: str | Path | None, search: Iterable[Path]) -> tup
 
 
 def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str | Path | None) -> AlembicState | None:
-    """None when the database has no ``alembic_version``; else its state, refusing unless it is at the heads."""
-    revisions = alembic_revisions(connection, project.env.schema)
+    """None when the database has no Alembic version table; else its state, refusing unless it is at the heads."""
+    search = [Path.cwd(), project.config.root]
+    name = alembic_version_table(alembic_dir, search)
+    revisions = alembic_revisions(connection, project.env.schema, name)
     if revisions is None:
         return None
-    heads = alembic_heads(alembic_dir, [Path.cwd(), project.config.root])
+    heads = alembic_heads(alembic_dir, search)
     if not heads:
         raise ConfigError("the Alembic scripts declare no revision: is --alembic-dir the right folder?")
     if set(revisions) != set(heads):
@@ -126,12 +165,12 @@ def check_alembic(project: Project, connection: sa.Connection, alembic_dir: str 
         raise DatabaseStateError(
             f"the database is at Alembic revision {at}, not at the head of its Alembic scripts ({', '.join(heads)}): "
             "run `alembic upgrade head` first, then bring it under schemashift")
-    return AlembicState(revisions, heads)
+    return AlembicState(revisions, heads, name)
 
 
-def drop_alembic_table(connection: sa.Connection, schema: str | None) -> None:
-    """``DROP TABLE alembic_version`` (committed)."""
-    sa.Table(ALEMBIC_TABLE, sa.MetaData(), schema=schema).drop(connection)
+def drop_alembic_table(connection: sa.Connection, schema: str | None, name: str = ALEMBIC_TABLE) -> None:
+    """``DROP TABLE`` Alembic's version table (committed)."""
+    sa.Table(name, sa.MetaData(), schema=schema).drop(connection)
     connection.commit()
 
 
@@ -281,6 +320,12 @@ def _adopt_items(live: Table, table: Table, model: Table, field: str, same: _Sam
 # -- baseline ---------------------------------------------------------------------
 
 
+def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None:
+    """Ask `prompter` to confirm `what` where the environment says so (``confirm = true``) and `yes` was not given."""
+    if project.env.confirm and not yes:
+        confirm(prompter, project.env.name, masked_url(project), what)
+
+
 def _refuse_history(recorder: Recorder) -> None:
     applied = recorder.applied()
     if applied:
@@ -309,8 +354,11 @@ def _unrecorded(project: Project, alembic_dir: str | Path | None) -> Iterator[tu
 
 def baseline(project: Project, message: str = "baseline", *, after: str | None = None,
              alembic_dir: str | Path | None = None, drop_alembic_version: bool = False,
-             out: Output = print_line) -> Path | None:
-    """Write the migration that creates the live schema and record it as applied without running it."""
+             out: Output = print_line, yes: bool = False, prompter: Prompter = NO_PROMPTS) -> Path | None:
+    """Write the migration that creates the live schema and record it as applied without running it.
+
+    On an environment with ``confirm = true`` `prompter` is asked first unless `yes`.
+    """
     from schemashift.autodetect.differ import RenameDecisions, diff
     from schemashift.history.cache import state_at
 
@@ -335,6 +383,7 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
             target = live
         target = adopt_objects(dialect, connection, target, models)
         operations = diff(start, target, RenameDecisions(no_rename=True))
+        _confirm(project, yes, prompter, f"baseline (record {len(operations)} operation(s) as applied)")
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in history.chain]
         written: Path | None = None
         if operations or not history.chain:
@@ -348,7 +397,7 @@ def baseline(project: Project, message: str = "baseline", *, after: str | None =
                 _unwrite(project, written)
             raise
         if alembic is not None and drop_alembic_version:
-            drop_alembic_table(connection, project.env.schema)
+            drop_alembic_table(connection, project.env.schema, alembic.table)
     _report(out, written, operations, project, revisions[-1][0], alembic, drop_alembic_version, "baseline")
     return written
 
@@ -409,7 +458,7 @@ def _report(out: Output, written: Path | None, operations: list[Operation], proj
         out("The database matches the migrations' head: no migration written.")
     out(f"Recorded {revision} as applied on {project.env.name!r} without running it ({what}).")
     if alembic is not None:
-        out(f"Alembic revision {alembic.label} recorded in the history table; alembic_version "
+        out(f"Alembic revision {alembic.label} recorded in the history table; {alembic.table} "
             + ("dropped." if dropped else "is left alone and ignored from now on."))
 
 
@@ -423,17 +472,37 @@ def _relative(path: Path) -> str:
 # -- stamp ------------------------------------------------------------------------
 
 
+def _stamp_target(history: History, revision: str) -> tuple[History, str]:
+    """The history holding `revision` and its full id: a revision a squash replaced is found in ``replaced/``."""
+    from schemashift.errors import RevisionError
+    from schemashift.services.squash import resolve_replaced, route_from
+
+    try:
+        target = history.resolve(revision)
+    except RevisionError:
+        replaced = resolve_replaced(history, revision.strip())
+        route = route_from(history, replaced) if replaced else None
+        if not route:
+            raise
+        return route[0][0], replaced  # type: ignore[return-value]
+    if target is None:
+        raise SchemashiftError("stamp takes a revision of the chain, not base")
+    return history, target
+
+
 def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: str | Path | None = None,
-          drop_alembic_version: bool = False, out: Output = print_line) -> None:
-    """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL."""
+          drop_alembic_version: bool = False, out: Output = print_line, yes: bool = False,
+          prompter: Prompter = NO_PROMPTS) -> None:
+    """Record `revision` (and the chain below it) as applied where the live schema is its state; no DDL.
+
+    On an environment with ``confirm = true`` `prompter` is asked first unless `yes`.
+    """
     from schemashift.history.cache import state_at
 
     history = project.history()
     if not history.chain:
         raise DatabaseStateError("there are no migrations to stamp: run `schemashift baseline` instead")
-    target = history.resolve(revision)
-    if target is None:
-        raise SchemashiftError("stamp takes a revision of the chain, not base")
+    history, target = _stamp_target(history, revision)
     with _unrecorded(project, alembic_dir) as (connection, dialect, recorder, alembic):
         expected = state_at(history, target)
         keep = project.object_filter()
@@ -446,6 +515,7 @@ def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: 
             raise DatabaseStateError(
                 f"not stamped: the database differs from the migrations at {target} in {len(differences)} "
                 f"place(s), first: {differences[0]} (fix the drift, stamp another revision, or pass --force)")
+        _confirm(project, yes, prompter, f"stamp {target}" + (" despite differences" if differences else ""))
         chain = history.chain[: history.index(target) + 1]
         revisions = [(m.revision, m.parent, m.checksum, m.message) for m in chain]
         note = None
@@ -453,12 +523,12 @@ def stamp(project: Project, revision: str, *, force: bool = False, alembic_dir: 
             note = f"forced despite {len(differences)} difference(s): " + "; ".join(differences)
         _record(project, connection, recorder, revisions, FORCED if differences else STAMP, alembic, note)
         if alembic is not None and drop_alembic_version:
-            drop_alembic_table(connection, project.env.schema)
+            drop_alembic_table(connection, project.env.schema, alembic.table)
     if differences:
         out(f"WARNING: stamped despite {len(differences)} difference(s) (--force); recorded in the history table:")
         for line in differences:
             out(f"  - {line}")
     out(f"Recorded {target} as applied on {project.env.name!r} without running it (stamp).")
     if alembic is not None:
-        out(f"Alembic revision {alembic.label} recorded in the history table; alembic_version "
+        out(f"Alembic revision {alembic.label} recorded in the history table; {alembic.table} "
             + ("dropped." if drop_alembic_version else "is left alone and ignored from now on."))

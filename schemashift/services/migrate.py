@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from schemashift.dialects import dialect_of, get_dialect
-from schemashift.errors import SchemashiftError, UnmanagedDatabase
+from schemashift.errors import DatabaseStateError, SchemashiftError, UnmanagedDatabase
 from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
@@ -32,11 +32,22 @@ from schemashift.services.project import (
     Project,
     backend_name,
     checked_current,
+    current_revision,
     masked_url,
+    partial_problem,
     print_line,
 )
 from schemashift.services.prompting import NO_PROMPTS, Prompter, confirm
-from schemashift.services.squash import covered_squashes
+from schemashift.services.squash import (
+    REPLACED_DIR,
+    all_replaced,
+    catch_up,
+    covered_squashes,
+    record_sql,
+    resolve_replaced,
+    route_from,
+    squash_problems,
+)
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -91,7 +102,13 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
-            current = checked_current(recorder, history)
+            try:
+                current = checked_current(recorder, history)
+            except DatabaseStateError:  # in the middle of a squashed range: run the rest of it, else report it
+                if direction != UP or not _run_replaced(project, connection, recorder, history, out, reporter,
+                                                        yes=yes, prompter=prompter, allow_data_loss=allow_data_loss):
+                    raise
+                current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
             plan = plan_to(history, dialect, current, target, direction)
             refuse_unmanaged(connection, recorder, plan)
@@ -133,6 +150,33 @@ def _confirm(project: Project, yes: bool, prompter: Prompter, what: str) -> None
     confirm(prompter, project.env.name, masked_url(project), what)
 
 
+def _run_replaced(project: Project, connection: sa.Connection, recorder: Recorder, history: History, out: Output,
+                  reporter: Reporter | None, *, yes: bool, prompter: Prompter, allow_data_loss: bool) -> bool:
+    """Run the replaced migrations a database stopped in the middle of (`schemashift.services.squash.catch_up`).
+
+    False when there were none to run (the database's problem is another).
+    """
+    applied = recorder.applied()
+    if partial_problem(applied) is not None or not squash_problems(applied, history):
+        return False
+    dialect = dialect_of(connection)
+
+    def run(old: History, current: str | None, goal: str) -> None:
+        plan = backups.prepare(connection, build_plan(old, dialect, current, goal), project.env,
+                               allow_data_loss=allow_data_loss)
+        if plan.empty:
+            return
+        _confirm(project, yes, prompter, f"run the replaced migrations up to {goal} (squashed)")
+        out(f"The database stopped inside a squashed range: running the rest of it from {REPLACED_DIR}/.")
+        from schemashift.runtime.executor import Executor
+
+        Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
+
+    catch_up(applied, history, run=run, record=lambda old: record_squashes(recorder, old, out),
+             current=lambda old: current_revision(recorder.applied(), old))
+    return True
+
+
 def record_squashes(recorder: Recorder, history: History, out: Output) -> None:
     """Record each squashed migration whose replaced revisions all ran as applied, and drop their rows."""
     covered = covered_squashes(recorder.applied(), history)
@@ -143,7 +187,7 @@ def record_squashes(recorder: Recorder, history: History, out: Output) -> None:
             started = now()
             recorder.insert(migration.revision, migration.parent, migration.checksum, migration.message, "applied")
             recorder.log(migration.revision, "squash", migration.checksum, migration.message, started, 0, "ok")
-            for revision in migration.replaces:
+            for revision in all_replaced(history, migration):
                 recorder.delete(revision)
             out(f"Recorded {migration.path.name} as applied: the database ran every migration it replaces.")
 
@@ -252,14 +296,23 @@ def print_offline(project: Project, history: History, target: str, direction: st
 
     backend = backend_name(project)
     dialect = get_dialect(backend)
-    current = history.resolve(start)
-    plan = plan_to(history, dialect, current, target, direction)
     allow = allow_data_loss or project.env.allow_data_loss
-    plan = make_safe(plan, settings_of(project.env, dialect))
-    plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
-                           registry_schema=project.env.schema)
-    plan = dialect.adapt_offline(plan)
     recorder = Recorder(None, project.env.version_table, project.env.schema)  # type: ignore[arg-type]  # tables only
+
+    def offline(plan: Plan) -> Plan:
+        plan = make_safe(plan, settings_of(project.env, dialect))
+        plan = backups.protect(plan, keep=project.env.keep_data, allow_data_loss=allow, kept={},
+                               registry_schema=project.env.schema)
+        return dialect.adapt_offline(plan)
+
+    replaced = resolve_replaced(history, start) if direction == UP and start != "base" else None
+    current = replaced or history.resolve(start)
+    for old, squashed in (route_from(history, replaced) or [] if replaced else []):  # a revision a squash replaced
+        plan = offline(build_plan(old, dialect, current, squashed.replaces[-1]))
+        out(offline_script(plan, recorder, create_version_table=False))
+        out("\n".join(record_sql(recorder.version, squashed, all_replaced(old, squashed), dialect.sa_dialect())))
+        current = squashed.revision
+    plan = offline(plan_to(history, dialect, current, target, direction))
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
                     safe_key(project.env))
     # `remember`: the script is kept for `schemashift.planning.offline.cached_script`

@@ -1,8 +1,9 @@
 """Squashing: one migration in place of a run of them, and how databases that ran the old ones are recognised.
 
 `squash` writes a migration whose operations build, from the state before the
-range, the state after it (a diff of the replayed states, no renames guessed) and
-which declares ``replaces = [...]``; the replaced files are deleted (version control
+range, the state after it (a diff of the replayed states, no renames guessed),
+with the range's data steps kept in their places unless marked ``elidable=True``
+(`squashed_operations`), and which declares ``replaces = [...]``; the replaced files are deleted (version control
 keeps them) and the migration after the range gets the squashed one as parent.
 
 A database whose version table records every replaced revision stands at the
@@ -12,20 +13,41 @@ upgraded with the new files (`squash_problems`).
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from schemashift.autodetect.differ import RenameDecisions, diff
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.history import files, manifest
 from schemashift.history.cache import state_at
-from schemashift.history.chain import History
-from schemashift.history.loader import Migration
+from schemashift.history.chain import MIN_PREFIX, History, load_all
+from schemashift.history.loader import Migration, load_migration
 from schemashift.history.rebase import reparent_source
-from schemashift.history.writer import slugify, write_migration
-from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython, is_extension
+from schemashift.history.writer import new_revision_id, slugify
+from schemashift.model.schema import Schema
+from schemashift.operations import (
+    DropColumn,
+    DropSequence,
+    DropTable,
+    ExecuteSQL,
+    Operation,
+    RunPython,
+    is_extension,
+    resolve_all,
+)
+from schemashift.operations.render import render_migration
+from schemashift.runtime.versions import now
 
 Output = Callable[[str], None]
+DATA_STEPS = (ExecuteSQL, RunPython)
+DROPS = (DropTable, DropColumn, DropSequence)
+#: Where `squash` keeps the files it replaced, inside the migrations folder.
+REPLACED_DIR = "replaced"
 
 
 def _range(history: History, start: str | None, end: str | None) -> list[Migration]:
@@ -40,11 +62,7 @@ def _range(history: History, start: str | None, end: str | None) -> list[Migrati
     return history.chain[first:last + 1]
 
 
-def _refuse_data_migrations(migrations: list[Migration]) -> None:
-    data = [m.path.name for m in migrations if any(isinstance(op, (ExecuteSQL, RunPython)) for op in m.operations)]
-    if data:
-        raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython), "
-                             "which a squash would lose; squash a range without them")
+def _refuse_extensions(migrations: list[Migration]) -> None:
     foreign = [f"{m.path.name} ({type(op).__name__})" for m in migrations for op in m.operations
                if is_extension(op)]
     if foreign:
@@ -52,10 +70,81 @@ def _refuse_data_migrations(migrations: list[Migration]) -> None:
                              "schema a squash could lose; squash a range without it")
 
 
-def _refuse_nested(migrations: list[Migration]) -> None:
-    nested = [m.path.name for m in migrations if m.replaces]
-    if nested:
-        raise MigrationError(f"cannot squash: {', '.join(nested)} is itself a squash; squash a range after it")
+def squashed_operations(before: Schema, migrations: list[Migration]) -> list[Operation]:
+    """The operations of the squashed migration of `migrations`, which start from `before`.
+
+    Each data step (ExecuteSQL/RunPython) not marked ``elidable`` is kept where it
+    ran: the schema changes around it are the diff of the states before and after
+    them, so it meets the schema it was written for. After a data step, a stretch
+    whose diff would drop something keeps its original operations instead (a
+    rename there must keep the rows the data step wrote).
+    """
+    state, start, stretch, after_data = before, before, [], False
+    operations: list[Operation] = []
+    for migration in migrations:
+        for operation in migration.operations:
+            if not isinstance(operation, DATA_STEPS):
+                state = resolve_all([operation], state)[1]
+                stretch.append(operation)
+            elif not operation.elidable:
+                operations += _stretch(start, state, stretch, after_data)
+                operations.append(operation)
+                start, stretch, after_data = state, [], True
+    return operations + _stretch(start, state, stretch, after_data)
+
+
+def _stretch(start: Schema, end: Schema, originals: list[Operation], after_data: bool) -> list[Operation]:
+    operations = diff(start, end, RenameDecisions(no_rename=True))
+    if after_data and any(isinstance(op, DROPS) for op in operations):
+        return list(originals)
+    return operations
+
+
+def _functions(operations: list[Operation]) -> None:
+    """MigrationError when two different Python steps share a function name (the squashed file holds one)."""
+    seen: dict[str, str] = {}
+    for operation in operations:
+        if isinstance(operation, RunPython):
+            for function in (operation.forward, operation.reverse):
+                if function is None:
+                    continue
+                name = getattr(function, "__name__", "")
+                try:
+                    source = inspect.getsource(function)
+                except (OSError, TypeError):
+                    source = repr(function)
+                if seen.setdefault(name, source) != source:
+                    raise MigrationError(
+                        f"cannot squash: two data steps use different functions named {name!r}; rename one "
+                        "(the squashed migration holds both)")
+
+
+def _imports(migrations: list[Migration], operations: list[Operation]) -> list[str]:
+    """The module-level imports of the files whose Python steps the squashed migration keeps."""
+    kept = {id(op) for op in operations if isinstance(op, RunPython)}
+    lines: list[str] = []
+    for migration in migrations:
+        if not any(id(op) in kept for op in migration.operations):
+            continue
+        source = migration.path.read_text(encoding="utf-8")
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "schemashift.migration"):
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                line = ast.get_source_segment(source, node)
+                if line and line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def _source(message: str, operations: list[Operation], parent: str | None, replaced: list[str],
+            imports: list[str]) -> bytes:
+    """The squashed migration's file (rendered while the replaced files, whose functions it copies, still exist)."""
+    text = render_migration(new_revision_id(), parent, message, operations, datetime.now(), replaced)
+    if imports:
+        star = "from schemashift.migration import *  # noqa: F401,F403\n"
+        text = text.replace(star, star + "".join(line + "\n" for line in imports), 1)
+    return text.encode("utf-8")
 
 
 def _refuse_drops_after_base(migrations: list[Migration], operations: list[Operation]) -> None:
@@ -66,7 +155,8 @@ def _refuse_drops_after_base(migrations: list[Migration], operations: list[Opera
     """
     if migrations[0].parent is None:
         return
-    drops = [op.describe() for op in operations if isinstance(op, (DropTable, DropColumn, DropSequence))]
+    first = next((i for i, op in enumerate(operations) if isinstance(op, DATA_STEPS)), len(operations))
+    drops = [op.describe() for op in operations[:first] if isinstance(op, DROPS)]
     if drops:
         raise MigrationError(
             f"cannot squash from {migrations[0].path.name}: the squashed migration would {drops[0]}"
@@ -80,21 +170,33 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     """Replace the migrations from `start` to `end` of `folder` by one; return the new migration."""
     folder = Path(folder)
     migrations = _range(history, start, end)
-    _refuse_nested(migrations)
-    _refuse_data_migrations(migrations)
+    _refuse_extensions(migrations)
     before, after = state_at(history, migrations[0].parent), state_at(history, migrations[-1].revision)
-    operations = diff(before, after, RenameDecisions(no_rename=True))
+    operations = squashed_operations(before, migrations)
     _refuse_drops_after_base(migrations, operations)
+    _functions(operations)
     following = history.chain[history.index(migrations[-1].revision) + 1:]
     replaced = [m.revision for m in migrations]
     originals = {m.path: m.path.read_bytes() for m in migrations + following[:1]}
     new: Migration | None = None
     number = files.FILE_PATTERN.match(migrations[0].path.name).group(1)  # type: ignore[union-attr]
+    source = _source(message, operations, migrations[0].parent, replaced, _imports(migrations, operations))
+    path = folder / f"{number}_{slugify(message)}.py"
+    kept = folder / REPLACED_DIR
+    clashes = [m.path.name for m in migrations if (kept / m.path.name).exists()]
+    if clashes:
+        raise MigrationError(f"cannot squash: {kept / clashes[0]} already exists (a file of an older squash has "
+                             "that name); rename the migration file first")
+    moved: list[Path] = []
     try:
+        kept.mkdir(exist_ok=True)
         for migration in migrations:
+            (kept / migration.path.name).write_bytes(originals[migration.path])
+            moved.append(kept / migration.path.name)
             migration.path.unlink()
-        new = write_migration(folder, message, operations, migrations[0].parent, replaces=replaced,
-                              path=folder / f"{number}_{slugify(message)}.py")
+        with open(path, "xb") as handle:
+            handle.write(source)
+        new = load_migration(path)
         if following:
             child = following[0]
             child.path.write_bytes(reparent_source(originals[child.path], new.revision, child.path.name))
@@ -104,12 +206,15 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
     except BaseException:
         for path, data in originals.items():
             path.write_bytes(data)
-        if new is not None:
-            new.path.unlink(missing_ok=True)
+        if path.exists() and path not in originals:
+            path.unlink()
+        for copy in moved:
+            copy.unlink(missing_ok=True)
         manifest.rebuild(folder)
         raise
     out(f"Wrote {new.path.name}: replaces {len(replaced)} migration(s) "
-        f"({migrations[0].path.name} .. {migrations[-1].path.name}), which were deleted.")
+        f"({migrations[0].path.name} .. {migrations[-1].path.name}), moved to {kept.name}/: a database in the "
+        f"middle of the range runs the rest of them on `upgrade`; delete {kept.name}/ once every database is past it.")
     if following:
         out(f"{following[0].path.name} now follows {new.path.name} (its parent changed).")
     return new
@@ -137,13 +242,103 @@ def reparented_only(migration: Migration, history: History, stored_checksum: str
     return files.checksum_of(original) == stored_checksum
 
 
+def kept_migrations(history: History) -> dict[str, Migration]:
+    """The replaced migrations kept in the ``replaced/`` folder of `history`, by revision (loaded once per history)."""
+    folder = history.folder / REPLACED_DIR
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _KEPT.get((folder, stamp))
+    if cached is None:
+        cached = {m.revision: m for m in load_all(folder)}
+        _KEPT[(folder, stamp)] = cached
+    return cached
+
+
+def parts_of(revision: str, kept: Mapping[str, Migration]) -> set[str]:
+    """`revision` and, when it is a kept squashed migration, every revision it stands for (nested squashes too)."""
+    found = {revision}
+    migration = kept.get(revision)
+    for replaced in migration.replaces if migration is not None else ():
+        found |= parts_of(replaced, kept)
+    return found
+
+
 def replaced_by(history: History) -> dict[str, Migration]:
-    """Every replaced revision mapped to the squashed migration of `history` that replaces it."""
+    """Every replaced revision (of nested squashes too, where kept) mapped to the squashed migration replacing it."""
+    kept = kept_migrations(history)
     found: dict[str, Migration] = {}
     for migration in history.chain:
         for revision in migration.replaces:
-            found[revision] = migration
+            for part in parts_of(revision, kept):
+                found[part] = migration
     return found
+
+
+def expanded(history: History, squashed: Migration) -> History | None:
+    """`history` up to `squashed`, then the migrations it replaced (from ``replaced/``); None when one is missing."""
+    kept = kept_migrations(history)
+    if not all(revision in kept for revision in squashed.replaces):
+        return None
+    before = history.chain[:history.index(squashed.revision)]
+    try:
+        return History.of(before + [kept[revision] for revision in squashed.replaces], history.folder)
+    except MigrationError:
+        return None
+
+
+def history_with(history: History, revision: str) -> History | None:
+    """A history holding `revision`: `history` itself, or one with the squashes that replace it expanded."""
+    if revision in history:
+        return history
+    kept = kept_migrations(history)
+    for migration in history.chain:
+        if any(revision in parts_of(replaced, kept) for replaced in migration.replaces):
+            inner = expanded(history, migration)
+            return history_with(inner, revision) if inner is not None else None
+    return None
+
+
+def resolve_replaced(history: History, target: str) -> str | None:
+    """The full id of the replaced revision (kept in ``replaced/``) that `target` names or starts; None if none."""
+    kept = kept_migrations(history)
+    if target in kept:
+        return target
+    found = [revision for revision in kept if len(target) >= MIN_PREFIX and revision.startswith(target)]
+    return found[0] if len(found) == 1 else None
+
+
+def route_from(history: History, revision: str) -> list[tuple[History, Migration]] | None:
+    """For a database at the replaced `revision`: (expanded history, squashed migration) per level, innermost first.
+
+    Running each level's history from where the database stands to the end of its
+    squashed migration's range, then recording that squash, brings the database
+    onto the next level and finally onto `history`. None when a file is missing.
+    """
+    levels: list[tuple[History, Migration]] = []
+    current = history
+    while revision not in current:
+        kept = kept_migrations(history)
+        squashed = next((m for m in current.chain if any(revision in parts_of(r, kept) for r in m.replaces)), None)
+        inner = expanded(current, squashed) if squashed is not None else None
+        if squashed is None or inner is None:
+            return None
+        levels.append((inner, squashed))
+        current = inner
+    return levels[::-1]
+
+
+def record_sql(version: sa.Table, squashed: Migration, replaced: list[str], dialect: sa.engine.Dialect) -> list[str]:
+    """The statements that record `squashed` as applied in place of the rows of the `replaced` revisions."""
+    def compiled(statement: sa.sql.ClauseElement) -> str:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip() + ";"
+
+    insert = version.insert().values(revision=squashed.revision, parent=squashed.parent, checksum=squashed.checksum,
+                                     message=squashed.message[:255], applied_at=now(),
+                                     state="applied", direction="up", statements_done=0)
+    return [f"-- record {squashed.path.name} (squashed) in place of the {len(squashed.replaces)} it replaces",
+            compiled(insert), compiled(version.delete().where(version.c.revision.in_(replaced)))]
 
 
 def _complete(applied: Mapping[str, object]) -> set[str]:
@@ -151,13 +346,41 @@ def _complete(applied: Mapping[str, object]) -> set[str]:
 
 
 def covered_squashes(applied: Mapping[str, object], history: History) -> list[Migration]:
-    """Squashed migrations not recorded in `applied` whose replaced revisions all are."""
+    """Squashed migrations not recorded in `applied` whose replaced revisions all are (or are covered in turn)."""
     unknown = set(applied) - set(history.revisions)
     if not unknown:
         return []
-    done = _complete(applied)
+    done = _done(applied, kept_migrations(history))
     return [m for m in history.chain
             if m.replaces and m.revision not in applied and set(m.replaces) <= done]
+
+
+def all_replaced(history: History, squashed: Migration) -> list[str]:
+    """Every revision `squashed` stands for, nested squashes and what they replaced included."""
+    kept = kept_migrations(history)
+    return sorted(set().union(*(parts_of(revision, kept) for revision in squashed.replaces)))
+
+
+def _done(applied: Mapping[str, object], kept: Mapping[str, Migration]) -> set[str]:
+    """The revisions that ran completely, with each kept squash whose replaced revisions all did."""
+    done = _complete(applied)
+    grown = True
+    while grown:
+        covered = {m.revision for m in kept.values() if m.replaces and m.revision not in done
+                   and set(m.replaces) <= done}
+        done |= covered
+        grown = bool(covered)
+    return done
+
+
+def _started(migration: Migration, applied: Mapping[str, object], kept: Mapping[str, Migration]) -> bool:
+    """True when the database ran part of what `migration` replaces but `migration` is not recorded."""
+    if not migration.replaces or migration.revision in applied:
+        return False
+    done = _done(applied, kept)
+    if set(migration.replaces) <= done:
+        return False
+    return any(parts_of(revision, kept) & done for revision in migration.replaces)
 
 
 def squash_problems(applied: Mapping[str, object], history: History) -> list[str]:
@@ -165,14 +388,54 @@ def squash_problems(applied: Mapping[str, object], history: History) -> list[str
     unknown = set(applied) - set(history.revisions)
     if not unknown:
         return []
-    done = _complete(applied)
+    kept = kept_migrations(history)
     problems = []
     for migration in history.chain:
-        ran = [r for r in migration.replaces if r in done]
-        if ran and len(ran) < len(migration.replaces) and migration.revision not in applied:
+        if not _started(migration, applied, kept):
+            continue
+        if expanded(history, migration) is not None:
             problems.append(
-                f"the database ran only {len(ran)} of the {len(migration.replaces)} migrations that "
-                f"{migration.path.name} replaces (squashed): upgrade it with the old migration files first "
-                "(before the squash), then with these")
+                f"the database stopped in the middle of the migrations that {migration.path.name} replaces "
+                f"(squashed): run `schemashift upgrade`, which first runs the rest of them from {REPLACED_DIR}/")
+        else:
+            problems.append(
+                f"the database ran only part of the migrations that {migration.path.name} replaces (squashed) and "
+                f"{REPLACED_DIR}/ does not hold them all: upgrade it with the old migration files first (before "
+                "the squash), then with these")
     return problems
 
+
+#: Runs the plan from a revision to another in a history: ``run(history, current, goal)``.
+RunTo = Callable[[History, "str | None", str], None]
+#: Records the squashed migrations of a history whose replaced revisions all ran.
+Record = Callable[[History], None]
+#: The database's current revision in a history.
+Current = Callable[[History], "str | None"]
+
+
+def catch_up(applied: Mapping[str, object], history: History, *, run: RunTo, record: Record,
+             current: Current) -> None:
+    """Bring a database that stopped in the middle of a squashed range to its end with the kept replaced files.
+
+    For each squashed migration the database started (nested squashes first), the
+    replaced migrations it has not run are run from ``replaced/``; `record` then
+    records the squash (see `covered_squashes`). Nothing is done where a replaced file
+    is missing (`squash_problems` reports it).
+    """
+    if not set(applied) - set(history.revisions):
+        return
+    kept = kept_migrations(history)
+    for migration in history.chain:
+        if not _started(migration, applied, kept):
+            continue
+        inner = expanded(history, migration)
+        if inner is None:
+            return
+        catch_up(applied, inner, run=run, record=record, current=current)
+        record(inner)
+        run(inner, current(inner), migration.replaces[-1])
+        record(history)
+        return
+
+
+_KEPT: dict[tuple[Path, int], dict[str, Migration]] = {}

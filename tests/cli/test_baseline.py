@@ -534,7 +534,7 @@ def test_tables_the_models_add_later_need_no_change(fresh_db: str, tmp_path: Pat
     assert cli(project, "diff").returncode == 0
 
 
-COLLATION = {"postgresql": '"C"', "mysql": "utf8mb4_bin"}
+COLLATION = {"postgresql": '"C"', "mysql": "utf8mb4_bin", "sqlite": "NOCASE"}
 
 COLLATED = '''
 import sqlalchemy as sa
@@ -553,8 +553,6 @@ class Tag(Base):
 def test_dialect_details_are_kept(backend: str, fresh_db: str, second_db: str, tmp_path: Path) -> None:
     """A collation the models do not declare is written as reflected: a fresh database built from the baseline
     has it too, and `diff` against the models reports it as the real difference it is."""
-    if backend == "sqlite":
-        pytest.skip("schemashift's SQLite reflection does not read column collations yet (see the report)")
     execute(fresh_db, f"CREATE TABLE tag (id {ID_COLUMN[backend]}, "
                       f"label VARCHAR(30) COLLATE {COLLATION[backend]} NOT NULL)",
             "INSERT INTO tag (label) VALUES ('a')")

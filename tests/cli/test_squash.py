@@ -134,8 +134,13 @@ def test_squash_first_three(databases, tmp_path: Path) -> None:  # type: ignore[
             cli(new, "upgrade")
             assert inspect_schema(at3) == inspect_schema(full)
         else:
+            # in the middle of the range: without the kept replaced files it cannot be upgraded (refused) ...
             before = inspect_schema(at2)
             rows = scalar(at2, "SELECT COUNT(*) FROM schemashift_version")
+            kept = new / "migrations" / "replaced"
+            assert sorted(p.name for p in kept.glob("*.py")) == [
+                "0001_create_users.py", "0002_add_email.py", "0003_create_posts.py"]
+            kept.rename(tmp_path / "kept")
             result = cli(new, "upgrade", check=False)
             assert result.returncode == 2, result.stdout + result.stderr
             lines = result.stderr.strip().splitlines()
@@ -143,6 +148,15 @@ def test_squash_first_three(databases, tmp_path: Path) -> None:  # type: ignore[
             assert cli(new, "status", check=False).returncode == 2
             assert inspect_schema(at2) == before
             assert scalar(at2, "SELECT COUNT(*) FROM schemashift_version") == rows
+            # ... with them, status says to upgrade and upgrade runs the rest of the range, then the squash is recorded
+            (tmp_path / "kept").rename(kept)
+            status = cli(new, "status", check=False)
+            assert status.returncode == 2 and "run `schemashift upgrade`" in status.stdout + status.stderr
+            result = cli(new, "upgrade")
+            assert "running the rest of it" in result.stdout and "Recorded" in result.stdout, result.stdout
+            assert inspect_schema(at2) == inspect_schema(full)
+            assert cli(new, "status", check=False).returncode == 0
+            assert cli(new, "verify", check=False).returncode == 0
 
     # a database at head (old files, so the last migration's recorded checksum names the old parent)
     toml = tmp_path / "new" / "schemashift.toml"
@@ -165,16 +179,14 @@ def _current_url(directory: Path) -> str:
     raise AssertionError("no url")
 
 
-def test_squash_refuses_data_migration(tmp_path: Path) -> None:
+def test_squash_keeps_a_data_migration(tmp_path: Path) -> None:
+    """A data step in the range is kept after the schema steps before it (see test_squash_data.py)."""
     old = tmp_path / "migrations"
     four_migrations(old, third=[_posts(), ExecuteSQL("UPDATE users SET email = 'x'")])
     write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", MODELS)
-    before = {p.name: p.read_bytes() for p in old.glob("*.py")}
-    result = cli(tmp_path, "squash", "-m", "all", check=False)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "0003_create_posts.py" in lines[0] and "data steps" in lines[0]
-    assert {p.name: p.read_bytes() for p in old.glob("*.py")} == before
+    cli(tmp_path, "squash", "-m", "all")
+    operations = History.load(old).chain[0].operations
+    assert [type(op).__name__ for op in operations][-2:] == ["ExecuteSQL", "AddColumn"]
 
 
 def test_squash_needs_two_migrations(tmp_path: Path) -> None:

@@ -254,7 +254,7 @@ class SQLiteDialect(Dialect):
 
         SQLite keeps the declared type names, so most types compare as declared;
         but it has no enum (VARCHAR), no UUID (CHAR(32)), no time zones, comments,
-        identities or (reflectable) collations, and all floats are 8-byte REALs. A
+        identities, and all floats are 8-byte REALs. A
         column is autoincrement exactly when it is the table's single-column
         ``INTEGER`` primary key (a rowid alias). Constraint names are stored as
         written and none are generated.
@@ -286,8 +286,9 @@ class SQLiteDialect(Dialect):
                 return typ.evolve(timezone=False, precision=None)
             if kind == "interval":  # emulated as DATETIME
                 return Type("datetime")
-            if kind in ("string", "text"):
-                return typ.evolve(collation=None, variant=None)
+            if kind in ("string", "text"):  # collation names are case-insensitive; BINARY is the default
+                collation = (typ.collation or "").upper()
+                return typ.evolve(collation=None if collation in ("", "BINARY") else collation, variant=None)
             if kind == "binary":
                 return typ.evolve(length=None, variant=None)
             if kind == "json":

@@ -34,6 +34,7 @@ resolved once, each table's columns are read once, and SQLAlchemy's slow
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections import defaultdict
@@ -141,12 +142,56 @@ def _convert(catalogue: _Catalogue, stand_in: _Prefetched, uniques_in: _Prefetch
             raw.uniques[table] = _unique_constraints(uniques_in, connection, table, schema)
             raw.checks[table] = stand_in.get_check_constraints(connection, table, schema)
             indexes = raw.indexes[table] = stand_in.get_indexes(connection, table, schema)
+        sql = catalogue.table_sql.get(table)
+        if sql and "collate" in sql.lower():
+            raw.columns[table] = _with_collations(raw.columns[table], sql)
         if expression_indexes:
             indexes += expression_indexes
         if indexes:
             _read_index_texts(indexes, catalogue.index_sql)
         catalogue.release(table)
     return raw
+
+
+_COLLATE = re.compile(r"\bcollate\s+(\"[^\"]+\"|'[^']+'|`[^`]+`|\[[^\]]+\]|[a-z_][a-z0-9_$]*)", re.IGNORECASE)
+
+
+def _with_collations(columns: list[Reflected], sql: str) -> list[Reflected]:
+    """`columns` with the ``COLLATE`` each declares in the CREATE TABLE text `sql` (PRAGMAs do not give it).
+
+    A column's type object may be shared with other columns (types are resolved once
+    per declared text), so a collated column gets a copy.
+    """
+    declared: dict[str, str] = {}
+    for element in _paren_elements(sql):
+        name = _leading_name(element)
+        found = _COLLATE.search(element) if name is not None else None
+        if found is not None and name is not None:
+            text = found.group(1)
+            declared[name.lower()] = text[1:-1] if text[0] in _QUOTES else text
+    result = []
+    for column in columns:
+        collation = declared.get(str(column["name"]).lower())
+        typ = column.get("type")
+        if collation is not None and hasattr(typ, "collation") and not getattr(typ, "collation", None):
+            typ = copy.copy(typ)
+            typ.collation = collation  # type: ignore[union-attr]
+            result.append({**column, "type": typ})
+        else:
+            result.append(column)
+    return result
+
+
+def _leading_name(element: str) -> str | None:
+    """The column name an element of a CREATE TABLE starts with (None for a table constraint)."""
+    element = element.lstrip()
+    if element[:1] in _QUOTES:
+        end = element.find(_QUOTES[element[0]], 1)
+        return element[1:end] if end > 0 else None
+    word = element.split(None, 1)[0] if element else ""
+    if word.lower() in ("constraint", "primary", "unique", "check", "foreign"):
+        return None
+    return word or None
 
 
 def _read_index_texts(indexes: list[Reflected], index_sql: dict[str, str]) -> None:
