@@ -23,7 +23,16 @@ from schemashift.history.chain import History
 from schemashift.history.loader import Migration
 from schemashift.history.rebase import reparent_source
 from schemashift.history.writer import slugify, write_migration
-from schemashift.operations import DropColumn, DropSequence, DropTable, ExecuteSQL, Operation, RunPython, is_extension
+from schemashift.operations import (
+    Backfill,
+    DropColumn,
+    DropSequence,
+    DropTable,
+    ExecuteSQL,
+    Operation,
+    RunPython,
+    is_extension,
+)
 
 Output = Callable[[str], None]
 
@@ -41,9 +50,10 @@ def _range(history: History, start: str | None, end: str | None) -> list[Migrati
 
 
 def _refuse_data_migrations(migrations: list[Migration]) -> None:
-    data = [m.path.name for m in migrations if any(isinstance(op, (ExecuteSQL, RunPython)) for op in m.operations)]
+    kinds = (ExecuteSQL, RunPython, Backfill)
+    data = [m.path.name for m in migrations if any(isinstance(op, kinds) for op in m.operations)]
     if data:
-        raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython), "
+        raise MigrationError(f"cannot squash: {', '.join(data)} run(s) data steps (ExecuteSQL/RunPython/Backfill), "
                              "which a squash would lose; squash a range without them")
     foreign = [f"{m.path.name} ({type(op).__name__})" for m in migrations for op in m.operations
                if is_extension(op)]
