@@ -86,9 +86,13 @@ class Backfill(Operation):
                         self.reverse_values, self.reverse_where, self.schema, key)
 
     def inverse(self) -> Operation:
+        """`reverse_values` on the rows `reverse_where` (else `where`) selects; nothing without them. Expressions
+        have no inverse."""
         where = self.reverse_where if self.reverse_where is not None else self.where
         return Backfill(self.table, dict(self.reverse_values or {}), where, self.batch_size, self.pause,
-                        schema=self.schema, key=self.key)
+                        reverse_values=dict(self.values) if self.values else None,
+                        reverse_where=self.where if self.reverse_where is not None else None, schema=self.schema,
+                        key=self.key)
 
     def describe(self) -> str:
         if self.empty:
