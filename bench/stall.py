@@ -176,8 +176,9 @@ def _p99(values: list[float]) -> float:
 
 
 def write_projects(bench: Bench) -> dict[tuple[str, str], tuple[Path, str]]:
-    """One project per catalogue entry and mode: (folder, revision of its base migration)."""
+    """One project per catalogue entry and mode: (folder, revision of the base migration they all share)."""
     made: dict[tuple[str, str], tuple[Path, str]] = {}
+    first: Path | None = None
     for name, (changed, plain, safe) in CATALOGUE.items():
         for mode in ("plain", "safe"):
             if changed is not None and mode == "safe":
@@ -189,7 +190,12 @@ def write_projects(bench: Bench) -> dict[tuple[str, str], tuple[Path, str]]:
             (folder / "migrations").mkdir(exist_ok=True)
             (folder / "schemashift.toml").write_text(CONFIG)
             (folder / "app" / "models.py").write_text(textwrap.dedent(_models()))
-            _cli(bench, folder, "generate", "-m", "base")
+            if first is None:
+                _cli(bench, folder, "generate", "-m", "base")
+                first = folder
+            else:
+                for path in (first / "migrations").iterdir():
+                    (folder / "migrations" / path.name).write_bytes(path.read_bytes())
             base = _revisions(bench, folder)[0]
             if changed is not None:
                 (folder / "app" / "models.py").write_text(textwrap.dedent(changed))
@@ -252,21 +258,44 @@ def _duration_ms(url: str) -> int | None:
         engine.dispose()
 
 
-def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, folder: Path | None,
-                base: str | None, index: int) -> dict[str, Any]:
-    """One catalogue entry in one mode (None `folder`: the writers alone, 3 s)."""
+def template(bench: Bench, backend: str, rows: int) -> str:
+    """A database at the base migration holding the rows, which each measurement copies."""
+    url = bench.dbs.create(backend, "stalltmpl")
+    folder, base = next(iter(write_cache.values()))
+    _cli(bench, folder, "upgrade", base, "--url", url, env={"SAFE": "false"})
+    _fill(url, backend, rows)
+    return url
+
+
+def _copy(bench: Bench, backend: str, source: str, index: int) -> str:
+    """A new database with everything `source` holds (PostgreSQL: as a template; MariaDB: table by table)."""
     url = bench.dbs.create(backend, f"stall{index}")
+    name, origin = sa.make_url(url).database, sa.make_url(source).database
+    with _admin(backend) as connection:
+        if backend == "postgresql":
+            connection.exec_driver_sql(f"DROP DATABASE {name}")
+            connection.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {origin}")
+            return url
+        tables = [row[0] for row in connection.exec_driver_sql(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{origin}'")]
+        for table in tables:
+            connection.exec_driver_sql(f"CREATE TABLE {name}.{table} LIKE {origin}.{table}")
+            connection.exec_driver_sql(f"INSERT INTO {name}.{table} SELECT * FROM {origin}.{table}")
+    return url
+
+
+def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, folder: Path | None,
+                source: str, index: int) -> dict[str, Any]:
+    """One catalogue entry in one mode (None `folder`: the writers alone, 2 s)."""
+    url = _copy(bench, backend, source, index)
     row: dict[str, Any] = {"backend": backend, "operation": name, "mode": mode, "rows": rows}
     try:
-        setup = folder or next(iter(write_cache.values()))[0]
-        _cli(bench, setup, "upgrade", base or _revisions(bench, setup)[0], "--url", url, env={"SAFE": "false"})
-        _fill(url, backend, rows)
         writers = Writers(url, rows)
         writers.start()
-        time.sleep(1.0)  # connections open, caches warm
+        time.sleep(0.5)  # connections open
         start = time.perf_counter()
         if folder is None:
-            time.sleep(3.0)
+            time.sleep(2.0)
             outcome = None
         else:
             outcome = run_process(bench.schemashift("upgrade", "--url", url), cwd=folder,
@@ -281,6 +310,8 @@ def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, fol
             row["refused"] = " ".join((outcome.stderr or outcome.stdout).split())[:200]
         elif outcome is not None:
             row["migration_ms"] = _duration_ms(url)
+            if row["migration_ms"] is None:
+                bench.log(f"  no duration: {outcome.stdout[-400:]} {outcome.stderr[-400:]}")
     finally:
         _drop(bench, backend, url)
     bench.log(f"  {backend} {name} {mode}: {row}")
@@ -296,14 +327,15 @@ def stall(bench: Bench, backend: str, rows: int) -> None:
     """The whole catalogue, plain then safe, on `backend`."""
     if not write_cache:
         write_cache.update(write_projects(bench))
+    source = template(bench, backend, rows)
     index = len(RESULTS)
-    RESULTS.append(measure_one(bench, backend, rows, "(writers alone, 3 s)", "-", None, None, index))
+    RESULTS.append(measure_one(bench, backend, rows, "(writers alone, 2 s)", "-", None, source, index))
     for name in CATALOGUE:
         for mode in ("plain", "safe"):
             index += 1
-            folder, base = write_cache[(name, mode)]
+            folder, _ = write_cache[(name, mode)]
             try:
-                RESULTS.append(measure_one(bench, backend, rows, name, mode, folder, base, index))
+                RESULTS.append(measure_one(bench, backend, rows, name, mode, folder, source, index))
             except Exception as exc:  # noqa: BLE001 - keep measuring the rest
                 RESULTS.append({"backend": backend, "operation": name, "mode": mode, "rows": rows,
                                 "refused": f"harness: {' '.join(str(exc).split())[:200]}"})
