@@ -427,8 +427,8 @@ class Executor:
             span = runner.span()
             self.recorder.update(revision, running_statement=marked(text, position))
 
+        self._journal_text[id(statement)] = marked(text, position)  # a resumed run keeps its saved position
         self._commit(start)
-        self._journal_text[id(statement)] = marked(text, position)
         while not position.done:  # a failure leaves the last position in `_journal_text` for the journal
             position = self._one_batch(runner, revision, text, position)
             self._journal_text[id(statement)] = marked(text, position)
