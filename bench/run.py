@@ -11,6 +11,7 @@ to bench/RESULTS.md. Every database it creates is dropped at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -30,10 +31,13 @@ sys.path.insert(0, str(BENCH_DIR))
 import objects  # noqa: E402
 import report  # noqa: E402
 import fleet  # noqa: E402
+import stall  # noqa: E402
 import tasks  # noqa: E402
 from dbs import BACKENDS, Databases, SERVER_URLS, server_error  # noqa: E402
 
 TASKS = ("cli", "diff", "generate", "chain", "objects", "fleet")
+#: Tasks run only when named in --tasks (never by default or --quick).
+EXTRA_TASKS = ("stall",)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,10 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke size: N=50, K=50, few repeats")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma list of sqlite, postgresql, mysql")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="folder for results.json and RESULTS.md")
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma list of {', '.join(TASKS)}")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma list of {', '.join(TASKS + EXTRA_TASKS)}")
     parser.add_argument("--n", type=int, help="number of tables for the diff and generate tasks")
     parser.add_argument("--k", help="comma list of chain lengths (revisions) for upgrade/status/offline")
     parser.add_argument("--tenants", type=int, help="tenant schemas for the fleet task (PostgreSQL)")
+    parser.add_argument("--stall-rows", type=int, default=stall.ROWS,
+                        help=f"rows of the table in the stall task (default {stall.ROWS:,})")
     parser.add_argument("--gen-revisions", type=int, help="history length for the generate task")
     parser.add_argument("--repeat", type=int, help="runs per measurement (overrides every repeat count)")
     parser.add_argument("--profile", action="store_true", help="also run schemashift under cProfile (OUT/profiles)")
@@ -54,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    for name, allowed in (("backends", BACKENDS), ("tasks", TASKS)):
+    for name, allowed in (("backends", BACKENDS), ("tasks", TASKS + EXTRA_TASKS)):
         unknown = [item for item in getattr(args, name) if item not in allowed]
         if unknown:
             parser.error(f"unknown {name}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
@@ -161,7 +167,7 @@ def step(meta: dict[str, Any], name: str, action: Callable[[], Any]) -> Any:
         return None
 
 
-def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any]) -> None:
+def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any], stall_rows: int = stall.ROWS) -> None:
     """Every selected task on every backend."""
     if "cli" in selected:
         step(meta, "CLI start", lambda: tasks.cli_start(bench))
@@ -198,6 +204,10 @@ def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any]) -> No
     if "fleet" in selected and "postgresql" in bench.backends:  # schema per tenant: PostgreSQL
         bench.log(f"Tenant fleet T={bench.sizes.tenants} on postgresql")
         step(meta, "fleet on postgresql", lambda: fleet.fleet(bench, "postgresql"))
+    if "stall" in selected:
+        for backend in (b for b in stall.BACKENDS if b in bench.backends):
+            bench.log(f"Writer stall, {stall_rows:,} rows, {stall.WRITERS} writers, on {backend}")
+            step(meta, f"stall on {backend}", lambda: stall.stall(bench, backend, stall_rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"schemashift benchmark: {meta['sizes_text']}, backends {', '.join(backends) or 'none'}; work dir {work}")
     started = time.perf_counter()
     try:
-        run_all(bench, args.tasks, meta)
+        run_all(bench, args.tasks, meta, args.stall_rows)
     except KeyboardInterrupt:
         meta["errors"].append("interrupted")
         log("interrupted: dropping databases")
@@ -239,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     growth = tasks.growth(bench.results)
     report.write_json(out / "results.json", meta, bench.results, growth)
     text = report.markdown(meta, bench.results, growth)
+    if stall.RESULTS:
+        (out / "stall.json").write_text(json.dumps(stall.RESULTS, indent=2), encoding="utf-8")
+        text += "\n## Writer stall\n\n" + stall.markdown(stall.RESULTS)
     (out / "RESULTS.md").write_text(text, encoding="utf-8")
     log("")
     log(text)

@@ -118,3 +118,21 @@ def test_fleet_projects_name_every_tenant(tmp_path: Path) -> None:
     assert [t.name for t in env.tenants] == fleet.tenant_names(3) == ["tenant_00000", "tenant_00001", "tenant_00002"]
     assert len(list((project / "migrations").glob("*.py"))) == fleet.MIGRATIONS
     assert "schema_translate_map" in (ini.parent / "fleet_alembic" / "env.py").read_text() and loop.exists()
+
+
+def test_stall_table_marks_the_target_only_on_safe_rows() -> None:
+    import stall
+
+    rows = [
+        {"backend": "postgresql", "operation": "add index", "mode": "plain", "longest_ms": 4000.0, "p99_ms": 900.0,
+         "writes": 10, "errors": 0, "first_error": "", "migration_ms": 3000},
+        {"backend": "postgresql", "operation": "add index", "mode": "safe", "longest_ms": 120.0, "p99_ms": 20.0,
+         "writes": 10, "errors": 0, "first_error": "", "migration_ms": 5000},
+        {"backend": "mysql", "operation": "widen type", "mode": "safe", "longest_ms": 9000.0, "p99_ms": 20.0,
+         "writes": 10, "errors": 2, "first_error": "Lock wait timeout", "migration_ms": 5000},
+        {"backend": "mysql", "operation": "drop column", "mode": "safe", "rows": 1, "refused": "safe mode refuses"},
+    ]
+    assert [stall.meets(row) for row in rows] == [None, True, False, None]
+    text = stall.markdown(rows)
+    assert "| PostgreSQL | add index | safe | 120.0 | 20.0 | 10 | 0 | 5000 | yes |" in text
+    assert "**no**" in text and "refused: safe mode refuses" in text and "Lock wait timeout" in text

@@ -62,6 +62,26 @@ _SA_CONSTRAINTS: dict[type, type[sa.Constraint]] = {
 
 
 @dataclass(frozen=True)
+class BatchSql:
+    """A `Backfill` as SQL pieces: the table, its key column and the SET list (all quoted), the row filter.
+
+    `update` writes the statement for one range of keys (`Backfill` runs batch by
+    batch, see `schemashift.runtime.backfill`) or, with no range, for every row.
+    """
+
+    table: str
+    key: str
+    assignments: str
+    where: str | None
+
+    def update(self, key_range: str | None = None) -> str:
+        """``UPDATE … SET … WHERE <key_range> AND (<where>)``."""
+        conditions = [c for c in (key_range, f"({self.where})" if self.where else None) if c]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"UPDATE {self.table} SET {self.assignments}{where}"
+
+
+@dataclass(frozen=True)
 class SafeSql:
     """One statement of a lock-safe form: `locks` when it takes a lock that blocks writes (it then runs
     under the lock timeout, retried); `fallback`: the form to run when the server refuses its algorithm."""
@@ -499,6 +519,25 @@ class Dialect(ObjectDDL):
             return []
         sql = op.sql.strip().rstrip(";").rstrip()
         return [sql] if sql else []
+
+    def compile_backfill(self, op: ops.Backfill, before: Schema, after: Schema) -> list[str]:
+        """One ``UPDATE`` of every row `where` selects, with a comment: the executor runs it batch by batch
+        (what ``--sql`` prints; a script runs it as one statement)."""
+        if op.empty:
+            return []
+        parts = self.backfill_sql(op, before)
+        note = (f"/* schemashift runs this in batches of {op.batch_size} rows by {parts.key} ranges, "
+                "one transaction each; here it is one statement */")
+        return [f"{parts.update()} {note}"]
+
+    def backfill_sql(self, op: ops.Backfill, before: Schema) -> BatchSql:
+        """`op` as SQL pieces for a database at schema `before` (values as literals of their columns' types)."""
+        table = before.table(op.table_key or "")
+        key = op.check(table)
+        sets = [f"{self.quote(name)} = {'NULL' if value is None else self.fill_sql(value, table.column(name).type)}"
+                for name, value in op.values.items()]
+        sets += [f"{self.quote(name)} = {expression}" for name, expression in op.expressions.items()]
+        return BatchSql(self.table_name(op.table, op.schema), self.quote(key), ", ".join(sets), op.where)
 
     def compile_run_python(self, op: ops.RunPython, before: Schema, after: Schema) -> list[str]:
         """Nothing: the executor calls the function."""

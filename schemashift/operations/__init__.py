@@ -8,7 +8,8 @@ Each operation answers three questions and nothing else:
 * `inverse()`: the operation that undoes it (needs a resolved operation).
 
 One module per family (`tables`, `columns`, `indexes`, `constraints`,
-`sequences`, `raw`, `objects`: views, functions, triggers…) over `base` (the `Operation` class, its registry
+`sequences`, `raw`, `data`: batched backfills, `objects`: views, functions,
+triggers…) over `base` (the `Operation` class, its registry
 `OPERATIONS`, `replay`/`resolve_all`/`invert_all`); defining a subclass registers
 it. `render` writes operations into migration files and `statement` holds what
 they compile to; compiling them to SQL (`dialects`, through `Operation.compiler`)
@@ -18,7 +19,7 @@ a chosen list of public names: add a new operation to it.
 
 from __future__ import annotations
 
-from schemashift.operations import base, columns, constraints, indexes, objects, raw, sequences, tables
+from schemashift.operations import base, columns, constraints, data, indexes, objects, raw, sequences, tables
 from schemashift.operations.base import (
     OPERATIONS,
     InternalOperation,
@@ -44,6 +45,7 @@ from schemashift.operations.columns import (
     rename_in_sql,
 )
 from schemashift.operations.constraints import AddConstraint, DropConstraint, RenameConstraint
+from schemashift.operations.data import Backfill
 from schemashift.operations.indexes import CreateIndex, DropIndex, RenameIndex, index_details
 from schemashift.operations.objects import CreateObject, DropObject, RenameObject, ReplaceObject
 from schemashift.operations.raw import ExecuteSQL, RunPython
@@ -51,7 +53,7 @@ from schemashift.operations.sequences import AlterSequence, CreateSequence, Drop
 from schemashift.operations.tables import AlterTableComment, CreateTable, DropTable, RenameTable
 
 #: The modules whose code replaying operations runs (the history cache keys its states by their source).
-MODULES = (base, tables, columns, indexes, constraints, sequences, raw, objects)
+MODULES = (base, tables, columns, indexes, constraints, sequences, raw, objects, data)
 
 __all__ = [
     "MODULES",
@@ -61,6 +63,7 @@ __all__ = [
     "AlterColumn",
     "AlterSequence",
     "AlterTableComment",
+    "Backfill",
     "CreateIndex",
     "CreateObject",
     "CreateSequence",

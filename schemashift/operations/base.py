@@ -38,6 +38,8 @@ class Operation:
     data_only: ClassVar[bool] = False
     #: True when running it can lose stored values.
     destructive: ClassVar[bool] = False
+    #: True when it runs as many short transactions of its own (`Backfill`): its migration is never atomic.
+    batched: ClassVar[bool] = False
     #: Name of the `Dialect` method that compiles it (set from the class name unless the class sets it).
     compiler: ClassVar[str] = ""
     #: True for the steps a plan adds by itself (see `InternalOperation`): they are not registered.

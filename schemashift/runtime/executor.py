@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
+from schemashift.runtime.backfill import BatchRunner, Position, fraction, marked, saved_position
 from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, Recorder, now
 from schemashift.sacompat import driver_in_transaction
 from schemashift.support.progress import Reporter
@@ -105,6 +106,8 @@ class Executor:
         self.reporter = reporter or Reporter(out)  # told of each migration and statement (progress display)
         self._deferred: tuple[Dialect, object] | None = None  # see `run`
         self._open = False  # a statement awaits the next commit (see `_run_uncommitted`)
+        self._resume_at: dict[tuple[str, int], Position] = {}  # saved backfill positions (see `resume`)
+        self._journal_text: dict[int, str] = {}  # a running backfill's journal text, by id of its statement
 
     def run(self, plan: Plan) -> None:
         """Run every step of `plan` in order; stop at the first failure.
@@ -337,7 +340,7 @@ class Executor:
         revision = migration.revision
         first = step.statements[start_at] if start_at < len(step.statements) else None
         marked = first is not None and not self._atomic_data(step, first)
-        running: dict[str, Any] = {"running_statement": first.describe()} if marked else {}  # type: ignore[union-attr]
+        running: dict[str, Any] = {"running_statement": self._running_text(step, start_at)} if marked else {}
         if resume:  # the file as it runs now (repair refuses an edit once statements ran)
             self._commit_with(carry, lambda: self.recorder.update(
                 revision, state=RUNNING, direction=step.direction, statements_done=start_at, failed_statement=None,
@@ -362,13 +365,24 @@ class Executor:
     def _atomic_data(step: Step, statement: Statement) -> bool:
         """True for a data statement that runs and is journaled in one transaction."""
         in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
-        return statement.operation.data_only and in_transaction
+        return statement.operation.data_only and in_transaction and not statement.operation.batched
+
+    def _running_text(self, step: Step, index: int) -> str:
+        """What the journal says while statement `index` runs: its text, with a backfill's saved position."""
+        statement = step.statements[index]
+        saved = self._resume_at.get((step.migration.revision, index))
+        return statement.describe() if saved is None else marked(statement.describe(), saved)
 
     def _journaled_statement(self, step: Step, index: int, *, record_done: bool = True, marked: bool = False) -> None:
         """Run statement `index`; `marked`: its "running" mark is already committed."""
         statement = step.statements[index]
         revision = step.migration.revision
         done = {"statements_done": index + 1, "running_statement": None}
+        if statement.operation.batched:
+            self._run_batched(step, index)
+            if record_done:
+                self._commit(lambda: self.recorder.update(revision, **done))
+            return
         if self._atomic_data(step, statement):
             # data statements are transactional everywhere: run them and journal them atomically
             def run_and_record() -> None:
@@ -390,6 +404,52 @@ class Executor:
                 attempt += 1
         if record_done:
             self._commit(lambda: self.recorder.update(revision, **done))
+
+    def _run_batched(self, step: Step, index: int) -> None:
+        """Run the backfill at statement `index` batch by batch (see `schemashift.runtime.backfill`): each batch
+        commits with the journal's new position; a saved position (`resume`) skips the finished batches."""
+        statement = step.statements[index]
+        operation: Any = statement.operation
+        revision, text = step.migration.revision, statement.describe()
+        position = self._resume_at.pop((revision, index), None) or Position()
+        state = step.before
+        for earlier in step.operations:
+            if earlier is operation:
+                break
+            state = earlier.apply(state)
+        runner = BatchRunner(self.connection, step.plan_dialect.backfill_sql(operation, state), operation.batch_size)
+        what = f"backfill {operation.table_key}"
+        self.reporter.statement_started(text)
+        span: tuple[Any, Any] = (None, None)
+
+        def start() -> None:
+            nonlocal span
+            span = runner.span()
+            self.recorder.update(revision, running_statement=marked(text, position))
+
+        self._journal_text[id(statement)] = marked(text, position)  # a resumed run keeps its saved position
+        self._commit(start)
+        while not position.done:  # a failure leaves the last position in `_journal_text` for the journal
+            position = self._one_batch(runner, revision, text, position)
+            self._journal_text[id(statement)] = marked(text, position)
+            self.reporter.batch_done(what, position.batches, position.rows, fraction(position, span))
+            if operation.pause and not position.done:
+                time.sleep(operation.pause)
+        del self._journal_text[id(statement)]
+
+    def _one_batch(self, runner: BatchRunner, revision: str, text: str, position: Position) -> Position:
+        """Run and journal one batch in one transaction; the position after it (once committed)."""
+        after = position
+
+        def batch() -> None:
+            nonlocal after
+            _fault_point(False)
+            after = runner.batch(position)
+            _fault_point(True)
+            self.recorder.update(revision, running_statement=marked(text, after))
+
+        self._commit(batch)
+        return after
 
     def _run_journaled_statement(self, step: Step, statement: Statement) -> None:
         if statement.sql is not None and not step.plan_dialect.runs_in_transaction(statement.sql):
@@ -428,7 +488,8 @@ class Executor:
             self.connection.rollback()
         self._open = False
         self.clear_leftovers(step.plan_dialect, statement.sql, error)
-        self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=statement.describe(),
+        failed = self._journal_text.pop(id(statement), statement.describe())  # a backfill: with its position
+        self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=failed,
                                                   running_statement=None, error=error))
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
                                                started, _ms(clock), "failed", error))
@@ -449,7 +510,15 @@ class Executor:
             self._commit(lambda: self._execute(statement, dialect))
 
     def resume(self, step: Step, start_at: int) -> None:
-        """Finish a partly run step from statement `start_at`."""
+        """Finish a partly run step from statement `start_at` (a backfill there: after its last finished batch)."""
+        if start_at < len(step.statements) and step.statements[start_at].operation.batched:
+            row = self.recorder.applied().get(step.migration.revision)
+            text = step.statements[start_at].describe()
+            saved = None if row is None else saved_position(row.running_statement or row.failed_statement, text)
+            if saved is not None:
+                self._resume_at[(step.migration.revision, start_at)] = saved
+                self.out(f"{step.label}: the backfill resumes after {saved.batches} finished batch(es) "
+                         f"({saved.rows} rows)")
         self.reporter.migration_started(step.label, 1, 1, len(step.statements) - start_at)
         try:
             with foreign_keys_relaxed(self.connection, step.plan_dialect.rebuilds_tables):

@@ -34,7 +34,6 @@ from schemashift.operations import (
     DropColumn,
     DropSequence,
     DropTable,
-    ExecuteSQL,
     Operation,
     RunPython,
     is_extension,
@@ -44,7 +43,6 @@ from schemashift.operations.render import render_migration
 from schemashift.runtime.versions import now
 
 Output = Callable[[str], None]
-DATA_STEPS = (ExecuteSQL, RunPython)
 DROPS = (DropTable, DropColumn, DropSequence)
 #: Where `squash` keeps the files it replaced, inside the migrations folder.
 REPLACED_DIR = "replaced"
@@ -73,7 +71,7 @@ def _refuse_extensions(migrations: list[Migration]) -> None:
 def squashed_operations(before: Schema, migrations: list[Migration]) -> list[Operation]:
     """The operations of the squashed migration of `migrations`, which start from `before`.
 
-    Each data step (ExecuteSQL/RunPython) not marked ``elidable`` is kept where it
+    Each data step (ExecuteSQL/RunPython/Backfill) not marked ``elidable`` is kept where it
     ran: the schema changes around it are the diff of the states before and after
     them, so it meets the schema it was written for. After a data step, a stretch
     whose diff would drop something keeps its original operations instead (a
@@ -83,10 +81,10 @@ def squashed_operations(before: Schema, migrations: list[Migration]) -> list[Ope
     operations: list[Operation] = []
     for migration in migrations:
         for operation in migration.operations:
-            if not isinstance(operation, DATA_STEPS):
+            if not operation.data_only:
                 state = resolve_all([operation], state)[1]
                 stretch.append(operation)
-            elif not operation.elidable:
+            elif not getattr(operation, "elidable", False):
                 operations += _stretch(start, state, stretch, after_data)
                 operations.append(operation)
                 start, stretch, after_data = state, [], True
@@ -155,7 +153,7 @@ def _refuse_drops_after_base(migrations: list[Migration], operations: list[Opera
     """
     if migrations[0].parent is None:
         return
-    first = next((i for i, op in enumerate(operations) if isinstance(op, DATA_STEPS)), len(operations))
+    first = next((i for i, op in enumerate(operations) if op.data_only), len(operations))
     drops = [op.describe() for op in operations[:first] if isinstance(op, DROPS)]
     if drops:
         raise MigrationError(

@@ -29,6 +29,7 @@ class Reporter:
 
     def __init__(self, out: Output | None = None) -> None:
         self.out: Output = out or _print
+        self._batch_step = -1  # the last tenth of a backfill shown (see `batch_done`)
 
     def line(self, text: str) -> None:
         """A line of the command's output."""
@@ -44,6 +45,15 @@ class Reporter:
         """Migration `label` was `verb` (applied, reverted) in `elapsed_ms`."""
         self.line(f"{verb} {label} in {elapsed_ms:.0f} ms")
 
+    def batch_done(self, what: str, batches: int, rows: int, fraction: float | None) -> None:
+        """A batched statement (`Backfill`) `what` finished its batch number `batches` (`rows` rows changed so
+        far, `fraction` of its key range when known). Plain lines: one per tenth of the range (or per 100
+        batches when the keys are not numbers), and the last."""
+        step = int(fraction * 10) if fraction is not None else batches // 100
+        if step > self._batch_step or fraction == 1.0:
+            self._batch_step = -1 if fraction == 1.0 else step
+            self.line(batch_line(what, batches, rows, fraction))
+
     def finished(self) -> None:
         """The executor ran its last migration (or failed): what follows is plain output again."""
 
@@ -56,6 +66,12 @@ class Reporter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def batch_line(what: str, batches: int, rows: int, fraction: float | None) -> str:
+    """``backfill users: 12 batches, 12000 rows (40%)``."""
+    share = "" if fraction is None else f" ({fraction:.0%})"
+    return f"  {what}: {batches} batch{'es' if batches != 1 else ''}, {rows} rows{share}"
 
 
 def _print(text: str) -> None:
@@ -73,6 +89,9 @@ class QuietReporter(Reporter):
         self.last = text
 
     def migration_finished(self, verb: str, label: str, elapsed_ms: float) -> None:
+        pass
+
+    def batch_done(self, what: str, batches: int, rows: int, fraction: float | None) -> None:
         pass
 
     def __exit__(self, *exc: object) -> None:
@@ -134,6 +153,12 @@ class RichReporter(Reporter):
             return
         self.statements_done += 1
         self.progress.update(self.current, completed=self.statements_done, description=self._cut(first_line(text)))
+        self.progress.refresh()
+
+    def batch_done(self, what: str, batches: int, rows: int, fraction: float | None) -> None:
+        if self.current is None:
+            return
+        self.progress.update(self.current, description=self._cut(batch_line(what, batches, rows, fraction).strip()))
         self.progress.refresh()
 
     def migration_finished(self, verb: str, label: str, elapsed_ms: float) -> None:

@@ -18,6 +18,7 @@ from schemashift.migration import (
     AddConstraint,
     AlterColumn,
     AlterTableComment,
+    Backfill,
     CheckConstraint,
     Column,
     Computed,
@@ -194,6 +195,10 @@ operations = st.one_of(
     st.builds(DropConstraint, table=names, name=opt_text, schema=opt_text, definition=st.none() | constraints),
     st.builds(ExecuteSQL, sql=sql, reverse=st.none() | sql, dialects=st.lists(names, max_size=2).map(tuple)),
     st.builds(RunPython, forward=st.just(forward_step), reverse=st.sampled_from([None, backward_step])),
+    st.builds(Backfill, table=names, values=st.dictionaries(names, st.none() | st.integers() | st.text(max_size=5),
+                                                            max_size=2),
+              where=st.none() | sql, batch_size=st.integers(1, 10_000),
+              expressions=st.dictionaries(names, sql, max_size=1), schema=opt_text),
 )
 STEPS = {"forward_step": forward_step, "backward_step": backward_step}
 
@@ -432,6 +437,8 @@ SAMPLE_OPS: list[Operation] = [
     DropSequence("order_seq"),
     AlterSequence("order_seq", new=Sequence("order_seq", start=5, maxvalue=100, cycle=True)),
     ExecuteSQL("UPDATE users SET name = 'x'", reverse="UPDATE users SET name = NULL"),
+    Backfill("users", values={"name": "x", "age": None}, where="name IS NULL", batch_size=500, pause=0.1,
+             reverse_values={"name": None}),
     RunPython(forward_step, reverse=backward_step),
     CreateObject(TriggerDef("users_touch", "users", "BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION t()",
                             only_on=("postgresql",))),

@@ -51,7 +51,7 @@ def test_every_operation_class_of_the_package_is_registered() -> None:
     defined = {name for name, value in vars(ops).items()
                if isinstance(value, type) and issubclass(value, ops.Operation) and not value.internal}
     assert set(ops.OPERATIONS) == defined - {"Operation"}
-    assert len(ops.OPERATIONS) == 23  # 19 on tables, columns, indexes, constraints, sequences, raw; 4 on objects
+    assert len(ops.OPERATIONS) == 24  # 19 on tables, columns, indexes, constraints, sequences, raw; Backfill; 4 on objects
 
 
 def test_the_history_cache_hashes_every_module_that_defines_operations() -> None:

@@ -401,6 +401,14 @@ CASES = [
     case("execute-sql-other-dialect", PG, ops.ExecuteSQL("VACUUM", dialects=("sqlite",)), []),
     case("execute-sql-this-dialect", LITE, ops.ExecuteSQL("VACUUM", dialects=("sqlite",)), ["VACUUM"]),
     case("execute-sql-mariadb-alias", MY, ops.ExecuteSQL("SELECT 1", dialects=("mariadb",)), ["SELECT 1"]),
+    case("backfill", PG, ops.Backfill("books", values={"status": "sold", "price": None}, where="price > 0",
+                                      expressions={"title": "upper(title)"}, batch_size=50), [
+        "UPDATE books SET status = 'sold', price = NULL, title = upper(title) WHERE (price > 0) /* schemashift runs "
+        "this in batches of 50 rows by id ranges, one transaction each; here it is one statement */"]),
+    case("backfill-no-where", MY, ops.Backfill("books", values={"price": 1}), [
+        "UPDATE books SET price = 1 /* schemashift runs this in batches of 1000 rows by id ranges, one transaction "
+        "each; here it is one statement */"]),
+    case("backfill-inverse-without-reverse-values", LITE, ops.Backfill("books", values={"price": 1}).inverse(), []),
     case("run-python", PG, ops.RunPython(print), []),
     case("run-python", LITE, ops.RunPython(print), []),
 ]
