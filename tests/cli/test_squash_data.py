@@ -151,3 +151,21 @@ def test_python_step_keeps_the_imports_of_its_file(tmp_path: Path) -> None:
     assert "import json" in text and "from textwrap import dedent as undent" in text and "def seed(ctx)" in text
     cli(project, "upgrade")
     assert fetch_rows(f"sqlite:///{tmp_path / 'p.db'}", "SELECT id, mail FROM users") == [(1, "x@y.z")]
+
+
+def test_backfill_is_a_data_step_kept_in_place(tmp_path: Path) -> None:
+    """A `Backfill` in the range is kept where it ran, like ExecuteSQL (it changes rows, not the schema)."""
+    from schemashift.migration import Backfill
+
+    project = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'p.db'}", MODELS)
+    folder = project / "migrations"
+    first = write_migration(folder, "users", [CreateTable(Table(
+        "users", columns=(Column("id", Type("integer"), nullable=False), Column("age", Type("integer"))),
+        primary_key=PrimaryKey(("id",)))), ExecuteSQL("INSERT INTO users (id) VALUES (1), (2)")], None).revision
+    write_migration(folder, "ages", [Backfill("users", values={"age": 7}, batch_size=1),
+                                     AddColumn("users", Column("mail", Type("string", length=80)))], first)
+    cli(project, "squash", "-m", "all")
+    kinds = [type(op).__name__ for op in History.load(folder).chain[0].operations]
+    assert kinds == ["CreateTable", "ExecuteSQL", "Backfill", "AddColumn"], kinds
+    cli(project, "upgrade")
+    assert fetch_rows(f"sqlite:///{tmp_path / 'p.db'}", "SELECT id, age FROM users ORDER BY id") == [(1, 7), (2, 7)]
