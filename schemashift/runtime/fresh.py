@@ -173,9 +173,17 @@ def undo(connection: sa.Connection, build: FreshBuild, done: list[Operation]) ->
 
 
 def _tables_left(connection: sa.Connection, schema: Schema) -> list[str]:
-    """The keys of `schema`'s tables the database holds."""
+    """The keys of `schema`'s tables the database holds (as tables: a view of the same name does not count)."""
     inspector = sa.inspect(connection)
-    left = [key for key, table in schema.tables.items() if inspector.has_table(table.name, schema=table.schema)]
+    left: list[str] = []
+    for name in sorted({table.schema for table in schema.tables.values()}, key=lambda name: name or ""):
+        try:
+            live = set(inspector.get_table_names(schema=name))
+        except sa.exc.DBAPIError:  # the schema is gone too
+            if connection.in_transaction():
+                connection.rollback()
+            continue
+        left += [key for key, table in schema.tables.items() if table.schema == name and table.name in live]
     if connection.in_transaction():
         connection.commit()
     return sorted(left)
