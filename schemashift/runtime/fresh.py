@@ -18,7 +18,10 @@ whether that worked. A history row per revision with the outcome ``fresh``
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -26,7 +29,7 @@ import sqlalchemy as sa
 from schemashift.autodetect.differ import diff
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.model.schema import Schema
-from schemashift.operations import Operation, replay
+from schemashift.operations import CreateTable, Operation, replay
 from schemashift.planning.fresh import FreshBuild
 from schemashift.planning.plan import Statement, compile_operations
 from schemashift.runtime.executor import transaction
@@ -37,6 +40,11 @@ from schemashift.support.progress import Reporter
 FRESH = "fresh"
 #: Statements per transaction, at most (cut at operation boundaries; see the module docstring).
 CHUNK = 600
+#: Connections creating tables side by side where DDL commits itself: there a CREATE TABLE costs mostly the
+#: server's own writes, which overlap (MariaDB: ~5x faster with 4-8 connections on 2 cores).
+WORKERS = 4
+
+Connect = Callable[[], AbstractContextManager[sa.Connection]]
 
 
 @dataclass
@@ -45,28 +53,67 @@ class _Chunk:
     statements: list[Statement]
 
 
-def chunks(build: FreshBuild, size: int = CHUNK) -> list[_Chunk]:
-    """The build's statements in groups of about `size`, never splitting one operation's statements."""
+def _per_operation(build: FreshBuild) -> list[_Chunk]:
+    """Each operation of the build with its statements."""
     groups: list[_Chunk] = []
-    current = _Chunk([], [])
     position = 0
     for operation in build.operations:
         mine: list[Statement] = []
         while position < len(build.statements) and build.statements[position].operation is operation:
             mine.append(build.statements[position])
             position += 1
-        if current.statements and len(current.statements) + len(mine) > size:
+        groups.append(_Chunk([operation], mine))
+    return groups
+
+
+def chunks(build: FreshBuild, size: int = CHUNK) -> list[_Chunk]:
+    """The build's statements in groups of about `size`, never splitting one operation's statements."""
+    groups: list[_Chunk] = []
+    current = _Chunk([], [])
+    for one in _per_operation(build):
+        if current.statements and len(current.statements) + len(one.statements) > size:
             groups.append(current)
             current = _Chunk([], [])
-        current.operations.append(operation)
-        current.statements.extend(mine)
+        current.operations += one.operations
+        current.statements += one.statements
     if current.operations:
         groups.append(current)
     return groups
 
 
-def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, reporter: Reporter) -> None:
-    """Run `build` on the empty database of `connection` and record its revisions as applied."""
+def waves(build: FreshBuild) -> list[list[_Chunk]]:
+    """The build's operations in waves whose members may run side by side, each wave after the one before.
+
+    A created table joins the first wave after those of the tables its foreign
+    keys point at (and after the last other operation); every other operation
+    (a sequence, a foreign key closing a cycle, a view) is a wave of its own, in order.
+    """
+    result: list[list[_Chunk]] = []
+    wave_of: dict[str, int] = {}
+    barrier = 0  # the first wave a table may join
+    for one in _per_operation(build):
+        operation = one.operations[0]
+        if not isinstance(operation, CreateTable):
+            result.append([one])
+            barrier = len(result)
+            continue
+        key = operation.table.key
+        after = [wave_of[fk.ref_key] for fk in operation.table.foreign_keys if fk.ref_key in wave_of]
+        wave = max([barrier, *(number + 1 for number in after)])
+        while len(result) <= wave:
+            result.append([])
+        result[wave].append(one)
+        wave_of[key] = wave
+    return [wave for wave in result if wave]
+
+
+def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, reporter: Reporter,
+              connect: Connect | None = None) -> None:
+    """Run `build` on the empty database of `connection` and record its revisions as applied.
+
+    Where DDL commits itself, `connect` (more connections set up like `connection`) lets up to
+    `WORKERS` connections create tables side by side (see `waves`).
+    """
     started, clock = now(), time.perf_counter()
     label = f"fresh build of {len(build.migrations)} migrations (base -> {build.target})"
     reporter.migration_started(label, 1, 1, len(build.statements))
@@ -75,7 +122,7 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
         if build.dialect.transactional_ddl:
             _run_in_transactions(connection, recorder, build, done, started, clock)
         else:
-            _run_autocommitted(connection, recorder, build, done, started, clock)
+            _run_autocommitted(connection, recorder, build, done, started, clock, connect)
     finally:
         reporter.finished()
     reporter.migration_finished("built", label, (time.perf_counter() - clock) * 1000)
@@ -99,32 +146,54 @@ def _run_in_transactions(connection: sa.Connection, recorder: Recorder, build: F
 
 
 def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
-                       started: object, clock: float) -> None:
+                       started: object, clock: float, connect: Connect | None) -> None:
     if connection.in_transaction():
         connection.commit()
-    statement: Statement | None = None
-    position = 0
-    try:
-        for operation in build.operations:
-            while position < len(build.statements) and build.statements[position].operation is operation:
-                statement = build.statements[position]
+    with ExitStack() as stack:
+        helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect is not None else []
+        lanes = [connection, *(helper for helper in helpers if helper is not connection)]
+        for wave in waves(build):
+            _run_wave(lanes, build, wave, done)
+    with connection.begin():
+        _record(recorder, build, started, clock)
+
+
+def _run_wave(lanes: list[sa.Connection], build: FreshBuild, wave: list[_Chunk], done: list[Operation]) -> None:
+    """Run the operations of `wave`, spread over the connections of `lanes`; on a failure take the build back."""
+    shares = [wave[number::len(lanes)] for number in range(len(lanes))]
+    failures: list[tuple[Statement, BaseException]] = []
+    if len(wave) == 1 or len(lanes) == 1:
+        _run_lane(lanes[0], wave, done, failures)
+    else:
+        threads = [threading.Thread(target=_run_lane, args=(lane, share, done, failures), daemon=True)
+                   for lane, share in zip(lanes, shares, strict=True) if share]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failures:
+        statement, exc = failures[0]
+        for lane in lanes:
+            if lane.in_transaction():
+                lane.rollback()
+        done.append(statement.operation)  # it may have run in part: take it back too
+        raise _failed(lanes[0], build, done, statement, exc)
+
+
+def _run_lane(connection: sa.Connection, share: list[_Chunk], done: list[Operation],
+              failures: list[tuple[Statement, BaseException]]) -> None:
+    """Run the operations of `share` on `connection`, each statement committed; stop at the first failure."""
+    for one in share:
+        if failures:
+            return
+        for statement in one.statements:
+            try:
                 _execute(connection, statement)
                 connection.commit()
-                position += 1
-            done.append(operation)
-        statement = None
-        with connection.begin():
-            _record(recorder, build, started, clock)
-    except sa.exc.DBAPIError as exc:
-        if connection.in_transaction():
-            connection.rollback()
-        if statement is not None:
-            done.append(_failing_operation(build, statement))  # it may have run in part: take it back too
-        raise _failed(connection, build, done, statement, exc) from None
-
-
-def _failing_operation(build: FreshBuild, statement: Statement) -> Operation:
-    return statement.operation
+            except sa.exc.DBAPIError as exc:
+                failures.append((statement, exc))
+                return
+        done.extend(one.operations)  # list.append is atomic: lanes may share `done`
 
 
 def _execute(connection: sa.Connection, statement: Statement) -> None:
@@ -194,4 +263,4 @@ def _first_line(sql: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-__all__ = ["CHUNK", "FRESH", "chunks", "run_fresh", "undo"]
+__all__ = ["CHUNK", "FRESH", "WORKERS", "Connect", "chunks", "run_fresh", "undo", "waves"]

@@ -115,7 +115,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             from schemashift.runtime.executor import Executor
 
             if build is not None:
-                _run_fresh(connection, recorder, build, out, reporter)
+                _run_fresh(project, connection, recorder, build, out, reporter)
             if not plan.empty:
                 Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
             after = plan.steps[-1].after if not plan.empty else build.after  # type: ignore[union-attr]
@@ -205,12 +205,12 @@ def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, cur
     return plan_to(history, dialect, build.target, history.resolve(target, current) or "base", direction)
 
 
-def _run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, out: Output,
+def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, build: FreshBuild, out: Output,
                reporter: Reporter | None) -> None:
     from schemashift.runtime.fresh import run_fresh
     from schemashift.support.progress import Reporter
 
-    run_fresh(connection, recorder, build, reporter or Reporter(out))
+    run_fresh(connection, recorder, build, reporter or Reporter(out), connect=project.connect)
 
 
 # -- databases schemashift never migrated --------------------------------------
