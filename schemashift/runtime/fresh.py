@@ -201,8 +201,9 @@ def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: Fre
                        started: object, clock: float, connect: Connect | None) -> None:
     if connection.in_transaction():
         connection.commit()
+    side_by_side = not connection.dialect.is_async  # an async driver's connections stay on one thread
     with ExitStack() as stack:
-        helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect is not None else []
+        helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect and side_by_side else []
         lanes = [connection, *(helper for helper in helpers if helper is not connection)]
         for wave in waves(build):
             _run_wave(lanes, build, wave, done)
