@@ -11,8 +11,9 @@ written once all ran.
 A build that fails after some of its statements committed is taken back: the
 objects created so far are dropped (the differ's operations from what was built
 back to nothing), so the database is empty again, as it was; the error says
-whether that worked. A history row per revision with the outcome ``fresh``
-(instead of ``ok``) shows how the database was built.
+whether that worked. Each revision gets its ``ok`` history row like a step-by-step
+run, with the note ``fresh build from the schema at <target>`` where a failure
+would have its error: the history shows how the database was built.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -36,8 +38,8 @@ from schemashift.runtime.executor import transaction
 from schemashift.runtime.versions import Recorder, now
 from schemashift.support.progress import Reporter
 
-#: Outcome of the history rows a fresh build writes.
-FRESH = "fresh"
+#: The note (history table ``error`` column, as `baseline` notes there) on the rows a fresh build writes.
+FRESH = "fresh build"
 #: Statements per transaction, at most (cut at operation boundaries; see the module docstring).
 CHUNK = 600
 #: Statements sent in one call where the driver takes several (`Dialect.joins_statements`): fewer round trips.
@@ -117,7 +119,7 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
     `WORKERS` connections create tables side by side (see `waves`).
     """
     started, clock = now(), time.perf_counter()
-    label = f"fresh build of {len(build.migrations)} migrations (base -> {build.target})"
+    label = f"{len(build.migrations)} migrations as one fresh build (base -> {build.target})"
     reporter.migration_started(label, 1, 1, len(build.statements))
     done: list[Operation] = []  # operations whose statements committed
     try:
@@ -127,11 +129,11 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
             _run_autocommitted(connection, recorder, build, done, started, clock, connect)
     finally:
         reporter.finished()
-    reporter.migration_finished("built", label, (time.perf_counter() - clock) * 1000)
+    reporter.migration_finished("applied", label, (time.perf_counter() - clock) * 1000)
 
 
 def _run_in_transactions(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
-                         started: object, clock: float) -> None:
+                         started: datetime, clock: float) -> None:
     groups = chunks(build)
     for number, group in enumerate(groups):
         last = number == len(groups) - 1
@@ -150,7 +152,7 @@ class _GroupFailed(Exception):
 
 
 def _run_group(connection: sa.Connection, build: FreshBuild, group: _Chunk, recorder: Recorder | None,
-               started: object, clock: float) -> None:
+               started: datetime, clock: float) -> None:
     """Run `group` in one transaction (with the rows when `recorder` is given); `_GroupFailed` after a rollback.
 
     Where the driver takes several statements in one call (`Dialect.joins_statements`) they go `JOINED` at a time;
@@ -198,7 +200,7 @@ def _failing_statement(connection: sa.Connection, build: FreshBuild,
 
 
 def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
-                       started: object, clock: float, connect: Connect | None) -> None:
+                       started: datetime, clock: float, connect: Connect | None) -> None:
     if connection.in_transaction():
         connection.commit()
     side_by_side = not connection.dialect.is_async  # an async driver's connections stay on one thread
@@ -254,10 +256,10 @@ def _execute(connection: sa.Connection, statement: Statement) -> None:
         connection.exec_driver_sql(statement.sql)
 
 
-def _record(recorder: Recorder, build: FreshBuild, started: object, clock: float) -> None:
+def _record(recorder: Recorder, build: FreshBuild, started: datetime, clock: float) -> None:
     duration = math.ceil((time.perf_counter() - clock) * 1000)
     rows = [(m.revision, m.parent, m.checksum, m.message) for m in build.migrations]
-    recorder.record_applied(rows, started, duration, FRESH)  # type: ignore[arg-type]
+    recorder.record_applied(rows, started, duration, note=f"{FRESH} from the schema at {build.target}")
 
 
 def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation], statement: Statement | None,

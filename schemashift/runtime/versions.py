@@ -189,16 +189,17 @@ class Recorder:
         return statement
 
     def record_applied(self, revisions: Iterable[tuple[str, str | None, str, str]], started: datetime,
-                       duration_ms: int, outcome: str) -> None:
-        """Applied version rows and `outcome` history rows for many (revision, parent, checksum, message), in the
-        caller's transaction: two batched INSERTs (a fresh build, `schemashift.runtime.fresh`)."""
+                       duration_ms: int, *, note: str | None = None) -> None:
+        """Applied version rows and "ok" history rows (with `note` in their ``error`` column, as `baseline` does)
+        for many (revision, parent, checksum, message), in the caller's transaction: two batched INSERTs (a fresh
+        build, `schemashift.runtime.fresh`)."""
         versions: list[dict[str, object]] = []
         logged: list[dict[str, object]] = []
         for revision, parent, checksum, message in revisions:
             row = _version_row(revision, parent, checksum, message, APPLIED, "up")
             row.update(duration_ms=duration_ms, applied_at=started)
             versions.append(row)
-            logged.append(_history_row(revision, "up", checksum, message, started, duration_ms, outcome, None))
+            logged.append(_history_row(revision, "up", checksum, message, started, duration_ms, "ok", note))
         if versions:
             self.connection.execute(self.version.insert(), versions)
             self.connection.execute(self.history.insert(), logged)

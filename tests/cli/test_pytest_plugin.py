@@ -35,9 +35,10 @@ def test_data_migration(schemashift_runner):
 
 def test_head_database(schemashift_head_url, schemashift_runner):
     assert schemashift_runner.current == schemashift_runner.revisions[-1]
-    assert schemashift_runner.rows("SELECT revision, outcome FROM schemashift_version_history") == [
-        (schemashift_runner.revisions[0], "fresh"), (schemashift_runner.revisions[1], "fresh"),
-        (schemashift_runner.revisions[2], "ok")]  # a fresh build up to the data migration, then step by step
+    built = "fresh build from the schema at " + schemashift_runner.revisions[1]
+    assert schemashift_runner.rows("SELECT revision, outcome, error FROM schemashift_version_history") == [
+        (schemashift_runner.revisions[0], "ok", built), (schemashift_runner.revisions[1], "ok", built),
+        (schemashift_runner.revisions[2], "ok", None)]  # a fresh build up to the data migration, then step by step
     assert schemashift_runner.rows("SELECT count(*) FROM users") == [(0,)]
 
 

@@ -141,7 +141,7 @@ def test_fresh_build_equals_step_by_step(backend: str, fresh_db: str, history_fo
 
     fresh.upgrade()
     api.upgrade(stepped.project, out=stepped.output.append, step_by_step=True)
-    assert any("fresh build of 5 migrations" in line for line in fresh.output), fresh.output
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in fresh.output), fresh.output
     assert not any("fresh build" in line for line in stepped.output), stepped.output
 
     assert full_inspection(fresh.url) == full_inspection(stepped.url)
@@ -156,9 +156,9 @@ def test_fresh_build_equals_step_by_step(backend: str, fresh_db: str, history_fo
     checksums = {m.revision: m.checksum for m in fresh.project.history().chain}
     table = "schemashift_version"
     assert dict(fetch_rows(fresh.url, f"SELECT revision, checksum FROM {table} WHERE state = 'applied'")) == checksums
-    logged = fetch_rows(fresh.url, f"SELECT revision, outcome FROM {table}_history ORDER BY id")
-    assert sorted(revision for revision, _ in logged) == sorted(checksums)
-    assert {outcome for _, outcome in logged} == {FRESH}
+    logged = fetch_rows(fresh.url, f"SELECT revision, outcome, error FROM {table}_history ORDER BY id")
+    assert sorted(revision for revision, _, _ in logged) == sorted(checksums)
+    assert {(outcome, note) for _, outcome, note in logged} == {("ok", f"{FRESH} from the schema at {head}")}
     assert [row["revision"] for row in api.history(fresh.project, applied=True)] == list(checksums)
     assert api.verify(fresh.project, out=lambda line: None)  # checksums verify
 
@@ -184,10 +184,11 @@ def test_data_migration_stops_the_build(backend: str, fresh_db: str, history_fol
     assert [m.revision for m in fresh_prefix(chain)] == [m.revision for m in chain[:2]]
 
     cycle.upgrade()
-    assert any("fresh build of 2 migrations" in line for line in cycle.output), cycle.output
+    assert any(line.startswith("applied 2 migrations as one fresh build") for line in cycle.output), cycle.output
     assert cycle.diff() == []
-    outcomes = dict(fetch_rows(cycle.url, "SELECT revision, outcome FROM schemashift_version_history"))
-    assert [outcomes[m.revision] for m in chain] == [FRESH, FRESH, "ok", "ok", "ok"]
+    notes = dict(fetch_rows(cycle.url, "SELECT revision, error FROM schemashift_version_history"))
+    built = f"{FRESH} from the schema at {chain[1].revision}"
+    assert [notes[m.revision] for m in chain] == [built, built, None, None, None]
 
 
 def test_opt_outs(backend: str, fresh_db: str, history_folder: Path, tmp_path: Path) -> None:
@@ -195,7 +196,7 @@ def test_opt_outs(backend: str, fresh_db: str, history_folder: Path, tmp_path: P
     cycle.project.env.step_by_step = True  # the environment's `step_by_step = true`
     cycle.upgrade()
     assert not any("fresh build" in line for line in cycle.output)
-    assert {row[0] for row in fetch_rows(cycle.url, "SELECT outcome FROM schemashift_version_history")} == {"ok"}
+    assert {row[0] for row in fetch_rows(cycle.url, "SELECT error FROM schemashift_version_history")} == {None}
 
 
 def test_dry_run_shows_the_build(backend: str, fresh_db: str, history_folder: Path, tmp_path: Path) -> None:
@@ -214,7 +215,7 @@ def test_cli_step_by_step_flag(backend: str, fresh_db: str, history_folder: Path
     project_on(fresh_db, tmp_path / "cli", history_folder)
     result = cli(tmp_path / "cli", "upgrade", "--step-by-step", "--yes")
     assert "fresh build" not in result.stdout + result.stderr
-    assert {row[0] for row in fetch_rows(fresh_db, "SELECT outcome FROM schemashift_version_history")} == {"ok"}
+    assert {row[0] for row in fetch_rows(fresh_db, "SELECT error FROM schemashift_version_history")} == {None}
 
 
 def test_a_failing_build_leaves_the_database_empty(backend: str, fresh_db: str, history_folder: Path,
