@@ -276,9 +276,8 @@ def test_waves_put_referenced_tables_first(backend: str, history_folder: Path, t
     assert wave_of["purchases"] > wave_of["users"] and wave_of["tags"] > wave_of["purchases"]
 
 
-def test_every_scenario_head_is_built_exactly() -> None:
-    """For each kind of change of the scenario corpus (v1 then v2, on each database it applies to), the operations
-    a fresh build derives from the replayed head compile and replay to exactly that head (no database)."""
+def _scenario_heads() -> list[tuple[str, frozenset[str], Any, Any, Any, Any]]:
+    """(name, backends, v1, resolved v1 operations, resolved v2 operations, head) per scenario of the corpus."""
     import sys
     import textwrap
     import types
@@ -286,10 +285,8 @@ def test_every_scenario_head_is_built_exactly() -> None:
     from scenario_harness import generate_options
     from scenarios import HEADER, SCENARIOS
     from schemashift.autodetect.differ import RenameDecisions, diff
-    from schemashift.dialects import get_dialect
     from schemashift.model.schema import Schema
     from schemashift.operations import resolve_all
-    from schemashift.planning.plan import compile_operations
     from schemashift.sqla.from_metadata import from_metadata
 
     def models(source: str, name: str) -> Schema:
@@ -301,18 +298,78 @@ def test_every_scenario_head_is_built_exactly() -> None:
         finally:
             del sys.modules[name]
 
-    problems = []
+    heads = []
     for scenario in SCENARIOS:
         v1, v2 = models(scenario.v1, f"fresh_{scenario.name}_v1"), models(scenario.v2, f"fresh_{scenario.name}_v2")
         options = generate_options(scenario.flags)
         decisions = RenameDecisions(tables=dict(options["rename_tables"] or []),
                                     columns={(t, old): new for t, old, new in options["rename_columns"] or []},
                                     no_rename=True)
-        _, first = resolve_all(diff(Schema(), v1), Schema())
-        _, head = resolve_all(diff(first, v2, decisions), first)
-        for backend in sorted(scenario.backends):
+        first_ops, first = resolve_all(diff(Schema(), v1), Schema())
+        second_ops, head = resolve_all(diff(first, v2, decisions), first)
+        heads.append((scenario.name, scenario.backends, first, first_ops, second_ops, head))
+    assert len(heads) > 100
+    return heads
+
+
+def test_every_scenario_head_is_built_exactly() -> None:
+    """For each kind of change of the scenario corpus (v1 then v2, on each database it applies to), the operations
+    a fresh build derives from the replayed head compile and replay to exactly that head (no database)."""
+    from schemashift.autodetect.differ import diff
+    from schemashift.dialects import get_dialect
+    from schemashift.model.schema import Schema
+    from schemashift.planning.plan import compile_operations
+
+    problems = []
+    for name, backends, _, _, _, head in _scenario_heads():
+        for backend in sorted(backends):
             _, built = compile_operations(get_dialect(backend), diff(Schema(), head), Schema())
             if built != head:
-                problems.append(f"{scenario.name} on {backend}")
+                problems.append(f"{name} on {backend}")
     assert problems == []
-    assert len(SCENARIOS) > 100
+
+
+def test_every_scenario_reflects_alike_on_sqlite() -> None:
+    """Each scenario's two migrations run statement by statement, and its fresh build, on in-memory SQLite
+    databases: SQLAlchemy's inspector sees the same tables, columns, keys, indexes, constraints and views."""
+    import warnings
+
+    from schemashift.autodetect.differ import diff
+    from schemashift.dialects import get_dialect
+    from schemashift.model.schema import Schema
+    from schemashift.planning.plan import compile_operations
+
+    def reflected(statements: list[Any]) -> dict[str, Any]:
+        engine = sa.create_engine("sqlite://")
+        with engine.connect() as connection, warnings.catch_warnings():
+            warnings.simplefilter("ignore", sa.exc.SAWarning)  # expression indexes are not reflected
+            for statement in statements:
+                if statement.sql is not None:
+                    connection.exec_driver_sql(statement.sql)
+            inspector = sa.inspect(connection)
+            tables: dict[str, Any] = {"views": sorted(inspector.get_view_names())}
+            for table in inspector.get_table_names():
+                tables[table] = (
+                    [(c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                     for c in inspector.get_columns(table)],
+                    inspector.get_pk_constraint(table)["constrained_columns"],
+                    sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                           for i in inspector.get_indexes(table)),
+                    sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                           for f in inspector.get_foreign_keys(table)),
+                    sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+                    sorted(" ".join(str(c["sqltext"]).split()) for c in inspector.get_check_constraints(table)))
+        engine.dispose()
+        return tables
+
+    dialect = get_dialect("sqlite")
+    differing = []
+    for name, backends, first, first_ops, second_ops, head in _scenario_heads():
+        if "sqlite" not in backends:
+            continue
+        stepped = (compile_operations(dialect, first_ops, Schema())[0]
+                   + compile_operations(dialect, second_ops, first)[0])
+        fresh = compile_operations(dialect, diff(Schema(), head), Schema())[0]
+        if reflected(stepped) != reflected(fresh):
+            differing.append(name)
+    assert differing == []
