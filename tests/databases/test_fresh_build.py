@@ -31,13 +31,13 @@ from schemashift.runtime.fresh import FRESH, chunks
 
 
 def versions(dialect: str) -> list[tuple[sa.MetaData, dict[str, Any]]]:
-    """The five model versions, each with the generate flags that go with it."""  # noqa: D401
+    """The five model versions, each with the generate flags that go with it."""
     pg = dialect == "postgresql"
 
     def build(step: int) -> sa.MetaData:
         metadata = sa.MetaData()
         name = "full_name" if step >= 2 else "name"
-        users = sa.Table(
+        sa.Table(
             "users", metadata,
             sa.Column("id", sa.Integer, primary_key=True),
             sa.Column(name, sa.String(50), nullable=False),
@@ -227,7 +227,7 @@ def test_a_failing_build_leaves_the_database_empty(backend: str, fresh_db: str, 
     with engine.begin() as connection:  # a clash the emptiness check does not see: a view named like a table
         connection.exec_driver_sql("CREATE VIEW tags AS SELECT 1 AS x")
     engine.dispose()
-    with pytest.raises(ExecutionError, match="fresh build .* failed.*empty again"):
+    with pytest.raises(ExecutionError, match=r"fresh build .* failed.*empty again"):
         api.upgrade(cycle.project, out=cycle.output.append)
     left = set(inspect_schema(cycle.url)) - {"tags"}
     assert left == set()
@@ -293,7 +293,7 @@ def _scenario_heads() -> list[tuple[str, frozenset[str], Any, Any, Any, Any]]:
         module = types.ModuleType(name)
         sys.modules[name] = module  # declarative annotations are resolved through it
         try:
-            exec(compile(HEADER + textwrap.dedent(source), name, "exec"), module.__dict__)  # noqa: S102 - our corpus
+            exec(compile(HEADER + textwrap.dedent(source), name, "exec"), module.__dict__)  # our own corpus
             return from_metadata(module.metadata)
         finally:
             del sys.modules[name]
