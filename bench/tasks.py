@@ -420,8 +420,10 @@ def chain(bench: Bench, backend: str, chain_projects: ChainProjects) -> None:
     up_alembic = _verified(bench.time(bench.alembic(*alembic, "upgrade", "head"), 1), al_url, k)
     up_schemashift = _verified(schemashift(["upgrade", "--yes"], 1), ss_url, k)
     bench.add("upgrade from empty", backend, size, up_alembic, up_schemashift, k=k,
-              notes="one run on a fresh database; schemashift also takes the lock, verifies checksums, writes history",
-              target="schemashift no slower than Alembic", met=_ratio_met(up_alembic, up_schemashift, 1.0) if headline else None)
+              notes="one run on a fresh database, both tools side by side; schemashift builds it from the head's "
+                    "schema in one pass (a fresh build), takes the lock, records every revision with its checksum "
+                    "and history row, checks the live schema",
+              target=">= 5x faster than Alembic", met=_ratio_met(up_alembic, up_schemashift, 5.0) if headline else None)
     if up_schemashift.error and not ss_error:
         ss_error = f"database not at head: upgrade failed ({up_schemashift.error})"
 

@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = command("upgrade", "apply migrations up to TARGET (default: head)")
     upgrade.add_argument("target", nargs="?", default="head", metavar="TARGET")
     _apply_options(upgrade, sql=True)
+    upgrade.add_argument("--step-by-step", action="store_true",
+                         help="run every migration on an empty database too, instead of building it from the "
+                              "target's schema in one pass")
     _tenant_options(upgrade, json=True)
 
     downgrade = command("downgrade", "revert migrations down to TARGET")
@@ -427,7 +430,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         project = _project(args)
         api.upgrade(project, args.target, sql=args.sql, dry_run=args.dry_run, yes=args.yes,
                     allow_data_loss=args.allow_data_loss, out=reporter.line, from_revision=args.from_revision,
-                    reporter=reporter, prompter=TerminalPrompter())
+                    reporter=reporter, prompter=TerminalPrompter(), step_by_step=args.step_by_step)
     if not args.quiet:
         _manifest_note(project)
     return EXIT_OK

@@ -35,7 +35,7 @@ TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_ob
 STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler", "tenants_query", "tenants_from")
 NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease", "ddl_lock_timeout",
                "ddl_retries", "ddl_backoff")
-BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe")
+BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe", "step_by_step")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude", "tenants")
 #: The ways to name an environment's tenants (at most one per environment; see `schemashift.services.fleet`).
 TENANT_KEYS = ("tenants", "tenants_query", "tenants_from")
@@ -56,6 +56,7 @@ ENV_DEFAULTS: dict[str, Any] = {
     "ddl_lock_timeout": 2.0,  # safe mode: how long one DDL statement may wait for its table lock
     "ddl_retries": 5,  # safe mode: attempts after a lock timeout
     "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
+    "step_by_step": False,  # True: an empty database runs every migration (no fresh build)
     "exclude": [],
     "pooler": None,
     "lock_lease": 20.0,
@@ -106,6 +107,8 @@ class EnvConfig:
     ddl_lock_timeout: float = 2.0
     ddl_retries: float = 5
     ddl_backoff: float = 0.5
+    #: Run every migration on an empty database too (no fresh build, see `schemashift.planning.fresh`).
+    step_by_step: bool = False
 
     def __repr__(self) -> str:
         return mask_secrets(

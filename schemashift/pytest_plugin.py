@@ -8,7 +8,13 @@ Loaded by its ``pytest11`` entry point alone (no conftest needed). Fixtures:
   named by ``--schemashift-env`` (default: the configuration's default), or of
   ``--schemashift-url``; dropped afterwards. On SQLite, a file in the test's temporary folder;
 * ``schemashift_runner`` — a `MigrationRunner` on that database: step to a revision, insert
-  rows, step on, assert (for data migrations).
+  rows, step on, assert (for data migrations);
+* ``schemashift_head_url`` — a fresh database already at head, for tests of the application.
+
+An empty database brought to head (the runner's ``upgrade()``, ``schemashift_head_url``) is
+built from the head's schema in one pass where no data migration lies on the way, as
+``schemashift upgrade`` does (`schemashift.planning.fresh`); the ``upgrade_from_base`` check
+runs every migration step by step, since running them is what it checks.
 
 Built-in checks run with ``--schemashift-checks`` (or ``schemashift_checks = true`` in the ini
 file), each collected as one test item ``schemashift::<check>``: a linear history, upgrade from
@@ -119,6 +125,16 @@ def schemashift_url(request: pytest.FixtureRequest, schemashift_config: Config, 
     """A fresh, empty database for this test (dropped afterwards)."""
     with scratch_database(server_url(request.config, schemashift_config), tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def schemashift_head_url(request: pytest.FixtureRequest, schemashift_config: Config, schemashift_url: str) -> str:
+    """A fresh database at head (built in one pass where it can be, see `schemashift.planning.fresh`)."""
+    from schemashift import api
+
+    project = open_scratch_project(schemashift_config, schemashift_url, request.config.getoption("schemashift_env"))
+    api.upgrade(project, yes=True, out=_quiet)
+    return schemashift_url
 
 
 @pytest.fixture
@@ -275,12 +291,12 @@ def check_single_head(project: Project) -> None:
 
 
 def check_upgrade_from_base(project: Project) -> None:
-    """An empty database upgrades to head."""
+    """An empty database upgrades to head, every migration run as written (no fresh build)."""
     from schemashift import api
     from schemashift.errors import SchemashiftError
 
     try:
-        api.upgrade(project, yes=True, out=_quiet)
+        api.upgrade(project, yes=True, out=_quiet, step_by_step=True)
     except SchemashiftError as exc:
         raise CheckFailed(f"upgrade from base failed: {exc}") from None
 

@@ -137,6 +137,8 @@ class Dialect(ObjectDDL):
     supports_schemas: ClassVar[bool] = False
     #: CREATE INDEX CONCURRENTLY exists (lint: a plain CREATE INDEX blocks writes).
     concurrent_index: ClassVar[bool] = False
+    #: The driver runs several DDL statements joined by ``;`` in one call (a fresh build sends them so).
+    joins_statements: ClassVar[bool] = False
     #: Constraints can be added NOT VALID and validated later (lint: in-place validation blocks writes).
     not_valid_constraints: ClassVar[bool] = False
     #: ALTER TABLE picks INSTANT/INPLACE/COPY algorithms (lint: a COPY blocks writes).

@@ -21,6 +21,8 @@ from schemashift.model.objects import object_key
 from schemashift.operations.objects import CreateObject, ReplaceObject
 
 if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+    from schemashift.model.schema import Schema
     from schemashift.planning.plan import Plan
 
 
@@ -47,6 +49,19 @@ def remember_objects(connection: sa.Connection, plan: Plan) -> int:
         return 0
     try:
         return remember_texts(plan.dialect, connection, keys, plan.steps[-1].after)
+    except sa.exc.DBAPIError:
+        if connection.in_transaction():
+            connection.rollback()
+        return 0
+
+
+def remember_built_objects(connection: sa.Connection, dialect: Dialect, schema: Schema) -> int:
+    """Remember the database's text of every object of `schema`, just built on an empty database (a fresh build)."""
+    keys = set(schema.objects)
+    if not keys:
+        return 0
+    try:
+        return remember_texts(dialect, connection, keys, schema)
     except sa.exc.DBAPIError:
         if connection.in_transaction():
             connection.rollback()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -186,6 +187,22 @@ class Recorder:
         statement = self.history.insert().values(values(self.history, "h_", history_keys)).add_cte(recorded)
         self._together = ((version_keys, history_keys), statement)
         return statement
+
+    def record_applied(self, revisions: Iterable[tuple[str, str | None, str, str]], started: datetime,
+                       duration_ms: int, *, note: str | None = None) -> None:
+        """Applied version rows and "ok" history rows (with `note` in their ``error`` column, as `baseline` does)
+        for many (revision, parent, checksum, message), in the caller's transaction: two batched INSERTs (a fresh
+        build, `schemashift.runtime.fresh`)."""
+        versions: list[dict[str, object]] = []
+        logged: list[dict[str, object]] = []
+        for revision, parent, checksum, message in revisions:
+            row = _version_row(revision, parent, checksum, message, APPLIED, "up")
+            row.update(duration_ms=duration_ms, applied_at=started)
+            versions.append(row)
+            logged.append(_history_row(revision, "up", checksum, message, started, duration_ms, "ok", note))
+        if versions:
+            self.connection.execute(self.version.insert(), versions)
+            self.connection.execute(self.history.insert(), logged)
 
     def update(self, revision: str, **values: object) -> None:
         """Change fields of a version row."""

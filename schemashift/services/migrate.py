@@ -22,6 +22,7 @@ from schemashift.errors import DatabaseStateError, SchemashiftError, UnmanagedDa
 from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
+from schemashift.planning.fresh import FreshBuild, plan_fresh
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan
 from schemashift.reflection.core import INTERNAL_PREFIX
 from schemashift.runtime.locks import migration_lock
@@ -57,16 +58,18 @@ if TYPE_CHECKING:
 
 def upgrade(project: Project, target: str = "head", *, sql: bool = False, dry_run: bool = False, yes: bool = False,
             allow_data_loss: bool = False, out: Output = print_line, from_revision: str | None = None,
-            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS) -> None:
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS, step_by_step: bool = False) -> None:
     """Upgrade the database to `target` (default head), under the migration lock.
 
     With `sql` and `from_revision` (a revision, or ``base``) the SQL is printed for
     a database at that revision, without connecting. `reporter` is told of each
     migration and statement as it starts (default: a line through `out` per migration).
-    An environment with ``confirm`` asks `prompter` unless `yes`.
+    An environment with ``confirm`` asks `prompter` unless `yes`. An empty database
+    is built from the target's schema in one pass (`schemashift.planning.fresh`)
+    unless `step_by_step` (or the environment's ``step_by_step``) asks for every migration to run.
     """
     migrate(project, target, UP, sql=sql, dry_run=dry_run, yes=yes, allow_data_loss=allow_data_loss, out=out,
-            from_revision=from_revision, reporter=reporter, prompter=prompter)
+            from_revision=from_revision, reporter=reporter, prompter=prompter, step_by_step=step_by_step)
 
 
 def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool = False, yes: bool = False,
@@ -79,13 +82,16 @@ def downgrade(project: Project, target: str, *, sql: bool = False, dry_run: bool
 
 def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run: bool, yes: bool,
             allow_data_loss: bool, out: Output, from_revision: str | None = None,
-            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS, fingerprint: bool = True) -> str | None:
+            reporter: Reporter | None = None, prompter: Prompter = NO_PROMPTS, fingerprint: bool = True,
+            step_by_step: bool = False) -> str | None:
     """Move the database to `target` in `direction` (``UP``/``DOWN``), or print the SQL or the plan of it.
 
     Returns the revision the database is left at (None: base, or nothing was run: ``sql``, ``dry_run``).
     With `fingerprint` off the live schema is not checked and fingerprinted for the fast `status` afterwards
-    (a fleet run: `schemashift.services.fleet`).
+    (a fleet run: `schemashift.services.fleet`). An upgrade of an empty database starts with a fresh
+    build (`fresh_build`) unless `step_by_step`.
     """
+    step_by_step = step_by_step or project.env.step_by_step
     history = project.history()
     if from_revision is not None:
         if not sql:
@@ -97,7 +103,8 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         return None
     with project.connect() as connection:
         if dry_run:
-            _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss)
+            _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss,
+                        step_by_step=step_by_step)
             return None
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
@@ -110,36 +117,47 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
                     raise
                 current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
-            plan = plan_to(history, dialect, current, target, direction)
+            build = None if step_by_step else fresh_build(connection, recorder, history, dialect, current, target,
+                                                          direction)
+            plan = plan_after(history, dialect, build, current, target, direction)
             refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
-            if plan.empty:
+            if plan.empty and build is None:
                 out(f"Nothing to do: the database is at {current or 'base'}.")
                 return current
+            goal = plan.target if not plan.empty else build.target  # type: ignore[union-attr]
             verb = "upgrade" if direction == UP else "downgrade"
-            _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'}")
+            _confirm(project, yes, prompter, f"{verb} to {goal or 'base'}")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
             from schemashift.runtime.executor import Executor
-            from schemashift.runtime.objects import remember_objects
+            from schemashift.runtime.objects import remember_built_objects, remember_objects
 
-            Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
-            remember_objects(connection, plan)
-            if plan.target is not None and fingerprint:
-                remember_fingerprint(project, connection, plan.target, plan.steps[-1].after, check=True)
-            out(f"Database is at {plan.target or 'base'}.")
-            return plan.target
+            if build is not None:
+                _run_fresh(project, connection, recorder, build, out, reporter)
+                remember_built_objects(connection, build.dialect, build.after)
+            if not plan.empty:
+                Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
+                remember_objects(connection, plan)
+            after = plan.steps[-1].after if not plan.empty else build.after  # type: ignore[union-attr]
+            if goal is not None and fingerprint:
+                remember_fingerprint(project, connection, goal, after, check=True)
+            out(f"Database is at {goal or 'base'}.")
+            return goal
 
 
 def _print_plan(project: Project, connection: sa.Connection, history: History, target: str, direction: str,
-                out: Output, *, allow_data_loss: bool) -> None:
+                out: Output, *, allow_data_loss: bool, step_by_step: bool = False) -> None:
     """``--dry-run``: the plan, the rows whose values it would lose and what it would refuse; nothing changes."""
     recorder = project.recorder(connection)
     current = checked_current(recorder, history)
-    plan = plan_to(history, dialect_of(connection), current, target, direction)
+    dialect = dialect_of(connection)
+    build = None if step_by_step else fresh_build(connection, recorder, history, dialect, current, target, direction)
+    plan = plan_after(history, dialect, build, current, target, direction)
     refuse_unmanaged(connection, recorder, plan)
     plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss, dry_run=True)
-    for line in plan.lines() + backups.rows_at_risk(connection, plan):
+    lines = build.lines() + ([] if plan.empty else plan.lines()) if build is not None else plan.lines()
+    for line in lines + backups.rows_at_risk(connection, plan):
         out(line)
 
 
@@ -203,6 +221,44 @@ def plan_to(history: History, dialect: Dialect, current: str | None, target: str
             f"`schemashift {'downgrade' if direction == UP else 'upgrade'} {target}`"
         )
     return plan
+
+
+# -- fresh builds -------------------------------------------------------------------
+
+
+def fresh_build(connection: sa.Connection, recorder: Recorder, history: History, dialect: Dialect,
+                current: str | None, target: str, direction: str) -> FreshBuild | None:
+    """The fresh build (`schemashift.planning.fresh`) that starts an upgrade of an empty database, or None.
+
+    Empty: no version rows and no table but schemashift's own (and its backups)
+    in the schemas the build creates tables in. The build may end before
+    `target` (a data migration): the rest of the path then runs step by step.
+    """
+    if direction != UP or current is not None or recorder.applied():
+        return None
+    goal = history.resolve(target, current)
+    if history.index(goal) < 1:
+        return None  # base, or one migration: nothing to gain
+    build = plan_fresh(history, dialect, goal)
+    if build is None or _unmanaged_tables(connection, recorder, set(build.after.tables)):
+        return None
+    return build
+
+
+def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, current: str | None, target: str,
+               direction: str) -> Plan:
+    """The plan from `current` to `target`, or with a fresh `build` the rest of the way from where it ends."""
+    if build is None:
+        return plan_to(history, dialect, current, target, direction)
+    return plan_to(history, dialect, build.target, history.resolve(target, current) or "base", direction)
+
+
+def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, build: FreshBuild, out: Output,
+               reporter: Reporter | None) -> None:
+    from schemashift.runtime.fresh import run_fresh
+    from schemashift.support.progress import Reporter
+
+    run_fresh(connection, recorder, build, reporter or Reporter(out), connect=project.connect)
 
 
 # -- databases schemashift never migrated --------------------------------------
@@ -320,6 +376,6 @@ def print_offline(project: Project, history: History, target: str, direction: st
 
 
 __all__ = [
-    "created_tables", "downgrade", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
+    "created_tables", "downgrade", "fresh_build", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
     "refuse_unmanaged", "unmanaged_problem", "upgrade",
 ]

@@ -33,6 +33,15 @@ def test_data_migration(schemashift_runner):
     assert schemashift_runner.scalar("SELECT count(*) FROM users") == 1
 
 
+def test_head_database(schemashift_head_url, schemashift_runner):
+    assert schemashift_runner.current == schemashift_runner.revisions[-1]
+    built = "fresh build from the schema at " + schemashift_runner.revisions[1]
+    assert schemashift_runner.rows("SELECT revision, outcome, error FROM schemashift_version_history") == [
+        (schemashift_runner.revisions[0], "ok", built), (schemashift_runner.revisions[1], "ok", built),
+        (schemashift_runner.revisions[2], "ok", None)]  # a fresh build up to the data migration, then step by step
+    assert schemashift_runner.rows("SELECT count(*) FROM users") == [(0,)]
+
+
 def test_each_test_gets_its_own_database(schemashift_url, schemashift_runner):
     assert schemashift_runner.current is None
     assert schemashift_runner.project.url == schemashift_url
@@ -70,7 +79,7 @@ def test_fixtures_and_checks(pytester: pytest.Pytester, backend: str) -> None:
     make_project(pytester.path, server_for(backend, pytester.path))
     pytester.makepyfile(test_data=DATA_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemashift-checks", "-v")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*schemashift::stairway PASSED*", "*schemashift::downgrade_leaves_no_trace PASSED*"])
     assert_no_scratch_databases_left(backend)
 

@@ -51,8 +51,8 @@ def run_in_pty(directory: Path, args: list[str], env: dict[str, str] | None = No
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """Two migrations (create author, add book), database at base."""
-    directory = write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", V1)
+    """Two migrations (create author, add book), database at base; every migration runs (no fresh build)."""
+    directory = write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", V1, extra_config="step_by_step = true\n")
     cli(directory, "generate", "-m", "create author")
     set_models(directory, V2)
     cli(directory, "generate", "-m", "add book")

@@ -1,0 +1,107 @@
+"""Fresh builds: an empty database brought to a revision from that revision's schema, in one pass.
+
+Replaying a long history statement by statement on an empty database repeats
+every table's whole life (created, altered, renamed, dropped). A fresh build
+skips that: the schema after the revision is replayed in memory
+(`schemashift.history.cache`, memoised and kept on disk), the differ gives the
+operations that create it from nothing (the same path `generate` takes for new
+tables) and they are compiled as one list of statements. Every revision up to
+there is then recorded as applied, with its own checksum, so `status`,
+`downgrade` (whose down steps still come from each migration) and `history`
+see the same database as after a step-by-step replay.
+
+Only migrations made of schemashift's own schema operations are built this way:
+a data migration (`ExecuteSQL`, `RunPython` or any other ``data_only``
+operation) or an extension's operation (`schemashift.operations.is_extension`)
+must run as written, so a fresh build stops just before the first one and the
+rest of the path runs step by step (`fresh_prefix`). A build is also refused,
+and the path runs step by step, when replaying its own operations does not give
+exactly the revision's schema, or when one of its statements cannot run inside a
+transaction on a database with transactional DDL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from schemashift.autodetect.differ import diff
+from schemashift.history import cache
+from schemashift.model.schema import Schema
+from schemashift.operations import Operation, is_extension
+from schemashift.planning.plan import Statement, compile_operations
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
+    from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
+
+#: A fresh build is worth it from this many migrations on (one migration is its own fresh build).
+MINIMUM = 2
+
+
+@dataclass
+class FreshBuild:
+    """The statements that create the schema at `target` on an empty database, and the migrations it stands for."""
+
+    dialect: Dialect
+    migrations: list[Migration]
+    operations: list[Operation]
+    statements: list[Statement]
+    after: Schema
+
+    @property
+    def target(self) -> str:
+        """The revision the database is at once built."""
+        return self.migrations[-1].revision
+
+    def lines(self) -> list[str]:
+        """The build for humans (``--dry-run``)."""
+        first, last = self.migrations[0], self.migrations[-1]
+        out = [f"Fresh build on {self.dialect.name}: base -> {self.target} "
+               f"({len(self.migrations)} migrations, {first.path.stem} .. {last.path.stem}) "
+               f"from the schema at {self.target}, in {len(self.statements)} statement(s)"]
+        out.extend(f"    - {operation.describe()}" for operation in self.operations)
+        return out
+
+
+def buildable(operation: Operation) -> bool:
+    """True when `operation` changes only the schema and is schemashift's own (a fresh build may stand for it)."""
+    return not operation.data_only and not is_extension(operation)
+
+
+def fresh_prefix(path: Sequence[Migration]) -> list[Migration]:
+    """The migrations of `path` before the first one a fresh build cannot stand for (see the module docstring)."""
+    prefix: list[Migration] = []
+    for migration in path:
+        if not all(buildable(operation) for operation in migration.operations):
+            break
+        prefix.append(migration)
+    return prefix
+
+
+def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshBuild | None:
+    """The fresh build from base towards `target`, or None when the path should run step by step.
+
+    The build ends at `target` or just before the first migration it cannot
+    stand for; the caller runs the rest of the path step by step.
+    """
+    migrations = fresh_prefix(history.upgrade_path(None, target))
+    if len(migrations) < MINIMUM:
+        return None
+    state = cache.state_at(history, migrations[-1].revision)
+    operations = diff(Schema(), state)
+    statements, after = compile_operations(dialect, operations, Schema())
+    if after != state:
+        return None  # the differ cannot say this schema exactly: the migrations' own statements can
+    if dialect.transactional_ddl and not all(_in_transaction(dialect, statement) for statement in statements):
+        return None
+    return FreshBuild(dialect, migrations, operations, statements, after)
+
+
+def _in_transaction(dialect: Dialect, statement: Statement) -> bool:
+    return (statement.sql is None or dialect.runs_in_transaction(statement.sql)) and not statement.own_transaction
+
+
+__all__ = ["MINIMUM", "FreshBuild", "buildable", "fresh_prefix", "plan_fresh"]
