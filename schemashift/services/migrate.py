@@ -99,7 +99,8 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
                 out(f"Nothing to do: the database is at {current or 'base'}.")
                 return current
             verb = "upgrade" if direction == UP else "downgrade"
-            _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'}")
+            count = f"{len(plan.steps)} migration{'' if len(plan.steps) == 1 else 's'}"
+            _confirm(project, yes, prompter, f"{verb} to {plan.target or 'base'} ({count})")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
             from schemashift.runtime.executor import Executor
