@@ -31,11 +31,12 @@ sys.path.insert(0, str(BENCH_DIR))
 import objects  # noqa: E402
 import report  # noqa: E402
 import fleet  # noqa: E402
+import runner  # noqa: E402
 import stall  # noqa: E402
 import tasks  # noqa: E402
 from dbs import BACKENDS, Databases, SERVER_URLS, server_error  # noqa: E402
 
-TASKS = ("cli", "diff", "generate", "chain", "objects", "fleet")
+TASKS = ("cli", "diff", "generate", "chain", "objects", "fleet", "runner")
 #: Tasks run only when named in --tasks (never by default or --quick).
 EXTRA_TASKS = ("stall",)
 
@@ -201,6 +202,10 @@ def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any], stall
                 continue
             for backend in bench.backends:
                 step(meta, f"chain K={k} on {backend}", lambda: tasks.chain(bench, backend, chain_projects))
+    if "runner" in selected:
+        for backend in bench.backends:
+            bench.log(f"pytest runner: {runner.K} single steps vs one upgrade on {backend}")
+            step(meta, f"runner on {backend}", lambda: runner.runner_task(bench, backend))
     if "fleet" in selected and "postgresql" in bench.backends:  # schema per tenant: PostgreSQL
         bench.log(f"Tenant fleet T={bench.sizes.tenants} on postgresql")
         step(meta, "fleet on postgresql", lambda: fleet.fleet(bench, "postgresql"))

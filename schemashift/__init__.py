@@ -67,11 +67,13 @@ def check(*, config: Any = None, env: str | None = None, out: Callable[[str], No
 
 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
-                        out: Callable[[str], None] | None = None) -> None:
-    """`upgrade` for an `AsyncEngine`, `AsyncConnection` or async-driver URL, inside a running event loop."""
+                        out: Callable[[str], None] | None = None, tenants: Sequence[str] | bool | str | None = None,
+                        parallel: int = 1) -> FleetReport | None:
+    """`upgrade` for an `AsyncEngine`, `AsyncConnection` or async-driver URL, inside a running event loop
+    (`tenants` as for `upgrade`; on an async driver one tenant after another)."""
     from schemashift import aio
 
-    await aio.upgrade_async(bind, target, config=config, env=env, out=out)
+    return await aio.upgrade_async(bind, target, config=config, env=env, out=out, tenants=tenants, parallel=parallel)
 
 
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,

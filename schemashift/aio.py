@@ -20,7 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+
+    from schemashift.services.fleet import FleetReport
 
 T = TypeVar("T")
 
@@ -54,7 +57,7 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await spawn(function, *args, **kwargs)
 
 
-async def _migrate(function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+async def _migrate(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a migration command, after any other started from this loop.
 
     The database lock keeps other processes out; tasks of one loop queue here
@@ -62,15 +65,38 @@ async def _migrate(function: Callable[..., object], *args: Any, **kwargs: Any) -
     the task that holds the lock).
     """
     async with _loop_lock():
-        await run_sync(function, *args, **kwargs)
+        return await run_sync(function, *args, **kwargs)
 
 
 async def upgrade_async(bind: Any = None, target: str = "head", *, config: Any = None, env: str | None = None,
-                        out: Callable[[str], None] | None = None) -> None:
-    """`schemashift.upgrade` for an async bind (or URL), inside a running event loop."""
+                        out: Callable[[str], None] | None = None, tenants: Sequence[str] | bool | str | None = None,
+                        parallel: int = 1) -> FleetReport | None:
+    """`schemashift.upgrade` for an async bind (or URL), inside a running event loop.
+
+    With `tenants` (True or ``"all"``, a name or a list of names) every tenant is upgraded under its own lock and
+    the fleet's report returned (`FleetFailed` after every tenant was tried, as in the sync API). On an async
+    driver the tenants run one after another on the loop: `parallel` above 1 needs a sync bind (its threads
+    cannot share the loop's connections).
+    """
+    from schemashift.errors import ConfigError
     from schemashift.services.startup import upgrade
 
-    await _migrate(upgrade, sync_bind(bind), target, config=config, env=env, out=out)
+    inner = sync_bind(bind)
+    if parallel > 1 and tenants not in (None, False) and _is_async(bind, inner):
+        raise ConfigError("parallel tenants need a sync bind: pass a sync engine or URL to upgrade_async, "
+                          "or leave parallel at 1 (tenants then run one after another on the loop)")
+    return await _migrate(upgrade, inner, target, config=config, env=env, out=out, tenants=tenants,
+                          parallel=parallel)
+
+
+def _is_async(bind: Any, inner: Any) -> bool:
+    """True when `bind` is an async engine or connection, or a URL naming an async driver."""
+    if inner is not bind:
+        return True
+    if isinstance(bind, str):
+        driver = bind.split("://", 1)[0].partition("+")[2]
+        return driver in ("asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy")
+    return False
 
 
 async def downgrade_async(bind: Any = None, target: str = "-1", *, config: Any = None, env: str | None = None,

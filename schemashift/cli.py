@@ -274,12 +274,20 @@ def _row_text(row: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- questions
 
 
+def _is_terminal(stream: Any) -> bool:
+    """True when `stream` is open on a terminal (a closed standard stream is None in Python)."""
+    try:
+        return stream is not None and bool(stream.isatty())
+    except ValueError:  # a stream closed by the program
+        return False
+
+
 class TerminalPrompter:
     """Asks at the terminal; nothing is asked unless both stdin and stdout are one (see `services.prompting`)."""
 
     def can_ask(self) -> bool:
         """True at a terminal."""
-        return sys.stdin.isatty() and sys.stdout.isatty()
+        return _is_terminal(sys.stdin) and _is_terminal(sys.stdout)
 
     def ask(self, question: str) -> str:
         """The answer typed, stripped and lower-cased; end of input is ``""`` (after a newline)."""
@@ -368,7 +376,7 @@ def _fleet(args: argparse.Namespace) -> bool:
 
 def _fleet_progress(args: argparse.Namespace) -> Callable[[int, int, Any], None] | None:
     """A one-line count of finished tenants on stderr, at a terminal only (and not with --quiet or --json)."""
-    if args.quiet or getattr(args, "json", False) or not sys.stderr.isatty():
+    if args.quiet or getattr(args, "json", False) or not _is_terminal(sys.stderr):
         return None
 
     def progress(done: int, total: int, result: Any) -> None:

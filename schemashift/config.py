@@ -756,9 +756,9 @@ def write_initial_config(directory: Path, models: str | None, url: str | None) -
         f"url = {_toml_str(url or 'sqlite:///app.db')}\n"
         "\n"
         "# [env.prod]\n"
-        '# extends = "local"\n'
-        '# url = "${DATABASE_URL}"\n'
-        "# confirm = true\n"
+        '# extends = "local"           # start from env.local\'s settings; lines here override them\n'
+        '# url = "${DATABASE_URL}"     # ${VAR} comes from the process environment or a .env file here\n'
+        "# confirm = true              # upgrade/downgrade ask first (or need --yes)\n"
     )
     directory.mkdir(parents=True, exist_ok=True)
     file.write_text(text, encoding="utf-8")

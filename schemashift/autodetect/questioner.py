@@ -18,12 +18,13 @@ class TerminalQuestioner:
         self._stream = stream or sys.stderr
 
     def ask_rename(self, kind: str, old: str, new: str) -> bool | None:
-        """True for yes, False for no (EOF counts as no)."""
+        """True for yes, False for no; None at end of input (no answer: `generate` stops, naming the options)."""
         while True:
             try:
                 answer = self._ask(f"Did you rename {old} to {new}? [y/N] ").strip().lower()
             except EOFError:
-                return False
+                print(file=self._stream)
+                return None
             if answer in ("y", "yes"):
                 return True
             if answer in ("", "n", "no"):

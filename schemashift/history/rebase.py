@@ -74,7 +74,7 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
     journal: list[Callable[[], None]] = []
     try:
         _apply(edits, renames, journal)
-        _prove(folder, expected)
+        written = _prove(folder, expected)
     except BaseException as exc:
         problems = _undo(journal)
         if problems:
@@ -87,7 +87,7 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
         raise
     if (folder / manifest.MANIFEST_NAME).exists():
         try:
-            manifest.write(folder, manifest.entries_of(expected))
+            manifest.write(folder, manifest.entries_of(written))  # the checksums of the edited files
         except OSError as exc:
             out(f"could not update {manifest.MANIFEST_NAME} ({exc}); run `schemashift manifest`")
     for line in planner.lines:
@@ -360,8 +360,8 @@ def _replace_bytes(path: Path, data: bytes) -> None:
         Path(temp_name).unlink(missing_ok=True)
 
 
-def _prove(folder: Path, expected: Sequence[Migration]) -> None:
-    """Load `folder` as a History and replay it; MigrationError unless it is the `expected` chain.
+def _prove(folder: Path, expected: Sequence[Migration]) -> list[Migration]:
+    """Load `folder` as a History and replay it; its chain as written, MigrationError unless it is the `expected` one.
 
     A migration that does not apply raises its own error (SchemashiftError).
     """
@@ -372,3 +372,4 @@ def _prove(folder: Path, expected: Sequence[Migration]) -> None:
     failure = _replay_failure(history.chain)
     if failure is not None:
         raise failure[1]
+    return list(history.chain)

@@ -628,7 +628,9 @@ class _StepBuilder:
             statements.append(self.sql.create_registry())
             self.registry_ready = True
         statements += self.sql.keep(kept, name, self.step.migration.revision, self.step.direction)
-        self.add(KeepData(name, kept.what, operation.describe()), statements)
+        keep = KeepData(name, kept.what, operation.describe())
+        self.add(keep, statements)
+        self.statements.append(Statement(keep, python=_DropIfEmpty(self.sql, name, kept.table.schema)))
 
     def _not_kept(self, operation: Operation, what: str, reason: str) -> None:
         if not self.context.allow_data_loss and self.context.refuse:
@@ -743,6 +745,30 @@ class _ValuesUnused:
                 f"{self.label} removes; move them to another value first (an ExecuteSQL with a reverse, "
                 "before the AlterColumn)"
             )
+
+
+class _DropIfEmpty:
+    """The statement after a backup's copy: a backup that holds no row is dropped and forgotten again.
+
+    Whether a table holds rows is known only when the step runs, so every keep has
+    this statement (the plan's shape never depends on the data, and `repair`
+    rebuilds the same step). Run again after a crash it finishes what it began.
+    """
+
+    __name__ = "drop_backup_if_empty"
+
+    def __init__(self, sql: _Sql, name: str, schema: str | None) -> None:
+        self.sql = sql
+        self.name = name
+        self.schema = schema
+
+    def __call__(self, context: Any) -> None:
+        connection = context.connection
+        if sa.inspect(connection).has_table(self.name, schema=self.schema):
+            if connection.execute(_any_row(self.name, self.schema)).first() is not None:
+                return  # rows kept: the backup stays
+            connection.exec_driver_sql(self.sql.drop_backup(self.name, self.schema))
+        connection.exec_driver_sql(self.sql.forget((self.name,)))
 
 
 def _no_rows_refusal(check: CheckNoRows, step: Step, *, before_anything: bool) -> DataLossRefused:

@@ -127,7 +127,9 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
                 return current
             goal = plan.target if not plan.empty else build.target  # type: ignore[union-attr]
             verb = "upgrade" if direction == UP else "downgrade"
-            _confirm(project, yes, prompter, f"{verb} to {goal or 'base'}")
+            steps = len(plan.steps) + (len(build.migrations) if build is not None else 0)
+            count = f"{steps} migration{'' if steps == 1 else 's'}"
+            _confirm(project, yes, prompter, f"{verb} to {goal or 'base'} ({count})")
             dialect.ensure_schema(connection, project.env.schema)  # confirmed: now the database may change
             recorder.ensure()
             from schemashift.runtime.executor import Executor

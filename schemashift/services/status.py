@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from schemashift.dialects import get_dialect
 from schemashift.errors import DifferencesFound, SchemashiftError
 from schemashift.history.cache import state_at
+from schemashift.operations.columns import AlterColumn
 from schemashift.planning.plan import states_along
-from schemashift.services.compare import live_differences, live_operations, remember_fingerprint
+from schemashift.services.compare import live_operations, remember_fingerprint
 from schemashift.services.migrate import unmanaged_problem
 from schemashift.services.project import (
     Project,
@@ -34,6 +35,7 @@ from schemashift.services.project import (
 if TYPE_CHECKING:
     from schemashift.history.chain import History
     from schemashift.history.loader import Migration
+    from schemashift.model.schema import Column
     from schemashift.operations import Operation
     from schemashift.planning.lint import Finding
 
@@ -52,14 +54,15 @@ class StatusReport:
     differences: list[str]
     unknown: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict (`differences`: what the database has; `changes`: what would make it match)."""
         return {
             "env": self.env, "url": self.url, "current": self.current, "head": self.head,
             "pending": self.pending, "problems": self.problems, "schema_matches": self.schema_matches,
-            "differences": self.differences, "unknown_revisions": self.unknown, "notes": self.notes,
-            "exit_code": self.exit_code,
+            "differences": self.differences, "changes": self.changes, "unknown_revisions": self.unknown,
+            "notes": self.notes, "exit_code": self.exit_code,
         }
 
     @property
@@ -106,11 +109,49 @@ def status(project: Project) -> StatusReport:
             unmanaged_problem(connection, recorder, set(state_at(history, history.head).tables))
         if unmanaged:
             problems.append(unmanaged)  # instead of its drift, which would list every table as a drop
-        differences = live_differences(project, connection, expected) if not (partial or unmanaged) else []
-        if current is not None and current == history.head and not differences and not problems:
+        drift = live_operations(project, connection, expected) if not (partial or unmanaged) else []
+        if current is not None and current == history.head and not drift and not problems:
             remember_fingerprint(project, connection, current, expected, check=False)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
-                        None if partial or unmanaged or unknown else not differences, differences, unknown)
+                        None if partial or unmanaged or unknown else not drift,
+                        [database_view(op, "migrations") for op in drift], unknown,
+                        changes=[op.describe() for op in drift])
+
+
+def database_view(op: Operation, side: str) -> str:
+    """Drift `op` (the change that would make the database match `side`, "models" or "migrations") told as
+    what the database has: ``drop column t.c`` is "the database has column t.c that the models do not"."""
+    if isinstance(op, AlterColumn) and op.old is not None:
+        fields = op.changes
+        live = ", ".join(_field_text(op.old, name) for name in fields)
+        wanted = ", ".join(_field_text(op.new, name) for name in fields)
+        return f"column {op.table_key}.{op.column} differs: the database has {live}, the {side} {wanted}"
+    text = op.describe()
+    verb, _, rest = text.partition(" ")
+    if verb == "drop":
+        return f"the database has {rest} that the {side} do not"
+    if verb in ("create", "add"):
+        return f"the {side} have {rest} that the database does not"
+    if verb == "rename" and " to " in rest:
+        old, _, new = rest.rpartition(" to ")
+        return f"the database has {old} where the {side} have {new}"
+    if verb in ("alter", "replace"):
+        name, _, detail = rest.partition(" (")
+        return f"{name} differs from the {side}" + (f" (database -> {side}: {detail}" if detail else "")
+    if text.startswith("set comment of "):
+        table, _, comment = text.removeprefix("set comment of ").partition(" to ")
+        return f"the comment of {table} differs from the {side} (which say {comment})"
+    return f"the database differs from the {side}: {text}"
+
+
+def _field_text(column: Column, name: str) -> str:
+    """One field of `column` as the drift line shows it (``type integer``, ``NOT NULL``, ``default '0'``)."""
+    if name == "type":
+        return f"type {column.type.describe()}"
+    if name == "nullable":
+        return "NULL" if column.nullable else "NOT NULL"
+    value = getattr(column, name)
+    return f"no {name}" if value in (None, (), False) else f"{name} {value!r}"
 
 
 @dataclass
@@ -129,11 +170,17 @@ class DiffReport:
         """Human-readable lines."""
         if self.empty:
             return [f"No differences between the database and the {self.against}."]
-        return [f"The database differs from the {self.against}:"] + [f"  - {op.describe()}" for op in self.operations]
+        return [f"The database differs from the {self.against}:"] + [f"  - {line}" for line in self.differences]
+
+    @property
+    def differences(self) -> list[str]:
+        """What the database has, one line per difference (`database_view`)."""
+        return [database_view(op, self.against) for op in self.operations]
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"against": self.against, "differences": [op.describe() for op in self.operations],
+        """A JSON-ready dict (`differences`: what the database has; `changes`: what would make it match)."""
+        return {"against": self.against, "differences": self.differences,
+                "changes": [op.describe() for op in self.operations],
                 "operations": [type(op).__name__ for op in self.operations]}
 
 

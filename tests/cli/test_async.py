@@ -91,3 +91,40 @@ def test_upgrade_async_inside_a_running_loop(fresh_db: str, backend: str, tmp_pa
     asyncio.run(main())
     assert scalar(db_url, "SELECT count(*) FROM schemashift_version") == 2
     assert cli(directory, "status").returncode == 0
+
+
+def test_upgrade_async_with_tenants(tmp_path: Path) -> None:
+    """`upgrade_async(engine, tenants=...)` as the sync API: each tenant's schema upgraded on the loop, a report back."""
+    pytest.importorskip("asyncpg")
+    import uuid
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from conftest import create_database, drop_database, require_backend
+    from schemashift.errors import ConfigError
+
+    require_backend("postgresql")
+    name = f"ss_async_fleet_{uuid.uuid4().hex[:8]}"
+    db_url = create_database("postgresql", name, tmp_path)
+    try:
+        directory = write_project(tmp_path / "proj", db_url, V1, extra_config='tenants = ["acme", "globex"]\n')
+        cli(directory, "generate", "-m", "create item")
+        config = directory / "schemashift.toml"
+
+        async def main() -> object:
+            engine = create_async_engine(async_url(db_url, "postgresql"), poolclass=sa.pool.NullPool)
+            try:
+                with pytest.raises(ConfigError, match="parallel tenants need a sync bind"):
+                    await schemashift.upgrade_async(engine, config=config, tenants=True, parallel=2)
+                return await schemashift.upgrade_async(engine, config=config, tenants=True)
+            finally:
+                await engine.dispose()
+
+        report = asyncio.run(main())
+        assert report is not None and not report.failed  # type: ignore[attr-defined]
+        assert [result.tenant for result in report.results] == ["acme", "globex"]  # type: ignore[attr-defined]
+        for tenant in ("acme", "globex"):
+            assert scalar(db_url, f"SELECT count(*) FROM {tenant}.item") == 0
+            assert scalar(db_url, f"SELECT count(*) FROM {tenant}.schemashift_version") == 1
+    finally:
+        drop_database("postgresql", name)

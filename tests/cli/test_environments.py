@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -367,7 +368,7 @@ def guarded(project: Path, revisions: tuple[str, str], request: pytest.FixtureRe
 def test_confirm_prompt_answered_no_leaves_database_untouched(project: Path, guarded: tuple[dict[str, str], str]) -> None:
     env, url = guarded
     code, shown = run_in_pty(project, ["upgrade", "--env", "guarded"], env=env, answer="n")
-    assert "Upgrade to seed0002 on environment 'guarded' (sqlite:///" in shown and "? [y/N]" in shown
+    assert "Upgrade to seed0002 (2 migrations) on environment 'guarded' (sqlite:///" in shown and "? [y/N]" in shown
     assert code == 2 and "aborted: not confirmed" in shown, shown
     assert PASSWORD not in shown
     assert table_count(url) == 0
@@ -387,6 +388,45 @@ def test_confirm_prompt_answered_yes_migrates(project: Path, guarded: tuple[dict
     assert code == 0 and "Database is at seed0002" in shown, shown
     assert PASSWORD not in shown
     assert scalar(url, "SELECT region FROM item WHERE name = 'guarded'") == "local"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_confirm_prompt_names_the_server_database_masked(project: Path, revisions: tuple[str, str], backend: str,
+                                                         tmp_path: Path) -> None:
+    """On a server the prompt shows the URL with its password masked and how many migrations would run."""
+    require_backend(backend)
+    name = f"ss_confirm_{backend[:5]}_{os.urandom(4).hex()}"
+    url = create_database(backend, name, tmp_path)
+    try:
+        url = with_password(url) if backend == "postgresql" else url  # MariaDB's root has no password
+        guarded = write_project(tmp_path / "guarded", url, MODELS, extra_config="confirm = true\n")
+        for path in (project / "migrations").glob("*.py"):
+            (guarded / "migrations" / path.name).write_bytes(path.read_bytes())
+        code, shown = run_in_pty(guarded, ["upgrade", revisions[0]], answer="n")
+        assert code == 2 and "aborted: not confirmed" in shown, shown
+        masked = sa.make_url(url).render_as_string(hide_password=True)
+        assert f"Upgrade to {revisions[0]} (1 migration) on environment 'test' ({masked})? [y/N]" in shown, shown
+        assert PASSWORD not in shown
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            assert not sa.inspect(engine).has_table("item")
+        finally:
+            engine.dispose()
+    finally:
+        drop_database(backend, name)
+
+
+def test_confirm_with_stdin_closed_is_a_refusal(project: Path, guarded: tuple[dict[str, str], str]) -> None:
+    """A closed stdin (``<&-``) cannot answer: exit 2 asking for --yes, no traceback, nothing changed."""
+    env, url = guarded
+    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env}
+    environ.pop("SCHEMASHIFT_ENV", None)
+    refused = subprocess.run(["sh", "-c", 'exec "$0" -m schemashift upgrade --env guarded <&-', sys.executable],
+                             cwd=project, env=environ, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert "requires confirmation: pass --yes to upgrade to seed0002 (2 migrations)" in refused.stderr
+    assert "Traceback" not in refused.stderr and "internal error" not in refused.stderr
+    assert table_count(url) == 0
 
 
 def test_confirm_refuses_without_a_terminal(project: Path, guarded: tuple[dict[str, str], str]) -> None:

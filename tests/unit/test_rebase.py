@@ -13,6 +13,7 @@ from schemashift import api
 from schemashift.errors import MigrationError
 from schemashift.migration import AddColumn, Column, CreateTable, CreateIndex, Index, PrimaryKey, Table, Type
 from schemashift.operations import Operation
+from schemashift.history import manifest
 from schemashift.history.chain import History, load_all
 from schemashift.history.rebase import find_forks, rebase, reparent_source
 from schemashift.history.writer import write_migration
@@ -208,8 +209,9 @@ def test_cli_rebase_on_sqlite_project(tmp_path: Path) -> None:
     phone = write_migration(folder, "add phone", [add("phone")], base.revision, created=LATE)
     cli(project, "upgrade")  # this database got the newer branch before the merge
     shutil.move(phone.path, tmp_path / phone.path.name)
-    write_migration(folder, "add email", [add("email")], base.revision, created=EARLY)
+    email = write_migration(folder, "add email", [add("email")], base.revision, created=EARLY)
     shutil.move(tmp_path / phone.path.name, folder / "0002_add_phone.py")
+    manifest.write(folder, manifest.entries_of([base, email]))  # the sum file as the merge left it
 
     refused = cli(project, "upgrade", check=False)
     assert refused.returncode == 2 and "schemashift rebase" in refused.stderr and "Traceback" not in refused.stderr
@@ -217,6 +219,7 @@ def test_cli_rebase_on_sqlite_project(tmp_path: Path) -> None:
     done = cli(project, "rebase")
     assert "0002_add_phone.py -> 0003_add_phone.py" in done.stdout
     assert "verify --accept" in done.stdout and "lacks 0002_add_email.py" in done.stdout
+    assert "OK" in cli(project, "manifest", "--check").stdout  # rewritten with the re-parented file's checksum
     assert [row["file"] for row in api.history(api.open_project(project / "schemashift.toml"))] == [
         "0001_create_users.py", "0002_add_email.py", "0003_add_phone.py",
     ]

@@ -129,6 +129,16 @@ def test_terminal_asks_again_on_other_answers(project: Path) -> None:
     assert "RenameColumn(" in newest(project)
 
 
+def test_terminal_end_of_input_is_no_answer(project: Path) -> None:
+    """Ctrl-D at the rename question answers nothing: generate stops naming the options (exit 2), writes nothing."""
+    set_models(project, V2_COLUMN)
+    before = migrations(project)
+    code, output = run_in_terminal(project, ["generate", "-m", "rename"], ["\x04"])
+    assert code == 2, output
+    assert "possible column rename users.name -> users.full_name" in output and "--rename-column" in output
+    assert "Traceback" not in output and migrations(project) == before
+
+
 @pytest.mark.parametrize(("models", "flag"), [(V2_COLUMN, "--rename-column"), (V2_TABLE, "--rename-table")])
 def test_no_terminal_no_decision_refuses(project: Path, models: str, flag: str) -> None:
     set_models(project, models)

@@ -1,0 +1,94 @@
+"""The runner task: the pytest plugin's `MigrationRunner` stepping through 100 revisions, against one `upgrade`.
+
+Both work on the same 100-revision chain (`synth.chain_steps`: a small table every
+fourth revision, else a column), each on a fresh database, in a child process of its
+own with the project loaded before the clock starts: ``plain`` is one
+`schemashift.api.upgrade` from empty to head, ``runner`` is 100 calls of
+``runner.upgrade("+1")``, as a data-migration test steps. The table's baseline column
+holds the plain upgrade, so "S / base" is the runner's cost relative to it (issue 15:
+at most 1.2). Alembic has no counterpart (pytest-alembic drives Alembic's own upgrade).
+
+    python bench/runner.py '{"mode": "runner", "url": "...", "project": "..."}'   # the child: prints seconds
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Timing, failed, run_process  # noqa: E402
+
+if TYPE_CHECKING:
+    from tasks import Bench
+
+#: Revisions stepped through.
+K = 100
+
+
+def write_project(folder: Path, k: int = K) -> Path:
+    """A schemashift project holding the k-revision chain; returns the project folder."""
+    import projects
+    from synth import chain_steps
+
+    projects.write_schemashift_chain(projects.write_schemashift_project(folder, None), chain_steps(k))
+    return folder
+
+
+def runner_task(bench: Bench, backend: str) -> None:
+    """Time the plain upgrade and the stepping runner on `backend`, each on fresh databases."""
+    project = write_project(bench.work / f"runner_{backend}")
+    repeat = max(2, bench.sizes.repeat_read // 2)
+    plain = _timed(bench, backend, project, "plain", repeat)
+    stepped = _timed(bench, backend, project, "runner", repeat)
+    ratio = stepped.median / plain.median if plain.ok and stepped.ok else None  # type: ignore[operator]
+    bench.add("pytest runner: 100 single steps vs one upgrade", backend, f"K={K}",
+              failed("no counterpart (pytest-alembic runs Alembic's upgrade)"), stepped, baseline=plain,
+              target="runner <= 1.2x the plain upgrade (S / base)", met=None if ratio is None else ratio <= 1.2,
+              notes="" if ratio is None else f"runner / plain = {ratio:.2f}")
+
+
+def _timed(bench: Bench, backend: str, project: Path, mode: str, repeat: int) -> Timing:
+    timing = Timing()
+    for run in range(repeat):
+        url = bench.dbs.create(backend, f"runner_{mode}{run}")
+        spec = json.dumps({"mode": mode, "url": url, "project": str(project)})
+        sample = run_process([sys.executable, str(Path(__file__).resolve()), spec], cwd=project, env=bench.env(),
+                             timeout=bench.sizes.timeout)
+        if sample.returncode != 0:
+            return failed(f"{mode}: {sample.last_line()}")
+        timing.runs.append(float(json.loads(sample.stdout.strip().splitlines()[-1])["seconds"]))
+        timing.add_rss(sample.rss_mib)
+    return timing
+
+
+def measure(mode: str, url: str, project: str) -> float:
+    """Seconds to bring the empty database `url` to head: one upgrade (``plain``) or K runner steps."""
+    from schemashift import api
+    from schemashift.pytest_plugin import MigrationRunner, open_scratch_project
+
+    from schemashift.config import load_config
+
+    config = load_config(Path(project) / "schemashift.toml")
+    opened = open_scratch_project(config, url, None)
+    steps = len(opened.history().chain)
+    started = time.perf_counter()
+    if mode == "plain":
+        api.upgrade(opened, "head", yes=True, out=lambda line: None)
+    else:
+        runner = MigrationRunner(opened)
+        try:
+            for _ in range(steps):
+                runner.upgrade("+1")
+        finally:
+            runner.dispose()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    options = json.loads(sys.argv[1])
+    print(json.dumps({"seconds": measure(options["mode"], options["url"], options["project"])}))
