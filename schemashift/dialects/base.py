@@ -300,6 +300,14 @@ class Dialect(ObjectDDL):
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
 
+    #: `lock_in_transaction` works: a lock held until the open transaction ends (one round trip, no release).
+    transaction_lock: ClassVar[bool] = False
+
+    def lock_in_transaction(self, connection: sa.Connection, name: str, timeout: float) -> None:
+        """Take the migration lock `name` inside `connection`'s open transaction, released by its end (commit or
+        rollback); it excludes `lock` on the same name. Only with `transaction_lock` (LockTimeout after `timeout`)."""
+        raise NotImplementedError(f"the {self.name} dialect has no transaction-level lock")
+
     # --- lease locks (see `schemashift.runtime.locks`) ---------------------------
 
     #: SQL expression for the database clock in whole milliseconds since 1970 (lease expiry); None: no lease lock.

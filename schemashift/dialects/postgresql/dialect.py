@@ -759,6 +759,15 @@ class PostgreSQLDialect(Dialect):
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
 
+    transaction_lock = True
+
+    def lock_in_transaction(self, connection: sa.Connection, name: str, timeout: float) -> None:
+        """The advisory lock of `lock` at transaction level (``pg_try_advisory_xact_lock``, polled): the same key,
+        so the two exclude each other; the transaction's end releases it, and it is safe behind a pooler."""
+        params: dict[str, object] = {"key": _advisory_key(name)}
+        locked = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+        poll_lock(lambda: bool(connection.execute(locked, params).scalar()), timeout, repr(name))
+
     clock_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
 
     def needs_lease_lock(self, connection: sa.Connection, env: EnvConfig) -> bool:
