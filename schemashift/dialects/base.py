@@ -332,6 +332,10 @@ class Dialect(ObjectDDL):
         """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all
         earlier ones)."""
 
+    def flush_commits(self, connection: sa.Connection) -> None:
+        """After `restore_durability`: make every earlier commit of the session durable now, with one durable
+        commit of its own (generic: nothing, commits were never deferred)."""
+
     # --- generic compilation (the SQL compilation work) ----------------------
 
     def compile_create_table(self, op: ops.CreateTable, before: Schema, after: Schema) -> list[str]:

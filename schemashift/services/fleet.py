@@ -182,7 +182,8 @@ class Fleet:
     Schema tenants also share one connection per thread, one tenant after the other,
     where the migration lock allows it: the dialect's session lock is released at the
     end of each tenant's run (behind a transaction pooler, or on Galera, where the lease
-    lock is used, each tenant connects on its own).
+    lock is used, each tenant connects on its own). Their commits are made durable at
+    `close` (see there).
     """
 
     def __init__(self, project: Project, tenants: list[Tenant]) -> None:
@@ -193,6 +194,7 @@ class Fleet:
         self._opened: list[sa.Connection] = []
         self._lock = threading.Lock()
         self._shareable: bool | None = None
+        self._deferred: list[tuple[sa.Connection, object]] = []  # connections whose commits wait for `close`
 
     def engine(self) -> sa.Engine:
         """The engine schema tenants connect through (the caller's bind's, else one opened once)."""
@@ -231,6 +233,10 @@ class Fleet:
             if not self._shareable:
                 return None
             self._local.connection = connection
+            token = dialect_of(connection).defer_durability(connection)
+            if token is not None:
+                with self._lock:
+                    self._deferred.append((connection, token))
         dialect_of(connection).session_setup(connection, env)
         return connection
 
@@ -240,7 +246,23 @@ class Fleet:
             project.bind.rollback()
 
     def close(self) -> None:
-        """Close the shared connections and dispose of the engine this fleet opened."""
+        """Make the shared connections' commits durable, close them and dispose of the engine this fleet opened.
+
+        The shared connections commit without waiting for the disk (`Dialect.defer_durability`): each commit
+        holds a whole tenant's run with its version rows, so a server crash could only lose some tenants' runs
+        whole and their version tables would say so truthfully; here, before the report, one durable commit per
+        connection makes all of them durable.
+        """
+        for connection, token in self._deferred:
+            if connection.closed or connection.invalidated:
+                continue
+            dialect = dialect_of(connection)
+            with suppress(sa.exc.DBAPIError):
+                if connection.in_transaction():
+                    connection.rollback()
+                dialect.restore_durability(connection, token)
+                dialect.flush_commits(connection)
+        self._deferred.clear()
         for connection in self._opened:
             with suppress(sa.exc.DBAPIError):
                 connection.close()

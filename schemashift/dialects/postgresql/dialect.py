@@ -428,6 +428,11 @@ class PostgreSQLDialect(Dialect):
         """Put `synchronous_commit` back to the value `defer_durability` found."""
         run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
 
+    def flush_commits(self, connection: sa.Connection) -> None:
+        """A transaction given an xid (``txid_current()``) commits durably, which flushes the WAL of every
+        earlier commit too."""
+        run_settled(connection, "SELECT pg_catalog.txid_current()")
+
     def ddl_column(self, column: Column) -> Column:
         """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before
         PostgreSQL 18)."""
