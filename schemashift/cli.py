@@ -402,6 +402,12 @@ def _fleet_report(args: argparse.Namespace, report: Any) -> int:
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     """upgrade, downgrade, status, diff, verify on tenants (see `schemashift.services.fleet`)."""
+    if args.command == "upgrade":
+        from schemashift.runtime.fast import fast_fleet_upgrade
+
+        clean = fast_fleet_upgrade(args)  # every tenant clean at head: no SQLAlchemy, one query per 500 tenants
+        if clean is not None:
+            return _fleet_report(args, clean)
     from schemashift.services import fleet
 
     project = _project(args)

@@ -330,6 +330,14 @@ class Dialect(ObjectDDL):
         """Hold the migration lock called `name` for the block (LockTimeout after `timeout` s)."""
         yield
 
+    #: `lock_in_transaction` works: a lock held until the open transaction ends (one round trip, no release).
+    transaction_lock: ClassVar[bool] = False
+
+    def lock_in_transaction(self, connection: sa.Connection, name: str, timeout: float) -> None:
+        """Take the migration lock `name` inside `connection`'s open transaction, released by its end (commit or
+        rollback); it excludes `lock` on the same name. Only with `transaction_lock` (LockTimeout after `timeout`)."""
+        raise NotImplementedError(f"the {self.name} dialect has no transaction-level lock")
+
     # --- lease locks (see `schemashift.runtime.locks`) ---------------------------
 
     #: SQL expression for the database clock in whole milliseconds since 1970 (lease expiry); None: no lease lock.
@@ -353,6 +361,10 @@ class Dialect(ObjectDDL):
     def restore_durability(self, connection: sa.Connection, token: object) -> None:
         """Undo `defer_durability`: from the next commit on, commits are durable again (and with them all
         earlier ones)."""
+
+    def flush_commits(self, connection: sa.Connection) -> None:
+        """After `restore_durability`: make every earlier commit of the session durable now, with one durable
+        commit of its own (generic: nothing, commits were never deferred)."""
 
     # --- generic compilation (the SQL compilation work) ----------------------
 

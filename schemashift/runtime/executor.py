@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
 from schemashift.runtime.backfill import BatchRunner, Position, fraction, marked, saved_position
-from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, Recorder, now
+from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, AppliedRun, Recorder, now
 from schemashift.sacompat import driver_in_transaction
 from schemashift.support.progress import Reporter
 
@@ -131,6 +131,55 @@ class Executor:
             finally:
                 self.reporter.finished()
                 self._durable(failed=True)
+
+    def run_in_transaction(self, plan: Plan) -> None:
+        """Run every step of `plan` inside the caller's open transaction, which the caller commits once.
+
+        For plans `in_one_transaction` says can (every step atomic, no statement retried
+        after a lock timeout). An upgrade's version and history rows are written together
+        after the last step. A failing statement rolls the whole transaction back, its
+        history row is logged (the bookkeeping tables created again if the rollback took
+        them) and an ExecutionError says the database is still where the plan started.
+        """
+        runs: list[AppliedRun] = []
+        try:
+            for index, step in enumerate(plan.steps):
+                self.reporter.migration_started(step.label, index + 1, len(plan.steps), len(step.statements))
+                started, clock = now(), time.perf_counter()
+                try:
+                    for statement in step.statements:
+                        self._run_one(step, statement)
+                except _StatementFailed as failure:
+                    self._log_failure_after_rollback(step, started, clock, failure.error)
+                    raise ExecutionError(
+                        f"{step.label} failed at: {_first_line(failure.sql)}: {failure.error}; rolled back with "
+                        f"the rest of this run (one transaction): the database is still at {plan.start or 'base'}"
+                    ) from None
+                migration = step.migration
+                if step.direction == UP:
+                    runs.append(AppliedRun(migration.revision, migration.parent, migration.checksum,
+                                           migration.message, started, _ms(clock), len(step.statements)))
+                else:
+                    self.recorder.delete(migration.revision)
+                    self.recorder.log(migration.revision, step.direction, migration.checksum, migration.message,
+                                      started, _ms(clock), "ok")
+                self._announce(step, (time.perf_counter() - clock) * 1000)
+            self.recorder.record_applied(runs, together=plan.dialect.dml_in_cte)
+        finally:
+            self.reporter.finished()
+
+    def _log_failure_after_rollback(self, step: Step, started: datetime, clock: float, error: str) -> None:
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        self.recorder.ensure()
+        self._log_failure(step, started, clock, error)
+
+    @staticmethod
+    def in_one_transaction(plan: Plan) -> bool:
+        """True when `run_in_transaction` can run `plan`: every step atomic, no statement with a lock bound to
+        retry under (a retry rolls back, which would take the earlier steps with it)."""
+        return all(step.atomic and all(statement.lock is None for statement in step.statements)
+                   for step in plan.steps)
 
     def _run_steps(self, steps: list[Step]) -> None:
         pending: _Finish | None = None  # a journaled step's last journal write, committed with the next one

@@ -78,6 +78,21 @@ def migration_lock(dialect: Dialect, connection: sa.Connection, name: str, env: 
         yield
 
 
+def can_lock_in_transaction(dialect: Dialect, connection: sa.Connection, env: EnvConfig) -> bool:
+    """True when `lock_in_transaction` may stand in for `migration_lock` here: the dialect has a
+    transaction-level lock and the session lock is the one this database would use (no lease lock)."""
+    return dialect.transaction_lock and not dialect.needs_lease_lock(connection, env)
+
+
+def lock_in_transaction(dialect: Dialect, connection: sa.Connection, name: str, env: EnvConfig) -> None:
+    """Take the migration lock `name` of `env` inside the open transaction of `connection`, held until that
+    transaction commits or rolls back (one statement, no release); it excludes `migration_lock` on the same
+    name. Only where `can_lock_in_transaction`: a run whose whole work is one transaction (a tenant of a fleet)."""
+    if not connection.in_transaction():
+        connection.begin()
+    dialect.lock_in_transaction(connection, name, env.lock_timeout)
+
+
 class LeaseLock:
     """A lock row with a lease renewed by a heartbeat thread (see the module docstring)."""
 

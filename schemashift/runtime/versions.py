@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -129,8 +130,7 @@ class Recorder:
         if not self.exists():
             return {}
         try:
-            columns = [column for column in self.version.c if column.name != "fingerprint"]  # older tables lack it
-            rows = self.connection.execute(sa.select(*columns)).mappings().all()
+            rows = self._select_rows()
         except sa.exc.DBAPIError as exc:
             if self.connection.in_transaction():
                 self.connection.rollback()
@@ -141,10 +141,28 @@ class Recorder:
             ) from None
         if self.connection.in_transaction() and not self.connection.in_nested_transaction():
             self.connection.commit()
+        return self._by_revision(rows)
+
+    def read_in_transaction(self) -> dict[str, AppliedRow]:
+        """Every row of the version table, known to exist, read inside the caller's transaction (one statement,
+        nothing committed or checked first); a database error is the caller's to handle."""
+        return self._by_revision(self._select_rows())
+
+    def _select_rows(self) -> Sequence[sa.RowMapping]:
+        columns = [column for column in self.version.c if column.name != "fingerprint"]  # older tables lack it
+        return self.connection.execute(sa.select(*columns)).mappings().all()
+
+    def _by_revision(self, rows: Sequence[sa.RowMapping]) -> dict[str, AppliedRow]:
         try:
             return {row["revision"]: _row(row) for row in rows}
         except (KeyError, TypeError, ValueError) as exc:
             raise DatabaseStateError(f"the version table {self.name!r} holds an unreadable row ({exc})") from None
+
+    def create_in_transaction(self, *, version: bool, history: bool) -> None:
+        """Create the version and/or history table inside the caller's transaction (known to be missing)."""
+        for table, wanted in ((self.version, version), (self.history, history)):
+            if wanted:
+                table.create(self.connection, checkfirst=False)
 
     # -- writes inside the caller's transaction ---------------------------
 
@@ -172,6 +190,28 @@ class Recorder:
         params = {f"v_{key}": value for key, value in row.items()}
         params.update({f"h_{key}": value for key, value in logged.items()})
         self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
+
+    def record_applied(self, runs: Sequence[AppliedRun], *, together: bool = False) -> None:
+        """The applied version rows and "ok" history rows of several migrations, inside the caller's transaction:
+        one executemany per table (one of ``WITH … INSERT`` statements, `together`: see `insert_and_log`)."""
+        if not runs:
+            return
+        versions, logged = [], []
+        for run in runs:
+            row = _version_row(run.revision, run.parent, run.checksum, run.message, APPLIED, "up")
+            row.update(duration_ms=run.duration_ms, statements_done=run.statements_done)
+            versions.append(row)
+            logged.append(_history_row(run.revision, "up", run.checksum, run.message, run.started, run.duration_ms,
+                                       "ok", None))
+        if not together:
+            self.connection.execute(self.version.insert(), versions)
+            self.connection.execute(self.history.insert(), logged)
+            return
+        keys = sorted(versions[0]), sorted(logged[0])
+        params = [{**{f"v_{key}": value for key, value in row.items()},
+                   **{f"h_{key}": value for key, value in log.items()}}
+                  for row, log in zip(versions, logged, strict=True)]
+        self.connection.execute(self._insert_and_log_statement(*keys), params)  # executemany: drivers pipeline it
 
     def _insert_and_log_statement(self, version_keys: list[str], history_keys: list[str]) -> sa.Insert:
         """``WITH v AS (INSERT INTO <version> …) INSERT INTO <history> …`` with ``v_``/``h_`` parameters
@@ -242,6 +282,20 @@ class Recorder:
 
 
 AppliedRow = AppliedRevision
+
+
+
+@dataclass(frozen=True)
+class AppliedRun:
+    """One migration just applied, for `Recorder.record_applied`."""
+
+    revision: str
+    parent: str | None
+    checksum: str
+    message: str
+    started: datetime
+    duration_ms: int
+    statements_done: int
 
 
 def _version_row(revision: str, parent: str | None, checksum: str, message: str, state: str,

@@ -38,7 +38,9 @@ import sqlalchemy as sa
 from schemashift.dialects import dialect_of
 from schemashift.errors import ConfigError, SchemashiftError, mask_secrets
 from schemashift.planning.plan import DOWN, UP
-from schemashift.runtime.versions import AppliedRevision
+from schemashift.runtime.fleetreport import FleetReport, TenantResult
+from schemashift.runtime.locks import can_lock_in_transaction, lock_in_transaction
+from schemashift.runtime.versions import AppliedRevision, Recorder
 from schemashift.services.project import (
     Output,
     Project,
@@ -54,7 +56,9 @@ from schemashift.services.squash import covered_squashes
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
+    from schemashift.dialects.base import Dialect
     from schemashift.history.chain import History
+    from schemashift.planning.plan import Plan
 
 #: Told of each tenant as it finishes: (tenants done, tenants in all, its result).
 Progress = Callable[[int, int, "TenantResult"], None]
@@ -76,65 +80,6 @@ class Tenant:
     def schema(self) -> str | None:
         """The PostgreSQL schema holding the tenant's tables (None: its database's default schema)."""
         return self.name if self.url is None else None
-
-
-@dataclass
-class TenantResult:
-    """How a command went on one tenant."""
-
-    tenant: str
-    exit_code: int
-    revision: str | None
-    duration: float
-    detail: str = ""
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the command succeeded on this tenant (status: at head and clean)."""
-        return self.exit_code == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"tenant": self.tenant, "ok": self.ok, "exit_code": self.exit_code, "revision": self.revision,
-                "duration_s": round(self.duration, 4), "detail": self.detail, "error": self.error}
-
-
-@dataclass
-class FleetReport:
-    """What a command did on each tenant of the fleet, in the order of the tenants."""
-
-    command: str
-    results: list[TenantResult]
-    duration: float = 0.0
-
-    @property
-    def failed(self) -> list[TenantResult]:
-        """The tenants the command did not succeed on."""
-        return [result for result in self.results if not result.ok]
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every tenant succeeded, else the highest exit code of a tenant."""
-        return max((result.exit_code for result in self.results), default=0)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"command": self.command, "tenants": len(self.results), "failed": len(self.failed),
-                "duration_s": round(self.duration, 3), "exit_code": self.exit_code,
-                "results": [result.as_dict() for result in self.results]}
-
-    def lines(self) -> list[str]:
-        """The summary table, then one line of totals."""
-        rows = [(r.tenant, "ok" if r.ok else "FAILED", r.revision or "base", f"{r.duration:.2f}s",
-                 r.error or r.detail) for r in self.results]
-        header = ("TENANT", "RESULT", "REVISION", "TIME", "DETAIL")
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-        table = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
-                 for row in [header, *rows]]
-        total = (f"{self.command}: {len(self.results) - len(self.failed)} of {len(self.results)} tenant(s) "
-                 f"succeeded, {len(self.failed)} failed ({self.duration:.2f}s)")
-        return [line.rstrip() for line in table] + [total]
 
 
 class FleetFailed(SchemashiftError):
@@ -237,7 +182,8 @@ class Fleet:
     Schema tenants also share one connection per thread, one tenant after the other,
     where the migration lock allows it: the dialect's session lock is released at the
     end of each tenant's run (behind a transaction pooler, or on Galera, where the lease
-    lock is used, each tenant connects on its own).
+    lock is used, each tenant connects on its own). Their commits are made durable at
+    `close` (see there).
     """
 
     def __init__(self, project: Project, tenants: list[Tenant]) -> None:
@@ -248,6 +194,7 @@ class Fleet:
         self._opened: list[sa.Connection] = []
         self._lock = threading.Lock()
         self._shareable: bool | None = None
+        self._deferred: list[tuple[sa.Connection, object]] = []  # connections whose commits wait for `close`
 
     def engine(self) -> sa.Engine:
         """The engine schema tenants connect through (the caller's bind's, else one opened once)."""
@@ -286,6 +233,10 @@ class Fleet:
             if not self._shareable:
                 return None
             self._local.connection = connection
+            token = dialect_of(connection).defer_durability(connection)
+            if token is not None:
+                with self._lock:
+                    self._deferred.append((connection, token))
         dialect_of(connection).session_setup(connection, env)
         return connection
 
@@ -295,7 +246,23 @@ class Fleet:
             project.bind.rollback()
 
     def close(self) -> None:
-        """Close the shared connections and dispose of the engine this fleet opened."""
+        """Make the shared connections' commits durable, close them and dispose of the engine this fleet opened.
+
+        The shared connections commit without waiting for the disk (`Dialect.defer_durability`): each commit
+        holds a whole tenant's run with its version rows, so a server crash could only lose some tenants' runs
+        whole and their version tables would say so truthfully; here, before the report, one durable commit per
+        connection makes all of them durable.
+        """
+        for connection, token in self._deferred:
+            if connection.closed or connection.invalidated:
+                continue
+            dialect = dialect_of(connection)
+            with suppress(sa.exc.DBAPIError):
+                if connection.in_transaction():
+                    connection.rollback()
+                dialect.restore_durability(connection, token)
+                dialect.flush_commits(connection)
+        self._deferred.clear()
         for connection in self._opened:
             with suppress(sa.exc.DBAPIError):
                 connection.close()
@@ -348,6 +315,53 @@ def _version_rows(connection: sa.Connection, schemas: list[str], name: str) -> l
             rows.append({**row, "_tenant": chunk[row["_index"]]})  # type: ignore[arg-type]
     connection.rollback()
     return rows
+
+
+@dataclass(frozen=True)
+class SchemaCatalog:
+    """What the fleet read of one tenant schema before its run: whether it exists, its tables, and whether its
+    version table has the ``fingerprint`` column."""
+
+    exists: bool
+    tables: frozenset[str]
+    fingerprint: bool
+
+
+def schema_catalogs(project: Project, schemas: list[str]) -> dict[str, SchemaCatalog]:
+    """The `SchemaCatalog` of each of `schemas`, from one query on the environment's database (empty when it
+    cannot answer it: each tenant then runs the ordinary way)."""
+    tables = sa.table("tables", sa.column("table_schema"), sa.column("table_name"), schema="information_schema")
+    columns = sa.table("columns", sa.column("table_schema"), sa.column("table_name"), sa.column("column_name"),
+                       schema="information_schema")
+    schemata = sa.table("schemata", sa.column("schema_name"), schema="information_schema")
+
+    def named(kind: str, owner: sa.ColumnClause[Any], name: sa.ColumnClause[Any]) -> list[sa.ColumnElement[Any]]:
+        return [sa.literal_column(f"'{kind}'").label("kind"), sa.cast(owner, sa.String).label("owner"),
+                sa.cast(name, sa.String).label("name")]
+
+    query = sa.union_all(
+        sa.select(*named("schema", schemata.c.schema_name, schemata.c.schema_name)).where(
+            schemata.c.schema_name.in_(schemas)),
+        sa.select(*named("table", tables.c.table_schema, tables.c.table_name)).where(
+            tables.c.table_schema.in_(schemas)),
+        sa.select(*named("column", columns.c.table_schema, columns.c.column_name)).where(
+            columns.c.table_schema.in_(schemas), columns.c.table_name == project.env.version_table,
+            columns.c.column_name == "fingerprint"),
+    )
+    found: dict[str, dict[str, set[str]]] = {schema: {"schema": set(), "table": set(), "column": set()}
+                                             for schema in schemas}
+    fleet = Fleet(project, [])
+    try:
+        with fleet.engine().connect() as connection:
+            for kind, owner, name in connection.execute(query):
+                found[owner][kind].add(name)
+            connection.rollback()
+    except sa.exc.DBAPIError:
+        return {}
+    finally:
+        fleet.close()
+    return {schema: SchemaCatalog(bool(kinds["schema"]), frozenset(kinds["table"]), bool(kinds["column"]))
+            for schema, kinds in found.items()}
 
 
 def settled(applied: dict[str, AppliedRevision], history: History, target: str) -> str | None:
@@ -477,15 +491,140 @@ def migrate_fleet(project: Project, target: str, direction: str, *, tenants: Seq
     if len(done) < len(selected) and project.env.confirm and not yes:
         confirm(prompter, project.env.name, f"{len(selected) - len(done)} tenant(s)", f"{verb} to {target}")
 
+    plans: dict[tuple[str | None, str, str], Plan] = {}
+    todo = [t.name for t in selected if t.url is None and t.name not in done and t.name in states]
+    catalogs = schema_catalogs(project, todo) if todo else {}
+
     def command(tenant: Project) -> tuple[int, str | None, str]:
         from schemashift.services import migrate
 
         lines: list[str] = []
-        revision = migrate.migrate(tenant, target, direction, sql=False, dry_run=False, yes=True,
-                                   allow_data_loss=allow_data_loss, out=lines.append, fingerprint=False)
+        schema = tenant.env.schema or ""
+        ran, revision = run_in_one_transaction(tenant, states.get(schema), catalogs.get(schema), target, direction,
+                                               allow_data_loss=allow_data_loss, out=lines.append, plans=plans)
+        if not ran:
+            revision = migrate.migrate(tenant, target, direction, sql=False, dry_run=False, yes=True,
+                                       allow_data_loss=allow_data_loss, out=lines.append, fingerprint=False)
         return 0, revision, lines[-1] if lines else ""
 
     return run_fleet(project, selected, verb, command, parallel=parallel, progress=progress, done=done)
+
+
+# -- one transaction per tenant --------------------------------------------------------------
+
+
+def run_in_one_transaction(project: Project, applied: dict[str, AppliedRevision] | None,
+                           catalog: SchemaCatalog | None, target: str, direction: str, *, allow_data_loss: bool,
+                           out: Output, plans: dict[tuple[str | None, str, str], Plan]) -> tuple[bool, str | None]:
+    """Move one schema tenant to `target` in a single transaction: lock, plan, journal, one commit.
+
+    `applied` and `catalog` are the tenant's version state and tables read before, for the
+    whole fleet (`schema_states`, `schema_catalogs`); the plan is made from them (shared
+    through `plans` by the tenants at the same revision), and under the lock, a
+    transaction-level one, the version table must still say the same (read once; a table
+    created or dropped meanwhile makes a statement fail: all rolled back). Only
+    where it is safe: transactional DDL, a transaction-level lock, every step atomic
+    with no lock-timeout retries, no data-loss guard or backup registry to consult. A
+    failing migration rolls the whole tenant back to where it started. Returns (False,
+    None) without having changed anything wherever a condition does not hold: the
+    caller then runs the ordinary `migrate` (which also gives every refusal its message).
+    """
+    connection, env = project.bind, project.env
+    if applied is None or catalog is None or env.schema is None or not isinstance(connection, sa.Connection):
+        return False, None
+    history = project.history()
+    dialect = dialect_of(connection)
+    if (not dialect.transactional_ddl or all_problems(applied, history) or covered_squashes(applied, history)
+            or not can_lock_in_transaction(dialect, connection, env)):
+        return False, None
+    plan = _one_transaction_plan(project, dialect, current_revision(applied, history), target, direction,
+                                 allow_data_loss=allow_data_loss, plans=plans)
+    if plan is None:
+        return False, None
+    from schemashift.runtime.executor import Executor
+
+    if connection.in_transaction():
+        connection.rollback()
+    recorder = project.recorder(connection)
+    if not _fits(recorder, applied, catalog, plan):
+        return False, None
+    try:
+        try:
+            lock_in_transaction(dialect, connection, project.lock_name, env)
+            ready = _ready(connection, recorder, applied, catalog)
+        except sa.exc.DBAPIError:  # a table made or dropped since the fleet's read: the ordinary run sorts it out
+            ready = False
+        if not ready:
+            connection.rollback()
+            return False, None
+        plan = dialect.adapt_to_live(connection, plan)
+        Executor(connection, recorder, project.migration_context(connection), out).run_in_transaction(plan)
+        connection.commit()
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+    out(f"Database is at {plan.target or 'base'}.")
+    return True, plan.target
+
+
+def _one_transaction_plan(project: Project, dialect: Dialect, current: str | None, target: str, direction: str, *,
+                          allow_data_loss: bool, plans: dict[tuple[str | None, str, str], Plan]) -> Plan | None:
+    """The plan from `current`, made safe and protected as `migrate` would (no backups registered), or None
+    when it cannot run in one transaction (or has nothing to do)."""
+    from schemashift.planning.backups import CheckNoRows, protect
+    from schemashift.planning.safe import make_safe, settings_of
+    from schemashift.runtime.executor import Executor
+    from schemashift.services.migrate import plan_to
+
+    key = (current, target, direction)
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = plan_to(project.history(), dialect, current, target, direction)
+    if plan.empty:
+        return None
+    env = project.env
+    plan = make_safe(plan, settings_of(env, dialect))
+    plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss, kept={},
+                   registry_schema=env.schema)
+    guarded = any(isinstance(operation, CheckNoRows) for step in plan.steps for operation in step.operations)
+    return None if guarded or not Executor.in_one_transaction(plan) else plan
+
+
+def _fits(recorder: Recorder, applied: dict[str, AppliedRevision], catalog: SchemaCatalog, plan: Plan) -> bool:
+    """From what the fleet read: no backup registry, whole bookkeeping tables and, from base, no table the plan
+    creates already there (the ordinary run says what to do about each of those)."""
+    from schemashift.planning.backups import PREFIX, REGISTRY
+    from schemashift.services.migrate import created_tables
+
+    tables = catalog.tables
+    whole = recorder.history.name in tables and catalog.fingerprint
+    if REGISTRY in tables or (recorder.name in tables and not whole):
+        return False
+    if not applied and plan.start is None:
+        live = {name for name in tables if name not in recorder.own_tables and not name.startswith(PREFIX)}
+        created = created_tables(plan)
+        if any("." in key for key in created) or live & created:
+            return False
+    return True
+
+
+def _ready(connection: sa.Connection, recorder: Recorder, applied: dict[str, AppliedRevision],
+           catalog: SchemaCatalog) -> bool:
+    """Under the lock: the version table still says `applied` (its one read); the schema and the bookkeeping
+    tables missing from `catalog` are made in this transaction."""
+    version = recorder.name in catalog.tables
+    if _state(recorder.read_in_transaction() if version else {}) != _state(applied):
+        return False
+    if not catalog.exists:
+        connection.execute(sa.schema.CreateSchema(recorder.schema or ""))
+    recorder.create_in_transaction(version=not version, history=recorder.history.name not in catalog.tables)
+    return True
+
+
+def _state(applied: dict[str, AppliedRevision]) -> set[tuple[object, ...]]:
+    """What of a version state must not change between the fleet's read and the tenant's lock."""
+    return {(row.revision, row.parent, row.checksum, row.state, row.direction, row.statements_done)
+            for row in applied.values()}
 
 
 def upgrade(project: Project, target: str = "head", **options: Any) -> FleetReport:
@@ -574,6 +713,7 @@ __all__ = [
     "FleetFailed",
     "FleetReport",
     "Progress",
+    "SchemaCatalog",
     "Tenant",
     "TenantCommand",
     "TenantResult",
@@ -584,6 +724,7 @@ __all__ = [
     "revision_of",
     "run_fleet",
     "run_tenant",
+    "schema_catalogs",
     "schema_states",
     "select_tenants",
     "settled",

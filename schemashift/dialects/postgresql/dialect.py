@@ -429,6 +429,11 @@ class PostgreSQLDialect(Dialect):
         """Put `synchronous_commit` back to the value `defer_durability` found."""
         run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
 
+    def flush_commits(self, connection: sa.Connection) -> None:
+        """A transaction given an xid (``txid_current()``) commits durably, which flushes the WAL of every
+        earlier commit too."""
+        run_settled(connection, "SELECT pg_catalog.txid_current()")
+
     def ddl_column(self, column: Column) -> Column:
         """As in `Dialect`, with a generated column of unstated kind made STORED (the only kind before
         PostgreSQL 18)."""
@@ -759,6 +764,15 @@ class PostgreSQLDialect(Dialect):
             yield
         finally:
             release_quietly(connection, "SELECT pg_advisory_unlock(:key)", params)
+
+    transaction_lock = True
+
+    def lock_in_transaction(self, connection: sa.Connection, name: str, timeout: float) -> None:
+        """The advisory lock of `lock` at transaction level (``pg_try_advisory_xact_lock``, polled): the same key,
+        so the two exclude each other; the transaction's end releases it, and it is safe behind a pooler."""
+        params: dict[str, object] = {"key": _advisory_key(name)}
+        locked = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+        poll_lock(lambda: bool(connection.execute(locked, params).scalar()), timeout, repr(name))
 
     clock_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
 
