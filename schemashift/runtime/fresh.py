@@ -259,7 +259,7 @@ def _execute(connection: sa.Connection, statement: Statement) -> None:
 def _record(recorder: Recorder, build: FreshBuild, started: datetime, clock: float) -> None:
     duration = math.ceil((time.perf_counter() - clock) * 1000)
     rows = [(m.revision, m.parent, m.checksum, m.message) for m in build.migrations]
-    recorder.record_applied(rows, started, duration, note=f"{FRESH} from the schema at {build.target}")
+    recorder.record_fresh_build(rows, started, duration, note=f"{FRESH} from the schema at {build.target}")
 
 
 def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation], statement: Statement | None,

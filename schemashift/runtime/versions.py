@@ -228,7 +228,7 @@ class Recorder:
         self._together = ((version_keys, history_keys), statement)
         return statement
 
-    def record_applied(self, revisions: Iterable[tuple[str, str | None, str, str]], started: datetime,
+    def record_fresh_build(self, revisions: Iterable[tuple[str, str | None, str, str]], started: datetime,
                        duration_ms: int, *, note: str | None = None) -> None:
         """Applied version rows and "ok" history rows (with `note` in their ``error`` column, as `baseline` does)
         for many (revision, parent, checksum, message), in the caller's transaction: two batched INSERTs (a fresh
