@@ -34,7 +34,7 @@ ENV_VAR = "SCHEMASHIFT_ENV"
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
 STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler", "tenants_query", "tenants_from")
 NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease", "ddl_lock_timeout",
-               "ddl_retries", "ddl_backoff")
+               "ddl_retries", "ddl_backoff", "safe_rewrite_rows")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude", "tenants")
 #: The ways to name an environment's tenants (at most one per environment; see `schemashift.services.fleet`).
@@ -56,6 +56,7 @@ ENV_DEFAULTS: dict[str, Any] = {
     "ddl_lock_timeout": 2.0,  # safe mode: how long one DDL statement may wait for its table lock
     "ddl_retries": 5,  # safe mode: attempts after a lock timeout
     "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
+    "safe_rewrite_rows": 10000,  # safe mode: rows above which a table-rewriting change is refused
     "exclude": [],
     "pooler": None,
     "lock_lease": 20.0,
@@ -106,6 +107,8 @@ class EnvConfig:
     ddl_lock_timeout: float = 2.0
     ddl_retries: float = 5
     ddl_backoff: float = 0.5
+    #: Safe mode refuses a change that rewrites or copies a table holding more rows than this.
+    safe_rewrite_rows: float = 10000
 
     def __repr__(self) -> str:
         return mask_secrets(
