@@ -195,15 +195,25 @@ def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], be
         return [replace(statement, sql=sql if note is None or position else f"{note}\n{sql}",
                         lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
                 for position, (statement, sql) in enumerate(zip(group, plain, strict=True))]
+    fallbacks = [item.fallback for item in form.statements]
+    if form.unless_allowed and len(plain) == len(fallbacks) and _small(sizes.rows(dialect, operation), settings):
+        fallbacks = [None if item.sql == sql else sql for item, sql in zip(form.statements, plain, strict=True)]
     return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
-                      fallback=item.fallback, own_transaction=True) for item in form.statements]
+                      fallback=fallback, own_transaction=True)
+            for item, fallback in zip(form.statements, fallbacks, strict=True)]
+
+
+def _small(rows: int | None, settings: SafeSettings) -> bool:
+    """True when a table of `rows` (None: offline, -1: not counted) may be copied: the server may then fall
+    back from the online algorithm to the plain statement (its own choice, a copy if need be)."""
+    return rows is not None and 0 <= rows <= settings.rewrite_rows
 
 
 def _refusal(operation: ops.Operation, code: str, reason: str, step: Step, rows: int | None,
              limit: int) -> str | None:
     """Raise `UnsafeOperation` when the table is too large to rewrite (or cannot be counted, `rows` -1); offline
     (`rows` None) the comment to write above the plain statement; None: run it."""
-    if rows is not None and 0 <= rows <= limit:
+    if rows is not None and 0 <= rows <= limit:  # `_small`
         return None
     if rows == -1:
         raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()} (its rows could not be "
