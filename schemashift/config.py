@@ -34,7 +34,7 @@ ENV_VAR = "SCHEMASHIFT_ENV"
 TOP_KEYS = ("models", "migrations", "default_env", "env", "exclude", "include_object")
 STRING_KEYS = ("url", "schema", "version_table", "extends", "pooler", "tenants_query", "tenants_from")
 NUMBER_KEYS = ("lock_timeout", "statement_timeout", "connect_timeout", "read_timeout", "lock_lease", "ddl_lock_timeout",
-               "ddl_retries", "ddl_backoff")
+               "ddl_retries", "ddl_backoff", "safe_rewrite_rows")
 BOOL_KEYS = ("confirm", "allow_data_loss", "keep_data", "safe", "step_by_step")
 ENV_KEYS = STRING_KEYS + NUMBER_KEYS + BOOL_KEYS + ("vars", "exclude", "tenants")
 #: The ways to name an environment's tenants (at most one per environment; see `schemashift.services.fleet`).
@@ -57,6 +57,7 @@ ENV_DEFAULTS: dict[str, Any] = {
     "ddl_retries": 5,  # safe mode: attempts after a lock timeout
     "ddl_backoff": 0.5,  # safe mode: wait before the first retry (doubled each time)
     "step_by_step": False,  # True: an empty database runs every migration (no fresh build)
+    "safe_rewrite_rows": 10000,  # safe mode: rows above which a table-rewriting change is refused
     "exclude": [],
     "pooler": None,
     "lock_lease": 20.0,
@@ -109,6 +110,8 @@ class EnvConfig:
     ddl_backoff: float = 0.5
     #: Run every migration on an empty database too (no fresh build, see `schemashift.planning.fresh`).
     step_by_step: bool = False
+    #: Safe mode refuses a change that rewrites or copies a table holding more rows than this.
+    safe_rewrite_rows: float = 10000
 
     def __repr__(self) -> str:
         return mask_secrets(

@@ -287,6 +287,11 @@ class Dialect(ObjectDDL):
         """True when `error` says the server cannot run a statement with the online algorithm it names."""
         return False
 
+    def estimated_rows(self, connection: sa.Connection, table: str, schema: str | None) -> float | None:
+        """The catalog's estimate of the rows of `table` (0 when there is no such table); None: no estimate
+        (safe mode then counts, up to its threshold)."""
+        return None
+
     def runs_in_transaction(self, sql: str) -> bool:
         """False for statements that must run outside a transaction (e.g. CREATE INDEX CONCURRENTLY)."""
         return True

@@ -841,7 +841,7 @@ def prepare(connection: sa.Connection, plan: Plan, env: EnvConfig, *, allow_data
     `Dialect.adapt_to_live`."""
     if plan.empty:
         return plan
-    plan = make_safe(plan, settings_of(env, plan.dialect))  # first: protect keeps the safe statements
+    plan = make_safe(plan, settings_of(env, plan.dialect), connection)  # first: protect keeps the safe statements
     plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
                    kept=recorded(connection, env.schema), registry_schema=env.schema, refuse=not dry_run)
     if not dry_run and (refused := refusals(connection, plan)):

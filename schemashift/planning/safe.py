@@ -18,16 +18,25 @@ plan with the expand/contract advice, unless the operation carries
 ``allow(op, SS205="why")``; the same allowance of SS401/SS402 runs the plain
 MariaDB form (a table copy).
 
-Safe mode is on with ``safe = true`` in the environment (or where
-`Dialect.safe_by_default`, off everywhere for now), on databases with a lock
-timeout (PostgreSQL, MariaDB/MySQL; on SQLite it means nothing); ``ddl_lock_timeout``,
-``ddl_retries`` and ``ddl_backoff`` tune the waits.
+A refusal holds only for a large table: one whose rows (the catalog's estimate,
+else a count stopped one row past the limit) exceed ``safe_rewrite_rows``. A
+smaller table, or one an earlier migration of the plan creates, gets the plain
+statement under the lock timeout (rewriting it takes moments). Offline
+(``--sql --from``) nothing can be counted: the plain statement is written with a
+comment saying so.
+
+Safe mode is on unless ``safe = false`` in the environment (`Dialect.safe_by_default`:
+PostgreSQL and MariaDB/MySQL), on databases with a lock timeout (on SQLite it
+means nothing); ``ddl_lock_timeout``, ``ddl_retries`` and ``ddl_backoff`` tune the
+waits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
 
 from schemashift import operations as ops
 from schemashift.errors import SchemashiftError
@@ -53,6 +62,7 @@ class SafeSettings:
     lock_timeout: float
     retries: int
     backoff: float
+    rewrite_rows: int = 10000  #: a rewriting change is refused on tables with more rows than this
 
 
 def settings_of(env: EnvConfig, dialect: Dialect) -> SafeSettings | None:
@@ -60,18 +70,80 @@ def settings_of(env: EnvConfig, dialect: Dialect) -> SafeSettings | None:
     enabled = dialect.safe_by_default if env.safe is None else env.safe
     if not enabled or dialect.lock_timeout_sql(1.0) is None:
         return None
-    return SafeSettings(env.ddl_lock_timeout, int(env.ddl_retries), env.ddl_backoff)
+    return SafeSettings(env.ddl_lock_timeout, int(env.ddl_retries), env.ddl_backoff, int(env.safe_rewrite_rows))
 
 
-def make_safe(plan: Plan, settings: SafeSettings | None) -> Plan:
-    """`plan` with every step in its lock-safe form (unchanged when `settings` is None)."""
+#: Above this many rows allowed, a table is not counted one by one: the catalog's estimate decides.
+_COUNT_AT_MOST = 1_000_000
+
+
+@dataclass
+class TableSizes:
+    """How many rows the tables of a plan hold now, asked of `connection` (None: offline, nothing counted).
+
+    Follows the plan: a table renamed by an earlier operation is counted under its
+    present name, one created or dropped earlier in the plan holds nothing of note.
+    """
+
+    connection: sa.Connection | None
+    limit: int
+    present: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)
+    counted: dict[tuple[str, str | None], int] = field(default_factory=dict)
+
+    def rows(self, dialect: Dialect, operation: ops.Operation) -> int | None:
+        """The rows of `operation`'s table now (0 for a table the plan made, -1 when the count failed); None
+        offline."""
+        key = operation.table_key or ""
+        now = self.present.get(key, (str(getattr(operation, "table", key)), getattr(operation, "schema", None)))
+        if now is None:
+            return 0
+        if self.connection is None:
+            return None
+        if now not in self.counted:
+            self.counted[now] = self._count(dialect, self.connection, *now)
+        return self.counted[now]
+
+    def track(self, operation: ops.Operation) -> None:
+        """Follow the tables `operation` renames, creates or drops."""
+        key = operation.table_key
+        if key is None:
+            return
+        if isinstance(operation, ops.RenameTable):
+            new_key = qualify(operation.new_name, operation.schema)
+            self.present[new_key] = self.present.get(key, (operation.table, operation.schema))
+            self.present[key] = None
+        elif isinstance(operation, (ops.CreateTable, ops.DropTable)):
+            self.present[key] = None
+
+    def _count(self, dialect: Dialect, connection: sa.Connection, table: str, schema: str | None) -> int:
+        """The catalog's estimate when above the limit, else the rows counted up to one past it."""
+        if connection.in_transaction():
+            connection.commit()
+        try:
+            with connection.begin():
+                estimate = dialect.estimated_rows(connection, table, schema)
+                if estimate is not None and (estimate > self.limit or self.limit > _COUNT_AT_MOST):
+                    return int(estimate)
+                sample = sa.select(sa.literal_column("1")).select_from(
+                    sa.table(table, schema=schema)).limit(self.limit + 1).subquery()
+                return int(connection.execute(sa.select(sa.func.count()).select_from(sample)).scalar() or 0)
+        except sa.exc.DBAPIError:
+            return -1
+
+
+def make_safe(plan: Plan, settings: SafeSettings | None, connection: sa.Connection | None = None) -> Plan:
+    """`plan` with every step in its lock-safe form (unchanged when `settings` is None); `connection` counts
+    the rows of tables a refused change would rewrite (None: offline, the change is written with a comment)."""
     if settings is None or plan.empty:
         return plan
-    return replace(plan, steps=[safe_step(step, settings) for step in plan.steps])
+    sizes = TableSizes(connection, settings.rewrite_rows)
+    return replace(plan, steps=[safe_step(step, settings, sizes) for step in plan.steps])
 
 
-def safe_step(step: Step, settings: SafeSettings) -> Step:
-    """`step` with the statements of its operations on existing tables in their lock-safe forms."""
+def safe_step(step: Step, settings: SafeSettings, sizes: TableSizes | None = None) -> Step:
+    """`step` with the statements of its operations on existing tables in their lock-safe forms (`sizes`:
+    the row counts deciding refusals; None: offline)."""
+    sizes = sizes or TableSizes(None, settings.rewrite_rows)
     dialect = step.plan_dialect
     created: set[str] = set()
     state = step.before
@@ -82,8 +154,9 @@ def safe_step(step: Step, settings: SafeSettings) -> Step:
             statements += group
         else:
             allowed = _allowed(step, index)
-            statements += _safe(dialect, operation, group, state, after, settings, allowed, step)
+            statements += _safe(dialect, operation, group, state, after, settings, allowed, step, sizes)
         track_created(operation, created)
+        sizes.track(operation)
         state = after
     return replace(step, statements=statements)
 
@@ -109,19 +182,47 @@ def _plain(operation: ops.Operation, group: list[Statement], created: set[str]) 
 
 
 def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], before: Schema, after: Schema,
-          settings: SafeSettings, allowed: dict[str, str], step: Step) -> list[Statement]:
+          settings: SafeSettings, allowed: dict[str, str], step: Step, sizes: TableSizes) -> list[Statement]:
     plain = [statement.sql for statement in group if statement.sql is not None]
     form = None if operation.table_key is None else dialect.safe_form(operation, before, after, plain)
+    note = None
     if form is not None and form.refusal is not None:
         code, reason = form.refusal
         if code not in allowed:
-            raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()}: {reason}")
+            note = _refusal(operation, code, reason, step, sizes.rows(dialect, operation), settings.rewrite_rows)
         form = None
     if form is None or not form.statements or form.unless_allowed & allowed.keys():
-        return [replace(statement, lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
-                for statement, sql in zip(group, plain, strict=True)]
+        return [replace(statement, sql=sql if note is None or position else f"{note}\n{sql}",
+                        lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
+                for position, (statement, sql) in enumerate(zip(group, plain, strict=True))]
+    fallbacks = [item.fallback for item in form.statements]
+    if form.unless_allowed and len(plain) == len(fallbacks) and _small(sizes.rows(dialect, operation), settings):
+        fallbacks = [None if item.sql == sql else sql for item, sql in zip(form.statements, plain, strict=True)]
     return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
-                      fallback=item.fallback, own_transaction=True) for item in form.statements]
+                      fallback=fallback, own_transaction=True)
+            for item, fallback in zip(form.statements, fallbacks, strict=True)]
+
+
+def _small(rows: int | None, settings: SafeSettings) -> bool:
+    """True when a table of `rows` (None: offline, -1: not counted) may be copied: the server may then fall
+    back from the online algorithm to the plain statement (its own choice, a copy if need be)."""
+    return rows is not None and 0 <= rows <= settings.rewrite_rows
+
+
+def _refusal(operation: ops.Operation, code: str, reason: str, step: Step, rows: int | None,
+             limit: int) -> str | None:
+    """Raise `UnsafeOperation` when the table is too large to rewrite (or cannot be counted, `rows` -1); offline
+    (`rows` None) the comment to write above the plain statement; None: run it."""
+    if rows is not None and 0 <= rows <= limit:  # `_small`
+        return None
+    if rows == -1:
+        raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()} (its rows could not be "
+                              f"counted): {reason}")
+    if rows is not None:
+        raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()}, the table holds more than "
+                              f"{limit} rows (safe_rewrite_rows): {reason}")
+    return (f"-- safe mode ({code}): this rewrites or copies table {operation.table_key}; online, schemashift "
+            f"refuses it when the table holds more than {limit} rows (safe_rewrite_rows)")
 
 
 def _lock(dialect: Dialect, sql: str, settings: SafeSettings) -> LockRetry | None:
@@ -139,5 +240,5 @@ def _allowed(step: Step, index: int) -> dict[str, str]:
     return allowed_codes(originals[position])
 
 
-__all__ = ["SafeSettings", "UnsafeOperation", "make_safe", "new_table_operation", "safe_step", "settings_of",
-           "track_created"]
+__all__ = ["SafeSettings", "TableSizes", "UnsafeOperation", "make_safe", "new_table_operation", "safe_step",
+           "settings_of", "track_created"]

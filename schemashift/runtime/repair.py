@@ -303,12 +303,12 @@ def protected_step(project: Project, connection: sa.Connection, dialect: Dialect
     """The step as it ran: rebuilt, in its safe-mode form if the environment has one, then with the same
     backup statements `upgrade` added."""
     from schemashift.planning import backups
-    from schemashift.planning.safe import safe_step, settings_of
+    from schemashift.planning.safe import TableSizes, safe_step, settings_of
 
     step = step or rebuild_step(project, dialect, row)
     settings = settings_of(project.env, dialect)
     if settings is not None:
-        step = safe_step(step, settings)
+        step = safe_step(step, settings, TableSizes(connection, settings.rewrite_rows))
     kept = backups.recorded(connection, project.env.schema)
     return backups.protect_step(step, keep=project.env.keep_data, allow_data_loss=True, kept=kept,
                                 registry_schema=project.env.schema)

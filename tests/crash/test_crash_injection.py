@@ -148,7 +148,8 @@ def make_setup(backend: str, db_url: str, directory: Path) -> Setup:
     (directory / f"{module}.py").write_text(textwrap.dedent(MODELS))
     config = directory / "schemashift.toml"
     config.write_text(f'models = "{module}:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n'
-                      f'[env.test]\nurl = "{db_url}"\nlock_timeout = 15\n')  # a lock a killed run left fails fast
+                      f'[env.test]\nurl = "{db_url}"\nlock_timeout = 15\n'  # a lock a killed run left fails fast
+                      'safe = false\n')  # the plain plan's statements are compared (safe mode: test_safe_mode.py)
     revisions = write_chain(directory / "migrations")
     history = History.load(directory / "migrations")
     dialect = get_dialect(sa.make_url(db_url).get_backend_name())

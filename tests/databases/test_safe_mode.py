@@ -145,23 +145,124 @@ def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: st
     assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
 
 
-def test_rewriting_type_change_refused_unless_allowed(backend: str, fresh_db: str, tmp_path: Path) -> None:
-    """PostgreSQL refuses a table rewrite in safe mode (expand/contract advice), nothing changed; allowed, it runs."""
-    if backend != "postgresql":
-        pytest.skip("MariaDB runs type changes INSTANT/INPLACE or fails on the server's refusal")
-    after = models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)')
-    directory = project_at_base(tmp_path, fresh_db, after)
+BIGINT_B = models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)')
+B_TYPE = "SELECT data_type FROM information_schema.columns WHERE table_name = 't' AND column_name = 'b'"
+
+
+def limit_rows(directory: Path, rows: int) -> None:
+    """Set the environment's ``safe_rewrite_rows``."""
+    config = directory / "schemashift.toml"
+    config.write_text(config.read_text().replace("ddl_backoff = 0.05\n", f"ddl_backoff = 0.05\nsafe_rewrite_rows = {rows}\n"))
+
+
+def test_rewriting_type_change_refused_on_a_large_table_unless_allowed(backend: str, fresh_db: str,
+                                                                       tmp_path: Path) -> None:
+    """A table rewrite (PostgreSQL) or copy (MariaDB) on a table above ``safe_rewrite_rows`` is refused in safe
+    mode (expand/contract advice), nothing changed; allowed, it runs."""
+    directory = project_at_base(tmp_path, fresh_db, BIGINT_B)
+    limit_rows(directory, ROWS - 1)
     refused = cli(directory, "upgrade", check=False)
-    assert refused.returncode == 2 and "expand/contract" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"holds more than {ROWS - 1} rows (safe_rewrite_rows)" in refused.stderr, refused.stderr
+    assert "add a new column" in refused.stderr and "bigint" not in str(scalar(fresh_db, B_TYPE)).lower()
+    assert cli(directory, "status", check=False).returncode == 1  # pending, nothing partly applied
+    code = "SS205" if backend == "postgresql" else "SS401"
     path = sorted((directory / "migrations").glob("0002_*.py"))[0]
     lines = path.read_text().splitlines()
-    lines = [f'    allow({line.strip().rstrip(",")}, SS205="t is small"),' if line.startswith("    AlterColumn(")
+    lines = [f'    allow({line.strip().rstrip(",")}, {code}="t is small"),' if line.startswith("    AlterColumn(")
              else line for line in lines]
     path.write_text("\n".join(lines) + "\n")
     cli(directory, "manifest")
     cli(directory, "upgrade")
-    assert "bigint" in str(scalar(fresh_db, "SELECT data_type FROM information_schema.columns "
-                                            "WHERE table_name = 't' AND column_name = 'b'")).lower()
+    assert "bigint" in str(scalar(fresh_db, B_TYPE)).lower()
+
+
+def test_rewriting_type_change_runs_on_a_small_table(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """At or below ``safe_rewrite_rows`` (default 10000) the rewrite runs, plain, under the lock timeout; its
+    downgrade (narrowing again) too; rows kept."""
+    directory = project_at_base(tmp_path, fresh_db, BIGINT_B)
+    script = cli(directory, "upgrade", "--sql").stdout
+    statements = change_statements(script)
+    assert len(statements) == 1 and "BIGINT" in statements[0].upper(), statements
+    assert LOCK_SETTING[backend] in script and "ALGORITHM" not in statements[0], script
+    cli(directory, "upgrade")
+    assert "bigint" in str(scalar(fresh_db, B_TYPE)).lower()
+    cli(directory, "downgrade", "-1")
+    assert "bigint" not in str(scalar(fresh_db, B_TYPE)).lower()
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
+    limit_rows(directory, ROWS)  # exactly at the limit: still runs
+    cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
+
+
+def test_widen_then_downgrade_with_default_settings(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """The ordinary round trip with no safe-mode setting at all: widen a column, `downgrade -1`, upgrade again."""
+    directory = write_project(tmp_path, fresh_db, models())
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "upgrade")
+    execute(fresh_db, "INSERT INTO t (id, a, b, c) VALUES (1, 'x', 1, 'short')")
+    set_models(directory, models().replace("sa.String(20)", "sa.String(200)").replace("sa.Integer)", "sa.BigInteger)"))
+    cli(directory, "generate", "-m", "widen", "--no-rename")
+    cli(directory, "upgrade")
+    cli(directory, "downgrade", "-1")
+    cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
+    assert scalar(fresh_db, "SELECT c FROM t WHERE id = 1") == "short"
+
+
+def test_large_table_renamed_earlier_in_the_plan_is_counted_under_its_new_name(backend: str, fresh_db: str,
+                                                                                 tmp_path: Path) -> None:
+    """A rename in one migration, the rewrite in the next, both pending: the rows counted are the renamed
+    table's (refused above the limit), not a missing table's."""
+    directory = write_project(tmp_path, fresh_db, models(), extra_config=CONFIG)
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "upgrade")
+    execute(fresh_db, "INSERT INTO t (id, a, b, c) VALUES " + ", ".join(f"({i}, 'a', 1, 'c')" for i in range(1, ROWS + 1)))
+    renamed = models().replace('sa.Table("t"', 'sa.Table("t2"').replace("t.c.", "t2.c.")
+    set_models(directory, renamed)
+    cli(directory, "generate", "-m", "rename", "--rename-table", "t:t2")
+    limit_rows(directory, 10)
+    set_models(directory, renamed.replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)'))
+    cli(directory, "generate", "-m", "widen", "--no-rename")
+    refused = cli(directory, "upgrade", check=False)
+    assert refused.returncode == 2 and "t2.b" in refused.stderr and "more than 10 rows" in refused.stderr, refused.stderr
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS  # nothing ran, not even the rename
+
+
+def test_offline_sql_marks_the_rewrite(tmp_path: Path) -> None:
+    """`--sql --from` cannot count rows: the plain rewrite is written with a comment saying safe mode refuses it
+    online above the limit."""
+    directory = write_project(tmp_path, PG_OFFLINE, models())
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, BIGINT_B)
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    first = json.loads(cli(directory, "history", "--json").stdout)[0]["revision"]
+    sql = cli(directory, "upgrade", "--sql", "--from", first).stdout
+    lines = sql.splitlines()
+    at = next(i for i, line in enumerate(lines) if "TYPE BIGINT" in line.upper())
+    assert "rewrites or copies table t" in lines[at - 1] and "10000 rows (safe_rewrite_rows)" in lines[at - 1], sql
+    assert any("lock_timeout" in line for line in lines[at - 3:at]), sql
+
+
+def test_failed_safe_migration_is_unchanged_or_repairable(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """A CHECK the rows break: the upgrade fails with one error; the database is either unchanged or recorded
+    as partly applied, and once the rows are fixed `repair` + `upgrade` reach head with the CHECK in force."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_check"])
+    execute(fresh_db, "UPDATE t SET b = -1 WHERE id = 1")
+    failed = cli(directory, "upgrade", check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    status = cli(directory, "status", check=False)
+    execute(fresh_db, "UPDATE t SET b = 1 WHERE id = 1")
+    if status.returncode == 2:
+        assert "PARTLY" in (status.stdout + status.stderr).upper(), status.stdout
+        cli(directory, "repair", "continue")
+    else:
+        assert status.returncode == 1, status.stdout
+        execute(fresh_db, "UPDATE t SET b = -2 WHERE id = 2", "UPDATE t SET b = 1 WHERE id = 2")  # no CHECK yet
+    cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
+    with pytest.raises(sa.exc.DBAPIError):
+        execute(fresh_db, "UPDATE t SET b = -5 WHERE id = 2")
 
 
 def holder_sql(backend: str) -> list[str]:
@@ -314,12 +415,20 @@ def test_settings_from_the_config(tmp_path: Path) -> None:
 
     (tmp_path / "schemashift.toml").write_text(
         'models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = true\nddl_lock_timeout = 0.5\n'
-        'ddl_retries = 2\nddl_backoff = 0.1\n[env.b]\nextends = "a"\nsafe = false\n')
+        'ddl_retries = 2\nddl_backoff = 0.1\nsafe_rewrite_rows = 50\n[env.b]\nextends = "a"\nsafe = false\n')
     config = load_config(cwd=tmp_path)
     a, b = config.env("a"), config.env("b")
-    assert settings_of(a, get_dialect("postgresql")) == SafeSettings(0.5, 2, 0.1)
+    assert settings_of(a, get_dialect("postgresql")) == SafeSettings(0.5, 2, 0.1, 50)
     assert settings_of(a, get_dialect("sqlite")) is None
     assert settings_of(b, get_dialect("postgresql")) is None
+    default = load_config(cwd=tmp_path).env("a")
+    default.safe = None
+    assert settings_of(default, get_dialect("postgresql")) is not None  # on by default
+    assert settings_of(default, get_dialect("mysql")) is not None
+    (tmp_path / "schemashift.toml").write_text('models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\n'
+                                               'safe_rewrite_rows = -1\n')
+    result = cli(tmp_path, "status", check=False)
+    assert result.returncode == 2 and "safe_rewrite_rows must not be negative" in result.stderr, result.stderr
     (tmp_path / "schemashift.toml").write_text('models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = "maybe"\n')
     result = cli(tmp_path, "status", check=False)
     assert result.returncode == 2 and "safe must be true or false" in result.stderr and "Traceback" not in result.stderr

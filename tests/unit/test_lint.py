@@ -63,8 +63,8 @@ PG = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # names the dialect; lint a
 PLAIN = "safe = false\n"  # the plain statements (safe mode has its own tests: tests/databases/test_safe_mode.py)
 
 
-def project_with(tmp_path: Path, after: str, *, safe: bool = False) -> Path:
-    directory = write_project(tmp_path, PG, models(), extra_config="safe = true\n" if safe else PLAIN)
+def project_with(tmp_path: Path, after: str, *, config: str = PLAIN) -> Path:
+    directory = write_project(tmp_path, PG, models(), extra_config=config)
     cli(directory, "generate", "-m", "base")
     set_models(directory, after)
     fills = ["--default", "t.n=0"] if 'sa.Column("n"' in after else []
@@ -113,10 +113,11 @@ SAFE_FIXED = {"add_index": {"SS201"}, "add_unique": {"SS207"}, "add_fk": {"SS202
               "set_not_null": {"SS204"}}
 
 
+@pytest.mark.parametrize("config", ["safe = true\n", ""], ids=["safe", "default"])
 @pytest.mark.parametrize("name", sorted(SAFE_FIXED))
-def test_safe_mode_lint_judges_the_safe_statements(name: str, tmp_path: Path) -> None:
-    """In safe mode the codes of the plain forms are gone, and SS208 with them."""
-    directory = project_with(tmp_path, CATALOGUE[name][0], safe=True)
+def test_safe_mode_lint_judges_the_safe_statements(name: str, config: str, tmp_path: Path) -> None:
+    """In safe mode (PostgreSQL's default) the codes of the plain forms are gone, and SS208 with them."""
+    directory = project_with(tmp_path, CATALOGUE[name][0], config=config)
     codes = lint_codes(directory)
     assert not codes & (SAFE_FIXED[name] | {"SS208"}), (name, codes)
 

@@ -588,9 +588,8 @@ class MySQLDialect(Dialect):
 
     # --- safe mode (`schemashift.planning.safe`) ---------------------------
 
-    # safe mode is available here; on by default once the whole test suite runs under it (issue 14: ~100 tests
-    # still expect the plain forms, e.g. narrowing types that safe mode refuses) — until then ``safe = true``
-    safe_by_default = False
+    # on unless ``safe = false``: a table-copying change is refused only on tables above ``safe_rewrite_rows``
+    safe_by_default = True
 
     def takes_lock(self, sql: str) -> bool:
         """True for DDL: every ALTER/CREATE/DROP/RENAME waits for the table's metadata lock."""
@@ -609,6 +608,15 @@ class MySQLDialect(Dialect):
     def algorithm_refused(self, error: BaseException) -> bool:
         """True for errors 1845/1846 (the ALGORITHM or LOCK asked for is not supported for this change)."""
         return _error_code(error) in _ALGORITHM_REFUSED
+
+    def estimated_rows(self, connection: sa.Connection, table: str, schema: str | None) -> float | None:
+        """``information_schema.TABLES.TABLE_ROWS`` (InnoDB's estimate; None when the server gives none)."""
+        query = sa.text("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_NAME = :name "
+                        "AND TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_TYPE = 'BASE TABLE'")
+        row = connection.execute(query, {"name": table, "schema": schema}).first()
+        if row is None:
+            return 0.0
+        return None if row[0] is None else float(row[0])
 
     def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
         """Each ALTER/CREATE INDEX/DROP INDEX with the online algorithm for the operation: INSTANT (falling back

@@ -304,9 +304,8 @@ class PostgreSQLDialect(Dialect):
 
     # --- safe mode (`schemashift.planning.safe`) ---------------------------
 
-    # safe mode is available here; on by default once the whole test suite runs under it (issue 14: ~100 tests
-    # still expect the plain forms, e.g. narrowing types that safe mode refuses) — until then ``safe = true``
-    safe_by_default = False
+    # on unless ``safe = false``: a rewriting type change is refused only on tables above ``safe_rewrite_rows``
+    safe_by_default = True
 
     def takes_lock(self, sql: str) -> bool:
         """True for ALTER TABLE/INDEX/SEQUENCE, DROP TABLE, plain CREATE/DROP INDEX and the like."""
@@ -323,6 +322,16 @@ class PostgreSQLDialect(Dialect):
         original = getattr(error, "orig", None) or error
         code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
         return code == _LOCK_NOT_AVAILABLE or "lock timeout" in str(original)
+
+    def estimated_rows(self, connection: sa.Connection, table: str, schema: str | None) -> float | None:
+        """``pg_class.reltuples`` (None when the table was never analyzed: -1 since PostgreSQL 14)."""
+        query = sa.text(
+            "SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = :name AND c.relkind IN ('r', 'p') AND n.nspname = COALESCE(:schema, current_schema())")
+        row = connection.execute(query, {"name": table, "schema": schema}).first()
+        if row is None:
+            return 0.0
+        return None if row[0] is None or row[0] < 0 else float(row[0])
 
     def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
         """CONCURRENTLY for indexes, NOT VALID + VALIDATE for foreign keys and checks, a validated CHECK under
