@@ -161,6 +161,19 @@ def safe_step(step: Step, settings: SafeSettings, sizes: TableSizes | None = Non
     return replace(step, statements=statements)
 
 
+def only_new_tables(plan: Plan) -> bool:
+    """True when every operation of `plan` on a table works on one the plan itself creates (a tenant built from
+    empty): safe mode has nothing to protect there, and such a plan may run as one transaction in plain forms."""
+    created: set[str] = set()
+    for step in plan.steps:
+        for operation in step.operations:
+            if operation.table_key is not None and not isinstance(operation, ops.CreateTable) \
+                    and operation.table_key not in created:
+                return False
+            track_created(operation, created)
+    return True
+
+
 def new_table_operation(operation: ops.Operation, created: set[str]) -> bool:
     """True when `operation` works on a table created earlier in the migration (`created`: their keys)."""
     return operation.table_key is not None and operation.table_key in created
@@ -240,5 +253,14 @@ def _allowed(step: Step, index: int) -> dict[str, str]:
     return allowed_codes(originals[position])
 
 
-__all__ = ["SafeSettings", "TableSizes", "UnsafeOperation", "make_safe", "new_table_operation", "safe_step",
-           "settings_of", "track_created"]
+__all__ = [
+    "SafeSettings",
+    "TableSizes",
+    "UnsafeOperation",
+    "make_safe",
+    "new_table_operation",
+    "only_new_tables",
+    "safe_step",
+    "settings_of",
+    "track_created",
+]

@@ -572,7 +572,7 @@ def _one_transaction_plan(project: Project, dialect: Dialect, current: str | Non
     """The plan from `current`, made safe and protected as `migrate` would (no backups registered), or None
     when it cannot run in one transaction (or has nothing to do)."""
     from schemashift.planning.backups import CheckNoRows, protect
-    from schemashift.planning.safe import make_safe, settings_of
+    from schemashift.planning.safe import make_safe, only_new_tables, settings_of
     from schemashift.runtime.executor import Executor
     from schemashift.services.migrate import plan_to
 
@@ -583,7 +583,8 @@ def _one_transaction_plan(project: Project, dialect: Dialect, current: str | Non
     if plan.empty:
         return None
     env = project.env
-    plan = make_safe(plan, settings_of(env, dialect))
+    if not only_new_tables(plan):  # a tenant built from empty has nothing for safe mode to protect
+        plan = make_safe(plan, settings_of(env, dialect))
     plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss, kept={},
                    registry_schema=env.schema)
     guarded = any(isinstance(operation, CheckNoRows) for step in plan.steps for operation in step.operations)
