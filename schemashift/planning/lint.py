@@ -91,6 +91,9 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "schema-change tool"),
     Rule("SS402", "enum values reordered or removed", "changing an ENUM other than appending copies the table",
          "only append values; remove unused ones in a quiet period"),
+    Rule("SS403", "foreign key or check validated in place", "MySQL/MariaDB validate every row of the table while "
+         "writes wait; there is no online form", "add it in a quiet period, or as NOT ENFORCED/unchecked and "
+         "validate with a query of your own"),
     Rule("SS501", "raw SQL not checked", "the SQL could not be parsed, so no rule could look at it",
          "review it by hand, or split it into statements the parser reads"),
 )}
@@ -98,7 +101,8 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
 #: PostgreSQL functions whose default value differs per row (adding such a column rewrites the table).
 VOLATILE = ("random(", "gen_random_uuid(", "uuid_generate_v", "clock_timestamp(", "nextval(", "timeofday(")
 #: Blocking rules that concern a table only when it existed before the migration.
-ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS303", "SS401", "SS402")
+ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS303", "SS401", "SS402",
+               "SS403")
 
 
 @dataclass(frozen=True)
@@ -237,9 +241,14 @@ def incompatible(ctx: Context) -> Iterator[str]:
 
 
 def online_alter(ctx: Context) -> Iterator[str]:
-    """SS401-SS402 on databases with online ALTER algorithms (MySQL/MariaDB)."""
+    """SS401-SS403 on databases with online ALTER algorithms (MySQL/MariaDB)."""
     op = ctx.operation
-    if not ctx.dialect.online_alter or not isinstance(op, ops.AlterColumn) or op.old is None:
+    if not ctx.dialect.online_alter:
+        return
+    if isinstance(op, ops.AddConstraint) and isinstance(op.constraint, (ForeignKey, CheckConstraint)):
+        yield "SS403"
+        return
+    if not isinstance(op, ops.AlterColumn) or op.old is None:
         return
     code = copies_online(op.old.type, op.new.type)
     if code is not None:

@@ -621,10 +621,11 @@ class MySQLDialect(Dialect):
     def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
         """Each ALTER/CREATE INDEX/DROP INDEX with the online algorithm for the operation: INSTANT (falling back
         to INPLACE, LOCK=NONE when the server refuses it) for column changes and index drops, INPLACE,
-        LOCK=NONE for index builds; foreign keys and checks keep the plain form (under the lock timeout)."""
+        LOCK=NONE for index builds. A foreign key or check is validated while writes wait (no online form): a
+        refusal (SS403), which safe mode applies to large tables only."""
         if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, (ForeignKey,
                                                                                            CheckConstraint)):
-            return None
+            return SafeForm(refusal=("SS403", _VALIDATED.format(table=operation.table_key)))
         if isinstance(operation, ops.AlterColumn) and operation.old is not None:
             code = copies_online(operation.old.type.on(self.name), operation.new.type.on(self.name))
             if code is not None:
@@ -661,6 +662,12 @@ _COPY = (
     "changing {column}'s type copies {table}, blocking writes until done (no INSTANT or INPLACE, LOCK=NONE form); "
     "in safe mode add a new column, backfill it in batches and switch over, or allow(op, SS401=\"why\") "
     "(SS402 for enum values) in the migration, or safe = false for the environment"
+)
+#: How safe mode explains refusing a foreign key or check added to a large table.
+_VALIDATED = (
+    "adding a foreign key or check to {table} validates every row while writes wait (MariaDB/MySQL have no "
+    "online form for it); add it in a quiet period, or allow(op, SS403=\"why\") in the migration, or "
+    "safe = false for the environment"
 )
 #: DDL statements (they wait for the metadata lock).
 _DDL = re.compile(r"^\s*(?:ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
