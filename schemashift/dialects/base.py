@@ -164,6 +164,10 @@ class Dialect(ObjectDDL):
     #: must have a lock timeout (`lock_timeout_sql`) for ``safe = true`` to mean anything.
     safe_by_default: ClassVar[bool] = False
 
+    def joins_statements_on(self, connection: sa.Connection) -> bool:
+        """True when `connection`'s driver takes several statements in one call (`joins_statements`)."""
+        return self.joins_statements
+
     def sa_dialect(self) -> sa.engine.Dialect:
         """A SQLAlchemy dialect instance for offline compilation."""
         raise NotImplementedError

@@ -128,7 +128,17 @@ class TableSizes:
                     sa.table(table, schema=schema)).limit(self.limit + 1).subquery()
                 return int(connection.execute(sa.select(sa.func.count()).select_from(sample)).scalar() or 0)
         except sa.exc.DBAPIError:
-            return -1
+            return 0 if _missing(connection, table, schema) else -1
+
+
+def _missing(connection: sa.Connection, table: str, schema: str | None) -> bool:
+    """True when `table` does not exist yet (a fresh build before the plan makes it): it holds no rows."""
+    if connection.in_transaction():
+        connection.rollback()
+    try:
+        return not sa.inspect(connection).has_table(table, schema=schema)
+    except sa.exc.DBAPIError:
+        return False
 
 
 def make_safe(plan: Plan, settings: SafeSettings | None, connection: sa.Connection | None = None) -> Plan:

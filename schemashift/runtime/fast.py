@@ -266,8 +266,8 @@ def fast_status(args: Any, out: Callable[[str], None] = print) -> int | None:
     if clean is None:
         return None
     report = {"env": clean.env, "url": clean.url, "current": clean.head, "head": clean.head, "pending": [],
-              "problems": [], "schema_matches": True, "differences": [], "unknown_revisions": [], "notes": [],
-              "exit_code": 0}
+              "problems": [], "schema_matches": True, "differences": [], "changes": [], "unknown_revisions": [],
+              "notes": [], "exit_code": 0}
     if getattr(args, "json", False):
         import json
 

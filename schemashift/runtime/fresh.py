@@ -158,7 +158,7 @@ def _run_group(connection: sa.Connection, build: FreshBuild, group: _Chunk, reco
     Where the driver takes several statements in one call (`Dialect.joins_statements`) they go `JOINED` at a time;
     after a failure the group runs again one statement at a time, to name the statement that failed.
     """
-    joined = build.dialect.joins_statements
+    joined = build.dialect.joins_statements_on(connection)
     statement: Statement | None = None
     try:
         with transaction(connection, build.dialect.autocommits_ddl):

@@ -167,7 +167,7 @@ def test_renamed_primary_key_is_reported_and_renamed(cycle: Cycle, backend: str)
     if backend == "mysql":  # nothing to rename there, nothing reported
         assert seen == [[]]
         return
-    assert any("rename constraint pk_item to pkey_item" in line for line in seen[0])
+    assert any("pk_item" in line and "pkey_item" in line for line in seen[0]), seen
     assert cycle.rows("SELECT id FROM item") == [(7,)]
     if backend == "postgresql":
         assert {"pkey_item", "pkey_owner"} <= constraint_names(cycle, "item") | constraint_names(cycle, "owner")

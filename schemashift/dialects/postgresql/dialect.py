@@ -415,6 +415,10 @@ class PostgreSQLDialect(Dialect):
                 )
         return statements
 
+    def joins_statements_on(self, connection: sa.Connection) -> bool:
+        """Not through asyncpg: SQLAlchemy prepares each call there, and a prepared statement holds one command."""
+        return connection.dialect.driver != "asyncpg"
+
     def sa_dialect(self) -> sa.engine.Dialect:
         """SQLAlchemy's PostgreSQL dialect (compiling needs no driver)."""
         return postgresql.dialect()  # type: ignore[no-untyped-call]
