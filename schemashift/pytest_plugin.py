@@ -241,7 +241,7 @@ class MigrationRunner:
     def dispose(self) -> None:
         """Close the runner's connections."""
         if self._stepper is not None:
-            self._stepper.connection.close()
+            self._stepper.close()
             self._stepper = None
         if self.engine is not None:
             self.engine.dispose()
