@@ -105,3 +105,17 @@ def test_a_failed_step_is_reported_as_upgrade_reports_it(two_databases: tuple[Pa
             assert current == runner.revisions[1]
     finally:
         runner.dispose()
+
+
+def test_kept_values_come_back_between_steps(two_databases: tuple[Path, str, str]) -> None:
+    """The backup registry is read again after a step that kept values, so the next step restores them."""
+    root, url, _ = two_databases
+    runner = MigrationRunner(_project(root, url))
+    try:
+        runner.upgrade("+2")
+        runner.execute("INSERT INTO users (id, name, shout) VALUES (1, 'ada', 'kept')")
+        runner.downgrade("-1")  # drops shout, keeping its values
+        runner.upgrade("+1")  # re-adds it: the values come back
+        assert runner.rows("SELECT shout FROM users") == [("kept",)]
+    finally:
+        runner.dispose()
