@@ -67,6 +67,7 @@ class Stepper:
         ok, reached = False, None
         try:
             if self._current is _UNKNOWN or self._current is None:
+                self._registry = None  # the general path may make or restore backups
                 reached = migrate(self.project, target, direction, sql=False, dry_run=False, yes=True,
                                   allow_data_loss=allow_data_loss, out=self.out, fingerprint=False)
             else:
