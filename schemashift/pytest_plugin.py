@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from schemashift.api import Project
     from schemashift.config import Config
+    from schemashift.services.stepping import Stepper
 
 CHECK_NAMES = ("single_head", "upgrade_from_base", "models_match_migrations", "stairway", "downgrade_leaves_no_trace")
 
@@ -161,7 +162,7 @@ class MigrationRunner:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.engine: sa.Engine | None = None
-        self._stepping: Project | None = None  # `project` on one connection kept open between steps
+        self._stepper: Stepper | None = None  # on one connection kept open between steps
 
     @property
     def revisions(self) -> list[str]:
@@ -171,51 +172,34 @@ class MigrationRunner:
     @property
     def current(self) -> str | None:
         """The revision the database is at (None: base)."""
-        from schemashift.api import current_revision
-
-        stepping = self._stepper()
-        try:
-            return current_revision(stepping.recorder(stepping.bind).applied(), stepping.history())  # type: ignore[arg-type]
-        finally:
-            _idle(stepping.bind, ok=True)  # type: ignore[arg-type]
+        return self._stepping().current
 
     def upgrade(self, target: str = "head") -> None:
         """Upgrade to `target`: a revision or prefix, ``head``, or ``+N`` revisions from here."""
         from schemashift.planning.plan import UP
 
-        self._move(self._resolve(target), UP, allow_data_loss=False)
+        self._stepping().move(self._resolve(target), UP, allow_data_loss=False)
 
     def downgrade(self, target: str = "-1") -> None:
         """Downgrade to `target`: ``-N``, a revision or prefix, or ``base``."""
         from schemashift.planning.plan import DOWN
 
-        self._move(target, DOWN, allow_data_loss=True)
+        self._stepping().move(target, DOWN, allow_data_loss=True)
 
-    def _move(self, target: str, direction: str, *, allow_data_loss: bool) -> None:
-        """One `migrate` on the runner's own connection, without the fingerprint a deployed database gets:
-        a step costs what its migrations cost (100 single steps stay within 1.2x one upgrade, bench `runner`)."""
-        from schemashift.services.migrate import migrate
-
-        stepping = self._stepper()
-        ok = False
-        try:
-            migrate(stepping, target, direction, sql=False, dry_run=False, yes=True, allow_data_loss=allow_data_loss,
-                    out=_quiet, fingerprint=False)
-            ok = True
-        finally:
-            _idle(stepping.bind, ok=ok)  # type: ignore[arg-type]
-
-    def _stepper(self) -> Project:
-        """The project bound to the runner's stepping connection (opened on first use, closed by `dispose`)."""
-        if self._stepping is None:
+    def _stepping(self) -> Stepper:
+        """The runner's `Stepper` (`schemashift.services.stepping`): its own connection, the revision carried
+        between steps, no fingerprint, so a step costs what its migrations cost (bench `runner`)."""
+        if self._stepper is None:
             from schemashift.api import Project
             from schemashift.dialects import dialect_of
+            from schemashift.services.stepping import Stepper
 
             connection = self.connection()
             dialect_of(connection).session_setup(connection, self.project.env)
-            self._stepping = Project(self.project.config, self.project.env, self.project.url, connection)
-            self._stepping.use_history(self.project.history())
-        return self._stepping
+            stepping = Project(self.project.config, self.project.env, self.project.url, connection)
+            stepping.use_history(self.project.history())
+            self._stepper = Stepper(stepping, out=_quiet)
+        return self._stepper
 
     def _resolve(self, target: str) -> str:
         if not target.startswith("+"):
@@ -256,20 +240,11 @@ class MigrationRunner:
 
     def dispose(self) -> None:
         """Close the runner's connections."""
-        if self._stepping is not None:
-            self._stepping.bind.close()  # type: ignore[union-attr]
-            self._stepping = None
+        if self._stepper is not None:
+            self._stepper.close()
+            self._stepper = None
         if self.engine is not None:
             self.engine.dispose()
-
-
-def _idle(connection: sa.Connection, *, ok: bool) -> None:
-    """End what a step left open on the stepping connection, so the test's own connections never wait for it."""
-    if connection.in_transaction():
-        if ok:
-            connection.commit()
-        else:
-            connection.rollback()
 
 
 def _quiet(line: str) -> None:
