@@ -142,7 +142,6 @@ def with_table_hooks(operations: list[Operation], models: list[sa.MetaData]) -> 
     """`operations` with each created table's ``DDL`` listeners around its `CreateTable` (see `sqla.hooks`), and
     notes on the listeners that cannot be carried."""
     tables = {qualify(table.name, table.schema): table for metadata in models for table in metadata.tables.values()}
-    dialects = {dialect.name: dialect.compiler_dialect for dialect in map(get_dialect, sorted(REGISTRY))}
     result: list[Operation] = []
     notes: list[str] = []
     for operation in operations:
@@ -150,7 +149,7 @@ def with_table_hooks(operations: list[Operation], models: list[sa.MetaData]) -> 
         if table is None:
             result.append(operation)
             continue
-        hooks = table_hooks(table, dialects)
+        hooks = table_hooks(table)
         result += [*hooks.before, operation, *hooks.after]
         notes += hooks.notes
     return result, list(dict.fromkeys(notes))

@@ -230,26 +230,33 @@ def _ddl_if_dialects(item: sa.Index | sa.Constraint) -> tuple[str, ...] | None:
     condition = ddl_if_condition(item)
     if condition is None:
         return None
-    dialect = getattr(condition, "dialect", None)
-    names = _dialect_names()
-    allowed = [name for name in names if not dialect or name == dialect or (
-        not isinstance(dialect, str) and name in dialect)]
-    check = getattr(condition, "callable_", None)
-    if check is not None:
-        allowed = [name for name in allowed if _condition_holds(check, condition, item, names[name])]
+    ddl = sa.schema.CreateIndex(item) if isinstance(item, sa.Index) else sa.schema.AddConstraint(item)
+    what = f"{getattr(item, 'name', None) or type(item).__name__}: its ddl_if(callable_=...) condition"
+    names = sa_dialects()
+    allowed = [name for name, dialect in names.items() if ddl_condition_holds(
+        condition, ddl, item, dialect, what, hint="; limit it with ddl_if(dialect=...) instead")]
     return None if len(allowed) == len(names) else tuple(allowed)
 
 
-def _condition_holds(check: Any, condition: Any, item: sa.Index | sa.Constraint, dialect: sa.engine.Dialect) -> bool:
-    ddl = sa.schema.CreateIndex(item) if isinstance(item, sa.Index) else sa.schema.AddConstraint(item)
+def ddl_condition_holds(condition: Any, ddl: Any, target: Any, dialect: sa.engine.Dialect, what: str, *,
+                        hint: str = "") -> bool:
+    """Whether a ``ddl_if``/``execute_if`` `condition` (None: none) lets `ddl` on `target` run on `dialect`, asked
+    as offline ``create_all`` asks it (``bind=None``); a ``callable_`` that fails is a one-line ModelsError
+    starting with `what`."""
+    if condition is None:
+        return True
+    wanted = getattr(condition, "dialect", None)
+    if wanted and not (dialect.name == wanted if isinstance(wanted, str) else dialect.name in wanted):
+        return False
+    check = getattr(condition, "callable_", None)
+    if check is None:
+        return True
     try:
-        return bool(check(ddl, item, None, state=getattr(condition, "state", None), dialect=dialect, compiler=None,
+        return bool(check(ddl, target, None, state=getattr(condition, "state", None), dialect=dialect, compiler=None,
                           tables=None))
     except Exception as error:
-        name = getattr(item, "name", None) or type(item).__name__
-        raise ModelsError(f"{name}: its ddl_if(callable_=...) condition failed without a database on "
-                          f"{dialect.name} ({type(error).__name__}: {error}); limit it with ddl_if(dialect=...) "
-                          "instead") from error
+        raise ModelsError(f"{what} failed without a database on {dialect.name} ({type(error).__name__}: "
+                          f"{error}){hint}") from error
 
 
 def dialect_options(item: sa.Index | sa.Table) -> list[tuple[str, object]]:
@@ -286,7 +293,7 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
     A type's own CHECK (``Boolean``/``Enum`` with ``create_constraint=True``) exists
     where the type asks for it: its rule is asked for each database schemashift knows.
     """
-    names = _dialect_names()
+    names = sa_dialects()
     only_on = tuple(names)
     type_bound, rule = type_check_rule(constraint)
     if type_bound:
@@ -302,7 +309,7 @@ def _check(constraint: sa.CheckConstraint) -> CheckConstraint | None:
 
 
 @lru_cache(maxsize=1)
-def _dialect_names() -> dict[str, sa.engine.Dialect]:
+def sa_dialects() -> dict[str, sa.engine.Dialect]:
     """SQLAlchemy's dialect for each database name schemashift supports."""
     from schemashift.dialects import REGISTRY
 

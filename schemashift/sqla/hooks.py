@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from schemashift.errors import ModelsError
 from schemashift.operations import ExecuteSQL, Operation
 from schemashift.sacompat import ddl_if_condition, event_listeners
+from schemashift.sqla.from_metadata import ddl_condition_holds, sa_dialects
 
 #: The events `generate` carries, and whether their SQL runs on upgrade (else on downgrade).
 EVENTS = {"before_create": True, "after_create": True, "before_drop": False, "after_drop": False}
@@ -32,8 +32,8 @@ class TableHooks:
     notes: list[str] = field(default_factory=list)
 
 
-def table_hooks(table: sa.Table, dialects: dict[str, sa.engine.Dialect]) -> TableHooks:
-    """The `ExecuteSQL` steps for `table`'s DDL listeners on `dialects` (name -> SQLAlchemy dialect).
+def table_hooks(table: sa.Table) -> TableHooks:
+    """The `ExecuteSQL` steps for `table`'s DDL listeners on every database schemashift knows (`sa_dialects`).
 
     ``before_create`` and ``after_drop`` go before the `CreateTable` (upgrade order;
     a downgrade runs them inverted, after the drop), ``after_create`` and
@@ -48,7 +48,7 @@ def table_hooks(table: sa.Table, dialects: dict[str, sa.engine.Dialect]) -> Tabl
                 hooks.notes.append(f"{table.fullname}: the {event} listener {name} is Python, which migrations do not "
                                    "run; add what it does as ExecuteSQL or RunPython")
                 continue
-            for sql, only in _compiled(listener, table, dialects):
+            for sql, only in _compiled(listener, table, sa_dialects()):
                 place.append(ExecuteSQL(sql, reverse="", dialects=only) if upgrade
                              else ExecuteSQL("", reverse=sql, dialects=only))
     if event_listeners(table.metadata, "after_create") or event_listeners(table.metadata, "before_create"):
@@ -62,29 +62,9 @@ def _compiled(ddl: sa.schema.ExecutableDDLElement, table: sa.Table,
     """(SQL, the databases it is for) per distinct compiled text; ``()``: every database."""
     texts: dict[str, list[str]] = {}
     for name, dialect in dialects.items():
-        if _holds(ddl, table, dialect):
+        what = f"{table.fullname}: a DDL listener's execute_if(callable_=...) condition"
+        if ddl_condition_holds(ddl_if_condition(ddl), ddl, table, dialect, what):
             texts.setdefault(str(ddl.against(table).compile(dialect=dialect)).strip(), []).append(name)
     if len(texts) == 1 and len(next(iter(texts.values()))) == len(dialects):
         return [(next(iter(texts)), ())]
     return [(sql, tuple(names)) for sql, names in texts.items()]
-
-
-def _holds(ddl: sa.schema.ExecutableDDLElement, table: sa.Table, dialect: sa.engine.Dialect) -> bool:
-    """Whether ``execute_if``'s condition lets `ddl` run on `dialect` (no condition: yes)."""
-    condition = ddl_if_condition(ddl)
-    if condition is None:
-        return True
-    wanted = getattr(condition, "dialect", None)
-    if wanted and not (dialect.name == wanted if isinstance(wanted, str) else dialect.name in wanted):
-        return False
-    check = getattr(condition, "callable_", None)
-    if check is None:
-        return True
-    try:
-        return bool(check(ddl, table, None, state=getattr(condition, "state", None), dialect=dialect, compiler=None,
-                          tables=None))
-    except Exception as error:
-        raise ModelsError(f"{table.fullname}: a DDL listener's execute_if(callable_=...) condition failed without a "
-                          f"database on {dialect.name} ({type(error).__name__}: {error})") from error
-
-
