@@ -44,20 +44,16 @@ def remember_objects(connection: sa.Connection, plan: Plan) -> int:
     """Remember the database's text of the objects `plan` (just run in full) touched; returns how many rows."""
     if plan.empty:
         return 0
-    keys = touched_objects(plan)
-    if not keys:
-        return 0
-    try:
-        return remember_texts(plan.dialect, connection, keys, plan.steps[-1].after)
-    except sa.exc.DBAPIError:
-        if connection.in_transaction():
-            connection.rollback()
-        return 0
+    return _remember(connection, plan.dialect, touched_objects(plan), plan.steps[-1].after)
 
 
 def remember_built_objects(connection: sa.Connection, dialect: Dialect, schema: Schema) -> int:
     """Remember the database's text of every object of `schema`, just built on an empty database (a fresh build)."""
-    keys = set(schema.objects)
+    return _remember(connection, dialect, set(schema.objects), schema)
+
+
+def _remember(connection: sa.Connection, dialect: Dialect, keys: set[str], schema: Schema) -> int:
+    """`remember_texts` for `keys`, best effort: a database error leaves the probes in place (0 rows)."""
     if not keys:
         return 0
     try:
