@@ -137,8 +137,6 @@ class Dialect(ObjectDDL):
     supports_schemas: ClassVar[bool] = False
     #: CREATE INDEX CONCURRENTLY exists (lint: a plain CREATE INDEX blocks writes).
     concurrent_index: ClassVar[bool] = False
-    #: The driver runs several DDL statements joined by ``;`` in one call (a fresh build sends them so).
-    joins_statements: ClassVar[bool] = False
     #: Constraints can be added NOT VALID and validated later (lint: in-place validation blocks writes).
     not_valid_constraints: ClassVar[bool] = False
     #: ALTER TABLE picks INSTANT/INPLACE/COPY algorithms (lint: a COPY blocks writes).
@@ -165,8 +163,9 @@ class Dialect(ObjectDDL):
     safe_by_default: ClassVar[bool] = False
 
     def joins_statements_on(self, connection: sa.Connection) -> bool:
-        """True when `connection`'s driver takes several statements in one call (`joins_statements`)."""
-        return self.joins_statements
+        """True when `connection`'s driver runs several DDL statements joined by ``;`` in one call (a fresh build
+        then sends them so); not here."""
+        return False
 
     def sa_dialect(self) -> sa.engine.Dialect:
         """A SQLAlchemy dialect instance for offline compilation."""

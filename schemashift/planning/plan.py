@@ -7,6 +7,7 @@ against the schema before it and inverted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,12 +90,17 @@ class Plan:
 
 def statement_groups(step: Step) -> list[list[Statement]]:
     """The statements of each operation of `step`, in order."""
+    return group_by_operation(step.operations, step.statements)
+
+
+def group_by_operation(operations: Sequence[Operation], statements: Sequence[Statement]) -> list[list[Statement]]:
+    """The statements of each of `operations`, in order (`statements` lists them operation after operation)."""
     groups: list[list[Statement]] = []
     position = 0
-    for operation in step.operations:
+    for operation in operations:
         group: list[Statement] = []
-        while position < len(step.statements) and step.statements[position].operation is operation:
-            group.append(step.statements[position])
+        while position < len(statements) and statements[position].operation is operation:
+            group.append(statements[position])
             position += 1
         groups.append(group)
     return groups

@@ -33,16 +33,16 @@ from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.model.schema import Schema
 from schemashift.operations import CreateTable, Operation, replay
 from schemashift.planning.fresh import FreshBuild
-from schemashift.planning.plan import Statement, compile_operations
+from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 from schemashift.runtime.executor import transaction
-from schemashift.runtime.versions import Recorder, now
+from schemashift.runtime.versions import AppliedRun, Recorder, now
 from schemashift.support.progress import Reporter
 
 #: The note (history table ``error`` column, as `baseline` notes there) on the rows a fresh build writes.
 FRESH = "fresh build"
 #: Statements per transaction, at most (cut at operation boundaries; see the module docstring).
 CHUNK = 600
-#: Statements sent in one call where the driver takes several (`Dialect.joins_statements`): fewer round trips.
+#: Statements sent in one call where the driver takes several (`Dialect.joins_statements_on`): fewer round trips.
 JOINED = 100
 #: Connections creating tables side by side where DDL commits itself: there a CREATE TABLE costs mostly the
 #: server's own writes, which overlap (MariaDB: ~5x faster with 4-8 connections on 2 cores).
@@ -59,15 +59,8 @@ class _Chunk:
 
 def _per_operation(build: FreshBuild) -> list[_Chunk]:
     """Each operation of the build with its statements."""
-    groups: list[_Chunk] = []
-    position = 0
-    for operation in build.operations:
-        mine: list[Statement] = []
-        while position < len(build.statements) and build.statements[position].operation is operation:
-            mine.append(build.statements[position])
-            position += 1
-        groups.append(_Chunk([operation], mine))
-    return groups
+    groups = group_by_operation(build.operations, build.statements)
+    return [_Chunk([operation], mine) for operation, mine in zip(build.operations, groups, strict=True)]
 
 
 def chunks(build: FreshBuild, size: int = CHUNK) -> list[_Chunk]:
@@ -155,7 +148,7 @@ def _run_group(connection: sa.Connection, build: FreshBuild, group: _Chunk, reco
                started: datetime, clock: float) -> None:
     """Run `group` in one transaction (with the rows when `recorder` is given); `_GroupFailed` after a rollback.
 
-    Where the driver takes several statements in one call (`Dialect.joins_statements`) they go `JOINED` at a time;
+    Where the driver takes several statements in one call (`Dialect.joins_statements_on`) they go `JOINED` at a time;
     after a failure the group runs again one statement at a time, to name the statement that failed.
     """
     joined = build.dialect.joins_statements_on(connection)
@@ -258,8 +251,8 @@ def _execute(connection: sa.Connection, statement: Statement) -> None:
 
 def _record(recorder: Recorder, build: FreshBuild, started: datetime, clock: float) -> None:
     duration = math.ceil((time.perf_counter() - clock) * 1000)
-    rows = [(m.revision, m.parent, m.checksum, m.message) for m in build.migrations]
-    recorder.record_fresh_build(rows, started, duration, note=f"{FRESH} from the schema at {build.target}")
+    runs = [AppliedRun(m.revision, m.parent, m.checksum, m.message, started, duration, 0) for m in build.migrations]
+    recorder.record_applied(runs, note=f"{FRESH} from the schema at {build.target}")
 
 
 def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation], statement: Statement | None,

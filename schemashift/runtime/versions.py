@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -191,9 +191,10 @@ class Recorder:
         params.update({f"h_{key}": value for key, value in logged.items()})
         self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
 
-    def record_applied(self, runs: Sequence[AppliedRun], *, together: bool = False) -> None:
+    def record_applied(self, runs: Sequence[AppliedRun], *, together: bool = False, note: str | None = None) -> None:
         """The applied version rows and "ok" history rows of several migrations, inside the caller's transaction:
-        one executemany per table (one of ``WITH … INSERT`` statements, `together`: see `insert_and_log`)."""
+        one executemany per table (one of ``WITH … INSERT`` statements, `together`: see `insert_and_log`); `note`
+        goes in the history rows' ``error`` column, as `baseline` does (a fresh build, `schemashift.runtime.fresh`)."""
         if not runs:
             return
         versions, logged = [], []
@@ -202,7 +203,7 @@ class Recorder:
             row.update(duration_ms=run.duration_ms, statements_done=run.statements_done)
             versions.append(row)
             logged.append(_history_row(run.revision, "up", run.checksum, run.message, run.started, run.duration_ms,
-                                       "ok", None))
+                                       "ok", note))
         if not together:
             self.connection.execute(self.version.insert(), versions)
             self.connection.execute(self.history.insert(), logged)
@@ -227,22 +228,6 @@ class Recorder:
         statement = self.history.insert().values(values(self.history, "h_", history_keys)).add_cte(recorded)
         self._together = ((version_keys, history_keys), statement)
         return statement
-
-    def record_fresh_build(self, revisions: Iterable[tuple[str, str | None, str, str]], started: datetime,
-                       duration_ms: int, *, note: str | None = None) -> None:
-        """Applied version rows and "ok" history rows (with `note` in their ``error`` column, as `baseline` does)
-        for many (revision, parent, checksum, message), in the caller's transaction: two batched INSERTs (a fresh
-        build, `schemashift.runtime.fresh`)."""
-        versions: list[dict[str, object]] = []
-        logged: list[dict[str, object]] = []
-        for revision, parent, checksum, message in revisions:
-            row = _version_row(revision, parent, checksum, message, APPLIED, "up")
-            row.update(duration_ms=duration_ms, applied_at=started)
-            versions.append(row)
-            logged.append(_history_row(revision, "up", checksum, message, started, duration_ms, "ok", note))
-        if versions:
-            self.connection.execute(self.version.insert(), versions)
-            self.connection.execute(self.history.insert(), logged)
 
     def update(self, revision: str, **values: object) -> None:
         """Change fields of a version row."""

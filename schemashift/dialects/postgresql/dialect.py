@@ -247,7 +247,6 @@ class PostgreSQLDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = True
-    joins_statements = True
     remote_catalogue = True
     max_identifier_length = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
     identifier_length_in_bytes = True
@@ -416,7 +415,8 @@ class PostgreSQLDialect(Dialect):
         return statements
 
     def joins_statements_on(self, connection: sa.Connection) -> bool:
-        """Not through asyncpg: SQLAlchemy prepares each call there, and a prepared statement holds one command."""
+        """Yes, but not through asyncpg: SQLAlchemy prepares each call there, and a prepared statement holds one
+        command."""
         return connection.dialect.driver != "asyncpg"
 
     def sa_dialect(self) -> sa.engine.Dialect:
