@@ -836,14 +836,15 @@ def refusals(connection: sa.Connection, plan: Plan) -> list[DataLossRefused]:
 
 
 def prepare(connection: sa.Connection, plan: Plan, env: EnvConfig, *, allow_data_loss: bool = False,
-            dry_run: bool = False) -> Plan:
-    """`make_safe` and `protect` with the environment's settings and the database's registry, then
-    `Dialect.adapt_to_live`."""
+            dry_run: bool = False, kept: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+    """`make_safe` and `protect` with the environment's settings and the database's registry (`kept`, when the
+    caller has read it already), then `Dialect.adapt_to_live`."""
     if plan.empty:
         return plan
     plan = make_safe(plan, settings_of(env, plan.dialect), connection)  # first: protect keeps the safe statements
     plan = protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
-                   kept=recorded(connection, env.schema), registry_schema=env.schema, refuse=not dry_run)
+                   kept=recorded(connection, env.schema) if kept is None else kept, registry_schema=env.schema,
+                   refuse=not dry_run)
     if not dry_run and (refused := refusals(connection, plan)):
         raise refused[0]
     return plan.dialect.adapt_to_live(connection, plan)  # last: the statements protect compiles are adapted too

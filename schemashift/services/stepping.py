@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from schemashift.dialects import dialect_of
 from schemashift.planning import backups
 from schemashift.planning.plan import UP, Plan, Step, build_plan
-from schemashift.planning.safe import make_safe, settings_of
 from schemashift.runtime.locks import migration_lock
 from schemashift.services.migrate import migrate, plan_to
 from schemashift.services.project import Output, Project, checked_current, print_line
@@ -115,12 +114,7 @@ class Stepper:
         kept = self._registry if self._registry is not None else backups.recorded(self.connection, env.schema)
         destructive = any(backups.data_loss(op) for step in plan.steps for op in step.operations)
         self._registry = None if kept or destructive else kept  # a backup made or restored: read it again
-        plan = make_safe(plan, settings_of(env, plan.dialect))
-        plan = backups.protect(plan, keep=env.keep_data, allow_data_loss=allow_data_loss or env.allow_data_loss,
-                               kept=kept, registry_schema=env.schema)
-        if refused := backups.refusals(self.connection, plan):
-            raise refused[0]
-        return plan.dialect.adapt_to_live(self.connection, plan)
+        return backups.prepare(self.connection, plan, env, allow_data_loss=allow_data_loss, kept=kept)
 
     def _defer_durability(self, defer: bool) -> None:
         """Let commits return before they are durable from now on (`defer`), or make them durable again."""
