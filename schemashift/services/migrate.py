@@ -232,11 +232,14 @@ def fresh_build(connection: sa.Connection, recorder: Recorder, history: History,
                 current: str | None, target: str, direction: str) -> FreshBuild | None:
     """The fresh build (`schemashift.planning.fresh`) that starts an upgrade of an empty database, or None.
 
-    Empty: no version rows and no table but schemashift's own (and its backups)
-    in the schemas the build creates tables in. The build may end before
+    Empty: no version rows and no table but schemashift's own in the schemas the
+    build creates tables in, and no kept data (a `downgrade base` that kept rows:
+    only the step-by-step upgrade restores them). The build may end before
     `target` (a data migration): the rest of the path then runs step by step.
     """
     if direction != UP or current is not None or recorder.applied():
+        return None
+    if backups.recorded(connection, recorder.schema):
         return None
     goal = history.resolve(target, current)
     if history.index(goal) < 1:

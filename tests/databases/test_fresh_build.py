@@ -173,6 +173,20 @@ def test_fresh_build_equals_step_by_step(backend: str, fresh_db: str, history_fo
     assert fresh.diff() == []
 
 
+def test_kept_data_after_downgrade_base_is_restored_step_by_step(backend: str, fresh_db: str, history_folder: Path,
+                                                                  tmp_path: Path) -> None:
+    """After `downgrade base` kept rows, the next upgrade is not a fresh build: only the steps restore them."""
+    cycle = project_on(fresh_db, tmp_path / "kept", history_folder)
+    cycle.upgrade()
+    cycle.run("INSERT INTO users (id, full_name, age, active) VALUES (1, 'kept', 7, "
+              + ("true" if backend == "postgresql" else "1") + ")")
+    cycle.downgrade("base")
+    cycle.upgrade()
+    assert not any("fresh build" in line for line in cycle.output[-3:]), cycle.output[-3:]
+    assert cycle.rows("SELECT id, full_name, age FROM users") == [(1, "kept", 7)]
+    assert cycle.diff() == []
+
+
 def test_data_migration_stops_the_build(backend: str, fresh_db: str, history_folder: Path, tmp_path: Path) -> None:
     cycle = project_on(fresh_db, tmp_path / "data", history_folder)
     migrations = sorted((tmp_path / "data" / "migrations").glob("0*.py"))
