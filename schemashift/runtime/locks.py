@@ -179,9 +179,9 @@ class LeaseLock:
         """Create the lease table (and its schema) when missing; concurrent runs creating them too are fine."""
         connection = self._live()
         for attempt in range(3):
-            if self._has_table(connection):
-                return
-            try:
+            try:  # the look-up too: on Galera another node's CREATE TABLE aborts it with a conflict (1213)
+                if self._has_table(connection):
+                    return
                 self.dialect.ensure_schema(connection, self.table.schema)
                 self.table.create(connection, checkfirst=True)
                 connection.commit()
