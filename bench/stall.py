@@ -249,11 +249,13 @@ def _drop(bench: Bench, backend: str, url: str) -> None:
 
 
 def _duration_ms(url: str) -> int | None:
+    """The summed `duration_ms` of the migrations applied after the base one (None: none was applied)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
-            return connection.exec_driver_sql(
-                "SELECT duration_ms FROM schemashift_version WHERE message = 'change'").scalar()
+            found = connection.exec_driver_sql(
+                "SELECT SUM(duration_ms) FROM schemashift_version WHERE message LIKE 'change%'").scalar()
+            return None if found is None else int(found)
     finally:
         engine.dispose()
 
@@ -307,7 +309,8 @@ def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, fol
         row.update(longest_ms=round(max(times, default=0.0) * 1000, 1), p99_ms=round(_p99(times) * 1000, 1),
                    writes=len(times), errors=errors, first_error=first_error, wall_s=round(end - start, 2))
         if outcome is not None and outcome.returncode != 0:
-            row["refused"] = " ".join((outcome.stderr or outcome.stdout).split())[:200]
+            row["refused"] = " ".join((outcome.stderr or outcome.stdout).split())[:400]
+            row["unchanged"] = _duration_ms(url) is None
         elif outcome is not None:
             row["migration_ms"] = _duration_ms(url)
             if row["migration_ms"] is None:
@@ -340,6 +343,7 @@ def stall(bench: Bench, backend: str, rows: int) -> None:
                 RESULTS.append({"backend": backend, "operation": name, "mode": mode, "rows": rows,
                                 "refused": f"harness: {' '.join(str(exc).split())[:200]}"})
                 bench.log(f"  {backend} {name} {mode}: ERROR {exc}")
+    _drop(bench, backend, source)
 
 
 def meets(row: dict[str, Any]) -> bool | None:
@@ -347,6 +351,11 @@ def meets(row: dict[str, Any]) -> bool | None:
     if row["mode"] != "safe" or "refused" in row:
         return None
     return row["errors"] == 0 and row["longest_ms"] <= LOCK_TIMEOUT * 1000 + 100
+
+
+def _reason(refusal: str) -> str:
+    """The refusal's code and reason, without the step label ahead of them."""
+    return refusal[max(0, refusal.find("safe mode refuses")):][:240]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -358,7 +367,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         mark = "" if met is None else ("yes" if met else "**no**")
         migration = row.get("migration_ms", "")
         if "refused" in row:
-            migration = f"refused: {row['refused'][:90]}"
+            applied = {True: " (nothing applied)", False: " (**some applied**)"}.get(row.get("unchanged"), "")
+            migration = f"refused{applied}: {_reason(row['refused'])}"
         database = "PostgreSQL" if row["backend"] == "postgresql" else "MariaDB"
         lines.append(f"| {database} | {row['operation']} | {row['mode']} | {row.get('longest_ms', '')} | "
                      f"{row.get('p99_ms', '')} | {row.get('writes', '')} | {row.get('errors', '')} | {migration} | "
