@@ -33,12 +33,13 @@ import report  # noqa: E402
 import fleet  # noqa: E402
 import runner  # noqa: E402
 import stall  # noqa: E402
+import stall_upgrade  # noqa: E402
 import tasks  # noqa: E402
 from dbs import BACKENDS, Databases, SERVER_URLS, server_error  # noqa: E402
 
 TASKS = ("cli", "diff", "generate", "chain", "objects", "fleet", "runner")
 #: Tasks run only when named in --tasks (never by default or --quick).
-EXTRA_TASKS = ("stall",)
+EXTRA_TASKS = ("stall", "stall-upgrade")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, help="number of tables for the diff and generate tasks")
     parser.add_argument("--k", help="comma list of chain lengths (revisions) for upgrade/status/offline")
     parser.add_argument("--tenants", type=int, help="tenant schemas for the fleet task (PostgreSQL)")
-    parser.add_argument("--stall-rows", type=int, default=stall.ROWS,
-                        help=f"rows of the table in the stall task (default {stall.ROWS:,})")
+    parser.add_argument("--stall-rows", type=int, help=f"rows of the table in the stall tasks (default {stall.ROWS:,}; "
+                                                        f"stall-upgrade: {stall_upgrade.ROWS:,})")
     parser.add_argument("--gen-revisions", type=int, help="history length for the generate task")
     parser.add_argument("--repeat", type=int, help="runs per measurement (overrides every repeat count)")
     parser.add_argument("--profile", action="store_true", help="also run schemashift under cProfile (OUT/profiles)")
@@ -168,7 +169,7 @@ def step(meta: dict[str, Any], name: str, action: Callable[[], Any]) -> Any:
         return None
 
 
-def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any], stall_rows: int = stall.ROWS) -> None:
+def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any], stall_rows: int | None = None) -> None:
     """Every selected task on every backend."""
     if "cli" in selected:
         step(meta, "CLI start", lambda: tasks.cli_start(bench))
@@ -210,9 +211,15 @@ def run_all(bench: tasks.Bench, selected: list[str], meta: dict[str, Any], stall
         bench.log(f"Tenant fleet T={bench.sizes.tenants} on postgresql")
         step(meta, "fleet on postgresql", lambda: fleet.fleet(bench, "postgresql"))
     if "stall" in selected:
+        rows = stall_rows or stall.ROWS
         for backend in (b for b in stall.BACKENDS if b in bench.backends):
-            bench.log(f"Writer stall, {stall_rows:,} rows, {stall.WRITERS} writers, on {backend}")
-            step(meta, f"stall on {backend}", lambda: stall.stall(bench, backend, stall_rows))
+            bench.log(f"Writer stall, {rows:,} rows, {stall.WRITERS} writers, on {backend}")
+            step(meta, f"stall on {backend}", lambda: stall.stall(bench, backend, rows))
+    if "stall-upgrade" in selected:
+        rows = stall_rows or stall_upgrade.ROWS
+        for backend in (b for b in stall.BACKENDS if b in bench.backends):
+            bench.log(f"Writer stall over a whole upgrade, {rows:,} rows, {stall.WRITERS} writers, on {backend}")
+            step(meta, f"stall-upgrade on {backend}", lambda: stall_upgrade.stall_upgrade(bench, backend, rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if stall.RESULTS:
         (out / "stall.json").write_text(json.dumps(stall.RESULTS, indent=2), encoding="utf-8")
         text += "\n## Writer stall\n\n" + stall.markdown(stall.RESULTS)
+    if stall_upgrade.RESULTS:
+        (out / "stall_upgrade.json").write_text(json.dumps(stall_upgrade.RESULTS, indent=2), encoding="utf-8")
+        text += "\n## Writer stall over a whole upgrade\n\n" + stall_upgrade.markdown(stall_upgrade.RESULTS)
     (out / "RESULTS.md").write_text(text, encoding="utf-8")
     log("")
     log(text)
