@@ -82,7 +82,7 @@ def write_projects(bench: Bench, base: tuple[Path, str], steps: tuple[str, ...],
         (head,) = set(stall.revisions(bench, plain)) - seen
         seen.add(head)
     _copy_migrations(plain, folders["safe"])
-    for (mode, folder), operation in zip(folders.items(), BACKFILL, strict=True):
+    for folder, operation in zip(folders.values(), BACKFILL, strict=True):
         (folder / "app" / "models.py").write_text(models_after(steps))
         (folder / "migrations" / "9999_backfill.py").write_text(stall.MIGRATION.format(
             message="change: backfill", revision="5a11c0ffee09", parent=head, operation=operation))

@@ -136,3 +136,50 @@ def test_stall_table_marks_the_target_only_on_safe_rows() -> None:
     text = stall.markdown(rows)
     assert "| PostgreSQL | add index | safe | 120.0 | 20.0 | 10 | 0 | 5000 | yes |" in text
     assert "**no**" in text and "refused: safe mode refuses" in text and "Lock wait timeout" in text
+
+
+def test_stall_upgrade_models_and_steps() -> None:
+    import stall_upgrade
+
+    namespace: dict[str, object] = {}
+    exec(stall_upgrade.models_after(tuple(stall_upgrade.STEPS)), namespace)
+    table = namespace["t"]
+    assert isinstance(table, sa.Table) and not table.c.b.nullable
+    assert {c.name for c in table.constraints} >= {"uq_t_a", "ck_t_b", "fk_t_b"} and table.indexes
+    assert stall_upgrade.steps_on("postgresql") == tuple(stall_upgrade.STEPS)
+    assert stall_upgrade.steps_on("mysql") == ("add unique", "set NOT NULL", "add index")
+
+
+def test_stall_upgrade_projects_chain_every_step_then_the_backfill(tmp_path: Path) -> None:
+    import json
+
+    import stall
+    import stall_upgrade
+    from tasks import BIN
+
+    class Stub:
+        work = tmp_path
+
+        def env(self) -> dict[str, str]:
+            return {}
+
+        def schemashift(self, *args: str) -> list[str]:
+            return [str(BIN / "schemashift"), *args]
+
+    bench = Stub()
+    base = stall_upgrade.base_project(bench)  # type: ignore[arg-type]
+    folders = stall_upgrade.write_projects(bench, base, ("add unique", "set NOT NULL"), "x")  # type: ignore[arg-type]
+    for mode, operation in (("plain", "ExecuteSQL"), ("safe", "Backfill(")):
+        history = json.loads(stall.cli(bench, folders[mode], "history", "--json").stdout)  # type: ignore[arg-type]
+        assert len(history) == 4 and base[1] in {item["revision"] for item in history}
+        assert operation in (folders[mode] / "migrations" / "9999_backfill.py").read_text()
+    assert stall.cli(bench, folders["safe"], "check").returncode == 0  # type: ignore[arg-type]
+
+
+def test_stall_upgrade_table_judges_safe_rows_against_one_second() -> None:
+    import stall_upgrade
+
+    rows = [{"backend": "postgresql", "operation": "all", "mode": mode, "longest_ms": ms, "p99_ms": 20.0,
+             "writes": 10, "errors": 0, "first_error": "", "migration_ms": 9000} for mode, ms in
+            (("plain", 4300.0), ("safe", 900.0))]
+    assert "| PostgreSQL | all | safe | 900.0 | 20.0 | 10 | 0 | 9000 | yes |" in stall_upgrade.markdown(rows)
