@@ -30,6 +30,7 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +170,14 @@ class Writers:
         return times, len(errors), errors[0] if errors else ""
 
 
+    def slowest(self, start: float, end: float, count: int = 5) -> list[tuple[float, float]]:
+        """The `count` longest transactions started in [start, end]: (seconds after `start`, ms), longest first."""
+        with self.lock:
+            found = sorted(((duration, began) for began, duration in self.samples if start <= began <= end),
+                           reverse=True)[:count]
+        return [(round(began - start, 2), round(duration * 1000, 1)) for duration, began in found]
+
+
 def _p99(values: list[float]) -> float:
     if not values:
         return 0.0
@@ -268,6 +277,24 @@ def _duration_ms(url: str) -> int | None:
         engine.dispose()
 
 
+def _steps(url: str, started: float) -> list[tuple[str, float, float]]:
+    """Each migration after the base, in order: its message and when it ran, in seconds after the wall-clock
+    time `started` (its end from ``applied_at``, to the second; its start that less ``duration_ms``)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(sa.text("SELECT message, applied_at, duration_ms FROM schemashift_version "
+                                               "WHERE message LIKE :prefix ORDER BY applied_at"),
+                                       {"prefix": "change%"}).all()
+    finally:
+        engine.dispose()
+    steps = []
+    for message, applied_at, duration_ms in found:
+        end = applied_at.replace(tzinfo=UTC).timestamp() - started
+        steps.append((message, round(end - (duration_ms or 0) / 1000, 1), round(end, 1)))
+    return steps
+
+
 def template(bench: Bench, backend: str, rows: int, project: tuple[Path, str], purpose: str = "stalltmpl") -> str:
     """A database at the base migration of `project` (folder, revision) holding the rows, which each
     measurement copies."""
@@ -306,7 +333,7 @@ def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, fol
         writers = Writers(url, rows)
         writers.start()
         time.sleep(0.5)  # connections open
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         if folder is None:
             time.sleep(2.0)
             outcome = None
@@ -318,12 +345,14 @@ def measure_one(bench: Bench, backend: str, rows: int, name: str, mode: str, fol
         writers.finish()
         times, errors, first_error = writers.during(start, end)
         row.update(longest_ms=round(max(times, default=0.0) * 1000, 1), p99_ms=round(_p99(times) * 1000, 1),
-                   writes=len(times), errors=errors, first_error=first_error, wall_s=round(end - start, 2))
+                   writes=len(times), errors=errors, first_error=first_error, wall_s=round(end - start, 2),
+                   slowest=writers.slowest(start, end))
         if outcome is not None and outcome.returncode != 0:
             row["refused"] = " ".join((outcome.stderr or outcome.stdout).split())[:400]
             row["unchanged"] = _duration_ms(url) is None
         elif outcome is not None:
             row["migration_ms"] = _duration_ms(url)
+            row["steps"] = _steps(url, started)
             if row["migration_ms"] is None:
                 bench.log(f"  no duration: {outcome.stdout[-400:]} {outcome.stderr[-400:]}")
     finally:

@@ -7,7 +7,8 @@ is the issue's own example, one migration each: add a unique constraint on
 and an index on it; then a backfill of ``t.c``. It runs plain (``safe = false``;
 the backfill one ``UPDATE``) and safe (the backfill a batched `Backfill`), each
 on a fresh copy of one template database, while the writers of `stall` write
-(the same measurement, `stall.measure_one`).
+(the same measurement, `stall.measure_one`). Then both again without the
+backfill: the upgrade exactly as the issue states it.
 
 MariaDB has no online form for adding a validated foreign key or CHECK: safe
 mode refuses them on a table above ``safe_rewrite_rows`` (SS403), and with them
@@ -44,6 +45,8 @@ BLOCKING_ON_MARIADB = ("add CHECK", "add FK")
 #: The last migration: (plain, safe) operation.
 BACKFILL = ("ExecuteSQL(\"UPDATE t SET c = 'filled'\")", f'Backfill("t", values={{"c": "filled"}}, '
             f"batch_size={stall.BATCH})")
+#: The backfill migration's file.
+BACKFILL_FILE = "9999_backfill.py"
 #: Every row measured in this process (`run.py` writes them out).
 RESULTS: list[dict[str, Any]] = []
 
@@ -84,21 +87,31 @@ def write_projects(bench: Bench, base: tuple[Path, str], steps: tuple[str, ...],
     _copy_migrations(plain, folders["safe"])
     for folder, operation in zip(folders.values(), BACKFILL, strict=True):
         (folder / "app" / "models.py").write_text(models_after(steps))
-        (folder / "migrations" / "9999_backfill.py").write_text(stall.MIGRATION.format(
+        (folder / "migrations" / BACKFILL_FILE).write_text(stall.MIGRATION.format(
             message="change: backfill", revision="5a11c0ffee09", parent=head, operation=operation))
     return folders
 
 
-def _copy_migrations(source: Path, target: Path) -> None:
-    """The migration files of `source` copied into `target`."""
+def without_backfill(bench: Bench, folders: dict[str, Path], steps: tuple[str, ...]) -> dict[str, Path]:
+    """Copies of `folders` (mode -> project) without the backfill: the issue's upgrade as it states it."""
+    made = {}
+    for mode, folder in folders.items():
+        made[mode] = stall.new_project(folder.with_name(f"{folder.name}_nobackfill"))
+        _copy_migrations(folder, made[mode], leave_out=BACKFILL_FILE)
+        (made[mode] / "app" / "models.py").write_text(models_after(steps))
+    return made
+
+
+def _copy_migrations(source: Path, target: Path, leave_out: str = "") -> None:
+    """The migration files of `source` (but `leave_out`) copied into `target`."""
     for path in (source / "migrations").iterdir():
-        if path.is_file():
+        if path.is_file() and path.name != leave_out:
             (target / "migrations" / path.name).write_bytes(path.read_bytes())
 
 
 def stall_upgrade(bench: Bench, backend: str, rows: int) -> None:
     """The writers alone, then the upgrade plain and safe on `backend` (on MariaDB first the whole issue's
-    upgrade in safe mode, refused)."""
+    upgrade in safe mode, refused), then the same without the backfill."""
     steps = steps_on(backend)
     base = base_project(bench)
     projects = write_projects(bench, base, steps, backend)
@@ -108,6 +121,8 @@ def stall_upgrade(bench: Bench, backend: str, rows: int) -> None:
         whole = write_projects(bench, base, tuple(STEPS), f"{backend}_whole")
         runs.append((" + ".join((*STEPS, "backfill")), "safe", whole["safe"]))
     runs += [(" + ".join((*steps, "backfill")), mode, projects[mode]) for mode in ("plain", "safe")]
+    shorter = without_backfill(bench, projects, steps)
+    runs += [(" + ".join(steps), mode, shorter[mode]) for mode in ("plain", "safe")]
     try:
         for label, mode, folder in runs:
             purpose = f"upg{len(RESULTS)}"
@@ -127,7 +142,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["LIMIT_MS", "RESULTS", "ROWS", "STEPS", "base_project", "markdown", "models_after", "stall_upgrade",
-           "steps_on", "write_projects"]
+           "steps_on", "without_backfill", "write_projects"]
 
 if __name__ == "__main__":  # pragma: no cover - run through bench/run.py
     sys.exit("run: python bench/run.py --tasks stall-upgrade [--stall-rows N]")

@@ -174,6 +174,9 @@ def test_stall_upgrade_projects_chain_every_step_then_the_backfill(tmp_path: Pat
         assert len(history) == 4 and base[1] in {item["revision"] for item in history}
         assert operation in (folders[mode] / "migrations" / "9999_backfill.py").read_text()
     assert stall.cli(bench, folders["safe"], "check").returncode == 0  # type: ignore[arg-type]
+    shorter = stall_upgrade.without_backfill(bench, folders, ("add unique", "set NOT NULL"))  # type: ignore[arg-type]
+    assert len(json.loads(stall.cli(bench, shorter["plain"], "history", "--json").stdout)) == 3  # type: ignore[arg-type]
+    assert stall.cli(bench, shorter["safe"], "check").returncode == 0  # type: ignore[arg-type]
 
 
 def test_stall_upgrade_table_judges_safe_rows_against_one_second() -> None:
