@@ -411,7 +411,8 @@ def markdown(rows: list[dict[str, Any]], limit_ms: float = STALL_LIMIT_MS) -> st
         mark = "" if met is None else ("yes" if met else "**no**")
         migration = row.get("migration_ms", "")
         if "refused" in row:
-            applied = {True: " (nothing applied)", False: " (**some applied**)"}.get(row.get("unchanged"), "")
+            unchanged = row.get("unchanged")
+            applied = "" if unchanged is None else (" (nothing applied)" if unchanged else " (**some applied**)")
             migration = f"refused{applied}: {_reason(row['refused'])}"
         database = "PostgreSQL" if row["backend"] == "postgresql" else "MariaDB"
         lines.append(f"| {database} | {row['operation']} | {row['mode']} | {row.get('longest_ms', '')} | "
