@@ -9,7 +9,6 @@ corresponding code for that migration. No database is needed.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -86,10 +85,8 @@ def test_catalogue_codes(name: str, tmp_path: Path) -> None:
     assert expected <= codes, (name, codes)
 
 
-@pytest.mark.skipif(shutil.which("squawk") is None and not (Path(__import__("sys").executable).parent / "squawk").exists(),
-                    reason="squawk-cli is not installed")
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
-def test_squawk_oracle(name: str, tmp_path: Path) -> None:
+def test_squawk_oracle(name: str, squawk: str, tmp_path: Path) -> None:
     """Every squawk rule the plain SQL raises has its code among ours."""
     after, _ = CATALOGUE[name]
     directory = project_with(tmp_path, after)
@@ -100,7 +97,6 @@ def test_squawk_oracle(name: str, tmp_path: Path) -> None:
     script = tmp_path / f"{name}.sql"
     ours = ("schemashift_version", "_schemashift_")  # bookkeeping and kept-data statements are not the change
     script.write_text("\n".join(line for line in sql.splitlines() if not any(name in line for name in ours)))
-    squawk = shutil.which("squawk") or str(Path(__import__("sys").executable).parent / "squawk")
     report = subprocess.run([squawk, "--reporter", "json", str(script)], capture_output=True, text=True, timeout=60)
     rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
     found = lint_codes(directory)
