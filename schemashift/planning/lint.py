@@ -86,6 +86,9 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "add the new column, write both, backfill, switch reads, then drop the old one"),
     Rule("SS303", "NOT NULL column without default", "running code that inserts rows without the column fails",
          "add it with a server default, or nullable, then tighten after the code is deployed"),
+    Rule("SS304", "column dropped while the models still map it", "the models (so the application built from them) "
+         "still select and insert the column: their queries fail once it is gone",
+         "remove the column from the models and deploy that first, then drop it in a later migration"),
     Rule("SS401", "ALTER that copies the table", "the change cannot run INSTANT or INPLACE with LOCK=NONE: "
          "MySQL/MariaDB copies the table and blocks writes", "add a new column and backfill, or use an online "
          "schema-change tool"),
@@ -163,6 +166,7 @@ class Context:
     created: set[str]
     dialect: Dialect
     env_statement_timeout: float | None = None
+    still_mapped: frozenset[tuple[str, str]] = frozenset()  #: (table key, column): in the models, not at head
 
 
 def _narrower(old: Type, new: Type) -> bool:
@@ -227,12 +231,14 @@ def _volatile(op: ops.AddColumn) -> bool:
 
 
 def incompatible(ctx: Context) -> Iterator[str]:
-    """SS301-SS303."""
+    """SS301-SS304."""
     op = ctx.operation
     if isinstance(op, ops.RenameTable):
         yield "SS301"
     elif isinstance(op, ops.RenameColumn):
         yield "SS302"
+    elif isinstance(op, ops.DropColumn) and (op.table_key, op.column) in ctx.still_mapped:
+        yield "SS304"
     elif isinstance(op, ops.AddColumn):
         column = op.column
         if not column.nullable and column.default is None and column.identity is None and column.computed is None \
@@ -326,16 +332,18 @@ def _alter_codes(command: Any) -> Iterator[str]:
 
 
 def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
-                   statement_timeout: float | None = None, safe: bool = False) -> list[Finding]:
+                   statement_timeout: float | None = None, safe: bool = False,
+                   still_mapped: frozenset[tuple[str, str]] = frozenset()) -> list[Finding]:
     """Every finding of `migration`, applied to `before`, for `dialect`; with `safe`, as safe mode runs it
-    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208)."""
+    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208);
+    `still_mapped`: the (table key, column) pairs the models have and the migrations' head has not (SS304)."""
     findings: list[Finding] = []
     created: set[str] = set()
     state = before
     blocking_ops = 0
     for index, original in enumerate(migration.operations):
         resolved = original.resolve(state)
-        ctx = Context(resolved, state, created, dialect, statement_timeout)
+        ctx = Context(resolved, state, created, dialect, statement_timeout, still_mapped)
         codes = list(_codes(ctx, dialect))
         if safe and codes and not (resolved.table_key in created or isinstance(resolved, ops.ExecuteSQL)):
             codes = [code for code in codes if code not in _safe_fixes(resolved, state, dialect)]

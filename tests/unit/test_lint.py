@@ -220,3 +220,17 @@ def test_selection_default_all_and_ranges(tmp_path: Path) -> None:
     assert files(revisions[0]) == []
     cli(directory, "upgrade")
     assert files() == []
+
+
+def test_dropping_a_column_the_models_still_map(tmp_path: Path) -> None:
+    """A hand-written DropColumn of a column the models still have: SS304 besides SS102 (a generated drop, of a
+    column gone from the models, is SS102 only)."""
+    directory = write_project(tmp_path, PG, models(), extra_config=PLAIN)
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "generate", "--empty", "-m", "drop")
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    path.write_text(path.read_text().replace("operations = []", 'operations = [DropColumn("t", "c")]'))
+    cli(directory, "manifest")
+    assert {"SS102", "SS304"} <= lint_codes(directory)
+    generated = catalogue_project(tmp_path / "generated", "drop_column")
+    assert "SS304" not in lint_codes(generated)
