@@ -232,7 +232,8 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> l
     for migration in migrations:
         findings.extend(lint_migration(migration, states[migration.parent], dialect,
                                        statement_timeout=project.env.statement_timeout,
-                                       safe=settings_of(project.env, dialect) is not None, still_mapped=still_mapped))
+                                       safe=settings_of(project.env, dialect) is not None, still_mapped=still_mapped,
+                                       keep_data=project.env.keep_data))
     return findings
 
 

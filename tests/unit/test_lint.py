@@ -234,3 +234,28 @@ def test_dropping_a_column_the_models_still_map(tmp_path: Path) -> None:
     assert {"SS102", "SS304"} <= lint_codes(directory)
     generated = catalogue_project(tmp_path / "generated", "drop_column")
     assert "SS304" not in lint_codes(generated)
+
+
+@pytest.mark.parametrize(("config", "table", "extra", "expected"), [
+    (PLAIN, "u", "", True),
+    ("", "u", "", True),  # safe mode, nothing with a lock-safe form: still one transaction
+    ("", "u", 'sa.Index("ix_t_a", t.c.a)', False),  # the concurrent build makes the step run statement by statement
+    ("", "t", "", True),  # t.c copied (kept data) under the lock the added column took on t
+    ("keep_data = false\n", "t", "", False),  # nothing copied: dropping t.c takes a moment under the held lock
+    ("keep_data = false\n", "u", "", True),  # t's lock waited for while u's is held
+], ids=["plain", "safe", "safe_with_safe_form", "same_table_kept_data", "same_table", "no_kept_data"])
+def test_long_transaction_holding_locks(config: str, table: str, extra: str, expected: bool, tmp_path: Path) -> None:
+    """SS211: a column added to `table`, then t.c dropped in the same transaction, which holds `table`'s lock
+    meanwhile; a single-change migration is no such finding."""
+    after = models(extra=extra).replace('sa.Column("c", sa.String(20)), ', '')
+    after = after.replace(f'sa.Table("{table}", Base, sa.Column("id", sa.Integer, primary_key=True)',
+                          f'sa.Table("{table}", Base, sa.Column("id", sa.Integer, primary_key=True), '
+                          'sa.Column("h", sa.Integer)')
+    directory = project_with(tmp_path, after, config=config)
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    held = [finding for finding in findings if finding["code"] == "SS211"]
+    assert bool(held) == expected, findings
+    if expected:
+        assert held[0]["what"].endswith(f"lock on {table} held"), held
+    single = catalogue_project(tmp_path / "single", "drop_column", config=config)
+    assert "SS211" not in lint_codes(single)
