@@ -75,6 +75,9 @@ EXPECTED = {
 LOCK_SETTING = {"postgresql": "lock_timeout = '200ms'", "mysql": "SET SESSION lock_wait_timeout = 1"}
 CONFIG = 'safe = "${SAFE:-true}"\nddl_lock_timeout = 0.2\nddl_retries = 3\nddl_backoff = 0.05\n'
 ROWS = 200
+#: URLs that name the dialect only (`upgrade --sql --from` never connects)
+PG_OFFLINE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+MYSQL_OFFLINE = "mysql+pymysql://nobody@127.0.0.1:1/none"
 
 
 @pytest.fixture(scope="module", params=("postgresql", "mysql"))
@@ -255,6 +258,28 @@ def test_offline_sql_marks_the_rewrite(tmp_path: Path) -> None:
     assert any("lock_timeout" in line for line in lines[at - 3:at]), sql
 
 
+@pytest.mark.parametrize("url", [PG_OFFLINE, MYSQL_OFFLINE], ids=["postgresql", "mysql"])
+def test_table_created_in_the_same_migration_keeps_the_plain_forms(url: str, tmp_path: Path) -> None:
+    """A table the migration creates gets its index, foreign key and check in plain forms (no CONCURRENTLY,
+    NOT VALID, ALGORITHM or lock timeout); the index on the existing table t, in the same migration, the safe one."""
+    directory = write_project(tmp_path, url, models(), extra_config="safe = true\n")
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, models(extra='v = sa.Table("v", Base, sa.Column("id", sa.Integer, primary_key=True), '
+                                       'sa.Column("x", sa.Integer, sa.ForeignKey("u.id", name="fk_v_x")), '
+                                       'sa.CheckConstraint("x > 0", name="ck_v_x"))\n'
+                                       'sa.Index("ix_v_x", v.c.x)\nsa.Index("ix_t_a", t.c.a)'))
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    first = json.loads(cli(directory, "history", "--json").stdout)[0]["revision"]
+    lines = cli(directory, "upgrade", "--sql", "--from", first).stdout.split("-- apply 0002_")[1].splitlines()
+    new_table = [line for line in lines if " v " in line or " v (" in line or "ON v" in line]
+    assert any("CREATE INDEX ix_v_x ON v (x)" in line for line in new_table), lines
+    assert not any(word in line for line in new_table for word in ("CONCURRENTLY", "NOT VALID", "ALGORITHM")), lines
+    at = lines.index(next(line for line in lines if line.startswith("CREATE TABLE v")))
+    assert "lock_timeout" not in lines[at - 1], lines
+    online = "CONCURRENTLY ix_t_a" if url == PG_OFFLINE else "ALGORITHM=INPLACE LOCK=NONE"
+    assert any("ix_t_a" in line and online in line for line in lines), lines
+
+
 def test_failed_safe_migration_is_unchanged_or_repairable(backend: str, fresh_db: str, tmp_path: Path) -> None:
     """A CHECK the rows break: the upgrade fails with one error; the database is either unchanged or recorded
     as partly applied, and once the rows are fixed `repair` + `upgrade` reach head with the CHECK in force."""
@@ -421,7 +446,6 @@ LOCKING_RULES = {
     "adding-foreign-key-constraint", "adding-not-nullable-field", "disallowed-unique-constraint",
     "require-timeout-settings", "require-lock-timeout",
 }
-PG_OFFLINE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
