@@ -191,6 +191,28 @@ def test_rewriting_type_change_refused_on_a_large_table_unless_allowed(backend: 
     assert "bigint" in b_type(fresh_db)
 
 
+@pytest.mark.parametrize("name", ["add_fk", "add_check"])
+def test_mariadb_validated_constraint_refused_on_a_large_table_unless_allowed(name: str, backend: str, fresh_db: str,
+                                                                              tmp_path: Path) -> None:
+    """MariaDB validates a new foreign key or CHECK while writes wait (no online form): refused above
+    ``safe_rewrite_rows`` with the reason (SS403), nothing changed; allowed, it runs."""
+    if backend != "mysql":
+        pytest.skip("PostgreSQL has NOT VALID + VALIDATE")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE[name])
+    limit_rows(directory, ROWS - 1)
+    refused = cli(directory, "upgrade", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "validates every row while writes wait" in refused.stderr and "SS403" in refused.stderr, refused.stderr
+    assert cli(directory, "status", check=False).returncode == 1
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    lines = [f'    allow({line.strip().rstrip(",")}, SS403="t is small"),' if line.startswith("    AddConstraint(")
+             else line for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+    cli(directory, "manifest")
+    cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
+
+
 def test_rewriting_type_change_runs_on_a_small_table(backend: str, fresh_db: str, tmp_path: Path) -> None:
     """At or below ``safe_rewrite_rows`` (default 10000) the rewrite runs, plain, under the lock timeout; its
     downgrade (narrowing again) too; rows kept."""
