@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = command("lint", "check migrations for what would lose data, block writes or break running code")
     lint.add_argument("range", nargs="?", metavar="REV|REV..REV",
-                      help="the migrations to check (default: those not yet applied to the environment)")
+                      help="the migrations to check, REV..REV with both ends (default: those not yet applied to the "
+                      "environment)")
     lint.add_argument("--all", action="store_true", dest="every", help="check every migration")
     output = lint.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="output JSON")

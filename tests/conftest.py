@@ -3,7 +3,7 @@
 Each test module that asks for `db_url` gets one fresh database per backend,
 dropped afterwards. A backend whose server does not answer is skipped with a
 visible reason, unless SCHEMASHIFT_REQUIRE_SERVERS=1 (CI), where it fails.
-The same holds for the services the suite starts itself (tests/services/):
+The same holds for the squawk binary (`squawk`) and the services the suite starts itself (tests/services/):
 `pgbouncer_url` (a database behind a transaction-mode PgBouncer) and
 `galera_cluster` / `galera` / `galera_urls` (a three-node MariaDB Galera cluster).
 """
@@ -124,6 +124,19 @@ def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     url = create_database(backend, name, tmp_path)
     yield url
     drop_database(backend, name)
+
+
+@pytest.fixture(scope="session")
+def squawk() -> str:
+    """The squawk binary (squawk-cli, a test dependency: the lint and safe-mode oracle); skipped when it is not
+    installed, failed in CI (SCHEMASHIFT_REQUIRE_SERVERS=1)."""
+    import shutil
+    import sys
+
+    local = Path(sys.executable).parent / "squawk"
+    found = shutil.which("squawk") or (str(local) if local.exists() else None)
+    require_service("squawk", None if found else "squawk-cli is not installed: pip install squawk-cli")
+    return str(found)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from schemashift import operations as ops
@@ -80,12 +80,20 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "unless the materialized view has a unique index (on columns, without WHERE)",
          "CREATE UNIQUE INDEX on the materialized view first (in the same SQL, so lint sees it), or refresh it "
          "without CONCURRENTLY in a quiet period"),
+    Rule("SS211", "lock held through the rest of the transaction", "the migration runs as one transaction: the "
+         "strong lock an earlier operation took on an existing table is held until the commit, so this operation's "
+         "scan, copy or lock wait stalls every reader and writer of that table too",
+         "one lock-taking change per migration, or this operation first; in safe mode a lock-safe form (an index, "
+         "key, check or NOT NULL on an existing table) makes the migration run statement by statement"),
     Rule("SS301", "table renamed", "running code still uses the old name until it is redeployed",
          "create a view under the old name for the switch-over, or rename in a release of its own"),
     Rule("SS302", "column renamed", "running code still uses the old name until it is redeployed",
          "add the new column, write both, backfill, switch reads, then drop the old one"),
     Rule("SS303", "NOT NULL column without default", "running code that inserts rows without the column fails",
          "add it with a server default, or nullable, then tighten after the code is deployed"),
+    Rule("SS304", "column dropped while the models still map it", "the models (so the application built from them) "
+         "still select and insert the column: their queries fail once it is gone",
+         "remove the column from the models and deploy that first, then drop it in a later migration"),
     Rule("SS401", "ALTER that copies the table", "the change cannot run INSTANT or INPLACE with LOCK=NONE: "
          "MySQL/MariaDB copies the table and blocks writes", "add a new column and backfill, or use an online "
          "schema-change tool"),
@@ -101,8 +109,8 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
 #: PostgreSQL functions whose default value differs per row (adding such a column rewrites the table).
 VOLATILE = ("random(", "gen_random_uuid(", "uuid_generate_v", "clock_timestamp(", "nextval(", "timeofday(")
 #: Blocking rules that concern a table only when it existed before the migration.
-ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS303", "SS401", "SS402",
-               "SS403")
+ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS211", "SS303", "SS401",
+               "SS402", "SS403")
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ class Context:
     created: set[str]
     dialect: Dialect
     env_statement_timeout: float | None = None
+    still_mapped: frozenset[tuple[str, str]] = frozenset()  #: (table key, column): in the models, not at head
 
 
 def _narrower(old: Type, new: Type) -> bool:
@@ -227,12 +236,14 @@ def _volatile(op: ops.AddColumn) -> bool:
 
 
 def incompatible(ctx: Context) -> Iterator[str]:
-    """SS301-SS303."""
+    """SS301-SS304."""
     op = ctx.operation
     if isinstance(op, ops.RenameTable):
         yield "SS301"
     elif isinstance(op, ops.RenameColumn):
         yield "SS302"
+    elif isinstance(op, ops.DropColumn) and (op.table_key, op.column) in ctx.still_mapped:
+        yield "SS304"
     elif isinstance(op, ops.AddColumn):
         column = op.column
         if not column.nullable and column.default is None and column.identity is None and column.computed is None \
@@ -326,28 +337,111 @@ def _alter_codes(command: Any) -> Iterator[str]:
 
 
 def lint_migration(migration: Migration, before: Schema, dialect: Dialect, *,
-                   statement_timeout: float | None = None, safe: bool = False) -> list[Finding]:
+                   statement_timeout: float | None = None, safe: bool = False,
+                   still_mapped: frozenset[tuple[str, str]] = frozenset(), keep_data: bool = True) -> list[Finding]:
     """Every finding of `migration`, applied to `before`, for `dialect`; with `safe`, as safe mode runs it
-    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208)."""
+    (`schemashift.planning.safe`: the codes its lock-safe forms avoid are not findings, nor SS208);
+    `still_mapped`: the (table key, column) pairs the models have and the migrations' head has not (SS304);
+    `keep_data`: dropped columns and tables are copied first (a scan while earlier locks are held: SS211)."""
     findings: list[Finding] = []
     created: set[str] = set()
     state = before
     blocking_ops = 0
+    held = _HeldLocks(_one_transaction(migration, before, dialect, safe=safe), keep_data)
     for index, original in enumerate(migration.operations):
         resolved = original.resolve(state)
-        ctx = Context(resolved, state, created, dialect, statement_timeout)
+        ctx = Context(resolved, state, created, dialect, statement_timeout, still_mapped)
         codes = list(_codes(ctx, dialect))
         if safe and codes and not (resolved.table_key in created or isinstance(resolved, ops.ExecuteSQL)):
             codes = [code for code in codes if code not in _safe_fixes(resolved, state, dialect)]
         if _locks_existing_table(resolved, created) or any(code.startswith("SS2") for code in codes):
             blocking_ops += 1
         findings.extend(_finding(code, migration, index, resolved, allowed_codes(original)) for code in codes)
+        findings.extend(held.finding(migration, index, original, resolved, ctx))
         if isinstance(resolved, ops.CreateTable):
             created.add(resolved.table.key)
         state = resolved.apply(state)
     if blocking_ops and dialect.not_valid_constraints:
         findings.extend(_timeouts(migration, statement_timeout, safe=safe))
     return findings
+
+
+def _one_transaction(migration: Migration, before: Schema, dialect: Dialect, *, safe: bool) -> bool:
+    """True when `migration` will run as one transaction holding its locks to the end (PostgreSQL): no
+    statement that must run outside one, no batched backfill, and in safe mode no lock-safe form (any of those
+    makes the step run statement by statement, each committed)."""
+    if not (dialect.transactional_ddl and dialect.not_valid_constraints):
+        return False
+    created: set[str] = set()
+    state = before
+    for original in migration.operations:
+        op = original.resolve(state)
+        if op.batched or _outside_transaction(op, dialect):
+            return False
+        if safe and op.table_key is not None and op.table_key not in created and _has_safe_form(op, state, dialect):
+            return False
+        if isinstance(op, ops.CreateTable):
+            created.add(op.table.key)
+        state = op.apply(state)
+    return True
+
+
+def _outside_transaction(op: ops.Operation, dialect: Dialect) -> bool:
+    if isinstance(op, ops.ExecuteSQL):
+        return not dialect.runs_in_transaction(op.sql)
+    index = op.index if isinstance(op, ops.CreateIndex) else None
+    return index is not None and bool(index.option("postgresql_concurrently"))
+
+
+def _has_safe_form(op: ops.Operation, before: Schema, dialect: Dialect) -> bool:
+    try:
+        after = op.apply(before)
+        form = dialect.safe_form(op, before, after, dialect.compile(op, before, after))
+    except MigrationError:
+        return False
+    return form is not None and bool(form.statements)
+
+
+@dataclass
+class _HeldLocks:
+    """SS211: in a migration run as one transaction, the first strong lock on an existing table is held while
+    every later operation runs; those that scan, copy, run SQL or wait for another table's lock are findings."""
+
+    one_transaction: bool
+    keep_data: bool
+    holder: tuple[int, str] | None = None  #: (operation index, table) of the first lock
+
+    def finding(self, migration: Migration, index: int, original: ops.Operation, op: ops.Operation,
+                ctx: Context) -> list[Finding]:
+        """The SS211 finding of operation `index` (`op` resolved), if any; remembers the first lock."""
+        if not self.one_transaction:
+            return []
+        if self.holder is None:
+            if _locks_existing_table(op, ctx.created):
+                self.holder = (index, str(op.table_key))
+            return []
+        if not self._prolongs(op, ctx):
+            return []
+        found = _finding("SS211", migration, index, op, allowed_codes(original))
+        return [replace(found, what=f"{found.what}; op {self.holder[0] + 1}'s lock on {self.holder[1]} held")]
+
+    def _prolongs(self, op: ops.Operation, ctx: Context) -> bool:
+        """True when `op` takes time while the lock is held: raw SQL, data, a scan, a kept-data copy, or a lock on
+        another existing table."""
+        if isinstance(op, ops.ExecuteSQL) or op.data_only:
+            return True
+        if op.table_key is None or op.table_key in ctx.created:
+            return False
+        if op.table_key != self.holder_table or isinstance(op, (ops.CreateIndex, ops.AddConstraint)):
+            return True
+        if isinstance(op, (ops.DropColumn, ops.DropTable)):
+            return self.keep_data
+        return any(code in ("SS204", "SS205", "SS206") for code in blocking(ctx))
+
+    @property
+    def holder_table(self) -> str | None:
+        """The table whose lock is held."""
+        return None if self.holder is None else self.holder[1]
 
 
 def _locks_existing_table(op: ops.Operation, created: set[str]) -> bool:

@@ -259,7 +259,6 @@ class Executor:
         if self.connection.in_transaction():
             self.connection.rollback()
         self._open = False
-        self.clear_leftovers(step.plan_dialect, statement.sql, _error_text(error))  # an INVALID index: rebuilt
         wait = lock.backoff * 2**attempt
         self.out(f"{step.label}: lock not granted in time for {_first_line(statement.describe())}; "
                  f"retry {attempt + 1} of {lock.retries} in {wait:g} s")
@@ -445,6 +444,8 @@ class Executor:
         attempt = 0
         while True:
             try:
+                if attempt:
+                    self._clear_before_retry(step.plan_dialect, statement)
                 self._run_journaled_statement(step, statement)
                 break
             except Exception as exc:  # deliberately broad: retried on a lock timeout, else raised
@@ -536,7 +537,7 @@ class Executor:
         if self.connection.in_transaction():
             self.connection.rollback()
         self._open = False
-        self.clear_leftovers(step.plan_dialect, statement.sql, error)
+        self.clear_leftovers(step.plan_dialect, statement.sql, error, statement)
         failed = self._journal_text.pop(id(statement), statement.describe())  # a backfill: with its position
         self._commit(lambda: self.recorder.update(revision, state=FAILED, failed_statement=failed,
                                                   running_statement=None, error=error))
@@ -577,18 +578,28 @@ class Executor:
         verb = "applied" if step.direction == UP else "reverted"
         self.out(f"{verb} {step.label} (resumed at statement {start_at + 1} of {len(step.statements)})")
 
-    def clear_leftovers(self, dialect: Dialect, sql: str | None, error: str) -> None:
+    def clear_leftovers(self, dialect: Dialect, sql: str | None, error: str,
+                        statement: Statement | None = None) -> None:
         """Remove what a failed statement left behind where the database does not
-        (see `Dialect.leftovers_of_failure`)."""
+        (see `Dialect.leftovers_of_failure`); under `statement`'s lock bound when given (safe mode)."""
         if not sql:
             return
         try:
-            for cleanup in dialect.leftovers_of_failure(self.connection, sql, error):
-                self._autocommit(cleanup)
-                self.out(f"removed what the failed statement left: {cleanup}")
-        except sa.exc.DBAPIError:  # the connection may be what failed: repair tries again
+            self._remove_leftovers(dialect, sql, error, statement)
+        except sa.exc.DBAPIError:  # the connection (or a lock) may be what failed: repair tries again
             if self.connection.in_transaction():
                 self.connection.rollback()
+
+    def _clear_before_retry(self, dialect: Dialect, statement: Statement) -> None:
+        """Before a retry: remove what the timed-out attempt left (an INVALID index), waiting for the lock no
+        longer than the statement itself may; a timeout here is one more lock timeout (see `_retry_lock`)."""
+        if statement.sql:
+            self._remove_leftovers(dialect, statement.sql, "", statement)
+
+    def _remove_leftovers(self, dialect: Dialect, sql: str, error: str, statement: Statement | None) -> None:
+        for cleanup in dialect.leftovers_of_failure(self.connection, sql, error):
+            self._autocommit(cleanup, statement)
+            self.out(f"removed what the failed statement left: {cleanup}")
 
     def journal_undone(self, step: Step, done: int) -> None:
         """Record that `repair undo` took back every statement from `done` on (the row says `done` ran)."""

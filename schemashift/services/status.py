@@ -227,12 +227,28 @@ def lint(project: Project, spec: str | None = None, *, every: bool = False) -> l
     dialect = get_dialect(backend_name(project))
     migrations = _lint_selection(project, history, spec, every)
     states = states_along(history)
+    still_mapped = _still_mapped(project) if migrations else frozenset()
     findings = []
     for migration in migrations:
         findings.extend(lint_migration(migration, states[migration.parent], dialect,
                                        statement_timeout=project.env.statement_timeout,
-                                       safe=settings_of(project.env, dialect) is not None))
+                                       safe=settings_of(project.env, dialect) is not None, still_mapped=still_mapped,
+                                       keep_data=project.env.keep_data))
     return findings
+
+
+def _still_mapped(project: Project) -> frozenset[tuple[str, str]]:
+    """The (table key, column) pairs the models have and the migrations' head has not (a migration dropping one
+    breaks the application: SS304); none when the models cannot be read (the other rules need no models)."""
+    from schemashift.operations.columns import AddColumn
+    from schemashift.services.generate import pending_operations
+
+    try:
+        operations = pending_operations(project, no_rename=True)
+    except Exception:  # noqa: BLE001 - the user's models failed to import or compare: SS304 is left out
+        return frozenset()
+    return frozenset((op.table_key, op.column.name) for op in operations
+                     if isinstance(op, AddColumn) and op.table_key is not None)
 
 
 def _lint_selection(project: Project, history: History, spec: str | None, every: bool) -> list[Migration]:

@@ -12,9 +12,7 @@ script of every catalogue entry raises none of squawk's locking rules.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -32,6 +30,7 @@ Base = sa.MetaData()
 u = sa.Table("u", Base, sa.Column("id", sa.Integer, primary_key=True))
 t = sa.Table("t", Base, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.String(80)),
              sa.Column("b", sa.Integer), sa.Column("c", sa.String(20)) {extra_cols})
+w = sa.Table("w", Base, sa.Column("id", sa.Integer, nullable=False, autoincrement=False))
 {extra}
 '''
 
@@ -48,6 +47,7 @@ CATALOGUE = {
     "add_check": models(extra='sa.CheckConstraint("b > 0", name="ck_t_b", table=t)'),
     "set_not_null": models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.Integer, nullable=False)'),
     "add_column": models(extra_cols=', sa.Column("d", sa.Integer)'),
+    "add_primary_key": models(extra='sa.PrimaryKeyConstraint(w.c.id, name="w_pkey")'),
     "drop_column": models().replace(', sa.Column("c", sa.String(20))', ''),
 }
 #: name -> (PostgreSQL statements, MariaDB statements) safe mode runs, in order (bookkeeping left out)
@@ -66,12 +66,18 @@ EXPECTED = {
     "set_not_null": (["CHECK (b IS NOT NULL) NOT VALID", "VALIDATE CONSTRAINT ss_nn_", "ALTER COLUMN b SET NOT NULL",
                       "DROP CONSTRAINT ss_nn_"],
                      ["ALTER TABLE t MODIFY COLUMN b INTEGER NOT NULL, ALGORITHM=INSTANT"]),
+    "add_primary_key": (["CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS w_pkey ON w (id)",
+                         "ALTER TABLE w ADD CONSTRAINT w_pkey PRIMARY KEY USING INDEX w_pkey"],
+                        ["ALTER TABLE w ADD CONSTRAINT w_pkey PRIMARY KEY (id), ALGORITHM=INPLACE, LOCK=NONE"]),
     "add_column": (["ALTER TABLE t ADD COLUMN d INTEGER"], ["ALTER TABLE t ADD COLUMN d INTEGER, ALGORITHM=INSTANT"]),
     "drop_column": (["ALTER TABLE t DROP COLUMN c"], ["ALTER TABLE t DROP COLUMN c, ALGORITHM=INSTANT"]),
 }
 LOCK_SETTING = {"postgresql": "lock_timeout = '200ms'", "mysql": "SET SESSION lock_wait_timeout = 1"}
 CONFIG = 'safe = "${SAFE:-true}"\nddl_lock_timeout = 0.2\nddl_retries = 3\nddl_backoff = 0.05\n'
 ROWS = 200
+#: URLs that name the dialect only (`upgrade --sql --from` never connects)
+PG_OFFLINE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+MYSQL_OFFLINE = "mysql+pymysql://nobody@127.0.0.1:1/none"
 
 
 @pytest.fixture(scope="module", params=("postgresql", "mysql"))
@@ -88,7 +94,7 @@ def project_at_base(tmp_path: Path, url: str, after: str) -> Path:
     directory = write_project(tmp_path, url, models(), extra_config=CONFIG)
     cli(directory, "generate", "-m", "base")
     cli(directory, "upgrade")
-    execute(url, "INSERT INTO u (id) VALUES (1)",
+    execute(url, "INSERT INTO u (id) VALUES (1)", "INSERT INTO w (id) VALUES (1), (2), (3)",
             "INSERT INTO t (id, a, b, c) VALUES " + ", ".join(f"({i}, 'a{i}', 1, 'c')" for i in range(1, ROWS + 1)))
     set_models(directory, after)
     cli(directory, "generate", "-m", "change", "--no-rename")
@@ -137,7 +143,9 @@ def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: st
     dry_run = cli(directory, "upgrade", "--dry-run").stdout
     if backend == "postgresql" and name.startswith(("add_index", "add_unique", "add_fk", "add_check", "set_")):
         assert f"safe mode: {statements[-1]}" in dry_run, dry_run
-    cli(directory, "upgrade")
+    applied = cli(directory, "upgrade")
+    refused = "the server refused" in applied.stdout  # MariaDB: SET NOT NULL is INPLACE, not INSTANT
+    assert refused == (backend == "mysql" and name == "set_not_null"), applied.stdout
     safe = reflected(fresh_db)
     cli(directory, "downgrade", "-1", env={"SAFE": "false"})
     cli(directory, "upgrade", env={"SAFE": "false"})
@@ -146,7 +154,13 @@ def test_statements_and_result_equal_plain(name: str, backend: str, fresh_db: st
 
 
 BIGINT_B = models().replace('sa.Column("b", sa.Integer)', 'sa.Column("b", sa.BigInteger)')
-B_TYPE = "SELECT data_type FROM information_schema.columns WHERE table_name = 't' AND column_name = 'b'"
+
+
+def b_type(url: str) -> str:
+    """t.b's type, in lower case, in this database (MariaDB's information_schema spans every database)."""
+    schema = "current_schema()" if url.startswith("postgresql") else "DATABASE()"
+    return str(scalar(url, "SELECT data_type FROM information_schema.columns WHERE table_name = 't' "
+                           f"AND column_name = 'b' AND table_schema = {schema}")).lower()
 
 
 def limit_rows(directory: Path, rows: int) -> None:
@@ -164,7 +178,7 @@ def test_rewriting_type_change_refused_on_a_large_table_unless_allowed(backend: 
     refused = cli(directory, "upgrade", check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
     assert f"holds more than {ROWS - 1} rows (safe_rewrite_rows)" in refused.stderr, refused.stderr
-    assert "add a new column" in refused.stderr and "bigint" not in str(scalar(fresh_db, B_TYPE)).lower()
+    assert "add a new column" in refused.stderr and "bigint" not in b_type(fresh_db)
     assert cli(directory, "status", check=False).returncode == 1  # pending, nothing partly applied
     code = "SS205" if backend == "postgresql" else "SS401"
     path = sorted((directory / "migrations").glob("0002_*.py"))[0]
@@ -174,7 +188,29 @@ def test_rewriting_type_change_refused_on_a_large_table_unless_allowed(backend: 
     path.write_text("\n".join(lines) + "\n")
     cli(directory, "manifest")
     cli(directory, "upgrade")
-    assert "bigint" in str(scalar(fresh_db, B_TYPE)).lower()
+    assert "bigint" in b_type(fresh_db)
+
+
+@pytest.mark.parametrize("name", ["add_fk", "add_check"])
+def test_mariadb_validated_constraint_refused_on_a_large_table_unless_allowed(name: str, backend: str, fresh_db: str,
+                                                                              tmp_path: Path) -> None:
+    """MariaDB validates a new foreign key or CHECK while writes wait (no online form): refused above
+    ``safe_rewrite_rows`` with the reason (SS403), nothing changed; allowed, it runs."""
+    if backend != "mysql":
+        pytest.skip("PostgreSQL has NOT VALID + VALIDATE")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE[name])
+    limit_rows(directory, ROWS - 1)
+    refused = cli(directory, "upgrade", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "validates every row while writes wait" in refused.stderr and "SS403" in refused.stderr, refused.stderr
+    assert cli(directory, "status", check=False).returncode == 1
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    lines = [f'    allow({line.strip().rstrip(",")}, SS403="t is small"),' if line.startswith("    AddConstraint(")
+             else line for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+    cli(directory, "manifest")
+    cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
 
 
 def test_rewriting_type_change_runs_on_a_small_table(backend: str, fresh_db: str, tmp_path: Path) -> None:
@@ -186,9 +222,9 @@ def test_rewriting_type_change_runs_on_a_small_table(backend: str, fresh_db: str
     assert len(statements) == 1 and "BIGINT" in statements[0].upper(), statements
     assert LOCK_SETTING[backend] in script and "ALGORITHM" not in statements[0], script
     cli(directory, "upgrade")
-    assert "bigint" in str(scalar(fresh_db, B_TYPE)).lower()
+    assert "bigint" in b_type(fresh_db)
     cli(directory, "downgrade", "-1")
-    assert "bigint" not in str(scalar(fresh_db, B_TYPE)).lower()
+    assert "bigint" not in b_type(fresh_db)
     assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
     limit_rows(directory, ROWS)  # exactly at the limit: still runs
     cli(directory, "upgrade")
@@ -244,6 +280,28 @@ def test_offline_sql_marks_the_rewrite(tmp_path: Path) -> None:
     assert any("lock_timeout" in line for line in lines[at - 3:at]), sql
 
 
+@pytest.mark.parametrize("url", [PG_OFFLINE, MYSQL_OFFLINE], ids=["postgresql", "mysql"])
+def test_table_created_in_the_same_migration_keeps_the_plain_forms(url: str, tmp_path: Path) -> None:
+    """A table the migration creates gets its index, foreign key and check in plain forms (no CONCURRENTLY,
+    NOT VALID, ALGORITHM or lock timeout); the index on the existing table t, in the same migration, the safe one."""
+    directory = write_project(tmp_path, url, models(), extra_config="safe = true\n")
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, models(extra='v = sa.Table("v", Base, sa.Column("id", sa.Integer, primary_key=True), '
+                                       'sa.Column("x", sa.Integer, sa.ForeignKey("u.id", name="fk_v_x")), '
+                                       'sa.CheckConstraint("x > 0", name="ck_v_x"))\n'
+                                       'sa.Index("ix_v_x", v.c.x)\nsa.Index("ix_t_a", t.c.a)'))
+    cli(directory, "generate", "-m", "change", "--no-rename")
+    first = json.loads(cli(directory, "history", "--json").stdout)[0]["revision"]
+    lines = cli(directory, "upgrade", "--sql", "--from", first).stdout.split("-- apply 0002_")[1].splitlines()
+    new_table = [line for line in lines if " v " in line or " v (" in line or "ON v" in line]
+    assert any("CREATE INDEX ix_v_x ON v (x)" in line for line in new_table), lines
+    assert not any(word in line for line in new_table for word in ("CONCURRENTLY", "NOT VALID", "ALGORITHM")), lines
+    at = lines.index(next(line for line in lines if line.startswith("CREATE TABLE v")))
+    assert "lock_timeout" not in lines[at - 1], lines
+    online = "CONCURRENTLY ix_t_a" if url == PG_OFFLINE else "ALGORITHM=INPLACE LOCK=NONE"
+    assert any("ix_t_a" in line and online in line for line in lines), lines
+
+
 def test_failed_safe_migration_is_unchanged_or_repairable(backend: str, fresh_db: str, tmp_path: Path) -> None:
     """A CHECK the rows break: the upgrade fails with one error; the database is either unchanged or recorded
     as partly applied, and once the rows are fixed `repair` + `upgrade` reach head with the CHECK in force."""
@@ -266,17 +324,24 @@ def test_failed_safe_migration_is_unchanged_or_repairable(backend: str, fresh_db
 
 
 def holder_sql(backend: str) -> list[str]:
-    """Statements that, in an open transaction, hold a lock the ALTER of `t` must wait for."""
+    """Statements that, in an open transaction, hold a lock the first statement of every safe form must wait for
+    (PostgreSQL: a writer's ROW EXCLUSIVE lock, which a concurrent index build waits out too)."""
     if backend == "postgresql":
-        return ["LOCK TABLE t IN ACCESS SHARE MODE"]
-    return ["SELECT count(*) FROM t"]  # the open transaction keeps t's metadata lock
+        return ["UPDATE t SET b = b WHERE id = 1", "UPDATE w SET id = id WHERE id = 1"]
+    return ["SELECT count(*) FROM t", "SELECT count(*) FROM w"]  # the open transaction keeps their metadata locks
 
 
-def test_lock_timeout_retried_while_another_session_holds_the_table(backend: str, fresh_db: str,
+#: the safe forms that build an index CONCURRENTLY (a timed-out build leaves it INVALID: removed before the retry)
+CONCURRENT = ("add_index", "add_primary_key", "add_unique")
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_lock_timeout_retried_while_another_session_holds_the_table(name: str, backend: str, fresh_db: str,
                                                                      tmp_path: Path) -> None:
-    """The ALTER times out behind a reader's lock, is retried after the backoff, and passes once the reader
-    (told by the retry announcement) commits."""
-    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_check"])
+    """Each safe form's first statement times out behind an open transaction's lock, is retried after the backoff,
+    and passes once that transaction (told by the retry announcement) ends; a concurrent build's INVALID index is
+    removed first."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE[name])
     locked, retried, released = threading.Event(), threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -287,7 +352,8 @@ def test_lock_timeout_retried_while_another_session_holds_the_table(backend: str
                 for sql in holder_sql(backend):
                     connection.exec_driver_sql(sql)
                 locked.set()
-                retried.wait(60)
+                if not retried.wait(60):
+                    errors.append(AssertionError("no retry announced while the lock was held"))
                 connection.rollback()
                 released.set()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
@@ -302,6 +368,7 @@ def test_lock_timeout_retried_while_another_session_holds_the_table(backend: str
         lines.append(line)
         if "lock not granted" in line:
             retried.set()
+            released.wait(30)  # the retry starts once the holder is gone
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -314,7 +381,10 @@ def test_lock_timeout_retried_while_another_session_holds_the_table(backend: str
     assert not errors
     assert released.is_set()
     assert any("retry 1 of 3" in line for line in lines), lines
+    removed = [line for line in lines if "removed what the failed statement left" in line]
+    assert len(removed) == (1 if backend == "postgresql" and name in CONCURRENT else 0), lines
     assert cli(directory, "status", check=False).returncode == 0
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
 
 
 def test_lock_timeout_retries_exhausted(backend: str, fresh_db: str, tmp_path: Path) -> None:
@@ -356,6 +426,40 @@ def test_invalid_index_of_failed_concurrent_build_is_removed_and_rebuilt(backend
                             "WHERE c.relname = 'uq_t_a'") is True
 
 
+def test_invalid_index_is_never_counted_as_present(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """A concurrent build that timed out behind a writer at every try leaves an INVALID index: the run fails
+    (PARTLY applied) and `repair continue` drops and rebuilds it. An INVALID index under the name the migrations
+    expect is drift for `status` and `diff` (the fast path too), not the index."""
+    if backend != "postgresql":
+        pytest.skip("CONCURRENTLY is PostgreSQL's")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_index"])
+    valid = "SELECT bool_and(indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE relname = 'ix_t_a'"
+    engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as writer:
+            writer.exec_driver_sql(holder_sql(backend)[0])
+            failed = cli(directory, "upgrade", check=False)
+            assert failed.returncode != 0 and "PARTLY" in failed.stderr, failed.stderr
+            assert scalar(fresh_db, valid) is False  # its removal timed out too: left to repair
+            writer.rollback()
+        cli(directory, "repair", "continue")
+        assert scalar(fresh_db, valid) is True
+        assert cli(directory, "status", check=False).returncode == 0  # stores the fingerprint of a clean check
+        execute(fresh_db, "DROP INDEX ix_t_a")
+        with engine.connect() as writer, engine.connect().execution_options(isolation_level="AUTOCOMMIT") as other:
+            writer.exec_driver_sql(holder_sql(backend)[0])
+            other.exec_driver_sql("SET lock_timeout = '100ms'")
+            with pytest.raises(sa.exc.OperationalError):
+                other.exec_driver_sql("CREATE INDEX CONCURRENTLY ix_t_a ON t (a)")
+            writer.rollback()
+    finally:
+        engine.dispose()
+    assert scalar(fresh_db, valid) is False
+    status = cli(directory, "status", check=False)
+    assert status.returncode == 1 and "ix_t_a" in status.stdout, status.stdout
+    assert cli(directory, "diff", "--against", "migrations", check=False).returncode == 1
+
+
 # -- squawk as an oracle (no database: `upgrade --sql --from`) ------------------------------------------------
 
 #: squawk's rules about locks and blocking (their plain-SQL findings are what safe mode exists for)
@@ -364,18 +468,10 @@ LOCKING_RULES = {
     "adding-foreign-key-constraint", "adding-not-nullable-field", "disallowed-unique-constraint",
     "require-timeout-settings", "require-lock-timeout",
 }
-PG_OFFLINE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
 
-def squawk_binary() -> str | None:
-    found = shutil.which("squawk")
-    local = Path(sys.executable).parent / "squawk"
-    return found or (str(local) if local.exists() else None)
-
-
-@pytest.mark.skipif(squawk_binary() is None, reason="squawk-cli is not installed")
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
-def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, tmp_path: Path) -> None:
+def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, squawk: str, tmp_path: Path) -> None:
     directory = write_project(tmp_path, PG_OFFLINE, models(), extra_config="safe = true\nstatement_timeout = 30\n")
     cli(directory, "generate", "-m", "base")
     set_models(directory, CATALOGUE[name])
@@ -385,7 +481,7 @@ def test_squawk_finds_no_locking_rule_in_safe_sql(name: str, tmp_path: Path) -> 
     script = tmp_path / f"{name}.sql"
     ours = ("schemashift_version", "_schemashift_")
     script.write_text("\n".join(line for line in sql.splitlines() if not any(word in line for word in ours)))
-    report = subprocess.run([str(squawk_binary()), "--reporter", "json", str(script)], capture_output=True,
+    report = subprocess.run([squawk, "--reporter", "json", str(script)], capture_output=True,
                             text=True, timeout=60)
     rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
     assert not rules & LOCKING_RULES, (name, rules, script.read_text())

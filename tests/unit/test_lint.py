@@ -9,7 +9,7 @@ corresponding code for that migration. No database is needed.
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,7 +46,11 @@ CATALOGUE = {
     "add_volatile_default": (models(extra_cols='sa.Column("r", sa.Float, server_default=sa.text("random()")),'), {"SS206"}),
     "drop_column": (models().replace('sa.Column("c", sa.String(20)), ', ''), {"SS102"}),
     "drop_table": (models().split("u = sa.Table")[0], {"SS101"}),
+    "rename_column": (models().replace('sa.Column("c", sa.String(20))', 'sa.Column("c2", sa.String(20))'), {"SS302"}),
+    "rename_table": (models().replace('sa.Table("t"', 'sa.Table("t2"'), {"SS301"}),
 }
+#: name -> how `generate` is told of the change (default: no rename guessed)
+GENERATE_FLAGS = {"rename_column": ["--rename-column", "t.c:c2"], "rename_table": ["--rename-table", "t:t2"]}
 #: squawk rule -> the codes of ours that stand for it
 SQUAWK_TO_OURS = {
     "require-concurrent-index-creation": {"SS201"}, "adding-foreign-key-constraint": {"SS202"},
@@ -63,13 +67,19 @@ PG = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # names the dialect; lint a
 PLAIN = "safe = false\n"  # the plain statements (safe mode has its own tests: tests/databases/test_safe_mode.py)
 
 
-def project_with(tmp_path: Path, after: str, *, config: str = PLAIN) -> Path:
-    directory = write_project(tmp_path, PG, models(), extra_config=config)
+def project_with(tmp_path: Path, after: str, *, config: str = PLAIN, flags: tuple[str, ...] = ("--no-rename",),
+                 url: str = PG, before: str | None = None) -> Path:
+    directory = write_project(tmp_path, url, models() if before is None else before, extra_config=config)
     cli(directory, "generate", "-m", "base")
     set_models(directory, after)
     fills = ["--default", "t.n=0"] if 'sa.Column("n"' in after else []
-    cli(directory, "generate", "-m", "change", "--no-rename", *fills)
+    cli(directory, "generate", "-m", "change", *flags, *fills)
     return directory
+
+
+def catalogue_project(tmp_path: Path, name: str, *, config: str = PLAIN) -> Path:
+    """The project of catalogue entry `name`: its base applied nowhere, its change generated."""
+    return project_with(tmp_path, CATALOGUE[name][0], config=config, flags=tuple(GENERATE_FLAGS.get(name, ["--no-rename"])))
 
 
 def lint_codes(directory: Path, *args: str) -> set[str]:
@@ -80,19 +90,16 @@ def lint_codes(directory: Path, *args: str) -> set[str]:
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_catalogue_codes(name: str, tmp_path: Path) -> None:
-    after, expected = CATALOGUE[name]
-    directory = project_with(tmp_path, after)
+    directory = catalogue_project(tmp_path, name)
     codes = lint_codes(directory)
+    expected = CATALOGUE[name][1]
     assert expected <= codes, (name, codes)
 
 
-@pytest.mark.skipif(shutil.which("squawk") is None and not (Path(__import__("sys").executable).parent / "squawk").exists(),
-                    reason="squawk-cli is not installed")
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
-def test_squawk_oracle(name: str, tmp_path: Path) -> None:
+def test_squawk_oracle(name: str, squawk: str, tmp_path: Path) -> None:
     """Every squawk rule the plain SQL raises has its code among ours."""
-    after, _ = CATALOGUE[name]
-    directory = project_with(tmp_path, after)
+    directory = catalogue_project(tmp_path, name)
     base = sorted((directory / "migrations").glob("0001_*.py"))[0].name.split("_")[0]
     revision = cli(directory, "history", "--json")
     first = json.loads(revision.stdout)[0]["revision"]
@@ -100,7 +107,6 @@ def test_squawk_oracle(name: str, tmp_path: Path) -> None:
     script = tmp_path / f"{name}.sql"
     ours = ("schemashift_version", "_schemashift_")  # bookkeeping and kept-data statements are not the change
     script.write_text("\n".join(line for line in sql.splitlines() if not any(name in line for name in ours)))
-    squawk = shutil.which("squawk") or str(Path(__import__("sys").executable).parent / "squawk")
     report = subprocess.run([squawk, "--reporter", "json", str(script)], capture_output=True, text=True, timeout=60)
     rules = {item["rule_name"] for item in json.loads(report.stdout or "[]")}
     found = lint_codes(directory)
@@ -117,7 +123,7 @@ SAFE_FIXED = {"add_index": {"SS201"}, "add_unique": {"SS207"}, "add_fk": {"SS202
 @pytest.mark.parametrize("name", sorted(SAFE_FIXED))
 def test_safe_mode_lint_judges_the_safe_statements(name: str, config: str, tmp_path: Path) -> None:
     """In safe mode (PostgreSQL's default) the codes of the plain forms are gone, and SS208 with them."""
-    directory = project_with(tmp_path, CATALOGUE[name][0], config=config)
+    directory = catalogue_project(tmp_path, name, config=config)
     codes = lint_codes(directory)
     assert not codes & (SAFE_FIXED[name] | {"SS208"}), (name, codes)
 
@@ -169,3 +175,87 @@ def test_mysql_copy_rules(tmp_path: Path) -> None:
     cli(directory, "generate", "-m", "change")
     findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
     assert [(f["code"], "t.b" in f["what"]) for f in findings] == [("SS401", True)], findings
+
+
+MYSQL = "mysql+pymysql://nobody@127.0.0.1:1/none"
+ENUM = 'sa.Column("e", sa.Enum("x", "y", "z", name="e_kind")),'
+
+
+@pytest.mark.parametrize(("url", "after", "expected"), [
+    (PG, models(extra_cols=ENUM.replace(', "z"', "")), {"SS104"}),
+    (MYSQL, models(extra_cols=ENUM.replace('"x", "y", "z"', '"y", "x", "z"')), {"SS402"}),
+    (MYSQL, models(extra='sa.ForeignKeyConstraint([t.c.b], [u.c.id], name="fk_t_b")'), {"SS403"}),
+    (MYSQL, models(extra='sa.CheckConstraint("b > 0", name="ck_t_b", table=t)'), {"SS403"}),
+], ids=["enum_value_removed", "mysql_enum_reordered", "mysql_fk", "mysql_check"])
+def test_enum_and_mysql_codes(url: str, after: str, expected: set[str], tmp_path: Path) -> None:
+    before = models(extra_cols=ENUM) if "sa.Enum" in after else models()
+    directory = project_with(tmp_path, after, url=url, before=before, config="")
+    assert expected <= lint_codes(directory)
+
+
+def test_selection_default_all_and_ranges(tmp_path: Path) -> None:
+    """Default: the migrations not yet applied to the environment's database; `--all`; `REV` alone; `REV..REV`
+    with both ends included, either end left out; exit 1 only when the selection has a finding not allowed."""
+    directory = write_project(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", models())
+    cli(directory, "generate", "-m", "base")
+    current = models()
+    for column in ("c", "b", "a"):  # one SS102 per migration
+        current = re.sub(rf'sa.Column\("{column}", sa.\w+(\(\d+\))?\),\s*', "", current)
+        set_models(directory, current)
+        cli(directory, "generate", "-m", f"drop_{column}", "--no-rename")
+    revisions = [row["revision"] for row in json.loads(cli(directory, "history", "--json").stdout)]
+    cli(directory, "upgrade", revisions[1])
+
+    def files(*args: str) -> list[str]:
+        result = cli(directory, "lint", "--json", *args, check=False)
+        assert result.returncode == (1 if json.loads(result.stdout) else 0), result
+        return sorted({finding["file"][:4] for finding in json.loads(result.stdout)})
+
+    assert files() == ["0003", "0004"]  # 0002 (drop c) is applied
+    assert files("--all") == ["0002", "0003", "0004"]
+    assert files(revisions[2]) == ["0003"]
+    assert files(f"{revisions[1]}..{revisions[2]}") == ["0002", "0003"]
+    assert files(f"..{revisions[1]}") == ["0002"]
+    assert files(f"{revisions[3]}..") == ["0004"]
+    assert files(revisions[0]) == []
+    cli(directory, "upgrade")
+    assert files() == []
+
+
+def test_dropping_a_column_the_models_still_map(tmp_path: Path) -> None:
+    """A hand-written DropColumn of a column the models still have: SS304 besides SS102 (a generated drop, of a
+    column gone from the models, is SS102 only)."""
+    directory = write_project(tmp_path, PG, models(), extra_config=PLAIN)
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "generate", "--empty", "-m", "drop")
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    path.write_text(path.read_text().replace("operations = []", 'operations = [DropColumn("t", "c")]'))
+    cli(directory, "manifest")
+    assert {"SS102", "SS304"} <= lint_codes(directory)
+    generated = catalogue_project(tmp_path / "generated", "drop_column")
+    assert "SS304" not in lint_codes(generated)
+
+
+@pytest.mark.parametrize(("config", "table", "extra", "expected"), [
+    (PLAIN, "u", "", True),
+    ("", "u", "", True),  # safe mode, nothing with a lock-safe form: still one transaction
+    ("", "u", 'sa.Index("ix_t_a", t.c.a)', False),  # the concurrent build makes the step run statement by statement
+    ("", "t", "", True),  # t.c copied (kept data) under the lock the added column took on t
+    ("keep_data = false\n", "t", "", False),  # nothing copied: dropping t.c takes a moment under the held lock
+    ("keep_data = false\n", "u", "", True),  # t's lock waited for while u's is held
+], ids=["plain", "safe", "safe_with_safe_form", "same_table_kept_data", "same_table", "no_kept_data"])
+def test_long_transaction_holding_locks(config: str, table: str, extra: str, expected: bool, tmp_path: Path) -> None:
+    """SS211: a column added to `table`, then t.c dropped in the same transaction, which holds `table`'s lock
+    meanwhile; a single-change migration is no such finding."""
+    after = models(extra=extra).replace('sa.Column("c", sa.String(20)), ', '')
+    after = after.replace(f'sa.Table("{table}", Base, sa.Column("id", sa.Integer, primary_key=True)',
+                          f'sa.Table("{table}", Base, sa.Column("id", sa.Integer, primary_key=True), '
+                          'sa.Column("h", sa.Integer)')
+    directory = project_with(tmp_path, after, config=config)
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    held = [finding for finding in findings if finding["code"] == "SS211"]
+    assert bool(held) == expected, findings
+    if expected:
+        assert held[0]["what"].endswith(f"lock on {table} held"), held
+    single = catalogue_project(tmp_path / "single", "drop_column", config=config)
+    assert "SS211" not in lint_codes(single)

@@ -85,7 +85,7 @@ SELECT md5(concat_ws(chr(10),
      LEFT JOIN notes ds ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.index) FROM (
      SELECT r.nspname, r.relname, ic.relname AS index, ic.relam, i.indnkeyatts, i.indisunique, i.indisprimary,
-            i.indisexclusion, i.indimmediate, i.indkey, i.indcollation, i.indclass, i.indoption,
+            i.indisvalid, i.indisexclusion, i.indimmediate, i.indkey, i.indcollation, i.indclass, i.indoption,
             i.indexprs::text AS exprs, i.indpred::text AS pred, ds.description
      FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid
      LEFT JOIN notes ds ON ds.objoid = i.indexrelid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0) x),

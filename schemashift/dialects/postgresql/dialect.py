@@ -734,7 +734,8 @@ class PostgreSQLDialect(Dialect):
             return super().expression(_in_list(sql))
 
         def index_options(self, table: Table, index: Index, options: dict[str, object]) -> dict[str, object]:
-            """Access method (but btree), INCLUDE columns, operator classes, storage parameters, NULLS NOT DISTINCT."""
+            """Access method (but btree), INCLUDE columns, operator classes, storage parameters, NULLS NOT DISTINCT,
+            and INVALID (reflected only: such an index is never counted as present)."""
             found: dict[str, object] = {}
             using = str(options.get("using") or "btree").lower()
             if using != "btree":
@@ -748,6 +749,8 @@ class PostgreSQLDialect(Dialect):
                 found["with"] = tuple(sorted((str(k).lower(), str(v).lower()) for k, v in pairs))
             if options.get("nulls_not_distinct"):
                 found["nulls_not_distinct"] = True
+            if options.get("invalid"):
+                found["invalid"] = True  # left by a failed CONCURRENTLY build: not the index the models want
             return found
 
         def generated(self, table: Table, kind: str, columns: tuple[str, ...], name: str) -> bool:
