@@ -871,13 +871,14 @@ def run_settled(connection: sa.Connection, sql: str, params: dict[str, object] |
     return None if row is None else row[0]
 
 
-def settled_row(connection: sa.Connection, sql: str, params: dict[str, object] | None = None) -> sa.Row[Any] | None:
+def settled_row(connection: sa.Connection, sql: str,
+                params: dict[str, object] | None = None) -> tuple[Any, ...] | None:
     """`run_settled` returning the first row (None: no row)."""
     began = not connection.in_transaction()
     row = connection.execute(sa.text(sql), params or {}).first()
     if began:
         connection.commit()
-    return row
+    return None if row is None else tuple(row)
 
 
 def lock_timeout(what: str, timeout: float) -> LockTimeout:
