@@ -6,10 +6,11 @@ own with the project loaded before the clock starts: ``stepwise`` is one
 `schemashift.api.upgrade(step_by_step=True)` from empty to head (every migration run),
 ``plain`` is one `schemashift.api.upgrade` from empty (a fresh build from the head
 schema: no migration runs), ``runner`` is 100 calls of ``runner.upgrade("+1")``, as a
-data-migration test steps. Two rows: the runner against the step-by-step upgrade (the
-target, issue 15: at most 1.2, since stepping runs every migration as it does) and
-against the fresh build (for information). Alembic has no counterpart (pytest-alembic
-drives Alembic's own upgrade).
+data-migration test steps. The three modes take turns, run after run, so a change of
+the shared machine's load hits them alike. Two rows: the runner against the
+step-by-step upgrade (the target, issue 15: at most 1.2, since stepping runs every
+migration as it does) and against the fresh build (for information). Alembic has no
+counterpart (pytest-alembic drives Alembic's own upgrade).
 
     python bench/runner.py '{"mode": "runner", "url": "...", "project": "..."}'   # the child: prints seconds
 """
@@ -46,9 +47,7 @@ def runner_task(bench: Bench, backend: str) -> None:
     """Time the plain upgrade and the stepping runner on `backend`, each on fresh databases."""
     project = write_project(bench.work / f"runner_{backend}")
     repeat = max(2, bench.sizes.repeat_read // 2)
-    stepwise = _timed(bench, backend, project, "stepwise", repeat)
-    plain = _timed(bench, backend, project, "plain", repeat)
-    stepped = _timed(bench, backend, project, "runner", repeat)
+    stepwise, plain, stepped = _timed(bench, backend, project, ("stepwise", "plain", "runner"), repeat)
     none = failed("no counterpart (pytest-alembic runs Alembic's upgrade)")
     ratio = _ratio(stepped, stepwise)
     bench.add("pytest runner: 100 single steps vs one step-by-step upgrade", backend, f"K={K}", none, stepped,
@@ -65,17 +64,26 @@ def _ratio(timing: Timing, baseline: Timing) -> float | None:
     return timing.median / baseline.median if timing.ok and baseline.ok else None  # type: ignore[operator]
 
 
-def _timed(bench: Bench, backend: str, project: Path, mode: str, repeat: int) -> Timing:
-    timing = Timing()
+def _timed(bench: Bench, backend: str, project: Path, modes: tuple[str, ...], repeat: int) -> list[Timing]:
+    """`repeat` runs of each mode, the modes taking turns (a change of the shared machine's load hits them alike)."""
+    timings = {mode: Timing() for mode in modes}
     for run in range(repeat):
-        url = bench.dbs.create(backend, f"runner_{mode}{run}")
-        spec = json.dumps({"mode": mode, "url": url, "project": str(project)})
-        sample = run_process([sys.executable, str(Path(__file__).resolve()), spec], cwd=project, env=bench.env(),
-                             timeout=bench.sizes.timeout)
-        if sample.returncode != 0:
-            return failed(f"{mode}: {sample.last_line()}")
-        timing.runs.append(float(json.loads(sample.stdout.strip().splitlines()[-1])["seconds"]))
-        timing.add_rss(sample.rss_mib)
+        for mode in modes:
+            if timings[mode].error is None:
+                timings[mode] = _sample(bench, backend, project, mode, run, timings[mode])
+    return [timings[mode] for mode in modes]
+
+
+def _sample(bench: Bench, backend: str, project: Path, mode: str, run: int, timing: Timing) -> Timing:
+    """`timing` with one more run of `mode` on a fresh database (or the failure)."""
+    url = bench.dbs.create(backend, f"runner_{mode}{run}")
+    spec = json.dumps({"mode": mode, "url": url, "project": str(project)})
+    sample = run_process([sys.executable, str(Path(__file__).resolve()), spec], cwd=project, env=bench.env(),
+                         timeout=bench.sizes.timeout)
+    if sample.returncode != 0:
+        return failed(f"{mode}: {sample.last_line()}")
+    timing.runs.append(float(json.loads(sample.stdout.strip().splitlines()[-1])["seconds"]))
+    timing.add_rss(sample.rss_mib)
     return timing
 
 

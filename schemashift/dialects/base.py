@@ -867,11 +867,18 @@ def run_settled(connection: sa.Connection, sql: str, params: dict[str, object] |
     no implicit transaction open under the caller's later work. A transaction the
     caller had already begun is left alone.
     """
+    row = settled_row(connection, sql, params)
+    return None if row is None else row[0]
+
+
+def settled_row(connection: sa.Connection, sql: str,
+                params: dict[str, object] | None = None) -> tuple[Any, ...] | None:
+    """`run_settled` returning the first row (None: no row)."""
     began = not connection.in_transaction()
-    value = connection.execute(sa.text(sql), params or {}).scalar()
+    row = connection.execute(sa.text(sql), params or {}).first()
     if began:
         connection.commit()
-    return value
+    return None if row is None else tuple(row)
 
 
 def lock_timeout(what: str, timeout: float) -> LockTimeout:

@@ -46,6 +46,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -313,8 +314,10 @@ def backup_name(revision: str, direction: str, index: int) -> str:
     return f"{PREFIX}{safe}_{'u' if direction == UP else 'd'}_{index}"
 
 
+@lru_cache(maxsize=16)
 def registry_table(schema: str | None = None) -> sa.Table:
-    """The registry table: one row per backup table."""
+    """The registry table: one row per backup table (built once per schema: every protected plan asks for it, the
+    pytest runner's once per step, and building it costs about as much as a round trip; nothing changes it)."""
     return sa.Table(
         REGISTRY,
         sa.MetaData(schema=schema),

@@ -18,6 +18,11 @@ There it takes a `LeaseLock`:
   seconds (a Galera node's eviction stalls commits for a few seconds; leases of 15 s
   and more absorb that).
 * release frees the row; a lease found taken over (it lapsed) fails the run loudly.
+
+`LingeringLock` keeps a lock (either kind) for a moment after a use, so uses in quick
+succession (the pytest runner's steps) take it once; a thread of its own releases it
+once nobody used it for that moment, so a waiter, in this process or another, never
+waits for an idle holder longer than that.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -91,6 +96,79 @@ def lock_in_transaction(dialect: Dialect, connection: sa.Connection, name: str, 
     if not connection.in_transaction():
         connection.begin()
     dialect.lock_in_transaction(connection, name, env.lock_timeout)
+
+
+class LingeringLock:
+    """A lock kept for `linger` seconds after each use, then released by a thread of its own (see above).
+
+    Every use of the lock's connection, by the caller or by the thread, happens under
+    `mutex`: the caller holds it around `acquire` … `linger` (and any other use of that
+    connection), the thread only takes it to release the lock.
+    """
+
+    def __init__(self, take: Callable[[], AbstractContextManager[None]], linger: float) -> None:
+        self.mutex = threading.Condition(threading.RLock())
+        self._take = take
+        self._linger = linger
+        self._held: ExitStack | None = None
+        self._deadline: float | None = None  # when the thread releases it (None: in use)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def held(self) -> bool:
+        """True while the lock is held (in use or lingering)."""
+        return self._held is not None
+
+    def acquire(self) -> bool:
+        """Hold the lock for a use (under `mutex`); True when it was taken now, False when still held since the
+        last use (no other holder can have come in between)."""
+        self._deadline = None
+        if self._held is not None:
+            return False
+        stack = ExitStack()
+        stack.enter_context(self._take())
+        self._held = stack
+        return True
+
+    def linger(self) -> None:
+        """End a use (under `mutex`): keep the lock `linger` seconds more, unless the next use comes first."""
+        if self._held is None:
+            return
+        self._deadline = time.monotonic() + self._linger
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="schemashift-linger", daemon=True)
+            self._thread.start()
+
+    def release(self) -> None:
+        """Release the lock now (under `mutex`)."""
+        held, self._held, self._deadline = self._held, None, None
+        if held is not None:
+            held.close()
+
+    def close(self) -> None:
+        """Release the lock and stop the thread."""
+        with self.mutex:
+            self._closed = True
+            thread = self._thread
+            try:
+                self.release()
+            finally:
+                self.mutex.notify_all()
+        if thread is not None:
+            thread.join()
+
+    def _watch(self) -> None:
+        """The thread: release the lock once its deadline passed with no use since."""
+        with self.mutex:
+            while self._held is not None and not self._closed:
+                left = self._linger if self._deadline is None else self._deadline - time.monotonic()
+                if left > 0:
+                    self.mutex.wait(left)
+                    continue
+                with suppress(Exception):  # deliberately broad: a lock that fails to release is gone with its session
+                    self.release()
+            self._thread = None
 
 
 class LeaseLock:

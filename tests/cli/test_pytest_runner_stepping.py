@@ -1,9 +1,11 @@
 """The pytest plugin's runner steps on the lean path (`schemashift.services.stepping`): what it records
 equals a plain step-by-step ``upgrade``, ``status`` is clean after it, downgrades work, a failed step is
-reported on the next move as ``upgrade`` would report it."""
+reported on the next move as ``upgrade`` would report it; the migration lock lingers only briefly after a move, so
+the ordinary commands (in this process or another) migrate the same database between moves."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +14,13 @@ import pytest
 
 from cli.test_pytest_plugin import make_project
 from conftest import create_database, drop_database, require_backend
-from helpers import fetch_rows
+from helpers import cli, fetch_rows
 from schemashift import api
 from schemashift.config import load_config
-from schemashift.errors import DatabaseStateError
+from schemashift.dialects import dialect_of
+from schemashift.errors import DatabaseStateError, LockTimeout
 from schemashift.pytest_plugin import MigrationRunner, open_scratch_project
+from schemashift.services.stepping import Stepper
 
 #: Every column but times and the plain upgrade's live fingerprint (the runner's databases are never deployed).
 VERSION_ROWS = ("SELECT revision, parent, checksum, message, state, direction, statements_done, running_statement,"
@@ -119,3 +123,59 @@ def test_kept_values_come_back_between_steps(two_databases: tuple[Path, str, str
         assert runner.rows("SELECT shout FROM users") == [("kept",)]
     finally:
         runner.dispose()
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def test_other_commands_migrate_the_database_between_moves(two_databases: tuple[Path, str, str]) -> None:
+    """``upgrade``/``downgrade`` in this process and the CLI in another never wait long for the runner's lock, and
+    the runner reads the revision again after them."""
+    root, url, _ = two_databases
+    project = _project(root, url)
+    runner = MigrationRunner(_project(root, url))
+    first, second, third = runner.revisions
+    try:
+        runner.upgrade("+1")
+        started = time.monotonic()
+        api.upgrade(project, "head", yes=True, out=_quiet)  # right after the move: waits for the lingering lock
+        assert time.monotonic() - started < project.env.lock_timeout / 2
+        assert runner.current == third
+        runner.downgrade("-1")
+        assert runner.current == second
+        cli(root, "downgrade", first, "--yes", "--allow-data-loss")
+        runner.upgrade("+1")
+        assert runner.current == second
+        api.downgrade(project, "base", yes=True, allow_data_loss=True, out=_quiet)
+        runner.upgrade("+1")
+        assert runner.current == first
+        runner.upgrade("head")
+    finally:
+        runner.dispose()
+    assert api.status(project).problems == []
+
+
+def test_the_lock_is_kept_between_quick_moves_and_freed_when_idle(two_databases: tuple[Path, str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root, url, _ = two_databases
+    monkeypatch.setattr(Stepper, "linger", 2.0)
+    project = _project(root, url)
+    runner = MigrationRunner(_project(root, url))
+    try:
+        runner.upgrade("+1")  # from base: the general path, which releases its lock
+        runner.upgrade("+1")  # the lean path: the lock lingers
+        with project.connect() as other:
+            dialect = dialect_of(other)
+            with pytest.raises(LockTimeout), dialect.lock(other, project.lock_name, 0):
+                pass
+            started = time.monotonic()
+            with dialect.lock(other, project.lock_name, 30):  # the runner's thread releases it once idle
+                other.commit()
+            assert time.monotonic() - started < 20
+        runner.upgrade("+1")
+        assert runner.current == runner.revisions[-1]
+    finally:
+        runner.dispose()
+    with project.connect() as other, dialect_of(other).lock(other, project.lock_name, 0):  # released by dispose
+        other.commit()

@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from schemashift import operations as ops
 from schemashift.dialects import get_dialect
 from schemashift.dialects.base import Dialect
+from schemashift.dialects.mysql.dialect import MySQLDialect
 from schemashift.errors import LockTimeout
 from schemashift.model.schema import (
     CheckConstraint,
@@ -259,6 +260,25 @@ def test_other_lock_names_do_not_block(engine: sa.Engine) -> None:
     with engine.connect() as first, engine.connect() as second:
         with dialect.lock(first, unique("lock"), 1), dialect.lock(second, unique("lock"), 0):
             pass
+
+
+def test_mysql_lock_names_short_and_long(engine: sa.Engine) -> None:
+    """One statement takes `<database>:<name>`; a name past the server's 64 characters is hashed as before."""
+    dialect = get_dialect(engine.dialect.name)
+    if dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("GET_LOCK names: MariaDB/MySQL")
+    with engine.connect() as first, engine.connect() as second:
+        database = first.exec_driver_sql("SELECT DATABASE()").scalar()
+        first.commit()
+        for name in (unique("lock"), unique("lock") + "x" * 80):
+            held = MySQLDialect._lock_name(f"{database}:{name}")
+            with dialect.lock(first, name, 1):
+                assert first.exec_driver_sql(f"SELECT IS_USED_LOCK('{held}')").scalar() is not None
+                first.commit()
+                with pytest.raises(LockTimeout), dialect.lock(second, name, 0):
+                    pass
+            assert first.exec_driver_sql(f"SELECT IS_USED_LOCK('{held}')").scalar() is None
+            first.commit()
 
 
 def test_killed_holder_leaves_no_lock(engine: sa.Engine) -> None:

@@ -21,6 +21,7 @@ from schemashift.dialects.base import (
     lock_timeout,
     release_quietly,
     run_settled,
+    settled_row,
     table_at,
 )
 from schemashift.errors import MigrationError
@@ -519,9 +520,13 @@ class MySQLDialect(Dialect):
         Named locks are server-wide, hence the database name; they belong to the
         session, so a killed process never leaves one behind.
         """
-        database = run_settled(connection, "SELECT DATABASE()") or ""
-        params: dict[str, object] = {"name": self._lock_name(f"{database}:{name}")}
-        got = run_settled(connection, "SELECT GET_LOCK(:name, :timeout)", {**params, "timeout": max(timeout, 0.0)})
+        wait = max(timeout, 0.0)
+        row = settled_row(connection, _GET_LOCK, {"suffix": f":{name}", "timeout": wait})  # one round trip
+        full, got = (str(row[0]), row[1]) if row is not None else (f":{name}", None)
+        params: dict[str, object] = {"name": full}
+        if got is None and len(full) > 64:  # too long for the server: the hashed name
+            params["name"] = self._lock_name(full)
+            got = run_settled(connection, "SELECT GET_LOCK(:name, :timeout)", {**params, "timeout": wait})
         if got != 1:
             raise lock_timeout(repr(name), timeout)
         try:
@@ -678,6 +683,11 @@ _NOT_ONLINE = re.compile(r"\bRENAME\s+TO\b|\bFOREIGN\s+KEY\b|\bCHECK\b|\bALGORIT
 #: CREATE [UNIQUE] INDEX (FULLTEXT and SPATIAL indexes cannot be built with LOCK=NONE; DROP INDEX takes no
 #: algorithm clause on MariaDB, and dropping an index is a quick in-place change anyway).
 _INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
+#: `MySQLDialect.lock` in one statement: the lock's full name (``<database>:<name>``) and, when the server takes
+#: a name that long (64 characters), GET_LOCK's answer (else NULL: the name is hashed, see `_lock_name`).
+_GET_LOCK = ("SELECT CONCAT(COALESCE(DATABASE(), ''), :suffix), "
+             "CASE WHEN CHAR_LENGTH(CONCAT(COALESCE(DATABASE(), ''), :suffix)) <= 64 "
+             "THEN GET_LOCK(CONCAT(COALESCE(DATABASE(), ''), :suffix), :timeout) END")
 #: ER_LOCK_WAIT_TIMEOUT.
 _LOCK_WAIT_TIMEOUT = 1205
 #: ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON.
