@@ -96,10 +96,12 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
     if from_revision is not None:
         if not sql:
             raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
-        print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss)
+        print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss,
+                      step_by_step=step_by_step)
         return None
     if sql:
-        print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
+        print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss,
+                  step_by_step=step_by_step)
         return None
     with project.connect() as connection:
         if dry_run:
@@ -336,22 +338,28 @@ def refuse_unmanaged(connection: sa.Connection, recorder: Recorder, plan: Plan) 
 
 
 def print_sql(project: Project, history: History, target: str, direction: str, out: Output, *,
-              allow_data_loss: bool = False) -> None:
-    """``--sql``: the script that moves the database from where it is to `target`."""
+              allow_data_loss: bool = False, step_by_step: bool = False) -> None:
+    """``--sql``: the script that moves the database from where it is to `target` (an empty database: with the
+    fresh build `upgrade` would run, unless `step_by_step`)."""
     from schemashift.planning.offline import offline_script
 
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         current = checked_current(recorder, history)
-        plan = plan_to(history, dialect, current, target, direction)
+        build = None if step_by_step else fresh_build(connection, recorder, history, dialect, current, target,
+                                                      direction)
+        plan = plan_after(history, dialect, build, current, target, direction)
         plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
-        out(offline_script(plan, recorder))
+        out(offline_script(plan, recorder, fresh=build))
 
 
 def print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
-                  allow_data_loss: bool = False) -> None:
-    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
+                  allow_data_loss: bool = False, step_by_step: bool = False) -> None:
+    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect).
+
+    From ``base`` (an empty database) an upgrade starts with the fresh build `upgrade` would run, unless `step_by_step`.
+    """
     from schemashift.planning.offline import ScriptKey, offline_script, safe_key
     from schemashift.planning.safe import make_safe, settings_of
 
@@ -373,11 +381,15 @@ def print_offline(project: Project, history: History, target: str, direction: st
         out(offline_script(plan, recorder, create_version_table=False))
         out("\n".join(record_sql(recorder.version, squashed, all_replaced(old, squashed), dialect.sa_dialect())))
         current = squashed.revision
-    plan = offline(plan_to(history, dialect, current, target, direction))
+    build = None
+    if direction == UP and current is None and not step_by_step:
+        build = plan_fresh(history, dialect, history.resolve(target, current))
+    plan = offline(plan_after(history, dialect, build, current, target, direction))
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
                     safe_key(project.env))
     # `remember`: the script is kept for `schemashift.planning.offline.cached_script`
-    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))
+    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key), fresh=build,
+                       step_by_step=step_by_step))
 
 
 __all__ = [
