@@ -148,8 +148,10 @@ def _step_block(step: Step, version_sql: _VersionSql) -> str:
 def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str]:
     """One statement's lines: in safe mode with its lock-timeout setting first (in a transaction of its own
     when `own_transaction`, where the setting holds for one transaction) and its fallback as a comment."""
-    if statement.sql is None and statement.offline_sql is not None:
-        text = f"-- {statement.operation.describe()}\n{statement.offline_sql.strip()};"
+    if statement.sql is None and statement.offline_sql is not None:  # a check done in Python, as SQL
+        text = statement.offline_sql.strip()
+        text = text if text.startswith("--") else f"-- {statement.operation.describe()}\n{text}"
+        text += "" if text.splitlines()[-1].startswith("--") else ";"
     else:
         text = statement.describe().strip() + ("" if statement.sql is None else ";")
     lines = [text]

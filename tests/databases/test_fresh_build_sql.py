@@ -11,47 +11,17 @@ driver, statement batches as a client sends them, on one empty database;
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from databases.test_fresh_build import _second_db, full_inspection, history_folder, project_on
-from helpers import cli, fetch_rows
+from helpers import cli, fetch_rows, run_script
 from schemashift import api
 
 __all__ = ["history_folder"]  # the module's fixture, shared
 
 ROW = "SELECT revision, parent, checksum, message, state, direction, statements_done FROM schemashift_version"
-
-
-def run_script(url: str, script: str) -> None:
-    """Run `script` as a client would: the whole text, statements separated by ``;``."""
-    address = sa.make_url(url)
-    if address.get_backend_name() == "sqlite":
-        with sqlite3.connect(str(address.database)) as connection:
-            connection.executescript(script)
-        return
-    if address.get_backend_name() == "postgresql":
-        import psycopg
-
-        with psycopg.connect(host=address.host, port=address.port, user=address.username, dbname=address.database,
-                             autocommit=True) as connection:
-            connection.execute(script.encode())  # no parameters: the statements go as one simple query
-        return
-    import pymysql
-    from pymysql.constants import CLIENT
-
-    connection = pymysql.connect(host=address.host, port=address.port or 3306, user=address.username,
-                                 database=address.database, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(script)
-            while cursor.nextset():
-                pass
-    finally:
-        connection.close()
 
 
 def test_sql_script_equals_upgrade(backend: str, fresh_db: str, history_folder: Path, tmp_path: Path,
