@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "fix a database left half-migrated")
     repair.add_argument("action", nargs="?", choices=("continue", "undo"), metavar="ACTION",
                         help="`continue`: run the rest of the partly applied migration once its cause is fixed; "
-                             "`undo`: revert what it ran (asked at a terminal when omitted)")
+                             "`undo`: revert what it ran (asked at a terminal when omitted); after an "
+                             "interrupted fresh build either drops the empty tables it created")
 
     baseline = command("baseline", "write a first migration from an existing database's schema and record it "
                                     "as applied without running it")
