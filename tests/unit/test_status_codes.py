@@ -55,6 +55,7 @@ def test_status_exit_2_for_a_partly_applied_or_edited_migration(tmp_path: Path) 
     partly = cli(directory, "status", check=False)
     assert partly.returncode == 2 and "PARTLY applied" in partly.stdout, partly.stdout
     assert "Pending: 0" not in partly.stdout and "run `schemashift repair`" in partly.stdout
+    assert "after 0 statement(s)" not in partly.stdout and "before any of its statements completed" in partly.stdout
     assert json.loads(cli(directory, "status", "--json", check=False).stdout)["exit_code"] == 2
     execute(url, "UPDATE schemashift_version SET state = 'applied', error = NULL")
     assert cli(directory, "status").returncode == 0
