@@ -544,7 +544,7 @@ class Executor:
                                                started, _ms(clock), "failed", error))
         verb = "upgraded" if step.direction == UP else "downgraded"
         state = (f"the database is PARTLY {verb} ({index} of its statements ran)" if index else
-                 "none of its statements ran (the database is unchanged), and the step is recorded as failed")
+                 "none of its statements completed (the first failed), and the step is recorded as failed")
         raise ExecutionError(
             f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
             f"{_first_line(statement.describe())}: {error}; {state} — fix the cause, then run `schemashift repair`"
