@@ -16,7 +16,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def _commands() -> list[str]:
     parser = cli.build_parser()
-    found = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]  # noqa: SLF001
+    found = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     return sorted(found[0].choices)
 
 
