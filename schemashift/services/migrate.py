@@ -36,6 +36,7 @@ from schemashift.services.project import (
     checked_current,
     current_revision,
     masked_url,
+    not_created,
     partial_problem,
     print_line,
 )
@@ -98,6 +99,10 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         if not sql:
             raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
         print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss,
+                      step_by_step=step_by_step)
+        return None
+    if sql and direction == UP and not_created(project):  # a SQLite file not there yet: printing must not create it
+        print_offline(project, history, target, direction, "base", out, allow_data_loss=allow_data_loss,
                       step_by_step=step_by_step)
         return None
     if sql:

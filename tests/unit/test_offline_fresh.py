@@ -147,3 +147,13 @@ def test_a_long_build_commits_in_parts(tmp_path: Path, capsys: pytest.CaptureFix
     assert parts[0].rstrip().endswith("PRIMARY KEY (id));")  # authors alone
     assert parts[1].startswith("CREATE TABLE books") and "CREATE INDEX ix_books_author" in parts[1]
     assert parts[1].endswith(ROWS + "COMMIT;")
+
+
+def test_sql_for_a_sqlite_file_not_there_yet_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``upgrade --sql`` for a SQLite file not created yet prints the fresh build of an empty database, and leaves
+    no file behind (as `status` and `envs` leave none)."""
+    root = _project(tmp_path / "p")
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    script = _script(root, url, capsys=capsys)
+    assert not (tmp_path / "later.db").exists()
+    assert _fresh_part(script) == EXPECTED["sqlite"]
