@@ -61,7 +61,8 @@ def make_project(root: Path, server: str) -> None:
     (root / "app" / "__init__.py").write_text("")
     (root / "migrations").mkdir()
     (root / "schemashift.toml").write_text(
-        f'models = "app.models:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{server}"\n')
+        f'models = "app.models:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{server}"\n'
+        'statement_timeout = 30\n')  # (lint_clean: PostgreSQL flags a migration run with no statement bound, SS209)
     set_models(root, V1)
     cli(root, "generate", "-m", "users")
     set_models(root, V2)
