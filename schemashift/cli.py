@@ -510,8 +510,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
         _print_lines(history_graph([(row["revision"], row["parent"], row["message"]) for row in rows]))
         return EXIT_OK
-    _emit(args, rows, [_row_text(row) for row in rows])
+    _emit(args, rows, [_row_text(_noted(row)) for row in rows])
     return EXIT_OK
+
+
+def _noted(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row for reading: its ``error`` column is a note (``fresh build …``, ``baseline``) unless it failed."""
+    if "outcome" not in row or row["outcome"] == "failed" or row.get("error") is None:
+        return row
+    return {("note" if key == "error" else key): value for key, value in row.items()}
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

@@ -59,3 +59,15 @@ def test_json_keys_are_the_documented_ones(tmp_path: Path) -> None:
         "backups list": keys("backups", "list"),
     }
     assert found == documented()
+
+
+def test_history_text_calls_a_note_a_note(tmp_path: Path) -> None:
+    """`history --applied` shows the fresh build's note as ``note=``, not ``error=`` (the column holds both)."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = write_project(tmp_path, url, V1)
+    cli(project, "generate", "-m", "authors")
+    set_models(project, V2)
+    cli(project, "generate", "-m", "books")
+    cli(project, "upgrade")
+    text = cli(project, "history", "--applied").stdout
+    assert "note=fresh build from the schema at" in text and "error=" not in text, text
