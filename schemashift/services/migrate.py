@@ -109,6 +109,15 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss,
                   step_by_step=step_by_step)
         return None
+    if dry_run and not_created(project):  # a SQLite file not there yet: plan for the empty database it would be
+        engine = sa.create_engine("sqlite://")
+        try:
+            with engine.connect() as connection:
+                _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss,
+                            step_by_step=step_by_step)
+        finally:
+            engine.dispose()
+        return None
     with project.connect() as connection:
         if dry_run:
             _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss,

@@ -157,3 +157,13 @@ def test_sql_for_a_sqlite_file_not_there_yet_creates_nothing(tmp_path: Path, cap
     script = _script(root, url, capsys=capsys)
     assert not (tmp_path / "later.db").exists()
     assert _fresh_part(script) == EXPECTED["sqlite"]
+
+
+def test_dry_run_for_a_sqlite_file_not_there_yet_creates_nothing(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path / "p")
+    capsys.readouterr()
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    assert cli.main(["--config", str(root / "schemashift.toml"), "upgrade", "--dry-run", "--url", url]) == 0
+    assert capsys.readouterr().out.startswith("Fresh build on sqlite: base -> c3 (3 migrations")
+    assert not (tmp_path / "later.db").exists()
