@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "fix a database left half-migrated")
     repair.add_argument("action", nargs="?", choices=("continue", "undo"), metavar="ACTION",
                         help="`continue`: run the rest of the partly applied migration once its cause is fixed; "
-                             "`undo`: revert what it ran (asked at a terminal when omitted)")
+                             "`undo`: revert what it ran (asked at a terminal when omitted); after an "
+                             "interrupted fresh build either drops the empty tables it created")
 
     baseline = command("baseline", "write a first migration from an existing database's schema and record it "
                                     "as applied without running it")
@@ -510,8 +511,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
         _print_lines(history_graph([(row["revision"], row["parent"], row["message"]) for row in rows]))
         return EXIT_OK
-    _emit(args, rows, [_row_text(row) for row in rows])
+    _emit(args, rows, [_row_text(_noted(row)) for row in rows])
     return EXIT_OK
+
+
+def _noted(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row for reading: its ``error`` column is a note (``fresh build …``, ``baseline``) unless it failed."""
+    if "outcome" not in row or row["outcome"] == "failed" or row.get("error") is None:
+        return row
+    return {("note" if key == "error" else key): value for key, value in row.items()}
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

@@ -19,8 +19,9 @@ runs every migration step by step, since running them is what it checks.
 Built-in checks run with ``--schemashift-checks`` (or ``schemashift_checks = true`` in the ini
 file), each collected as one test item ``schemashift::<check>``: a linear history, upgrade from
 base, models match the migrations, the stairway (every revision up, down and up again, the live
-schema equal to the replayed one after each move) and a downgrade to base that leaves none of
-the application's tables. A failure reports what differs and names the revision.
+schema equal to the replayed one after each move), a downgrade to base that leaves none of
+the application's tables, and `lint --all` clean (every finding allowed in its migration). A
+failure reports what differs and names the revision.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
     from schemashift.config import Config
     from schemashift.services.stepping import Stepper
 
-CHECK_NAMES = ("single_head", "upgrade_from_base", "models_match_migrations", "stairway", "downgrade_leaves_no_trace")
+CHECK_NAMES = ("single_head", "upgrade_from_base", "models_match_migrations", "stairway", "downgrade_leaves_no_trace",
+               "lint_clean")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -354,10 +356,20 @@ def check_downgrade_leaves_no_trace(project: Project) -> None:
         raise CheckFailed(f"after downgrade to base the database still has:\n{remaining}")
 
 
+def check_lint_clean(project: Project) -> None:
+    """`schemashift lint --all` finds nothing that is not allowed (``lint_allow`` in the migration)."""
+    from schemashift import api
+
+    findings = [finding for finding in api.lint(project, every=True) if finding.allowed is None]
+    if findings:
+        raise CheckFailed("\n".join(f"  - {finding.line()}" for finding in findings))
+
+
 CHECKS: dict[str, Callable[[Project], None]] = {
     "single_head": check_single_head,
     "upgrade_from_base": check_upgrade_from_base,
     "models_match_migrations": check_models_match_migrations,
     "stairway": check_stairway,
     "downgrade_leaves_no_trace": check_downgrade_leaves_no_trace,
+    "lint_clean": check_lint_clean,
 }

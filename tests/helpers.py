@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -163,3 +164,31 @@ def run_in_pty(directory: Path, args: list[str], *, env: dict[str, str] | None =
         os.close(master)
         if process.poll() is None:
             process.kill()
+
+
+def run_script(url: str, script: str) -> None:
+    """Run `script` as a client would: the whole text, statements separated by ``;``."""
+    address = sa.make_url(url)
+    if address.get_backend_name() == "sqlite":
+        with sqlite3.connect(str(address.database)) as connection:
+            connection.executescript(script)
+        return
+    if address.get_backend_name() == "postgresql":
+        import psycopg
+
+        with psycopg.connect(host=address.host, port=address.port, user=address.username, dbname=address.database,
+                             autocommit=True) as connection:
+            connection.execute(script.encode())  # no parameters: the statements go as one simple query
+        return
+    import pymysql
+    from pymysql.constants import CLIENT
+
+    connection = pymysql.connect(host=address.host, port=address.port or 3306, user=address.username,
+                                 database=address.database, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(script)
+            while cursor.nextset():
+                pass
+    finally:
+        connection.close()

@@ -1,13 +1,14 @@
 """The schemashift demo: one project, models in three versions, end to end on SQLite.
 
-Run it with `make demo`. It works in ./demo-run (recreated each time) and shows
-every command it runs with its real output.
+Run it with `make demo`. It works in ./demo-run (recreated each time; $SCHEMASHIFT_DEMO_DIR
+elsewhere) and shows every command it runs with its real output, as a line to copy and paste.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE.parent.parent / "demo-run"
+WORK = Path(os.environ.get("SCHEMASHIFT_DEMO_DIR") or HERE.parent.parent / "demo-run")
 
 
 def say(text: str) -> None:

@@ -10,7 +10,7 @@ refuses to start rather than serve against a schema it does not expect.
 Run it (``schemashift.toml``, the models and ``migrations/`` next to this file,
 as ``schemashift init`` writes them)::
 
-    pip install fastapi uvicorn 'schemashift[postgresql]'
+    pip install fastapi uvicorn '/path/to/schemashift[postgresql]'   # a clone: not on PyPI yet
     DATABASE_URL=postgresql+psycopg://app@db.internal/app uvicorn fastapi_app:app --workers 4
 """
 

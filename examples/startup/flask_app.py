@@ -10,7 +10,7 @@ migration, the lock wait timing out) stops the start-up with a one-line message.
 Run it (``schemashift.toml``, the models and ``migrations/`` next to this file,
 as ``schemashift init`` writes them)::
 
-    pip install flask gunicorn 'schemashift[mysql]'
+    pip install flask gunicorn '/path/to/schemashift[mysql]'   # a clone: not on PyPI yet
     DATABASE_URL=mysql+pymysql://app@db.internal/app gunicorn -w 8 'flask_app:create_app()'
 """
 

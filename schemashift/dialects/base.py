@@ -277,6 +277,13 @@ class Dialect(ObjectDDL):
         """
         return None
 
+    def drop_if_empty_sql(self, table: str, schema: str | None) -> str | None:
+        """SQL that drops `table` when it holds no row; None where plain SQL cannot drop on a condition (here).
+
+        An offline script runs it after keeping data in a backup table (online, the executor checks in Python).
+        """
+        return None
+
     def lock_timeout_sql(self, seconds: float, *, in_transaction: bool = True) -> tuple[str, str | None] | None:
         """The statement bounding how long the next statement (run in a transaction or not) waits for a lock,
         and the one putting the bound back after it (None: not needed); None: the database has no such bound."""

@@ -432,6 +432,17 @@ class _Sql:
             self.text(record),
         ]
 
+    def drop_if_empty(self, name: str, schema: str | None) -> str:
+        """An offline script's form of `_DropIfEmpty`: the backup dropped and forgotten when it holds no row, in SQL;
+        where SQL cannot drop on a condition, a comment saying the backup stays."""
+        drop = self.dialect.drop_if_empty_sql(name, schema)
+        if drop is None:
+            return (f"-- {name} stays even when it holds no row ({self.dialect.name} cannot drop a table on a "
+                    "condition in SQL; schemashift, running this step itself, drops an empty one)")
+        registry = self.registry.c
+        forget = self.text(self.registry.delete().where(registry.backup_table == name, registry.row_count == 0))
+        return f"-- drop {name} again if it holds no row (nothing was kept)\n{drop};\n{forget}"
+
     def forget(self, names: tuple[str, ...]) -> str:
         return self.text(self.registry.delete().where(self.registry.c.backup_table.in_(names)))
 
@@ -633,7 +644,8 @@ class _StepBuilder:
         statements += self.sql.keep(kept, name, self.step.migration.revision, self.step.direction)
         keep = KeepData(name, kept.what, operation.describe())
         self.add(keep, statements)
-        self.statements.append(Statement(keep, python=_DropIfEmpty(self.sql, name, kept.table.schema)))
+        self.statements.append(Statement(keep, python=_DropIfEmpty(self.sql, name, kept.table.schema),
+                                         offline_sql=self.sql.drop_if_empty(name, kept.table.schema)))
 
     def _not_kept(self, operation: Operation, what: str, reason: str) -> None:
         if not self.context.allow_data_loss and self.context.refuse:

@@ -30,7 +30,7 @@ from schemashift.autodetect.differ import diff
 from schemashift.history import cache
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation, is_extension
-from schemashift.planning.plan import Statement, compile_operations
+from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: A fresh build is worth it from this many migrations on (one migration is its own fresh build).
 MINIMUM = 2
+#: Statements per transaction of a script's build, at most (PostgreSQL holds a lock per created object until the
+#: commit, in a fixed number of slots); as `schemashift.runtime.fresh.CHUNK` cuts a running build.
+TRANSACTION_SIZE = 600
 
 
 @dataclass
@@ -64,6 +67,15 @@ class FreshBuild:
                f"from the schema at {self.target}, in {len(self.statements)} statement(s)"]
         out.extend(f"    - {operation.describe()}" for operation in self.operations)
         return out
+
+    def transactions(self) -> list[list[Statement]]:
+        """The statements in groups of about `TRANSACTION_SIZE`, never splitting one operation's (``--sql``)."""
+        groups: list[list[Statement]] = [[]]
+        for mine in group_by_operation(self.operations, self.statements):
+            if groups[-1] and len(groups[-1]) + len(mine) > TRANSACTION_SIZE:
+                groups.append([])
+            groups[-1].extend(mine)
+        return groups
 
 
 def buildable(operation: Operation) -> bool:
@@ -104,4 +116,4 @@ def _in_transaction(dialect: Dialect, statement: Statement) -> bool:
     return (statement.sql is None or dialect.runs_in_transaction(statement.sql)) and not statement.own_transaction
 
 
-__all__ = ["MINIMUM", "FreshBuild", "buildable", "fresh_prefix", "plan_fresh"]
+__all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "buildable", "fresh_prefix", "plan_fresh"]

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from schemashift.config import EnvConfig
     from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
+    from schemashift.planning.fresh import FreshBuild
     from schemashift.planning.plan import Plan, Statement, Step
     from schemashift.runtime.versions import Recorder
 
@@ -92,11 +94,14 @@ class _VersionSql:
 
     def sql(self, step: Step) -> str:
         """The statement that records `step` in the version table."""
-        migration = step.migration
+        return self.row(step.migration, step.direction, len(step.statements))
+
+    def row(self, migration: Migration, direction: str, statements_done: int) -> str:
+        """The statement that records `migration` run in `direction` (the version row of an upgrade)."""
         values = {"revision": migration.revision, "parent": migration.parent, "checksum": migration.checksum,
-                  "message": migration.message[:255], "statements_done": len(step.statements)}
+                  "message": migration.message[:255], "statements_done": statements_done}
         return "".join(part if isinstance(part, str) else self._render(part[0], values[part[0]])
-                       for part in self._template(step.direction))
+                       for part in self._template(direction))
 
 
 def safe_key(env: EnvConfig) -> str:
@@ -143,8 +148,10 @@ def _step_block(step: Step, version_sql: _VersionSql) -> str:
 def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str]:
     """One statement's lines: in safe mode with its lock-timeout setting first (in a transaction of its own
     when `own_transaction`, where the setting holds for one transaction) and its fallback as a comment."""
-    if statement.sql is None and statement.offline_sql is not None:
-        text = f"-- {statement.operation.describe()}\n{statement.offline_sql.strip()};"
+    if statement.sql is None and statement.offline_sql is not None:  # a check done in Python, as SQL
+        text = statement.offline_sql.strip()
+        text = text if text.startswith("--") else f"-- {statement.operation.describe()}\n{text}"
+        text += "" if text.splitlines()[-1].startswith("--") else ";"
     else:
         text = statement.describe().strip() + ("" if statement.sql is None else ";")
     lines = [text]
@@ -159,27 +166,54 @@ def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str
     return lines
 
 
+def _fresh_block(build: FreshBuild, version_sql: _VersionSql) -> str:
+    """The lines of a fresh build (`schemashift.planning.fresh`), starting with an empty one, joined: its statements
+    and the version row of every migration it stands for, in transactions where DDL is transactional (the rows
+    with the last), as `upgrade` runs it."""
+    from schemashift.planning.plan import UP
+
+    first, last = build.migrations[0], build.migrations[-1]
+    lines = ["", f"-- fresh build: {len(build.migrations)} migrations ({first.path.stem} .. {last.path.stem}) "
+                 f"as one, from the schema at {build.target}"]
+    rows = [version_sql.row(migration, UP, 0) + ";" for migration in build.migrations]
+    groups = build.transactions()
+    for number, group in enumerate(groups):
+        body = [line for statement in group for line in _statement_lines(statement, own_transaction=False)]
+        body += rows if number == len(groups) - 1 else []
+        lines += ["BEGIN;", *body, "COMMIT;"] if build.dialect.transactional_ddl else body
+    return "\n".join(lines)
+
+
 def offline_script(plan: Plan, recorder: Recorder, *, create_version_table: bool | None = None,
-                   remember: tuple[History, ScriptKey] | None = None) -> str:
+                   remember: tuple[History, ScriptKey] | None = None, fresh: FreshBuild | None = None,
+                   step_by_step: bool = False) -> str:
     """The SQL of `plan`, one statement per line group, each ended by ``;``.
 
-    With `remember` (the plan's history and the settings that shaped it), the
-    blocks of an upgrade are saved for `cached_script`.
+    With `fresh`, the fresh build that takes an empty database to where `plan`
+    starts comes first. With `remember` (the plan's history and the settings
+    that shaped it), the blocks of an upgrade are saved for `cached_script`,
+    and for an upgrade from base without `step_by_step` how it starts (a fresh build or not).
     """
     from sqlalchemy.schema import CreateTable
 
+    from schemashift.planning.plan import UP
+
     dialect = plan.dialect.sa_dialect()
-    header = _header(plan.direction, plan.start, plan.target, plan.dialect.name)
-    if plan.empty:
+    start, target = (None, plan.target if not plan.empty else fresh.target) if fresh else (plan.start, plan.target)
+    header = _header(plan.direction, start, target, plan.dialect.name)
+    if plan.empty and fresh is None:
         return f"{header}\n-- nothing to do"
     if create_version_table is None:
         create_version_table = not recorder.exists()
     creates = [_compiled(CreateTable(table), dialect) + ";" for table in (recorder.version, recorder.history)]
     version_sql = _VersionSql(recorder, dialect)
+    built = [_fresh_block(fresh, version_sql)] if fresh is not None else []
     blocks = [_step_block(step, version_sql) for step in plan.steps]
     if remember is not None:
         _remember(plan, blocks, "\n".join(creates), *remember)
-    return "\n".join([header, *(creates if create_version_table else ()), *blocks])
+        if start is None and plan.direction == UP and not step_by_step:
+            _remember_fresh(remember[0], remember[1], target, fresh, built)
+    return "\n".join([header, *(creates if create_version_table else ()), *built, *blocks])
 
 
 # -- the cache of compiled scripts -------------------------------------------------
@@ -209,7 +243,43 @@ def _remember(plan: Plan, blocks: list[str], creates: str, history: History, key
     for step, block in zip(plan.steps, blocks, strict=True):
         if not any(isinstance(operation, KeepData) for operation in step.operations):
             steps[keys[history.index(step.migration.revision)]] = [step.migration.path.name, block]
-    cache.store_compiled(path, {"dialect": plan.dialect.name, "creates": creates, "steps": steps})
+    builds = data.get("fresh") if data.get("dialect") == plan.dialect.name else None  # see `_remember_fresh`
+    cache.store_compiled(path, {"dialect": plan.dialect.name, "creates": creates, "steps": steps,
+                                **({"fresh": builds} if isinstance(builds, dict) else {})})
+
+
+def _remember_fresh(history: History, key: ScriptKey, target: str | None, build: FreshBuild | None,
+                    block: list[str]) -> None:
+    """Save how an upgrade from base to `target` starts: the fresh `build`'s block, or none (the steps' blocks)."""
+    directory = history.cache_dir
+    if directory is None or target is None:
+        return
+    path = _pack_path(directory, key)
+    data = cache.load_compiled(path)
+    if data is None:
+        return
+    keys = cache.chain_keys(history)
+    wanted = set(keys)
+    old = data.get("fresh")
+    builds = {k: v for k, v in old.items() if k in wanted} if isinstance(old, dict) else {}
+    names = [build.migrations[0].path.name, build.migrations[-1].path.name] if build is not None else []
+    builds[keys[history.index(target)]] = [build.target, block[0], *names] if build is not None else [None]
+    cache.store_compiled(path, {**data, "fresh": builds})
+
+
+def _cached_fresh(data: dict[str, Any], keys: list[str], entries: list[Any], revisions: dict[str, int],
+                  target: int) -> tuple[int, list[str]] | None:
+    """Where the steps of a cached upgrade from base start (-1: base) and the fresh build's block before them."""
+    builds = data.get("fresh")
+    found = builds.get(keys[target]) if isinstance(builds, dict) else None
+    if not isinstance(found, list) or not found:
+        return None
+    if found[0] is None:
+        return -1, []
+    end = revisions.get(found[0]) if isinstance(found[0], str) else None
+    if len(found) != 4 or end is None or [found[2], found[3]] != [entries[0].name, entries[end].name]:
+        return None
+    return end, [found[1]]
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\+[A-Za-z0-9_.]*)?://")
@@ -248,6 +318,7 @@ def _cached_script(args: Any) -> str | None:
     if start is None or target is None or start >= target:
         return None
     allow = bool(getattr(args, "allow_data_loss", False)) or env.allow_data_loss
+    stepped = bool(getattr(args, "step_by_step", False)) or env.step_by_step
     key = ScriptKey(scheme.group(1), env.version_table, env.schema, env.keep_data, allow, safe_key(env))
     data = cache.load_compiled(_pack_path(cache.folder_cache(config.root, config.migrations_dir), key))
     if data is None:
@@ -257,7 +328,13 @@ def _cached_script(args: Any) -> str | None:
         return None
     keys = cache.chain_keys_of((entry.revision, entry.parent, entry.checksum) for entry in entries[: target + 1])
     blocks: list[str] = []
-    for position in range(start + 1, target + 1):
+    steps_from = start
+    if start < 0 and not stepped:  # a fresh build first, as `upgrade` would run it
+        fresh = _cached_fresh(data, keys, entries, revisions, target)
+        if fresh is None:
+            return None
+        steps_from, blocks = fresh
+    for position in range(steps_from + 1, target + 1):
         found = steps.get(keys[position])
         if not (isinstance(found, list) and len(found) == 2 and found[0] == entries[position].name):
             return None

@@ -543,11 +543,12 @@ class Executor:
                                                   running_statement=None, error=error))
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
                                                started, _ms(clock), "failed", error))
+        verb = "upgraded" if step.direction == UP else "downgraded"
+        state = (f"the database is PARTLY {verb} ({index} of its statements ran)" if index else
+                 "none of its statements completed (the first failed), and the step is recorded as failed")
         raise ExecutionError(
             f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
-            f"{_first_line(statement.describe())}: {error}; the database is PARTLY "
-            f"{'upgraded' if step.direction == UP else 'downgraded'} ({index} statements ran) "
-            f"— fix the cause, then run `schemashift repair`"
+            f"{_first_line(statement.describe())}: {error}; {state} — fix the cause, then run `schemashift repair`"
         ) from None
 
     # -- repair ------------------------------------------------------------

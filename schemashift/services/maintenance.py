@@ -18,6 +18,7 @@ from schemashift.errors import SchemashiftError
 from schemashift.planning import backups
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
+from schemashift.services.migrate import filled_tables, interrupted_build, interrupted_problem
 from schemashift.services.project import (
     Output,
     Project,
@@ -82,6 +83,10 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
             partial = [row for row in recorder.applied().values() if not row.complete]
+            interrupted = None if partial else interrupted_build(recorder)
+            if interrupted is not None:
+                take_back_build(project, connection, recorder, interrupted, out)
+                return
             if not partial:
                 out("Nothing to repair: no migration is partly applied.")
                 return
@@ -95,6 +100,45 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
             run_repair(project, connection, executor, row, action, out)
             current = current_revision(recorder.applied(), history)
             out(f"Repaired: the database is at {current or 'base'}.")
+
+
+def take_back_build(project: Project, connection: sa.Connection, recorder: Recorder, row: dict[str, object],
+                    out: Output) -> None:
+    """Drop what an interrupted fresh build (its history `row`) created, when none of its tables holds a row."""
+    from schemashift.planning.fresh import plan_fresh
+    from schemashift.runtime.fresh import undo
+
+    target = str(row["revision"])
+    build = plan_fresh(project.history(), dialect_of(connection), target)
+    if build is None:
+        raise SchemashiftError(f"the interrupted fresh build to {target} cannot be planned again (the migrations "
+                               "changed?): drop its tables by hand, then run `schemashift upgrade`")
+    present = _tables_of(connection, sorted(build.after.tables))
+    out(interrupted_problem(connection, row, present).split(";")[0] + ".")
+    filled = filled_tables(connection, present)
+    if filled:
+        raise SchemashiftError(f"not repaired: {', '.join(filled)} hold rows, written since the build stopped; "
+                               "schemashift drops only empty tables: move those rows away first")
+    left = undo(connection, build, build.operations)
+    with connection.begin():
+        recorder.log(target, "up", None, str(row["message"] or ""), now(), 0, "undone",
+                     f"interrupted fresh build taken back by repair ({len(present) - len(left)} table(s) dropped)")
+    if left:
+        raise SchemashiftError(f"could not drop {', '.join(left)}: drop them by hand, then run `schemashift upgrade`")
+    out(f"Repaired: dropped the {len(present)} empty table(s) of the interrupted build; the database is empty again "
+        "(at base): `schemashift upgrade` builds it.")
+
+
+def _tables_of(connection: sa.Connection, keys: list[str]) -> list[str]:
+    """The tables of `keys` the database holds."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    present = [key for key in keys
+               if inspector.has_table(key.rpartition(".")[2], schema=key.rpartition(".")[0] or None)]
+    if connection.in_transaction():
+        connection.commit()
+    return present
 
 
 def rebase(project: Project, *, out: Output = print_line) -> None:

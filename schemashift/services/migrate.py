@@ -13,6 +13,7 @@ before the first statement (`unmanaged_problem`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -35,6 +36,7 @@ from schemashift.services.project import (
     checked_current,
     current_revision,
     masked_url,
+    not_created,
     partial_problem,
     print_line,
 )
@@ -96,10 +98,25 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
     if from_revision is not None:
         if not sql:
             raise SchemashiftError("--from REV goes with --sql (offline SQL for a database at REV)")
-        print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss)
+        print_offline(project, history, target, direction, from_revision, out, allow_data_loss=allow_data_loss,
+                      step_by_step=step_by_step)
+        return None
+    if sql and direction == UP and not_created(project):  # a SQLite file not there yet: printing must not create it
+        print_offline(project, history, target, direction, "base", out, allow_data_loss=allow_data_loss,
+                      step_by_step=step_by_step)
         return None
     if sql:
-        print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss)
+        print_sql(project, history, target, direction, out, allow_data_loss=allow_data_loss,
+                  step_by_step=step_by_step)
+        return None
+    if dry_run and not_created(project):  # a SQLite file not there yet: plan for the empty database it would be
+        engine = sa.create_engine("sqlite://")
+        try:
+            with engine.connect() as connection:
+                _print_plan(project, connection, history, target, direction, out, allow_data_loss=allow_data_loss,
+                            step_by_step=step_by_step)
+        finally:
+            engine.dispose()
         return None
     with project.connect() as connection:
         if dry_run:
@@ -263,7 +280,81 @@ def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, 
     from schemashift.runtime.fresh import run_fresh
     from schemashift.support.progress import Reporter
 
+    marked = _mark_started(recorder, build)
     run_fresh(connection, recorder, build, reporter or Reporter(out), connect=project.connect)
+    if marked:
+        _unmark(recorder)
+
+
+# -- interrupted fresh builds ----------------------------------------------------
+
+#: The outcome of the history row written before a fresh build that commits in parts (`_mark_started`).
+STARTED = "started"
+#: Its note (history ``error`` column); the build's own rows, or `repair`'s, follow it.
+STARTED_NOTE = "fresh build started"
+
+
+def _mark_started(recorder: Recorder, build: FreshBuild) -> bool:
+    """Record that `build` starts, where it commits in parts (DDL that commits itself, or several transactions):
+    a process killed in the middle leaves tables and no version row, and this row tells `upgrade` and `repair` why.
+
+    False when the build is all or nothing (no row written).
+    """
+    if build.dialect.transactional_ddl and len(build.transactions()) == 1:
+        return False
+    connection = recorder.connection
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        recorder.log(build.target, "up", None, build.migrations[-1].message, now(), 0, STARTED,
+                     f"{STARTED_NOTE}: {len(build.migrations)} migrations, base -> {build.target}")
+    return True
+
+
+def _unmark(recorder: Recorder) -> None:
+    """Remove the row of `_mark_started` once the build recorded its revisions (its own rows tell the rest)."""
+    history, connection = recorder.history, recorder.connection
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():  # the newest such row (an earlier one tells of an earlier interrupted build)
+        mine = connection.execute(sa.select(sa.func.max(history.c.id)).where(history.c.outcome == STARTED)).scalar()
+        connection.execute(history.delete().where(history.c.id == mine))
+
+
+def interrupted_build(recorder: Recorder) -> dict[str, object] | None:
+    """The history row of a fresh build that started and never finished (no version row since), or None."""
+    if not recorder.exists() or recorder.applied():
+        return None
+    rows = recorder.history_rows()
+    last = rows[-1] if rows else None
+    if last is None or last["outcome"] != STARTED or not str(last["error"] or "").startswith(STARTED_NOTE):
+        return None
+    return last
+
+
+def filled_tables(connection: sa.Connection, keys: list[str]) -> list[str]:
+    """The tables of `keys` (``schema.name`` or ``name``) that hold a row."""
+    filled = []
+    for key in keys:
+        schema, _, name = key.rpartition(".")
+        if connection.execute(sa.select(sa.literal(1)).select_from(sa.table(name, schema=schema or None)).limit(1)
+                              ).first() is not None:
+            filled.append(key)
+    if connection.in_transaction():
+        connection.commit()
+    return filled
+
+
+def interrupted_problem(connection: sa.Connection, row: dict[str, object], tables: list[str]) -> str:
+    """What an interrupted fresh build (history `row`) left, `tables` of it being there, and what to do."""
+    shown = ", ".join(tables[:4]) + (f" and {len(tables) - 4} more" if len(tables) > 4 else "")
+    filled = filled_tables(connection, tables)
+    state = "are empty" if not filled else f"hold rows in {', '.join(filled[:4])}"
+    started = row["started_at"]
+    when = started.strftime("%Y-%m-%d %H:%M:%S") if isinstance(started, datetime) else str(started)
+    return (f"a fresh build to {row['revision']} was interrupted (started {when} by {row['user_name']}@{row['host']}): "
+            f"the {len(tables)} table(s) it created so far ({shown}) {state} and no revision is recorded; "
+            "`schemashift repair` drops them (empty tables only), then `schemashift upgrade` builds the database again")
 
 
 # -- databases schemashift never migrated --------------------------------------
@@ -294,6 +385,9 @@ def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set
     clashes = sorted(key for key in live if key in wanted)
     if not clashes:
         return None
+    interrupted = interrupted_build(recorder)
+    if interrupted is not None:
+        return interrupted_problem(connection, interrupted, clashes)
     alembic = "alembic_version" in live and "alembic_version" not in wanted
     tables = [key for key in live if not (alembic and key == "alembic_version")]
     named = clashes + sorted(set(tables) - set(clashes))
@@ -336,22 +430,28 @@ def refuse_unmanaged(connection: sa.Connection, recorder: Recorder, plan: Plan) 
 
 
 def print_sql(project: Project, history: History, target: str, direction: str, out: Output, *,
-              allow_data_loss: bool = False) -> None:
-    """``--sql``: the script that moves the database from where it is to `target`."""
+              allow_data_loss: bool = False, step_by_step: bool = False) -> None:
+    """``--sql``: the script that moves the database from where it is to `target` (an empty database: with the
+    fresh build `upgrade` would run, unless `step_by_step`)."""
     from schemashift.planning.offline import offline_script
 
     with project.connect() as connection:
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         current = checked_current(recorder, history)
-        plan = plan_to(history, dialect, current, target, direction)
+        build = None if step_by_step else fresh_build(connection, recorder, history, dialect, current, target,
+                                                      direction)
+        plan = plan_after(history, dialect, build, current, target, direction)
         plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
-        out(offline_script(plan, recorder))
+        out(offline_script(plan, recorder, fresh=build))
 
 
 def print_offline(project: Project, history: History, target: str, direction: str, start: str, out: Output, *,
-                  allow_data_loss: bool = False) -> None:
-    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect)."""
+                  allow_data_loss: bool = False, step_by_step: bool = False) -> None:
+    """`--sql --from REV`: the script for a database at `start`, with no connection (the URL names the dialect).
+
+    From ``base`` (an empty database) an upgrade starts with the fresh build `upgrade` would run, unless `step_by_step`.
+    """
     from schemashift.planning.offline import ScriptKey, offline_script, safe_key
     from schemashift.planning.safe import make_safe, settings_of
 
@@ -373,14 +473,19 @@ def print_offline(project: Project, history: History, target: str, direction: st
         out(offline_script(plan, recorder, create_version_table=False))
         out("\n".join(record_sql(recorder.version, squashed, all_replaced(old, squashed), dialect.sa_dialect())))
         current = squashed.revision
-    plan = offline(plan_to(history, dialect, current, target, direction))
+    build = None
+    if direction == UP and current is None and not step_by_step:
+        build = plan_fresh(history, dialect, history.resolve(target, current))
+    plan = offline(plan_after(history, dialect, build, current, target, direction))
     key = ScriptKey(backend, project.env.version_table, project.env.schema, project.env.keep_data, allow,
                     safe_key(project.env))
     # `remember`: the script is kept for `schemashift.planning.offline.cached_script`
-    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key)))
+    out(offline_script(plan, recorder, create_version_table=current is None, remember=(history, key), fresh=build,
+                       step_by_step=step_by_step))
 
 
 __all__ = [
-    "created_tables", "downgrade", "fresh_build", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
+    "STARTED", "STARTED_NOTE", "created_tables", "downgrade", "filled_tables", "fresh_build", "interrupted_build",
+    "interrupted_problem", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
     "refuse_unmanaged", "unmanaged_problem", "upgrade",
 ]

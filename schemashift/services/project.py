@@ -267,10 +267,9 @@ def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
             statement = row.failed_statement.strip().splitlines()[0][:100] if row.failed_statement else ""
             detail = f" at: {statement}: {row.error}" if row.failed_statement else ""
             partly = "applied" if row.direction == UP else "reverted"
-            return (
-                f"revision {row.revision} ({row.message!r}) is PARTLY {partly}: "
-                f"the run {how} after {row.statements_done} statement(s){detail}; run `schemashift repair`"
-            )
+            ran = (f"the run {how} after {row.statements_done} statement(s){detail}" if row.statements_done else
+                   f"the run {how} before any of its statements completed{detail}")
+            return f"revision {row.revision} ({row.message!r}) is PARTLY {partly}: {ran}; run `schemashift repair`"
     return None
 
 

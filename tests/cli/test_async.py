@@ -128,3 +128,28 @@ def test_upgrade_async_with_tenants(tmp_path: Path) -> None:
             assert scalar(db_url, f"SELECT count(*) FROM {tenant}.schemashift_version") == 1
     finally:
         drop_database("postgresql", name)
+
+
+def test_the_other_database_commands_with_an_async_url(fresh_db: str, backend: str, tmp_path: Path) -> None:
+    """envs, lint, erd --live, backups list, repair, stamp, test-migrations and --json reports on an async URL."""
+    pytest.importorskip({"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql"}[backend])
+    directory = write_project(tmp_path, async_url(fresh_db, backend), V1)
+    cli(directory, "generate", "-m", "create item")
+    set_models(directory, V2)
+    cli(directory, "generate", "-m", "tags")
+    cli(directory, "test-migrations")  # the stairway, on the empty database
+    cli(directory, "upgrade")
+    assert '"reachable": true' in cli(directory, "envs", "--json").stdout
+    assert '"exit_code": 0' in cli(directory, "status", "--json").stdout
+    assert "erDiagram" in cli(directory, "erd", "--live").stdout
+    cli(directory, "lint", "--all", check=False)
+    assert cli(directory, "backups", "list", "--json").stdout.strip() == "[]"
+    assert "Nothing to repair" in cli(directory, "repair").stdout
+    cli(directory, "downgrade", "base")
+    first = cli(directory, "history", "--json").stdout.split('"revision": "')[1].split('"')[0]
+    cli(directory, "upgrade", first)
+    cli(directory, "downgrade", "base")
+    refused = cli(directory, "stamp", first, check=False)  # the tables are not there: stamp refuses
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    cli(directory, "upgrade")
+    assert cli(directory, "check").returncode == 0 and cli(directory, "status").returncode == 0

@@ -61,7 +61,8 @@ def make_project(root: Path, server: str) -> None:
     (root / "app" / "__init__.py").write_text("")
     (root / "migrations").mkdir()
     (root / "schemashift.toml").write_text(
-        f'models = "app.models:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{server}"\n')
+        f'models = "app.models:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{server}"\n'
+        'statement_timeout = 30\n')  # (lint_clean: PostgreSQL flags a migration run with no statement bound, SS209)
     set_models(root, V1)
     cli(root, "generate", "-m", "users")
     set_models(root, V2)
@@ -79,8 +80,9 @@ def test_fixtures_and_checks(pytester: pytest.Pytester, backend: str) -> None:
     make_project(pytester.path, server_for(backend, pytester.path))
     pytester.makepyfile(test_data=DATA_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemashift-checks", "-v")
-    result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["*schemashift::stairway PASSED*", "*schemashift::downgrade_leaves_no_trace PASSED*"])
+    result.assert_outcomes(passed=9)
+    result.stdout.fnmatch_lines(["*schemashift::stairway PASSED*", "*schemashift::downgrade_leaves_no_trace PASSED*",
+                                 "*schemashift::lint_clean PASSED*"])
     assert_no_scratch_databases_left(backend)
 
 
@@ -90,7 +92,7 @@ def test_a_failing_check_names_the_revision(pytester: pytest.Pytester) -> None:
     path.write_text(path.read_text().replace("operations = [", 'operations = [ExecuteSQL("CREATE TABLE stray (id INTEGER)", reverse=""),', 1))
     cli(pytester.path, "manifest")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemashift-checks")
-    result.assert_outcomes(passed=3, failed=2)
+    result.assert_outcomes(passed=4, failed=2)  # lint_clean passes: raw SQL is not judged
     result.stdout.fnmatch_lines(["*schemashift check stairway failed:*", "*0002_shout.py*", "*stray*"])
 
 
@@ -100,6 +102,15 @@ def test_models_out_of_date_fail_their_check(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemashift-checks", "-k", "models_match")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*models_match_migrations failed*", "*age*"])
+
+
+def test_a_lint_finding_fails_its_check(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, server_for("sqlite", pytester.path))
+    set_models(pytester.path, V1)
+    cli(pytester.path, "generate", "-m", "drop shout")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--schemashift-checks", "-k", "lint_clean")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*schemashift check lint_clean failed:*", "*SS102*0004_drop_shout.py*"])
 
 
 def assert_no_scratch_databases_left(backend: str) -> None:

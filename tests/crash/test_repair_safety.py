@@ -168,7 +168,7 @@ def test_mariadb_1071_after_create_table_is_undoable_and_continuable(fresh_db: s
         "doc", (_id(), Column("a", text), Column("b", text)), primary_key=PrimaryKey(("id",)),
         indexes=(Index("ix_doc_ab", ("a", "b")),))))
     failed = cli(directory, "upgrade", check=False)
-    assert failed.returncode == 2 and "1071" in failed.stderr and "1 statements ran" in failed.stderr, failed.stderr
+    assert failed.returncode == 2 and "1071" in failed.stderr and "(1 of its statements ran)" in failed.stderr, failed.stderr
 
     undone = cli(directory, "repair", "undo")
     assert "drop table doc" in undone.stdout, undone.stdout
@@ -425,3 +425,22 @@ def test_undo_of_a_failed_upgrade_puts_a_dropped_column_back(fresh_db: str, tmp_
     cli(directory, "repair", "undo")
     assert _current(directory) == first
     assert fetch_rows(url, "SELECT id, v FROM t ORDER BY id") == [(1, 10), (2, None)]
+
+
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+def test_a_failure_at_the_first_statement_says_nothing_ran(fresh_db: str, tmp_path: Path) -> None:
+    """The first statement of a step fails where DDL commits itself: the error says none of its statements completed
+    (not "PARTLY upgraded (0 statements ran)"); once the cause is gone `repair continue` runs the step."""
+    directory = write_project(tmp_path, fresh_db, EMPTY_MODELS)
+    _migrate(directory, "a", CreateTable(Table("a", (_id(),), primary_key=PrimaryKey(("id",)))))
+    cli(directory, "upgrade")
+    execute(fresh_db, "CREATE TABLE b (id INTEGER PRIMARY KEY)")  # in the way of the next step's CREATE TABLE
+    _migrate(directory, "b", CreateTable(Table("b", (_id(),), primary_key=PrimaryKey(("id",)))),
+             CreateTable(Table("c", (_id(),), primary_key=PrimaryKey(("id",)))))
+    failed = cli(directory, "upgrade", check=False)
+    message = " ".join(failed.stderr.split())
+    assert failed.returncode == 2 and "failed at statement 1 of 2" in message, message
+    assert "none of its statements completed (the first failed)" in message and "PARTLY" not in message, message
+    execute(fresh_db, "DROP TABLE b")
+    cli(directory, "repair", "continue")
+    assert _tables(fresh_db) == ["a", "b", "c", "schemashift_version", "schemashift_version_history"]

@@ -18,14 +18,12 @@ from pathlib import Path
 import pytest
 
 from databases.test_fastpaths import random_history
-
 from schemashift import api, cli
-from schemashift.history import cache
-from schemashift.history import manifest
-from schemashift.planning import offline
+from schemashift.history import cache, manifest
+from schemashift.history.writer import write_migration
 from schemashift.migration import AddColumn, Column, CreateTable, PrimaryKey, Table, Type
 from schemashift.model.schema import Computed, Identity
-from schemashift.history.writer import write_migration
+from schemashift.planning import offline
 
 URLS = {
     "sqlite": "sqlite:///nowhere.db",
@@ -106,6 +104,7 @@ def test_cache_follows_edits_of_the_chain(tmp_path: Path, capsys: pytest.Capture
     url = URLS["postgresql"]
     _run(root, url, "--from", "base", capsys=capsys)
     assert _cached(root, url, "--from", "base") is not None
+    _run(root, url, "--from", "base", "--step-by-step", capsys=capsys)  # every step's block (a fresh build above)
 
     # an edited file: the manifest no longer matches, so the cache is not even consulted
     files = sorted(folder.glob("0*.py"))
@@ -120,12 +119,17 @@ def test_cache_follows_edits_of_the_chain(tmp_path: Path, capsys: pytest.Capture
     _run(root, url, "--from", "base", capsys=capsys)
     assert _cached(root, url, "--from", "base") == fresh
 
-    # a renamed file (same content, same chain): its label changes
+    # a renamed file (same content, same chain): its step's label changes (a fresh build names its first and last)
+    _run(root, url, "--from", "base", "--step-by-step", capsys=capsys)
+    assert _cached(root, url, "--from", "base", "--step-by-step") is not None
     renamed = files[2].with_name(files[2].name.replace("step", "renamed"))
     files[2].rename(renamed)
     manifest.rebuild(folder)
-    assert _cached(root, url, "--from", "base") is None
-    assert "renamed" in _run(root, url, "--from", "base", capsys=capsys)
+    assert _cached(root, url, "--from", "base", "--step-by-step") is None
+    assert "renamed" in _run(root, url, "--from", "base", "--step-by-step", capsys=capsys)
+    built = _cached(root, url, "--from", "base")
+    assert built is not None and built == _cold(root, url, "--from", "base")
+    _run(root, url, "--from", "base", capsys=capsys)
 
     # a new migration at the end: earlier blocks stay cached, the new one is compiled
     head = manifest.read(folder)[-1].revision
@@ -205,14 +209,14 @@ def test_unknown_names_and_refusals_take_the_full_path(tmp_path: Path, capsys: p
 def test_kept_data_is_never_cached(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _project(tmp_path / "proj", 4, 30, settings="")  # keep_data on: drops are kept in backup tables
     url = URLS["postgresql"]
-    script = _run(root, url, "--from", "base", capsys=capsys)
+    script = _run(root, url, "--from", "base", "--step-by-step", capsys=capsys)  # (a fresh build drops nothing)
     assert "schemashift_backups" in script  # the seed drops something
-    assert _cached(root, url, "--from", "base") is None
+    assert _cached(root, url, "--from", "base", "--step-by-step") is None
     blocks = script.split("\n\n-- apply ")[1:]
     first = next(index for index, block in enumerate(blocks) if "schemashift_backups" in block)
     assert first > 0
     before = manifest.read(root / "migrations")[first - 1].revision
-    assert _cached(root, url, "--from", "base", before) is not None  # the blocks before it are cached
+    assert _cached(root, url, "--from", "base", before, "--step-by-step") is not None  # the blocks before it
 
 
 # --------------------------------------------------------------------------- ADD COLUMN without the whole table

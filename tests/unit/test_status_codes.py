@@ -44,3 +44,22 @@ def test_status_and_envs_leave_a_missing_sqlite_file_uncreated(tmp_path: Path) -
     assert not (directory / "app.db").exists()
     cli(directory, "upgrade")
     assert (directory / "app.db").exists() and cli(directory, "status").returncode == 0
+
+
+def test_status_exit_2_for_a_partly_applied_or_edited_migration(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    directory = write_project(tmp_path, url, MODELS)
+    cli(directory, "generate", "-m", "create item")
+    cli(directory, "upgrade")
+    execute(url, "UPDATE schemashift_version SET state = 'failed', statements_done = 0, error = 'boom'")
+    partly = cli(directory, "status", check=False)
+    assert partly.returncode == 2 and "PARTLY applied" in partly.stdout, partly.stdout
+    assert "Pending: 0" not in partly.stdout and "run `schemashift repair`" in partly.stdout
+    assert "after 0 statement(s)" not in partly.stdout and "before any of its statements completed" in partly.stdout
+    assert json.loads(cli(directory, "status", "--json", check=False).stdout)["exit_code"] == 2
+    execute(url, "UPDATE schemashift_version SET state = 'applied', error = NULL")
+    assert cli(directory, "status").returncode == 0
+    migration = next((directory / "migrations").glob("0001_*.py"))
+    migration.write_text(migration.read_text().replace('message = "create item"', 'message = "create items"'))
+    edited = cli(directory, "status", check=False)
+    assert edited.returncode == 2 and "was edited after it was applied" in edited.stdout, edited.stdout

@@ -260,6 +260,14 @@ class MySQLDialect(Dialect):
         alter = self.alter_table(op.table, op.schema)
         return [f"{alter} RENAME INDEX {self.quote(op.name)} TO {self.quote(op.new_name)}"]
 
+    def drop_if_empty_sql(self, table: str, schema: str | None) -> str | None:
+        """The ``DROP TABLE`` or a no-op chosen by the table's rows and run as a prepared statement (no stored
+        program, no DELIMITER: one line for any client)."""
+        name = self.table_name(table, schema)
+        return (f"SET @schemashift_drop = IF(EXISTS(SELECT 1 FROM {name}), 'DO 0', 'DROP TABLE {name}'); "
+                "PREPARE schemashift_drop FROM @schemashift_drop; EXECUTE schemashift_drop; "
+                "DEALLOCATE PREPARE schemashift_drop")
+
     def no_rows_guard_sql(self, table: str, schema: str | None, reason: str) -> str | None:
         """A row inserted into a scratch table whose CHECK fails while `table` holds a row (MySQL/MariaDB fill a
         NOT NULL column with ``''``/0 silently); the CHECK's name is the error's text. One line for any client:

@@ -802,6 +802,11 @@ class PostgreSQLDialect(Dialect):
         state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
         return isinstance(error, sa.exc.IntegrityError) or state in _CONFLICT_STATES
 
+    def drop_if_empty_sql(self, table: str, schema: str | None) -> str | None:
+        """An anonymous code block (``DO``) that drops `table` when it holds no row."""
+        name = self.table_name(table, schema)
+        return f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {name}) THEN DROP TABLE {name}; END IF; END $$"
+
     def drop_database_sql(self, name: str) -> str:
         """``DROP DATABASE … WITH (FORCE)``: connections a test left open do not keep it."""
         return f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"
