@@ -118,6 +118,10 @@ class Dialect(ObjectDDL):
     name: ClassVar[str] = ""
     #: DDL can be rolled back inside a transaction.
     transactional_ddl: ClassVar[bool] = False
+    #: With transactional DDL: a long fresh build creates its tables on several connections, each committing its
+    #: share, behind a committed marker row (`schemashift.runtime.fresh`); CREATE TABLE is mostly the server's own
+    #: work, which overlaps. Without it the build is one transaction.
+    builds_side_by_side: ClassVar[bool] = False
     #: Enums are database types of their own (CREATE TYPE).
     native_enum: ClassVar[bool] = False
     #: Owned sequences do not follow explicitly inserted ids: a restore moves them on (``setval``) and

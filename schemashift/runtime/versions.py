@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from schemashift.errors import DatabaseStateError, mask_secrets
 from schemashift.history.records import APPLIED as APPLIED
+from schemashift.history.records import BUILDING as BUILDING
 from schemashift.history.records import FAILED as FAILED
 from schemashift.history.records import RUNNING as RUNNING
 from schemashift.history.records import AppliedRevision as AppliedRevision

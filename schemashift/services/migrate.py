@@ -109,6 +109,8 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
+            if direction == UP:
+                take_back_interrupted(connection, recorder, history, dialect, out)
             try:
                 current = checked_current(recorder, history)
             except DatabaseStateError:  # in the middle of a squashed range: run the rest of it, else report it
@@ -250,6 +252,36 @@ def fresh_build(connection: sa.Connection, recorder: Recorder, history: History,
     return build
 
 
+def interrupted_build(connection: sa.Connection, recorder: Recorder, history: History,
+                      dialect: Dialect) -> FreshBuild | None:
+    """The side-by-side fresh build whose marker row the version table holds (it crashed or is running), or None.
+
+    `DatabaseStateError` naming ``repair`` when the migrations no longer give that build.
+    """
+    marker = next((row for row in recorder.applied().values() if row.building), None)
+    if marker is None:
+        return None
+    migration = history.get(marker.revision)
+    build = plan_fresh(history, dialect, marker.revision) if migration is not None else None
+    if migration is None or migration.checksum != marker.checksum or build is None or build.target != marker.revision:
+        raise DatabaseStateError(f"a fresh build to {marker.revision} was interrupted and the migrations up to it "
+                                 "changed since: see `schemashift status`, then `schemashift repair`")
+    return build
+
+
+def take_back_interrupted(connection: sa.Connection, recorder: Recorder, history: History, dialect: Dialect,
+                          out: Output) -> None:
+    """Before an upgrade: take back an interrupted side-by-side fresh build (`schemashift.runtime.fresh.take_back`),
+    so that the database is empty again and the upgrade builds it anew."""
+    build = interrupted_build(connection, recorder, history, dialect)
+    if build is None:
+        return
+    from schemashift.runtime.fresh import take_back
+
+    out(f"A fresh build to {build.target} did not finish: taking back the tables it created.")
+    take_back(connection, recorder, build)
+
+
 def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, current: str | None, target: str,
                direction: str) -> Plan:
     """The plan from `current` to `target`, or with a fresh `build` the rest of the way from where it ends."""
@@ -381,6 +413,6 @@ def print_offline(project: Project, history: History, target: str, direction: st
 
 
 __all__ = [
-    "created_tables", "downgrade", "fresh_build", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
-    "refuse_unmanaged", "unmanaged_problem", "upgrade",
+    "created_tables", "downgrade", "fresh_build", "interrupted_build", "migrate", "plan_to", "print_offline",
+    "print_sql", "record_squashes", "refuse_unmanaged", "take_back_interrupted", "unmanaged_problem", "upgrade",
 ]

@@ -247,6 +247,7 @@ class PostgreSQLDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = True
+    builds_side_by_side = True
     remote_catalogue = True
     max_identifier_length = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
     identifier_length_in_bytes = True
