@@ -43,7 +43,15 @@ import sqlalchemy as sa
 from schemashift.autodetect.differ import diff
 from schemashift.errors import DatabaseStateError, ExecutionError, mask_secrets
 from schemashift.model.schema import Schema
-from schemashift.operations import CreateTable, Operation, replay
+from schemashift.operations import (
+    AddConstraint,
+    CreateIndex,
+    CreateObject,
+    CreateSequence,
+    CreateTable,
+    Operation,
+    replay,
+)
 from schemashift.planning.fresh import FreshBuild
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 from schemashift.runtime.executor import transaction
@@ -296,6 +304,29 @@ def take_back(connection: sa.Connection, recorder: Recorder, build: FreshBuild) 
         recorder.delete(build.target)
 
 
+#: What finishing an interrupted build may add: objects it had not created yet (`finish`).
+_FINISHING = (CreateTable, CreateIndex, AddConstraint, CreateSequence, CreateObject)
+
+
+def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, missing: list[Operation]) -> None:
+    """Finish the interrupted side-by-side `build`: run `missing` (what turns the live schema into the build's;
+    only creations), record every revision and remove the marker, in one transaction. The tables it made stay,
+    with their rows. `DatabaseStateError` when `missing` would change or drop something."""
+    other = [operation for operation in missing if not isinstance(operation, _FINISHING)]
+    if other:
+        raise DatabaseStateError(f"the interrupted fresh build to {build.target} cannot be finished: the database "
+                                 f"differs from it otherwise ({_first_line(other[0].describe())}); "
+                                 "`schemashift repair undo` takes it back when its tables hold no rows")
+    live = replay([operation.inverse() for operation in reversed(missing)], build.after)
+    statements, _ = compile_operations(build.dialect, missing, live)
+    started, clock = now(), time.perf_counter()
+    with transaction(connection, build.dialect.autocommits_ddl):
+        for statement in statements:
+            _execute(connection, statement)
+        recorder.delete(build.target)
+        _record(recorder, build, started, clock)
+
+
 #: Tables checked for rows per query (`_holding_rows`).
 _PER_QUERY = 200
 
@@ -487,5 +518,5 @@ def _first_line(sql: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-__all__ = ["CHUNK", "FAULT_ENV", "FRESH", "JOINED", "SIDE_BY_SIDE_FROM", "WORKERS", "Connect", "chunks", "run_fresh",
-           "side_by_side", "take_back", "undo", "waves"]
+__all__ = ["CHUNK", "FAULT_ENV", "FRESH", "JOINED", "SIDE_BY_SIDE_FROM", "WORKERS", "Connect", "chunks", "finish",
+           "run_fresh", "side_by_side", "take_back", "undo", "waves"]

@@ -91,10 +91,34 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
                 action = repair_action(prompter)
             if action not in ACTIONS:
                 raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
+            if row.building:
+                _repair_build(project, connection, recorder, history, action, out)
+                return
             executor = Executor(connection, recorder, project.migration_context(connection), out, reporter)
             run_repair(project, connection, executor, row, action, out)
             current = current_revision(recorder.applied(), history)
             out(f"Repaired: the database is at {current or 'base'}.")
+
+
+def _repair_build(project: Project, connection: sa.Connection, recorder: Recorder, history: History, action: str,
+                  out: Output) -> None:
+    """An interrupted side-by-side fresh build: ``continue`` creates what it had not, keeping the tables it made
+    and their rows (`schemashift.runtime.fresh.finish`); ``undo`` takes it back (`take_back`: none may hold rows)."""
+    from schemashift.runtime.fresh import finish, take_back
+    from schemashift.services.compare import compare_schemas, live_schemas
+    from schemashift.services.migrate import interrupted_build
+
+    build = interrupted_build(connection, recorder, history, dialect_of(connection))
+    if build is None:
+        return
+    if action == "undo":
+        take_back(connection, recorder, build)
+        out("Repaired: the fresh build was taken back; the database is at base.")
+        return
+    missing = compare_schemas(connection, build.after, schemas=live_schemas(project, build.after),
+                              exclude=recorder.own_tables | {backups.REGISTRY}, keep=project.object_filter())
+    finish(connection, recorder, build, missing)
+    out(f"Repaired: the fresh build finished; the database is at {build.target}.")
 
 
 def rebase(project: Project, *, out: Output = print_line) -> None:

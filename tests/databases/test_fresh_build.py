@@ -481,3 +481,23 @@ def test_a_killed_build_whose_tables_got_rows_is_refused(backend: str, fresh_db:
     assert "\n" not in str(refused.value)
     assert cycle.rows("SELECT id, full_name FROM users") == [(1, "early")]
     assert api.status(cycle.project).exit_code == 2
+    with pytest.raises(DatabaseStateError, match="holds rows"):
+        api.repair(cycle.project, action="undo", out=cycle.output.append)
+
+    api.repair(cycle.project, action="continue", out=cycle.output.append)  # finishes the build, keeps the row
+    assert cycle.output[-1] == f"Repaired: the fresh build finished; the database is at {cycle.project.history().head}."
+    assert cycle.rows("SELECT id, full_name FROM users") == [(1, "early")]
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0
+    assert cycle.diff() == []
+
+
+def test_repair_undo_takes_an_empty_interrupted_build_back(backend: str, fresh_db: str, history_folder: Path,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _side_by_side_only(backend, monkeypatch)
+    cycle = project_on(fresh_db, tmp_path / "undo", history_folder)
+    _killed_upgrade(cycle, 1)
+    api.repair(cycle.project, action="undo", out=cycle.output.append)
+    assert inspect_schema(fresh_db) == {}  # schemashift's own tables left out
+    assert fetch_rows(fresh_db, "SELECT count(*) FROM schemashift_version") == [(0,)]
+    assert api.status(cycle.project).current is None
