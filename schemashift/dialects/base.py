@@ -378,6 +378,11 @@ class Dialect(ObjectDDL):
         """After `restore_durability`: make every earlier commit of the session durable now, with one durable
         commit of its own (generic: nothing, commits were never deferred)."""
 
+    def copy_rows(self, connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
+        """Insert `rows` (all with the same keys) into `table` in one bulk load inside the open transaction; False
+        (the generic form: nothing done) when the database or driver has none and the caller inserts them."""
+        return False
+
     # --- generic compilation (the SQL compilation work) ----------------------
 
     def compile_create_table(self, op: ops.CreateTable, before: Schema, after: Schema) -> list[str]:

@@ -459,7 +459,8 @@ def _execute(connection: sa.Connection, statement: Statement) -> None:
 def _record(recorder: Recorder, build: FreshBuild, started: datetime, clock: float) -> None:
     duration = math.ceil((time.perf_counter() - clock) * 1000)
     runs = [AppliedRun(m.revision, m.parent, m.checksum, m.message, started, duration, 0) for m in build.migrations]
-    recorder.record_applied(runs, together=build.dialect.dml_in_cte, note=f"{FRESH} from the schema at {build.target}")
+    recorder.record_applied(runs, together=build.dialect.dml_in_cte, note=f"{FRESH} from the schema at {build.target}",
+                            bulk=build.dialect.copy_rows)
 
 
 def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation], statement: Statement | None,
