@@ -109,13 +109,13 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         dialect = dialect_of(connection)
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
-            if direction == UP:
-                take_back_interrupted(connection, recorder, history, dialect, out)
             try:
                 current = checked_current(recorder, history)
-            except DatabaseStateError:  # in the middle of a squashed range: run the rest of it, else report it
-                if direction != UP or not _run_replaced(project, connection, recorder, history, out, reporter,
-                                                        yes=yes, prompter=prompter, allow_data_loss=allow_data_loss):
+            except DatabaseStateError:  # an interrupted fresh build, or in the middle of a squashed range: deal
+                if direction != UP or not (  # with it and go on, else report it
+                        take_back_interrupted(connection, recorder, history, dialect, out)
+                        or _run_replaced(project, connection, recorder, history, out, reporter, yes=yes,
+                                         prompter=prompter, allow_data_loss=allow_data_loss)):
                     raise
                 current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
@@ -270,16 +270,17 @@ def interrupted_build(connection: sa.Connection, recorder: Recorder, history: Hi
 
 
 def take_back_interrupted(connection: sa.Connection, recorder: Recorder, history: History, dialect: Dialect,
-                          out: Output) -> None:
-    """Before an upgrade: take back an interrupted side-by-side fresh build (`schemashift.runtime.fresh.take_back`),
-    so that the database is empty again and the upgrade builds it anew."""
+                          out: Output) -> bool:
+    """Take back an interrupted side-by-side fresh build (`schemashift.runtime.fresh.take_back`), so that the
+    database is empty again and an upgrade builds it anew; False when there is none."""
     build = interrupted_build(connection, recorder, history, dialect)
     if build is None:
-        return
+        return False
     from schemashift.runtime.fresh import take_back
 
     out(f"A fresh build to {build.target} did not finish: taking back the tables it created.")
     take_back(connection, recorder, build)
+    return True
 
 
 def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, current: str | None, target: str,
