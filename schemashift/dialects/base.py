@@ -118,6 +118,10 @@ class Dialect(ObjectDDL):
     name: ClassVar[str] = ""
     #: DDL can be rolled back inside a transaction.
     transactional_ddl: ClassVar[bool] = False
+    #: With transactional DDL: a long fresh build creates its tables on several connections, each committing its
+    #: share, behind a committed marker row (`schemashift.runtime.fresh`); CREATE TABLE is mostly the server's own
+    #: work, which overlaps. Without it the build is one transaction.
+    builds_side_by_side: ClassVar[bool] = False
     #: Enums are database types of their own (CREATE TYPE).
     native_enum: ClassVar[bool] = False
     #: Owned sequences do not follow explicitly inserted ids: a restore moves them on (``setval``) and
@@ -380,6 +384,11 @@ class Dialect(ObjectDDL):
     def flush_commits(self, connection: sa.Connection) -> None:
         """After `restore_durability`: make every earlier commit of the session durable now, with one durable
         commit of its own (generic: nothing, commits were never deferred)."""
+
+    def copy_rows(self, connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
+        """Insert `rows` (all with the same keys) into `table` in one bulk load inside the open transaction; False
+        (the generic form: nothing done) when the database or driver has none and the caller inserts them."""
+        return False
 
     # --- generic compilation (the SQL compilation work) ----------------------
 

@@ -12,8 +12,10 @@ Everything in it can be deleted at any time; it only saves work:
   chain up to that revision (ids, parents and checksums) and kept in a folder
   named by the schemashift version and the schema model's source, so a state is
   used only for exactly the migrations and code that produced it;
-- ``code/`` holds each migration module compiled (`schemashift.history.loader.load_migration`),
-  checked against the file's content before use;
+- ``code/pack`` holds the migration modules compiled (`schemashift.history.loader.load_migration`),
+  each checked against its file's content before use, in one file written once when the
+  process ends (`CodePack`: a first command on thousands of migrations creates one file,
+  not thousands);
 - compiled-script files (JSON, `store_compiled`) hold the offline SQL of each
   up-step under the same chain hashes, in a folder named by a hash of every
   schemashift source file and SQLAlchemy's version (`source_key`); their
@@ -70,6 +72,68 @@ def code_folder(directory: Path | None) -> Path | None:
     except OSError:
         return None  # e.g. a read-only project: compile every time
     return directory / "code"
+
+
+class CodePack:
+    """The compiled modules of a ``code/`` folder (`code_folder`), by migration file name, in its file ``pack``.
+
+    Read on first use; what this process adds is merged with the file as it is
+    then and written once, atomically, when the interpreter exits (`save`); two
+    processes saving at once only lose each other's additions (recompiled next time).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._entries: dict[str, bytes] | None = None
+        self.added: dict[str, bytes] = {}
+
+    def get(self, name: str) -> bytes | None:
+        """The stored bytes of `name` (None: none)."""
+        if self._entries is None:
+            self._entries = self._read()
+        return self.added.get(name, self._entries.get(name))
+
+    def put(self, name: str, data: bytes) -> None:
+        """Keep `data` for `name`; written by `save`, at exit at the latest."""
+        if not self.added:
+            import atexit
+
+            atexit.register(self.save)
+        self.added[name] = data
+
+    def save(self) -> None:
+        """Write what was added (best effort)."""
+        if not self.added:
+            return
+        import marshal
+
+        entries = {**self._read(), **self.added}
+        self.added = {}
+        try:
+            _prepare(self.folder)
+            write_atomic(self.folder / "pack", marshal.dumps(entries))
+        except (OSError, ValueError):
+            return  # a read-only project: compile next time
+        self._entries = entries
+
+    def entries_on_disk(self) -> dict[str, bytes]:
+        """What the pack file holds now (empty when missing or unreadable)."""
+        return self._read()
+
+    def _read(self) -> dict[str, bytes]:
+        import marshal
+
+        try:
+            entries = marshal.loads((self.folder / "pack").read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+
+@functools.cache
+def code_pack(folder: Path) -> CodePack:
+    """The one `CodePack` of `folder` in this process."""
+    return CodePack(folder)
 
 
 def _prepare(directory: Path) -> None:

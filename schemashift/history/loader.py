@@ -6,7 +6,8 @@ A migration file is a Python module that names its `revision`, its `parent`, a
 a broken file is one `MigrationError` line naming the file and line. Compiling
 is most of the cost of loading thousands of files, so with a code cache folder
 (`schemashift.history.cache.code_folder`) the compiled module is kept as a
-hash-checked ``.pyc`` and reused only for exactly the same bytes and path.
+hash-checked ``.pyc`` image in the folder's pack (`schemashift.history.cache.CodePack`,
+one file) and reused only for exactly the same bytes and path.
 
 `Migration.lazy` stands for a file whose ids and checksum are already known
 (from the stat index); its module is imported only when its operations are read.
@@ -14,7 +15,6 @@ hash-checked ``.pyc`` and reused only for exactly the same bytes and path.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import marshal
 import re
@@ -179,30 +179,27 @@ _CHECKED_HASH_PYC = 0b11
 
 
 def _compiled(path: Path, data: bytes, code_cache: Path | None) -> CodeType:
-    """`data` (the file's bytes) compiled, through an entry in `code_cache` when given.
+    """`data` (the file's bytes) compiled, through the pack of `code_cache` when given (`cache.CodePack`).
 
     Compiling is most of loading thousands of migrations. An entry is a hash-based
-    ``.pyc`` (PEP 552 layout) named after the file; it is used only when it holds
-    this Python's magic number, the hash of exactly `data` and `path` as file name,
-    so an edited, moved or copied file is compiled again and its entry replaced.
-    Writing is best effort and atomic (concurrent processes each rename a whole file).
+    ``.pyc`` image (PEP 552 layout) under the file's name; it is used only when it
+    holds this Python's magic number, the hash of exactly `data` and `path` as file
+    name, so an edited, moved or copied file is compiled again and its entry replaced.
     """
     if code_cache is None:
         return compile(data, str(path), "exec", dont_inherit=True)
-    entry = code_cache / f"{path.name}c"
+    pack = cache.code_pack(code_cache)
     header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH_PYC.to_bytes(4, "little") + importlib.util.source_hash(data)
-    try:
-        stored = entry.read_bytes()
-        if stored.startswith(header):
+    stored = pack.get(path.name)
+    if stored is not None and stored.startswith(header):
+        try:
             code = marshal.loads(memoryview(stored)[len(header):])
-            if isinstance(code, CodeType) and code.co_filename == str(path):
-                return code
-    except (OSError, ValueError, EOFError, TypeError):
-        pass  # no usable entry: compile
+        except (ValueError, EOFError, TypeError):
+            code = None
+        if isinstance(code, CodeType) and code.co_filename == str(path):
+            return code
     code = compile(data, str(path), "exec", dont_inherit=True)
-    with contextlib.suppress(OSError):  # a cache only
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_atomic(entry, header + marshal.dumps(code))
+    pack.put(path.name, header + marshal.dumps(code))
     return code
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 APPLIED, RUNNING, FAILED = "applied", "running", "failed"
+#: The marker row of a fresh build that commits in several transactions (`schemashift.runtime.fresh`): the build
+#: to this revision started and has not recorded its revisions yet.
+BUILDING = "building"
 
 
 def now() -> datetime:
@@ -38,3 +41,8 @@ class AppliedRevision:
     def complete(self) -> bool:
         """True when the revision applied cleanly."""
         return self.state == APPLIED
+
+    @property
+    def building(self) -> bool:
+        """True for the marker row of a fresh build in progress or interrupted (see `BUILDING`)."""
+        return self.state == BUILDING

@@ -5,8 +5,19 @@ version and history rows of every revision (two batched INSERTs), so the build
 happens entirely or not at all. A very long build is cut into transactions of
 about `CHUNK` statements at operation boundaries (PostgreSQL holds a lock per
 created object until the commit and has a fixed number of lock slots); the rows
-go with the last one. Elsewhere each statement commits itself and the rows are
-written once all ran.
+go with the last one, and the cut build runs behind the same marker row as a
+side-by-side one (below). Elsewhere each statement commits itself, behind that
+marker too, and the rows replace it once all ran.
+
+Side by side (`Dialect.builds_side_by_side`, from `SIDE_BY_SIDE_FROM` statements):
+CREATE TABLE is mostly the server's own work, so up to `WORKERS` connections
+create the tables of each wave (`waves`) at once, each committing its share. A
+marker row (state ``building``, the target's revision) is committed first and
+replaced by every revision's rows in one last transaction: a crash in between
+leaves the marker, which `status` reports and the next `upgrade` acts on
+(`take_back`: the tables the build created are dropped, when none holds a row,
+and the build runs again). Commits before the last one do not wait for the
+disk; the last one is durable and so makes every earlier one durable.
 
 A build that fails after some of its statements committed is taken back: the
 objects created so far are dropped (the differ's operations from what was built
@@ -19,6 +30,8 @@ would have its error: the history shows how the database was built.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,13 +42,21 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from schemashift.autodetect.differ import diff
-from schemashift.errors import ExecutionError, mask_secrets
+from schemashift.errors import DatabaseStateError, ExecutionError, mask_secrets
 from schemashift.model.schema import Schema
-from schemashift.operations import CreateTable, Operation, replay
+from schemashift.operations import (
+    AddConstraint,
+    CreateIndex,
+    CreateObject,
+    CreateSequence,
+    CreateTable,
+    Operation,
+    replay,
+)
 from schemashift.planning.fresh import FreshBuild
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 from schemashift.runtime.executor import transaction
-from schemashift.runtime.versions import AppliedRun, Recorder, now
+from schemashift.runtime.versions import BUILDING, AppliedRun, Recorder, now
 from schemashift.support.progress import Reporter
 
 #: The note (history table ``error`` column, as `baseline` notes there) on the rows a fresh build writes.
@@ -47,6 +68,13 @@ JOINED = 100
 #: Connections creating tables side by side where DDL commits itself: there a CREATE TABLE costs mostly the
 #: server's own writes, which overlap (MariaDB: ~5x faster with 4-8 connections on 2 cores).
 WORKERS = 4
+#: A build of at least this many statements runs side by side where the dialect says so (see the module docstring).
+SIDE_BY_SIDE_FROM = 200
+#: Statements per transaction of one connection of a side-by-side build: many small transactions on several
+#: connections overlap best (PostgreSQL, 750 tables on 4 connections: 50 about twice as fast as 150).
+LANE_CHUNK = 50
+#: Crash-test hook: a side-by-side build SIGKILLs its process once this many of its table transactions committed.
+FAULT_ENV = "SCHEMASHIFT_FAULT_KILL_FRESH"
 
 Connect = Callable[[], AbstractContextManager[sa.Connection]]
 
@@ -108,18 +136,20 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
               connect: Connect | None = None) -> None:
     """Run `build` on the empty database of `connection` and record its revisions as applied.
 
-    Where DDL commits itself, `connect` (more connections set up like `connection`) lets up to
-    `WORKERS` connections create tables side by side (see `waves`).
+    Where DDL commits itself, or the build runs `side_by_side`, `connect` (more connections set up
+    like `connection`) lets up to `WORKERS` connections create tables side by side (see `waves`).
     """
     started, clock = now(), time.perf_counter()
     label = f"{len(build.migrations)} migrations as one fresh build (base -> {build.target})"
     reporter.migration_started(label, 1, 1, len(build.statements))
     done: list[Operation] = []  # operations whose statements committed
     try:
-        if build.dialect.transactional_ddl:
-            _run_in_transactions(connection, recorder, build, done, started, clock)
-        else:
+        if not build.dialect.transactional_ddl:
             _run_autocommitted(connection, recorder, build, done, started, clock, connect)
+        elif connect is not None and side_by_side(connection, build):
+            _run_side_by_side(connection, recorder, build, done, started, clock, connect)
+        else:
+            _run_in_transactions(connection, recorder, build, done, started, clock)
     finally:
         reporter.finished()
     reporter.migration_finished("applied", label, (time.perf_counter() - clock) * 1000)
@@ -128,13 +158,200 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
 def _run_in_transactions(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
                          started: datetime, clock: float) -> None:
     groups = chunks(build)
+    marked = len(groups) > 1  # commits in parts: behind a marker row, which the last transaction removes
+    if marked:
+        if connection.in_transaction():
+            connection.commit()
+        with connection.begin():
+            _mark(recorder, build)
     for number, group in enumerate(groups):
         last = number == len(groups) - 1
         try:
-            _run_group(connection, build, group, recorder if last else None, started, clock)
+            _run_group(connection, build, group, recorder if last else None, started, clock, unmark=marked)
         except _GroupFailed as failure:
-            raise _failed(connection, build, done, failure.statement, failure.error) from None
+            error = _failed(connection, build, done, failure.statement, failure.error)
+            if marked:
+                _unmark_if_empty(connection, recorder, build)
+            raise error from None
         done.extend(group.operations)
+
+
+def side_by_side(connection: sa.Connection, build: FreshBuild) -> bool:
+    """True when `build` runs on several connections behind a marker row (see the module docstring)."""
+    return (build.dialect.transactional_ddl and build.dialect.builds_side_by_side
+            and not connection.dialect.is_async and len(build.statements) >= SIDE_BY_SIDE_FROM)
+
+
+def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
+                      started: datetime, clock: float, connect: Connect) -> None:
+    """The marker committed, the waves on up to `WORKERS` connections, then the rows with the marker's removal."""
+    if connection.in_transaction():
+        connection.commit()
+    dialect = build.dialect
+    token = dialect.defer_durability(connection)
+    try:
+        with connection.begin():
+            _mark(recorder, build)
+        fault = _Fault.from_env()
+        with ExitStack() as stack:
+            helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)]
+            lanes = [connection, *(helper for helper in helpers if helper is not connection)]
+            for helper in lanes[1:]:
+                dialect.defer_durability(helper)  # closed at the end: nothing to restore
+            try:
+                for wave in waves(build):
+                    _run_wave_in_transactions(lanes, build, wave, done, fault)
+            except ExecutionError:
+                _unmark_if_empty(connection, recorder, build)
+                raise
+    finally:
+        if token is not None:
+            dialect.restore_durability(connection, token)
+    with connection.begin():  # durable: and with it every commit before
+        recorder.delete(build.target)
+        _record(recorder, build, started, clock)
+
+
+def _mark(recorder: Recorder, build: FreshBuild) -> None:
+    last = build.migrations[-1]
+    recorder.insert(last.revision, last.parent, last.checksum, last.message, BUILDING,
+                    error=f"{FRESH} to {last.revision} in progress")
+
+
+def _unmark_if_empty(connection: sa.Connection, recorder: Recorder, build: FreshBuild) -> None:
+    """Remove the marker of a build that failed when taking it back left none of its tables."""
+    if not _tables_left(connection, build.after):
+        with connection.begin():
+            recorder.delete(build.target)
+
+
+def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, wave: list[_Chunk],
+                              done: list[Operation], fault: _Fault) -> None:
+    """Run `wave` spread over `lanes`, each lane's share in transactions of about `LANE_CHUNK` statements;
+    on a failure take the build back."""
+    shares = [_grouped(wave[number::len(lanes)], LANE_CHUNK) for number in range(len(lanes))]
+    failures: list[_GroupFailed] = []
+
+    def run(lane: sa.Connection, groups: list[_Chunk]) -> None:
+        for group in groups:
+            if failures:
+                return
+            try:
+                _run_group(lane, build, group, None, now(), 0.0)
+            except _GroupFailed as failure:
+                failures.append(failure)
+                return
+            done.extend(group.operations)  # list.extend of a list is atomic: lanes may share `done`
+            fault.committed()
+
+    _in_threads([(lane, share) for lane, share in zip(lanes, shares, strict=True) if share], run)
+    if failures:
+        raise _failed(lanes[0], build, done, failures[0].statement, failures[0].error)
+
+
+def _grouped(share: list[_Chunk], size: int) -> list[_Chunk]:
+    """The operations of `share` in groups of about `size` statements (never splitting an operation)."""
+    groups: list[_Chunk] = []
+    for one in share:
+        if not groups or (groups[-1].statements and len(groups[-1].statements) + len(one.statements) > size):
+            groups.append(_Chunk([], []))
+        groups[-1].operations += one.operations
+        groups[-1].statements += one.statements
+    return groups
+
+
+def _in_threads(work: list[tuple[sa.Connection, list[_Chunk]]],
+                run: Callable[[sa.Connection, list[_Chunk]], None]) -> None:
+    """`run` each lane's share, on threads when there are several."""
+    if len(work) == 1:
+        run(*work[0])
+        return
+    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class _Fault:
+    """Crash-test hook (`FAULT_ENV`): SIGKILL this process once `at` table transactions committed."""
+
+    def __init__(self, at: int | None) -> None:
+        self.at = at
+        self.count = 0
+        self.lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> _Fault:
+        value = os.environ.get(FAULT_ENV)
+        return cls(int(value) if value else None)
+
+    def committed(self) -> None:
+        if self.at is None:
+            return
+        with self.lock:
+            self.count += 1
+            if self.count >= self.at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def take_back(connection: sa.Connection, recorder: Recorder, build: FreshBuild) -> None:
+    """Drop what the interrupted side-by-side `build` created and remove its marker (the database is then empty).
+
+    Refused (`DatabaseStateError`, one line naming ``repair``) when one of its tables holds a row.
+    """
+    full = _holding_rows(connection, build, _tables_left(connection, build.after))
+    if full:
+        more = f" (and {len(full) - 1} more)" if len(full) > 1 else ""
+        raise DatabaseStateError(
+            f"the interrupted fresh build to {build.target} cannot be taken back: its table {full[0]}{more} holds "
+            "rows; `schemashift repair` finishes the build and keeps them")
+    left = undo(connection, build, build.operations)
+    if left:
+        raise ExecutionError(f"the interrupted fresh build to {build.target} could not be taken back: "
+                             f"{', '.join(left[:4])} could not be dropped; drop them by hand")
+    with connection.begin():
+        recorder.delete(build.target)
+
+
+#: What finishing an interrupted build may add: objects it had not created yet (`finish`).
+_FINISHING = (CreateTable, CreateIndex, AddConstraint, CreateSequence, CreateObject)
+
+
+def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, missing: list[Operation]) -> None:
+    """Finish the interrupted side-by-side `build`: run `missing` (what turns the live schema into the build's;
+    only creations), record every revision and remove the marker, in one transaction. The tables it made stay,
+    with their rows. `DatabaseStateError` when `missing` would change or drop something."""
+    other = [operation for operation in missing if not isinstance(operation, _FINISHING)]
+    if other:
+        raise DatabaseStateError(f"the interrupted fresh build to {build.target} cannot be finished: the database "
+                                 f"differs from it otherwise ({_first_line(other[0].describe())}); "
+                                 "`schemashift repair undo` takes it back when its tables hold no rows")
+    live = replay([operation.inverse() for operation in reversed(missing)], build.after)
+    statements, _ = compile_operations(build.dialect, missing, live)
+    started, clock = now(), time.perf_counter()
+    with transaction(connection, build.dialect.autocommits_ddl):
+        for statement in statements:
+            _execute(connection, statement)
+        recorder.delete(build.target)
+        _record(recorder, build, started, clock)
+
+
+#: Tables checked for rows per query (`_holding_rows`).
+_PER_QUERY = 200
+
+
+def _holding_rows(connection: sa.Connection, build: FreshBuild, keys: list[str]) -> list[str]:
+    """The keys of `keys` (tables of `build`) that hold at least one row."""
+    full: list[str] = []
+    for start in range(0, len(keys), _PER_QUERY):
+        probes = [sa.select(sa.literal(key)).where(sa.exists(sa.select(sa.literal(1)).select_from(
+                      sa.table(build.after.tables[key].name, schema=build.after.tables[key].schema))))
+                  for key in keys[start:start + _PER_QUERY]]
+        full += [row[0] for row in connection.execute(sa.union_all(*probes))]
+    if connection.in_transaction():
+        connection.commit()
+    return sorted(full)
 
 
 class _GroupFailed(Exception):
@@ -145,8 +362,9 @@ class _GroupFailed(Exception):
 
 
 def _run_group(connection: sa.Connection, build: FreshBuild, group: _Chunk, recorder: Recorder | None,
-               started: datetime, clock: float) -> None:
-    """Run `group` in one transaction (with the rows when `recorder` is given); `_GroupFailed` after a rollback.
+               started: datetime, clock: float, *, unmark: bool = False) -> None:
+    """Run `group` in one transaction (with the rows when `recorder` is given, and then the marker row removed
+    when `unmark`); `_GroupFailed` after a rollback.
 
     Where the driver takes several statements in one call (`Dialect.joins_statements_on`) they go `JOINED` at a time;
     after a failure the group runs again one statement at a time, to name the statement that failed.
@@ -164,6 +382,8 @@ def _run_group(connection: sa.Connection, build: FreshBuild, group: _Chunk, reco
                     _execute(connection, statement)
                 statement = None
             if recorder is not None:
+                if unmark:
+                    recorder.delete(build.target)
                 _record(recorder, build, started, clock)
     except sa.exc.DBAPIError as exc:
         if connection.in_transaction():
@@ -197,12 +417,19 @@ def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: Fre
     if connection.in_transaction():
         connection.commit()
     side_by_side = not connection.dialect.is_async  # an async driver's connections stay on one thread
+    with connection.begin():  # each statement commits itself: a crash in between leaves this marker to tell it
+        _mark(recorder, build)
     with ExitStack() as stack:
         helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect and side_by_side else []
         lanes = [connection, *(helper for helper in helpers if helper is not connection)]
-        for wave in waves(build):
-            _run_wave(lanes, build, wave, done)
+        try:
+            for wave in waves(build):
+                _run_wave(lanes, build, wave, done)
+        except ExecutionError:
+            _unmark_if_empty(connection, recorder, build)
+            raise
     with connection.begin():
+        recorder.delete(build.target)
         _record(recorder, build, started, clock)
 
 
@@ -252,7 +479,8 @@ def _execute(connection: sa.Connection, statement: Statement) -> None:
 def _record(recorder: Recorder, build: FreshBuild, started: datetime, clock: float) -> None:
     duration = math.ceil((time.perf_counter() - clock) * 1000)
     runs = [AppliedRun(m.revision, m.parent, m.checksum, m.message, started, duration, 0) for m in build.migrations]
-    recorder.record_applied(runs, note=f"{FRESH} from the schema at {build.target}")
+    recorder.record_applied(runs, together=build.dialect.dml_in_cte, note=f"{FRESH} from the schema at {build.target}",
+                            bulk=build.dialect.copy_rows)
 
 
 def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation], statement: Statement | None,
@@ -311,4 +539,5 @@ def _first_line(sql: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-__all__ = ["CHUNK", "FRESH", "JOINED", "WORKERS", "Connect", "chunks", "run_fresh", "undo", "waves"]
+__all__ = ["CHUNK", "FAULT_ENV", "FRESH", "JOINED", "SIDE_BY_SIDE_FROM", "WORKERS", "Connect", "chunks", "finish",
+           "run_fresh", "side_by_side", "take_back", "undo", "waves"]

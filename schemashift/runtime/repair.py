@@ -278,6 +278,9 @@ def _after_crash(current: int, bounds: tuple[int, int], done: int, scoped: _Scop
 
 def describe_partial(row: AppliedRevision) -> str:
     """What the version row says happened."""
+    if row.building:
+        return (f"a fresh build to revision {row.revision} ({row.message!r}) did not finish: the tables it created "
+                "are there, its revisions are not recorded")
     how = "crashed while running" if row.state == "running" else "failed at"
     statement = row.running_statement or row.failed_statement or "?"
     first = " ".join(statement.split())[:160]

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 
 from schemashift.errors import DatabaseStateError, mask_secrets
 from schemashift.history.records import APPLIED as APPLIED
+from schemashift.history.records import BUILDING as BUILDING
 from schemashift.history.records import FAILED as FAILED
 from schemashift.history.records import RUNNING as RUNNING
 from schemashift.history.records import AppliedRevision as AppliedRevision
@@ -191,10 +193,12 @@ class Recorder:
         params.update({f"h_{key}": value for key, value in logged.items()})
         self.connection.execute(self._insert_and_log_statement(sorted(row), sorted(logged)), params)
 
-    def record_applied(self, runs: Sequence[AppliedRun], *, together: bool = False, note: str | None = None) -> None:
+    def record_applied(self, runs: Sequence[AppliedRun], *, together: bool = False, note: str | None = None,
+                       bulk: BulkLoad | None = None) -> None:
         """The applied version rows and "ok" history rows of several migrations, inside the caller's transaction:
-        one executemany per table (one of ``WITH … INSERT`` statements, `together`: see `insert_and_log`); `note`
-        goes in the history rows' ``error`` column, as `baseline` does (a fresh build, `schemashift.runtime.fresh`)."""
+        one executemany per table (one of ``WITH … INSERT`` statements, `together`: see `insert_and_log`), or
+        a bulk load of each table where `bulk` does one (`Dialect.copy_rows`); `note` goes in the history rows'
+        ``error`` column, as `baseline` does (a fresh build, `schemashift.runtime.fresh`)."""
         if not runs:
             return
         versions, logged = [], []
@@ -204,6 +208,10 @@ class Recorder:
             versions.append(row)
             logged.append(_history_row(run.revision, "up", run.checksum, run.message, run.started, run.duration_ms,
                                        "ok", note))
+        if bulk is not None and bulk(self.connection, self.version, versions):
+            if not bulk(self.connection, self.history, logged):
+                self.connection.execute(self.history.insert(), logged)
+            return
         if not together:
             self.connection.execute(self.version.insert(), versions)
             self.connection.execute(self.history.insert(), logged)
@@ -267,6 +275,8 @@ class Recorder:
 
 
 AppliedRow = AppliedRevision
+#: Loads rows into a table in bulk inside the open transaction, or returns False (`Dialect.copy_rows`).
+BulkLoad = Callable[[sa.Connection, sa.Table, list[dict[str, Any]]], bool]
 
 
 

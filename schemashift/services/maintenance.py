@@ -18,7 +18,6 @@ from schemashift.errors import SchemashiftError
 from schemashift.planning import backups
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import now
-from schemashift.services.migrate import filled_tables, interrupted_build, interrupted_problem
 from schemashift.services.project import (
     Output,
     Project,
@@ -83,10 +82,6 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
         recorder = project.recorder(connection)
         with migration_lock(dialect, connection, project.lock_name, project.env):
             partial = [row for row in recorder.applied().values() if not row.complete]
-            interrupted = None if partial else interrupted_build(recorder)
-            if interrupted is not None:
-                take_back_build(project, connection, recorder, interrupted, out)
-                return
             if not partial:
                 out("Nothing to repair: no migration is partly applied.")
                 return
@@ -96,49 +91,34 @@ def repair(project: Project, *, action: str | None = None, out: Output = print_l
                 action = repair_action(prompter)
             if action not in ACTIONS:
                 raise SchemashiftError(f"repair takes 'continue' or 'undo', not {action!r}")
+            if row.building:
+                _repair_build(project, connection, recorder, history, action, out)
+                return
             executor = Executor(connection, recorder, project.migration_context(connection), out, reporter)
             run_repair(project, connection, executor, row, action, out)
             current = current_revision(recorder.applied(), history)
             out(f"Repaired: the database is at {current or 'base'}.")
 
 
-def take_back_build(project: Project, connection: sa.Connection, recorder: Recorder, row: dict[str, object],
-                    out: Output) -> None:
-    """Drop what an interrupted fresh build (its history `row`) created, when none of its tables holds a row."""
-    from schemashift.planning.fresh import plan_fresh
-    from schemashift.runtime.fresh import undo
+def _repair_build(project: Project, connection: sa.Connection, recorder: Recorder, history: History, action: str,
+                  out: Output) -> None:
+    """An interrupted side-by-side fresh build: ``continue`` creates what it had not, keeping the tables it made
+    and their rows (`schemashift.runtime.fresh.finish`); ``undo`` takes it back (`take_back`: none may hold rows)."""
+    from schemashift.runtime.fresh import finish, take_back
+    from schemashift.services.compare import compare_schemas, live_schemas
+    from schemashift.services.migrate import interrupted_build
 
-    target = str(row["revision"])
-    build = plan_fresh(project.history(), dialect_of(connection), target)
+    build = interrupted_build(connection, recorder, history, dialect_of(connection))
     if build is None:
-        raise SchemashiftError(f"the interrupted fresh build to {target} cannot be planned again (the migrations "
-                               "changed?): drop its tables by hand, then run `schemashift upgrade`")
-    present = _tables_of(connection, sorted(build.after.tables))
-    out(interrupted_problem(connection, row, present).split(";")[0] + ".")
-    filled = filled_tables(connection, present)
-    if filled:
-        raise SchemashiftError(f"not repaired: {', '.join(filled)} hold rows, written since the build stopped; "
-                               "schemashift drops only empty tables: move those rows away first")
-    left = undo(connection, build, build.operations)
-    with connection.begin():
-        recorder.log(target, "up", None, str(row["message"] or ""), now(), 0, "undone",
-                     f"interrupted fresh build taken back by repair ({len(present) - len(left)} table(s) dropped)")
-    if left:
-        raise SchemashiftError(f"could not drop {', '.join(left)}: drop them by hand, then run `schemashift upgrade`")
-    out(f"Repaired: dropped the {len(present)} empty table(s) of the interrupted build; the database is empty again "
-        "(at base): `schemashift upgrade` builds it.")
-
-
-def _tables_of(connection: sa.Connection, keys: list[str]) -> list[str]:
-    """The tables of `keys` the database holds."""
-    import sqlalchemy as sa
-
-    inspector = sa.inspect(connection)
-    present = [key for key in keys
-               if inspector.has_table(key.rpartition(".")[2], schema=key.rpartition(".")[0] or None)]
-    if connection.in_transaction():
-        connection.commit()
-    return present
+        return
+    if action == "undo":
+        take_back(connection, recorder, build)
+        out("Repaired: the fresh build was taken back; the database is at base.")
+        return
+    missing = compare_schemas(connection, build.after, schemas=live_schemas(project, build.after),
+                              exclude=recorder.own_tables | {backups.REGISTRY}, keep=project.object_filter())
+    finish(connection, recorder, build, missing)
+    out(f"Repaired: the fresh build finished; the database is at {build.target}.")
 
 
 def rebase(project: Project, *, out: Output = print_line) -> None:

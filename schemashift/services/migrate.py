@@ -13,7 +13,6 @@ before the first statement (`unmanaged_problem`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -128,9 +127,11 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
         with migration_lock(dialect, connection, project.lock_name, project.env):
             try:
                 current = checked_current(recorder, history)
-            except DatabaseStateError:  # in the middle of a squashed range: run the rest of it, else report it
-                if direction != UP or not _run_replaced(project, connection, recorder, history, out, reporter,
-                                                        yes=yes, prompter=prompter, allow_data_loss=allow_data_loss):
+            except DatabaseStateError:  # an interrupted fresh build, or in the middle of a squashed range: deal
+                if direction != UP or not (  # with it and go on, else report it
+                        take_back_interrupted(connection, recorder, history, dialect, out)
+                        or _run_replaced(project, connection, recorder, history, out, reporter, yes=yes,
+                                         prompter=prompter, allow_data_loss=allow_data_loss)):
                     raise
                 current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
@@ -267,6 +268,37 @@ def fresh_build(connection: sa.Connection, recorder: Recorder, history: History,
     return build
 
 
+def interrupted_build(connection: sa.Connection, recorder: Recorder, history: History,
+                      dialect: Dialect) -> FreshBuild | None:
+    """The side-by-side fresh build whose marker row the version table holds (it crashed or is running), or None.
+
+    `DatabaseStateError` naming ``repair`` when the migrations no longer give that build.
+    """
+    marker = next((row for row in recorder.applied().values() if row.building), None)
+    if marker is None:
+        return None
+    migration = history.get(marker.revision)
+    build = plan_fresh(history, dialect, marker.revision) if migration is not None else None
+    if migration is None or migration.checksum != marker.checksum or build is None or build.target != marker.revision:
+        raise DatabaseStateError(f"a fresh build to {marker.revision} was interrupted and the migrations up to it "
+                                 "changed since: see `schemashift status`, then `schemashift repair`")
+    return build
+
+
+def take_back_interrupted(connection: sa.Connection, recorder: Recorder, history: History, dialect: Dialect,
+                          out: Output) -> bool:
+    """Take back an interrupted side-by-side fresh build (`schemashift.runtime.fresh.take_back`), so that the
+    database is empty again and an upgrade builds it anew; False when there is none."""
+    build = interrupted_build(connection, recorder, history, dialect)
+    if build is None:
+        return False
+    from schemashift.runtime.fresh import take_back
+
+    out(f"A fresh build to {build.target} did not finish: taking back the tables it created.")
+    take_back(connection, recorder, build)
+    return True
+
+
 def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, current: str | None, target: str,
                direction: str) -> Plan:
     """The plan from `current` to `target`, or with a fresh `build` the rest of the way from where it ends."""
@@ -280,81 +312,7 @@ def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, 
     from schemashift.runtime.fresh import run_fresh
     from schemashift.support.progress import Reporter
 
-    marked = _mark_started(recorder, build)
     run_fresh(connection, recorder, build, reporter or Reporter(out), connect=project.connect)
-    if marked:
-        _unmark(recorder)
-
-
-# -- interrupted fresh builds ----------------------------------------------------
-
-#: The outcome of the history row written before a fresh build that commits in parts (`_mark_started`).
-STARTED = "started"
-#: Its note (history ``error`` column); the build's own rows, or `repair`'s, follow it.
-STARTED_NOTE = "fresh build started"
-
-
-def _mark_started(recorder: Recorder, build: FreshBuild) -> bool:
-    """Record that `build` starts, where it commits in parts (DDL that commits itself, or several transactions):
-    a process killed in the middle leaves tables and no version row, and this row tells `upgrade` and `repair` why.
-
-    False when the build is all or nothing (no row written).
-    """
-    if build.dialect.transactional_ddl and len(build.transactions()) == 1:
-        return False
-    connection = recorder.connection
-    if connection.in_transaction():
-        connection.commit()
-    with connection.begin():
-        recorder.log(build.target, "up", None, build.migrations[-1].message, now(), 0, STARTED,
-                     f"{STARTED_NOTE}: {len(build.migrations)} migrations, base -> {build.target}")
-    return True
-
-
-def _unmark(recorder: Recorder) -> None:
-    """Remove the row of `_mark_started` once the build recorded its revisions (its own rows tell the rest)."""
-    history, connection = recorder.history, recorder.connection
-    if connection.in_transaction():
-        connection.commit()
-    with connection.begin():  # the newest such row (an earlier one tells of an earlier interrupted build)
-        mine = connection.execute(sa.select(sa.func.max(history.c.id)).where(history.c.outcome == STARTED)).scalar()
-        connection.execute(history.delete().where(history.c.id == mine))
-
-
-def interrupted_build(recorder: Recorder) -> dict[str, object] | None:
-    """The history row of a fresh build that started and never finished (no version row since), or None."""
-    if not recorder.exists() or recorder.applied():
-        return None
-    rows = recorder.history_rows()
-    last = rows[-1] if rows else None
-    if last is None or last["outcome"] != STARTED or not str(last["error"] or "").startswith(STARTED_NOTE):
-        return None
-    return last
-
-
-def filled_tables(connection: sa.Connection, keys: list[str]) -> list[str]:
-    """The tables of `keys` (``schema.name`` or ``name``) that hold a row."""
-    filled = []
-    for key in keys:
-        schema, _, name = key.rpartition(".")
-        if connection.execute(sa.select(sa.literal(1)).select_from(sa.table(name, schema=schema or None)).limit(1)
-                              ).first() is not None:
-            filled.append(key)
-    if connection.in_transaction():
-        connection.commit()
-    return filled
-
-
-def interrupted_problem(connection: sa.Connection, row: dict[str, object], tables: list[str]) -> str:
-    """What an interrupted fresh build (history `row`) left, `tables` of it being there, and what to do."""
-    shown = ", ".join(tables[:4]) + (f" and {len(tables) - 4} more" if len(tables) > 4 else "")
-    filled = filled_tables(connection, tables)
-    state = "are empty" if not filled else f"hold rows in {', '.join(filled[:4])}"
-    started = row["started_at"]
-    when = started.strftime("%Y-%m-%d %H:%M:%S") if isinstance(started, datetime) else str(started)
-    return (f"a fresh build to {row['revision']} was interrupted (started {when} by {row['user_name']}@{row['host']}): "
-            f"the {len(tables)} table(s) it created so far ({shown}) {state} and no revision is recorded; "
-            "`schemashift repair` drops them (empty tables only), then `schemashift upgrade` builds the database again")
 
 
 # -- databases schemashift never migrated --------------------------------------
@@ -385,9 +343,6 @@ def unmanaged_problem(connection: sa.Connection, recorder: Recorder, wanted: set
     clashes = sorted(key for key in live if key in wanted)
     if not clashes:
         return None
-    interrupted = interrupted_build(recorder)
-    if interrupted is not None:
-        return interrupted_problem(connection, interrupted, clashes)
     alembic = "alembic_version" in live and "alembic_version" not in wanted
     tables = [key for key in live if not (alembic and key == "alembic_version")]
     named = clashes + sorted(set(tables) - set(clashes))
@@ -485,7 +440,6 @@ def print_offline(project: Project, history: History, target: str, direction: st
 
 
 __all__ = [
-    "STARTED", "STARTED_NOTE", "created_tables", "downgrade", "filled_tables", "fresh_build", "interrupted_build",
-    "interrupted_problem", "migrate", "plan_to", "print_offline", "print_sql", "record_squashes",
-    "refuse_unmanaged", "unmanaged_problem", "upgrade",
+    "created_tables", "downgrade", "fresh_build", "interrupted_build", "migrate", "plan_to", "print_offline",
+    "print_sql", "record_squashes", "refuse_unmanaged", "take_back_interrupted", "unmanaged_problem", "upgrade",
 ]

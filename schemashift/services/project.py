@@ -260,8 +260,11 @@ def integrity_problems(applied: dict[str, AppliedRevision], history: History) ->
 
 
 def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
-    """A message when a revision is partly applied, else None."""
+    """A message when a revision is partly applied (or a fresh build did not finish), else None."""
     for row in applied.values():
+        if row.building:
+            return (f"a fresh build to revision {row.revision} ({row.message!r}) is running or was interrupted: "
+                    "`schemashift upgrade` takes back the tables it created and builds again")
         if not row.complete:
             how = "crashed" if row.state == "running" else "failed"
             statement = row.failed_statement.strip().splitlines()[0][:100] if row.failed_statement else ""

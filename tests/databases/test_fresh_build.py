@@ -387,3 +387,117 @@ def test_every_scenario_reflects_alike_on_sqlite() -> None:
         if reflected(stepped) != reflected(fresh):
             differing.append(name)
     assert differing == []
+
+
+# -- side by side behind a marker row (PostgreSQL) ------------------------------------
+
+
+def _side_by_side_only(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip where the dialect builds in one transaction; make even this short build run side by side, one
+    operation per transaction."""
+    from schemashift.dialects import get_dialect
+    from schemashift.runtime import fresh
+
+    if not get_dialect(backend).builds_side_by_side:
+        pytest.skip("side-by-side fresh builds only where the dialect says so (PostgreSQL)")
+    monkeypatch.setattr(fresh, "SIDE_BY_SIDE_FROM", 1)
+    monkeypatch.setattr(fresh, "LANE_CHUNK", 1)
+
+
+def _killed_upgrade(cycle: Cycle, transactions: int) -> None:
+    """Fork a child that upgrades `cycle` and is SIGKILLed once `transactions` table transactions committed."""
+    import os
+    import signal
+
+    from schemashift.runtime.fresh import FAULT_ENV
+
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 3
+        try:
+            os.environ[FAULT_ENV] = str(transactions)
+            api.upgrade(cycle.project, out=lambda line: None)
+            code = 0
+        except BaseException:  # noqa: BLE001 - any outcome but the kill fails the parent's assertion
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed (exit status {status})"
+
+
+def test_side_by_side_build_equals_step_by_step(backend: str, fresh_db: str, history_folder: Path, tmp_path: Path,
+                                                request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _side_by_side_only(backend, monkeypatch)
+    fresh = project_on(fresh_db, tmp_path / "fresh", history_folder)
+    stepped = project_on(_second_db(backend, request, tmp_path), tmp_path / "stepped", history_folder)
+    fresh.upgrade()
+    api.upgrade(stepped.project, out=stepped.output.append, step_by_step=True)
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in fresh.output), fresh.output
+    assert full_inspection(fresh.url) == full_inspection(stepped.url)
+    head = fresh.project.history().head
+    states = fetch_rows(fresh.url, "SELECT state, count(*) FROM schemashift_version GROUP BY state")
+    assert states == [("applied", 5)]
+    notes = {row[0] for row in fetch_rows(fresh.url, "SELECT error FROM schemashift_version_history")}
+    assert notes == {f"{FRESH} from the schema at {head}"}
+    assert api.status(fresh.project).exit_code == 0
+    assert fresh.diff() == []
+
+
+def test_a_killed_side_by_side_build_is_taken_back_and_built_again(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _side_by_side_only(backend, monkeypatch)
+    cycle = project_on(fresh_db, tmp_path / "killed", history_folder)
+    head = cycle.project.history().head
+    _killed_upgrade(cycle, 2)
+
+    assert fetch_rows(fresh_db, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+    assert 0 < len(set(inspect_schema(fresh_db)) - {"schemashift_version", "schemashift_version_history"}) < 3
+    report = api.status(cycle.project)
+    assert report.exit_code == 2 and report.current is None
+    assert any("fresh build" in problem and "`schemashift upgrade`" in problem for problem in report.problems)
+
+    cycle.upgrade()
+    assert any("did not finish: taking back" in line for line in cycle.output), cycle.output
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in cycle.output), cycle.output
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0
+    assert cycle.diff() == []
+
+
+def test_a_killed_build_whose_tables_got_rows_is_refused(backend: str, fresh_db: str, history_folder: Path,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemashift.errors import DatabaseStateError
+
+    _side_by_side_only(backend, monkeypatch)
+    cycle = project_on(fresh_db, tmp_path / "rows", history_folder)
+    _killed_upgrade(cycle, 2)
+    assert "users" in inspect_schema(fresh_db)
+    cycle.run("INSERT INTO users (id, full_name) VALUES (1, 'early')")
+
+    with pytest.raises(DatabaseStateError, match=r"interrupted fresh build .* users holds rows; `schemashift repair`"
+                       ) as refused:
+        cycle.upgrade()
+    assert "\n" not in str(refused.value)
+    assert cycle.rows("SELECT id, full_name FROM users") == [(1, "early")]
+    assert api.status(cycle.project).exit_code == 2
+    with pytest.raises(DatabaseStateError, match="holds rows"):
+        api.repair(cycle.project, action="undo", out=cycle.output.append)
+
+    api.repair(cycle.project, action="continue", out=cycle.output.append)  # finishes the build, keeps the row
+    assert cycle.output[-1] == f"Repaired: the fresh build finished; the database is at {cycle.project.history().head}."
+    assert cycle.rows("SELECT id, full_name FROM users") == [(1, "early")]
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0
+    assert cycle.diff() == []
+
+
+def test_repair_undo_takes_an_empty_interrupted_build_back(backend: str, fresh_db: str, history_folder: Path,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _side_by_side_only(backend, monkeypatch)
+    cycle = project_on(fresh_db, tmp_path / "undo", history_folder)
+    _killed_upgrade(cycle, 1)
+    api.repair(cycle.project, action="undo", out=cycle.output.append)
+    assert inspect_schema(fresh_db) == {}  # schemashift's own tables left out
+    assert fetch_rows(fresh_db, "SELECT count(*) FROM schemashift_version") == [(0,)]
+    assert api.status(cycle.project).current is None

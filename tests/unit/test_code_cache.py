@@ -1,12 +1,14 @@
 """Compiled migration modules kept in the project cache give exactly what compiling the files gives.
 
-`loader.load_migration(path, code_cache)` reuses an entry only for the same
-bytes, Python and path: edited, moved and broken files are compiled again, a
-damaged or unwritable cache only costs the compile.
+`loader.load_migration(path, code_cache)` reuses an entry of the folder's pack
+(`cache.CodePack`, one file written at exit; here saved by hand) only for the
+same bytes, Python and path: edited, moved and broken files are compiled again,
+a damaged or unwritable cache only costs the compile.
 """
 
 from __future__ import annotations
 
+import marshal
 import shutil
 import stat
 from pathlib import Path
@@ -48,7 +50,15 @@ def _project(tmp_path: Path, count: int = 3) -> tuple[Path, Path]:
 
 def _loaded(root: Path, folder: Path) -> list[tuple[str, str | None, str, str]]:
     history = manifest.load_history(folder, root)
-    return [(m.revision, m.parent, m.message, repr(m.operations)) for m in history.chain]
+    loaded = [(m.revision, m.parent, m.message, repr(m.operations)) for m in history.chain]
+    _saved(root, folder)
+    return loaded
+
+
+def _saved(root: Path, folder: Path) -> dict[str, bytes]:
+    """Write the pack as the process would at exit; what another process then reads from it."""
+    cache.code_pack(_entries(root, folder)).save()
+    return cache.CodePack(_entries(root, folder)).entries_on_disk()
 
 
 def _entries(root: Path, folder: Path) -> Path:
@@ -61,10 +71,12 @@ def test_cached_modules_load_as_compiled_ones(tmp_path: Path) -> None:
     root, folder = _project(tmp_path)
     plain = [(m.revision, m.parent, m.message, repr(m.operations)) for m in chain.History.load(folder).chain]
     assert _loaded(root, folder) == plain
-    assert sorted(p.name for p in _entries(root, folder).iterdir()) == ["0001_step.pyc", "0002_step.pyc", "0003_step.pyc"]
+    assert sorted(_saved(root, folder)) == ["0001_step.py", "0002_step.py", "0003_step.py"]
+    assert [p.name for p in _entries(root, folder).iterdir()] == ["pack"]  # one file, however many migrations
     assert (root / cache.CACHE_NAME / ".gitignore").exists()
-    for entry in _entries(root, folder).iterdir():  # the entry is used: a second load reads it
-        path = folder / entry.name[:-1]
+    cache.code_pack.cache_clear()  # as another process: the entries come from the file
+    for name in _saved(root, folder):  # the entry is used: a second load reads it
+        path = folder / name
         assert loader.load_migration(path, _entries(root, folder)).operations == loader.load_migration(path).operations
 
 
@@ -95,12 +107,14 @@ def test_a_moved_project_reports_its_own_paths(tmp_path: Path) -> None:
 def test_a_damaged_entry_is_ignored_and_replaced(tmp_path: Path, damage: bytes) -> None:
     root, folder = _project(tmp_path)
     expected = _loaded(root, folder)
-    entry = _entries(root, folder) / "0002_step.pyc"
-    good = entry.read_bytes()
-    entry.write_bytes(damage if damage else good[:20])
+    entries = _saved(root, folder)
+    good = entries["0002_step.py"]
+    entries["0002_step.py"] = damage if damage else good[:20]
+    (_entries(root, folder) / "pack").write_bytes(marshal.dumps(entries))
+    cache.code_pack.cache_clear()
     assert _loaded(root, folder) == expected
     assert loader.load_migration(folder / "0002_step.py", _entries(root, folder)).revision == "r0002"
-    assert entry.read_bytes() == good
+    assert _saved(root, folder)["0002_step.py"] == good
 
 
 def test_a_syntax_error_is_reported_and_not_cached(tmp_path: Path) -> None:
@@ -109,7 +123,7 @@ def test_a_syntax_error_is_reported_and_not_cached(tmp_path: Path) -> None:
     path.write_text('revision = "r0002"\nparent = "r0001"\noperations = [\n')
     with pytest.raises(MigrationError, match="0002_bad.py:.*syntax error"):
         loader.load_migration(path, _entries(root, folder))
-    assert not (_entries(root, folder) / "0002_bad.pyc").exists()
+    assert "0002_bad.py" not in _saved(root, folder)
 
 
 def test_an_unwritable_cache_only_costs_the_compile(tmp_path: Path) -> None:

@@ -247,6 +247,7 @@ class PostgreSQLDialect(Dialect):
     # --- SQL compilation (owned by the dialects work) ---------------------
 
     transactional_ddl = True
+    builds_side_by_side = True
     remote_catalogue = True
     max_identifier_length = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
     identifier_length_in_bytes = True
@@ -441,6 +442,25 @@ class PostgreSQLDialect(Dialect):
     def restore_durability(self, connection: sa.Connection, token: object) -> None:
         """Put `synchronous_commit` back to the value `defer_durability` found."""
         run_settled(connection, "SELECT set_config('synchronous_commit', :value, false)", {"value": token})
+
+    def copy_rows(self, connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
+        """``COPY … FROM STDIN`` through psycopg 3 (one round trip for thousands of rows); other drivers: False."""
+        if not rows or connection.dialect.driver != "psycopg":
+            return False
+        keys = list(rows[0])
+        preparer = connection.dialect.identifier_preparer
+        columns = ", ".join(preparer.quote(key) for key in keys)
+        raw = connection.connection.dbapi_connection
+        if raw is None:
+            return False
+        cursor: Any = raw.cursor()  # psycopg's own cursor: `copy` is not DB-API
+        try:
+            with cursor.copy(f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[key] for key in keys])
+        finally:
+            cursor.close()
+        return True
 
     def flush_commits(self, connection: sa.Connection) -> None:
         """A transaction given an xid (``txid_current()``) commits durably, which flushes the WAL of every
