@@ -284,13 +284,13 @@ class Dialect(ObjectDDL):
             self.volatile_defaults.search(default) is not None
 
     def batched_add_column(self, op: ops.AddColumn, before: Schema, code: str) -> SafeForm | None:
-        """A NOT NULL column with a volatile default added without rewriting the table: nullable without its
-        default, then the default (for new rows), a `Backfill` of the rows that are NULL with the default's
-        expression, then NOT NULL in each step's own lock-safe form. For tables above ``safe_rewrite_rows``
-        (`SafeForm.large_only`); `code` (the lint code of the rewrite) refuses it when the table has no
-        single-column primary key to batch by. None: not such a column."""
+        """A column with a volatile default added without rewriting the table: nullable without its default,
+        then the default (for new rows), a `Backfill` of the rows that are NULL with the default's expression,
+        then (a NOT NULL column) NOT NULL, each step in its own lock-safe form. For tables above
+        ``safe_rewrite_rows`` (`SafeForm.large_only`); `code` (the lint code of the rewrite) refuses it when the
+        table has no single-column primary key to batch by. None: not such a column."""
         column = op.column
-        if op.fill is not None or column.nullable or not self.volatile_default(column):
+        if op.fill is not None or not self.volatile_default(column):
             return None
         table = before.table(op.table_key or "")
         key = table.primary_key.columns if table.primary_key is not None else ()
@@ -855,13 +855,15 @@ def _batched_parts(op: ops.AddColumn, quoted: str, dialect: str) -> list[Operati
     bare = column.evolve(nullable=True, default=None)
     defaulted = bare.evolve(default=column.default)
     assert column.default is not None
-    return [
+    parts: list[Operation] = [
         replace(op, column=bare),
         ops.AlterColumn(op.table, column.name, new=defaulted, old=bare, schema=op.schema),
         ops.Backfill(op.table, expressions={column.name: column.default}, where=f"{quoted} IS NULL",
                      schema=op.schema),
-        ops.AlterColumn(op.table, column.name, new=column, old=defaulted, schema=op.schema),
     ]
+    if not column.nullable:
+        parts.append(ops.AlterColumn(op.table, column.name, new=column, old=defaulted, schema=op.schema))
+    return parts
 
 
 def table_at(schema: Schema, key: str | None) -> Table:

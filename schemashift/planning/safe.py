@@ -25,11 +25,11 @@ statement under the lock timeout (rewriting it takes moments). Offline
 (``--sql --from``) nothing can be counted: the plain statement is written with a
 comment saying so.
 
-A NOT NULL column whose server default the database evaluates row by row (PostgreSQL:
+A column whose server default the database evaluates row by row (PostgreSQL:
 ``gen_random_uuid()``, ``random()``…; MariaDB: ``uuid()``…) is not refused on a
 large table but added in steps (`Dialect.batched_add_column`): nullable, then its
 default, then a batched `Backfill` of the existing rows (resumable like any
-backfill), then NOT NULL the lock-safe way. Smaller tables get the plain
+backfill), then, for a NOT NULL column, NOT NULL the lock-safe way. Smaller tables get the plain
 ``ADD COLUMN``; offline, where nothing is counted, the steps are written.
 
 Safe mode is on unless ``safe = false`` in the environment (`Dialect.safe_by_default`:

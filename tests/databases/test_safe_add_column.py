@@ -135,6 +135,18 @@ def test_killed_backfill_undone(backend: str, fresh_db: str, tmp_path: Path) -> 
     assert filled(fresh_db) == (0, ROWS)
 
 
+def test_nullable_column_with_a_volatile_default_is_backfilled_too(backend: str, fresh_db: str,
+                                                                  tmp_path: Path) -> None:
+    """A nullable column with a volatile default: the same steps without NOT NULL; every row gets its value (as
+    the plain ADD COLUMN gives them)."""
+    directory = project(tmp_path, fresh_db, VOLATILE[backend].replace("nullable=False", "nullable=True"))
+    statements = change_statements(cli(directory, "upgrade", "--sql").stdout)
+    assert [s.split(" d ")[0] for s in statements] == [s.split(" d ")[0] for s in EXPECTED[backend][:3]], statements
+    cli(directory, "upgrade")
+    assert filled(fresh_db) == (0, ROWS)
+    assert cli(directory, "diff", check=False).returncode == 0
+
+
 @pytest.mark.parametrize("column", [
     pytest.param("small", id="volatile-small-table"),
     pytest.param('sa.Column("d", sa.Integer, nullable=False, server_default="5")', id="constant"),

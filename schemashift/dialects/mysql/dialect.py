@@ -592,8 +592,8 @@ class MySQLDialect(Dialect):
     safe_by_default = True
     # defaults ADD COLUMN can neither INSTANT nor INPLACE (MariaDB 10.11: error 1845, "Try ALGORITHM=COPY");
     # ``now()``, ``CURRENT_TIMESTAMP`` and ``rand()`` are evaluated once: INSTANT
-    volatile_defaults = re.compile(r"\b(?:uuid|uuid_short|uuid_v[47]|sys_guid|sysdate|nextval)\s*\(",
-                                   re.IGNORECASE)
+    volatile_defaults = re.compile(r"\b(?:uuid|uuid_short|uuid_v[47]|sys_guid|sysdate|nextval)\s*\(|"
+                                   r"\bNEXT\s+VALUE\s+FOR\b", re.IGNORECASE)
 
     def takes_lock(self, sql: str) -> bool:
         """True for DDL: every ALTER/CREATE/DROP/RENAME waits for the table's metadata lock."""

@@ -306,8 +306,8 @@ class PostgreSQLDialect(Dialect):
     # on unless ``safe = false``: a rewriting type change is refused only on tables above ``safe_rewrite_rows``
     safe_by_default = True
     # VOLATILE functions (``now()``, ``CURRENT_TIMESTAMP`` are STABLE: stored once, no rewrite)
-    volatile_defaults = re.compile(r"\b(?:random|gen_random_uuid|uuid_generate_v\w*|clock_timestamp|timeofday|"
-                                   r"nextval|txid_current|uuidv[47])\s*\(", re.IGNORECASE)
+    volatile_defaults = re.compile(r"\b(?:random|random_normal|gen_random_uuid|uuid_generate_v\w*|uuidv[47]|"
+                                   r"clock_timestamp|timeofday|nextval)\s*\(", re.IGNORECASE)
 
     def takes_lock(self, sql: str) -> bool:
         """True for ALTER TABLE/INDEX/SEQUENCE, DROP TABLE, plain CREATE/DROP INDEX and the like."""
