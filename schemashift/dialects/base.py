@@ -89,6 +89,8 @@ class SafeSql:
     sql: str
     locks: bool = True
     fallback: str | None = None
+    #: A `Backfill` the executor runs batch by batch in place of `sql` (its one-statement form, for scripts).
+    backfill: ops.Backfill | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class SafeForm:
     refusal: tuple[str, str] | None = None
     #: Lint codes whose allowance (``allow(op, SS401=…)``) runs the plain form instead.
     unless_allowed: frozenset[str] = frozenset()
+    #: The form serves a table above ``safe_rewrite_rows`` only: a smaller one gets the plain statements.
+    large_only: bool = False
 
 
 class Dialect(ObjectDDL):
@@ -165,6 +169,9 @@ class Dialect(ObjectDDL):
     #: Lock-safe execution is on unless the environment says ``safe = false`` (see `safe_form`); the database
     #: must have a lock timeout (`lock_timeout_sql`) for ``safe = true`` to mean anything.
     safe_by_default: ClassVar[bool] = False
+    #: Server defaults (SQL) that ``ADD COLUMN`` cannot store once for every existing row: the database rewrites or
+    #: copies the table to evaluate them row by row (see `batched_add_column`); None: none known.
+    volatile_defaults: ClassVar[re.Pattern[str] | None] = None
 
     def joins_statements_on(self, connection: sa.Connection) -> bool:
         """True when `connection`'s driver runs several DDL statements joined by ``;`` in one call (a fresh build
@@ -272,6 +279,50 @@ class Dialect(ObjectDDL):
     def takes_lock(self, sql: str) -> bool:
         """True when `sql` takes a lock that blocks other sessions' writes (generic: none known)."""
         return False
+
+    def volatile_default(self, column: Column) -> bool:
+        """True when adding `column` to a table holding rows evaluates its server default row by row (a rewrite or
+        a copy of the table, see `volatile_defaults`); not for a SERIAL or identity column (no default of its own)."""
+        default = column.default_on(self.name)
+        return self.volatile_defaults is not None and default is not None and \
+            self.volatile_defaults.search(default) is not None
+
+    def batched_add_column(self, op: ops.AddColumn, before: Schema, code: str) -> SafeForm | None:
+        """A column with a volatile default added without rewriting the table: nullable without its default,
+        then the default (for new rows), a `Backfill` of the rows that are NULL with the default's expression,
+        then (a NOT NULL column) NOT NULL, each step in its own lock-safe form. For tables above
+        ``safe_rewrite_rows`` (`SafeForm.large_only`); `code` (the lint code of the rewrite) refuses it when the
+        table has no single-column primary key to batch by. None: not such a column."""
+        column = op.column
+        if op.fill is not None or not self.volatile_default(column):
+            return None
+        table = before.table(op.table_key or "")
+        key = table.primary_key.columns if table.primary_key is not None else ()
+        if len(key) != 1:
+            return SafeForm(refusal=(code, f"adding {column.name} with default {column.default_on(self.name)} "
+                                           f"rewrites {op.table_key}, which has no single-column primary key to "
+                                           "fill it in batches by; add it nullable and fill it in a quiet period, "
+                                           f"or allow(op, {code}=\"why\"), or safe = false for the environment"))
+        statements: list[SafeSql] = []
+        state = before
+        for part in _batched_parts(op, self.quote(column.name), self.name):
+            after = part.apply(state)
+            statements += self._safe_part(part, state, after)
+            state = after
+        return SafeForm(tuple(statements), frozenset({code}), large_only=True)
+
+    def _safe_part(self, part: Operation, before: Schema, after: Schema) -> list[SafeSql]:
+        """The lock-safe statements of one part of `batched_add_column`."""
+        plain = self.compile(part, before, after)
+        if isinstance(part, ops.Backfill):
+            return [SafeSql(sql, locks=False, backfill=part) for sql in plain]
+        if isinstance(part, ops.AlterColumn):  # the backfill filled the NULLs: no one-statement UPDATE
+            fills = set(self.fill_nulls(part))
+            plain = [sql for sql in plain if sql not in fills]
+        form = self.safe_form(part, before, after, plain)
+        if form is None or not form.statements:
+            return [SafeSql(sql, locks=self.takes_lock(sql)) for sql in plain]
+        return list(form.statements)
 
     def no_rows_guard_sql(self, table: str, schema: str | None, reason: str) -> str | None:
         """SQL that fails, naming `reason`, while `table` holds a row; None where the database refuses by itself.
@@ -812,6 +863,23 @@ class Dialect(ObjectDDL):
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _batched_parts(op: ops.AddColumn, quoted: str, dialect: str) -> list[Operation]:
+    """The operations `Dialect.batched_add_column` runs `op` as (`quoted`: the column's quoted name)."""
+    column = op.column.on(dialect)
+    bare = column.evolve(nullable=True, default=None)
+    defaulted = bare.evolve(default=column.default)
+    assert column.default is not None
+    parts: list[Operation] = [
+        replace(op, column=bare),
+        ops.AlterColumn(op.table, column.name, new=defaulted, old=bare, schema=op.schema),
+        ops.Backfill(op.table, expressions={column.name: column.default}, where=f"{quoted} IS NULL",
+                     schema=op.schema),
+    ]
+    if not column.nullable:
+        parts.append(ops.AlterColumn(op.table, column.name, new=column, old=defaulted, schema=op.schema))
+    return parts
 
 
 def table_at(schema: Schema, key: str | None) -> Table:

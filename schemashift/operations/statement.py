@@ -29,7 +29,7 @@ class Statement:
     """One executable unit: SQL text, or a Python callable for `RunPython`.
 
     Safe mode adds `lock` (wait for the lock briefly, retry), `fallback` (the form
-    to run when the server refuses `sql`'s online algorithm) and `own_transaction`.
+    to run when the server refuses `sql`'s online algorithm), `own_transaction` and `backfill`.
     """
 
     operation: Operation
@@ -40,6 +40,14 @@ class Statement:
     own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
     #: What an offline script runs in place of `python` (a check the database does in SQL), when it can.
     offline_sql: str | None = None
+    #: Safe mode: a `Backfill` that is part of `operation`, run batch by batch in place of `sql` (its one-statement
+    #: form, what a script runs).
+    backfill: Operation | None = None
+
+    @property
+    def batched(self) -> bool:
+        """True when the executor runs this statement batch by batch (a `Backfill`, its own or `backfill`)."""
+        return self.operation.batched or self.backfill is not None
 
     def describe(self) -> str:
         """The SQL, or the Python function's name."""

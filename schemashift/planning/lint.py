@@ -6,6 +6,7 @@ for the database the selected environment uses (its dialect's declared
 capabilities, never its name). Raw ``ExecuteSQL`` is parsed where a parser for
 that database is installed (pglast for PostgreSQL) and checked by the same rules;
 what cannot be parsed is reported as unchecked (SS501), never skipped silently.
+Elsewhere a simple reading finds whole-table ``UPDATE``/``DELETE`` (SS212) only.
 
 Operations on a table created earlier in the same migration are not findings for
 the blocking rules: nobody else can be using that table yet.
@@ -19,7 +20,8 @@ the squawk rule and the Atlas analyzer it corresponds to.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +87,11 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "scan, copy or lock wait stalls every reader and writer of that table too",
          "one lock-taking change per migration, or this operation first; in safe mode a lock-safe form (an index, "
          "key, check or NOT NULL on an existing table) makes the migration run statement by statement"),
+    Rule("SS212", "UPDATE or DELETE of a whole table in one statement", "one transaction changes every row and "
+         "holds their row locks until it commits: writers to any of them wait, the statement runs as long as the "
+         "table is large, and a kill loses all of it",
+         "a Backfill (short transactions by primary-key ranges, resumable after a kill), or a WHERE that bounds "
+         "the rows"),
     Rule("SS301", "table renamed", "running code still uses the old name until it is redeployed",
          "create a view under the old name for the switch-over, or rename in a release of its own"),
     Rule("SS302", "column renamed", "running code still uses the old name until it is redeployed",
@@ -106,10 +113,8 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
          "review it by hand, or split it into statements the parser reads"),
 )}
 
-#: PostgreSQL functions whose default value differs per row (adding such a column rewrites the table).
-VOLATILE = ("random(", "gen_random_uuid(", "uuid_generate_v", "clock_timestamp(", "nextval(", "timeofday(")
 #: Blocking rules that concern a table only when it existed before the migration.
-ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS211", "SS303", "SS401",
+ON_EXISTING = ("SS201", "SS202", "SS203", "SS204", "SS205", "SS206", "SS207", "SS211", "SS212", "SS303", "SS401",
                "SS402", "SS403")
 
 
@@ -214,7 +219,7 @@ def blocking(ctx: Context) -> Iterator[str]:
             yield "SS204"
         if rewrites_storage(op.old.type, op.new.type):
             yield "SS205"
-    elif isinstance(op, ops.AddColumn) and dialect.not_valid_constraints and _volatile(op):
+    elif isinstance(op, ops.AddColumn) and dialect.not_valid_constraints and _volatile(op, dialect):
         yield "SS206"
 
 
@@ -227,10 +232,9 @@ def _constraint_codes(constraint: Any) -> Iterator[str]:
         yield "SS207"
 
 
-def _volatile(op: ops.AddColumn) -> bool:
+def _volatile(op: ops.AddColumn, dialect: Dialect) -> bool:
     column = op.column
-    default = (column.default or "").lower().replace(" ", "")
-    if any(name in default for name in VOLATILE):
+    if op.fill is None and dialect.volatile_default(column):
         return True
     return column.identity is not None or (column.computed is not None and column.computed.persisted is not False)
 
@@ -259,6 +263,9 @@ def online_alter(ctx: Context) -> Iterator[str]:
     if isinstance(op, ops.AddConstraint) and isinstance(op.constraint, (ForeignKey, CheckConstraint)):
         yield "SS403"
         return
+    if isinstance(op, ops.AddColumn) and op.fill is None and ctx.dialect.volatile_default(op.column):
+        yield "SS401"  # ``DEFAULT (uuid())``: no INSTANT or INPLACE form
+        return
     if not isinstance(op, ops.AlterColumn) or op.old is None:
         return
     code = copies_online(op.old.type, op.new.type)
@@ -272,8 +279,9 @@ RULE_SETS: tuple[Callable[[Context], Iterable[str]], ...] = (destructive, blocki
 # --------------------------------------------------------------------------- raw SQL (PostgreSQL via pglast)
 
 
-def sql_codes(sql: str) -> list[str] | None:
-    """The codes PostgreSQL `sql` hits, or None when it cannot be parsed (or pglast is not installed)."""
+def sql_codes(sql: str, created: Collection[str] = ()) -> list[str] | None:
+    """The codes PostgreSQL `sql` hits, or None when it cannot be parsed (or pglast is not installed); `created`:
+    the tables the migration made earlier (no blocking finding there)."""
     try:
         import pglast
     except ImportError:
@@ -284,8 +292,12 @@ def sql_codes(sql: str) -> list[str] | None:
         return None
     codes: list[str] = []
     unique: set[str] = set()  # relations given a unique index earlier in this SQL
+    made = set(created)  # and tables created
     for raw in tree:
-        codes.extend(_statement_codes(raw.stmt))
+        statement: Any = raw.stmt
+        if type(statement).__name__ == "CreateStmt":
+            made.add(_relation(statement.relation))
+        codes.extend(_statement_codes(statement, made))
         codes.extend(_refresh_codes(raw.stmt, unique))
     return codes
 
@@ -303,9 +315,11 @@ def _relation(node: Any) -> str:
     return f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
 
 
-def _statement_codes(node: Any) -> Iterator[str]:
+def _statement_codes(node: Any, created: Collection[str]) -> Iterator[str]:
     kind = type(node).__name__
-    if kind == "IndexStmt" and not node.concurrent:
+    if kind in ("UpdateStmt", "DeleteStmt") and node.whereClause is None and _relation(node.relation) not in created:
+        yield "SS212"
+    elif kind == "IndexStmt" and not node.concurrent:
         yield "SS201"
     elif kind == "DropStmt" and str(node.removeType).endswith("OBJECT_TABLE"):
         yield "SS101"
@@ -331,6 +345,51 @@ def _alter_codes(command: Any) -> Iterator[str]:
             return
         yield from {"CONSTR_FOREIGN": ["SS202"], "CONSTR_CHECK": ["SS203"], "CONSTR_UNIQUE": ["SS207"],
                     "CONSTR_PRIMARY": ["SS207"]}.get(contype, [])
+
+
+# --------------------------------------------------------------------------- raw SQL elsewhere (a simple reading)
+
+#: ``UPDATE t …`` / ``DELETE FROM t …`` (MySQL's modifiers allowed), the table name captured (quoted parts are
+#: hidden as ``\0n\0`` by then).
+_WRITE = re.compile(r"^(?:UPDATE(?:\s+(?:LOW_PRIORITY|IGNORE))*|DELETE(?:\s+(?:LOW_PRIORITY|QUICK|IGNORE))*\s+FROM)"
+                    r"\s+([\w.\x00]+)", re.IGNORECASE)
+#: ``CREATE TABLE t``, the table name captured.
+_CREATE = re.compile(r"^CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\x00]+)", re.IGNORECASE)
+#: What bounds the rows of such a statement.
+_BOUNDED = re.compile(r"\b(?:WHERE|LIMIT)\b", re.IGNORECASE)
+#: Comments, and quoted strings and names (read past, so that ``;`` and ``WHERE`` inside them count for nothing).
+_COMMENT = re.compile(r"--[^\n]*|#[^\n]*|/\*.*?\*/", re.DOTALL)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`")
+
+
+def plain_sql_codes(sql: str, created: Collection[str] = ()) -> list[str]:
+    """SS212 for each ``UPDATE``/``DELETE`` of `sql` with neither WHERE nor LIMIT on a table not in `created` (nor
+    created earlier in `sql`): a simple reading for databases without a parser here (statements split at ``;``
+    outside quotes)."""
+    names: list[str] = []
+    made = set(created)
+
+    def hide(match: re.Match[str]) -> str:
+        names.append(match.group())
+        return f"\0{len(names) - 1}\0"
+
+    text = _QUOTED.sub(hide, _COMMENT.sub(" ", sql))
+    codes: list[str] = []
+    for statement in text.split(";"):
+        if new := _CREATE.match(statement.strip()):
+            made.add(_unquoted(re.sub(r"\0(\d+)\0", lambda m: names[int(m.group(1))], new.group(1))))
+        match = _WRITE.match(statement.strip())
+        if match is None or _BOUNDED.search(statement):
+            continue
+        table = re.sub(r"\0(\d+)\0", lambda m: names[int(m.group(1))], match.group(1))
+        if _unquoted(table) not in made:
+            codes.append("SS212")
+    return codes
+
+
+def _unquoted(name: str) -> str:
+    """``"s"."t"`` or `` `t` `` as the key of the table (``s.t``, ``t``)."""
+    return ".".join(part.strip('`"') for part in name.split("."))
 
 
 # --------------------------------------------------------------------------- running
@@ -456,7 +515,8 @@ def _codes(ctx: Context, dialect: Dialect) -> Iterator[str]:
     if isinstance(op, ops.ExecuteSQL):
         if op.dialects and dialect.name not in op.dialects:
             return
-        found = sql_codes(op.sql) if dialect.not_valid_constraints else []
+        reader = sql_codes if dialect.not_valid_constraints else plain_sql_codes
+        found = reader(op.sql, ctx.created)
         yield from (found if found is not None else ["SS501"])
         return
     on_new_table = op.table_key is not None and op.table_key in ctx.created
@@ -532,5 +592,6 @@ __all__ = [
     "as_sarif",
     "failing",
     "lint_migration",
+    "plain_sql_codes",
     "sql_codes",
 ]

@@ -44,7 +44,7 @@ class Step:
         if not self.plan_dialect.transactional_ddl:
             return False
         return all((s.sql is None or self.plan_dialect.runs_in_transaction(s.sql)) and not s.own_transaction
-                   and not s.operation.batched for s in self.statements)
+                   and not s.batched for s in self.statements)
 
     @property
     def revision_after(self) -> str | None:

@@ -25,6 +25,13 @@ statement under the lock timeout (rewriting it takes moments). Offline
 (``--sql --from``) nothing can be counted: the plain statement is written with a
 comment saying so.
 
+A column whose server default the database evaluates row by row (PostgreSQL:
+``gen_random_uuid()``, ``random()``…; MariaDB: ``uuid()``…) is not refused on a
+large table but added in steps (`Dialect.batched_add_column`): nullable, then its
+default, then a batched `Backfill` of the existing rows (resumable like any
+backfill), then, for a NOT NULL column, NOT NULL the lock-safe way. Smaller tables get the plain
+``ADD COLUMN``; offline, where nothing is counted, the steps are written.
+
 Safe mode is on unless ``safe = false`` in the environment (`Dialect.safe_by_default`:
 PostgreSQL and MariaDB/MySQL), on databases with a lock timeout (on SQLite it
 means nothing); ``ddl_lock_timeout``, ``ddl_retries`` and ``ddl_backoff`` tune the
@@ -214,6 +221,8 @@ def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], be
         if code not in allowed:
             note = _refusal(operation, code, reason, step, sizes.rows(dialect, operation), settings.rewrite_rows)
         form = None
+    if form is not None and form.large_only and _small(sizes.rows(dialect, operation), settings):
+        form = None
     if form is None or not form.statements or form.unless_allowed & allowed.keys():
         return [replace(statement, sql=sql if note is None or position else f"{note}\n{sql}",
                         lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
@@ -222,7 +231,7 @@ def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], be
     if form.unless_allowed and len(plain) == len(fallbacks) and _small(sizes.rows(dialect, operation), settings):
         fallbacks = [None if item.sql == sql else sql for item, sql in zip(form.statements, plain, strict=True)]
     return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
-                      fallback=fallback, own_transaction=True)
+                      fallback=fallback, own_transaction=True, backfill=item.backfill)
             for item, fallback in zip(form.statements, fallbacks, strict=True)]
 
 

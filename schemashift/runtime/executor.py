@@ -413,7 +413,7 @@ class Executor:
     def _atomic_data(step: Step, statement: Statement) -> bool:
         """True for a data statement that runs and is journaled in one transaction."""
         in_transaction = statement.sql is None or step.plan_dialect.runs_in_transaction(statement.sql)
-        return statement.operation.data_only and in_transaction and not statement.operation.batched
+        return statement.operation.data_only and in_transaction and not statement.batched
 
     def _running_text(self, step: Step, index: int) -> str:
         """What the journal says while statement `index` runs: its text, with a backfill's saved position."""
@@ -426,7 +426,7 @@ class Executor:
         statement = step.statements[index]
         revision = step.migration.revision
         done = {"statements_done": index + 1, "running_statement": None}
-        if statement.operation.batched:
+        if statement.batched:
             self._run_batched(step, index)
             if record_done:
                 self._commit(lambda: self.recorder.update(revision, **done))
@@ -459,14 +459,16 @@ class Executor:
         """Run the backfill at statement `index` batch by batch (see `schemashift.runtime.backfill`): each batch
         commits with the journal's new position; a saved position (`resume`) skips the finished batches."""
         statement = step.statements[index]
-        operation: Any = statement.operation
+        operation: Any = statement.backfill or statement.operation
         revision, text = step.migration.revision, statement.describe()
         position = self._resume_at.pop((revision, index), None) or Position()
         state = step.before
         for earlier in step.operations:
-            if earlier is operation:
+            if earlier is statement.operation:
                 break
             state = earlier.apply(state)
+        if statement.backfill is not None:  # part of its operation: the column it fills is there
+            state = statement.operation.apply(state)
         runner = BatchRunner(self.connection, step.plan_dialect.backfill_sql(operation, state), operation.batch_size)
         what = f"backfill {operation.table_key}"
         self.reporter.statement_started(text)
@@ -562,7 +564,7 @@ class Executor:
 
     def resume(self, step: Step, start_at: int) -> None:
         """Finish a partly run step from statement `start_at` (a backfill there: after its last finished batch)."""
-        if start_at < len(step.statements) and step.statements[start_at].operation.batched:
+        if start_at < len(step.statements) and step.statements[start_at].batched:
             row = self.recorder.applied().get(step.migration.revision)
             text = step.statements[start_at].describe()
             saved = None if row is None else saved_position(row.running_statement or row.failed_statement, text)

@@ -243,7 +243,9 @@ def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: Diale
         return Position(current, done, [], [])
     scoped = _Scoped.of(operation, states[current], states[current + 1], live, dialect)
     label = f"{operation.describe()} (statement {done + 1} of {step.label})"
-    if row.state == FAILED:
+    if row.state == FAILED or step.statements[done].batched:
+        # a batched statement (safe mode's backfill inside an operation) commits each batch with its position: the
+        # statements before it completed, and it resumes from its last finished batch
         return _after_failure(current, bounds[current], done, scoped, label)
     return _after_crash(current, bounds[current], done, scoped, label)
 

@@ -116,7 +116,7 @@ def test_squawk_oracle(name: str, squawk: str, tmp_path: Path) -> None:
 
 #: what safe mode's forms no longer deserve (tests/databases/test_safe_mode.py runs them)
 SAFE_FIXED = {"add_index": {"SS201"}, "add_unique": {"SS207"}, "add_fk": {"SS202"}, "add_check": {"SS203"},
-              "set_not_null": {"SS204"}}
+              "set_not_null": {"SS204"}, "add_volatile_default": {"SS206"}}
 
 
 @pytest.mark.parametrize("config", ["safe = true\n", ""], ids=["safe", "default"])
@@ -259,3 +259,67 @@ def test_long_transaction_holding_locks(config: str, table: str, extra: str, exp
         assert held[0]["what"].endswith(f"lock on {table} held"), held
     single = catalogue_project(tmp_path / "single", "drop_column", config=config)
     assert "SS211" not in lint_codes(single)
+
+
+def raw_sql_project(tmp_path: Path, url: str, operations: str) -> Path:
+    """Tables t and u at base; migration 0002 holds `operations` (Python source of the list's items)."""
+    directory = write_project(tmp_path, url, models(), extra_config=PLAIN)
+    cli(directory, "generate", "-m", "base")
+    cli(directory, "generate", "--empty", "-m", "raw")
+    path = sorted((directory / "migrations").glob("0002_*.py"))[0]
+    path.write_text(path.read_text().replace("operations = []", f"operations = [{operations}]"))
+    cli(directory, "manifest")
+    return directory
+
+
+#: SQL -> True when it updates or deletes a whole existing table in one statement (SS212)
+WHOLE_TABLE = {
+    "UPDATE t SET b = 0": True,
+    "DELETE FROM t": True,
+    "UPDATE t SET c = 'no; where here' -- WHERE": True,
+    "UPDATE t SET b = 0 WHERE b IS NULL": False,
+    "CREATE TABLE n (id INT); UPDATE n SET id = 1": False,  # a table the same SQL made: nobody else uses it
+}
+
+
+@pytest.mark.parametrize("url", [PG, MYSQL], ids=["postgresql", "mysql"])
+@pytest.mark.parametrize("sql", sorted(WHOLE_TABLE))
+def test_whole_table_update_or_delete_in_raw_sql(sql: str, url: str, tmp_path: Path) -> None:
+    """SS212 (blocking; its fix names Backfill) for an UPDATE/DELETE without WHERE in ExecuteSQL: parsed with pglast
+    on PostgreSQL, read simply on MariaDB/MySQL; in safe mode too (raw SQL is run as written)."""
+    if url == PG:
+        pytest.importorskip("pglast")
+    directory = raw_sql_project(tmp_path, url, f"ExecuteSQL({sql!r}, reverse='')")
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    hits = [f for f in findings if f["code"] == "SS212"]
+    assert bool(hits) == WHOLE_TABLE[sql] and all("Backfill" in f["fix"] for f in hits), findings
+    if url == MYSQL or not hits:
+        return
+    config = directory / "schemashift.toml"
+    config.write_text(config.read_text().replace(PLAIN, "safe = true\n"))
+    assert "SS212" in lint_codes(directory)
+
+
+def test_whole_table_update_of_a_table_made_earlier_in_the_migration(tmp_path: Path) -> None:
+    """Nobody else uses a table the migration created: no SS212 there (the table already there still counts)."""
+    pytest.importorskip("pglast")
+    create = 'CreateTable(Table("n", columns=(Column("id", Type("integer"), nullable=False),)))'
+    directory = raw_sql_project(tmp_path, PG, f"{create}, ExecuteSQL('UPDATE n SET id = 1; DELETE FROM t', "
+                                              "reverse='')")
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    assert [f["code"] for f in findings if f["code"] == "SS212"] == ["SS212"], findings
+
+
+@pytest.mark.parametrize("config", [PLAIN, "safe = true\n"], ids=["plain", "safe"])
+def test_mysql_volatile_default_copies_the_table(config: str, tmp_path: Path) -> None:
+    """MariaDB cannot add a column with DEFAULT (uuid()) INSTANT or INPLACE: SS401 for the plain form; safe mode
+    adds it in steps around a batched backfill, so no finding there. A constant or now() default: none."""
+    directory = write_project(tmp_path, MYSQL, models(), extra_config=config)
+    cli(directory, "generate", "-m", "base")
+    set_models(directory, models(extra_cols='sa.Column("d", sa.String(36), nullable=False, '
+                                            'server_default=sa.text("uuid()")), sa.Column("e", sa.DateTime, '
+                                            'nullable=False, server_default=sa.func.now()),'))
+    cli(directory, "generate", "-m", "change")
+    findings = json.loads(cli(directory, "lint", "head", "--json", check=False).stdout)
+    expected = [("SS401", True)] if config == PLAIN else []
+    assert [(f["code"], "t.d" in f["what"]) for f in findings if f["code"].startswith("SS4")] == expected, findings

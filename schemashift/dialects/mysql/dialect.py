@@ -603,6 +603,10 @@ class MySQLDialect(Dialect):
 
     # on unless ``safe = false``: a table-copying change is refused only on tables above ``safe_rewrite_rows``
     safe_by_default = True
+    # defaults ADD COLUMN can neither INSTANT nor INPLACE (MariaDB 10.11: error 1845, "Try ALGORITHM=COPY");
+    # ``now()``, ``CURRENT_TIMESTAMP`` and ``rand()`` are evaluated once: INSTANT
+    volatile_defaults = re.compile(r"\b(?:uuid|uuid_short|uuid_v[47]|sys_guid|sysdate|nextval)\s*\(|"
+                                   r"\bNEXT\s+VALUE\s+FOR\b", re.IGNORECASE)
 
     def takes_lock(self, sql: str) -> bool:
         """True for DDL: every ALTER/CREATE/DROP/RENAME waits for the table's metadata lock."""
@@ -635,7 +639,8 @@ class MySQLDialect(Dialect):
         """Each ALTER/CREATE INDEX/DROP INDEX with the online algorithm for the operation: INSTANT (falling back
         to INPLACE, LOCK=NONE when the server refuses it) for column changes and index drops, INPLACE,
         LOCK=NONE for index builds. A foreign key or check is validated while writes wait (no online form): a
-        refusal (SS403), which safe mode applies to large tables only."""
+        refusal (SS403), which safe mode applies to large tables only. A NOT NULL column with a default that
+        only a copy can fill is added in steps around a batched backfill (`batched_add_column`)."""
         if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, (ForeignKey,
                                                                                            CheckConstraint)):
             return SafeForm(refusal=("SS403", _VALIDATED.format(table=operation.table_key)))
@@ -643,6 +648,8 @@ class MySQLDialect(Dialect):
             code = copies_online(operation.old.type.on(self.name), operation.new.type.on(self.name))
             if code is not None:
                 return SafeForm(refusal=(code, _COPY.format(column=operation.column, table=operation.table_key)))
+        if isinstance(operation, ops.AddColumn) and (form := self.batched_add_column(operation, before, "SS401")):
+            return form
         first = "INPLACE" if isinstance(operation, (ops.CreateIndex, ops.AddConstraint)) else "INSTANT"
         statements = tuple(_online(sql, first) for sql in plain)
         return SafeForm(statements, unless_allowed=frozenset({"SS401", "SS402"}))

@@ -306,6 +306,9 @@ class PostgreSQLDialect(Dialect):
 
     # on unless ``safe = false``: a rewriting type change is refused only on tables above ``safe_rewrite_rows``
     safe_by_default = True
+    # VOLATILE functions (``now()``, ``CURRENT_TIMESTAMP`` are STABLE: stored once, no rewrite)
+    volatile_defaults = re.compile(r"\b(?:random|random_normal|gen_random_uuid|uuid_generate_v\w*|uuidv[47]|"
+                                   r"clock_timestamp|timeofday|nextval)\s*\(", re.IGNORECASE)
 
     def takes_lock(self, sql: str) -> bool:
         """True for ALTER TABLE/INDEX/SEQUENCE, DROP TABLE, plain CREATE/DROP INDEX and the like."""
@@ -335,7 +338,8 @@ class PostgreSQLDialect(Dialect):
 
     def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
         """CONCURRENTLY for indexes, NOT VALID + VALIDATE for foreign keys and checks, a validated CHECK under
-        SET NOT NULL, a concurrently built index under UNIQUE/PRIMARY KEY; a rewriting type change refused."""
+        SET NOT NULL, a concurrently built index under UNIQUE/PRIMARY KEY, a NOT NULL column with a volatile
+        default added in steps around a batched backfill; a rewriting type change refused."""
         if isinstance(operation, ops.CreateIndex) and len(plain) == 1:
             return SafeForm((SafeSql(_concurrently(plain[0], "CREATE")),), frozenset({"SS201"}))
         if isinstance(operation, ops.DropIndex) and len(plain) == 1:
@@ -344,6 +348,8 @@ class PostgreSQLDialect(Dialect):
             return self._safe_constraint(operation, after, plain[0])
         if isinstance(operation, ops.AlterColumn) and operation.old is not None:
             return self._safe_alter_column(operation, plain)
+        if isinstance(operation, ops.AddColumn):
+            return self.batched_add_column(operation, before, "SS206")
         return None
 
     def _safe_constraint(self, op: ops.AddConstraint, after: Schema, plain: str) -> SafeForm | None:
