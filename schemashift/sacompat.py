@@ -101,6 +101,14 @@ def has_variants(satype: sa.types.TypeEngine[Any]) -> bool:
     return bool(getattr(satype, "_variant_mapping", None))
 
 
+def binds_to_table(satype: sa.types.TypeEngine[Any]) -> bool:
+    """True when `satype` attaches itself to the table or column it is used in (a schema event target:
+    enums, booleans, arrays of them), so one instance must not serve several columns."""
+    from sqlalchemy.sql.base import SchemaEventTarget
+
+    return isinstance(satype, SchemaEventTarget)
+
+
 def copy_column(column: sa.Column[Any]) -> sa.Column[Any]:
     """An unattached copy of `column` (what ``Table.to_metadata`` makes of each column)."""
     return column._copy()

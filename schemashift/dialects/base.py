@@ -41,7 +41,7 @@ from schemashift.model.schema import (
 from schemashift.model.types import Type
 from schemashift.reflection.core import RawSchema, Reader, read_with_inspector, reflect
 from schemashift.sqla.to_metadata import sa_column, sa_table
-from schemashift.sqla.types import to_sa_type
+from schemashift.sqla.types import TypeMemo, to_sa_type
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -686,6 +686,11 @@ class Dialect(ObjectDDL):
     def _sa(self) -> sa.engine.Dialect:
         return self.sa_dialect()
 
+    @cached_property
+    def _ddl_types(self) -> TypeMemo:
+        """The SQLAlchemy types of this database's DDL so far, shared between tables (`shared_sa_type`)."""
+        return {}
+
     @property
     def compiler_dialect(self) -> sa.engine.Dialect:
         """The SQLAlchemy dialect this database's DDL is compiled with (one instance, kept)."""
@@ -736,7 +741,8 @@ class Dialect(ObjectDDL):
             table = table.evolve(columns=columns)
         if any(check.only_on for check in table.checks):
             table = table.evolve(checks=tuple(check for check in table.checks if self.builds(check)))
-        return sa_table(table, schema=schema, dialect_name=self.name, **options)  # type: ignore[arg-type]
+        return sa_table(table, schema=schema, dialect_name=self.name, types=self._ddl_types,
+                        **options)  # type: ignore[arg-type]
 
     def ddl_column(self, column: Column) -> Column:
         """`column` as this database's DDL states it: filled from a sequence, its next value is the default

@@ -15,6 +15,7 @@ one file) and reused only for exactly the same bytes and path.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import marshal
 import re
@@ -23,7 +24,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, TypeVar, overload
 
 from schemashift.errors import MigrationError
@@ -154,12 +155,16 @@ def load_migration(path: Path | str, code_cache: Path | None = None) -> Migratio
 
 
 def _execute(path: Path, data: bytes, code_cache: Path | None = None) -> dict[str, object]:
-    """Run the file as a fresh module under a unique name and return its namespace."""
-    name = f"_schemashift_migration_{secrets.token_hex(8)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None:
+    """Run the file as a fresh module under a unique name and return its namespace.
+
+    The module is a plain one with ``__name__`` and ``__file__`` (no import spec: working one out per file
+    was a tenth of loading thousands of migrations); it is in `sys.modules` while it runs.
+    """
+    if path.suffix not in importlib.machinery.SOURCE_SUFFIXES:
         raise MigrationError(f"{path.name}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
+    name = f"_schemashift_migration_{secrets.token_hex(8)}"
+    module = ModuleType(name)
+    module.__file__ = str(path)
     sys.modules[name] = module
     try:
         code = _compiled(path, data, code_cache)

@@ -7,11 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from schemashift.model.schema import ONLY_ON, Column, ForeignKey, Index, Schema, Table
-from schemashift.sqla.types import to_sa_type
+from schemashift.sqla.types import TypeMemo, shared_sa_type, to_sa_type
 
 
-def sa_column(column: Column, dialect_name: str | None = None) -> sa.Column[Any]:
-    """A detached `sa.Column` for `column`."""
+def sa_column(column: Column, dialect_name: str | None = None, types: TypeMemo | None = None) -> sa.Column[Any]:
+    """A detached `sa.Column` for `column` (its type shared through `types` when given: `shared_sa_type`)."""
     kwargs: dict[str, object] = {"nullable": column.nullable, "comment": column.comment}
     args: list[object] = []
     if column.default is not None:
@@ -22,7 +22,9 @@ def sa_column(column: Column, dialect_name: str | None = None) -> sa.Column[Any]
         ident = column.identity
         args.append(sa.Identity(always=ident.always, start=ident.start, increment=ident.increment))
     kwargs["autoincrement"] = bool(column.autoincrement)
-    return sa.Column(column.name, to_sa_type(column.type, dialect_name), *args, **kwargs)  # type: ignore[arg-type]
+    typ = column.type
+    sa_type = to_sa_type(typ, dialect_name) if types is None else shared_sa_type(typ, dialect_name, types)
+    return sa.Column(column.name, sa_type, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def _stub_for(fk: ForeignKey, metadata: sa.MetaData, schema: Schema | None) -> None:
@@ -92,14 +94,16 @@ def sa_table(
     name: str | None = None,
     include_foreign_keys: bool = True,
     include_indexes: bool = True,
+    types: TypeMemo | None = None,
 ) -> sa.Table:
     """A `sa.Table` for `table` in `metadata` (a new one by default).
 
     `schema` supplies column types for stub tables that foreign keys point at;
-    `name` overrides the table name (used by table rebuilds).
+    `name` overrides the table name (used by table rebuilds); `types` shares
+    column types between tables (`shared_sa_type`).
     """
     metadata = metadata if metadata is not None else sa.MetaData()
-    items: list[Any] = [sa_column(c, dialect_name) for c in table.columns]
+    items: list[Any] = [sa_column(c, dialect_name, types) for c in table.columns]
     if table.primary_key is not None:
         items.append(sa.PrimaryKeyConstraint(*table.primary_key.columns, name=table.primary_key.name))
     for unique in table.uniques:

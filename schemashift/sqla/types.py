@@ -19,7 +19,7 @@ from sqlalchemy import types as sat
 
 from schemashift.dialects.registry import database
 from schemashift.model.types import Type
-from schemashift.sacompat import AbstractBinary, AbstractInterval, has_variants
+from schemashift.sacompat import AbstractBinary, AbstractInterval, binds_to_table, has_variants
 
 #: `Type(...)`, one shared object per distinct type: types are immutable and schemas repeat a few.
 _type = lru_cache(maxsize=1024, typed=True)(Type)
@@ -304,6 +304,26 @@ def to_sa_type(typ: Type, dialect_name: str | None = None) -> sa.types.TypeEngin
     if builder is None:
         raise ValueError(f"no SQLAlchemy type for kind {typ.kind!r}")
     return builder(typ, dialect_name)
+
+
+#: SQLAlchemy types already built for DDL, by neutral type and database (see `shared_sa_type`).
+TypeMemo = dict[tuple[Type, str | None], sa.types.TypeEngine[Any]]
+
+
+def shared_sa_type(typ: Type, dialect_name: str | None, memo: TypeMemo) -> sa.types.TypeEngine[Any]:
+    """`to_sa_type`, one instance per distinct type in `memo`, so that SQLAlchemy works out each type's DDL form
+    once (per type instance) rather than once per column. Types that attach themselves to a table
+    (`binds_to_table`: enums, booleans, arrays) and unhashable ones are built anew every time."""
+    try:
+        found = memo.get((typ, dialect_name))
+    except TypeError:
+        return to_sa_type(typ, dialect_name)
+    if found is None:
+        found = to_sa_type(typ, dialect_name)
+        if binds_to_table(found):
+            return found
+        memo[(typ, dialect_name)] = found
+    return found
 
 
 def _build_integer(typ: Type, dialect: str | None) -> sa.types.TypeEngine[Any]:

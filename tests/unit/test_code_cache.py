@@ -11,6 +11,7 @@ from __future__ import annotations
 import marshal
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,16 @@ def test_an_unwritable_cache_only_costs_the_compile(tmp_path: Path) -> None:
         assert loader.load_migration(folder / "0001_step.py", code).revision == "r0001"
     finally:
         code.chmod(stat.S_IRWXU)
+
+
+def test_a_migration_runs_as_a_module_of_its_own(tmp_path: Path) -> None:
+    """It sees its own ``__file__`` and a unique ``__name__`` that `sys.modules` holds while it runs, not after."""
+    path = tmp_path / "0001_step.py"
+    path.write_text('import sys\nrevision = "r0001"\nparent = None\noperations = []\n'
+                    'message = f"{__file__}|{sys.modules[__name__].__name__ == __name__}|{__name__}"\n')
+    file, registered, name = loader.load_migration(path).message.split("|")
+    assert (file, registered) == (str(path), "True")
+    assert name.startswith("_schemashift_migration_")
+    assert name not in sys.modules
+    with pytest.raises(MigrationError, match="not a Python file"):
+        loader.load_migration(path.rename(tmp_path / "0001_step.txt"))
