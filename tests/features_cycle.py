@@ -60,10 +60,13 @@ class Cycle:
         api.downgrade(self.project, target, out=self.output.append)
 
     def sql(self, direction: str = "up", target: str = "head") -> list[str]:
-        """The offline script of an upgrade (or downgrade) to `target`, as lines."""
+        """The offline script of an upgrade (or downgrade) to `target`, as lines: every migration's own statements
+        (step by step: from an empty database `--sql` would otherwise print one fresh build of the head)."""
         lines: list[str] = []
-        migrate = api.upgrade if direction == "up" else api.downgrade
-        migrate(self.project, target, sql=True, out=lines.append)
+        if direction == "up":
+            api.upgrade(self.project, target, sql=True, out=lines.append, step_by_step=True)
+        else:
+            api.downgrade(self.project, target, sql=True, out=lines.append)
         return "\n".join(lines).splitlines()
 
     def diff(self, metadata: sa.MetaData | None = None) -> list[str]:
