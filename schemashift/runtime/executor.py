@@ -6,7 +6,11 @@ until the run's last step, see `Executor.run`). Elsewhere each statement is
 journaled in the version row before and after it runs, so a failure or a crash
 leaves a row that says exactly how far the migration got; journal writes that
 can share a commit do (a step's first row with its first "running" mark, a
-step's finish with the next step's first row).
+step's finish with the next step's first row). A journaled step on a database
+with transactional DDL (a PostgreSQL migration with a statement that must run
+outside a transaction, or commit on its own) runs each stretch of consecutive
+statements that can share a transaction as one transaction, with the journal's
+count: a failure rolls the whole stretch back (see `Executor._run_journaled`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from schemashift import operations as ops
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
+from schemashift.planning.safe import new_table_operation, track_created
 from schemashift.runtime.backfill import BatchRunner, Position, fraction, marked, saved_position
 from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, AppliedRun, Recorder, now
 from schemashift.sacompat import driver_in_transaction
@@ -375,6 +381,11 @@ class Executor:
                        carry: _Finish | None = None) -> _Finish:
         """Run `step` statement by statement from `start_at`, journaling before and after each one.
 
+        Where DDL is transactional, each stretch of consecutive statements that can
+        share a transaction (`_stretch_end`) runs as one, with the journal's new
+        count: a failure or a crash inside it rolls all of it back, and the journal
+        then says the step stands at the stretch's first statement.
+
         Returns the step's finish (APPLIED or the row's removal, and the history
         row) uncommitted: the caller commits it with the next journal write, one
         commit less per step (`carry` is the previous step's). The first
@@ -386,8 +397,8 @@ class Executor:
         started = now()
         migration = step.migration
         revision = migration.revision
-        first = step.statements[start_at] if start_at < len(step.statements) else None
-        marked = first is not None and not self._atomic_data(step, first)
+        sharing = self._sharing(step)
+        marked = start_at < len(step.statements) and self._needs_mark(step, sharing, start_at)
         running: dict[str, Any] = {"running_statement": self._running_text(step, start_at)} if marked else {}
         if resume:  # the file as it runs now (repair refuses an edit once statements ran)
             self._commit_with(carry, lambda: self.recorder.update(
@@ -401,13 +412,81 @@ class Executor:
                 revision, state=RUNNING, direction=DOWN, statements_done=0, failed_statement=None, error=None,
                 **running))
         last = len(step.statements) - 1
-        for index in range(start_at, len(step.statements)):
+        index = start_at
+        while index <= last:
+            end = self._stretch_end(sharing, index)
             try:
-                # the last statement's "done" is recorded by the finish
-                self._journaled_statement(step, index, record_done=index != last, marked=marked and index == start_at)
+                if end is None:  # the last statement's "done" is recorded by the finish
+                    self._journaled_statement(step, index, record_done=index != last,
+                                              marked=marked and index == start_at)
+                else:
+                    mark = not (marked and index == start_at) and self._needs_mark(step, sharing, index)
+                    self._run_stretch(step, index, end, mark=mark)
+            except _StretchFailed as failure:  # rolled back: the journal says the step stands at `index`
+                self._journal_failure(step, failure.index, started, clock, failure.error, done=index)
             except Exception as exc:  # noqa: BLE001 - deliberately broad: reported with the journal, never raised raw
                 self._journal_failure(step, index, started, clock, _error_text(exc))
+            index = index + 1 if end is None else end
         return _Finish(step, started, _ms(clock), now(), self._open)
+
+    @staticmethod
+    def _sharing(step: Step) -> list[bool]:
+        """For each statement of a journaled step: True when it may run in one transaction with its neighbours.
+
+        Only where DDL is transactional, and none that must run outside a transaction
+        (CONCURRENTLY), commit on its own (safe mode's VALIDATE), commit batch by
+        batch (a backfill) or take a strong lock on a table that was there before the
+        step (safe mode retries it after a lock timeout; either way it would hold the
+        lock while the others run): a table the step creates has nobody to block.
+        """
+        dialect = step.plan_dialect
+        created: set[str] = set()
+        new_table: dict[int, bool] = {}
+        for operation in step.operations:
+            new_table[id(operation)] = isinstance(operation, ops.CreateTable) or new_table_operation(operation, created)
+            track_created(operation, created)
+        sharing = []
+        for statement in step.statements:
+            sql = statement.sql
+            in_transaction = sql is None or dialect.runs_in_transaction(sql)
+            unlocked = statement.lock is None and (sql is None or not dialect.takes_lock(sql)
+                                                   or new_table.get(id(statement.operation), False))
+            sharing.append(dialect.transactional_ddl and in_transaction and unlocked and not statement.own_transaction
+                           and not statement.operation.batched)
+        return sharing
+
+    @staticmethod
+    def _stretch_end(sharing: list[bool], start: int) -> int | None:
+        """Where the stretch of statements sharing one transaction from `start` ends (exclusive); None when
+        statement `start` runs journaled on its own (see `_sharing`)."""
+        end = start
+        while end < len(sharing) and sharing[end]:
+            end += 1
+        return None if end == start else end
+
+    def _needs_mark(self, step: Step, sharing: list[bool], start: int) -> bool:
+        """True when statement `start` (or the stretch it begins) is marked "running" in the journal before it
+        runs: all but data statements journaled in their own transaction."""
+        end = self._stretch_end(sharing, start) or start + 1
+        return not all(self._atomic_data(step, statement) for statement in step.statements[start:end])
+
+    def _run_stretch(self, step: Step, start: int, end: int, *, mark: bool) -> None:
+        """Run statements `start` to `end` (exclusive) in one transaction that also records them done; a failure,
+        its commit's included, rolls all of them back (`_StretchFailed`); `mark`: first mark it "running" in the
+        journal, as its first statement."""
+        revision = step.migration.revision
+        if mark:
+            text = step.statements[start].describe()
+            self._commit(lambda: self.recorder.update(revision, running_statement=text))
+        self._open = False
+        at = start
+        try:
+            with transaction(self.connection, step.plan_dialect.autocommits_ddl):
+                for at in range(start, end):
+                    self._execute(step.statements[at], step.plan_dialect)
+                self.recorder.update(revision, statements_done=end, running_statement=None)
+        except Exception as exc:  # deliberately broad: reported with the journal, never raised raw
+            raise _StretchFailed(at, _error_text(exc)) from exc
 
     @staticmethod
     def _atomic_data(step: Step, statement: Statement) -> bool:
@@ -532,7 +611,11 @@ class Executor:
                 self.connection.commit()
             self.connection.execution_options(isolation_level=level)
 
-    def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str) -> None:
+    def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str,
+                         done: int | None = None) -> None:
+        """Record that statement `index` failed (`done`: the count the journal holds, when a stretch sharing one
+        transaction rolled back from there) and raise the ExecutionError saying so."""
+        done = index if done is None else done
         migration = step.migration
         revision = migration.revision
         statement = step.statements[index]
@@ -546,8 +629,11 @@ class Executor:
         self._commit(lambda: self.recorder.log(revision, step.direction, migration.checksum, migration.message,
                                                started, _ms(clock), "failed", error))
         verb = "upgraded" if step.direction == UP else "downgraded"
-        state = (f"the database is PARTLY {verb} ({index} of its statements ran)" if index else
+        state = (f"the database is PARTLY {verb} ({done} of its statements ran)" if done else
                  "none of its statements completed (the first failed), and the step is recorded as failed")
+        if done < index:
+            state = (f"statements {done + 1} to {index + 1} ran in one transaction and were rolled back; "
+                     + state.replace("the first failed", "every one that ran was rolled back"))
         raise ExecutionError(
             f"{step.label} failed at statement {index + 1} of {len(step.statements)}: "
             f"{_first_line(statement.describe())}: {error}; {state} — fix the cause, then run `schemashift repair`"
@@ -673,6 +759,15 @@ class _StatementFailed(Exception):
         super().__init__(error)
         self.statement = statement
         self.sql = statement.describe()
+        self.error = error
+
+
+class _StretchFailed(Exception):
+    """Statement `index` of a stretch sharing one transaction (or its commit) failed: all of it rolled back."""
+
+    def __init__(self, index: int, error: str) -> None:
+        super().__init__(error)
+        self.index = index
         self.error = error
 
 

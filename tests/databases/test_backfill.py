@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, execute, fetch_rows, scalar, write_project
+from helpers import cli, execute, fetch_rows, scalar, set_models, write_project
 
 MODELS = '''
 import sqlalchemy as sa
@@ -182,3 +182,47 @@ def test_bad_input_is_one_line_and_changes_nothing(operation: str, message: str,
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert rows(fresh_db) == before
     assert scalar(fresh_db, "SELECT count(*) FROM schemashift_version") == 1
+
+
+NEW_TABLE_MODELS = MODELS + '''
+n = sa.Table("n", Base, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), sa.Column("x", sa.Integer),
+             sa.Index("ix_n_x", "x"))
+'''
+NEW_TABLE = ('Backfill("t", values={"a": "done"}, expressions={"touched": "touched + 1"}, batch_size=10),\n    '
+             'CreateTable(Table("n", (Column("id", Type("integer"), nullable=False, autoincrement=False), '
+             'Column("x", Type("integer"))), primary_key=PrimaryKey(("id",)), indexes=(Index("ix_n_x", ("x",)),))),\n'
+             '    ExecuteSQL("INSERT INTO n (id, x) SELECT n, id FROM t", reverse="DELETE FROM n")')
+
+
+def test_statements_after_a_backfill_share_one_transaction(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """A backfill makes its step journaled; the statements after it (a new table, its index, an insert into it)
+    run in one transaction where DDL is transactional (SQLite, PostgreSQL): the insert failing on duplicate
+    keys leaves nothing of n and the journal right after the backfill. MariaDB commits each DDL statement: n
+    stays, the journal counts it. Either way `repair continue` completes once the rows are fixed."""
+    directory = project(tmp_path, fresh_db, NEW_TABLE)
+    execute(fresh_db, "UPDATE t SET n = 1 WHERE id = 2")  # a duplicate key for n
+    failed = cli(directory, "upgrade", check=False)
+    assert failed.returncode == 2 and "repair" in failed.stderr, failed.stderr
+    transactional = backend != "mysql"
+    assert ("n" in tables(fresh_db)) != transactional
+    state, done = fetch_rows(fresh_db, "SELECT state, statements_done FROM schemashift_version "
+                                       "WHERE revision = 'b0ac0f111e02'")[0]
+    assert state == "failed" and (done == 1 if transactional else done > 1), (state, done)
+    assert [r[2] for r in rows(fresh_db)] == [1] * ROWS  # the backfill stays done
+    execute(fresh_db, "UPDATE t SET n = 2 WHERE id = 2")
+    cli(directory, "repair", "continue")
+    assert scalar(fresh_db, "SELECT count(*) FROM n") == ROWS
+    assert [r[2] for r in rows(fresh_db)] == [1] * ROWS
+    set_models(directory, NEW_TABLE_MODELS)
+    assert cli(directory, "status", check=False).returncode == 0
+
+
+def tables(url: str) -> set[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return set(sa.inspect(connection).get_table_names())
+    finally:
+        engine.dispose()

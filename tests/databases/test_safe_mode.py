@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from helpers import cli, execute, inspect_schema, scalar, set_models, write_project
+from helpers import cli, execute, fetch_rows, inspect_schema, scalar, set_models, write_project
 from schemashift import api
 from schemashift.errors import ExecutionError
 
@@ -528,3 +528,95 @@ def test_settings_from_the_config(tmp_path: Path) -> None:
     (tmp_path / "schemashift.toml").write_text('models = "app:Base"\n[env.a]\nurl = "sqlite:///x.db"\nsafe = "maybe"\n')
     result = cli(tmp_path, "status", check=False)
     assert result.returncode == 2 and "safe must be true or false" in result.stderr and "Traceback" not in result.stderr
+
+
+#: a table the migration creates, with a foreign key to u and an index, beside an index built on t
+NEW_TABLE = models(extra='n = sa.Table("n", Base, sa.Column("id", sa.Integer, primary_key=True), '
+                         'sa.Column("x", sa.Integer, sa.ForeignKey("u.id", name="fk_n_x")))\n'
+                         'sa.Index("ix_n_x", n.c.x)\nsa.Index("ix_t_a", t.c.a)')
+
+
+def project_with_new_table(tmp_path: Path, url: str) -> tuple[Path, str]:
+    """At base with rows; the next migration builds ix_t_a (CONCURRENTLY: the step is journaled), creates n
+    with its key and index, then inserts a row into n whose key u lacks (fails until u has row 99)."""
+    from schemashift.history.writer import write_migration
+    from schemashift.migration import (
+        Column, CreateIndex, CreateTable, ExecuteSQL, ForeignKey, Index, PrimaryKey, Table, Type,
+    )
+
+    directory = project_at_base(tmp_path, url, models())
+    for leftover in (directory / "migrations").glob("*change*"):
+        leftover.unlink()
+    integer = Type("integer")
+    table = Table("n", (Column("id", integer, nullable=False), Column("x", integer)), primary_key=PrimaryKey(("id",)),
+                  foreign_keys=(ForeignKey(("x",), "u", ("id",), name="fk_n_x"),),
+                  indexes=(Index("ix_n_x", ("x",)),))
+    head = api.open_project(directory / "schemashift.toml").history().head
+    revision = write_migration(directory / "migrations", "new table", [
+        CreateIndex("t", Index("ix_t_a", ("a",))),
+        CreateTable(table),
+        ExecuteSQL("INSERT INTO n (id, x) VALUES (1, 99)", reverse="DELETE FROM n"),
+    ], parent=head).revision
+    set_models(directory, NEW_TABLE)
+    return directory, revision
+
+
+def new_table_objects(url: str) -> list[object]:
+    """What exists of n: the table, its index, its key."""
+    return [scalar(url, f"SELECT count(*) FROM pg_class WHERE relname = '{name}'") for name in ("n", "ix_n_x")] + \
+        [scalar(url, "SELECT count(*) FROM pg_constraint WHERE conname = 'fk_n_x'")]
+
+
+@pytest.mark.parametrize("action", ["continue", "undo"])
+def test_new_table_statements_commit_together_in_a_journaled_step(action: str, backend: str, fresh_db: str,
+                                                                  tmp_path: Path) -> None:
+    """PostgreSQL: beside the CONCURRENTLY build on t, the plain statements of the new table n and the insert
+    after them run in one transaction with the journal's count: the insert failing leaves nothing of n, the
+    journal at the statement after the index build; `repair continue` (the cause fixed) or `undo` completes."""
+    if backend != "postgresql":
+        pytest.skip("transactional DDL: PostgreSQL's (MariaDB commits each DDL statement)")
+    directory, revision = project_with_new_table(tmp_path, fresh_db)
+    failed = cli(directory, "upgrade", check=False)
+    assert failed.returncode == 2 and "PARTLY upgraded (1 of its statements ran)" in failed.stderr, failed.stderr
+    assert "rolled back" in failed.stderr, failed.stderr
+    assert new_table_objects(fresh_db) == [0, 0, 0]
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid "
+                            "WHERE relname = 'ix_t_a' AND indisvalid") == 1
+    row = fetch_rows(fresh_db, "SELECT state, statements_done, failed_statement, running_statement "
+                               f"FROM schemashift_version WHERE revision = '{revision}'")
+    assert row == [("failed", 1, "INSERT INTO n (id, x) VALUES (1, 99)", None)], row
+    if action == "continue":
+        again = cli(directory, "repair", "continue", check=False)  # the cause is still there
+        assert again.returncode == 2 and new_table_objects(fresh_db) == [0, 0, 0], again.stderr
+        execute(fresh_db, "INSERT INTO u (id) VALUES (99)")
+        cli(directory, "repair", "continue")
+        assert new_table_objects(fresh_db) == [1, 1, 1]
+        assert fetch_rows(fresh_db, "SELECT id, x FROM n") == [(1, 99)]
+    else:
+        cli(directory, "repair", "undo")
+        assert new_table_objects(fresh_db) == [0, 0, 0]
+        assert scalar(fresh_db, "SELECT count(*) FROM pg_class WHERE relname = 'ix_t_a'") == 0
+        execute(fresh_db, "INSERT INTO u (id) VALUES (99)")
+        cli(directory, "upgrade")
+    assert cli(directory, "status", check=False).returncode == 0
+    assert scalar(fresh_db, f"SELECT count(*) FROM schemashift_version WHERE revision = '{revision}' "
+                            "AND state = 'applied'") == 1
+
+
+def test_kill_inside_the_new_table_statements_leaves_none_of_them(backend: str, fresh_db: str,
+                                                                  tmp_path: Path) -> None:
+    """Killed after n's index was built (before the shared commit): n is not there, the journal says the
+    step stands after the index build on t, and `repair continue` completes it."""
+    if backend != "postgresql":
+        pytest.skip("transactional DDL: PostgreSQL's")
+    directory, revision = project_with_new_table(tmp_path, fresh_db)
+    execute(fresh_db, "INSERT INTO u (id) VALUES (99)")
+    killed = cli(directory, "upgrade", check=False, env={"SCHEMASHIFT_FAULT_KILL_AT": "2+"})
+    assert killed.returncode != 0
+    assert new_table_objects(fresh_db) == [0, 0, 0]
+    row = fetch_rows(fresh_db, "SELECT state, statements_done, running_statement "
+                               f"FROM schemashift_version WHERE revision = '{revision}'")
+    assert len(row) == 1 and row[0][:2] == ("running", 1) and str(row[0][2]).startswith("CREATE TABLE n"), row
+    cli(directory, "repair", "continue")
+    assert new_table_objects(fresh_db) == [1, 1, 1]
+    assert cli(directory, "status", check=False).returncode == 0
