@@ -23,7 +23,10 @@ else a count stopped one row past the limit) exceed ``safe_rewrite_rows``. A
 smaller table, or one an earlier migration of the plan creates, gets the plain
 statement under the lock timeout (rewriting it takes moments). Offline
 (``--sql --from``) nothing can be counted: the plain statement is written with a
-comment saying so.
+comment saying so. Rows that decide only a fallback (on MariaDB/MySQL, whether
+the server may copy a small table once it refuses the online algorithm) are
+counted by the executor only when that happens (`CopyFallback`): a change that
+runs online asks nothing.
 
 Safe mode is on unless ``safe = false`` in the environment (`Dialect.safe_by_default`:
 PostgreSQL and MariaDB/MySQL), on databases with a lock timeout (on SQLite it
