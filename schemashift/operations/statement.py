@@ -25,11 +25,24 @@ class LockRetry:
 
 
 @dataclass(frozen=True)
+class CopyFallback:
+    """Safe mode (MariaDB/MySQL): `sql`, the plain statement (the server's own algorithm, a table copy if need
+    be), runs in place of `Statement.fallback` when the server refuses the online algorithm and `table` holds at
+    most `limit` rows, counted only then (most changes run online and never need the count)."""
+
+    sql: str
+    table: str
+    schema: str | None
+    limit: int
+
+
+@dataclass(frozen=True)
 class Statement:
     """One executable unit: SQL text, or a Python callable for `RunPython`.
 
     Safe mode adds `lock` (wait for the lock briefly, retry), `fallback` (the form
-    to run when the server refuses `sql`'s online algorithm), `own_transaction` and `backfill`.
+    to run when the server refuses `sql`'s online algorithm), `copy` (the plain form
+    to run instead on a small table), `own_transaction` and `backfill`.
     """
 
     operation: Operation
@@ -37,6 +50,7 @@ class Statement:
     python: Callable[[Any], None] | None = None
     lock: LockRetry | None = None
     fallback: str | None = None
+    copy: CopyFallback | None = None
     own_transaction: bool = False  #: must commit on its own (safe mode: a validation apart from its ADD)
     #: What an offline script runs in place of `python` (a check the database does in SQL), when it can.
     offline_sql: str | None = None

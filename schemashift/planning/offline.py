@@ -163,6 +163,9 @@ def _statement_lines(statement: Statement, *, own_transaction: bool) -> list[str
             lines = ["BEGIN;", *lines, "COMMIT;"]
     if statement.fallback is not None:
         lines.append(f"-- if the server refuses that algorithm (1845/1846), schemashift runs: {statement.fallback};")
+    if statement.copy is not None:
+        lines.append(f"-- (or, when {statement.copy.table} then holds at most {statement.copy.limit} rows: "
+                     f"{statement.copy.sql};)")
     return lines
 
 

@@ -23,7 +23,10 @@ else a count stopped one row past the limit) exceed ``safe_rewrite_rows``. A
 smaller table, or one an earlier migration of the plan creates, gets the plain
 statement under the lock timeout (rewriting it takes moments). Offline
 (``--sql --from``) nothing can be counted: the plain statement is written with a
-comment saying so.
+comment saying so. Rows that decide only a fallback (on MariaDB/MySQL, whether
+the server may copy a small table once it refuses the online algorithm) are
+counted by the executor only when that happens (`CopyFallback`): a change that
+runs online asks nothing.
 
 A column whose server default the database evaluates row by row (PostgreSQL:
 ``gen_random_uuid()``, ``random()``…; MariaDB: ``uuid()``…) is not refused on a
@@ -48,13 +51,13 @@ import sqlalchemy as sa
 from schemashift import operations as ops
 from schemashift.errors import SchemashiftError
 from schemashift.model.schema import qualify
-from schemashift.operations.statement import LockRetry, Statement
+from schemashift.operations.statement import CopyFallback, LockRetry, Statement
 from schemashift.planning.lint import allowed_codes
 from schemashift.planning.plan import UP, Plan, Step, statement_groups
 
 if TYPE_CHECKING:
     from schemashift.config import EnvConfig
-    from schemashift.dialects.base import Dialect
+    from schemashift.dialects.base import Dialect, SafeSql
     from schemashift.model.schema import Schema
 
 
@@ -100,8 +103,7 @@ class TableSizes:
     def rows(self, dialect: Dialect, operation: ops.Operation) -> int | None:
         """The rows of `operation`'s table now (0 for a table the plan made, -1 when the count failed); None
         offline."""
-        key = operation.table_key or ""
-        now = self.present.get(key, (str(getattr(operation, "table", key)), getattr(operation, "schema", None)))
+        now = self.table_now(operation)
         if now is None:
             return 0
         if self.connection is None:
@@ -109,6 +111,11 @@ class TableSizes:
         if now not in self.counted:
             self.counted[now] = self._count(dialect, self.connection, *now)
         return self.counted[now]
+
+    def table_now(self, operation: ops.Operation) -> tuple[str, str | None] | None:
+        """The name and schema `operation`'s table has when it runs; None for a table the plan made or dropped."""
+        key = operation.table_key or ""
+        return self.present.get(key, (str(getattr(operation, "table", key)), getattr(operation, "schema", None)))
 
     def track(self, operation: ops.Operation) -> None:
         """Follow the tables `operation` renames, creates or drops."""
@@ -128,14 +135,27 @@ class TableSizes:
             connection.commit()
         try:
             with connection.begin():
-                estimate = dialect.estimated_rows(connection, table, schema)
-                if estimate is not None and (estimate > self.limit or self.limit > _COUNT_AT_MOST):
-                    return int(estimate)
-                sample = sa.select(sa.literal_column("1")).select_from(
-                    sa.table(table, schema=schema)).limit(self.limit + 1).subquery()
-                return int(connection.execute(sa.select(sa.func.count()).select_from(sample)).scalar() or 0)
+                return rows_now(dialect, connection, table, schema, self.limit)
         except sa.exc.DBAPIError:
             return 0 if _missing(connection, table, schema) else -1
+
+
+def rows_now(dialect: Dialect, connection: sa.Connection, table: str, schema: str | None, limit: int) -> int:
+    """The catalog's estimate of `table`'s rows when above `limit`, else the rows counted up to one past it (in
+    whatever transaction `connection` has; raises the driver's error)."""
+    estimate = dialect.estimated_rows(connection, table, schema)
+    if estimate is not None and (estimate > limit or limit > _COUNT_AT_MOST):
+        return int(estimate)
+    sample = sa.select(sa.literal_column("1")).select_from(sa.table(table, schema=schema)).limit(limit + 1).subquery()
+    return int(connection.execute(sa.select(sa.func.count()).select_from(sample)).scalar() or 0)
+
+
+def copy_allowed(dialect: Dialect, connection: sa.Connection, copy: CopyFallback) -> bool:
+    """True when `copy`'s table holds at most its limit of rows now (`_small`); False when they cannot be counted."""
+    try:
+        return _small(rows_now(dialect, connection, copy.table, copy.schema, copy.limit), copy.limit)
+    except sa.exc.DBAPIError:
+        return False
 
 
 def _missing(connection: sa.Connection, table: str, schema: str | None) -> bool:
@@ -221,31 +241,46 @@ def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], be
         if code not in allowed:
             note = _refusal(operation, code, reason, step, sizes.rows(dialect, operation), settings.rewrite_rows)
         form = None
-    if form is not None and form.large_only and _small(sizes.rows(dialect, operation), settings):
+    if form is not None and form.large_only and _small(sizes.rows(dialect, operation), settings.rewrite_rows):
         form = None
     if form is None or not form.statements or form.unless_allowed & allowed.keys():
         return [replace(statement, sql=sql if note is None or position else f"{note}\n{sql}",
                         lock=_lock(dialect, sql, settings) if dialect.takes_lock(sql) else None)
                 for position, (statement, sql) in enumerate(zip(group, plain, strict=True))]
-    fallbacks = [item.fallback for item in form.statements]
-    if form.unless_allowed and len(plain) == len(fallbacks) and _small(sizes.rows(dialect, operation), settings):
-        fallbacks = [None if item.sql == sql else sql for item, sql in zip(form.statements, plain, strict=True)]
+    fallbacks: list[str | None] = [item.fallback for item in form.statements]
+    copies: list[CopyFallback | None] = [None] * len(fallbacks)
+    if form.unless_allowed and len(plain) == len(fallbacks):
+        fallbacks, copies = _copy_fallbacks(form.statements, plain, fallbacks, operation, sizes)
     return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
-                      fallback=fallback, own_transaction=True, backfill=item.backfill)
-            for item, fallback in zip(form.statements, fallbacks, strict=True)]
+                      fallback=fallback, copy=copy, own_transaction=True, backfill=item.backfill)
+            for item, fallback, copy in zip(form.statements, fallbacks, copies, strict=True)]
 
 
-def _small(rows: int | None, settings: SafeSettings) -> bool:
+def _copy_fallbacks(forms: tuple[SafeSql, ...], plain: list[str], fallbacks: list[str | None],
+                    operation: ops.Operation, sizes: TableSizes) -> tuple[list[str | None], list[CopyFallback | None]]:
+    """Where the server may fall back to the plain statement (a copy) on a small table: at once for a table the
+    plan made; online, a `CopyFallback` whose rows the executor counts only if the server refuses the online
+    form; offline (nothing to count) never."""
+    copies = [None if item.sql == sql else sql for item, sql in zip(forms, plain, strict=True)]
+    now = sizes.table_now(operation)
+    if now is None:
+        return copies, [None] * len(copies)
+    if sizes.connection is None:
+        return fallbacks, [None] * len(copies)
+    return fallbacks, [None if sql is None else CopyFallback(sql, now[0], now[1], sizes.limit) for sql in copies]
+
+
+def _small(rows: int | None, limit: int) -> bool:
     """True when a table of `rows` (None: offline, -1: not counted) may be copied: the server may then fall
     back from the online algorithm to the plain statement (its own choice, a copy if need be)."""
-    return rows is not None and 0 <= rows <= settings.rewrite_rows
+    return rows is not None and 0 <= rows <= limit
 
 
 def _refusal(operation: ops.Operation, code: str, reason: str, step: Step, rows: int | None,
              limit: int) -> str | None:
     """Raise `UnsafeOperation` when the table is too large to rewrite (or cannot be counted, `rows` -1); offline
     (`rows` None) the comment to write above the plain statement; None: run it."""
-    if rows is not None and 0 <= rows <= limit:  # `_small`
+    if _small(rows, limit):
         return None
     if rows == -1:
         raise UnsafeOperation(f"{step.label}: safe mode refuses {operation.describe()} (its rows could not be "
@@ -276,9 +311,11 @@ __all__ = [
     "SafeSettings",
     "TableSizes",
     "UnsafeOperation",
+    "copy_allowed",
     "make_safe",
     "new_table_operation",
     "only_new_tables",
+    "rows_now",
     "safe_step",
     "settings_of",
     "track_created",

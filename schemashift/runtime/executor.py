@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from schemashift import operations as ops
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
-from schemashift.planning.safe import new_table_operation, track_created
+from schemashift.planning.safe import copy_allowed, new_table_operation, track_created
 from schemashift.runtime.backfill import BatchRunner, Position, fraction, marked, saved_position
 from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, AppliedRun, Recorder, now
 from schemashift.sacompat import driver_in_transaction
@@ -227,7 +227,7 @@ class Executor:
             statement.python(self.context)
         elif statement.sql is not None:
             with self._lock_bound(statement):
-                self._run_sql(statement.sql, statement.fallback, dialect)
+                self._run_sql(statement, statement.sql, dialect)
         _fault_point(True)
 
     @contextmanager
@@ -246,15 +246,26 @@ class Executor:
                 with suppress(sa.exc.DBAPIError):  # a failed transaction: its rollback puts the bound back
                     self.connection.exec_driver_sql(lock.reset)
 
-    def _run_sql(self, sql: str, fallback: str | None, dialect: Dialect | None) -> None:
-        """Run `sql`; when the server refuses its online algorithm and the plan names a `fallback`, that."""
+    def _run_sql(self, statement: Statement, sql: str, dialect: Dialect | None) -> None:
+        """Run `sql`; when the server refuses its online algorithm, the plan's fallback (`_fallback`), if any."""
         try:
             self.connection.exec_driver_sql(sql)
         except sa.exc.DBAPIError as exc:
-            if fallback is None or dialect is None or not dialect.algorithm_refused(exc):
+            if dialect is None or not dialect.algorithm_refused(exc):
+                raise
+            fallback = self._fallback(statement, dialect)
+            if fallback is None:
                 raise
             self.out(f"the server refused {_first_line(sql)} ({_error_text(exc)}): running {_first_line(fallback)}")
             self.connection.exec_driver_sql(fallback)
+
+    def _fallback(self, statement: Statement, dialect: Dialect) -> str | None:
+        """What runs after the server refused `statement`'s algorithm: its plain form on a table small enough to
+        copy (counted now, see `CopyFallback`), else its `fallback`."""
+        copy = statement.copy
+        if copy is not None and copy_allowed(dialect, self.connection, copy):
+            return copy.sql
+        return statement.fallback
 
     def _retry_lock(self, step: Step, statement: Statement, error: BaseException | None, attempt: int) -> bool:
         """After `statement` failed with `error`: True (having rolled back and waited) when it timed out

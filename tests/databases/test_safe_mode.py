@@ -231,6 +231,51 @@ def test_rewriting_type_change_runs_on_a_small_table(backend: str, fresh_db: str
     assert cli(directory, "status", check=False).returncode == 0
 
 
+def upgrade_counting(directory: Path) -> tuple[list[str], list[str]]:
+    """``upgrade`` in this process: (the statements the driver saw, the output lines)."""
+    statements: list[str] = []
+    lines: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        api.upgrade(api.open_project(directory / "schemashift.toml"), out=lines.append)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    return statements, lines
+
+
+def test_online_change_counts_no_rows(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """A change the server runs online (MariaDB: ADD COLUMN, INSTANT) asks neither the estimate nor a count:
+    the rows matter only if the server refuses the online algorithm."""
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["add_column"])
+    statements, _ = upgrade_counting(directory)
+    assert not [sql for sql in statements if "TABLE_ROWS" in sql or "SELECT 1 FROM t LIMIT" in sql], statements
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
+
+
+@pytest.mark.parametrize("limit", [ROWS, ROWS - 1])
+def test_refused_online_algorithm_falls_back_by_the_rows_counted_then(limit: int, backend: str, fresh_db: str,
+                                                                     tmp_path: Path) -> None:
+    """MariaDB refuses INSTANT for SET NOT NULL: only then are t's rows asked; at most ``safe_rewrite_rows``,
+    the plain statement runs (the server's own algorithm), above it the INPLACE, LOCK=NONE form."""
+    if backend != "mysql":
+        pytest.skip("an algorithm fallback is MariaDB/MySQL's")
+    directory = project_at_base(tmp_path, fresh_db, CATALOGUE["set_not_null"])
+    limit_rows(directory, limit)
+    statements, lines = upgrade_counting(directory)
+    refused = [line for line in lines if "the server refused" in line]
+    assert len(refused) == 1, lines
+    assert ("ALGORITHM=INPLACE, LOCK=NONE" in refused[0].split(": running ")[1]) == (limit < ROWS), refused
+    asked = [index for index, sql in enumerate(statements) if "TABLE_ROWS" in sql or "SELECT 1 FROM t LIMIT" in sql]
+    instant = next(index for index, sql in enumerate(statements) if "ALGORITHM=INSTANT" in sql)
+    assert asked and all(index > instant for index in asked), statements  # estimated or counted after the refusal
+    assert cli(directory, "status", check=False).returncode == 0
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == ROWS
+
+
 def test_widen_then_downgrade_with_default_settings(backend: str, fresh_db: str, tmp_path: Path) -> None:
     """The ordinary round trip with no safe-mode setting at all: widen a column, `downgrade -1`, upgrade again."""
     directory = write_project(tmp_path, fresh_db, models())
