@@ -62,7 +62,8 @@ def make_project(root: Path, server: str) -> None:
     (root / "migrations").mkdir()
     (root / "schemashift.toml").write_text(
         f'models = "app.models:Base"\nmigrations = "migrations"\ndefault_env = "test"\n\n[env.test]\nurl = "{server}"\n'
-        'statement_timeout = 30\n')  # (lint_clean: PostgreSQL flags a migration run with no statement bound, SS209)
+        'statement_timeout = 30\n')  # (lint_clean: PostgreSQL flags a migration run with no statement bound, SS209;
+    # the data migration's UPDATEs say WHERE: a whole-table UPDATE is SS212)
     set_models(root, V1)
     cli(root, "generate", "-m", "users")
     set_models(root, V2)
@@ -70,7 +71,8 @@ def make_project(root: Path, server: str) -> None:
     cli(root, "generate", "--empty", "-m", "fill shout")
     path = next((root / "migrations").glob("0003_*.py"))
     path.write_text(path.read_text().replace("operations = []", textwrap.dedent('''
-        operations = [ExecuteSQL("UPDATE users SET shout = UPPER(name)", reverse="UPDATE users SET shout = NULL")]
+        operations = [ExecuteSQL("UPDATE users SET shout = UPPER(name) WHERE shout IS NULL",
+                                reverse="UPDATE users SET shout = NULL WHERE shout IS NOT NULL")]
     ''')))
     cli(root, "manifest")
 
