@@ -160,10 +160,7 @@ def _run_in_transactions(connection: sa.Connection, recorder: Recorder, build: F
     groups = chunks(build)
     marked = len(groups) > 1  # commits in parts: behind a marker row, which the last transaction removes
     if marked:
-        if connection.in_transaction():
-            connection.commit()
-        with connection.begin():
-            _mark(recorder, build)
+        _mark(connection, recorder, build)
     for number, group in enumerate(groups):
         last = number == len(groups) - 1
         try:
@@ -190,8 +187,7 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
     dialect = build.dialect
     token = dialect.defer_durability(connection)
     try:
-        with connection.begin():
-            _mark(recorder, build)
+        _mark(connection, recorder, build)
         fault = _Fault.from_env()
         with ExitStack() as stack:
             helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)]
@@ -212,10 +208,14 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
         _record(recorder, build, started, clock)
 
 
-def _mark(recorder: Recorder, build: FreshBuild) -> None:
+def _mark(connection: sa.Connection, recorder: Recorder, build: FreshBuild) -> None:
+    """Commit the marker row of `build` (state ``building``) in a transaction of its own, after what is pending."""
+    if connection.in_transaction():
+        connection.commit()
     last = build.migrations[-1]
-    recorder.insert(last.revision, last.parent, last.checksum, last.message, BUILDING,
-                    error=f"{FRESH} to {last.revision} in progress")
+    with connection.begin():
+        recorder.insert(last.revision, last.parent, last.checksum, last.message, BUILDING,
+                        error=f"{FRESH} to {last.revision} in progress")
 
 
 def _unmark_if_empty(connection: sa.Connection, recorder: Recorder, build: FreshBuild) -> None:
@@ -414,11 +414,8 @@ def _failing_statement(connection: sa.Connection, build: FreshBuild,
 
 def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
                        started: datetime, clock: float, connect: Connect | None) -> None:
-    if connection.in_transaction():
-        connection.commit()
     side_by_side = not connection.dialect.is_async  # an async driver's connections stay on one thread
-    with connection.begin():  # each statement commits itself: a crash in between leaves this marker to tell it
-        _mark(recorder, build)
+    _mark(connection, recorder, build)  # each statement commits itself: a crash in between leaves this marker
     with ExitStack() as stack:
         helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect and side_by_side else []
         lanes = [connection, *(helper for helper in helpers if helper is not connection)]
