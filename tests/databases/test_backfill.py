@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus_schema import table_names
 from helpers import cli, execute, fetch_rows, scalar, set_models, write_project
 
 MODELS = '''
@@ -204,7 +205,7 @@ def test_statements_after_a_backfill_share_one_transaction(backend: str, fresh_d
     failed = cli(directory, "upgrade", check=False)
     assert failed.returncode == 2 and "repair" in failed.stderr, failed.stderr
     transactional = backend != "mysql"
-    assert ("n" in tables(fresh_db)) != transactional
+    assert ("n" in table_names(fresh_db)) != transactional
     state, done = fetch_rows(fresh_db, "SELECT state, statements_done FROM schemashift_version "
                                        "WHERE revision = 'b0ac0f111e02'")[0]
     assert state == "failed" and (done == 1 if transactional else done > 1), (state, done)
@@ -215,14 +216,3 @@ def test_statements_after_a_backfill_share_one_transaction(backend: str, fresh_d
     assert [r[2] for r in rows(fresh_db)] == [1] * ROWS
     set_models(directory, NEW_TABLE_MODELS)
     assert cli(directory, "status", check=False).returncode == 0
-
-
-def tables(url: str) -> set[str]:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return set(sa.inspect(connection).get_table_names())
-    finally:
-        engine.dispose()
