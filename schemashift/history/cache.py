@@ -473,9 +473,9 @@ def source_key() -> str:
     return digest.hexdigest()[:12]
 
 
-def compiled_path(directory: Path, name: str) -> Path:
+def compiled_path(directory: Path, name: str, suffix: str = "json") -> Path:
     """The compiled-script file `name` of the cache folder `directory` (for this code; see `source_key`)."""
-    return directory / f"compiled-{source_key()}" / f"{name}.json"
+    return directory / f"compiled-{source_key()}" / f"{name}.{suffix}"
 
 
 def load_compiled(path: Path) -> dict[str, object] | None:
@@ -501,3 +501,31 @@ def store_compiled(path: Path, data: dict[str, object]) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
     except (OSError, TypeError, ValueError):
         return  # unwritable: work without the cache
+
+
+def load_pickled(path: Path) -> object | None:
+    """The object saved at `path` by `store_pickled`; None when missing or damaged (a damaged file is removed)."""
+    import pickle
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        value: object = pickle.loads(data)  # our own cache beside the (executed) migration files
+        return value
+    except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return None
+
+
+def store_pickled(path: Path, value: object) -> None:
+    """Save `value` (pickled) at `path` among the compiled files of this code (`compiled_path`), best effort."""
+    import pickle
+
+    try:
+        _prepare(path.parent)
+        write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        return  # unwritable or unpicklable: work without the cache

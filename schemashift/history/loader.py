@@ -71,6 +71,11 @@ class Migration:
         return self._operations is not None
 
     @property
+    def known_message(self) -> str | None:
+        """The message when it is in memory (None: reading it would import the file)."""
+        return self._message
+
+    @property
     def message(self) -> str:
         """What the migration does."""
         if self._message is None:

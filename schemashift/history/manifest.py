@@ -248,8 +248,42 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     history = History.of(migrations, folder)
     history.cache_dir = directory
     index.save()
+    _learn_messages(index, [(entry.name, m) for entry, m in zip(found, migrations, strict=True)
+                            if m.known_message is None])
     history.manifest_state = _manifest_state(folder, history, create_manifest)
     return history
+
+
+#: Per cache folder, the stat index and the migrations whose messages it lacks (`_learn_messages`).
+_unknown_messages: dict[Path, tuple[cache.StatIndex, list[tuple[str, Migration]]]] = {}
+
+
+def _learn_messages(index: cache.StatIndex, unknown: list[tuple[str, Migration]]) -> None:
+    """At exit, note in `index` the messages of `unknown` migrations this process read (their files imported and
+    checked then), so that a later run need not import them for their messages (e.g. a fresh build's rows).
+
+    The index trusted from the manifest (`verified_entries`) knows ids and checksums, not messages. Only the
+    latest history loaded per cache folder is kept (one pending list, one exit hook per folder).
+    """
+    if index.directory is None or not unknown:
+        return
+    if index.directory not in _unknown_messages:
+        import atexit
+
+        atexit.register(_save_messages, index.directory)
+    _unknown_messages[index.directory] = (index, unknown)
+
+
+def _save_messages(directory: Path) -> None:
+    index, unknown = _unknown_messages.pop(directory, (None, []))
+    if index is None:
+        return
+    for name, migration in unknown:
+        entry = index.entries.get(name)
+        message = migration.known_message
+        if entry is not None and message is not None and entry.message is None and entry.checksum == migration.checksum:
+            index.put(name, entry._replace(message=message))
+    index.save()
 
 
 def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_result) -> cache.IndexEntry | None:

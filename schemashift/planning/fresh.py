@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
 from schemashift.history import cache
@@ -97,9 +98,23 @@ def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshB
     """The fresh build from base towards `target`, or None when the path should run step by step.
 
     The build ends at `target` or just before the first migration it cannot
-    stand for; the caller runs the rest of the path step by step.
+    stand for; the caller runs the rest of the path step by step. A build once
+    planned is kept in the project's cache (`cached_build`), so the next one for
+    the same migrations reads no migration module and compiles nothing.
     """
-    migrations = fresh_prefix(history.upgrade_path(None, target))
+    path = history.upgrade_path(None, target)
+    if len(path) < MINIMUM:
+        return None
+    found = cached_build(history, dialect, path)
+    if found is not None:
+        return found or None
+    build = _plan(history, dialect, path)
+    _remember(history, dialect, path, build)
+    return build
+
+
+def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | None:
+    migrations = fresh_prefix(path)
     if len(migrations) < MINIMUM:
         return None
     state = cache.state_at(history, migrations[-1].revision)
@@ -112,8 +127,39 @@ def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshB
     return FreshBuild(dialect, migrations, operations, statements, after)
 
 
+def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | Literal[False] | None:
+    """The build planned before for exactly `path` (its revisions, parents and checksums) on `dialect` by this
+    code and SQLAlchemy (`schemashift.history.cache.source_key`); False when that plan was "step by step"; None
+    when there is none."""
+    location = _cache_path(history, dialect, path)
+    kept = cache.load_pickled(location) if location is not None else None
+    if not isinstance(kept, tuple) or len(kept) != 4 or not isinstance(kept[0], int) or kept[0] > len(path):
+        return None
+    count, operations, statements, after = kept
+    if count == 0:
+        return False
+    return FreshBuild(dialect, path[:count], operations, statements, after)
+
+
+def _remember(history: History, dialect: Dialect, path: list[Migration], build: FreshBuild | None) -> None:
+    location = _cache_path(history, dialect, path)
+    if location is None:
+        return
+    kept = (0, [], [], None) if build is None else (len(build.migrations), build.operations, build.statements,
+                                                     build.after)
+    cache.store_pickled(location, kept)
+
+
+def _cache_path(history: History, dialect: Dialect, path: list[Migration]) -> Path | None:
+    """Where the build for `path` on `dialect` is kept: named by the chain key of its last revision."""
+    if history.cache_dir is None:
+        return None
+    key = cache.chain_keys(history)[history.index(path[-1].revision)]
+    return cache.compiled_path(Path(history.cache_dir), f"fresh-{dialect.name}-{key}", "pickle")
+
+
 def _in_transaction(dialect: Dialect, statement: Statement) -> bool:
     return (statement.sql is None or dialect.runs_in_transaction(statement.sql)) and not statement.own_transaction
 
 
-__all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "buildable", "fresh_prefix", "plan_fresh"]
+__all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "buildable", "cached_build", "fresh_prefix", "plan_fresh"]

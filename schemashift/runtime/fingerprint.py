@@ -29,7 +29,7 @@ from typing import Any
 from schemashift.dialects.registry import database
 
 #: Version of the fingerprint recipe: a stored value of another version never matches.
-VERSION = "2"
+VERSION = "3"
 
 
 def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:
@@ -45,6 +45,12 @@ def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclud
     text = entry.catalog().fingerprint_text(cursor, schemas, exclude)
     scope = json.dumps([backend, VERSION, list(schemas), sorted(exclude)])
     return hashlib.sha256(f"{scope}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def portable(backend: str) -> bool:
+    """True when equal schemas in two databases of `backend` have equal fingerprints (its catalog module says)."""
+    entry = database(backend)
+    return entry is not None and bool(getattr(entry.catalog(), "PORTABLE_FINGERPRINT", False))
 
 
 def stored_value(digest: str, extra_schemas: Sequence[str]) -> str:

@@ -10,6 +10,10 @@ what `exclude`/`include_object` leave out). `live_differences` is what `status`,
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -19,6 +23,7 @@ from schemashift.autodetect.differ import diff as diff_schemas
 from schemashift.dialects import dialect_of
 from schemashift.dialects.objects import settle, with_live_objects
 from schemashift.errors import SchemashiftError
+from schemashift.history import cache
 from schemashift.history.cache import schema_names_through
 from schemashift.model.schema import Schema
 from schemashift.sacompat import metadata_sequences
@@ -127,9 +132,11 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
                          check: bool) -> None:
     """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
 
-    With `check` the real drift check runs first (the caller has not). The fast
-    `status` (`schemashift.runtime.fast`) trusts a matching fingerprint instead of
-    reflecting. Best effort: any failure only leaves the fast path unused.
+    With `check` the real drift check runs first (the caller has not), unless
+    the fingerprint is one that check already passed for exactly these
+    migrations (`clean_fingerprints`: a database built again the same way). The
+    fast `status` (`schemashift.runtime.fast`) trusts a matching fingerprint
+    instead of reflecting. Best effort: any failure only leaves the fast path unused.
     """
     from schemashift.runtime.fingerprint import fingerprint, stored_value
 
@@ -137,8 +144,6 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
         return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
     recorder = project.recorder(connection)
     try:
-        if check and live_differences(project, connection, expected):
-            return
         if not recorder.has_fingerprint_column():
             return
         schemas = live_schemas(project, expected)
@@ -150,16 +155,66 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
                 digest = fingerprint(cursor, connection.dialect.name, schemas, sorted(recorder.own_tables))
             finally:
                 cursor.close()
-            value = stored_value(digest, [name for name in schemas if name is not None])
-            length = getattr(recorder.version.c.fingerprint.type, "length", None)
-            if isinstance(length, int) and len(value) <= length:
+        value = stored_value(digest, [name for name in schemas if name is not None])
+        known = clean_fingerprints(project, connection, revision)
+        if check and value not in known.values and live_differences(project, connection, expected):
+            return
+        known.add(value)
+        length = getattr(recorder.version.c.fingerprint.type, "length", None)
+        if isinstance(length, int) and len(value) <= length:
+            if connection.in_transaction():
+                connection.commit()  # the drift check's reading
+            with connection.begin():
                 recorder.update(revision, fingerprint=value)
     except Exception:  # noqa: BLE001 - broad on purpose: an optional speed-up must never fail the command
         if connection.in_transaction():
             connection.rollback()
 
 
+@dataclass
+class CleanFingerprints:
+    """Catalog fingerprints the full drift check found matching the migrations up to one revision.
+
+    Kept in the project's cache (`schemashift.history.cache.compiled_path`), named by
+    the chain key of the revision (every revision, parent and checksum up to it),
+    the database, its server version and the environment's schema, among the files
+    of this schemashift and SQLAlchemy: equal catalog facts then mean the same answer.
+    """
+
+    path: Path | None
+    values: list[str] = field(default_factory=list)
+
+    def add(self, value: str) -> None:
+        """Note `value` as clean (the newest `KEPT_CLEAN` are kept); best effort."""
+        if self.path is None or value in self.values:
+            return
+        self.values = [*self.values, value][-KEPT_CLEAN:]
+        cache.store_compiled(self.path, {"values": self.values})
+
+
+#: Clean fingerprints kept per revision (a few databases built alike, e.g. by different server settings).
+KEPT_CLEAN = 8
+
+
+def clean_fingerprints(project: Project, connection: sa.Connection, revision: str) -> CleanFingerprints:
+    """The fingerprints known clean at `revision` for this database (`CleanFingerprints`)."""
+    from schemashift.runtime.fingerprint import portable
+
+    history = project.history()
+    if history.cache_dir is None or revision not in history or not portable(connection.dialect.name):
+        return CleanFingerprints(None)  # no cache, or each database's fingerprint is its own
+    chain = cache.chain_keys(history)[history.index(revision)]
+    server = ".".join(str(part) for part in connection.dialect.server_version_info or ())
+    scope = hashlib.sha256(json.dumps([chain, connection.dialect.name, server, project.env.schema]).encode())
+    path = cache.compiled_path(Path(history.cache_dir), f"clean-{scope.hexdigest()[:24]}")
+    data = cache.load_compiled(path)
+    values = data.get("values") if data is not None else None
+    kept = [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
+    return CleanFingerprints(path, kept)
+
+
 __all__ = [
+    "CleanFingerprints", "clean_fingerprints",
     "compare", "compare_schemas", "live_differences", "live_operations", "live_schemas", "reflect_live",
     "remember_fingerprint", "schemas_to_compare",
 ]

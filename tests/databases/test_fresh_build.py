@@ -173,6 +173,89 @@ def test_fresh_build_equals_step_by_step(backend: str, fresh_db: str, history_fo
     assert fresh.diff() == []
 
 
+def _stored_fingerprint(url: str, revision: str) -> str | None:
+    rows = fetch_rows(url, f"SELECT fingerprint FROM schemashift_version WHERE revision = '{revision}'")
+    return rows[0][0] if rows else None
+
+
+def test_a_second_build_reuses_the_plan_and_the_drift_check(backend: str, fresh_db: str, history_folder: Path,
+                                                          tmp_path: Path, request: pytest.FixtureRequest,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database built again from the same migrations: the plan comes from the project's cache (nothing is
+    replayed or compiled), and where the catalogue fingerprint is portable (object ids are not part of it: not
+    MariaDB, whose facts name the database) the drift check the first build passed is not run again."""
+    from schemashift.planning import fresh as planning
+    from schemashift.runtime.fingerprint import portable
+    from schemashift.services import compare
+
+    first = project_on(fresh_db, tmp_path / "project", history_folder)
+    first.upgrade()
+    head = first.project.history().head
+    assert head is not None and _stored_fingerprint(first.url, head)
+    cold = planning.plan_fresh(first.project.history(), planning_dialect(backend), head)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("planned or checked again")
+    monkeypatch.setattr(planning, "diff", never)
+    if portable(sa.make_url(fresh_db).get_backend_name()):
+        monkeypatch.setattr(compare, "live_differences", never)
+    second = project_on(_second_db(backend, request, tmp_path), tmp_path / "project", history_folder)  # same cache
+    second.upgrade()
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in second.output), second.output
+    assert full_inspection(second.url) == full_inspection(first.url)
+    stored = _stored_fingerprint(second.url, head)
+    assert stored and (stored == _stored_fingerprint(first.url, head)) == portable(backend)
+    warm = planning.plan_fresh(second.project.history(), planning_dialect(backend), head)
+    assert cold is not None and warm is not None
+    assert [s.sql for s in warm.statements] == [s.sql for s in cold.statements]
+    assert [m.revision for m in warm.migrations] == [m.revision for m in cold.migrations]
+    assert warm.after == cold.after
+    monkeypatch.undo()
+    assert second.diff() == [] and api.status(second.project).exit_code == 0
+
+    with sa.create_engine(second.url, poolclass=sa.pool.NullPool).begin() as connection:  # drift by hand
+        connection.exec_driver_sql("ALTER TABLE users ADD COLUMN sneaky INTEGER")
+    report = api.status(second.project)
+    assert report.exit_code == 1 and any("sneaky" in change for change in report.changes), report.lines()
+
+
+def test_a_changed_migration_is_planned_anew(backend: str, history_folder: Path, tmp_path: Path) -> None:
+    """The kept plan belongs to exactly the migrations it was made from: an edited file gives a new plan."""
+    from schemashift.planning.fresh import plan_fresh
+
+    cycle = project_on(f"sqlite:///{tmp_path / 'unused.db'}" if backend == "sqlite" else _placeholder(backend),
+                       tmp_path / "project", history_folder)
+    history = cycle.project.history()
+    before = plan_fresh(history, planning_dialect(backend), history.head)
+    last, checksum = history.chain[-1].path, history.chain[-1].checksum
+    last.write_text(last.read_text() + "\n# edited\n")
+    cycle.project._history = None
+    history = cycle.project.history()
+    assert history.chain[-1].checksum != checksum
+    from schemashift.planning import fresh as planning
+
+    calls: list[int] = []
+    real = planning.diff
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+    planning.diff = counting  # type: ignore[assignment]
+    try:
+        after = plan_fresh(history, planning_dialect(backend), history.head)
+    finally:
+        planning.diff = real  # type: ignore[assignment]
+    assert calls == [1], "the edited chain must be planned anew"
+    assert before is not None and after is not None
+    assert [s.sql for s in after.statements] == [s.sql for s in before.statements]  # a comment changes no SQL
+
+
+def planning_dialect(backend: str) -> Any:
+    from schemashift.dialects import get_dialect
+
+    return get_dialect(backend)
+
+
 def test_kept_data_after_downgrade_base_is_restored_step_by_step(backend: str, fresh_db: str, history_folder: Path,
                                                                   tmp_path: Path) -> None:
     """After `downgrade base` kept rows, the next upgrade is not a fresh build: only the steps restore them."""

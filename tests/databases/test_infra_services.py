@@ -114,11 +114,12 @@ def test_pgbouncer_needs_prepared_statements_off(pgbouncer_url: str) -> None:
 
 
 def connect(node: Node, database: str, sync_wait: bool = True) -> pymysql.connections.Connection:
-    """A connection to `node` whose reads wait for replication to catch up (wsrep_sync_wait=1)."""
+    """A connection to `node` whose reads wait for replication to catch up (wsrep_sync_wait: 1 for SELECT and
+    BEGIN, 8 for SHOW, e.g. SHOW CREATE TABLE: without it a node may answer before applying a DDL just ordered)."""
     conn = node.connect(database)
     if sync_wait:
         with conn.cursor() as cur:
-            cur.execute("SET SESSION wsrep_sync_wait = 1")
+            cur.execute("SET SESSION wsrep_sync_wait = 9")
     return conn
 
 

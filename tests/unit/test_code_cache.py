@@ -154,3 +154,27 @@ def test_a_migration_runs_as_a_module_of_its_own(tmp_path: Path) -> None:
     assert name not in sys.modules
     with pytest.raises(MigrationError, match="not a Python file"):
         loader.load_migration(path.rename(tmp_path / "0001_step.txt"))
+
+
+def test_messages_read_once_are_kept_in_the_stat_index(tmp_path: Path) -> None:
+    """The stat index written from the manifest knows no messages; those a run reads (importing the files) are
+    noted at exit, so that the next run gets them without importing (a fresh build records every message)."""
+    import os
+
+    root, folder = _project(tmp_path)
+    directory = cache.folder_cache(root, folder)
+    index = cache.StatIndex(directory)
+    for number, path in enumerate(sorted(folder.glob("*.py")), start=1):
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long before the index: trusted
+        stat = path.stat()
+        parent = None if number == 1 else f"r{number - 1:04d}"
+        index.put(path.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, loader.checksum_of(path.read_bytes()),
+                                              f"r{number:04d}", parent, None))
+    index.save()
+    history = manifest.load_history(folder, root)
+    assert [m.known_message for m in history.chain] == [None, None, None]
+    assert history.chain[0].message == "step"  # imports that one file
+    manifest._save_messages(directory)  # what the exit hook does
+    assert [e.message for _, e in sorted(cache.StatIndex.load(directory).entries.items())] == ["step", None, None]
+    again = manifest.load_history(folder, root)
+    assert again.chain[0].known_message == "step" and not again.chain[0].loaded

@@ -14,6 +14,8 @@ from typing import Any
 from schemashift.dialects.catalog import CONNECT_TIMEOUT, Target, server_digest
 
 SUPPORTS_SCHEMAS = False
+#: The fingerprint of a schema is the same in every database holding it (every fact names its database).
+PORTABLE_FINGERPRINT = False
 QUOTE = "`"
 PAIRS_SQL = "MD5(GROUP_CONCAT(CONCAT(revision, ' ', checksum) ORDER BY BINARY revision SEPARATOR ','))"
 

@@ -1,10 +1,12 @@
 """PostgreSQL's catalogue on a plain DB-API cursor (libpq, psycopg): fingerprint and fast-path facts.
 
-The fingerprint's facts are the raw catalog rows (type oids and modifiers, stored
-expression trees, key column numbers), which is several times cheaper than
-deparsing them and changes whenever a deparsed definition would; functions (their
-source), triggers, row-level-security policies and extensions are facts too. The fast path
-connects through libpq directly (`schemashift.support.libpq`). Standard library only.
+The fingerprint's facts are catalog rows with every object id spelled by name
+(types by `format_type`, defaults, checks, indexes and triggers deparsed by the
+server, referenced tables by ``regclass``): the same schema built in two databases
+has the same fingerprint, which lets a rebuilt database reuse a drift check the
+first one passed (`schemashift.services.compare.clean_fingerprints`). Functions
+(their source), row-level-security policies and extensions are facts too. The fast
+path connects through libpq directly (`schemashift.support.libpq`). Standard library only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from schemashift.dialects.catalog import CONNECT_TIMEOUT, Target, quote, server_digest
 
 SUPPORTS_SCHEMAS = True
+#: The fingerprint of a schema is the same in every database holding it (object ids are spelled by name).
+PORTABLE_FINGERPRINT = True
 QUOTE = '"'
 PAIRS_SQL = "md5(string_agg(revision || ' ' || checksum, ',' ORDER BY revision COLLATE \"C\"))"
 
@@ -71,47 +75,49 @@ SELECT md5(concat_ws(chr(10),
             CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid) END AS view
      FROM rels r LEFT JOIN notes ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.attnum) FROM (
-     SELECT r.nspname, r.relname, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attndims, a.attnotnull,
-            a.attidentity, a.attgenerated, a.attcollation, ad.adbin::text AS def, ds.description
+     SELECT r.nspname, r.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attndims,
+            a.attnotnull, a.attidentity, a.attgenerated, co.collname, pg_get_expr(ad.adbin, ad.adrelid) AS def,
+            ds.description
      FROM rels r
      JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
      LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+     LEFT JOIN pg_collation co ON co.oid = a.attcollation
      LEFT JOIN notes ds ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.conname) FROM (
      SELECT r.nspname, r.relname, c.conname, c.contype, c.condeferrable, c.condeferred, c.convalidated, c.conkey,
-            c.confrelid, c.confkey, c.confupdtype, c.confdeltype, c.confmatchtype, c.conbin::text AS expr,
-            ds.description
+            c.confrelid::regclass::text AS refers, c.confkey, c.confupdtype, c.confdeltype, c.confmatchtype,
+            pg_get_constraintdef(c.oid) AS expr, ds.description
      FROM rels r JOIN pg_constraint c ON c.conrelid = r.oid
      LEFT JOIN notes ds ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.index) FROM (
-     SELECT r.nspname, r.relname, ic.relname AS index, ic.relam, i.indnkeyatts, i.indisunique, i.indisprimary,
-            i.indisvalid, i.indisexclusion, i.indimmediate, i.indkey, i.indcollation, i.indclass, i.indoption,
-            i.indexprs::text AS exprs, i.indpred::text AS pred, ds.description
+     SELECT r.nspname, r.relname, ic.relname AS index, i.indnkeyatts, i.indisunique, i.indisprimary,
+            i.indisvalid, i.indisexclusion, i.indimmediate, i.indkey, pg_get_indexdef(i.indexrelid) AS def,
+            ds.description
      FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid
      LEFT JOIN notes ds ON ds.objoid = i.indexrelid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname) FROM (
-     SELECT r.nspname, r.relname, s.seqtypid, s.seqstart, s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle
+     SELECT r.nspname, r.relname, format_type(s.seqtypid, NULL) AS type, s.seqstart, s.seqincrement, s.seqmax,
+            s.seqmin, s.seqcache, s.seqcycle
      FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.typname, x.enumsortorder) FROM (
      SELECT n.nspname, t.typname, e.enumsortorder, e.enumlabel
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
      WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.proname, x.args) FROM (
-     SELECT n.nspname, p.proname, p.proargtypes::text AS args, p.prorettype, p.prolang, p.prokind, p.provolatile,
-            p.proconfig, p.prosrc
-     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid) AS args,
+            format_type(p.prorettype, NULL) AS returns, l.lanname, p.prokind, p.provolatile, p.proconfig, p.prosrc
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
      WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.tgname) FROM (
-     SELECT r.nspname, r.relname, t.tgname, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr::text AS cols,
-            t.tgargs::text AS args, t.tgqual::text AS qual
+     SELECT r.nspname, r.relname, t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) AS def
      FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.polname) FROM (
      SELECT r.nspname, r.relname, c.relrowsecurity, p.polname, p.polcmd, p.polpermissive, p.polroles::text AS roles,
-            p.polqual::text AS qual, p.polwithcheck::text AS checks
+            pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS checks
      FROM rels r JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_policy p ON p.polrelid = r.oid
      WHERE c.relrowsecurity OR p.polname IS NOT NULL) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.extname) FROM (
-     SELECT e.extname, e.extversion, e.extnamespace FROM pg_extension e) x)
+     SELECT e.extname, e.extversion, e.extnamespace::regnamespace::text AS namespace FROM pg_extension e) x)
 ))
 """
 

@@ -15,6 +15,8 @@ from typing import Any
 from schemashift.dialects.catalog import BACKUP_PREFIX, CONNECT_TIMEOUT, Target, quote
 
 SUPPORTS_SCHEMAS = False
+#: The fingerprint of a schema is the same in every database holding it (the stored SQL names no file).
+PORTABLE_FINGERPRINT = True
 QUOTE = '"'
 PAIRS_SQL = None
 _PLAIN = re.compile(r"[A-Za-z0-9_./~-]*")
