@@ -200,3 +200,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
             missing_services[found["name"]] = found["error"]
     for name, error in missing_services.items():
         terminalreporter.write_line(f"NOTICE: {name} tests were SKIPPED: {error}", yellow=True, bold=True)
+    _report_lost_servers(terminalreporter)
+
+
+#: What a failure says when a server stopped answering during the run, and where that server logs.
+LOST_SERVER = {"mysql": ("Can't connect to MySQL server", ("/var/log/mysql/error.log",)),
+               "postgresql": ("port 5432 failed: Connection refused", ())}
+
+
+def _report_lost_servers(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """When tests failed because a server stopped answering mid-run: say so, with the end of its error log."""
+    failures = [*terminalreporter.stats.get("failed", []), *terminalreporter.stats.get("error", [])]
+    for backend, (sign, logs) in LOST_SERVER.items():
+        lost = [report.nodeid for report in failures if sign in str(report.longrepr)]
+        if not lost:
+            continue
+        terminalreporter.write_line(f"NOTICE: {backend} stopped answering during the run ({len(lost)} failures, "
+                                    f"first {lost[0]}); it answers now: {server_error.__wrapped__(backend) is None}",
+                                    red=True, bold=True)
+        for log in logs:
+            try:
+                lines = [line for line in Path(log).read_text(errors="replace").splitlines()
+                         if "Aborted connection" not in line and "Access denied" not in line][-30:]
+            except OSError:
+                continue
+            terminalreporter.write_line(f"--- the end of {log}:")
+            for line in lines:
+                terminalreporter.write_line(line)
