@@ -10,6 +10,10 @@ says how many times a batch updated it: after a run killed in the middle
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +135,29 @@ def test_resume_after_a_failed_batch(backend: str, fresh_db: str, tmp_path: Path
     out = cli(directory, "repair", "continue").stdout
     assert "resumes after 1 finished batch(es) (10 rows)" in out, out
     assert all(touched == 1 for _, _, touched in rows(fresh_db))
+
+
+def test_rows_inserted_during_the_backfill_are_left_alone(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """Every batch stops at the largest key there was when the backfill started: a row inserted after the first
+    batch (while the backfill pauses) is not touched, every earlier row is, once; the journal holds the bound."""
+    directory = project(tmp_path, fresh_db, BACKFILL.format(where=None, extra=", pause=0.5"))
+    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    upgrade = subprocess.Popen([sys.executable, "-m", "schemashift", "upgrade"], cwd=directory, env=environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while scalar(fresh_db, "SELECT count(*) FROM t WHERE touched = 1") == 0:
+            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.communicate()
+            time.sleep(0.02)
+        journal = str(scalar(fresh_db, "SELECT running_statement FROM schemashift_version "
+                                       "WHERE revision = 'b0ac0f111e02'"))
+        execute(fresh_db, f"INSERT INTO t (id, a, n) VALUES ({ROWS + 1}, 'new', {ROWS + 1})")
+    finally:
+        out, err = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, (out, err)
+    assert rows(fresh_db) == [(i, "done", 1) for i in range(1, ROWS + 1)] + [(ROWS + 1, "new", 0)]
+    assert f'"last": {ROWS}' in journal and '"batches": 1' in journal, journal
+    assert "3 batches, 25 rows" in out, out
 
 
 def test_sql_and_dry_run(backend: str, fresh_db: str, tmp_path: Path) -> None:
