@@ -3,15 +3,16 @@
 When the backfill starts it reads the largest key there is (`BatchRunner.span`):
 that is its `Position.last`, and no batch goes past it. Rows inserted meanwhile
 are left alone (a column the backfill fills already has its default for them),
-and no batch reads or locks past the end of the table (on MariaDB/MySQL an open
-upper bound held the gap lock there, blocking inserts). Each batch runs in one
-transaction that
+and no batch locks the end of the table, where writers insert. Each batch runs
+in one transaction that
 
 1. finds the first key of the batch after it
    (``SELECT key … WHERE key >= :start AND key <= :last ORDER BY key LIMIT 1 OFFSET
    <batch_size>``, an index range read),
-2. updates the rows with ``start <= key < stop`` (the last batch: ``key <= last``)
-   that the backfill's `where` selects, and
+2. updates the rows with ``start <= key < stop`` that the backfill's `where`
+   selects (the last batch: ``start <= key < last``, then ``key = last`` on its own,
+   which locks that row only: InnoDB locks the gap after a range, here the end of
+   the table where writers insert), and
 3. records where it stands in the journal: the version row's ``running_statement``
    becomes the statement followed by a line ``-- backfill position: {json}`` (the
    next batch's first key, the bound, batches and rows done), written by the caller
@@ -119,9 +120,9 @@ class BatchRunner:
         start = {False: "", True: f"{key} >= :start AND "}
         self._next = {begun: sa.text(f"SELECT {key} FROM {table} WHERE {start[begun]}{key} <= :last ORDER BY {key} "
                                      f"LIMIT 1 OFFSET {batch_size}") for begun in (False, True)}
-        stops = {False: f"{key} <= :last", True: f"{key} < :stop"}
-        self._update = {(begun, stopped): sa.text(parts.update(start[begun] + stops[stopped]))
-                        for begun in (False, True) for stopped in (False, True)}
+        self._update = {(begun, upper): sa.text(parts.update(f"{start[begun]}{key} < :{upper}"))
+                        for begun in (False, True) for upper in ("stop", "last")}
+        self._update_last = sa.text(parts.update(f"{key} = :last"))
         self._span = sa.text(f"SELECT MIN({key}), MAX({key}) FROM {table}")
 
     def span(self) -> tuple[Any, Any]:
@@ -138,9 +139,14 @@ class BatchRunner:
         stop = self.connection.execute(self._next[position.start is not None], params).scalar()
         if stop is not None:
             params["stop"] = stop
-        result = self.connection.execute(self._update[(position.start is not None, stop is not None)], params)
-        rows = max(result.rowcount or 0, 0)
+        rows = self._rows(self._update[(position.start is not None, "last" if stop is None else "stop")], params)
+        if stop is None:  # the largest key on its own: a range ending at it would lock the end of the table (InnoDB)
+            rows += self._rows(self._update_last, params)
         return Position(stop, position.batches + 1, position.rows + rows, stop is None, position.last)
+
+    def _rows(self, update: sa.TextClause, params: dict[str, Any]) -> int:
+        """Run `update`; the rows it changed."""
+        return max(self.connection.execute(update, params).rowcount or 0, 0)
 
 
 def fraction(position: Position, span: tuple[Any, Any]) -> float | None:

@@ -160,6 +160,42 @@ def test_rows_inserted_during_the_backfill_are_left_alone(backend: str, fresh_db
     assert "3 batches, 25 rows" in out, out
 
 
+#: backend -> how long a session waits for a row lock, at most (a second)
+ROW_LOCK_WAIT = {"postgresql": "SET lock_timeout = '1s'", "mysql": "SET SESSION innodb_lock_wait_timeout = 1"}
+
+
+def test_last_batch_leaves_the_end_of_the_table_unlocked(backend: str, fresh_db: str) -> None:
+    """While the last batch's transaction is open, a writer appends a row at once: the batch updated its largest
+    key on its own, not by a range ending there (InnoDB would hold the gap after it, the end of the table)."""
+    import sqlalchemy as sa
+
+    from schemashift.dialects.base import BatchSql
+    from schemashift.runtime.backfill import BatchRunner, Position, bounded
+
+    if backend == "sqlite":
+        pytest.skip("one writer at a time")
+    execute(fresh_db, "CREATE TABLE r (id INTEGER PRIMARY KEY, a VARCHAR(20))",
+            "INSERT INTO r (id, a) VALUES " + ", ".join(f"({i}, 'old')" for i in range(1, ROWS + 1)))
+    engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as backfill, engine.connect() as writer:
+            runner = BatchRunner(backfill, BatchSql("r", "id", "a = 'done'", None), SIZE)
+            with backfill.begin():
+                position = bounded(Position(), runner.span()[1])
+            while not position.done:
+                with backfill.begin():
+                    position = runner.batch(position)
+                    if position.done:
+                        writer.exec_driver_sql(ROW_LOCK_WAIT[backend])
+                        writer.exec_driver_sql(f"INSERT INTO r (id, a) VALUES ({ROWS + 1}, 'new')")
+                        writer.commit()
+    finally:
+        engine.dispose()
+    assert position.rows == ROWS and position.batches == 3, position
+    assert fetch_rows(fresh_db, "SELECT id, a FROM r ORDER BY id") == \
+        [(i, "done") for i in range(1, ROWS + 1)] + [(ROWS + 1, "new")]
+
+
 def test_sql_and_dry_run(backend: str, fresh_db: str, tmp_path: Path) -> None:
     """`--sql` prints one UPDATE with a comment saying how it runs online; `--dry-run` names the batches."""
     directory = project(tmp_path, fresh_db, BACKFILL.format(where="n > 3", extra=""))
