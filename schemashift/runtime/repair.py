@@ -13,9 +13,13 @@ Repair acts only on what the journal proves this run did. A statement that
 *failed* changed nothing (PostgreSQL and SQLite run it in a transaction, MariaDB
 10.6+ makes each DDL statement atomic), so a ``failed`` row says exactly how far
 the step got and nothing is reflected to find out. After a *crash* (``running``)
-the journal cannot know whether the statement that was running completed: the
-live schema is reflected and compared with the schema before and after the
-interrupted operation, **restricted to the objects that operation changes**.
+the journal cannot know whether the statement that was running completed. A
+statement of a safe-mode sequence declares the trace it leaves in the catalogue
+(`Statement.trace`: the column added, its default, the helper CHECK there, validated
+or gone, NOT NULL), which `statement_ran` reads: the position is then exact, and
+undo sees the helper CHECK as this run's. Otherwise the live schema is reflected
+and compared with the schema before and after the interrupted operation,
+**restricted to the objects that operation changes**.
 Whatever else the database holds (tables, columns, indexes no migration made) is
 never looked at, so never dropped. When the operation was cut in half, the
 differ computes what finishes or takes back just that operation; a fix that
@@ -272,13 +276,17 @@ def statement_ran(connection: sa.Connection, dialect: Dialect, step: Step, row: 
     done = row.statements_done
     if row.state == FAILED or done >= len(step.statements) or step.statements[done].trace is None:
         return None
+    import sqlalchemy as sa
+
     trace = step.statements[done].trace
     assert trace is not None
     try:
         return dialect.trace_left(connection, trace)
+    except sa.exc.SQLAlchemyError:  # cannot look (the table is gone): the objects of the operation decide
+        return None
     finally:
         if connection.in_transaction():
-            connection.commit()
+            connection.rollback()
 
 
 def _after_failure(current: int, bounds: tuple[int, int], done: int, scoped: _Scoped, label: str) -> Position:
