@@ -1,14 +1,17 @@
-"""A kill at each statement of a safe-mode sequence after a backfill, then `repair continue` or `repair undo`.
+"""A kill at each statement of a safe-mode sequence, then `repair continue` or `repair undo`.
 
-Safe mode runs NOT NULL on an existing table as several statements, each journaled
-on its own (PostgreSQL: ``ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID``,
-``VALIDATE CONSTRAINT``, ``SET NOT NULL``, ``DROP CONSTRAINT``; MariaDB: ``MODIFY …
-NOT NULL``), after the batched backfill of a column added with a volatile default
-or alone for ``SET NOT NULL``. The process is killed (``SCHEMASHIFT_FAULT_KILL_AT``)
-just before and just after each of them; then `status` exits 2, and either `repair
-continue` leaves the schema the models describe (what the plain form gives) with
-every row's values as the kill left them, or `repair undo` leaves the schema as
-before the migration, every row kept.
+Safe mode adds a NOT NULL column with a volatile default to a large table as
+several statements, each journaled on its own: the column nullable, its default, a
+batched backfill, then NOT NULL (PostgreSQL: ``ADD CONSTRAINT … CHECK (col IS NOT
+NULL) NOT VALID``, ``VALIDATE CONSTRAINT``, ``SET NOT NULL``, ``DROP CONSTRAINT``;
+MariaDB: ``MODIFY … NOT NULL``); a plain ``SET NOT NULL`` runs as those last
+statements. The process is killed (``SCHEMASHIFT_FAULT_KILL_AT``) just before and
+just after each of them (the backfill's batches have their own tests); then
+`status` exits 2, and either `repair continue` leaves the schema the models describe
+(what the plain form gives) with every row's values as the kill left them, or
+`repair undo` leaves the schema as before the migration, every row kept. Each
+statement declares the trace it leaves in the catalogue, from which repair knows
+where the run stopped (`test_locate_reads_the_position_from_the_trace`, no database).
 """
 
 from __future__ import annotations
@@ -112,3 +115,41 @@ def test_kill_inside_set_not_null(backend: str, kill: str, action: str, fresh_db
     """SET NOT NULL on an existing table: killed at each statement of its safe form."""
     directory = _project(tmp_path, fresh_db, "", b=", nullable=False")
     _kill_and_repair(directory, fresh_db, kill, action)
+
+
+# -- locate with traces, no database ----------------------------------------------------------------------------
+
+
+def test_locate_reads_the_position_from_the_trace() -> None:
+    """SET NOT NULL's safe statements each declare a trace; with the journal and whether the one in doubt ran,
+    `locate` resumes at the right statement and takes back the helper CHECK it added."""
+    from crash.test_repair_safety import _Migration, _row
+    from schemashift.dialects import get_dialect
+    from schemashift.migration import AlterColumn, CheckConstraint, Column, PrimaryKey, Table, Type
+    from schemashift.model.schema import Schema
+    from schemashift.planning.plan import up_step
+    from schemashift.planning.safe import SafeSettings, safe_step
+    from schemashift.runtime.repair import locate
+
+    dialect = get_dialect("postgresql")
+    nullable = Column("b", Type("integer"))
+    table = Table("t", (Column("id", Type("integer"), nullable=False), nullable), primary_key=PrimaryKey(("id",)))
+    change = AlterColumn("t", "b", new=nullable.evolve(nullable=False), old=nullable)
+    step = safe_step(up_step(dialect, _Migration([change]), Schema.of([table])),  # type: ignore[arg-type]
+                     SafeSettings(0.5, 3, 0.05))
+    traces = [statement.trace for statement in step.statements]
+    assert [trace.kind for trace in traces if trace] == ["check", "validated", "not_null", "no_check"], traces
+    helper = CheckConstraint("b IS NOT NULL", name=traces[0].name if traces[0] else None)
+    checked = table.evolve(checks=(helper,))
+
+    def where(done: int, ran: bool, live: Table) -> tuple[int, int, list[str]]:
+        position = locate(step, _row("running", done), Schema.of([live]), dialect, ran)
+        return position.ops_done, position.resume_at, [op.describe() for op in position.unwind]
+
+    drop = f"drop check {helper.name} (b is not null) on t"
+    assert where(0, False, table) == (0, 0, [])
+    assert where(0, True, checked) == (0, 1, [drop])
+    assert where(1, False, checked) == (0, 1, [drop])
+    assert where(2, True, checked.evolve(columns=(table.columns[0], change.new))) == \
+        (0, 3, [drop, "alter column t.b (nullable)"])
+    assert where(3, True, table.evolve(columns=(table.columns[0], change.new))) == (1, 4, [])
