@@ -39,6 +39,7 @@ from schemashift.model.schema import (
     built_on,
 )
 from schemashift.model.types import Type
+from schemashift.operations.statement import Trace
 from schemashift.reflection.core import RawSchema, Reader, read_with_inspector, reflect
 from schemashift.sqla.to_metadata import sa_column, sa_table
 from schemashift.sqla.types import TypeMemo, to_sa_type
@@ -91,6 +92,8 @@ class SafeSql:
     fallback: str | None = None
     #: A `Backfill` the executor runs batch by batch in place of `sql` (its one-statement form, for scripts).
     backfill: ops.Backfill | None = None
+    #: What it leaves in the catalogue, for `repair` to tell after a crash whether it ran (one of several).
+    trace: Trace | None = None
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,8 @@ class Dialect(ObjectDDL):
         return SafeForm(tuple(statements), frozenset({code}), large_only=True)
 
     def _safe_part(self, part: Operation, before: Schema, after: Schema) -> list[SafeSql]:
-        """The lock-safe statements of one part of `batched_add_column`."""
+        """The lock-safe statements of one part of `batched_add_column`; a part of one statement traced by what it
+        changes (`part_trace`)."""
         plain = self.compile(part, before, after)
         if isinstance(part, ops.Backfill):
             return [SafeSql(sql, locks=False, backfill=part) for sql in plain]
@@ -320,9 +324,27 @@ class Dialect(ObjectDDL):
             fills = set(self.fill_nulls(part))
             plain = [sql for sql in plain if sql not in fills]
         form = self.safe_form(part, before, after, plain)
-        if form is None or not form.statements:
-            return [SafeSql(sql, locks=self.takes_lock(sql)) for sql in plain]
-        return list(form.statements)
+        statements = [SafeSql(sql, locks=self.takes_lock(sql)) for sql in plain] \
+            if form is None or not form.statements else list(form.statements)
+        if len(statements) == 1 and statements[0].trace is None:
+            statements = [replace(statements[0], trace=part_trace(part))]
+        return statements
+
+    def trace_left(self, connection: sa.Connection, trace: Trace) -> bool:
+        """True when the catalogue shows `trace` (the statement that leaves it ran), read through SQLAlchemy's
+        inspector in `connection`'s transaction."""
+        inspector = sa.inspect(connection)
+        if trace.kind in ("column", "default", "not_null"):
+            columns = {c["name"]: c for c in inspector.get_columns(trace.table, schema=trace.schema)}
+            column = columns.get(trace.name)
+            if trace.kind == "column" or column is None:
+                return column is not None
+            return column.get("default") is not None if trace.kind == "default" else not column["nullable"]
+        checks = {c["name"]: c for c in inspector.get_check_constraints(trace.table, schema=trace.schema)}
+        check = checks.get(trace.name)
+        if trace.kind == "no_check" or check is None:
+            return (check is None) == (trace.kind == "no_check")
+        return trace.kind == "check" or not check.get("dialect_options", {}).get("not_valid", False)
 
     def no_rows_guard_sql(self, table: str, schema: str | None, reason: str) -> str | None:
         """SQL that fails, naming `reason`, while `table` holds a row; None where the database refuses by itself.
@@ -886,6 +908,20 @@ def _batched_parts(op: ops.AddColumn, quoted: str, dialect: str) -> list[Operati
     if not column.nullable:
         parts.append(ops.AlterColumn(op.table, column.name, new=column, old=defaulted, schema=op.schema))
     return parts
+
+
+def part_trace(part: Operation) -> Trace | None:
+    """What the one statement of a part of `Dialect.batched_add_column` leaves: the column added, its default
+    set, it made NOT NULL; None for anything else."""
+    if isinstance(part, ops.AddColumn):
+        return Trace("column", part.table, part.schema, part.column.name)
+    if not isinstance(part, ops.AlterColumn) or part.old is None:
+        return None
+    if "nullable" in part.changes and not part.new.nullable:
+        return Trace("not_null", part.table, part.schema, part.column)
+    if part.old.default is None and part.new.default is not None:
+        return Trace("default", part.table, part.schema, part.column)
+    return None
 
 
 def table_at(schema: Schema, key: str | None) -> Table:

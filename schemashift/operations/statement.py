@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from schemashift.operations.base import Operation
 
@@ -36,13 +36,34 @@ class CopyFallback:
     limit: int
 
 
+#: What a statement leaves in the catalogue (see `Trace`).
+TraceKind = Literal["column", "default", "not_null", "check", "validated", "no_check"]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one statement of a safe-mode sequence leaves in the catalogue, so that `repair` can tell after a crash
+    whether it ran (`Dialect.trace_left` looks).
+
+    `kind`: column `name` of `table` exists (``column``), has a server default
+    (``default``), is NOT NULL (``not_null``); CHECK constraint `name` exists
+    (``check``, a helper the sequence adds for a while), is validated (``validated``),
+    is gone (``no_check``).
+    """
+
+    kind: TraceKind
+    table: str
+    schema: str | None
+    name: str
+
+
 @dataclass(frozen=True)
 class Statement:
     """One executable unit: SQL text, or a Python callable for `RunPython`.
 
     Safe mode adds `lock` (wait for the lock briefly, retry), `fallback` (the form
     to run when the server refuses `sql`'s online algorithm), `copy` (the plain form
-    to run instead on a small table), `own_transaction` and `backfill`.
+    to run instead on a small table), `own_transaction`, `backfill` and `trace`.
     """
 
     operation: Operation
@@ -57,6 +78,8 @@ class Statement:
     #: Safe mode: a `Backfill` that is part of `operation`, run batch by batch in place of `sql` (its one-statement
     #: form, what a script runs).
     backfill: Operation | None = None
+    #: Safe mode: what this statement of a sequence leaves in the catalogue (`repair` looks after a crash).
+    trace: Trace | None = None
 
     @property
     def batched(self) -> bool:

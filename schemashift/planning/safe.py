@@ -252,7 +252,7 @@ def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], be
     if form.unless_allowed and len(plain) == len(fallbacks):
         fallbacks, copies = _copy_fallbacks(form.statements, plain, fallbacks, operation, sizes)
     return [Statement(operation, sql=item.sql, lock=_lock(dialect, item.sql, settings) if item.locks else None,
-                      fallback=fallback, copy=copy, own_transaction=True, backfill=item.backfill)
+                      fallback=fallback, copy=copy, own_transaction=True, backfill=item.backfill, trace=item.trace)
             for item, fallback, copy in zip(form.statements, fallbacks, copies, strict=True)]
 
 

@@ -1,17 +1,22 @@
 """Running a `Backfill`: batches over primary-key ranges, one short transaction each, resumable after a kill.
 
-Each batch runs in one transaction that
+When the backfill starts it reads the largest key there is (`BatchRunner.span`):
+that is its `Position.last`, and no batch goes past it. Rows inserted meanwhile
+are left alone (a column the backfill fills already has its default for them),
+and no batch locks the end of the table, where writers insert. Each batch runs
+in one transaction that
 
 1. finds the first key of the batch after it
-   (``SELECT key … WHERE key >= :start ORDER BY key LIMIT 1 OFFSET <batch_size>``,
-   an index range read),
-2. updates the rows with ``start <= key < stop`` that the backfill's `where` selects
-   (the last batch has no upper bound, so rows added meanwhile at the end are
-   included), and
+   (``SELECT key … WHERE key >= :start AND key <= :last ORDER BY key LIMIT 1 OFFSET
+   <batch_size>``, an index range read),
+2. updates the rows with ``start <= key < stop`` that the backfill's `where`
+   selects (the last batch: ``start <= key < last``, then ``key = last`` on its own,
+   which locks that row only: InnoDB locks the gap after a range, here the end of
+   the table where writers insert), and
 3. records where it stands in the journal: the version row's ``running_statement``
    becomes the statement followed by a line ``-- backfill position: {json}`` (the
-   next batch's first key, batches and rows done), written by the caller in the
-   same transaction as the update.
+   next batch's first key, the bound, batches and rows done), written by the caller
+   in the same transaction as the update.
 
 After a kill (or a failed batch), `repair continue` resumes the step at the
 backfill and `saved_position` reads that line back: finished batches are not run
@@ -44,18 +49,28 @@ _DECODERS: dict[str, Any] = {
 @dataclass(frozen=True)
 class Position:
     """How far a backfill got: `start` is the first key of the next batch (None: the first row; `done`: none
-    left), with the batches and rows done so far."""
+    left), `last` the largest key when it started (None: not read yet), with the batches and rows done so far."""
 
     start: Any = None
     batches: int = 0
     rows: int = 0
     done: bool = False
+    last: Any = None
 
     def encode(self) -> str:
         """The position as one line of JSON."""
         kind, value = _encode_key(self.start)
-        return json.dumps({"start": value, "type": kind, "batches": self.batches, "rows": self.rows,
-                           "done": self.done}, sort_keys=True)
+        last_kind, last = _encode_key(self.last)
+        return json.dumps({"start": value, "type": kind, "last": last, "last_type": last_kind,
+                           "batches": self.batches, "rows": self.rows, "done": self.done}, sort_keys=True)
+
+
+def bounded(position: Position, largest: Any) -> Position:
+    """`position` bounded by `largest`, the largest key now, unless it has its bound (a resumed backfill keeps the
+    one read when it started); done at once when the table is empty."""
+    if position.done or position.last is not None:
+        return position
+    return replace(position, last=largest, done=largest is None)
 
 
 def _encode_key(key: Any) -> tuple[str, Any]:
@@ -78,12 +93,15 @@ def saved_position(journal: str | None, text: str) -> Position | None:
         return None
     try:
         data = json.loads(journal[len(text) + len(MARK):])
-        start = data["start"]
-        if start is not None and data.get("type", "plain") != "plain":
-            start = _DECODERS[data["type"]](start)
-        return Position(start, int(data["batches"]), int(data["rows"]), bool(data["done"]))
+        return Position(_decode_key(data["start"], data.get("type")), int(data["batches"]), int(data["rows"]),
+                        bool(data["done"]), _decode_key(data.get("last"), data.get("last_type")))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _decode_key(value: Any, kind: str | None) -> Any:
+    """A key `_encode_key` wrote as `value` of `kind` (None or ``plain``: as JSON has it)."""
+    return value if value is None or kind in (None, "plain") else _DECODERS[kind](value)
 
 
 def _escaped(text: str) -> str:
@@ -99,33 +117,36 @@ class BatchRunner:
         parts = replace(parts, table=_escaped(parts.table), key=_escaped(parts.key),
                         assignments=_escaped(parts.assignments), where=_escaped(parts.where) if parts.where else None)
         key, table = parts.key, parts.table
-        self._next = {
-            False: sa.text(f"SELECT {key} FROM {table} ORDER BY {key} LIMIT 1 OFFSET {batch_size}"),
-            True: sa.text(f"SELECT {key} FROM {table} WHERE {key} >= :start ORDER BY {key} LIMIT 1 "
-                          f"OFFSET {batch_size}"),
-        }
-        self._update = {
-            (False, False): sa.text(parts.update()),
-            (True, False): sa.text(parts.update(f"{key} >= :start")),
-            (False, True): sa.text(parts.update(f"{key} < :stop")),
-            (True, True): sa.text(parts.update(f"{key} >= :start AND {key} < :stop")),
-        }
+        start = {False: "", True: f"{key} >= :start AND "}
+        self._next = {begun: sa.text(f"SELECT {key} FROM {table} WHERE {start[begun]}{key} <= :last ORDER BY {key} "
+                                     f"LIMIT 1 OFFSET {batch_size}") for begun in (False, True)}
+        self._update = {(begun, upper): sa.text(parts.update(f"{start[begun]}{key} < :{upper}"))
+                        for begun in (False, True) for upper in ("stop", "last")}
+        self._update_last = sa.text(parts.update(f"{key} = :last"))
         self._span = sa.text(f"SELECT MIN({key}), MAX({key}) FROM {table}")
 
     def span(self) -> tuple[Any, Any]:
-        """The smallest and largest key now (for progress; read in the caller's transaction)."""
+        """The smallest and largest key now (for progress and the bound; read in the caller's transaction)."""
         row = self.connection.execute(self._span).one()
         return row[0], row[1]
 
     def batch(self, position: Position) -> Position:
-        """Run the batch that starts at `position` (in the caller's transaction); the position after it."""
-        params: dict[str, Any] = {} if position.start is None else {"start": position.start}
+        """Run the batch that starts at `position` (in the caller's transaction, its `last` read); the position
+        after it."""
+        params: dict[str, Any] = {"last": position.last}
+        if position.start is not None:
+            params["start"] = position.start
         stop = self.connection.execute(self._next[position.start is not None], params).scalar()
         if stop is not None:
             params["stop"] = stop
-        result = self.connection.execute(self._update[(position.start is not None, stop is not None)], params)
-        rows = max(result.rowcount or 0, 0)
-        return Position(stop, position.batches + 1, position.rows + rows, stop is None)
+        rows = self._rows(self._update[(position.start is not None, "last" if stop is None else "stop")], params)
+        if stop is None:  # the largest key on its own: a range ending at it would lock the end of the table (InnoDB)
+            rows += self._rows(self._update_last, params)
+        return Position(stop, position.batches + 1, position.rows + rows, stop is None, position.last)
+
+    def _rows(self, update: sa.TextClause, params: dict[str, Any]) -> int:
+        """Run `update`; the rows it changed."""
+        return max(self.connection.execute(update, params).rowcount or 0, 0)
 
 
 def fraction(position: Position, span: tuple[Any, Any]) -> float | None:
@@ -142,4 +163,4 @@ def fraction(position: Position, span: tuple[Any, Any]) -> float | None:
     return min(max((float(position.start) - float(low)) / width, 0.0), 1.0) if width > 0 else None
 
 
-__all__ = ["MARK", "BatchRunner", "Position", "fraction", "marked", "saved_position"]
+__all__ = ["MARK", "BatchRunner", "Position", "bounded", "fraction", "marked", "saved_position"]

@@ -31,7 +31,7 @@ from schemashift import operations as ops
 from schemashift.errors import ExecutionError, mask_secrets
 from schemashift.planning.plan import DOWN, UP, Plan, Statement, Step
 from schemashift.planning.safe import copy_allowed, new_table_operation, track_created
-from schemashift.runtime.backfill import BatchRunner, Position, fraction, marked, saved_position
+from schemashift.runtime.backfill import BatchRunner, Position, bounded, fraction, marked, saved_position
 from schemashift.runtime.versions import APPLIED, FAILED, RUNNING, AppliedRun, Recorder, now
 from schemashift.sacompat import driver_in_transaction
 from schemashift.support.progress import Reporter
@@ -546,8 +546,9 @@ class Executor:
             self._commit(lambda: self.recorder.update(revision, **done))
 
     def _run_batched(self, step: Step, index: int) -> None:
-        """Run the backfill at statement `index` batch by batch (see `schemashift.runtime.backfill`): each batch
-        commits with the journal's new position; a saved position (`resume`) skips the finished batches."""
+        """Run the backfill at statement `index` batch by batch (see `schemashift.runtime.backfill`) up to the
+        largest key when it started (a saved position keeps its bound): each batch commits with the journal's new
+        position; a saved position (`resume`) skips the finished batches."""
         statement = step.statements[index]
         operation: Any = statement.backfill or statement.operation
         revision, text = step.migration.revision, statement.describe()
@@ -565,12 +566,14 @@ class Executor:
         span: tuple[Any, Any] = (None, None)
 
         def start() -> None:
-            nonlocal span
+            nonlocal span, position
             span = runner.span()
+            position = bounded(position, span[1])
             self.recorder.update(revision, running_statement=marked(text, position))
 
         self._journal_text[id(statement)] = marked(text, position)  # a resumed run keeps its saved position
         self._commit(start)
+        self._journal_text[id(statement)] = marked(text, position)
         while not position.done:  # a failure leaves the last position in `_journal_text` for the journal
             position = self._one_batch(runner, revision, text, position)
             self._journal_text[id(statement)] = marked(text, position)

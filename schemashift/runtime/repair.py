@@ -13,9 +13,13 @@ Repair acts only on what the journal proves this run did. A statement that
 *failed* changed nothing (PostgreSQL and SQLite run it in a transaction, MariaDB
 10.6+ makes each DDL statement atomic), so a ``failed`` row says exactly how far
 the step got and nothing is reflected to find out. After a *crash* (``running``)
-the journal cannot know whether the statement that was running completed: the
-live schema is reflected and compared with the schema before and after the
-interrupted operation, **restricted to the objects that operation changes**.
+the journal cannot know whether the statement that was running completed. A
+statement of a safe-mode sequence declares the trace it leaves in the catalogue
+(`Statement.trace`: the column added, its default, the helper CHECK there, validated
+or gone, NOT NULL), which `statement_ran` reads: the position is then exact, and
+undo sees the helper CHECK as this run's. Otherwise the live schema is reflected
+and compared with the schema before and after the interrupted operation,
+**restricted to the objects that operation changes**.
 Whatever else the database holds (tables, columns, indexes no migration made) is
 never looked at, so never dropped. When the operation was cut in half, the
 differ computes what finishes or takes back just that operation; a fix that
@@ -134,11 +138,13 @@ def _part_names(table: Table | None) -> dict[str, set[str]]:
             "constraint": {c.name for c in table.constraints() if c.name}}
 
 
-def _without_foreign(live: Schema, before: Schema, after: Schema) -> tuple[Schema, dict[str, list[str]]]:
+def _without_foreign(live: Schema, before: Schema, after: Schema,
+                     helpers: frozenset[str] = frozenset()) -> tuple[Schema, dict[str, list[str]]]:
     """`live` without the parts of its tables that neither `before` nor `after` has, and those parts by table.
 
     Such parts (a column, an index, a named constraint the operation never
-    mentions) were not made by the operation: repair leaves them alone.
+    mentions) were not made by the operation: repair leaves them alone; the
+    `helpers` (constraints its safe-mode statements add for a while) are its own.
     """
     foreign: dict[str, list[str]] = {}
     tables: list[Table] = []
@@ -146,6 +152,7 @@ def _without_foreign(live: Schema, before: Schema, after: Schema) -> tuple[Schem
         known = _part_names(before.tables.get(key))
         for kind, names in _part_names(after.tables.get(key)).items():
             known[kind] |= names
+        known["constraint"] |= helpers
         columns = tuple(c for c in table.columns if c.name in known["column"])
         indexes = tuple(i for i in table.indexes if i.name in known["index"])
         constraints = known["constraint"]
@@ -173,15 +180,17 @@ class _Scoped:
     after: Schema
     live: Schema
     foreign: dict[str, list[str]]
+    helpers: frozenset[str] = frozenset()  #: constraints the operation's safe-mode statements add for a while
 
     @classmethod
-    def of(cls, operation: Operation, before: Schema, after: Schema, live: Schema, dialect: Dialect) -> _Scoped:
+    def of(cls, operation: Operation, before: Schema, after: Schema, live: Schema, dialect: Dialect,
+           helpers: frozenset[str] = frozenset()) -> _Scoped:
         tables, sequences = _scope(operation)
         normal = dialect.normalize
         b = normal(_restrict(before, tables, sequences))
         a = normal(_restrict(after, tables, sequences))
-        seen, foreign = _without_foreign(normal(_restrict(live, tables, sequences)), b, a)
-        return cls(b, a, seen, foreign)
+        seen, foreign = _without_foreign(normal(_restrict(live, tables, sequences)), b, a, helpers)
+        return cls(b, a, seen, foreign, helpers)
 
     def foreign_creations(self) -> list[str]:
         """Tables the operation creates that exist live with parts it would not create."""
@@ -216,19 +225,21 @@ def _made_part(operation: Operation, scoped: _Scoped) -> bool:
     key = operation.table_key or ""
     kind = {DropColumn: "column", DropIndex: "index", DropConstraint: "constraint"}[type(operation)]
     name = operation.column if isinstance(operation, DropColumn) else operation.name  # type: ignore[attr-defined]
-    return name not in _part_names(scoped.before.tables.get(key))[kind] and \
-        name in _part_names(scoped.after.tables.get(key))[kind]
+    made = name in _part_names(scoped.after.tables.get(key))[kind] or (kind == "constraint" and name in scoped.helpers)
+    return made and name not in _part_names(scoped.before.tables.get(key))[kind]
 
 
 # -- locating ------------------------------------------------------------------------
 
 
-def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: Dialect) -> Position:
+def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: Dialect,
+           ran: bool | None = None) -> Position:
     """Find how far `step` got, given the journal `row` and the reflected `live` schema.
 
     A ``failed`` row is exact (the failed statement changed nothing); a
-    ``running`` row leaves the running statement in doubt, which the objects of
-    its operation settle.
+    ``running`` row leaves the running statement in doubt: `ran` settles it when
+    the statement declares a trace (`statement_ran`), else the objects of its
+    operation do.
     """
     done = row.statements_done
     bounds = _op_bounds(step)
@@ -241,17 +252,48 @@ def locate(step: Step, row: AppliedRevision, live: Schema | None, dialect: Diale
     if live is None or operation.data_only or states[current] == states[current + 1]:
         # nothing to observe (a backup, a guard, data): the journal is all we know
         return Position(current, done, [], [])
-    scoped = _Scoped.of(operation, states[current], states[current + 1], live, dialect)
+    first, end = bounds[current]
+    scoped = _Scoped.of(operation, states[current], states[current + 1], live, dialect,
+                        _helpers(step.statements[first:end]))
     label = f"{operation.describe()} (statement {done + 1} of {step.label})"
     if row.state == FAILED or step.statements[done].batched:
         # a batched statement (safe mode's backfill inside an operation) commits each batch with its position: the
         # statements before it completed, and it resumes from its last finished batch
         return _after_failure(current, bounds[current], done, scoped, label)
+    if ran is not None:  # the journal and the statement's trace are exact
+        return _after_failure(current, bounds[current], done + 1 if ran else done, scoped, label)
     return _after_crash(current, bounds[current], done, scoped, label)
 
 
+def _helpers(statements: list[Statement]) -> frozenset[str]:
+    """The constraints `statements` (one operation's) add for a while, as their traces say."""
+    return frozenset(s.trace.name for s in statements if s.trace is not None and s.trace.kind == "check")
+
+
+def statement_ran(connection: sa.Connection, dialect: Dialect, step: Step, row: AppliedRevision) -> bool | None:
+    """After a crash: whether the statement the journal leaves in doubt ran, as the trace it declares shows in the
+    catalogue (`Dialect.trace_left`); None when the row is exact or the statement declares none."""
+    done = row.statements_done
+    if row.state == FAILED or done >= len(step.statements) or step.statements[done].trace is None:
+        return None
+    import sqlalchemy as sa
+
+    trace = step.statements[done].trace
+    assert trace is not None
+    try:
+        return dialect.trace_left(connection, trace)
+    except sa.exc.SQLAlchemyError:  # cannot look (the table is gone): the objects of the operation decide
+        return None
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+
+
 def _after_failure(current: int, bounds: tuple[int, int], done: int, scoped: _Scoped, label: str) -> Position:
-    """Statement `done` failed, changing nothing: the journal is exact; only a half-run operation needs a look."""
+    """The operation's statements before `done` ran, none from it on (statement `done` failed, changing nothing,
+    or its trace shows it did not run): only a half-run operation needs a look."""
+    if done == bounds[1]:
+        return Position(current + 1, done, [], [])
     if done == bounds[0]:
         return Position(current, done, [], [])
     unwind = scoped.to(scoped.before)  # the operation's statements before `done` ran
@@ -365,7 +407,7 @@ def run_repair(project: Project, connection: sa.Connection, executor: Executor, 
         live = dialect.reflect(connection, schemas=_schemas(step, project), exclude=recorder.own_tables)
         if connection.in_transaction():
             connection.commit()
-        position = locate(step, row, live, dialect)
+        position = locate(step, row, live, dialect, statement_ran(connection, dialect, step, row))
     if action == "continue":
         _continue(executor, step, position, dialect)
     else:
@@ -502,4 +544,5 @@ __all__ = [
     "locate",
     "rebuild_step",
     "run_repair",
+    "statement_ran",
 ]

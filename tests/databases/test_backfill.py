@@ -10,6 +10,10 @@ says how many times a batch updated it: after a run killed in the middle
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +135,65 @@ def test_resume_after_a_failed_batch(backend: str, fresh_db: str, tmp_path: Path
     out = cli(directory, "repair", "continue").stdout
     assert "resumes after 1 finished batch(es) (10 rows)" in out, out
     assert all(touched == 1 for _, _, touched in rows(fresh_db))
+
+
+def test_rows_inserted_during_the_backfill_are_left_alone(backend: str, fresh_db: str, tmp_path: Path) -> None:
+    """Every batch stops at the largest key there was when the backfill started: a row inserted after the first
+    batch (while the backfill pauses) is not touched, every earlier row is, once; the journal holds the bound."""
+    directory = project(tmp_path, fresh_db, BACKFILL.format(where=None, extra=", pause=0.5"))
+    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    upgrade = subprocess.Popen([sys.executable, "-m", "schemashift", "upgrade"], cwd=directory, env=environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while scalar(fresh_db, "SELECT count(*) FROM t WHERE touched = 1") == 0:
+            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.communicate()
+            time.sleep(0.02)
+        journal = str(scalar(fresh_db, "SELECT running_statement FROM schemashift_version "
+                                       "WHERE revision = 'b0ac0f111e02'"))
+        execute(fresh_db, f"INSERT INTO t (id, a, n) VALUES ({ROWS + 1}, 'new', {ROWS + 1})")
+    finally:
+        out, err = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, (out, err)
+    assert rows(fresh_db) == [(i, "done", 1) for i in range(1, ROWS + 1)] + [(ROWS + 1, "new", 0)]
+    assert f'"last": {ROWS}' in journal and '"batches": 1' in journal, journal
+    assert "3 batches, 25 rows" in out, out
+
+
+#: backend -> how long a session waits for a row lock, at most (a second)
+ROW_LOCK_WAIT = {"postgresql": "SET lock_timeout = '1s'", "mysql": "SET SESSION innodb_lock_wait_timeout = 1"}
+
+
+def test_last_batch_leaves_the_end_of_the_table_unlocked(backend: str, fresh_db: str) -> None:
+    """While the last batch's transaction is open, a writer appends a row at once: the batch updated its largest
+    key on its own, not by a range ending there (InnoDB would hold the gap after it, the end of the table)."""
+    import sqlalchemy as sa
+
+    from schemashift.dialects.base import BatchSql
+    from schemashift.runtime.backfill import BatchRunner, Position, bounded
+
+    if backend == "sqlite":
+        pytest.skip("one writer at a time")
+    execute(fresh_db, "CREATE TABLE r (id INTEGER PRIMARY KEY, a VARCHAR(20))",
+            "INSERT INTO r (id, a) VALUES " + ", ".join(f"({i}, 'old')" for i in range(1, ROWS + 1)))
+    engine = sa.create_engine(fresh_db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as backfill, engine.connect() as writer:
+            runner = BatchRunner(backfill, BatchSql("r", "id", "a = 'done'", None), SIZE)
+            with backfill.begin():
+                position = bounded(Position(), runner.span()[1])
+            while not position.done:
+                with backfill.begin():
+                    position = runner.batch(position)
+                    if position.done:
+                        writer.exec_driver_sql(ROW_LOCK_WAIT[backend])
+                        writer.exec_driver_sql(f"INSERT INTO r (id, a) VALUES ({ROWS + 1}, 'new')")
+                        writer.commit()
+    finally:
+        engine.dispose()
+    assert position.rows == ROWS and position.batches == 3, position
+    assert fetch_rows(fresh_db, "SELECT id, a FROM r ORDER BY id") == \
+        [(i, "done") for i in range(1, ROWS + 1)] + [(ROWS + 1, "new")]
 
 
 def test_sql_and_dry_run(backend: str, fresh_db: str, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from schemashift.model.schema import (
     UniqueConstraint,
 )
 from schemashift.model.types import Type, rewrites_storage
+from schemashift.operations.statement import Trace, TraceKind
 from schemashift.sqla.types import from_sa_type, to_sa_type
 
 if TYPE_CHECKING:
@@ -394,14 +395,19 @@ class PostgreSQLDialect(Dialect):
             return None
         column = self.quote(op.column)
         alter = self.alter_table(op.table, op.schema)
-        check = self.quote(f"ss_nn_{_advisory_key(f'{op.table_key}.{op.column}') & 0xFFFFFFFF:08x}")
+        name = f"ss_nn_{_advisory_key(f'{op.table_key}.{op.column}') & 0xFFFFFFFF:08x}"
+        check = self.quote(name)
         fills = [SafeSql(sql, locks=False) for sql in plain if sql.startswith("UPDATE ")]
+
+        def trace(kind: TraceKind, traced: str = name) -> Trace:
+            return Trace(kind, op.table, op.schema, traced)
+
         return SafeForm((
             *fills,
-            SafeSql(f"{alter} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"),
-            SafeSql(f"{alter} VALIDATE CONSTRAINT {check}", locks=False),
-            SafeSql(f"{alter} ALTER COLUMN {column} SET NOT NULL"),
-            SafeSql(f"{alter} DROP CONSTRAINT {check}"),
+            SafeSql(f"{alter} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID", trace=trace("check")),
+            SafeSql(f"{alter} VALIDATE CONSTRAINT {check}", locks=False, trace=trace("validated")),
+            SafeSql(f"{alter} ALTER COLUMN {column} SET NOT NULL", trace=trace("not_null", op.column)),
+            SafeSql(f"{alter} DROP CONSTRAINT {check}", trace=trace("no_check")),
         ), frozenset({"SS204"}))
 
     def compile_rename_table(self, op: ops.RenameTable, before: Schema, after: Schema) -> list[str]:
