@@ -132,13 +132,27 @@ def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> F
     code and SQLAlchemy (`schemashift.history.cache.source_key`); False when that plan was "step by step"; None
     when there is none."""
     location = _cache_path(history, dialect, path)
-    kept = cache.load_pickled(location) if location is not None else None
-    if not isinstance(kept, tuple) or len(kept) != 4 or not isinstance(kept[0], int) or kept[0] > len(path):
-        return None
+    kept = _well_formed(cache.load_pickled(location) if location is not None else None, len(path))
+    if kept is None:
+        return None  # missing, or a foreign file: planned anew (and written over)
     count, operations, statements, after = kept
-    if count == 0:
+    if count == 0 or after is None:
         return False
     return FreshBuild(dialect, path[:count], operations, statements, after)
+
+
+def _well_formed(kept: object, length: int) -> tuple[int, list[Operation], list[Statement], Schema | None] | None:
+    """`kept` when it is what `_remember` saves for a path of `length` migrations, else None."""
+    if not isinstance(kept, tuple) or len(kept) != 4:
+        return None
+    count, operations, statements, after = kept
+    if count == 0 and after is None:
+        return 0, [], [], None
+    if (isinstance(count, int) and MINIMUM <= count <= length and isinstance(after, Schema)
+            and isinstance(operations, list) and all(isinstance(op, Operation) for op in operations)
+            and isinstance(statements, list) and all(isinstance(st, Statement) for st in statements)):
+        return count, operations, statements, after
+    return None
 
 
 def _remember(history: History, dialect: Dialect, path: list[Migration], build: FreshBuild | None) -> None:
