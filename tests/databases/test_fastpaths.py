@@ -270,6 +270,7 @@ def _drop_everything(url: str) -> None:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("DROP TYPE IF EXISTS mood")
                 conn.exec_driver_sql("DROP FUNCTION IF EXISTS fp_twice(integer)")
+                conn.exec_driver_sql("DROP AGGREGATE IF EXISTS fp_sum(integer)")
     finally:
         engine.dispose()
 
@@ -325,6 +326,7 @@ def test_fingerprint_follows_the_catalog_only(db_url: str, backend: str) -> None
             changed(f"ALTER FUNCTION fp_twice(integer) {attribute}")  # the drift check sees them all
         changed("DROP FUNCTION fp_twice(integer)",
                 "CREATE FUNCTION fp_twice(a integer) RETURNS SETOF integer LANGUAGE sql AS 'SELECT a * 2'")
+        changed("CREATE AGGREGATE fp_sum(integer) (SFUNC = int4pl, STYPE = integer)")  # no pg_get_functiondef
         changed("CREATE POLICY fp_own ON fp_child TO PUBLIC USING (true)")
         changed("DROP POLICY fp_own ON fp_child", "CREATE POLICY fp_own ON fp_child TO CURRENT_USER USING (true)")
     execute(db_url, "DROP INDEX ix_fp_child_note" + (" ON fp_child" if backend == "mysql" else ""))
