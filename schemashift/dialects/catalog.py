@@ -10,7 +10,9 @@ fingerprint on a plain DB-API cursor, without SQLAlchemy. Each one defines:
   aggregate SQL expression (None: reading the rows is cheap, the fast path digests them itself);
 * ``prepare(cursor)``: session settings the aggregates need;
 * ``use_schema(cursor, schema)``: make `schema` the session's current one;
-* ``fingerprint_text(cursor, schemas, exclude)``: the catalogue facts of `schemas` as one text.
+* ``fingerprint_text(cursor, schemas, exclude)``: the catalogue facts of `schemas` as one text;
+* ``PORTABLE_FINGERPRINT``: whether equal schemas in two databases have equal fingerprints (the facts name
+  no object id or database), so that a drift check one passed holds for the other.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
 from schemashift.history import cache
+from schemashift.history.files import checksum_of
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation, is_extension
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
@@ -132,13 +133,45 @@ def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> F
     code and SQLAlchemy (`schemashift.history.cache.source_key`); False when that plan was "step by step"; None
     when there is none."""
     location = _cache_path(history, dialect, path)
-    kept = cache.load_pickled(location) if location is not None else None
-    if not isinstance(kept, tuple) or len(kept) != 4 or not isinstance(kept[0], int) or kept[0] > len(path):
-        return None
+    kept = _well_formed(cache.load_pickled(location) if location is not None else None, len(path))
+    if kept is None:
+        return None  # missing, or a foreign file: planned anew (and written over)
     count, operations, statements, after = kept
-    if count == 0:
+    if count and not _files_unchanged(path[:count]):
+        return None  # planned anew: the import notices the change, as for a build never kept
+    if count == 0 or after is None:
         return False
     return FreshBuild(dialect, path[:count], operations, statements, after)
+
+
+def _files_unchanged(migrations: list[Migration]) -> bool:
+    """True when each file of `migrations` still has the checksum its history gave it.
+
+    A kept plan imports none of them (the import would check), and the history may
+    have taken checksums from the stat index, which trusts a file by size and mtime.
+    """
+    for migration in migrations:
+        try:
+            data = migration.path.read_bytes()
+        except OSError:
+            return False
+        if checksum_of(data) != migration.checksum:
+            return False
+    return True
+
+
+def _well_formed(kept: object, length: int) -> tuple[int, list[Operation], list[Statement], Schema | None] | None:
+    """`kept` when it is what `_remember` saves for a path of `length` migrations, else None."""
+    if not isinstance(kept, tuple) or len(kept) != 4:
+        return None
+    count, operations, statements, after = kept
+    if count == 0 and after is None:
+        return 0, [], [], None
+    if (isinstance(count, int) and MINIMUM <= count <= length and isinstance(after, Schema)
+            and isinstance(operations, list) and all(isinstance(op, Operation) for op in operations)
+            and isinstance(statements, list) and all(isinstance(st, Statement) for st in statements)):
+        return count, operations, statements, after
+    return None
 
 
 def _remember(history: History, dialect: Dialect, path: list[Migration], build: FreshBuild | None) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from schemashift.dialects.registry import database
 
 #: Version of the fingerprint recipe: a stored value of another version never matches.
-VERSION = "3"
+VERSION = "4"
 
 
 def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclude: Sequence[str]) -> str:

@@ -269,6 +269,8 @@ def _drop_everything(url: str) -> None:
             metadata.drop_all(conn)
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("DROP TYPE IF EXISTS mood")
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS fp_twice(integer)")
+                conn.exec_driver_sql("DROP AGGREGATE IF EXISTS fp_sum(integer)")
     finally:
         engine.dispose()
 
@@ -319,6 +321,14 @@ def test_fingerprint_follows_the_catalog_only(db_url: str, backend: str) -> None
         changed("CREATE TYPE mood AS ENUM ('sad', 'ok')")
         changed("ALTER TYPE mood ADD VALUE 'happy'")
         changed("COMMENT ON COLUMN fp_child.note IS 'a note'")
+        changed("CREATE FUNCTION fp_twice(a integer) RETURNS integer LANGUAGE sql AS 'SELECT a * 2'")
+        for attribute in ("SECURITY DEFINER", "STRICT", "LEAKPROOF", "COST 7", "PARALLEL SAFE", "SET work_mem = '1MB'"):
+            changed(f"ALTER FUNCTION fp_twice(integer) {attribute}")  # the drift check sees them all
+        changed("DROP FUNCTION fp_twice(integer)",
+                "CREATE FUNCTION fp_twice(a integer) RETURNS SETOF integer LANGUAGE sql AS 'SELECT a * 2'")
+        changed("CREATE AGGREGATE fp_sum(integer) (SFUNC = int4pl, STYPE = integer)")  # no pg_get_functiondef
+        changed("CREATE POLICY fp_own ON fp_child TO PUBLIC USING (true)")
+        changed("DROP POLICY fp_own ON fp_child", "CREATE POLICY fp_own ON fp_child TO CURRENT_USER USING (true)")
     execute(db_url, "DROP INDEX ix_fp_child_note" + (" ON fp_child" if backend == "mysql" else ""))
     assert _fingerprint(db_url) not in seen[-1:]
     _drop_everything(db_url)

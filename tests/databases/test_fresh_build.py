@@ -250,6 +250,57 @@ def test_a_changed_migration_is_planned_anew(backend: str, history_folder: Path,
     assert [s.sql for s in after.statements] == [s.sql for s in before.statements]  # a comment changes no SQL
 
 
+def test_a_foreign_kept_plan_is_planned_anew(backend: str, history_folder: Path, tmp_path: Path) -> None:
+    """A kept plan file that unpickles to something else (another shape, counts, types) is a cache miss, never a
+    build of the wrong migrations or a crash."""
+    import pickle
+
+    from schemashift.planning.fresh import plan_fresh
+
+    cycle = project_on(f"sqlite:///{tmp_path / 'unused.db'}" if backend == "sqlite" else _placeholder(backend),
+                       tmp_path / "project", history_folder)
+    history = cycle.project.history()
+    cold = plan_fresh(history, planning_dialect(backend), history.head)
+    assert cold is not None
+    [kept] = (tmp_path / "project").rglob("fresh-*.pickle")
+    for foreign in [(3, "x", "y", None), (-1, [], [], cold.after), (1, [], [], cold.after),
+                    (len(cold.migrations), cold.operations, ["SELECT 1"], cold.after),
+                    (len(cold.migrations), cold.operations, cold.statements, {}), (None, [], [], None)]:
+        kept.write_bytes(pickle.dumps(foreign))
+        again = plan_fresh(history, planning_dialect(backend), history.head)
+        assert again is not None, foreign
+        assert [s.sql for s in again.statements] == [s.sql for s in cold.statements], foreign
+        assert [m.revision for m in again.migrations] == [m.revision for m in cold.migrations], foreign
+
+
+def test_a_file_changed_behind_its_size_and_mtime_is_not_built_from_the_kept_plan(backend: str, history_folder: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The stat index trusts a file whose size and mtime are unchanged (e.g. a deploy that normalises mtimes); a
+    kept plan, which imports no migration, must still not stand for a file whose content changed: the build then
+    fails as the import-based one does instead of building the old schema."""
+    import os
+
+    from schemashift.errors import MigrationError
+    from schemashift.planning.fresh import plan_fresh
+
+    cycle = project_on(f"sqlite:///{tmp_path / 'unused.db'}" if backend == "sqlite" else _placeholder(backend),
+                       tmp_path / "project", history_folder)
+    files = sorted((tmp_path / "project" / "migrations").glob("*.py"))
+    for path in files:
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long before the stat index: trusted
+    history = cycle.project.history()
+    assert plan_fresh(history, planning_dialect(backend), history.head) is not None  # kept
+    last = files[-1]
+    text = last.read_text()
+    assert '"v5"' in text
+    last.write_text(text.replace('"v5"', '"v6"'))  # same size
+    os.utime(last, ns=(1_000_000_000, 1_000_000_000))
+    cycle.project._history = None
+    history = cycle.project.history()
+    with pytest.raises(MigrationError, match="changed"):
+        plan_fresh(history, planning_dialect(backend), history.head)
+
+
 def planning_dialect(backend: str) -> Any:
     from schemashift.dialects import get_dialect
 

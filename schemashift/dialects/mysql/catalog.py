@@ -14,7 +14,7 @@ from typing import Any
 from schemashift.dialects.catalog import CONNECT_TIMEOUT, Target, server_digest
 
 SUPPORTS_SCHEMAS = False
-#: The fingerprint of a schema is the same in every database holding it (every fact names its database).
+#: Not portable: every fact names its database, so the same schema in two databases has two fingerprints.
 PORTABLE_FINGERPRINT = False
 QUOTE = "`"
 PAIRS_SQL = "MD5(GROUP_CONCAT(CONCAT(revision, ' ', checksum) ORDER BY BINARY revision SEPARATOR ','))"

@@ -5,7 +5,9 @@ The fingerprint's facts are catalog rows with every object id spelled by name
 server, referenced tables by ``regclass``): the same schema built in two databases
 has the same fingerprint, which lets a rebuilt database reuse a drift check the
 first one passed (`schemashift.services.compare.clean_fingerprints`). Functions
-(their source), row-level-security policies and extensions are facts too. The fast
+(as `pg_get_functiondef` prints them: what the drift check compares, attributes such as
+SECURITY DEFINER, STRICT or COST included), row-level-security policies (roles by name)
+and extensions are facts too. The fast
 path connects through libpq directly (`schemashift.support.libpq`). Standard library only.
 """
 
@@ -105,15 +107,17 @@ SELECT md5(concat_ws(chr(10),
      WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.proname, x.args) FROM (
      SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid) AS args,
-            format_type(p.prorettype, NULL) AS returns, l.lanname, p.prokind, p.provolatile, p.proconfig, p.prosrc
+            format_type(p.prorettype, NULL) AS returns, l.lanname, p.prokind, p.provolatile, p.proconfig, p.prosrc,
+            CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END AS def
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
      WHERE n.nspname::text IN (SELECT nspname FROM wanted)) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.tgname) FROM (
      SELECT r.nspname, r.relname, t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) AS def
      FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.nspname, x.relname, x.polname) FROM (
-     SELECT r.nspname, r.relname, c.relrowsecurity, p.polname, p.polcmd, p.polpermissive, p.polroles::text AS roles,
-            pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS checks
+     SELECT r.nspname, r.relname, c.relrowsecurity, p.polname, p.polcmd, p.polpermissive,
+            p.polroles::regrole[]::text AS roles, pg_get_expr(p.polqual, p.polrelid) AS qual,
+            pg_get_expr(p.polwithcheck, p.polrelid) AS checks
      FROM rels r JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_policy p ON p.polrelid = r.oid
      WHERE c.relrowsecurity OR p.polname IS NOT NULL) x),
   (SELECT string_agg(x::text, chr(10) ORDER BY x.extname) FROM (
