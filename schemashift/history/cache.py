@@ -240,6 +240,12 @@ class StatIndex:
         self.changed = False
 
 
+def forget_index(directory: Path) -> None:
+    """Remove the stat index of `directory` (best effort): the next run hashes every file again."""
+    with contextlib.suppress(OSError):
+        (directory / INDEX_NAME).unlink(missing_ok=True)
+
+
 def now_ns() -> int:
     """The wall clock in nanoseconds (comparable with file mtimes)."""
     import time

@@ -108,6 +108,8 @@ class Migration:
         """Import the file now; the loaded (eager) migration, whose message, operations and replaces are kept."""
         loaded = load_migration(self.path, self.code_cache)
         if (loaded.revision, loaded.parent, loaded.checksum) != (self.revision, self.parent, self.checksum):
+            if self.code_cache is not None:  # the cache may have trusted a file edited with its size and time kept
+                cache.forget_index(self.code_cache.parent)
             raise MigrationError(f"{self.path.name} changed while schemashift was running; run the command again")
         self._message, self._operations, self._replaces = loaded.message, loaded.operations, loaded.replaces
         return loaded

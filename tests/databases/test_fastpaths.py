@@ -196,6 +196,30 @@ def test_lazy_migration_notices_a_file_changed_meanwhile(tmp_path: Path) -> None
         history.chain[0].operations
 
 
+def test_a_file_edited_with_its_size_and_time_kept_is_read_anew_on_the_next_run(tmp_path: Path) -> None:
+    """The stat index trusts size and mtime; an edit that keeps both (a deploy that restores times) is caught
+    when the file is imported, and the index is dropped then, so the next run hashes the files again."""
+    import os
+
+    folder = tmp_path / "migrations"
+    random_history(folder, 5, 3)
+    path = sorted(folder.glob("*.py"))[0]
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    project_history(folder, tmp_path)
+    history = project_history(folder, tmp_path)  # trusted by the index now
+    first = history.get(history.chain[0].revision)
+    assert first is not None and not first.loaded
+    text = path.read_text()
+    at = text.index("message = ") + len("message = ") + 1  # the first letter of the message
+    path.write_text(text[:at] + ("x" if text[at] != "x" else "y") + text[at + 1:])  # same size
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # same time
+    with pytest.raises(MigrationError, match="changed while schemashift was running"):
+        first.operations
+    again = project_history(folder, tmp_path)  # the next run reads the file anew
+    assert again.chain[0].checksum != history.chain[0].checksum
+    assert again.chain[0].operations == History.load(folder).chain[0].operations
+
+
 # --------------------------------------------------------------------------- cached states
 
 
