@@ -47,6 +47,38 @@ def fingerprint(cursor: Any, backend: str, schemas: Sequence[str | None], exclud
     return hashlib.sha256(f"{scope}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: A DB-API paramstyle's placeholder for parameter `n` (1-based).
+_MARKS = {"qmark": "?", "numeric": ":{n}", "numeric_dollar": "${n}", "named": ":p{n}"}
+
+
+class FormatCursor:
+    """A DB-API cursor that takes the catalog modules' ``%s`` placeholders whatever the driver's `paramstyle`
+    (asyncpg through SQLAlchemy: ``$1``; sqlite3: ``?``); `fetchone` and `close` pass through."""
+
+    def __init__(self, cursor: Any, paramstyle: str) -> None:
+        self.cursor = cursor
+        self.paramstyle = paramstyle
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if not params or self.paramstyle in ("format", "pyformat"):
+            return self.cursor.execute(sql, params)
+        parts = sql.split("%s")
+        marks = [_MARKS[self.paramstyle].format(n=number) for number in range(1, len(parts))]
+        sql = parts[0] + "".join(mark + part for mark, part in zip(marks, parts[1:], strict=True))
+        if self.paramstyle == "named":
+            return self.cursor.execute(sql, {f"p{number}": value for number, value in enumerate(params, start=1)})
+        return self.cursor.execute(sql, params)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cursor.fetchall()
+
+    def close(self) -> None:
+        self.cursor.close()
+
+
 def portable(backend: str) -> bool:
     """True when equal schemas in two databases of `backend` have equal fingerprints (its catalog module says)."""
     entry = database(backend)

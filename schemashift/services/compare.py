@@ -138,7 +138,7 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
     fast `status` (`schemashift.runtime.fast`) trusts a matching fingerprint
     instead of reflecting. Best effort: any failure only leaves the fast path unused.
     """
-    from schemashift.runtime.fingerprint import fingerprint, stored_value
+    from schemashift.runtime.fingerprint import FormatCursor, fingerprint, stored_value
 
     if project.config.exclude or project.env.exclude or project.config.include_object:
         return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
@@ -150,7 +150,8 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
         if connection.in_transaction():
             connection.commit()
         with connection.begin():
-            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor = FormatCursor(connection.connection.dbapi_connection.cursor(),  # type: ignore[union-attr]
+                                  connection.dialect.paramstyle)
             try:
                 digest = fingerprint(cursor, connection.dialect.name, schemas, sorted(recorder.own_tables))
             finally:
