@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 CACHE_NAME = ".schemashift-cache"
 INDEX_NAME = "index.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 STATE_FORMAT = 2
 #: Stat entries are trusted only for files last changed this long before the index was written.
 RACY_NS = 3_000_000_000
@@ -161,7 +161,11 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class IndexEntry(NamedTuple):
-    """What was found in one migration file with the given size and mtime; `message` None: not known."""
+    """What was found in one migration file with the given size, mtime and ctime; `message` None: not known.
+
+    The ctime (inode change time) cannot be set back by hand as the mtime can (``touch -r``): an edit that keeps
+    a file's size and restores its mtime still changes it, so such a file is hashed again.
+    """
 
     size: int
     mtime_ns: int
@@ -169,6 +173,18 @@ class IndexEntry(NamedTuple):
     revision: str
     parent: str | None
     message: str | None
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result, checksum: str, revision: str, parent: str | None,
+           message: str | None) -> IndexEntry:
+        """The entry for a file with `stat` and what reading it found."""
+        return cls(stat.st_size, stat.st_mtime_ns, checksum, revision, parent, message, stat.st_ctime_ns)
+
+    @property
+    def changed_ns(self) -> int:
+        """When the file last changed, by either clock."""
+        return max(self.mtime_ns, self.ctime_ns)
 
 
 class StatIndex:
@@ -198,9 +214,10 @@ class StatIndex:
     def trusted(self, name: str, stat: os.stat_result) -> IndexEntry | None:
         """The entry of `name` when the file's size and mtime say it is unchanged (and not racily so)."""
         entry = self.entries.get(name)
-        if entry is None or entry.size != stat.st_size or entry.mtime_ns != stat.st_mtime_ns:
+        if entry is None or (entry.size, entry.mtime_ns, entry.ctime_ns) != (stat.st_size, stat.st_mtime_ns,
+                                                                             stat.st_ctime_ns):
             return None
-        if entry.mtime_ns + RACY_NS > self.written_ns:
+        if entry.changed_ns + RACY_NS > self.written_ns:
             return None
         return entry
 
@@ -225,11 +242,11 @@ class StatIndex:
         if self.directory is None:
             return
         now = now_ns()
-        ripe = any(self.written_ns < entry.mtime_ns + RACY_NS <= now for entry in self.entries.values())
+        ripe = any(self.written_ns < entry.changed_ns + RACY_NS <= now for entry in self.entries.values())
         if not (self.changed or ripe):
             return
         data = {"format": INDEX_FORMAT, "written_ns": now,
-                "entries": {name: [e.size, e.mtime_ns, e.checksum, e.revision, e.parent, e.message]
+                "entries": {name: [e.size, e.mtime_ns, e.checksum, e.revision, e.parent, e.message, e.ctime_ns]
                             for name, e in sorted(self.entries.items())}}
         try:
             _prepare(self.directory)

@@ -241,8 +241,8 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
                 loader.Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
             continue
         migration = loader.load_migration(path, code)
-        index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, migration.checksum, migration.revision,
-                                               migration.parent, migration.message))
+        index.put(entry.name, cache.IndexEntry.of(stat, migration.checksum, migration.revision, migration.parent,
+                                                  migration.message))
         migrations.append(migration)
     index.keep_only(entry.name for entry in found)
     history = History.of(migrations, folder)
@@ -297,7 +297,7 @@ def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_resul
         return None
     if checksum != entry.checksum:
         return None
-    fresh = cache.IndexEntry(stat.st_size, stat.st_mtime_ns, checksum, entry.revision, entry.parent, entry.message)
+    fresh = cache.IndexEntry.of(stat, checksum, entry.revision, entry.parent, entry.message)
     index.put(name, fresh)
     return fresh
 
@@ -386,16 +386,17 @@ def _check_folder(folder: Path, cache_root: Path | str | None, *,
     if not _verify_files(entries, files, stats, directory):
         return None
     summary = summarize(entries)
-    newest = max((stat.st_mtime_ns for stat in stats.values()), default=0)
+    newest = max((max(stat.st_mtime_ns, stat.st_ctime_ns) for stat in stats.values()), default=0)
     if directory is not None and newest + cache.RACY_NS <= cache.now_ns():
         cache.write_mark(directory, "verified", f"{signature}\n{summary.count} {summary.head or '-'} {summary.pairs}")
     return summary, entries
 
 
 def _signature(text: str, stats: dict[str, os.stat_result]) -> str:
-    """A hash of the manifest and of every file's name, size and mtime."""
+    """A hash of the manifest and of every file's name, size, mtime and ctime."""
     digest = hashlib.sha256(text.encode("utf-8"))
-    digest.update("".join(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n" for name, stat in sorted(stats.items()))
+    digest.update("".join(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n"
+                          for name, stat in sorted(stats.items()))
                   .encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
@@ -417,7 +418,6 @@ def _verify_files(entries: list[Entry], files: dict[str, os.DirEntry[str]], stat
             return False
         old = index.entries.get(entry.name)
         message = old.message if old is not None and old.checksum == checksum else None
-        index.put(entry.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, checksum, entry.revision, entry.parent,
-                                               message))
+        index.put(entry.name, cache.IndexEntry.of(stat, checksum, entry.revision, entry.parent, message))
     index.save()
     return True

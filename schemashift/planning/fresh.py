@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
 from schemashift.history import cache
-from schemashift.history.files import checksum_of
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation, is_extension
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
@@ -137,27 +136,9 @@ def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> F
     if kept is None:
         return None  # missing, or a foreign file: planned anew (and written over)
     count, operations, statements, after = kept
-    if count and not _files_unchanged(path[:count]):
-        return None  # planned anew: the import notices the change, as for a build never kept
     if count == 0 or after is None:
         return False
     return FreshBuild(dialect, path[:count], operations, statements, after)
-
-
-def _files_unchanged(migrations: list[Migration]) -> bool:
-    """True when each file of `migrations` still has the checksum its history gave it.
-
-    A kept plan imports none of them (the import would check), and the history may
-    have taken checksums from the stat index, which trusts a file by size and mtime.
-    """
-    for migration in migrations:
-        try:
-            data = migration.path.read_bytes()
-        except OSError:
-            return False
-        if checksum_of(data) != migration.checksum:
-            return False
-    return True
 
 
 def _well_formed(kept: object, length: int) -> tuple[int, list[Operation], list[Statement], Schema | None] | None:

@@ -156,20 +156,17 @@ def test_a_migration_runs_as_a_module_of_its_own(tmp_path: Path) -> None:
         loader.load_migration(path.rename(tmp_path / "0001_step.txt"))
 
 
-def test_messages_read_once_are_kept_in_the_stat_index(tmp_path: Path) -> None:
+def test_messages_read_once_are_kept_in_the_stat_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The stat index written from the manifest knows no messages; those a run reads (importing the files) are
     noted at exit, so that the next run gets them without importing (a fresh build records every message)."""
-    import os
-
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # trust entries at once
     root, folder = _project(tmp_path)
     directory = cache.folder_cache(root, folder)
     index = cache.StatIndex(directory)
     for number, path in enumerate(sorted(folder.glob("*.py")), start=1):
-        os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long before the index: trusted
-        stat = path.stat()
         parent = None if number == 1 else f"r{number - 1:04d}"
-        index.put(path.name, cache.IndexEntry(stat.st_size, stat.st_mtime_ns, loader.checksum_of(path.read_bytes()),
-                                              f"r{number:04d}", parent, None))
+        index.put(path.name, cache.IndexEntry.of(path.stat(), loader.checksum_of(path.read_bytes()),
+                                                 f"r{number:04d}", parent, None))
     index.save()
     history = manifest.load_history(folder, root)
     assert [m.known_message for m in history.chain] == [None, None, None]
