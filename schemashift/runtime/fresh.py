@@ -38,6 +38,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -58,6 +59,9 @@ from schemashift.planning.plan import Statement, compile_operations, group_by_op
 from schemashift.runtime.executor import transaction
 from schemashift.runtime.versions import BUILDING, AppliedRun, Recorder, now
 from schemashift.support.progress import Reporter
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
 
 #: The note (history table ``error`` column, as `baseline` notes there) on the rows a fresh build writes.
 FRESH = "fresh build"
@@ -192,8 +196,8 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
         with ExitStack() as stack:
             helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)]
             lanes = [connection, *(helper for helper in helpers if helper is not connection)]
-            for helper in lanes[1:]:
-                dialect.defer_durability(helper)  # closed at the end: nothing to restore
+            for helper in lanes[1:]:  # put back before it closes: a caller's pool may hand it out again
+                stack.callback(_restore, dialect, helper, dialect.defer_durability(helper))
             try:
                 for wave in waves(build):
                     _run_wave_in_transactions(lanes, build, wave, done, fault)
@@ -206,6 +210,14 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
     with connection.begin():  # durable: and with it every commit before
         recorder.delete(build.target)
         _record(recorder, build, started, clock)
+
+
+def _restore(dialect: Dialect, connection: sa.Connection, token: object | None) -> None:
+    """`Dialect.restore_durability` where `defer_durability` changed something (`token`), on a usable connection."""
+    if token is not None and not connection.closed and not connection.invalidated:
+        if connection.in_transaction():
+            connection.rollback()
+        dialect.restore_durability(connection, token)
 
 
 def _mark(connection: sa.Connection, recorder: Recorder, build: FreshBuild) -> None:

@@ -312,7 +312,8 @@ def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, 
     from schemashift.runtime.fresh import run_fresh
     from schemashift.support.progress import Reporter
 
-    run_fresh(connection, recorder, build, reporter or Reporter(out), connect=project.connect)
+    run_fresh(connection, recorder, build, reporter or Reporter(out),
+              connect=lambda: project.connect_beside(connection))
 
 
 # -- databases schemashift never migrated --------------------------------------

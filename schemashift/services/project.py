@@ -114,6 +114,20 @@ class Project:
             if engine is not self.bind:
                 engine.dispose()
 
+    @contextmanager
+    def connect_beside(self, connection: sa.Connection) -> Iterator[sa.Connection]:
+        """Another connection to the database of `connection`, on its engine (which knows the server already),
+        set up as `connect` sets one up; the caller's bind when that is a connection."""
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind
+            return
+        other = open_connection(connection.engine)
+        try:
+            dialect_of(other).session_setup(other, self.env)
+            yield other
+        finally:
+            other.close()
+
     def object_filter(self) -> ObjectFilter:
         """What `exclude` and `include_object` leave out of comparisons (see `schemashift.autodetect.filters`)."""
         from schemashift.autodetect.filters import object_filter

@@ -581,6 +581,27 @@ def test_side_by_side_build_equals_step_by_step(backend: str, fresh_db: str, his
     assert fresh.diff() == []
 
 
+def test_a_side_by_side_build_leaves_a_callers_pool_as_it_found_it(backend: str, fresh_db: str, history_folder: Path,
+                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an engine with a pool, the build's extra connections come from it and go back to it: the session
+    setting that makes their commits not wait for the disk is put back first, so the application's later
+    transactions on those connections are durable again."""
+    _side_by_side_only(backend, monkeypatch)
+    engine = sa.create_engine(fresh_db, pool_size=6)
+    try:
+        cycle = project_on(fresh_db, tmp_path / "pooled", history_folder)
+        schemashift.upgrade(engine, config=cycle.directory / "schemashift.toml", out=cycle.output.append)
+        assert any(line.startswith("applied 5 migrations as one fresh build") for line in cycle.output)
+        held = [engine.connect() for _ in range(6)]
+        try:
+            assert {c.exec_driver_sql("SELECT current_setting('synchronous_commit')").scalar() for c in held} == {"on"}
+        finally:
+            for connection in held:
+                connection.close()
+    finally:
+        engine.dispose()
+
+
 def test_a_killed_side_by_side_build_is_taken_back_and_built_again(
         backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _side_by_side_only(backend, monkeypatch)
