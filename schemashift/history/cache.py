@@ -137,9 +137,12 @@ def code_pack(folder: Path) -> CodePack:
 
 
 def _prepare(directory: Path) -> None:
-    """Create `directory` and the cache root's ``.gitignore``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create `directory` and the cache root's ``.gitignore``; never the project folder the cache lives in (one
+    deleted meanwhile, e.g. a test's temporary project before an exit hook saves, stays deleted: OSError)."""
     root = next((folder for folder in (directory, *directory.parents) if folder.name == CACHE_NAME), directory)
+    if not root.parent.is_dir():
+        raise FileNotFoundError(f"no project folder {root.parent}")
+    directory.mkdir(parents=True, exist_ok=True)
     ignore = root / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# schemashift's local cache: safe to delete, never commit\n*\n", encoding="utf-8")

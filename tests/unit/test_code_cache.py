@@ -175,3 +175,18 @@ def test_messages_read_once_are_kept_in_the_stat_index(tmp_path: Path, monkeypat
     assert [e.message for _, e in sorted(cache.StatIndex.load(directory).entries.items())] == ["step", None, None]
     again = manifest.load_history(folder, root)
     assert again.chain[0].known_message == "step" and not again.chain[0].loaded
+
+
+def test_saving_at_exit_never_recreates_a_deleted_project(tmp_path: Path) -> None:
+    """An exit hook that saves the cache of a project folder deleted meanwhile (a test's temporary project) leaves
+    it deleted."""
+    root, folder = _project(tmp_path)
+    history = manifest.load_history(folder, root)
+    assert history.chain[0].operations  # compiled: the pack has something to save
+    pack = cache.code_pack(_entries(root, folder))
+    shutil.rmtree(root)
+    pack.save()
+    index = cache.StatIndex(cache.folder_cache(root, folder), {}, 0)
+    index.changed = True
+    index.save()
+    assert not root.exists()
