@@ -273,7 +273,8 @@ class Dialect(ObjectDDL):
 
     # --- safe mode (`schemashift.planning.safe`) -------------------------------
 
-    def safe_form(self, operation: Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+    def safe_form(self, operation: Operation, before: Schema, after: Schema, plain: list[str], *,
+                  volatile: frozenset[str] = frozenset()) -> SafeForm | None:
         """The lock-safe way to run the resolved `operation` on a table that existed before the migration;
         `plain` is what `compile` gives. None (the generic form): `plain`, each statement that `takes_lock`
         under the lock timeout."""
@@ -283,21 +284,32 @@ class Dialect(ObjectDDL):
         """True when `sql` takes a lock that blocks other sessions' writes (generic: none known)."""
         return False
 
-    def volatile_default(self, column: Column) -> bool:
+    def volatile_default(self, column: Column, volatile: frozenset[str] = frozenset()) -> bool:
         """True when adding `column` to a table holding rows evaluates its server default row by row (a rewrite or
-        a copy of the table, see `volatile_defaults`); not for a SERIAL or identity column (no default of its own)."""
+        a copy of the table, see `volatile_defaults`, or a call of one of the `volatile` functions the database
+        says are: `volatile_functions`); not for a SERIAL or identity column (no default of its own)."""
         default = column.default_on(self.name)
-        return self.volatile_defaults is not None and default is not None and \
-            self.volatile_defaults.search(default) is not None
+        if default is None:
+            return False
+        if self.volatile_defaults is not None and self.volatile_defaults.search(default) is not None:
+            return True
+        called = {name.lower() for name in re.findall(r"(\w+)\s*\(", default)}
+        return bool(called & volatile)
 
-    def batched_add_column(self, op: ops.AddColumn, before: Schema, code: str) -> SafeForm | None:
+    def volatile_functions(self, connection: sa.Connection) -> frozenset[str]:
+        """The (lower-case) names of the functions the database evaluates anew for every row it calls them on,
+        beyond `volatile_defaults` (the database's own and the users'); generic: none known."""
+        return frozenset()
+
+    def batched_add_column(self, op: ops.AddColumn, before: Schema, code: str,
+                           volatile: frozenset[str] = frozenset()) -> SafeForm | None:
         """A column with a volatile default added without rewriting the table: nullable without its default,
         then the default (for new rows), a `Backfill` of the rows that are NULL with the default's expression,
         then (a NOT NULL column) NOT NULL, each step in its own lock-safe form. For tables above
         ``safe_rewrite_rows`` (`SafeForm.large_only`); `code` (the lint code of the rewrite) refuses it when the
         table has no single-column primary key to batch by. None: not such a column."""
         column = op.column
-        if op.fill is not None or not self.volatile_default(column):
+        if op.fill is not None or not self.volatile_default(column, volatile):
             return None
         table = before.table(op.table_key or "")
         key = table.primary_key.columns if table.primary_key is not None else ()

@@ -99,6 +99,19 @@ class TableSizes:
     limit: int
     present: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)
     counted: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    volatile: frozenset[str] | None = None
+
+    def volatile_functions(self, dialect: Dialect) -> frozenset[str]:
+        """What `Dialect.volatile_functions` says of the database (read once; none offline or when it fails)."""
+        if self.volatile is None:
+            self.volatile = frozenset()
+            if self.connection is not None:
+                try:
+                    self.volatile = dialect.volatile_functions(self.connection)
+                except sa.exc.DBAPIError:
+                    if self.connection.in_transaction():
+                        self.connection.rollback()
+        return self.volatile
 
     def rows(self, dialect: Dialect, operation: ops.Operation) -> int | None:
         """The rows of `operation`'s table now (0 for a table the plan made, -1 when the count failed); None
@@ -234,7 +247,9 @@ def _plain(operation: ops.Operation, group: list[Statement], created: set[str]) 
 def _safe(dialect: Dialect, operation: ops.Operation, group: list[Statement], before: Schema, after: Schema,
           settings: SafeSettings, allowed: dict[str, str], step: Step, sizes: TableSizes) -> list[Statement]:
     plain = [statement.sql for statement in group if statement.sql is not None]
-    form = None if operation.table_key is None else dialect.safe_form(operation, before, after, plain)
+    volatile = sizes.volatile_functions(dialect) if isinstance(operation, ops.AddColumn) else frozenset()
+    form = None if operation.table_key is None else dialect.safe_form(operation, before, after, plain,
+                                                                      volatile=volatile)
     note = None
     if form is not None and form.refusal is not None:
         code, reason = form.refusal

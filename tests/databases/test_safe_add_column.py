@@ -147,6 +147,32 @@ def test_nullable_column_with_a_volatile_default_is_backfilled_too(backend: str,
     assert cli(directory, "diff", check=False).returncode == 0
 
 
+def test_a_users_volatile_function_in_the_default_is_backfilled_too(fresh_db: str, tmp_path: Path) -> None:
+    """PostgreSQL rewrites the table for any VOLATILE function in the default, the users' too: safe mode asks
+    ``pg_proc`` (not only its list of the database's own), so such a column goes in steps as well; a STABLE
+    function of the user's stays the instant plain form."""
+    from conftest import require_backend
+
+    require_backend("postgresql")
+    if not fresh_db.startswith("postgresql"):
+        pytest.skip("a PostgreSQL function")
+    execute(fresh_db, "CREATE FUNCTION next_code() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT md5(random()::text) $$")
+    execute(fresh_db, "CREATE FUNCTION fixed_code() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'x'::text $$")
+    column = 'sa.Column("d", sa.String(32), nullable=False, server_default=sa.text("next_code()"))'
+    directory = project(tmp_path / "volatile", fresh_db, column)
+    statements = change_statements(cli(directory, "upgrade", "--sql").stdout)
+    assert any(s.startswith("UPDATE t SET d = next_code() WHERE (d IS NULL)") for s in statements), statements
+    out = cli(directory, "upgrade").stdout
+    assert f"backfill t: 3 batches, {ROWS} rows (100%)" in out, out
+    assert scalar(fresh_db, "SELECT count(DISTINCT d) FROM t") == ROWS
+    assert cli(directory, "diff", check=False).returncode == 0
+    stable = 'sa.Column("e", sa.String(32), nullable=False, server_default=sa.text("fixed_code()"))'
+    set_models(directory, MODELS.format(extra=f", {column}, {stable}"))
+    cli(directory, "generate", "-m", "stable")
+    statements = change_statements(cli(directory, "upgrade", "--sql").stdout.replace("-- apply 0003_", "-- apply 0002_"))
+    assert len(statements) == 1 and statements[0].startswith("ALTER TABLE t ADD COLUMN e"), statements
+
+
 @pytest.mark.parametrize("column", [
     pytest.param("small", id="volatile-small-table"),
     pytest.param('sa.Column("d", sa.Integer, nullable=False, server_default="5")', id="constant"),

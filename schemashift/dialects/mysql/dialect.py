@@ -635,7 +635,8 @@ class MySQLDialect(Dialect):
             return 0.0
         return None if row[0] is None else float(row[0])
 
-    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str], *,
+                  volatile: frozenset[str] = frozenset()) -> SafeForm | None:
         """Each ALTER/CREATE INDEX/DROP INDEX with the online algorithm for the operation: INSTANT (falling back
         to INPLACE, LOCK=NONE when the server refuses it) for column changes and index drops, INPLACE,
         LOCK=NONE for index builds. A foreign key or check is validated while writes wait (no online form): a
@@ -648,7 +649,8 @@ class MySQLDialect(Dialect):
             code = copies_online(operation.old.type.on(self.name), operation.new.type.on(self.name))
             if code is not None:
                 return SafeForm(refusal=(code, _COPY.format(column=operation.column, table=operation.table_key)))
-        if isinstance(operation, ops.AddColumn) and (form := self.batched_add_column(operation, before, "SS401")):
+        if isinstance(operation, ops.AddColumn) and (form := self.batched_add_column(operation, before, "SS401",
+                                                                                      volatile)):
             return form
         first = "INPLACE" if isinstance(operation, (ops.CreateIndex, ops.AddConstraint)) else "INSTANT"
         statements = tuple(_online(sql, first) for sql in plain)

@@ -337,7 +337,8 @@ class PostgreSQLDialect(Dialect):
             return 0.0
         return None if row[0] is None or row[0] < 0 else float(row[0])
 
-    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str]) -> SafeForm | None:
+    def safe_form(self, operation: ops.Operation, before: Schema, after: Schema, plain: list[str], *,
+                  volatile: frozenset[str] = frozenset()) -> SafeForm | None:
         """CONCURRENTLY for indexes, NOT VALID + VALIDATE for foreign keys and checks, a validated CHECK under
         SET NOT NULL, a concurrently built index under UNIQUE/PRIMARY KEY, a NOT NULL column with a volatile
         default added in steps around a batched backfill; a rewriting type change refused."""
@@ -350,8 +351,18 @@ class PostgreSQLDialect(Dialect):
         if isinstance(operation, ops.AlterColumn) and operation.old is not None:
             return self._safe_alter_column(operation, plain)
         if isinstance(operation, ops.AddColumn):
-            return self.batched_add_column(operation, before, "SS206")
+            return self.batched_add_column(operation, before, "SS206", volatile)
         return None
+
+    def volatile_functions(self, connection: sa.Connection) -> frozenset[str]:
+        """Every function ``pg_proc`` marks VOLATILE outside the system catalog (an extension's, a user's): a
+        column added with one in its default makes PostgreSQL rewrite the table."""
+        rows = connection.exec_driver_sql(
+            "SELECT DISTINCT lower(p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')").scalars().all()
+        if connection.in_transaction():
+            connection.commit()
+        return frozenset(str(name) for name in rows)
 
     def _safe_constraint(self, op: ops.AddConstraint, after: Schema, plain: str) -> SafeForm | None:
         table = table_at(after, op.table_key)
