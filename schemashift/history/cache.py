@@ -160,6 +160,34 @@ def write_atomic(path: Path, data: bytes) -> None:
         temp.unlink(missing_ok=True)
 
 
+def load_pickled(path: Path) -> object | None:
+    """The object saved at `path` by `store_pickled`; None when missing or damaged (a damaged file is removed)."""
+    import pickle
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        value: object = pickle.loads(data)  # our own cache beside the (executed) migration files
+        return value
+    except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return None
+
+
+def store_pickled(path: Path, value: object) -> None:
+    """Save `value` (pickled) at `path`, best effort."""
+    import pickle
+
+    try:
+        _prepare(path.parent)
+        write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        return  # unwritable or unpicklable: work without the cache
+
+
 # -- the stat index ------------------------------------------------------------
 
 
@@ -215,7 +243,7 @@ class StatIndex:
             return cls(directory)
 
     def trusted(self, name: str, stat: os.stat_result) -> IndexEntry | None:
-        """The entry of `name` when the file's size and mtime say it is unchanged (and not racily so)."""
+        """The entry of `name` when the file's size, mtime and ctime say it is unchanged (and not racily so)."""
         entry = self.entries.get(name)
         if entry is None or (entry.size, entry.mtime_ns, entry.ctime_ns) != (stat.st_size, stat.st_mtime_ns,
                                                                              stat.st_ctime_ns):
@@ -441,30 +469,17 @@ def _states_dir(history: History) -> Path | None:
 
 
 def _load(path: Path) -> State | None:
-    import pickle
-
-    try:
-        with path.open("rb") as handle:
-            state = pickle.load(handle)  # our own cache beside the (executed) migration files
-    except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-        return None
+    state = load_pickled(path)
     return state if isinstance(state, State) else None
 
 
 def _store(history: History, key: str, state: State) -> None:
-    import pickle
-
     directory = _states_dir(history)
     if directory is None:
         return
-    try:
-        _prepare(directory)
-        write_atomic(directory / f"{key}.pickle", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    store_pickled(directory / f"{key}.pickle", state)
+    with contextlib.suppress(OSError):
         _prune(directory)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        return  # unwritable or unpicklable: work without the cache
 
 
 def _prune(directory: Path) -> None:
@@ -528,30 +543,3 @@ def store_compiled(path: Path, data: dict[str, object]) -> None:
     except (OSError, TypeError, ValueError):
         return  # unwritable: work without the cache
 
-
-def load_pickled(path: Path) -> object | None:
-    """The object saved at `path` by `store_pickled`; None when missing or damaged (a damaged file is removed)."""
-    import pickle
-
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        value: object = pickle.loads(data)  # our own cache beside the (executed) migration files
-        return value
-    except Exception:  # noqa: BLE001 - a damaged or foreign file is a cache miss
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-        return None
-
-
-def store_pickled(path: Path, value: object) -> None:
-    """Save `value` (pickled) at `path` among the compiled files of this code (`compiled_path`), best effort."""
-    import pickle
-
-    try:
-        _prepare(path.parent)
-        write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        return  # unwritable or unpicklable: work without the cache

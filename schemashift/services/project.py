@@ -101,16 +101,9 @@ class Project:
             return
         engine = self.bind if isinstance(self.bind, sa.Engine) else open_engine(self.url, self.env)
         try:
-            connection = open_connection(engine)
-        except BaseException:
-            if engine is not self.bind:
-                engine.dispose()
-            raise
-        try:
-            dialect_of(connection).session_setup(connection, self.env)  # schema, statement_timeout
-            yield connection
+            with self._session(engine) as connection:
+                yield connection
         finally:
-            connection.close()
             if engine is not self.bind:
                 engine.dispose()
 
@@ -121,12 +114,18 @@ class Project:
         if isinstance(self.bind, sa.Connection):
             yield self.bind
             return
-        other = open_connection(connection.engine)
-        try:
-            dialect_of(other).session_setup(other, self.env)
+        with self._session(connection.engine) as other:
             yield other
+
+    @contextmanager
+    def _session(self, engine: sa.Engine) -> Iterator[sa.Connection]:
+        """A connection from `engine` with this environment's session settings (schema, statement_timeout)."""
+        connection = open_connection(engine)
+        try:
+            dialect_of(connection).session_setup(connection, self.env)
+            yield connection
         finally:
-            other.close()
+            connection.close()
 
     def object_filter(self) -> ObjectFilter:
         """What `exclude` and `include_object` leave out of comparisons (see `schemashift.autodetect.filters`)."""
