@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from services import galera as galera_service
 from services import pgbouncer as pgbouncer_service
+from services import server_log
 
 SERVER_URLS = {
     "postgresql": os.environ.get("SCHEMASHIFT_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
@@ -126,6 +127,19 @@ def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     drop_database(backend, name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _servers_outlive_the_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the module during whose run a database server stopped answering, naming it (a server that crashes
+    mid-run then says which tests were running, not only that every later one failed)."""
+    answering = [backend for backend in ("postgresql", "mysql") if server_error(backend) is None]
+    yield
+    for backend in answering:
+        error = server_error.__wrapped__(backend)
+        if error is not None:
+            pytest.fail(f"the {backend} server stopped answering while {request.module.__name__} ran: {error}",
+                        pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def squawk() -> str:
     """The squawk binary (squawk-cli, a test dependency: the lint and safe-mode oracle); skipped when it is not
@@ -220,10 +234,9 @@ def _report_lost_servers(terminalreporter) -> None:  # type: ignore[no-untyped-d
                                     red=True, bold=True)
         for log in logs:
             try:
-                lines = [line for line in Path(log).read_text(errors="replace").splitlines()
-                         if "Aborted connection" not in line and "Access denied" not in line][-30:]
+                text = Path(log).read_text(errors="replace")
             except OSError:
                 continue
-            terminalreporter.write_line(f"--- the end of {log}:")
-            for line in lines:
+            terminalreporter.write_line(f"--- what {log} says of its last crash:")
+            for line in server_log.crash_report(text):
                 terminalreporter.write_line(line)
