@@ -218,15 +218,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
 
 
 #: What a failure says when a server stopped answering during the run, and where that server logs.
-LOST_SERVER = {"mysql": ("Can't connect to MySQL server", ("/var/log/mysql/error.log",)),
-               "postgresql": ("port 5432 failed: Connection refused", ())}
+LOST_SERVER = {"mysql": (("Can't connect to MySQL server", "Lost connection to MySQL server",
+                          "MySQL server has gone away", "the mysql server stopped answering"),
+                         ("/var/log/mysql/error.log",)),
+               "postgresql": (("port 5432 failed: Connection refused", "the postgresql server stopped answering"), ())}
+#: Where the run lists its failures (JSON: "lost", those that say a server stopped answering, and "other"), for
+#: `.ci/run`, which runs the lost ones once more after restarting a server that crashed mid-run.
+FAILURES_FILE = os.environ.get("SCHEMASHIFT_FAILURES_FILE")
 
 
 def _report_lost_servers(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     """When tests failed because a server stopped answering mid-run: say so, with the end of its error log."""
     failures = [*terminalreporter.stats.get("failed", []), *terminalreporter.stats.get("error", [])]
-    for backend, (sign, logs) in LOST_SERVER.items():
-        lost = [report.nodeid for report in failures if sign in str(report.longrepr)]
+    if FAILURES_FILE and not hasattr(terminalreporter.config, "workerinput"):  # the whole run's, not a worker's
+        _list_failures(failures, Path(FAILURES_FILE))
+    for backend, (signs, logs) in LOST_SERVER.items():
+        lost = [report.nodeid for report in failures if _says_lost(report, signs)]
         if not lost:
             continue
         terminalreporter.write_line(f"NOTICE: {backend} stopped answering during the run ({len(lost)} failures, "
@@ -240,3 +247,18 @@ def _report_lost_servers(terminalreporter) -> None:  # type: ignore[no-untyped-d
             terminalreporter.write_line(f"--- what {log} says of its last crash:")
             for line in server_log.crash_report(text):
                 terminalreporter.write_line(line)
+
+
+def _says_lost(report: pytest.TestReport, signs: tuple[str, ...]) -> bool:
+    text = str(report.longrepr)
+    return any(sign in text for sign in signs)
+
+
+def _list_failures(failures: list[pytest.TestReport], path: Path) -> None:
+    """Write the failed tests' ids to `path`: those that say a server stopped answering, and the others."""
+    import json
+
+    signs = tuple(sign for backend_signs, _ in LOST_SERVER.values() for sign in backend_signs)
+    lost = sorted({report.nodeid for report in failures if _says_lost(report, signs)})
+    other = sorted({report.nodeid for report in failures} - set(lost))
+    path.write_text(json.dumps({"lost": lost, "other": other}, indent=1))
