@@ -6,7 +6,8 @@ for the database the selected environment uses (its dialect's declared
 capabilities, never its name). Raw ``ExecuteSQL`` is parsed where a parser for
 that database is installed (pglast for PostgreSQL) and checked by the same rules;
 what cannot be parsed is reported as unchecked (SS501), never skipped silently.
-Elsewhere a simple reading finds whole-table ``UPDATE``/``DELETE`` (SS212) only.
+Elsewhere a simple reading finds whole-table ``UPDATE``/``DELETE`` (SS212) only, also after or inside a
+``WITH`` list.
 
 Operations on a table created earlier in the same migration are not findings for
 the blocking rules: nobody else can be using that table yet.
@@ -316,6 +317,8 @@ def _relation(node: Any) -> str:
 
 
 def _statement_codes(node: Any, created: Collection[str]) -> Iterator[str]:
+    for cte in getattr(getattr(node, "withClause", None), "ctes", None) or ():  # ``WITH u AS (UPDATE …) SELECT …``
+        yield from _statement_codes(cte.ctequery, created)
     kind = type(node).__name__
     if kind in ("UpdateStmt", "DeleteStmt") and node.whereClause is None and _relation(node.relation) not in created:
         yield "SS212"
@@ -378,13 +381,46 @@ def plain_sql_codes(sql: str, created: Collection[str] = ()) -> list[str]:
     for statement in text.split(";"):
         if new := _CREATE.match(statement.strip()):
             made.add(_unquoted(re.sub(r"\0(\d+)\0", lambda m: names[int(m.group(1))], new.group(1))))
-        match = _WRITE.match(statement.strip())
-        if match is None or _BOUNDED.search(statement):
-            continue
-        table = re.sub(r"\0(\d+)\0", lambda m: names[int(m.group(1))], match.group(1))
-        if _unquoted(table) not in made:
-            codes.append("SS212")
+        bodies, main = _common_table_expressions(statement.strip())
+        for part in (*bodies, main):
+            match = _WRITE.match(part.strip())
+            if match is None or _BOUNDED.search(part):
+                continue
+            table = re.sub(r"\0(\d+)\0", lambda m: names[int(m.group(1))], match.group(1))
+            if _unquoted(table) not in made:
+                codes.append("SS212")
     return codes
+
+
+#: ``WITH [RECURSIVE]`` before a statement, and each ``name [(columns)] AS [[NOT] MATERIALIZED] (`` of its list.
+_WITH = re.compile(r"^WITH(?:\s+RECURSIVE)?\s+", re.IGNORECASE)
+_CTE_HEAD = re.compile(r"^,?\s*[\w\x00]+\s*(?:\([^()]*\)\s*)?AS\s+(?:(?:NOT\s+)?MATERIALIZED\s+)?\(", re.IGNORECASE)
+
+
+def _common_table_expressions(statement: str) -> tuple[list[str], str]:
+    """The bodies of a leading ``WITH`` list, and the statement after it (no ``WITH``: none, and `statement`)."""
+    start = _WITH.match(statement)
+    if start is None:
+        return [], statement
+    bodies: list[str] = []
+    rest = statement[start.end():]
+    while head := _CTE_HEAD.match(rest):
+        end = _closing_parenthesis(rest, head.end())
+        if end is None:
+            return bodies, rest
+        bodies.append(rest[head.end():end])
+        rest = rest[end + 1:]
+    return bodies, rest
+
+
+def _closing_parenthesis(text: str, start: int) -> int | None:
+    """The index of the ``)`` closing the ``(`` just before `start` (quoted parts are hidden already)."""
+    depth = 1
+    for index in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[index], 0)
+        if depth == 0:
+            return index
+    return None
 
 
 def _unquoted(name: str) -> str:

@@ -279,6 +279,11 @@ WHOLE_TABLE = {
     "UPDATE t SET c = 'no; where here' -- WHERE": True,
     "UPDATE t SET b = 0 WHERE b IS NULL": False,
     "CREATE TABLE n (id INT); UPDATE n SET id = 1": False,  # a table the same SQL made: nobody else uses it
+    "WITH s (v) AS (SELECT 1 WHERE 1 = 1) UPDATE t SET b = 0": True,  # the WHERE is the CTE's
+    "WITH s AS (SELECT 1 AS v), r AS (SELECT 2 AS w) DELETE FROM t": True,
+    "WITH s AS (SELECT 1 AS v) UPDATE t SET b = 0 WHERE b IS NULL": False,
+    "WITH u AS (UPDATE t SET b = 0 RETURNING b) SELECT count(*) FROM u": True,  # a data-modifying CTE
+    "WITH u AS (DELETE FROM t WHERE b < 0 RETURNING b) SELECT count(*) FROM u": False,
 }
 
 
