@@ -131,13 +131,19 @@ def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
 def _servers_outlive_the_module(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the module during whose run a database server stopped answering, naming it (a server that crashes
     mid-run then says which tests were running, not only that every later one failed)."""
-    answering = [backend for backend in ("postgresql", "mysql") if server_error(backend) is None]
+    answering = [backend for backend in ("postgresql", "mysql")
+                 if backend not in LOST_DURING and server_error(backend) is None]
     yield
     for backend in answering:
         error = server_error.__wrapped__(backend)
         if error is not None:
+            LOST_DURING[backend] = request.module.__name__  # named once: the modules after it fail on their own
             pytest.fail(f"the {backend} server stopped answering while {request.module.__name__} ran: {error}",
                         pytrace=False)
+
+
+#: backend -> the module during which its server stopped answering (in this test process)
+LOST_DURING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
