@@ -142,7 +142,7 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
 
     Where DDL commits itself, or the build runs `side_by_side`, `connect` (more connections set up
     like `connection`) lets up to `WORKERS` connections create tables side by side (see `waves`).
-    A side-by-side build calls `beside` with one of those connections once every table is built,
+    A side-by-side build calls `beside` with the other connections once every table is built,
     on a thread of its own while this one records the rows (reading the catalogue meanwhile);
     it is not called when the build fails, nor by the other ways of building.
     """
@@ -224,8 +224,8 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
             dialect.restore_durability(connection, token)
 
 
-#: Work on a helper connection once a side-by-side build's tables are all there (see `run_fresh`).
-Beside = Callable[[sa.Connection], None]
+#: Work on the helper connections once a side-by-side build's tables are all there (see `run_fresh`).
+Beside = Callable[[list[sa.Connection]], None]
 
 
 def _open_helpers(stack: ExitStack, connect: Connect, count: int) -> list[sa.Connection]:
@@ -261,20 +261,20 @@ def _open_helpers(stack: ExitStack, connect: Connect, count: int) -> list[sa.Con
 
 
 def _start_beside(helpers: list[sa.Connection], beside: Beside | None) -> threading.Thread | None:
-    """`beside` running on a thread with the last helper connection (None when there is none); best effort:
+    """`beside` running on a thread with the helper connections (None when there is none); best effort:
     an error there is `beside`'s to note, the build stands."""
     if beside is None or not helpers:
         return None
 
     def run() -> None:
-        helper = helpers[-1]
         try:
-            beside(helper)
+            beside(helpers)
         except Exception:  # noqa: BLE001 - optional work: it never fails the build
             pass
         finally:
-            if helper.in_transaction():
-                helper.rollback()
+            for helper in helpers:
+                if helper.in_transaction():
+                    helper.rollback()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

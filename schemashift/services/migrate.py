@@ -13,6 +13,8 @@ before the first statement (`unmanaged_problem`).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -27,7 +29,14 @@ from schemashift.planning.plan import DOWN, UP, Plan, build_plan
 from schemashift.reflection.core import INTERNAL_PREFIX
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import Recorder, now
-from schemashift.services.compare import TakenFingerprint, fingerprinted, remember_fingerprint, take_fingerprint
+from schemashift.services.compare import (
+    TakenFingerprint,
+    clean_fingerprints,
+    fingerprinted,
+    live_differences,
+    remember_fingerprint,
+    take_fingerprint,
+)
 from schemashift.services.project import (
     Output,
     Project,
@@ -328,10 +337,31 @@ def _fingerprint_beside(project: Project, build: FreshBuild, taken: list[TakenFi
     The drift check runs there too unless the build has objects whose database text is
     remembered after the rows (`remember_built_objects`: the check reads it); then
     `remember_fingerprint` runs it afterwards when the fingerprint is not known clean.
+    When no fingerprint is known clean yet (the first build of these migrations), the
+    check is sure to run: it starts at once on a second helper.
     """
-    def take(helper: sa.Connection) -> None:
-        taken.append(take_fingerprint(project, helper, build.target, build.after, check=True,
-                                      differences=not build.after.objects))
+    check = not build.after.objects
+
+    def take(helpers: list[sa.Connection]) -> None:
+        ahead = check and len(helpers) > 1 and not clean_fingerprints(project, helpers[0], build.target).values
+        found: list[bool] = []
+
+        def drift_check() -> None:
+            with contextlib.suppress(Exception):  # a failure leaves it to `remember_fingerprint`, which checks again
+                found.append(not live_differences(project, helpers[1], build.after))
+
+        checking = threading.Thread(target=drift_check, daemon=True)
+        if ahead:
+            checking.start()
+        try:
+            one = take_fingerprint(project, helpers[0], build.target, build.after, check=True,
+                                   differences=check and not ahead)
+        finally:
+            if ahead:
+                checking.join()
+        if one.clean is None and found:
+            one.clean = found[0]
+        taken.append(one)  # still not judged (None): `remember_fingerprint` runs the check
 
     return take
 
