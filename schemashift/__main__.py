@@ -1,5 +1,5 @@
 """`python -m schemashift`: the command line."""
 
-from schemashift.cli import main
+from schemashift.cli import run
 
-raise SystemExit(main())
+run()

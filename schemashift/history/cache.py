@@ -369,11 +369,13 @@ class ChainMemo:
 
     Only this module reads and fills it: `keys` are the `chain_keys` (recomputed
     when the chain's length changed), `states` the states after chain positions
-    replayed or loaded so far.
+    replayed or loaded so far, `names` the schema names up to positions whose
+    state was not needed (`note_schema_names`).
     """
 
     keys: list[str] | None = None
     states: dict[int, State] = field(default_factory=dict)
+    names: dict[int, frozenset[str | None]] = field(default_factory=dict)
 
 
 def state_at(history: History, revision: str | None, *, store: bool = True) -> Schema:
@@ -386,7 +388,15 @@ def state_at(history: History, revision: str | None, *, store: bool = True) -> S
 
 def schema_names_through(history: History, revision: str | None) -> frozenset[str | None]:
     """Every database schema (None: the default one) that a revision up to `revision` put something in."""
-    return _state(history, history.index(revision), store=True).schema_names
+    position = history.index(revision)
+    known = history.memo.names.get(position)
+    return known if known is not None else _state(history, position, store=True).schema_names
+
+
+def note_schema_names(history: History, revision: str, names: frozenset[str | None]) -> None:
+    """Note `names` as `schema_names_through` `revision`, known from a file kept with them (a fresh build's),
+    so that asking for them loads no state."""
+    history.memo.names[history.index(revision)] = names
 
 
 def advance(history: History, revision: str, schema: Schema) -> None:

@@ -135,32 +135,44 @@ def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> F
     kept = _well_formed(cache.load_pickled(location) if location is not None else None, len(path))
     if kept is None:
         return None  # missing, or a foreign file: planned anew (and written over)
-    count, operations, statements, after = kept
+    count, operations, statements, after, names = kept
     if count == 0 or after is None:
         return False
+    if names is not None:
+        cache.note_schema_names(history, path[-1].revision, names)
     return FreshBuild(dialect, path[:count], operations, statements, after)
 
 
-def _well_formed(kept: object, length: int) -> tuple[int, list[Operation], list[Statement], Schema | None] | None:
+_Kept = tuple[int, list[Operation], list[Statement], Schema | None, frozenset[str | None] | None]
+
+
+def _well_formed(kept: object, length: int) -> _Kept | None:
     """`kept` when it is what `_remember` saves for a path of `length` migrations, else None."""
-    if not isinstance(kept, tuple) or len(kept) != 4:
+    if not isinstance(kept, tuple) or len(kept) != 5:
         return None
-    count, operations, statements, after = kept
+    count, operations, statements, after, names = kept
     if count == 0 and after is None:
-        return 0, [], [], None
+        return 0, [], [], None, None
     if (isinstance(count, int) and MINIMUM <= count <= length and isinstance(after, Schema)
             and isinstance(operations, list) and all(isinstance(op, Operation) for op in operations)
-            and isinstance(statements, list) and all(isinstance(st, Statement) for st in statements)):
-        return count, operations, statements, after
+            and isinstance(statements, list) and all(isinstance(st, Statement) for st in statements)
+            and (names is None or (isinstance(names, frozenset)
+                                   and all(name is None or isinstance(name, str) for name in names)))):
+        return count, operations, statements, after, names
     return None
 
 
 def _remember(history: History, dialect: Dialect, path: list[Migration], build: FreshBuild | None) -> None:
+    """Keep the plan for `path` (None: step by step) with, when the build covers all of `path`, the schema
+    names up to its end (`cache.schema_names_through`, which a drift check after the build asks for)."""
     location = _cache_path(history, dialect, path)
     if location is None:
         return
-    kept = (0, [], [], None) if build is None else (len(build.migrations), build.operations, build.statements,
-                                                     build.after)
+    if build is None:
+        kept: _Kept = (0, [], [], None, None)
+    else:
+        names = cache.schema_names_through(history, build.target) if build.target == path[-1].revision else None
+        kept = (len(build.migrations), build.operations, build.statements, build.after, names)
     cache.store_pickled(location, kept)
 
 

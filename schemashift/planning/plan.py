@@ -163,8 +163,11 @@ def build_plan(history: History, dialect: Dialect, current: str | None, target: 
     goal = history.index(target) if target else -1
     if goal >= position:
         plan = Plan(dialect, UP, current, target)
+        path = history.upgrade_path(current, target)
+        if not path:
+            return plan  # already there: no state needed
         state = cache.state_at(history, current)
-        for migration in history.upgrade_path(current, target):
+        for migration in path:
             step = up_step(dialect, migration, state)
             plan.steps.append(step)
             state = step.after

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -132,27 +133,41 @@ def _check(args: Any, *, drift: bool) -> Clean | None:
     target = parse_url(url) if url else None
     if url is None or target is None or (env.schema and not catalog(target).SUPPORTS_SCHEMAS):
         return None
-    summary = manifest.verified_summary(config.migrations_dir, config.root)
-    if summary is None or summary.head is None:
+    def verified() -> Summary | None:
+        return manifest.verified_summary(config.migrations_dir, config.root)
+
+    summary = verified() if drift else None
+    if drift and (summary is None or summary.head is None):
         return None
+    if not (Path(config.migrations_dir) / manifest.MANIFEST_NAME).is_file():
+        return None  # no manifest: nothing to trust, not even worth connecting
     connection = connect(target)  # a driver error: the full path reports it properly
     try:
-        return _check_database(connection, target, env, summary, drift, mask_secrets(url))
+        return _check_database(connection, target, env, summary or verified, drift, mask_secrets(url))
     finally:
         connection.close()
 
 
-def _check_database(connection: Any, target: Target, env: Any, expected: Summary, drift: bool,
-                    masked: str) -> Clean | None:
+def _check_database(connection: Any, target: Target, env: Any, expected: Summary | Callable[[], Summary | None],
+                    drift: bool, masked: str) -> Clean | None:
+    """The clean state of the database, `expected` being the verified manifest's summary or (without `drift`)
+    what gives it: then the files are checked only once the database has applied revisions (an empty one,
+    about to be built, is for the full path, which reads the files anyway)."""
     cursor = connection.cursor()
     facts = catalog(target)
     if env.schema:
         facts.use_schema(cursor, env.schema)
-    head = expected.head
-    if head is None:
+    head = expected.head if isinstance(expected, Summary) else None
+    if drift and head is None:
         return None
-    count, unapplied, digest, value = _summary(cursor, facts, env.version_table, env.schema, head, drift)
-    if count != expected.count or unapplied or digest != expected.pairs:
+    count, unapplied, digest, value = _summary(cursor, facts, env.version_table, env.schema, head or "", drift)
+    if not count:
+        return None  # nothing applied yet (or a bare version table): the full path
+    summary = expected if isinstance(expected, Summary) else expected()
+    if summary is None or summary.head is None:
+        return None
+    head = summary.head
+    if count != summary.count or unapplied or digest != summary.pairs:
         return None  # pending, partial, edited, unknown or missing revisions: the full path explains
     matches = False
     if drift:

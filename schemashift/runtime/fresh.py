@@ -137,11 +137,14 @@ def waves(build: FreshBuild) -> list[list[_Chunk]]:
 
 
 def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, reporter: Reporter,
-              connect: Connect | None = None) -> None:
+              connect: Connect | None = None, beside: Beside | None = None) -> None:
     """Run `build` on the empty database of `connection` and record its revisions as applied.
 
     Where DDL commits itself, or the build runs `side_by_side`, `connect` (more connections set up
     like `connection`) lets up to `WORKERS` connections create tables side by side (see `waves`).
+    A side-by-side build calls `beside` with the other connections once every table is built,
+    on a thread of its own while this one records the rows (reading the catalogue meanwhile);
+    it is not called when the build fails, nor by the other ways of building.
     """
     started, clock = now(), time.perf_counter()
     label = f"{len(build.migrations)} migrations as one fresh build (base -> {build.target})"
@@ -151,7 +154,7 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
         if not build.dialect.transactional_ddl:
             _run_autocommitted(connection, recorder, build, done, started, clock, connect)
         elif connect is not None and side_by_side(connection, build):
-            _run_side_by_side(connection, recorder, build, done, started, clock, connect)
+            _run_side_by_side(connection, recorder, build, done, started, clock, connect, beside)
         else:
             _run_in_transactions(connection, recorder, build, done, started, clock)
     finally:
@@ -184,8 +187,9 @@ def side_by_side(connection: sa.Connection, build: FreshBuild) -> bool:
 
 
 def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
-                      started: datetime, clock: float, connect: Connect) -> None:
-    """The marker committed, the waves on up to `WORKERS` connections, then the rows with the marker's removal."""
+                      started: datetime, clock: float, connect: Connect, beside: Beside | None = None) -> None:
+    """The marker committed, the waves on up to `WORKERS` connections, then the rows with the marker's removal
+    (and `beside` on a helper connection meanwhile)."""
     if connection.in_transaction():
         connection.commit()
     dialect = build.dialect
@@ -194,7 +198,7 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
         _mark(connection, recorder, build)
         fault = _Fault.from_env()
         with ExitStack() as stack:
-            helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)]
+            helpers = _open_helpers(stack, connect, WORKERS - 1)
             lanes = [connection, *(helper for helper in helpers if helper is not connection)]
             for helper in lanes[1:]:  # put back before it closes: a caller's pool may hand it out again
                 stack.callback(_restore, dialect, helper, dialect.defer_durability(helper))
@@ -204,12 +208,77 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
             except ExecutionError:
                 _unmark_if_empty(connection, recorder, build)
                 raise
+            if token is not None:
+                dialect.restore_durability(connection, token)
+                token = None
+            reading = _start_beside(lanes[1:], beside)
+            try:
+                with connection.begin():  # durable: and with it every commit before
+                    recorder.delete(build.target)
+                    _record(recorder, build, started, clock)
+            finally:
+                if reading is not None:
+                    reading.join()
     finally:
         if token is not None:
             dialect.restore_durability(connection, token)
-    with connection.begin():  # durable: and with it every commit before
-        recorder.delete(build.target)
-        _record(recorder, build, started, clock)
+
+
+#: Work on the helper connections once a side-by-side build's tables are all there (see `run_fresh`).
+Beside = Callable[[list[sa.Connection]], None]
+
+
+def _open_helpers(stack: ExitStack, connect: Connect, count: int) -> list[sa.Connection]:
+    """`count` connections from `connect`, opened at once on threads (each costs round trips), closed by `stack`.
+
+    The first failure to connect is raised once every attempt ended."""
+    if count < 2:
+        return [stack.enter_context(connect()) for _ in range(count)]
+    opened: list[tuple[AbstractContextManager[sa.Connection], sa.Connection]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        manager = connect()
+        try:
+            helper = manager.__enter__()
+        except BaseException as exc:  # noqa: BLE001 - raised below, on the calling thread
+            errors.append(exc)
+            return
+        with lock:
+            opened.append((manager, helper))
+
+    threads = [threading.Thread(target=open_one, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for manager, _ in opened:
+        stack.push(manager.__exit__)
+    if errors:
+        raise errors[0]
+    return [helper for _, helper in opened]
+
+
+def _start_beside(helpers: list[sa.Connection], beside: Beside | None) -> threading.Thread | None:
+    """`beside` running on a thread with the helper connections (None when there is none); best effort:
+    an error there is `beside`'s to note, the build stands."""
+    if beside is None or not helpers:
+        return None
+
+    def run() -> None:
+        try:
+            beside(helpers)
+        except Exception:  # noqa: BLE001 - optional work: it never fails the build
+            pass
+        finally:
+            for helper in helpers:
+                if helper.in_transaction():
+                    helper.rollback()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def _restore(dialect: Dialect, connection: sa.Connection, token: object | None) -> None:
@@ -548,5 +617,5 @@ def _first_line(sql: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-__all__ = ["CHUNK", "FAULT_ENV", "FRESH", "JOINED", "SIDE_BY_SIDE_FROM", "WORKERS", "Connect", "chunks", "finish",
-           "run_fresh", "side_by_side", "take_back", "undo", "waves"]
+__all__ = ["CHUNK", "FAULT_ENV", "FRESH", "JOINED", "SIDE_BY_SIDE_FROM", "WORKERS", "Beside", "Connect", "chunks",
+           "finish", "run_fresh", "side_by_side", "take_back", "undo", "waves"]

@@ -82,6 +82,7 @@ class Recorder:
         self.name = name
         self.schema = schema
         self.version, self.history = version_tables(name, schema)
+        self._fingerprint_column = False  # `ensure` saw to it on this connection
 
     @property
     def own_tables(self) -> set[str]:
@@ -105,21 +106,25 @@ class Recorder:
             self._add_fingerprint_column()
         self.version.metadata.create_all(self.connection, checkfirst=True)
         self.connection.commit()
+        self._fingerprint_column = True
 
     def _add_fingerprint_column(self) -> None:
         columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}
         if self.connection.in_transaction():
             self.connection.commit()
-        if "fingerprint" in columns:
-            return
-        dialect = self.connection.dialect
-        column = sa.schema.CreateColumn(self.version.c.fingerprint).compile(dialect=dialect)
-        self.connection.exec_driver_sql(
-            f"ALTER TABLE {dialect.identifier_preparer.format_table(self.version)} ADD COLUMN {column}")
-        self.connection.commit()
+        if "fingerprint" not in columns:
+            dialect = self.connection.dialect
+            column = sa.schema.CreateColumn(self.version.c.fingerprint).compile(dialect=dialect)
+            self.connection.exec_driver_sql(
+                f"ALTER TABLE {dialect.identifier_preparer.format_table(self.version)} ADD COLUMN {column}")
+            self.connection.commit()
+        self._fingerprint_column = True
 
     def has_fingerprint_column(self) -> bool:
-        """True when the version table exists and has the `fingerprint` column."""
+        """True when the version table exists and has the `fingerprint` column (known without asking the
+        database once `ensure` ran)."""
+        if self._fingerprint_column:
+            return True
         if not self.exists():
             return False
         columns = {c["name"] for c in sa.inspect(self.connection).get_columns(self.name, schema=self.schema)}

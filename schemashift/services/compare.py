@@ -33,6 +33,7 @@ from schemashift.support.gcpause import paused
 if TYPE_CHECKING:
     from schemashift.autodetect.filters import ObjectFilter
     from schemashift.operations import Operation
+    from schemashift.runtime.versions import Recorder
 
 
 @paused()
@@ -129,47 +130,86 @@ def live_differences(project: Project, connection: sa.Connection, expected: Sche
 
 
 def remember_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
-                         check: bool) -> None:
+                         check: bool, taken: TakenFingerprint | None = None,
+                         recorder: Recorder | None = None) -> None:
     """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
 
     With `check` the real drift check runs first (the caller has not), unless
     the fingerprint is one that check already passed for exactly these
     migrations (`clean_fingerprints`: a database built again the same way). The
     fast `status` (`schemashift.runtime.fast`) trusts a matching fingerprint
-    instead of reflecting. Best effort: any failure only leaves the fast path unused.
+    instead of reflecting. `taken`: the fingerprint `take_fingerprint` read
+    already (on another connection, after the last change to the schema);
+    `recorder`: the caller's, on `connection`. Best effort: any failure only
+    leaves the fast path unused.
     """
-    from schemashift.runtime.fingerprint import FormatCursor, fingerprint, stored_value
-
-    if project.config.exclude or project.env.exclude or project.config.include_object:
-        return  # the fast `status` knows nothing of exclude/include_object: a change to them must not go unseen
-    recorder = project.recorder(connection)
+    if not fingerprinted(project):
+        return
+    recorder = recorder or project.recorder(connection)
     try:
         if not recorder.has_fingerprint_column():
             return
-        schemas = live_schemas(project, expected)
-        if connection.in_transaction():
-            connection.commit()
-        with connection.begin():
-            cursor = FormatCursor(connection.connection.dbapi_connection.cursor(),  # type: ignore[union-attr]
-                                  connection.dialect.paramstyle)
-            try:
-                digest = fingerprint(cursor, connection.dialect.name, schemas, sorted(recorder.own_tables))
-            finally:
-                cursor.close()
-        value = stored_value(digest, [name for name in schemas if name is not None])
-        known = clean_fingerprints(project, connection, revision)
-        if check and value not in known.values and live_differences(project, connection, expected):
+        if taken is None:
+            taken = take_fingerprint(project, connection, revision, expected, check=check)
+        if taken.clean is None:
+            taken.clean = not live_differences(project, connection, expected)
+        if not taken.clean:
             return
-        known.add(value)
+        taken.known.add(taken.value)
         length = getattr(recorder.version.c.fingerprint.type, "length", None)
-        if isinstance(length, int) and len(value) <= length:
+        if isinstance(length, int) and len(taken.value) <= length:
             if connection.in_transaction():
                 connection.commit()  # the drift check's reading
             with connection.begin():
-                recorder.update(revision, fingerprint=value)
+                recorder.update(revision, fingerprint=taken.value)
     except Exception:  # noqa: BLE001 - broad on purpose: an optional speed-up must never fail the command
         if connection.in_transaction():
             connection.rollback()
+
+
+def fingerprinted(project: Project) -> bool:
+    """False when the project's fingerprint is never stored: the fast `status` knows nothing of
+    `exclude`/`include_object`, so a change to them must not go unseen."""
+    return not (project.config.exclude or project.env.exclude or project.config.include_object)
+
+
+@dataclass
+class TakenFingerprint:
+    """A live catalog fingerprint as stored (`value`), the ones known clean, and whether the live schema
+    matches the migrations (`clean`; None: the drift check is still to run)."""
+
+    value: str
+    known: CleanFingerprints
+    clean: bool | None
+
+
+def take_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
+                     check: bool, differences: bool = True) -> TakenFingerprint:
+    """Read the live catalog fingerprint and judge it (see `remember_fingerprint`); only reads.
+
+    Clean without a drift check when not `check` or when the fingerprint is known clean;
+    else the drift check runs here, or with `differences` off is left to the caller.
+    """
+    from schemashift.runtime.fingerprint import FormatCursor, fingerprint, stored_value
+
+    schemas = live_schemas(project, expected)
+    own = sorted(project.recorder(connection).own_tables)
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        cursor = FormatCursor(connection.connection.dbapi_connection.cursor(),  # type: ignore[union-attr]
+                              connection.dialect.paramstyle)
+        try:
+            digest = fingerprint(cursor, connection.dialect.name, schemas, own)
+        finally:
+            cursor.close()
+    taken = TakenFingerprint(stored_value(digest, [name for name in schemas if name is not None]),
+                             clean_fingerprints(project, connection, revision), None)
+    if not check or taken.value in taken.known.values:
+        taken.clean = True
+    elif differences:
+        taken.clean = not live_differences(project, connection, expected)
+    return taken
 
 
 @dataclass
@@ -215,7 +255,7 @@ def clean_fingerprints(project: Project, connection: sa.Connection, revision: st
 
 
 __all__ = [
-    "CleanFingerprints", "clean_fingerprints",
-    "compare", "compare_schemas", "live_differences", "live_operations", "live_schemas", "reflect_live",
-    "remember_fingerprint", "schemas_to_compare",
+    "CleanFingerprints", "TakenFingerprint", "clean_fingerprints", "compare", "compare_schemas", "fingerprinted",
+    "live_differences", "live_operations", "live_schemas", "reflect_live", "remember_fingerprint",
+    "schemas_to_compare", "take_fingerprint",
 ]

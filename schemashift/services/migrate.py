@@ -13,6 +13,8 @@ before the first statement (`unmanaged_problem`).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -27,7 +29,14 @@ from schemashift.planning.plan import DOWN, UP, Plan, build_plan
 from schemashift.reflection.core import INTERNAL_PREFIX
 from schemashift.runtime.locks import migration_lock
 from schemashift.runtime.versions import Recorder, now
-from schemashift.services.compare import remember_fingerprint
+from schemashift.services.compare import (
+    TakenFingerprint,
+    clean_fingerprints,
+    fingerprinted,
+    live_differences,
+    remember_fingerprint,
+    take_fingerprint,
+)
 from schemashift.services.project import (
     Output,
     Project,
@@ -54,6 +63,7 @@ from schemashift.services.squash import (
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
     from schemashift.history.chain import History
+    from schemashift.runtime.fresh import Beside
     from schemashift.support.progress import Reporter
 
 
@@ -153,15 +163,19 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             from schemashift.runtime.executor import Executor
             from schemashift.runtime.objects import remember_built_objects, remember_objects
 
+            taken: list[TakenFingerprint] = []
             if build is not None:
-                _run_fresh(project, connection, recorder, build, out, reporter)
+                early = fingerprint and plan.empty and fingerprinted(project)
+                _run_fresh(project, connection, recorder, build, out, reporter,
+                           beside=_fingerprint_beside(project, build, taken) if early else None)
                 remember_built_objects(connection, build.dialect, build.after)
             if not plan.empty:
                 Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
                 remember_objects(connection, plan)
             after = plan.steps[-1].after if not plan.empty else build.after  # type: ignore[union-attr]
             if goal is not None and fingerprint:
-                remember_fingerprint(project, connection, goal, after, check=True)
+                remember_fingerprint(project, connection, goal, after, check=True, taken=next(iter(taken), None),
+                                     recorder=recorder)
             out(f"Database is at {goal or 'base'}.")
             return goal
 
@@ -308,12 +322,48 @@ def plan_after(history: History, dialect: Dialect, build: FreshBuild | None, cur
 
 
 def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, build: FreshBuild, out: Output,
-               reporter: Reporter | None) -> None:
+               reporter: Reporter | None, beside: Beside | None = None) -> None:
     from schemashift.runtime.fresh import run_fresh
     from schemashift.support.progress import Reporter
 
     run_fresh(connection, recorder, build, reporter or Reporter(out),
-              connect=lambda: project.connect_beside(connection))
+              connect=lambda: project.connect_beside(connection), beside=beside)
+
+
+def _fingerprint_beside(project: Project, build: FreshBuild, taken: list[TakenFingerprint]) -> Beside:
+    """Read the fingerprint of the database `build` made (`take_fingerprint`) on a helper connection while the
+    rows are recorded, into `taken`.
+
+    The drift check runs there too unless the build has objects whose database text is
+    remembered after the rows (`remember_built_objects`: the check reads it); then
+    `remember_fingerprint` runs it afterwards when the fingerprint is not known clean.
+    When no fingerprint is known clean yet (the first build of these migrations), the
+    check is sure to run: it starts at once on a second helper.
+    """
+    check = not build.after.objects
+
+    def take(helpers: list[sa.Connection]) -> None:
+        ahead = check and len(helpers) > 1 and not clean_fingerprints(project, helpers[0], build.target).values
+        found: list[bool] = []
+
+        def drift_check() -> None:
+            with contextlib.suppress(Exception):  # a failure leaves it to `remember_fingerprint`, which checks again
+                found.append(not live_differences(project, helpers[1], build.after))
+
+        checking = threading.Thread(target=drift_check, daemon=True)
+        if ahead:
+            checking.start()
+        try:
+            one = take_fingerprint(project, helpers[0], build.target, build.after, check=True,
+                                   differences=check and not ahead)
+        finally:
+            if ahead:
+                checking.join()
+        if one.clean is None and found:
+            one.clean = found[0]
+        taken.append(one)  # still not judged (None): `remember_fingerprint` runs the check
+
+    return take
 
 
 # -- databases schemashift never migrated --------------------------------------

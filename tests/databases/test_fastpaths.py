@@ -487,6 +487,26 @@ def test_fast_status_and_upgrade_agree_with_the_full_path(db_url: str, backend: 
     _drop_everything(db_url)
 
 
+def test_fast_upgrade_of_an_empty_database_hashes_no_file(db_url: str, backend: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty database is the full path's (a fresh build reads the files anyway): the fast `upgrade` asks the
+    database first and checks the folder against the manifest only once revisions are applied."""
+    _drop_everything(db_url)
+    root = write_project(tmp_path / "proj", db_url, MODELS)
+    run = Runner(root)
+    api.generate(run.project(), "create owner and pet", out=lambda line: None)
+    real, checked = manifest.verified_summary, []
+
+    def verified(*args: Any, **kwargs: Any) -> Any:
+        checked.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manifest, "verified_summary", verified)
+    assert run.fast_upgrade() is None and checked == []
+    run.full_upgrade()
+    assert run.fast_upgrade() is not None and len(checked) == 1
+
+
 def test_fast_status_imports_no_sqlalchemy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
     root = write_project(tmp_path / "proj", url, MODELS)

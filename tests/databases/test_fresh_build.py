@@ -581,6 +581,70 @@ def test_side_by_side_build_equals_step_by_step(backend: str, fresh_db: str, his
     assert fresh.diff() == []
 
 
+@pytest.mark.parametrize("migrations", [3, 5], ids=["no-objects", "a-view"])
+def test_a_side_by_side_build_reads_its_fingerprint_beside(backend: str, fresh_db: str, history_folder: Path,
+                                                           tmp_path: Path, request: pytest.FixtureRequest,
+                                                           monkeypatch: pytest.MonkeyPatch, migrations: int) -> None:
+    """A side-by-side build reads its catalogue fingerprint on a helper connection while the rows are recorded
+    (and the first time the drift check too, there when the build has no objects whose text is remembered after
+    the rows, else afterwards on the main connection): the value stored is the one read afterwards on a connection
+    of its own; a second build of the same migrations runs no drift check; drift found stores nothing."""
+    import threading
+
+    from schemashift.runtime.fingerprint import FormatCursor, fingerprint, stored_value
+    from schemashift.services import compare, migrate
+
+    _side_by_side_only(backend, monkeypatch)
+    where: list[tuple[str, str]] = []
+    real_take, real_check = migrate.take_fingerprint, compare.live_differences
+
+    def take(*args: Any, **kwargs: Any) -> Any:
+        where.append(("take", threading.current_thread().name))
+        return real_take(*args, **kwargs)
+
+    def check(*args: Any, **kwargs: Any) -> Any:
+        where.append(("check", threading.current_thread().name))
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(migrate, "take_fingerprint", take)
+    for module in (migrate, compare):
+        monkeypatch.setattr(module, "live_differences", check)
+    chosen = tmp_path / "chosen"  # the first `migrations` of the five (the view comes with the fourth)
+    chosen.mkdir()
+    for path in sorted(history_folder.glob("*.py"))[:migrations]:
+        shutil.copy(path, chosen / path.name)
+    history_folder = chosen
+    first = project_on(fresh_db, tmp_path / "project", history_folder)
+    first.upgrade()
+    history = first.project.history()
+    head = history.head
+    assert head is not None
+    main = threading.main_thread().name
+    checked_on_main = bool(state_at(history, head).objects)  # views: their texts are remembered after the rows
+    assert checked_on_main == (migrations == 5)
+    threads = dict(where)
+    assert sorted(kind for kind, _ in where) == ["check", "take"], where
+    assert threads["take"] != main and (threads["check"] == main) == checked_on_main, where
+    stored = _stored_fingerprint(first.url, head)
+    with first.project.connect() as connection, connection.begin():
+        cursor = FormatCursor(connection.connection.dbapi_connection.cursor(),  # type: ignore[union-attr]
+                              connection.dialect.paramstyle)
+        own = sorted(first.project.recorder(connection).own_tables)
+        assert stored == stored_value(fingerprint(cursor, backend, [None], own), [])
+
+    where.clear()
+    second = project_on(_second_db(backend, request, tmp_path), tmp_path / "project", history_folder)  # same cache
+    second.upgrade()
+    assert [kind for kind, _ in where] == ["take"] and where[0][1] != main, where
+    assert _stored_fingerprint(second.url, head) == stored
+
+    for module in (migrate, compare):
+        monkeypatch.setattr(module, "live_differences", lambda *args, **kwargs: ["a drifted column"])
+    drifted = project_on(_second_db(backend, request, tmp_path), tmp_path / "drifted", history_folder)  # no cache
+    drifted.upgrade()
+    assert _stored_fingerprint(drifted.url, head) is None
+
+
 def test_a_side_by_side_build_leaves_a_callers_pool_as_it_found_it(backend: str, fresh_db: str, history_folder: Path,
                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Given an engine with a pool, the build's extra connections come from it and go back to it: the session

@@ -58,6 +58,25 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
                                                                    "schemashift.support.gcpause"}
 
 
+def test_the_command_ends_after_its_exit_hooks_with_its_exit_code(tmp_path: Path) -> None:
+    """`cli.run` skips the interpreter's teardown, but only once every exit hook the command registered ran and
+    its output was flushed; the process exits with the command's code."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import atexit, sys\n"
+        "from schemashift import cli\n"
+        "def main():\n"
+        "    atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
+        "    print('unflushed output', end='')\n"
+        "    return 7\n"
+        "cli.main = main\n"
+        "cli.run()\n")
+    result = subprocess.run([sys.executable, str(probe), str(tmp_path / "hook")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert (result.returncode, result.stdout) == (7, "unflushed output"), result.stderr
+    assert (tmp_path / "hook").read_text() == "saved"
+
+
 def test_init_creates_project_and_refuses_overwrite(tmp_path: Path) -> None:
     result = run(tmp_path, "init", "--models", "app.models:Base", "--url", "sqlite:///dev.db")
     assert result.returncode == 0, result.stderr

@@ -230,8 +230,8 @@ def test_registry_names_are_the_scanned_ones() -> None:
 
 # --------------------------------------------------------------------------- SQLAlchemy internals in one module
 
-#: Private attributes of the standard library that modules may use (namedtuple's API).
-STDLIB_PRIVATE = frozenset({"_make", "_replace", "_asdict", "_fields"})
+#: Names of the standard library's public API that start with an underscore (namedtuple's, `os._exit`).
+STDLIB_PRIVATE = frozenset({"_make", "_replace", "_asdict", "_fields", "_exit"})
 
 
 def _defined_private_names() -> set[str]:
