@@ -793,10 +793,18 @@ def _end_at_once(code: list[int]) -> None:
 
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()
+    status = code[0]
     for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):  # a closed or broken pipe: nothing more can be written anyway
+        try:
             stream.flush()
-    os._exit(code[0])
+        except (BrokenPipeError, ValueError):  # a reader gone (as `main` treats it) or a closed stream
+            pass
+        except OSError as exc:  # e.g. a full disk: the output is lost, which the exit code must tell (as the
+            status = 120  # interpreter's own end does)
+            with suppress(OSError, ValueError):
+                sys.stderr.write(f"{PROG}: error: could not write the output: {exc}\n")
+                sys.stderr.flush()
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,6 +77,26 @@ def test_the_command_ends_after_its_exit_hooks_with_its_exit_code(tmp_path: Path
     assert (tmp_path / "hook").read_text() == "saved"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_the_command_fails_when_its_buffered_output_cannot_be_written(tmp_path: Path) -> None:
+    """Output still buffered when the command ends (stdout a file, not a terminal) and that cannot be written (a
+    full disk): the exit code says so, as the interpreter's own end does (120), never 0 with the output lost."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from schemashift import cli\n"
+        "def main():\n"
+        "    print('{\"findings\": []}')\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "cli.run()\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, str(probe)], stdout=full, stderr=subprocess.PIPE, text=True,
+                                env={**env, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 120, result.stderr
+    assert "No space left on device" in result.stderr
+
+
 def test_init_creates_project_and_refuses_overwrite(tmp_path: Path) -> None:
     result = run(tmp_path, "init", "--models", "app.models:Base", "--url", "sqlite:///dev.db")
     assert result.returncode == 0, result.stderr
