@@ -229,30 +229,37 @@ Beside = Callable[[list[sa.Connection]], None]
 
 
 def _open_helpers(stack: ExitStack, connect: Connect, count: int) -> list[sa.Connection]:
-    """`count` connections from `connect`, opened at once on threads (each costs round trips), closed by `stack`.
+    """Up to `count` connections from `connect`, opened at once on threads (each costs round trips), closed by
+    `stack`.
 
-    The first failure to connect is raised once every attempt ended."""
-    if count < 2:
-        return [stack.enter_context(connect()) for _ in range(count)]
+    A connection the server refuses (max_connections or a role's limit reached, a pooler's
+    queue full …) is one lane fewer, not a failed build: the main connection can build
+    alone. Anything but an `Exception` is raised once every attempt ended."""
     opened: list[tuple[AbstractContextManager[sa.Connection], sa.Connection]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
     def open_one() -> None:
-        manager = connect()
         try:
+            manager = connect()
             helper = manager.__enter__()
+        except Exception:  # noqa: BLE001 - one lane fewer (see above)
+            return
         except BaseException as exc:  # noqa: BLE001 - raised below, on the calling thread
             errors.append(exc)
             return
         with lock:
             opened.append((manager, helper))
 
-    threads = [threading.Thread(target=open_one, daemon=True) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if count < 2:
+        for _ in range(count):
+            open_one()
+    else:
+        threads = [threading.Thread(target=open_one, daemon=True) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     for manager, _ in opened:
         stack.push(manager.__exit__)
     if errors:
@@ -498,7 +505,7 @@ def _run_autocommitted(connection: sa.Connection, recorder: Recorder, build: Fre
     side_by_side = not connection.dialect.is_async  # an async driver's connections stay on one thread
     _mark(connection, recorder, build)  # each statement commits itself: a crash in between leaves this marker
     with ExitStack() as stack:
-        helpers = [stack.enter_context(connect()) for _ in range(WORKERS - 1)] if connect and side_by_side else []
+        helpers = _open_helpers(stack, connect, WORKERS - 1) if connect and side_by_side else []
         lanes = [connection, *(helper for helper in helpers if helper is not connection)]
         try:
             for wave in waves(build):

@@ -581,6 +581,43 @@ def test_side_by_side_build_equals_step_by_step(backend: str, fresh_db: str, his
     assert fresh.diff() == []
 
 
+@pytest.mark.parametrize("allowed", [0, 1], ids=["none", "one"])
+def test_a_side_by_side_build_runs_on_the_connections_the_server_allows(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        allowed: int) -> None:
+    """The server refusing the build's extra connections (max_connections or a role's connection limit
+    reached) leaves fewer lanes, not a failed build with its marker row left behind."""
+    import threading
+    from contextlib import contextmanager
+
+    from schemashift.services.project import Project
+
+    _side_by_side_only(backend, monkeypatch)
+    real = Project.connect_beside
+    opened: list[int] = []
+    lock = threading.Lock()
+
+    @contextmanager
+    def limited(self: Project, connection: sa.Connection) -> Any:
+        with lock:
+            opened.append(1)
+            refused = len(opened) > allowed
+        if refused:
+            raise sa.exc.OperationalError("connect", None, Exception('too many connections for role "app"'))
+        with real(self, connection) as other:
+            yield other
+
+    monkeypatch.setattr(Project, "connect_beside", limited)
+    cycle = project_on(fresh_db, tmp_path / "limited", history_folder)
+    cycle.upgrade()
+    assert len(opened) >= 1
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in cycle.output), cycle.output
+    states = fetch_rows(cycle.url, "SELECT state, count(*) FROM schemashift_version GROUP BY state")
+    assert states == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0
+    assert cycle.diff() == []
+
+
 @pytest.mark.parametrize("migrations", [3, 5], ids=["no-objects", "a-view"])
 def test_a_side_by_side_build_reads_its_fingerprint_beside(backend: str, fresh_db: str, history_folder: Path,
                                                            tmp_path: Path, request: pytest.FixtureRequest,
