@@ -773,12 +773,14 @@ def run() -> typing.NoReturn:
     schemas, SQLAlchemy's tables and caches); the interpreter freed it object by object
     at exit, 0.15-0.25 s of a 3,000-revision build. The process ends as it would
     (non-daemon threads joined, every exit hook run: the caches are saved), output
-    flushed, and then at once (`_end_at_once`, the first exit hook registered, so the last to run).
+    flushed, and then at once (`_end_at_once`, the first exit hook registered, so the last to run; when
+    another was registered before `run`, the interpreter ends the process as usual).
     """
     import atexit
 
     code: list[int] = []
-    atexit.register(_end_at_once, code)
+    if not atexit._ncallbacks():  # a hook registered earlier (coverage, a sitecustomize) would run after the end
+        atexit.register(_end_at_once, code)
     code.append(main())
     raise SystemExit(code[0])
 

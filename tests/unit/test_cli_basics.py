@@ -77,6 +77,22 @@ def test_the_command_ends_after_its_exit_hooks_with_its_exit_code(tmp_path: Path
     assert (tmp_path / "hook").read_text() == "saved"
 
 
+def test_exit_hooks_registered_before_the_command_still_run(tmp_path: Path) -> None:
+    """A hook registered before `cli.run` (coverage's subprocess measurement, a sitecustomize, a program that calls
+    `run` itself) would run after the fast end: then the interpreter ends the process normally."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import atexit, sys\n"
+        "atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
+        "from schemashift import cli\n"
+        "cli.main = lambda: 5\n"
+        "cli.run()\n")
+    result = subprocess.run([sys.executable, str(probe), str(tmp_path / "hook")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 5, result.stderr
+    assert (tmp_path / "hook").read_text() == "saved"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_the_command_fails_when_its_buffered_output_cannot_be_written(tmp_path: Path) -> None:
     """Output still buffered when the command ends (stdout a file, not a terminal) and that cannot be written (a
