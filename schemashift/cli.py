@@ -779,10 +779,20 @@ def run() -> typing.NoReturn:
     import atexit
 
     code: list[int] = []
-    if not atexit._ncallbacks():  # a hook registered earlier (coverage, a sitecustomize) would run after the end
+    if not _exit_hooks_registered():  # one registered earlier (coverage, a sitecustomize) would run after the end
         atexit.register(_end_at_once, code)
     code.append(main())
     raise SystemExit(code[0])
+
+
+def _exit_hooks_registered() -> bool:
+    """Whether any exit hook is registered (CPython says; elsewhere: assume so, and end as usual)."""
+    import atexit
+
+    try:
+        return bool(atexit._ncallbacks())
+    except AttributeError:
+        return True
 
 
 def _end_at_once(code: list[int]) -> None:

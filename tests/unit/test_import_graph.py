@@ -230,8 +230,10 @@ def test_registry_names_are_the_scanned_ones() -> None:
 
 # --------------------------------------------------------------------------- SQLAlchemy internals in one module
 
-#: Names of the standard library's public API that start with an underscore (namedtuple's, `os._exit`).
-STDLIB_PRIVATE = frozenset({"_make", "_replace", "_asdict", "_fields", "_exit"})
+#: Names of the standard library's public API that start with an underscore (namedtuple's, `os._exit`), and
+#: `atexit._ncallbacks`: CPython's only way to ask whether an exit hook is registered (`cli.run`, which ends the
+#: process as usual where it is missing).
+STDLIB_PRIVATE = frozenset({"_make", "_replace", "_asdict", "_fields", "_exit", "_ncallbacks"})
 
 
 def _defined_private_names() -> set[str]:
