@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,21 +59,27 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
                                                                    "schemashift.support.gcpause"}
 
 
+def run_probe(tmp_path: Path, source: str, *args: str, env: dict[str, str] | None = None,
+              **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run `source` as a script (with this checkout's schemashift importable) and `args`; `options` go to
+    `subprocess.run`."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    return subprocess.run([sys.executable, str(probe), *args], text=True, timeout=60,
+                          env={**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}, **options)
+
+
 def test_the_command_ends_after_its_exit_hooks_with_its_exit_code(tmp_path: Path) -> None:
     """`cli.run` skips the interpreter's teardown, but only once every exit hook the command registered ran and
     its output was flushed; the process exits with the command's code."""
-    probe = tmp_path / "probe.py"
-    probe.write_text(
-        "import atexit, sys\n"
-        "from schemashift import cli\n"
-        "def main():\n"
-        "    atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
-        "    print('unflushed output', end='')\n"
-        "    return 7\n"
-        "cli.main = main\n"
-        "cli.run()\n")
-    result = subprocess.run([sys.executable, str(probe), str(tmp_path / "hook")], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    result = run_probe(tmp_path, "import atexit, sys\n"
+                                 "from schemashift import cli\n"
+                                 "def main():\n"
+                                 "    atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
+                                 "    print('unflushed output', end='')\n"
+                                 "    return 7\n"
+                                 "cli.main = main\n"
+                                 "cli.run()\n", str(tmp_path / "hook"), capture_output=True)
     assert (result.returncode, result.stdout) == (7, "unflushed output"), result.stderr
     assert (tmp_path / "hook").read_text() == "saved"
 
@@ -80,15 +87,11 @@ def test_the_command_ends_after_its_exit_hooks_with_its_exit_code(tmp_path: Path
 def test_exit_hooks_registered_before_the_command_still_run(tmp_path: Path) -> None:
     """A hook registered before `cli.run` (coverage's subprocess measurement, a sitecustomize, a program that calls
     `run` itself) would run after the fast end: then the interpreter ends the process normally."""
-    probe = tmp_path / "probe.py"
-    probe.write_text(
-        "import atexit, sys\n"
-        "atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
-        "from schemashift import cli\n"
-        "cli.main = lambda: 5\n"
-        "cli.run()\n")
-    result = subprocess.run([sys.executable, str(probe), str(tmp_path / "hook")], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    result = run_probe(tmp_path, "import atexit, sys\n"
+                                 "atexit.register(lambda: open(sys.argv[1], 'w').write('saved'))\n"
+                                 "from schemashift import cli\n"
+                                 "cli.main = lambda: 5\n"
+                                 "cli.run()\n", str(tmp_path / "hook"), capture_output=True)
     assert result.returncode == 5, result.stderr
     assert (tmp_path / "hook").read_text() == "saved"
 
@@ -97,18 +100,14 @@ def test_exit_hooks_registered_before_the_command_still_run(tmp_path: Path) -> N
 def test_the_command_fails_when_its_buffered_output_cannot_be_written(tmp_path: Path) -> None:
     """Output still buffered when the command ends (stdout a file, not a terminal) and that cannot be written (a
     full disk): the exit code says so, as the interpreter's own end does (120), never 0 with the output lost."""
-    probe = tmp_path / "probe.py"
-    probe.write_text(
-        "from schemashift import cli\n"
-        "def main():\n"
-        "    print('{\"findings\": []}')\n"
-        "    return 0\n"
-        "cli.main = main\n"
-        "cli.run()\n")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, str(probe)], stdout=full, stderr=subprocess.PIPE, text=True,
-                                env={**env, "PYTHONPATH": str(REPO)}, timeout=60)
+        result = run_probe(tmp_path, "from schemashift import cli\n"
+                                     "def main():\n"
+                                     "    print('{\"findings\": []}')\n"
+                                     "    return 0\n"
+                                     "cli.main = main\n"
+                                     "cli.run()\n", env=env, stdout=full, stderr=subprocess.PIPE)
     assert result.returncode == 120, result.stderr
     assert "No space left on device" in result.stderr
 
