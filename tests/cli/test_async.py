@@ -155,3 +155,47 @@ def test_the_other_database_commands_with_an_async_url(fresh_db: str, backend: s
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     cli(directory, "upgrade")
     assert cli(directory, "check").returncode == 0 and cli(directory, "status").returncode == 0
+
+
+def test_asyncmy_for_the_cli_and_the_async_api(tmp_path: Path) -> None:
+    """MariaDB's other async driver: the commands on a `mysql+asyncmy` URL and `upgrade_async` inside a loop."""
+    pytest.importorskip("asyncmy")
+    import uuid
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from conftest import create_database, drop_database, require_backend
+
+    require_backend("mysql")
+    name = f"ss_asyncmy_{uuid.uuid4().hex[:8]}"
+    db_url = create_database("mysql", name, tmp_path)
+    url = sa.make_url(db_url).set(drivername="mysql+asyncmy").render_as_string(hide_password=False)
+    try:
+        directory = write_project(tmp_path / "proj", url, V1)
+        cli(directory, "generate", "-m", "create item")
+        cli(directory, "upgrade")
+        assert cli(directory, "status").returncode == 0
+        assert scalar(db_url, "SELECT count(*) FROM schemashift_version WHERE fingerprint IS NOT NULL") == 1
+        set_models(directory, V2)
+        cli(directory, "generate", "-m", "tags")
+        assert "CREATE TABLE tag" in cli(directory, "upgrade", "--sql").stdout
+        config = directory / "schemashift.toml"
+
+        async def main() -> None:
+            engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+            try:
+                await asyncio.gather(*(schemashift.upgrade_async(engine, config=config) for _ in range(3)))
+                async with engine.connect() as connection:
+                    await schemashift.downgrade_async(connection, "-1", config=config)
+                await schemashift.upgrade_async(engine, config=config)
+            finally:
+                await engine.dispose()
+            assert await schemashift.check_async(config=config)
+
+        asyncio.run(main())
+        assert scalar(db_url, "SELECT count(*) FROM schemashift_version") == 2
+        assert cli(directory, "diff").returncode == 0 and cli(directory, "status").returncode == 0
+        cli(directory, "downgrade", "base")
+        assert scalar(db_url, "SELECT count(*) FROM schemashift_version") == 0
+    finally:
+        drop_database("mysql", name)
