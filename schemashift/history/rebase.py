@@ -85,9 +85,9 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
         if isinstance(exc, OSError):
             raise MigrationError(f"cannot rewrite the migration files: {exc}; every file was restored") from None
         raise
-    if (folder / manifest.MANIFEST_NAME).exists():
+    if (folder / manifest.MANIFEST_NAME).exists():  # else a head snapshot there names no manifest: it is ignored
         try:
-            manifest.write(folder, manifest.entries_of(written))  # the checksums of the edited files
+            manifest.write_all(folder, History.of(written, folder))  # the edited files' checksums; the head snapshot
         except OSError as exc:
             out(f"could not update {manifest.MANIFEST_NAME} ({exc}); run `schemashift manifest`")
     for line in planner.lines:
