@@ -251,29 +251,30 @@ def refresh(folder: Path | str, history: History, manifest_line: str) -> Snapsho
 
 
 def advance(folder: Path | str, old_line: str, new_line: str, migration: Migration,
-            before: Schema | None = None) -> None:
+            before: Schema | None = None) -> bool:
     """Keep the snapshot current after `migration` was appended to the manifest (first line `old_line`, now
     `new_line`), without loading the other migrations.
 
     When the old snapshot was valid and stood at `migration`'s parent (the old head) the new one stands at
     `migration` if it is buildable (its state: `before`, the schema at the parent when the caller knows it,
     else the old snapshot's, plus its operations); a non-buildable migration, or an old snapshot before the old
-    head, leaves it at the old revision with the new manifest line. With no valid old snapshot the file is
-    left as it is: it is ignored (it names another manifest) until `schemashift manifest` rewrites it.
+    head, leaves it at the old revision with the new manifest line. False when there was no valid old snapshot:
+    the file is left as it is, ignored (it names another manifest) until rewritten (`refresh`).
     """
     from schemashift.operations import resolve_all
 
     old = read(folder, old_line)
     if old is None:
-        return
+        return False
     if old.revision != migration.parent or not all(buildable(op) for op in migration.operations):
         write(folder, replace(old, manifest=new_line))
-        return
+        return True
     start = cache.State(before, old.schema_names) if before is not None else old.state
     schema = resolve_all(list(migration.operations), start.schema)[1]
     state = cache.State(schema, cache.names_after(start, schema))
     messages = {**old.messages, migration.revision: migration.message}
     write(folder, of_state(new_line, migration.revision, state, messages))
+    return True
 
 
 __all__ = ["FORMAT", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "fresh_prefix", "parse",

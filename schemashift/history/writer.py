@@ -8,9 +8,10 @@ crash leaves no half-written migration. The file is loaded back (a file that
 does not load is removed again) and added to the folder's manifest, when there
 is one (`schemashift.history.manifest.record`), and the head snapshot beside it
 kept current (`schemashift.history.snapshot.advance`: without importing the other
-migrations when the old snapshot was valid; else left, ignored as stale, for
-`schemashift manifest` to rewrite, since a rewrite from scratch imports and replays
-every migration, too slow for each `generate`). The number of the last file this
+migrations when the old snapshot was valid; else written from scratch for a folder
+of at most `SMALL` migrations, and otherwise left, ignored as stale, for
+`schemashift manifest` to rewrite: a rewrite from scratch imports and replays every
+migration, too slow for each `generate` on a long history). The number of the last file this
 process wrote is remembered per folder, with the folder's mtime, so writing
 thousands of migrations does not list the folder each time.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from schemashift.errors import MigrationError
 from schemashift.history import manifest, snapshot
+from schemashift.history.chain import History
 from schemashift.history.files import file_number, file_numbers
 from schemashift.history.loader import Migration, load_migration
 from schemashift.model.schema import Schema
@@ -129,10 +131,27 @@ def write_migration(
         raise
     with contextlib.suppress(OSError):  # the manifest is then out of date, which `status` and `manifest --check` report
         appended = manifest.record(folder, migration)
-        if appended is not None:
-            snapshot.advance(folder, *appended, migration, before)
+        if appended is not None and not snapshot.advance(folder, *appended, migration, before):
+            _snapshot_from_scratch(folder, appended[1])
     _remember_written(path)
     return migration
+
+
+#: Up to this many migrations, a folder without a valid head snapshot gets one when a migration is written.
+SMALL = 100
+
+
+def _snapshot_from_scratch(folder: Path, manifest_line: str) -> None:
+    """Write the head snapshot of a small folder (`SMALL`: loading and replaying it is cheap) whose manifest, first
+    line `manifest_line`, matches its files; larger ones are left for `schemashift manifest`."""
+    if len(file_numbers(folder)) > SMALL:
+        return
+    try:
+        history = History.load(folder)
+    except MigrationError:
+        return
+    if manifest.first_line(manifest.entries_of(history.chain)) == manifest_line:
+        snapshot.refresh(folder, history, manifest_line)
 
 
 def _write_new(folder: Path, message: str, data: bytes) -> Path:

@@ -223,17 +223,36 @@ def test_a_new_migration_moves_it_on(tmp_path: Path, imports: list[str]) -> None
     assert [name for name in imports if name not in (new.path.name, data.path.name, after.path.name)] == []
 
 
-def test_a_new_migration_leaves_a_stale_snapshot_alone(tmp_path: Path) -> None:
+def test_a_new_migration_without_a_valid_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long history's stale snapshot is left (ignored) for `schemashift manifest`; a short one is written anew."""
+    from schemashift.history import writer
+
     folder = tmp_path / "migrations"
     written = chain(folder, STEPS)
     path = folder / snapshot.SNAPSHOT_NAME
     path.write_text(path.read_text().replace('"add email"', '"edited"'))
     text = path.read_text()
-    write_migration(folder, "add phone", [add("phone")], written.head)
+    monkeypatch.setattr(writer, "SMALL", len(STEPS))
+    phone = write_migration(folder, "add phone", [add("phone")], written.head)
     assert path.read_text() == text and current(folder) is None  # ignored until `schemashift manifest`
     assert manifest.snapshot_problem(folder, History.load(folder)) == f"{snapshot.SNAPSHOT_NAME} is stale"
     manifest.write_all(folder, History.load(folder))
     assert manifest.snapshot_problem(folder, History.load(folder)) is None
+
+    path.unlink()
+    monkeypatch.undo()
+    fax = write_migration(folder, "add fax", [add("fax")], phone.revision)
+    found = current(folder)
+    assert found is not None and found.revision == fax.revision and found.messages[phone.revision] == "add phone"
+
+
+def test_a_first_migration_starts_it(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    manifest.write(folder, [])  # what any command writes for a new project
+    first = write_migration(folder, "create users", [users()], None)
+    found = current(folder)
+    assert found is not None and found.revision == first.revision
 
 
 def test_rebuild_rewrites_it(tmp_path: Path) -> None:
