@@ -11,7 +11,9 @@ naming the two migrations. The files are then changed with minimal byte edits:
 assignment and the docstring's ``Parent:`` header, found through the AST and
 its offsets, keeping every other byte. Every write and rename is journaled; if
 the rewritten folder does not load and replay as planned, the journal is undone
-newest first and every file is back as it was.
+newest first and every file is back as it was. Then the manifest and the head
+snapshot (`schemashift.history.snapshot`), which the merge left in conflict, are
+written for the new line.
 """
 
 from __future__ import annotations
