@@ -451,16 +451,15 @@ def _state(history: History, position: int, *, store: bool) -> State:
         if candidate in memo:
             start, state = candidate, memo[candidate]
             break
-        if checkpoint is not None and candidate == checkpoint[0]:
-            start, state = candidate, checkpoint[1]
-            memo[candidate] = state
-            break
+        loaded = None
         if f"{keys[candidate]}.pickle" in stored:
             loaded = _load(directory / f"{keys[candidate]}.pickle")  # type: ignore[operator]
-            if loaded is not None:
-                start, state = candidate, loaded
-                memo[candidate] = loaded
-                break
+        if loaded is None and candidate == checkpoint:
+            loaded = _checkpoint_state(history)
+        if loaded is not None:
+            start, state = candidate, loaded
+            memo[candidate] = loaded
+            break
     for offset in range(start + 1, position + 1):
         migration = history.chain[offset]
         _, schema = resolve_all(migration.operations, state.schema)
@@ -474,14 +473,19 @@ def _state(history: History, position: int, *, store: bool) -> State:
     return state
 
 
-def _checkpoint(history: History) -> tuple[int, State] | None:
-    """The position and state of the committed head snapshot of `history` (`History.snapshot`, set by
-    `manifest.load_history` only when the chain is exactly the manifest's), or None."""
+def _checkpoint(history: History) -> int | None:
+    """The position of the committed head snapshot of `history` (`History.snapshot`, set by
+    `manifest.load_history` only when the chain is exactly the manifest's), or None; its file is not run yet."""
+    source = history.snapshot
+    revision = source.revision() if source is not None else None
+    return history.index(revision) if revision is not None and revision in history else None
+
+
+def _checkpoint_state(history: History) -> State | None:
+    """The state of the committed head snapshot of `history` (its file run now); None when it is not usable."""
     source = history.snapshot
     found = source.get() if source is not None else None
-    if found is None or found.revision not in history:
-        return None
-    return history.index(found.revision), found.state
+    return found.state if found is not None else None
 
 
 def names_after(previous: State, schema: Schema) -> frozenset[str | None]:

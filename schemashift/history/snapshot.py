@@ -134,12 +134,8 @@ def read(folder: Path | str, manifest_line: str) -> Snapshot | None:
 
 def parse(text: str, manifest_line: str, path: Path | str = SNAPSHOT_NAME) -> Snapshot | None:
     """The snapshot in `text` (see `read`); the header is checked before the file is run."""
-    body, _, last = text.rstrip("\r\n").rpartition("\n")
-    body += "\n"
-    found = _CHECKSUM.match(last.strip())
-    if found is None or found.group(1) != checksum_of(body.encode("utf-8")):
-        return None
-    if _field(body, "code") != cache.code_key() or _field(body, "manifest") != manifest_line:
+    body = _sealed(text, manifest_line)
+    if body is None:
         return None
     try:
         namespace: dict[str, object] = {"__name__": "_schemashift_head", "__file__": str(path)}
@@ -147,6 +143,19 @@ def parse(text: str, manifest_line: str, path: Path | str = SNAPSHOT_NAME) -> Sn
     except Exception:  # noqa: BLE001 - a broken snapshot is no snapshot
         return None
     return _checked(namespace, manifest_line)
+
+
+def _sealed(text: str, manifest_line: str) -> str | None:
+    """`text` above its checksum line when that matches and its `code` and `manifest` are this code's and
+    `manifest_line` (read from the text, not run); else None."""
+    body, _, last = text.rstrip("\r\n").rpartition("\n")
+    body += "\n"
+    found = _CHECKSUM.match(last.strip())
+    if found is None or found.group(1) != checksum_of(body.encode("utf-8")):
+        return None
+    if _field(body, "code") != cache.code_key() or _field(body, "manifest") != manifest_line:
+        return None
+    return body
 
 
 def _field(body: str, name: str) -> str | None:
@@ -178,14 +187,36 @@ class Source:
     def __init__(self, folder: Path, manifest_line: str) -> None:
         self.folder = folder
         self.manifest_line = manifest_line
+        self._text: str | None = None
+        self._peeked: tuple[str | None] | None = None
         self._read = False
         self._snapshot: Snapshot | None = None
 
     def get(self) -> Snapshot | None:
-        """The snapshot (None: none usable)."""
+        """The snapshot (None: none usable); the file is run once, on the first call."""
         if not self._read:
-            self._snapshot, self._read = read(self.folder, self.manifest_line), True
+            text = self._file_text()
+            self._snapshot, self._read = parse(text, self.manifest_line, self.folder / SNAPSHOT_NAME), True
+            self._text = None
         return self._snapshot
+
+    def revision(self) -> str | None:
+        """The snapshot's revision, from its text alone when it has not been run yet (checksum, code and manifest
+        checked): a caller that may find a nearer state elsewhere need not run the file. None: no snapshot."""
+        if self._read:
+            return self._snapshot.revision if self._snapshot is not None else None
+        if self._peeked is None:
+            body = _sealed(self._file_text(), self.manifest_line)
+            self._peeked = (_field(body, "revision") if body is not None else None,)
+        return self._peeked[0]
+
+    def _file_text(self) -> str:
+        if self._text is None:
+            try:
+                self._text = (self.folder / SNAPSHOT_NAME).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                self._text = ""
+        return self._text
 
 
 def usable(history: History) -> Snapshot | None:

@@ -262,3 +262,22 @@ def test_rebuild_rewrites_it(tmp_path: Path) -> None:
     manifest.rebuild(folder)
     found = current(folder)
     assert found is not None and found.revision == written.chain[-2].revision
+
+
+def test_a_stored_state_is_used_before_the_snapshot_is_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm cache with the state at the snapshot's revision does not run the snapshot file (only its header is
+    read)."""
+    folder = tmp_path / "migrations"
+    written = chain(folder, STEPS)
+    path = folder / snapshot.SNAPSHOT_NAME
+    text = path.read_text()
+    path.unlink()
+    cache.state_at(manifest.load_history(folder, tmp_path), written.head)  # replayed and stored on disk
+    path.write_text(text)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the snapshot was run")
+    monkeypatch.setattr(snapshot, "parse", never)
+    history = manifest.load_history(folder, tmp_path)
+    assert history.snapshot is not None and history.snapshot.revision() == written.head
+    assert cache.state_at(history, written.head) == cache.state_at(written, written.head)
