@@ -32,14 +32,14 @@ def manifest(config: Config, *, check: bool = False, out: Output = print) -> boo
         problems = manifest_file.problems(folder, history)
         for problem in problems:
             out(f"PROBLEM: {problem}")
-        note = manifest_file.snapshot_problem(folder, history)
         if problems:
-            out("run `schemashift manifest` to rewrite it" + (f" (and {note})" if note else ""))
-            return False
-        out(f"OK: {manifest_file.MANIFEST_NAME} matches the {len(history)} migration(s).")
+            out("run `schemashift manifest` to rewrite it")
+        else:
+            out(f"OK: {manifest_file.MANIFEST_NAME} matches the {len(history)} migration(s).")
+        note = manifest_file.snapshot_problem(folder, history)
         if note:
             out(f"NOTE: {note}: a fresh build replays every migration; run `schemashift manifest` to rewrite it")
-        return True
+        return not problems
     if not folder.is_dir():
         raise ConfigError(f"the migrations folder {folder} does not exist")
     try:

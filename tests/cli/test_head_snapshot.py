@@ -132,3 +132,16 @@ def test_squash_rewrites_it(tmp_path: Path) -> None:
     assert len(history) == 1 and found is not None and found.revision == history.head
     assert found.state.schema == before.state.schema
     assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+
+def test_check_exits_by_the_manifest_alone(tmp_path: Path) -> None:
+    directory = project(tmp_path)
+    folder = directory / "migrations"
+    cli(directory, "manifest")
+    (folder / snapshot.SNAPSHOT_NAME).unlink()
+    first = next(folder.glob("0001_*.py"))
+    first.write_text(first.read_text() + "\n# edited\n")
+    result = cli(directory, "manifest", "--check", check=False)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PROBLEM:") and lines[-1].startswith(f"NOTE: {snapshot.SNAPSHOT_NAME} is missing")
