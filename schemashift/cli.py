@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     squash.add_argument("--from", dest="start", metavar="REV", help="first migration to replace (default: the first)")
     squash.add_argument("--to", dest="end", metavar="REV", help="last migration to replace (default: head)")
 
-    manifest = command("manifest", "write migrations/schemashift.sum, the manifest of the migration files")
+    manifest = command("manifest", "write migrations/schemashift.sum, the manifest of the migration files, "
+                       "and schemashift.head, the schema they build")
     manifest.add_argument("--check", action="store_true", help="exit 1 when the manifest does not match the files")
 
     command("test-migrations", "upgrade, downgrade and upgrade again on a scratch database")

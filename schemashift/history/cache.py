@@ -21,6 +21,10 @@ Everything in it can be deleted at any time; it only saves work:
   schemashift source file and SQLAlchemy's version (`source_key`); their
   content is `schemashift.planning.offline`'s business.
 
+A state lookup also starts from the committed head snapshot (`schemashift.head`,
+`schemashift.history.snapshot`) that a `History` loaded with its manifest carries:
+a checkpoint at its revision, so a clean checkout replays nothing up to there.
+
 What one process learnt about a loaded chain (its chain keys and the states
 replayed so far) is kept in the `ChainMemo` that each `History` holds in its
 `memo` field; only this module reads and fills it.
@@ -405,7 +409,7 @@ def advance(history: History, revision: str, schema: Schema) -> None:
     memo = _memo(history)
     previous = memo.get(position - 1) if position > 0 else _base()
     if previous is not None and position not in memo:
-        memo[position] = State(schema, _names_after(previous, schema))
+        memo[position] = State(schema, names_after(previous, schema))
 
 
 def persist(history: History, revision: str | None) -> None:
@@ -429,7 +433,8 @@ def _base() -> State:
 
 
 def _state(history: History, position: int, *, store: bool) -> State:
-    """The state after chain position `position` (-1: base): memo, then the nearest stored state, then replay."""
+    """The state after chain position `position` (-1: base): memo, then the nearest stored state or the committed
+    head snapshot (`_checkpoint`) at or before it, then replay from there."""
     from schemashift.operations import resolve_all
 
     memo = _memo(history)
@@ -441,20 +446,24 @@ def _state(history: History, position: int, *, store: bool) -> State:
     directory = _states_dir(history)
     stored = set(os.listdir(directory)) if directory is not None and directory.is_dir() else set()
     start, state = -1, _base()
+    checkpoint = _checkpoint(history)
     for candidate in range(position, -1, -1):
         if candidate in memo:
             start, state = candidate, memo[candidate]
             break
+        loaded = None
         if f"{keys[candidate]}.pickle" in stored:
             loaded = _load(directory / f"{keys[candidate]}.pickle")  # type: ignore[operator]
-            if loaded is not None:
-                start, state = candidate, loaded
-                memo[candidate] = loaded
-                break
+        if loaded is None and candidate == checkpoint:
+            loaded = _checkpoint_state(history)
+        if loaded is not None:
+            start, state = candidate, loaded
+            memo[candidate] = loaded
+            break
     for offset in range(start + 1, position + 1):
         migration = history.chain[offset]
         _, schema = resolve_all(migration.operations, state.schema)
-        state = State(schema, _names_after(state, schema))
+        state = State(schema, names_after(state, schema))
         if store and offset != position and (offset + 1) % CHECKPOINT == 0:
             memo[offset] = state
             _store(history, keys[offset], state)
@@ -464,8 +473,24 @@ def _state(history: History, position: int, *, store: bool) -> State:
     return state
 
 
-def _names_after(previous: State, schema: Schema) -> frozenset[str | None]:
-    """The schema names of `previous` and of what `schema` added (a key holds its schema: only new keys matter)."""
+def _checkpoint(history: History) -> int | None:
+    """The position of the committed head snapshot of `history` (`History.snapshot`, set by
+    `manifest.load_history` only when the chain is exactly the manifest's), or None; its file is not run yet."""
+    source = history.snapshot
+    revision = source.revision() if source is not None else None
+    return history.index(revision) if revision is not None and revision in history else None
+
+
+def _checkpoint_state(history: History) -> State | None:
+    """The state of the committed head snapshot of `history` (its file run now); None when it is not usable."""
+    source = history.snapshot
+    found = source.get() if source is not None else None
+    return found.state if found is not None else None
+
+
+def names_after(previous: State, schema: Schema) -> frozenset[str | None]:
+    """The schema names after `previous` moved to `schema`: those of `previous` and of what `schema` added (a key
+    holds its schema: only new keys matter)."""
     before = previous.schema
     added = [schema.tables[key].schema for key in schema.tables.keys() - before.tables.keys()]
     added += [schema.sequences[key].schema for key in schema.sequences.keys() - before.sequences.keys()]

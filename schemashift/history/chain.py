@@ -8,7 +8,8 @@ nearest ids suggested on a miss) and gives the paths of an upgrade or a
 downgrade. A forked folder is refused here with a hint; `schemashift.history.rebase`
 makes it linear. `History.load` imports every file; the lazy, cached load of a
 project folder is `schemashift.history.manifest.load_history`, which also sets
-`cache_dir`. The replayed schema states along the chain live in `memo`, which
+`cache_dir` and, when the chain is exactly the manifest's, the committed head
+snapshot (`snapshot`). The replayed schema states along the chain live in `memo`, which
 only `schemashift.history.cache` reads and fills.
 """
 
@@ -19,11 +20,15 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemashift.errors import MigrationError, RevisionError
 from schemashift.history.cache import ChainMemo
 from schemashift.history.files import migration_files
 from schemashift.history.loader import Migration, load_migration
+
+if TYPE_CHECKING:
+    from schemashift.history.snapshot import Source
 
 #: Shortest revision prefix accepted as a target.
 MIN_PREFIX = 4
@@ -43,6 +48,9 @@ class History:
     memo: ChainMemo = field(default_factory=ChainMemo, init=False, repr=False, compare=False)
     #: How `schemashift.sum` compared when loaded through `manifest.load_history` (fresh, stale, missing, created).
     manifest_state: str | None = field(default=None, init=False, repr=False, compare=False)
+    #: The committed head snapshot for exactly this chain (`schemashift.history.snapshot`), read on first use; set by
+    #: `manifest.load_history` when the chain is the manifest's, else None (state lookups replay the migrations).
+    snapshot: Source | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._positions = {migration.revision: position for position, migration in enumerate(self.chain)}

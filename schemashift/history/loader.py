@@ -10,7 +10,8 @@ hash-checked ``.pyc`` image in the folder's pack (`schemashift.history.cache.Cod
 one file) and reused only for exactly the same bytes and path.
 
 `Migration.lazy` stands for a file whose ids and checksum are already known
-(from the stat index); its module is imported only when its operations are read.
+(from the stat index, or from the manifest for a file with the content it lists);
+its module is imported only when its operations are read.
 """
 
 from __future__ import annotations

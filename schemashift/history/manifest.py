@@ -8,8 +8,11 @@ merging them conflicts in version control, as intended; an edited or added file
 no longer matches it.
 
 `load_history` builds the `History` of a folder importing only the files that
-are new or changed since the local stat index (`schemashift.history.cache`) saw them;
-the others load their operations when first needed. `verified_entries` checks
+are new or changed since the local stat index (`schemashift.history.cache`) saw them
+and whose content is not the one the manifest lists (a clean checkout imports
+none: the revision and parent come from the manifest, the message from the head
+snapshot, `schemashift.history.snapshot`); the others load their operations when
+first needed. `write_all` writes the manifest with the head snapshot. `verified_entries` checks
 the manifest against the folder with the standard library alone, for the fast
 `status` and `upgrade` paths. This module imports no migration code at start-up:
 `schemashift.history.chain` and `schemashift.history.loader` (which import the
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemashift.errors import MigrationError
-from schemashift.history import cache
+from schemashift.history import cache, snapshot
 from schemashift.history.files import FILE_PATTERN, checksum_of, listing
 
 if TYPE_CHECKING:
@@ -100,6 +103,19 @@ def write(folder: Path | str, entries: Sequence[Entry]) -> Path:
     return path
 
 
+def write_all(folder: Path | str, history: History) -> tuple[Path, snapshot.Snapshot | None]:
+    """Write the manifest of the loaded `history` (the whole of `folder`) and its head snapshot
+    (`schemashift.history.snapshot.refresh`: rewritten, or removed when there is none); OSError as `write`."""
+    entries = entries_of(history.chain)
+    path = write(folder, entries)
+    return path, snapshot.refresh(folder, history, first_line(entries))
+
+
+def first_line(entries: Sequence[Entry]) -> str:
+    """The ``h1:`` line of the manifest of `entries` (what a head snapshot names)."""
+    return render(entries).partition("\n")[0]
+
+
 def _write_text(path: Path, text: str) -> None:
     """Replace `path` atomically (keeping its permissions)."""
     import secrets
@@ -122,8 +138,9 @@ def entries_of(migrations: Sequence[Migration]) -> list[Entry]:
 # -- keeping it up to date -------------------------------------------------------
 
 
-def record(folder: Path | str, migration: Migration) -> None:
-    """Add the newly written `migration` to the manifest of `folder`, when that folder has one.
+def record(folder: Path | str, migration: Migration) -> tuple[str, str] | None:
+    """Add the newly written `migration` to the manifest of `folder`, when that folder has one; when the line was
+    appended, the manifest's first line before and after (a head snapshot follows with `snapshot.advance`).
 
     When the manifest is intact and its head is the new migration's parent, the
     line is appended and the fixed-width h1 line rewritten in place (one hash of
@@ -137,20 +154,22 @@ def record(folder: Path | str, migration: Migration) -> None:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return
+        return None
     except OSError:
         data = b""
     line = Entry(migration.path.name, migration.revision, migration.parent, migration.checksum).line().encode("utf-8")
     digest = _appendable(data, migration)
     if digest is None:
         rebuild(folder)
-        return
+        return None
     digest.update(line + b"\n")
+    new = digest.hexdigest().encode("ascii")
     with path.open("r+b") as handle:
         handle.seek(0, os.SEEK_END)
         handle.write(line + b"\n")
         handle.seek(3)
-        handle.write(digest.hexdigest().encode("ascii"))
+        handle.write(new)
+    return data.partition(b"\n")[0].decode("ascii"), f"h1:{new.decode('ascii')}"
 
 
 def _appendable(data: bytes, migration: Migration) -> Any:
@@ -175,14 +194,33 @@ def _appendable(data: bytes, migration: Migration) -> Any:
 
 
 def rebuild(folder: Path | str) -> Path | None:
-    """Rewrite the manifest from a full load of `folder`; None (nothing written) when the folder does not load."""
+    """Rewrite the manifest and the head snapshot from a full load of `folder`; None (nothing written) when the
+    folder does not load (a snapshot left then names the old manifest: it is ignored until rewritten)."""
     from schemashift.history.chain import History
 
     try:
         history = History.load(folder)
     except MigrationError:
         return None
-    return write(folder, entries_of(history.chain))
+    return write_all(folder, history)[0]
+
+
+def snapshot_problem(folder: Path | str, history: History) -> str | None:
+    """What is wrong with the head snapshot of `folder` for the loaded `history` and the manifest as written
+    (missing, stale, or there when there should be none), one line; None when it is right."""
+    try:
+        entries = read(folder)
+    except ValueError:
+        entries = None
+    name = snapshot.SNAPSHOT_NAME
+    prefix = snapshot.fresh_prefix(history.chain)
+    exists = (Path(folder) / name).exists()
+    if not prefix or entries is None:
+        return f"{name} is left over (there should be none)" if exists and not prefix else None
+    found = snapshot.read(folder, first_line(entries))
+    if found is not None and found.revision == prefix[-1].revision:
+        return None
+    return f"{name} is {'stale' if exists else 'missing'}"
 
 
 def problems(folder: Path | str, history: History) -> list[str]:
@@ -218,7 +256,9 @@ def problems(folder: Path | str, history: History) -> list[str]:
 def load_history(folder: Path | str, cache_root: Path | str | None = None, *, create_manifest: bool = False) -> History:
     """The `History` of `folder`, importing only files that are new or changed since the stat index saw them.
 
-    Errors are those of `History.load` for the files read. With `cache_root` (the
+    Errors are those of `History.load` for the files read (those taken from the manifest or the index show theirs
+    when their operations are first needed). When the manifest matches, the result carries its head snapshot
+    (`History.snapshot`, read on first use). With `cache_root` (the
     project root) the stat index and replayed states live in its cache folder.
     The result's `manifest_state` says whether `schemashift.sum` matched
     (fresh), did not (stale), was missing, or was created (`create_manifest`).
@@ -230,12 +270,16 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     directory = cache.folder_cache(cache_root, folder) if cache_root is not None else None
     index = cache.StatIndex.load(directory)
     code = cache.code_folder(directory)
+    listed = _listed(folder)
+    source = snapshot.Source(folder, first_line(listed)) if isinstance(listed, list) else None
+    by_name = {entry.name: entry for entry in listed} if isinstance(listed, list) else {}
     migrations: list[loader.Migration] = []
     found = sorted(listing(folder), key=lambda entry: entry.name)
     for entry in found:
         path = Path(entry.path)
         stat = entry.stat()
-        known = index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
+        known = (index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
+                 or _from_manifest(index, by_name.get(entry.name), path, stat, source))
         if known is not None:
             migrations.append(
                 loader.Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
@@ -250,8 +294,37 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     index.save()
     _learn_messages(index, [(entry.name, m) for entry, m in zip(found, migrations, strict=True)
                             if m.known_message is None])
-    history.manifest_state = _manifest_state(folder, history, create_manifest)
+    history.manifest_state = _manifest_state(folder, history, listed, create_manifest)
+    if history.manifest_state == FRESH:
+        history.snapshot = source
     return history
+
+
+def _listed(folder: Path) -> list[Entry] | ValueError | None:
+    """The manifest of `folder` (`read`); the ValueError instead of raising it when it is damaged."""
+    try:
+        return read(folder)
+    except ValueError as exc:
+        return exc
+
+
+def _from_manifest(index: cache.StatIndex, listed: Entry | None, path: Path, stat: os.stat_result,
+                   source: snapshot.Source | None) -> cache.IndexEntry | None:
+    """The index entry of a file the index does not trust whose content is the one `listed` in the manifest
+    (revision and parent from there, no import; its message from a valid head snapshot), now in the index."""
+    if listed is None:
+        return None
+    try:
+        checksum = checksum_of(path.read_bytes())
+    except OSError:
+        return None
+    if checksum != listed.checksum:
+        return None
+    found = source.get() if source is not None else None
+    message = found.messages.get(listed.revision) if found is not None else None
+    entry = cache.IndexEntry.of(stat, checksum, listed.revision, listed.parent, message)
+    index.put(listed.name, entry)
+    return entry
 
 
 #: Per cache folder, the stat index and the migrations whose messages it lacks (`_learn_messages`).
@@ -302,14 +375,13 @@ def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_resul
     return fresh
 
 
-def _manifest_state(folder: Path, history: History, create: bool) -> str:
-    try:
-        entries = read(folder)
-    except ValueError:
+def _manifest_state(folder: Path, history: History, entries: list[Entry] | ValueError | None,
+                    create: bool) -> str:
+    if isinstance(entries, ValueError):
         return STALE
     if entries is None:
         if create and folder.is_dir():
-            try:
+            try:  # a head snapshot left there names the manifest it was written with: used only if it is this one
                 write(folder, entries_of(history.chain))
             except OSError:
                 return MISSING

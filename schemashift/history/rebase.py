@@ -11,7 +11,9 @@ naming the two migrations. The files are then changed with minimal byte edits:
 assignment and the docstring's ``Parent:`` header, found through the AST and
 its offsets, keeping every other byte. Every write and rename is journaled; if
 the rewritten folder does not load and replay as planned, the journal is undone
-newest first and every file is back as it was.
+newest first and every file is back as it was. Then the manifest and the head
+snapshot (`schemashift.history.snapshot`), which the merge left in conflict, are
+written for the new line.
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
         if isinstance(exc, OSError):
             raise MigrationError(f"cannot rewrite the migration files: {exc}; every file was restored") from None
         raise
-    if (folder / manifest.MANIFEST_NAME).exists():
+    if (folder / manifest.MANIFEST_NAME).exists():  # else a head snapshot there names no manifest: it is ignored
         try:
-            manifest.write(folder, manifest.entries_of(written))  # the checksums of the edited files
+            manifest.write_all(folder, History.of(written, folder))  # the edited files' checksums; the head snapshot
         except OSError as exc:
             out(f"could not update {manifest.MANIFEST_NAME} ({exc}); run `schemashift manifest`")
     for line in planner.lines:

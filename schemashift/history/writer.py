@@ -6,7 +6,12 @@ widest) and a slug of its message, and links it into place from a temporary
 file, so two processes writing at once never overwrite each other's file and a
 crash leaves no half-written migration. The file is loaded back (a file that
 does not load is removed again) and added to the folder's manifest, when there
-is one (`schemashift.history.manifest.record`). The number of the last file this
+is one (`schemashift.history.manifest.record`), and the head snapshot beside it
+kept current (`schemashift.history.snapshot.advance`: without importing the other
+migrations when the old snapshot was valid; else written from scratch for a folder
+of at most `SMALL` migrations, and otherwise left, ignored as stale, for
+`schemashift manifest` to rewrite: a rewrite from scratch imports and replays every
+migration, too slow for each `generate` on a long history). The number of the last file this
 process wrote is remembered per folder, with the folder's mtime, so writing
 thousands of migrations does not list the folder each time.
 """
@@ -24,9 +29,11 @@ from datetime import datetime
 from pathlib import Path
 
 from schemashift.errors import MigrationError
-from schemashift.history import manifest
+from schemashift.history import manifest, snapshot
+from schemashift.history.chain import History
 from schemashift.history.files import file_number, file_numbers
 from schemashift.history.loader import Migration, load_migration
+from schemashift.model.schema import Schema
 from schemashift.operations import Operation
 from schemashift.operations.render import render_migration
 
@@ -100,11 +107,13 @@ def write_migration(
     created: datetime | None = None,
     replaces: Sequence[str] = (),
     path: Path | None = None,
+    before: Schema | None = None,
 ) -> Migration:
     """Render a new migration into `folder`, write it atomically and return it loaded.
 
     `replaces`: the revisions a squashed migration stands for; `path`: a file name to
-    take (it must not exist) instead of the next free number.
+    take (it must not exist) instead of the next free number; `before`: the schema at
+    `parent` when the caller knows it (the head snapshot then moves on without a replay).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,9 +130,28 @@ def write_migration(
         path.unlink(missing_ok=True)
         raise
     with contextlib.suppress(OSError):  # the manifest is then out of date, which `status` and `manifest --check` report
-        manifest.record(folder, migration)
+        appended = manifest.record(folder, migration)
+        if appended is not None and not snapshot.advance(folder, *appended, migration, before):
+            _snapshot_from_scratch(folder, appended[1])
     _remember_written(path)
     return migration
+
+
+#: Up to this many migrations, a folder without a valid head snapshot gets one when a migration is written.
+SMALL = 100
+
+
+def _snapshot_from_scratch(folder: Path, manifest_line: str) -> None:
+    """Write the head snapshot of a small folder (`SMALL`: loading and replaying it is cheap) whose manifest, first
+    line `manifest_line`, matches its files; larger ones are left for `schemashift manifest`."""
+    if len(file_numbers(folder)) > SMALL:
+        return
+    try:
+        history = History.load(folder)
+    except MigrationError:
+        return
+    if manifest.first_line(manifest.entries_of(history.chain)) == manifest_line:
+        snapshot.refresh(folder, history, manifest_line)
 
 
 def _write_new(folder: Path, message: str, data: bytes) -> Path:

@@ -18,19 +18,23 @@ rest of the path runs step by step (`fresh_prefix`). A build is also refused,
 and the path runs step by step, when replaying its own operations does not give
 exactly the revision's schema, or when one of its statements cannot run inside a
 transaction on a database with transactional DDL.
+
+A valid committed head snapshot (`schemashift.head`, `schemashift.history.snapshot`)
+on the path says where the fresh prefix ends and holds the schema there, so a
+clean checkout plans a build without importing or replaying any migration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
 from schemashift.history import cache
+from schemashift.history.snapshot import buildable, fresh_prefix, usable
 from schemashift.model.schema import Schema
-from schemashift.operations import Operation, is_extension
+from schemashift.operations import Operation
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 
 if TYPE_CHECKING:
@@ -79,21 +83,6 @@ class FreshBuild:
         return groups
 
 
-def buildable(operation: Operation) -> bool:
-    """True when `operation` changes only the schema and is schemashift's own (a fresh build may stand for it)."""
-    return not operation.data_only and not is_extension(operation)
-
-
-def fresh_prefix(path: Sequence[Migration]) -> list[Migration]:
-    """The migrations of `path` before the first one a fresh build cannot stand for (see the module docstring)."""
-    prefix: list[Migration] = []
-    for migration in path:
-        if not all(buildable(operation) for operation in migration.operations):
-            break
-        prefix.append(migration)
-    return prefix
-
-
 def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshBuild | None:
     """The fresh build from base towards `target`, or None when the path should run step by step.
 
@@ -114,7 +103,7 @@ def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshB
 
 
 def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | None:
-    migrations = fresh_prefix(path)
+    migrations = _prefix(history, path)
     if len(migrations) < MINIMUM:
         return None
     state = cache.state_at(history, migrations[-1].revision)
@@ -125,6 +114,20 @@ def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBui
     if dialect.transactional_ddl and not all(_in_transaction(dialect, statement) for statement in statements):
         return None
     return FreshBuild(dialect, migrations, operations, statements, after)
+
+
+def _prefix(history: History, path: list[Migration]) -> list[Migration]:
+    """`fresh_prefix` of `path` (which starts at base); known without importing a migration from the committed head
+    snapshot (`schemashift.history.snapshot.usable`), which also gives the migrations' messages (their history rows)."""
+    head = usable(history)
+    if head is None:
+        return fresh_prefix(path)
+    migrations = path[: history.index(head.revision) + 1]
+    for migration in migrations:
+        message = head.messages.get(migration.revision)
+        if migration.known_message is None and message is not None:
+            migration.message = message
+    return migrations
 
 
 def cached_build(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | Literal[False] | None:

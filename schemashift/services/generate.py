@@ -128,7 +128,8 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
             out("No changes: the models match the migrations. Nothing written.")
             return None
     operations, notes = with_table_hooks(operations, project.models())
-    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head)
+    before = None if empty else head_schema(history)  # known (`pending_operations` diffed against it)
+    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head, before=before)
     project.forget_history()
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")
     for operation in operations:

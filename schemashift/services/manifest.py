@@ -2,7 +2,9 @@
 
 Needs no database and imports no SQLAlchemy of its own (only what loading the
 migration files imports), so the command line calls it directly rather than
-through `schemashift.api`. See `schemashift.history.manifest` for the format.
+through `schemashift.api`. See `schemashift.history.manifest` for the format. It also writes the head snapshot
+(`schemashift.head`, `schemashift.history.snapshot`); `--check` notes when that one is missing or stale
+but exits by the manifest alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from schemashift.errors import ConfigError, SchemashiftError
 from schemashift.history import manifest as manifest_file
+from schemashift.history.snapshot import SNAPSHOT_NAME
 
 if TYPE_CHECKING:
     from schemashift.config import Config
@@ -31,16 +34,22 @@ def manifest(config: Config, *, check: bool = False, out: Output = print) -> boo
             out(f"PROBLEM: {problem}")
         if problems:
             out("run `schemashift manifest` to rewrite it")
-            return False
-        out(f"OK: {manifest_file.MANIFEST_NAME} matches the {len(history)} migration(s).")
-        return True
+        else:
+            out(f"OK: {manifest_file.MANIFEST_NAME} matches the {len(history)} migration(s).")
+        note = manifest_file.snapshot_problem(folder, history)
+        if note:
+            out(f"NOTE: {note}: a fresh build replays every migration; run `schemashift manifest` to rewrite it")
+        return not problems
     if not folder.is_dir():
         raise ConfigError(f"the migrations folder {folder} does not exist")
     try:
-        path = manifest_file.write(folder, manifest_file.entries_of(history.chain))
+        path, head = manifest_file.write_all(folder, history)
     except OSError as exc:
         raise SchemashiftError(f"cannot write {folder / manifest_file.MANIFEST_NAME}: {exc.strerror or exc}") from None
     out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")
+    if head is not None:
+        out(f"wrote {SNAPSHOT_NAME}: the schema at {head.revision} "
+            "(commit it with the migrations)")
     return True
 
 

@@ -200,7 +200,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
             child.path.write_bytes(reparent_source(originals[child.path], new.revision, child.path.name))
         chain = History.load(folder)
         _check_same(after, chain, new)
-        manifest.write(folder, manifest.entries_of(chain.chain))
+        manifest.write_all(folder, chain)  # with the head snapshot of the squashed chain
     except BaseException:
         for path, data in originals.items():
             path.write_bytes(data)

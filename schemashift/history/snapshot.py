@@ -1,0 +1,312 @@
+"""The committed head snapshot (`schemashift.head`): the schema at the end of the fresh prefix, as operations.
+
+`schemashift.head` sits beside the manifest (`schemashift.sum`) and is committed
+with the migrations. It lets a clean checkout (no ``.schemashift-cache/``, e.g.
+a CI job) know the schema at a revision without importing and replaying every
+migration: a fresh build (`schemashift.planning.fresh`), `generate` and any
+other state lookup (`schemashift.history.cache`) start from it.
+
+It is Python source like a migration file, written with the migration renderer
+(`schemashift.operations.render`), but its name matches no migration pattern
+(`schemashift.history.files.FILE_PATTERN`) and does not end in ``.py``, so
+linters, type checkers and test runners leave it alone. It holds: `format`;
+`code`, the `schemashift.history.cache.code_key` of the code that wrote it (a
+snapshot of other code is not used); `manifest`, the manifest's ``h1:`` line it
+stands for; `revision`, the end of the *fresh prefix* of the whole chain (the
+migrations before the first that a fresh build cannot stand for: `fresh_prefix`);
+`schema_names` through that revision; `messages` of every revision up to it; and
+`operations` that create that schema from nothing (`diff(Schema(), state)`,
+written only when replaying them gives exactly that state). The last line is a
+sha256 of everything above it.
+
+Reading is all or nothing: a snapshot that is missing, unreadable, malformed,
+edited (checksum), from other code or for another manifest is None, silently,
+and callers take the slow path, which is always right. `schemashift manifest`
+writes it (`refresh`) and `generate` keeps it current (`advance`); every other
+rewrite of the manifest rewrites or removes it. This module imports only the
+standard library and the cache at start-up; the schema model, the operations
+and the differ are imported by the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from schemashift.history import cache
+from schemashift.history.files import checksum_of
+
+if TYPE_CHECKING:
+    from schemashift.history.chain import History
+    from schemashift.history.loader import Migration
+    from schemashift.model.schema import Schema
+    from schemashift.operations import Operation
+
+SNAPSHOT_NAME = "schemashift.head"
+#: Bumped when the layout of the file changes.
+FORMAT = 1
+_CHECKSUM = re.compile(r"^# sha256: ([0-9a-f]{64})$")
+_FIELD = r'^{name} = "([^"\\]*)"$'
+
+
+# -- which migrations it can stand for -------------------------------------------
+
+
+def buildable(operation: Operation) -> bool:
+    """True when `operation` changes only the schema and is schemashift's own (a fresh build may stand for it)."""
+    from schemashift.operations import is_extension
+
+    return not operation.data_only and not is_extension(operation)
+
+
+def fresh_prefix(path: Sequence[Migration]) -> list[Migration]:
+    """The migrations of `path` before the first one a fresh build cannot stand for (a data migration or an
+    extension's operation): they run as written."""
+    prefix: list[Migration] = []
+    for migration in path:
+        if not all(buildable(operation) for operation in migration.operations):
+            break
+        prefix.append(migration)
+    return prefix
+
+
+# -- the file ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `schemashift.head` holds (see the module docstring)."""
+
+    code: str
+    manifest: str
+    revision: str
+    schema_names: frozenset[str | None]
+    messages: Mapping[str, str]
+    operations: Sequence[Operation]
+
+    @functools.cached_property
+    def state(self) -> cache.State:
+        """The schema after `revision` (its operations replayed from nothing) and its schema names."""
+        from schemashift.model.schema import Schema
+        from schemashift.operations import resolve_all
+
+        return cache.State(resolve_all(list(self.operations), Schema())[1], self.schema_names)
+
+
+def render(snapshot: Snapshot) -> str:
+    """The text of `snapshot`, its checksum line last (MigrationError when an operation cannot be written)."""
+    from schemashift.operations.render import render_value
+
+    names = sorted(snapshot.schema_names, key=lambda name: (name is not None, name or ""))
+    body = (
+        f'"""The schema at revision {snapshot.revision}: a snapshot of the migrations up to it.\n\n'
+        "Written by `schemashift manifest` and kept current by `schemashift generate`; do not edit it. Commit it\n"
+        "with the migrations: a fresh database is built from it without importing or replaying them. It is ignored\n"
+        "(and the migrations replayed) when it does not match schemashift.sum or this schemashift.\n"
+        '"""\n'
+        "from schemashift.migration import *  # noqa: F401,F403\n\n"
+        f"format = {FORMAT}\n"
+        f"code = {render_value(snapshot.code)}\n"
+        f"manifest = {render_value(snapshot.manifest)}\n"
+        f"revision = {render_value(snapshot.revision)}\n"
+        f"schema_names = {render_value(names)}\n"
+        f"messages = {render_value(dict(snapshot.messages))}\n\n"
+        f"operations = {render_value(list(snapshot.operations))}\n"
+    )
+    return body + f"# sha256: {checksum_of(body.encode('utf-8'))}\n"
+
+
+def read(folder: Path | str, manifest_line: str) -> Snapshot | None:
+    """The snapshot of `folder` when it is intact, from this code and stands for the manifest whose first line
+    is `manifest_line`; else None (the caller replays the migrations)."""
+    path = Path(folder) / SNAPSHOT_NAME
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return parse(text, manifest_line, path)
+
+
+def parse(text: str, manifest_line: str, path: Path | str = SNAPSHOT_NAME) -> Snapshot | None:
+    """The snapshot in `text` (see `read`); the header is checked before the file is run."""
+    body = _sealed(text, manifest_line)
+    if body is None:
+        return None
+    try:
+        namespace: dict[str, object] = {"__name__": "_schemashift_head", "__file__": str(path)}
+        exec(compile(body, str(path), "exec", dont_inherit=True), namespace)  # like a migration file
+    except Exception:  # noqa: BLE001 - a broken snapshot is no snapshot
+        return None
+    return _checked(namespace, manifest_line)
+
+
+def _sealed(text: str, manifest_line: str) -> str | None:
+    """`text` above its checksum line when that matches and its `code` and `manifest` are this code's and
+    `manifest_line` (read from the text, not run); else None."""
+    body, _, last = text.rstrip("\r\n").rpartition("\n")
+    body += "\n"
+    found = _CHECKSUM.match(last.strip())
+    if found is None or found.group(1) != checksum_of(body.encode("utf-8")):
+        return None
+    if _field(body, "code") != cache.code_key() or _field(body, "manifest") != manifest_line:
+        return None
+    return body
+
+
+def _field(body: str, name: str) -> str | None:
+    found = re.search(_FIELD.format(name=name), body, re.MULTILINE)
+    return None if found is None else found.group(1)
+
+
+def _checked(namespace: dict[str, object], manifest_line: str) -> Snapshot | None:
+    """The `Snapshot` of a run file's namespace when every field has its type, else None."""
+    from schemashift.operations import Operation
+
+    revision, names, messages, operations = (namespace.get(key) for key in
+                                             ("revision", "schema_names", "messages", "operations"))
+    if (namespace.get("format") != FORMAT or not isinstance(revision, str) or not isinstance(names, list)
+            or not all(name is None or isinstance(name, str) for name in names)
+            or not isinstance(messages, dict) or revision not in messages
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in messages.items())
+            or not isinstance(operations, list) or not all(isinstance(op, Operation) for op in operations)):
+        return None
+    return Snapshot(cache.code_key(), manifest_line, revision, frozenset(names), messages, operations)
+
+
+class Source:
+    """The snapshot that should hold for a loaded chain: `folder`'s, for `manifest_line`; read once, on first use.
+
+    `schemashift.history.manifest.load_history` sets one on a `History` whose chain is exactly its manifest's.
+    """
+
+    def __init__(self, folder: Path, manifest_line: str) -> None:
+        self.folder = folder
+        self.manifest_line = manifest_line
+        self._text: str | None = None
+        self._peeked: tuple[str | None] | None = None
+        self._read = False
+        self._snapshot: Snapshot | None = None
+
+    def get(self) -> Snapshot | None:
+        """The snapshot (None: none usable); the file is run once, on the first call."""
+        if not self._read:
+            text = self._file_text()
+            self._snapshot, self._read = parse(text, self.manifest_line, self.folder / SNAPSHOT_NAME), True
+            self._text = None
+        return self._snapshot
+
+    def revision(self) -> str | None:
+        """The snapshot's revision, from its text alone when it has not been run yet (checksum, code and manifest
+        checked): a caller that may find a nearer state elsewhere need not run the file. None: no snapshot."""
+        if self._read:
+            return self._snapshot.revision if self._snapshot is not None else None
+        if self._peeked is None:
+            body = _sealed(self._file_text(), self.manifest_line)
+            self._peeked = (_field(body, "revision") if body is not None else None,)
+        return self._peeked[0]
+
+    def _file_text(self) -> str:
+        if self._text is None:
+            try:
+                self._text = (self.folder / SNAPSHOT_NAME).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                self._text = ""
+        return self._text
+
+
+def usable(history: History) -> Snapshot | None:
+    """The snapshot of `history` (set by `manifest.load_history`) when its revision is in the chain."""
+    source = history.snapshot
+    found = source.get() if source is not None else None
+    return found if found is not None and found.revision in history else None
+
+
+# -- writing -----------------------------------------------------------------------
+
+
+def of_state(manifest_line: str, revision: str, state: cache.State, messages: Mapping[str, str]) -> Snapshot | None:
+    """The snapshot of `state` at `revision`; None when the differ's operations do not replay to exactly it."""
+    from schemashift.autodetect.differ import diff
+    from schemashift.model.schema import Schema
+    from schemashift.operations import resolve_all
+
+    operations = diff(Schema(), state.schema)
+    if resolve_all(operations, Schema())[1] != state.schema:
+        return None
+    return Snapshot(cache.code_key(), manifest_line, revision, state.schema_names, dict(messages), operations)
+
+
+def build(history: History, manifest_line: str) -> Snapshot | None:
+    """The snapshot of a loaded chain (imports every migration of its fresh prefix; replays through the cache);
+    None when its first migration is not buildable (or it is empty) or the differ cannot say the state."""
+    prefix = fresh_prefix(history.chain)
+    if not prefix:
+        return None
+    revision = prefix[-1].revision
+    state = cache.State(cache.state_at(history, revision), cache.schema_names_through(history, revision))
+    return of_state(manifest_line, revision, state, {m.revision: m.message for m in prefix})
+
+
+def write(folder: Path | str, snapshot: Snapshot | None) -> Path | None:
+    """Write `snapshot` into `folder` atomically, or remove the file when None (or when it cannot be rendered)."""
+    from schemashift.errors import MigrationError
+
+    path = Path(folder) / SNAPSHOT_NAME
+    try:
+        text = render(snapshot) if snapshot is not None else None
+    except MigrationError:
+        text = None
+    if text is None:
+        remove(folder)
+        return None
+    cache.write_atomic(path, text.encode("utf-8"))
+    return path
+
+
+def remove(folder: Path | str) -> None:
+    """Remove the snapshot of `folder` (best effort)."""
+    with contextlib.suppress(OSError):
+        (Path(folder) / SNAPSHOT_NAME).unlink(missing_ok=True)
+
+
+def refresh(folder: Path | str, history: History, manifest_line: str) -> Snapshot | None:
+    """Write the snapshot of `history` (the whole folder, loaded) for the manifest whose first line is
+    `manifest_line`, or remove it when there is none; the snapshot written, None when removed."""
+    found = build(history, manifest_line)
+    return found if write(folder, found) is not None else None
+
+
+def advance(folder: Path | str, old_line: str, new_line: str, migration: Migration,
+            before: Schema | None = None) -> bool:
+    """Keep the snapshot current after `migration` was appended to the manifest (first line `old_line`, now
+    `new_line`), without loading the other migrations.
+
+    When the old snapshot was valid and stood at `migration`'s parent (the old head) the new one stands at
+    `migration` if it is buildable (its state: `before`, the schema at the parent when the caller knows it,
+    else the old snapshot's, plus its operations); a non-buildable migration, or an old snapshot before the old
+    head, leaves it at the old revision with the new manifest line. False when there was no valid old snapshot:
+    the file is left as it is, ignored (it names another manifest) until rewritten (`refresh`).
+    """
+    from schemashift.operations import resolve_all
+
+    old = read(folder, old_line)
+    if old is None:
+        return False
+    if old.revision != migration.parent or not all(buildable(op) for op in migration.operations):
+        write(folder, replace(old, manifest=new_line))
+        return True
+    start = cache.State(before, old.schema_names) if before is not None else old.state
+    schema = resolve_all(list(migration.operations), start.schema)[1]
+    state = cache.State(schema, cache.names_after(start, schema))
+    messages = {**old.messages, migration.revision: migration.message}
+    write(folder, of_state(new_line, migration.revision, state, messages))
+    return True
+
+
+__all__ = ["FORMAT", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "fresh_prefix", "parse",
+           "read", "refresh", "remove", "render", "usable", "write"]

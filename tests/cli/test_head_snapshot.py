@@ -1,0 +1,147 @@
+"""`schemashift.head` from the command line: `manifest` writes it, `manifest --check` notes a missing or stale one,
+`generate` keeps it current, `rebase` and `squash` rewrite it (SQLite, no server)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from helpers import cli, write_project
+from schemashift.history import manifest, snapshot
+from schemashift.history.chain import History
+from schemashift.history.writer import write_migration
+from schemashift.migration import AddColumn, Column, CreateTable, ExecuteSQL, PrimaryKey, Table, Type
+
+MODELS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String(50))
+{extra}
+"""
+
+
+def models(extra: str = "") -> str:
+    return MODELS.format(extra=extra)
+
+
+def valid(folder: Path) -> snapshot.Snapshot | None:
+    """The snapshot of `folder` as a run would read it (None: missing or stale)."""
+    entries = manifest.read(folder)
+    return snapshot.read(folder, manifest.first_line(entries)) if entries is not None else None
+
+
+def project(tmp_path: Path) -> Path:
+    directory = write_project(tmp_path / "project", f"sqlite:///{tmp_path / 'app.db'}", models())
+    cli(directory, "generate", "-m", "create users")
+    return directory
+
+
+def test_manifest_writes_it_and_check_notes_it(tmp_path: Path) -> None:
+    directory = project(tmp_path)
+    folder = directory / "migrations"
+    out = cli(directory, "manifest").stdout
+    assert f"wrote {snapshot.SNAPSHOT_NAME}: the schema at" in out
+    head = History.load(folder).head
+    found = valid(folder)
+    assert found is not None and found.revision == head
+    checked = cli(directory, "manifest", "--check").stdout
+    assert checked.startswith("OK:") and "NOTE" not in checked
+
+    (folder / snapshot.SNAPSHOT_NAME).unlink()
+    missing = cli(directory, "manifest", "--check")  # the manifest alone decides the exit code
+    assert missing.returncode == 0
+    assert f"NOTE: {snapshot.SNAPSHOT_NAME} is missing" in missing.stdout and "schemashift manifest" in missing.stdout
+
+    cli(directory, "manifest")
+    path = folder / snapshot.SNAPSHOT_NAME
+    path.write_text(path.read_text().replace("create users", "create people"))
+    stale = cli(directory, "manifest", "--check")
+    assert stale.returncode == 0 and f"NOTE: {snapshot.SNAPSHOT_NAME} is stale" in stale.stdout
+    cli(directory, "manifest")
+    assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+
+def test_generate_keeps_it_current(tmp_path: Path) -> None:
+    directory = project(tmp_path)
+    folder = directory / "migrations"
+    cli(directory, "manifest")
+    write_project(directory, f"sqlite:///{tmp_path / 'app.db'}",
+                  models("    email = sa.Column(sa.String(80))"))
+    cli(directory, "generate", "-m", "add email")
+    history = History.load(folder)
+    found = valid(folder)
+    assert found is not None and found.revision == history.head and found.messages[history.head] == "add email"
+    assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+    data = write_migration(folder, "backfill", [ExecuteSQL("UPDATE users SET name = 'x'")], history.head)
+    assert valid(folder) is not None and valid(folder).revision == history.head  # type: ignore[union-attr]
+    write_project(directory, f"sqlite:///{tmp_path / 'app.db'}",
+                  models("    email = sa.Column(sa.String(80))\n    age = sa.Column(sa.Integer)"))
+    cli(directory, "generate", "-m", "add age")  # after a data migration: stays where the fresh prefix ends
+    found = valid(folder)
+    assert found is not None and found.revision == history.head and data.revision not in found.messages
+    assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+
+def _users() -> CreateTable:
+    return CreateTable(Table("users", columns=(Column("id", Type("integer"), nullable=False),),
+                             primary_key=PrimaryKey(("id",))))
+
+
+def test_rebase_rewrites_it(tmp_path: Path) -> None:
+    directory = write_project(tmp_path / "project", f"sqlite:///{tmp_path / 'app.db'}", models())
+    folder = directory / "migrations"
+    base = write_migration(folder, "create users", [_users()], None)
+    cli(directory, "manifest")
+    branch = tmp_path / "branch"
+    shutil.copytree(folder, branch)
+    write_migration(folder, "add email", [AddColumn("users", Column("email", Type("string", length=50)))],
+                    base.revision)
+    write_migration(branch, "add phone", [AddColumn("users", Column("phone", Type("string", length=20)))],
+                    base.revision)
+    shutil.copy2(next(branch.glob("0002_*.py")), folder / "0002_add_phone.py")  # as a merge of both leaves it
+    cli(directory, "rebase")
+    history = History.load(folder)
+    found = valid(folder)
+    assert found is not None and found.revision == history.head and len(history) == 3
+    assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+
+def test_squash_rewrites_it(tmp_path: Path) -> None:
+    directory = write_project(tmp_path / "project", f"sqlite:///{tmp_path / 'app.db'}", models())
+    folder = directory / "migrations"
+    parent = write_migration(folder, "create users", [_users()], None).revision
+    for column in ("email", "phone", "fax"):
+        parent = write_migration(folder, f"add {column}", [AddColumn("users", Column(column, Type("integer")))],
+                                 parent).revision
+    cli(directory, "manifest")
+    before = valid(folder)
+    assert before is not None and before.revision == parent
+    cli(directory, "squash", "-m", "initial")
+    history = History.load(folder)
+    found = valid(folder)
+    assert len(history) == 1 and found is not None and found.revision == history.head
+    assert found.state.schema == before.state.schema
+    assert "NOTE" not in cli(directory, "manifest", "--check").stdout
+
+
+def test_check_exits_by_the_manifest_alone(tmp_path: Path) -> None:
+    directory = project(tmp_path)
+    folder = directory / "migrations"
+    cli(directory, "manifest")
+    (folder / snapshot.SNAPSHOT_NAME).unlink()
+    first = next(folder.glob("0001_*.py"))
+    first.write_text(first.read_text() + "\n# edited\n")
+    result = cli(directory, "manifest", "--check", check=False)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PROBLEM:") and lines[-1].startswith(f"NOTE: {snapshot.SNAPSHOT_NAME} is missing")
