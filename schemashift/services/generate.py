@@ -128,7 +128,9 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
             out("No changes: the models match the migrations. Nothing written.")
             return None
     operations, notes = with_table_hooks(operations, project.models())
-    before = None if empty else head_schema(history)  # known (`pending_operations` diffed against it)
+    # the schema at head, known (`pending_operations` diffed against it), moves the head snapshot on only when the files
+    # are the manifest's (`History.snapshot` set): after an unrecorded edit the snapshot follows the manifest
+    before = None if empty or history.snapshot is None else head_schema(history)
     migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head, before=before)
     project.forget_history()
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from helpers import cli, write_project
-from schemashift.history import manifest, snapshot
+from schemashift.history import cache, manifest, snapshot
 from schemashift.history.chain import History
 from schemashift.history.writer import write_migration
 from schemashift.migration import AddColumn, Column, CreateTable, ExecuteSQL, PrimaryKey, Table, Type
@@ -145,3 +145,26 @@ def test_check_exits_by_the_manifest_alone(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("PROBLEM:") and lines[-1].startswith(f"NOTE: {snapshot.SNAPSHOT_NAME} is missing")
+
+
+def test_generate_after_an_unrecorded_edit_keeps_it_to_the_manifest(tmp_path: Path) -> None:
+    """A migration edited by hand without `schemashift manifest`, then `generate`: the snapshot moves on from what the
+    manifest lists, not from the edited file, so once the edit is undone (the manifest matches again) it is what
+    replaying the chain builds."""
+    directory = project(tmp_path)
+    folder = directory / "migrations"
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    write_project(directory, url, models("    email = sa.Column(sa.String(80))"))
+    cli(directory, "generate", "-m", "add email")
+    edited = next(folder.glob("0002_*.py"))
+    original = edited.read_text()
+    edited.write_text(original.replace("operations = [", 'operations = [\n    AddColumn("users", Column("x", '
+                                       'Type("integer"))),', 1))
+    write_project(directory, url, models("    email = sa.Column(sa.String(80))\n    x = sa.Column(sa.Integer)\n"
+                                         "    y = sa.Column(sa.Integer)"))
+    cli(directory, "generate", "-m", "add y")
+    edited.write_text(original)  # the edit undone: the manifest matches the files again
+    history = History.load(folder)
+    assert manifest.problems(folder, history) == []
+    found = valid(folder)
+    assert found is None or found.state.schema == cache.state_at(history, found.revision)
