@@ -22,6 +22,7 @@ from schemashift.autodetect.objects import object_notes
 from schemashift.dialects import REGISTRY, get_dialect
 from schemashift.dialects.base import Dialect
 from schemashift.errors import SchemashiftError
+from schemashift.history import manifest
 from schemashift.history.cache import state_at
 from schemashift.history.chain import History
 from schemashift.history.writer import write_migration
@@ -106,6 +107,14 @@ def target_dialects(project: Project) -> list[Dialect]:
     return list(found.values())
 
 
+def _start_folder(folder: Path) -> None:
+    """Create the migrations folder of a new project (no `schemashift init`) with its empty manifest, which the first
+    migration is then added to with a head snapshot, as in a folder that existed."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        manifest.write(folder, [])
+
+
 def generate(project: Project, message: str, *, empty: bool = False, rename_tables: list[tuple[str, str]] | None = None,
              rename_columns: list[tuple[str, str, str]] | None = None, no_rename: bool = False,
              interactive: bool = False, defaults: Mapping[str, object] | None = None,
@@ -131,6 +140,7 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
     # the schema at head, known (`pending_operations` diffed against it), moves the head snapshot on only when the files
     # are the manifest's (`History.snapshot` set): after an unrecorded edit the snapshot follows the manifest
     before = None if empty or history.snapshot is None else head_schema(history)
+    _start_folder(project.config.migrations_dir)
     migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head, before=before)
     project.forget_history()
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")

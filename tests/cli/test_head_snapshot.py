@@ -168,3 +168,12 @@ def test_generate_after_an_unrecorded_edit_keeps_it_to_the_manifest(tmp_path: Pa
     assert manifest.problems(folder, history) == []
     found = valid(folder)
     assert found is None or found.state.schema == cache.state_at(history, found.revision)
+
+
+def test_a_new_project_without_a_migrations_folder_gets_it(tmp_path: Path) -> None:
+    """The first `generate` of a project whose migrations folder does not exist yet (no `schemashift init`)."""
+    directory = write_project(tmp_path / "project", f"sqlite:///{tmp_path / 'app.db'}", models())
+    (directory / "migrations").rmdir()
+    cli(directory, "generate", "-m", "create users")
+    found = valid(directory / "migrations")
+    assert found is not None and found.revision == History.load(directory / "migrations").head
