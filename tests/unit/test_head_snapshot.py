@@ -123,6 +123,17 @@ def test_ignored_when_not_intact(tmp_path: Path, edit: Any) -> None:
     assert current(folder) is None
 
 
+def test_read_from_a_checkout_with_crlf_line_endings(tmp_path: Path) -> None:
+    """git's ``core.autocrlf`` (Windows) checks text files out with CRLF: the snapshot is still the same one, as the
+    manifest and the migrations' checksums are."""
+    folder = tmp_path / "migrations"
+    history = chain(folder, STEPS)
+    path = folder / snapshot.SNAPSHOT_NAME
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    found = current(folder)
+    assert found is not None and found.revision == history.head
+
+
 def test_ignored_for_another_manifest_or_when_unreadable(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     chain(folder, STEPS)
