@@ -22,19 +22,28 @@ transaction on a database with transactional DDL.
 A valid committed head snapshot (`schemashift.head`, `schemashift.history.snapshot`)
 on the path says where the fresh prefix ends and holds the schema there, so a
 clean checkout plans a build without importing or replaying any migration.
+
+The plan is data before anything runs, except where an upgrade runs a cold
+side-by-side build (`plan_fresh` with `pipelined`): there the replay is checked
+first and the statements are compiled by the run, in order, while the first
+tables are being created (`FreshBuild.in_order`); a statement found unable to
+run in a transaction then stops the build (`FreshRefused`: taken back, the path
+runs step by step), and the build is kept once all are compiled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
+from schemashift.errors import SchemashiftError
 from schemashift.history import cache
 from schemashift.history.snapshot import buildable, fresh_prefix, usable
 from schemashift.model.schema import Schema
-from schemashift.operations import Operation
+from schemashift.operations import Operation, replay
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
 
 if TYPE_CHECKING:
@@ -49,15 +58,33 @@ MINIMUM = 2
 TRANSACTION_SIZE = 600
 
 
+class FreshRefused(SchemashiftError):
+    """A pipelined build's statement cannot run in a transaction: the build stops and the path runs step by step,
+    as when `plan_fresh` refuses a build (`FreshBuild.in_order`)."""
+
+
+@dataclass
+class Pending:
+    """Where a build whose statements are still to compile is kept once they are (`FreshBuild.in_order`)."""
+
+    history: History
+    path: list[Migration]
+
+
 @dataclass
 class FreshBuild:
-    """The statements that create the schema at `target` on an empty database, and the migrations it stands for."""
+    """The statements that create the schema at `target` on an empty database, and the migrations it stands for.
+
+    While `pending` is set the statements are still to compile (`in_order`, by the run; `plan_fresh` with
+    `pipelined`): only `operations` and `after` are known, and `lines` and `transactions` are not to be asked.
+    """
 
     dialect: Dialect
     migrations: list[Migration]
     operations: list[Operation]
     statements: list[Statement]
     after: Schema
+    pending: Pending | None = None
 
     @property
     def target(self) -> str:
@@ -73,6 +100,33 @@ class FreshBuild:
         out.extend(f"    - {operation.describe()}" for operation in self.operations)
         return out
 
+    def in_order(self) -> Iterator[tuple[Operation, list[Statement]]]:
+        """Each operation with its statements, in order.
+
+        A `pending` build compiles them here, one operation at a time, once: it
+        raises `FreshRefused` (the build kept as "step by step") at a statement
+        that cannot run in a transaction, and is kept in full after the last.
+        """
+        if self.pending is None:
+            yield from zip(self.operations, group_by_operation(self.operations, self.statements), strict=True)
+            return
+        pending, state = self.pending, Schema()
+        for operation in self.operations:
+            mine, state = compile_operations(self.dialect, [operation], state)
+            if self.dialect.transactional_ddl and not all(_in_transaction(self.dialect, one) for one in mine):
+                _remember(pending.history, self.dialect, pending.path, None)
+                raise FreshRefused(f"the fresh build to {self.target} cannot run in transactions: "
+                                   f"{operation.describe()}")
+            self.statements.extend(mine)
+            yield operation, mine
+        self.pending = None
+        _remember(pending.history, self.dialect, pending.path, self)
+
+    def compile(self) -> None:
+        """Compile the statements of a `pending` build all at once (`in_order`)."""
+        for _ in self.in_order():
+            pass
+
     def transactions(self) -> list[list[Statement]]:
         """The statements in groups of about `TRANSACTION_SIZE`, never splitting one operation's (``--sql``)."""
         groups: list[list[Statement]] = [[]]
@@ -83,13 +137,16 @@ class FreshBuild:
         return groups
 
 
-def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshBuild | None:
+def plan_fresh(history: History, dialect: Dialect, target: str | None, *,
+               pipelined: bool = False) -> FreshBuild | None:
     """The fresh build from base towards `target`, or None when the path should run step by step.
 
     The build ends at `target` or just before the first migration it cannot
     stand for; the caller runs the rest of the path step by step. A build once
     planned is kept in the project's cache (`cached_build`), so the next one for
     the same migrations reads no migration module and compiles nothing.
+    With `pipelined` (an upgrade about to run it) a build planned anew for a
+    dialect that `builds_side_by_side` comes back `pending`: its run compiles it.
     """
     path = history.upgrade_path(None, target)
     if len(path) < MINIMUM:
@@ -98,8 +155,23 @@ def plan_fresh(history: History, dialect: Dialect, target: str | None) -> FreshB
     if found is not None:
         return found or None
     build = _plan(history, dialect, path)
-    _remember(history, dialect, path, build)
+    if build is None:
+        _remember(history, dialect, path, None)
+        return None
+    if pipelined and dialect.builds_side_by_side and dialect.transactional_ddl:
+        return build
+    try:
+        build.compile()
+    except FreshRefused:
+        return None
     return build
+
+
+def planned_anew(history: History, dialect: Dialect, target: str | None) -> FreshBuild | None:
+    """The fresh build towards `target` planned anew, its statements still to compile, whatever the cache says:
+    what an interrupted build created, to take back or finish (it may have been refused while it ran)."""
+    path = history.upgrade_path(None, target)
+    return _plan(history, dialect, path) if len(path) >= MINIMUM else None
 
 
 def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | None:
@@ -108,12 +180,17 @@ def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBui
         return None
     state = cache.state_at(history, migrations[-1].revision)
     operations = diff(Schema(), state)
-    statements, after = compile_operations(dialect, operations, Schema())
+    return _replayed(dialect, migrations, operations, state, Pending(history, path))
+
+
+def _replayed(dialect: Dialect, migrations: list[Migration], operations: list[Operation], state: Schema,
+              pending: Pending) -> FreshBuild | None:
+    """The build of `operations`, still to compile; None when they do not replay to exactly `state` (the differ
+    cannot say this schema exactly: the migrations' own statements can)."""
+    after = replay(operations, Schema())
     if after != state:
-        return None  # the differ cannot say this schema exactly: the migrations' own statements can
-    if dialect.transactional_ddl and not all(_in_transaction(dialect, statement) for statement in statements):
         return None
-    return FreshBuild(dialect, migrations, operations, statements, after)
+    return FreshBuild(dialect, migrations, operations, [], after, pending)
 
 
 def _prefix(history: History, path: list[Migration]) -> list[Migration]:
@@ -191,4 +268,5 @@ def _in_transaction(dialect: Dialect, statement: Statement) -> bool:
     return (statement.sql is None or dialect.runs_in_transaction(statement.sql)) and not statement.own_transaction
 
 
-__all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "buildable", "cached_build", "fresh_prefix", "plan_fresh"]
+__all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "FreshRefused", "Pending", "buildable", "cached_build",
+           "fresh_prefix", "plan_fresh", "planned_anew"]

@@ -12,6 +12,10 @@ marker too, and the rows replace it once all ran.
 Side by side (`Dialect.builds_side_by_side`, from `SIDE_BY_SIDE_FROM` statements):
 CREATE TABLE is mostly the server's own work, so up to `WORKERS` connections
 create the tables of each wave (`waves`) at once, each committing its share. A
+`_Feed` on a thread of its own hands each wave its chunks, which the lanes take
+as they come: a build still to compile (`FreshBuild.pending`, a cold run) is
+compiled there, in order, while the lanes create the tables compiled so far,
+and a wave starts once every chunk of the waves before it committed. A
 marker row (state ``building``, the target's revision) is committed first and
 replaced by every revision's rows in one last transaction: a crash in between
 leaves the marker, which `status` reports and the next `upgrade` acts on
@@ -31,10 +35,12 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,29 +117,37 @@ def chunks(build: FreshBuild, size: int = CHUNK) -> list[_Chunk]:
 
 
 def waves(build: FreshBuild) -> list[list[_Chunk]]:
-    """The build's operations in waves whose members may run side by side, each wave after the one before.
+    """The build's operations in waves whose members may run side by side, each wave after the one before
+    (`wave_numbers`)."""
+    result: list[list[_Chunk]] = []
+    for number, one in zip(wave_numbers(build.operations), _per_operation(build), strict=True):
+        while len(result) <= number:
+            result.append([])
+        result[number].append(one)
+    return result
+
+
+def wave_numbers(operations: list[Operation]) -> list[int]:
+    """The wave of each of `operations`: numbered from 0, each wave to run after the one before.
 
     A created table joins the first wave after those of the tables its foreign
     keys point at (and after the last other operation); every other operation
     (a sequence, a foreign key closing a cycle, a view) is a wave of its own, in order.
     """
-    result: list[list[_Chunk]] = []
+    numbers: list[int] = []
     wave_of: dict[str, int] = {}
-    barrier = 0  # the first wave a table may join
-    for one in _per_operation(build):
-        operation = one.operations[0]
+    count = barrier = 0  # waves so far; the first wave a table may join
+    for operation in operations:
         if not isinstance(operation, CreateTable):
-            result.append([one])
-            barrier = len(result)
+            numbers.append(count)
+            count = barrier = count + 1
             continue
-        key = operation.table.key
         after = [wave_of[fk.ref_key] for fk in operation.table.foreign_keys if fk.ref_key in wave_of]
-        wave = max([barrier, *(number + 1 for number in after)])
-        while len(result) <= wave:
-            result.append([])
-        result[wave].append(one)
-        wave_of[key] = wave
-    return [wave for wave in result if wave]
+        number = max([barrier, *(wave + 1 for wave in after)])
+        numbers.append(number)
+        wave_of[operation.table.key] = number
+        count = max(count, number + 1)
+    return numbers
 
 
 def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, reporter: Reporter,
@@ -145,15 +159,22 @@ def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, 
     A side-by-side build calls `beside` with the other connections once every table is built,
     on a thread of its own while this one records the rows (reading the catalogue meanwhile);
     it is not called when the build fails, nor by the other ways of building.
+
+    A build still to compile (`FreshBuild.pending`) is compiled as it runs side by side, else first.
+    `FreshRefused` when one of its statements cannot run in a transaction: what it created was taken back
+    and its marker removed, the database is as it was.
     """
     started, clock = now(), time.perf_counter()
     label = f"{len(build.migrations)} migrations as one fresh build (base -> {build.target})"
-    reporter.migration_started(label, 1, 1, len(build.statements))
+    pipelined = connect is not None and side_by_side(connection, build)
+    if build.pending is not None and not pipelined:
+        build.compile()  # `FreshRefused` before anything ran
+    reporter.migration_started(label, 1, 1, _size(build))
     done: list[Operation] = []  # operations whose statements committed
     try:
         if not build.dialect.transactional_ddl:
             _run_autocommitted(connection, recorder, build, done, started, clock, connect)
-        elif connect is not None and side_by_side(connection, build):
+        elif connect is not None and pipelined:
             _run_side_by_side(connection, recorder, build, done, started, clock, connect, beside)
         else:
             _run_in_transactions(connection, recorder, build, done, started, clock)
@@ -183,7 +204,12 @@ def _run_in_transactions(connection: sa.Connection, recorder: Recorder, build: F
 def side_by_side(connection: sa.Connection, build: FreshBuild) -> bool:
     """True when `build` runs on several connections behind a marker row (see the module docstring)."""
     return (build.dialect.transactional_ddl and build.dialect.builds_side_by_side
-            and not connection.dialect.is_async and len(build.statements) >= SIDE_BY_SIDE_FROM)
+            and not connection.dialect.is_async and _size(build) >= SIDE_BY_SIDE_FROM)
+
+
+def _size(build: FreshBuild) -> int:
+    """The statements of `build`; while they are still to compile, its operations (each makes one at least)."""
+    return len(build.operations) if build.pending is not None else len(build.statements)
 
 
 def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: FreshBuild, done: list[Operation],
@@ -203,11 +229,13 @@ def _run_side_by_side(connection: sa.Connection, recorder: Recorder, build: Fres
             for helper in lanes[1:]:  # put back before it closes: a caller's pool may hand it out again
                 stack.callback(_restore, dialect, helper, dialect.defer_durability(helper))
             try:
-                for wave in waves(build):
-                    _run_wave_in_transactions(lanes, build, wave, done, fault)
+                _run_fed_waves(lanes, build, done, fault)
             except ExecutionError:
                 _unmark_if_empty(connection, recorder, build)
                 raise
+            except _Stopped as stopped:  # by its compile: taken back
+                _unmark_if_empty(connection, recorder, build)
+                raise stopped.error from None
             if token is not None:
                 dialect.restore_durability(connection, token)
                 token = None
@@ -313,52 +341,132 @@ def _unmark_if_empty(connection: sa.Connection, recorder: Recorder, build: Fresh
             recorder.delete(build.target)
 
 
-def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, wave: list[_Chunk],
+class _Stopped(Exception):
+    """The compile of a pipelined build stopped it (`error`: `FreshRefused` or the compile's own); nothing of it
+    is left."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _run_fed_waves(lanes: list[sa.Connection], build: FreshBuild, done: list[Operation], fault: _Fault) -> None:
+    """Run the waves of `build` on `lanes` as a `_Feed` hands them out; on a failure take the build back
+    (`ExecutionError`, or `_Stopped` when its compile failed and nothing is left)."""
+    feed = _Feed(build, LANE_CHUNK, len(lanes))
+    try:
+        for number in range(feed.count):
+            _run_wave_in_transactions(lanes, build, feed, number, done, fault)
+            if feed.error is not None:
+                break
+    finally:
+        feed.stop()
+    if feed.error is not None:
+        left = undo(lanes[0], build, done)
+        if left:
+            raise ExecutionError(f"the fresh build to {build.target} stopped: {feed.error}; {len(left)} table(s) "
+                                 f"it created are still there ({', '.join(left[:4])}): drop them by hand")
+        raise _Stopped(feed.error)
+
+
+def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, feed: _Feed, number: int,
                               done: list[Operation], fault: _Fault) -> None:
-    """Run `wave` spread over `lanes`, each lane's share in transactions of about `LANE_CHUNK` statements;
-    on a failure take the build back."""
-    shares = [_grouped(wave[number::len(lanes)], LANE_CHUNK) for number in range(len(lanes))]
+    """Run wave `number` on `lanes`, each taking from `feed` the chunks of about `LANE_CHUNK` statements as they
+    come, in a transaction each; on a failure take the build back."""
     failures: list[_GroupFailed] = []
 
-    def run(lane: sa.Connection, groups: list[_Chunk]) -> None:
-        for group in groups:
-            if failures:
+    def run(lane: sa.Connection) -> None:
+        for group in feed.chunks(number):
+            if feed.stopped.is_set():
                 return
             try:
                 _run_group(lane, build, group, None, now(), 0.0)
             except _GroupFailed as failure:
                 failures.append(failure)
+                feed.stopped.set()
                 return
             done.extend(group.operations)  # list.extend of a list is atomic: lanes may share `done`
             fault.committed()
 
-    _in_threads([(lane, share) for lane, share in zip(lanes, shares, strict=True) if share], run)
+    if len(lanes) == 1:
+        run(lanes[0])
+    else:
+        threads = [threading.Thread(target=run, args=(lane,), daemon=True) for lane in lanes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
+        feed.stop()
         raise _failed(lanes[0], build, done, failures[0].statement, failures[0].error)
 
 
-def _grouped(share: list[_Chunk], size: int) -> list[_Chunk]:
-    """The operations of `share` in groups of about `size` statements (never splitting an operation)."""
-    groups: list[_Chunk] = []
-    for one in share:
-        if not groups or (groups[-1].statements and len(groups[-1].statements) + len(one.statements) > size):
-            groups.append(_Chunk([], []))
-        groups[-1].operations += one.operations
-        groups[-1].statements += one.statements
-    return groups
+#: The end of a wave's chunks in its queue (`_Feed`).
+_END = _Chunk([], [])
 
 
-def _in_threads(work: list[tuple[sa.Connection, list[_Chunk]]],
-                run: Callable[[sa.Connection, list[_Chunk]], None]) -> None:
-    """`run` each lane's share, on threads when there are several."""
-    if len(work) == 1:
-        run(*work[0])
-        return
-    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+class _Feed:
+    """The chunks of each wave of `build`, handed out from a thread as its operations come (`FreshBuild.in_order`:
+    compiled there when the build is still to compile).
+
+    A wave's chunks go into its queue as they fill up to about `size` statements
+    (less towards its end: a share of what is left per lane, so that the lanes
+    end together), and the wave is ended after its last operation, so lanes never
+    wait on an operation of a later wave. `stop` makes the thread stop at the
+    next operation (and end every queue), as does its `stopped` event, which the
+    lanes set on a failure and look at; what else stopped it is `error`.
+    """
+
+    def __init__(self, build: FreshBuild, size: int, lanes: int) -> None:
+        self.numbers = wave_numbers(build.operations)
+        self.count = max(self.numbers, default=-1) + 1
+        self.queues: list[queue.SimpleQueue[_Chunk]] = [queue.SimpleQueue() for _ in range(self.count)]
+        self.size, self.lanes = size, lanes
+        self.left = Counter(self.numbers)  # operations of each wave not in a chunk yet
+        self.filling = [_Chunk([], []) for _ in range(self.count)]
+        self.wanted = [0] * self.count  # statements of the chunk being filled
+        self.error: BaseException | None = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._hand_out, args=(build,), daemon=True)
+        self.thread.start()
+
+    def chunks(self, number: int) -> Iterator[_Chunk]:
+        """The chunks of wave `number` as they come, until it ends (shared by the lanes: each chunk to one)."""
+        while (chunk := self.queues[number].get()) is not _END:
+            yield chunk
+        self.queues[number].put(_END)  # for the other lanes
+
+    def stop(self) -> None:
+        """Stop handing out (at the next operation) and wait for the thread."""
+        self.stopped.set()
+        self.thread.join()
+
+    def _hand_out(self, build: FreshBuild) -> None:
+        try:
+            for position, (operation, statements) in enumerate(build.in_order()):
+                if self.stopped.is_set():
+                    return
+                self._add(self.numbers[position], operation, statements)
+        except Exception as exc:  # noqa: BLE001 - the compile's error, raised by the build once taken back
+            self.error = exc
+            self.stopped.set()
+        finally:
+            for waiting in self.queues:
+                waiting.put(_END)
+
+    def _add(self, number: int, operation: Operation, statements: list[Statement]) -> None:
+        """Add `operation` to the chunk wave `number` fills; hand the chunk out when full or the wave complete."""
+        chunk = self.filling[number]
+        if not chunk.operations:
+            self.wanted[number] = min(self.size, -(-self.left[number] // self.lanes))
+        chunk.operations.append(operation)
+        chunk.statements.extend(statements)
+        self.left[number] -= 1
+        if len(chunk.statements) >= self.wanted[number] or not self.left[number]:
+            self.queues[number].put(chunk)
+            self.filling[number] = _Chunk([], [])
+        if not self.left[number]:
+            self.queues[number].put(_END)
 
 
 class _Fault:

@@ -24,7 +24,7 @@ from schemashift.errors import DatabaseStateError, SchemashiftError, UnmanagedDa
 from schemashift.model.schema import qualify
 from schemashift.operations import CreateTable, RenameTable
 from schemashift.planning import backups
-from schemashift.planning.fresh import FreshBuild, plan_fresh
+from schemashift.planning.fresh import FreshBuild, FreshRefused, plan_fresh, planned_anew
 from schemashift.planning.plan import DOWN, UP, Plan, build_plan
 from schemashift.reflection.core import INTERNAL_PREFIX
 from schemashift.runtime.locks import migration_lock
@@ -146,7 +146,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
                 current = checked_current(recorder, history)
             record_squashes(recorder, history, out)
             build = None if step_by_step else fresh_build(connection, recorder, history, dialect, current, target,
-                                                          direction)
+                                                          direction, pipelined=True)
             plan = plan_after(history, dialect, build, current, target, direction)
             refuse_unmanaged(connection, recorder, plan)
             plan = backups.prepare(connection, plan, project.env, allow_data_loss=allow_data_loss)
@@ -166,9 +166,15 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             taken: list[TakenFingerprint] = []
             if build is not None:
                 early = fingerprint and plan.empty and fingerprinted(project)
-                _run_fresh(project, connection, recorder, build, out, reporter,
-                           beside=_fingerprint_beside(project, build, taken) if early else None)
-                remember_built_objects(connection, build.dialect, build.after)
+                try:
+                    _run_fresh(project, connection, recorder, build, out, reporter,
+                               beside=_fingerprint_beside(project, build, taken) if early else None)
+                except FreshRefused:  # found while it ran and taken back: step by step, as if never planned
+                    build = None
+                    plan = backups.prepare(connection, plan_to(history, dialect, current, target, direction),
+                                           project.env, allow_data_loss=allow_data_loss)
+                else:
+                    remember_built_objects(connection, build.dialect, build.after)
             if not plan.empty:
                 Executor(connection, recorder, project.migration_context(connection), out, reporter).run(plan)
                 remember_objects(connection, plan)
@@ -261,13 +267,14 @@ def plan_to(history: History, dialect: Dialect, current: str | None, target: str
 
 
 def fresh_build(connection: sa.Connection, recorder: Recorder, history: History, dialect: Dialect,
-                current: str | None, target: str, direction: str) -> FreshBuild | None:
+                current: str | None, target: str, direction: str, *, pipelined: bool = False) -> FreshBuild | None:
     """The fresh build (`schemashift.planning.fresh`) that starts an upgrade of an empty database, or None.
 
     Empty: no version rows and no table but schemashift's own in the schemas the
     build creates tables in, and no kept data (a `downgrade base` that kept rows:
     only the step-by-step upgrade restores them). The build may end before
     `target` (a data migration): the rest of the path then runs step by step.
+    `pipelined`: for an upgrade about to run it (`plan_fresh`: its run may compile it).
     """
     if direction != UP or current is not None or recorder.applied():
         return None
@@ -276,7 +283,7 @@ def fresh_build(connection: sa.Connection, recorder: Recorder, history: History,
     goal = history.resolve(target, current)
     if history.index(goal) < 1:
         return None  # base, or one migration: nothing to gain
-    build = plan_fresh(history, dialect, goal)
+    build = plan_fresh(history, dialect, goal, pipelined=pipelined)
     if build is None or _unmanaged_tables(connection, recorder, set(build.after.tables)):
         return None
     return build
@@ -286,13 +293,18 @@ def interrupted_build(connection: sa.Connection, recorder: Recorder, history: Hi
                       dialect: Dialect) -> FreshBuild | None:
     """The side-by-side fresh build whose marker row the version table holds (it crashed or is running), or None.
 
-    `DatabaseStateError` naming ``repair`` when the migrations no longer give that build.
+    `DatabaseStateError` naming ``repair`` when the migrations no longer give that build. Taking it back or
+    finishing it needs no statement of it: it may come still to compile (`plan_fresh` with `pipelined`), or be
+    planned anew when the kept plan says "step by step" (a build that found out while it ran, then crashed).
     """
     marker = next((row for row in recorder.applied().values() if row.building), None)
     if marker is None:
         return None
     migration = history.get(marker.revision)
-    build = plan_fresh(history, dialect, marker.revision) if migration is not None else None
+    build = None
+    if migration is not None:
+        build = (plan_fresh(history, dialect, marker.revision, pipelined=True)
+                 or planned_anew(history, dialect, marker.revision))
     if migration is None or migration.checksum != marker.checksum or build is None or build.target != marker.revision:
         raise DatabaseStateError(f"a fresh build to {marker.revision} was interrupted and the migrations up to it "
                                  "changed since: see `schemashift status`, then `schemashift repair`")

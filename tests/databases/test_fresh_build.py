@@ -760,3 +760,220 @@ def test_repair_undo_takes_an_empty_interrupted_build_back(backend: str, fresh_d
     assert inspect_schema(fresh_db) == {}  # schemashift's own tables left out
     assert fetch_rows(fresh_db, "SELECT count(*) FROM schemashift_version") == [(0,)]
     assert api.status(cycle.project).current is None
+
+
+# -- a cold side-by-side build compiles while it creates tables (PostgreSQL) --------------
+
+
+def _pipelined(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Note, for each fresh build run, whether it came still to compile (`FreshBuild.pending`)."""
+    from schemashift.runtime import fresh
+
+    seen: list[bool] = []
+    real = fresh.run_fresh
+
+    def spy(connection: sa.Connection, recorder: Any, build: Any, *args: Any, **kwargs: Any) -> None:
+        seen.append(build.pending is not None)
+        real(connection, recorder, build, *args, **kwargs)
+
+    monkeypatch.setattr(fresh, "run_fresh", spy)
+    return seen
+
+
+def _kept_plan(cycle: Cycle, backend: str) -> Any:
+    """The plan for `backend` kept in `cycle`'s cache for its whole chain (`cached_build`), as data."""
+    from schemashift.dialects import get_dialect
+    from schemashift.planning.fresh import cached_build
+
+    history = cycle.project.history()
+    build = cached_build(history, get_dialect(backend), history.upgrade_path(None, history.head))
+    if not build:
+        return build
+    return (build.target, build.operations, [(s.operation, s.sql, s.own_transaction) for s in build.statements],
+            build.after)
+
+
+def _after_first_commit(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An event set once a lane of a side-by-side build committed its first transaction."""
+    import threading
+
+    from schemashift.runtime import fresh
+
+    committed = threading.Event()
+    real = fresh._run_group
+
+    def run_group(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        committed.set()
+
+    monkeypatch.setattr(fresh, "_run_group", run_group)
+    return committed
+
+
+def test_a_pipelined_build_equals_step_by_step_and_keeps_the_plan(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold build compiled as it runs (its last table compiles only once a lane committed) gives the database
+    the step-by-step run gives and keeps the plan planning gives (`plan_fresh`, not pipelined); the next build of
+    the same migrations is warm."""
+    from schemashift.dialects import get_dialect
+    from schemashift.planning.fresh import plan_fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        if getattr(getattr(operation, "table", None), "name", None) == "tags":
+            assert committed.wait(30)  # compiled-first would wait here for nothing
+        return real(self, operation, before, after)
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+    fresh = project_on(fresh_db, tmp_path / "fresh", history_folder)
+    stepped = project_on(_second_db(backend, request, tmp_path), tmp_path / "stepped", history_folder)
+    fresh.upgrade()
+    api.upgrade(stepped.project, out=stepped.output.append, step_by_step=True)
+    assert seen == [True]
+    assert any(line.startswith("applied 5 migrations as one fresh build") for line in fresh.output), fresh.output
+    assert full_inspection(fresh.url) == full_inspection(stepped.url)
+    assert fetch_rows(fresh.url, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(fresh.project).exit_code == 0 and fresh.diff() == []
+
+    planned = project_on("sqlite:///unused.db", tmp_path / "planned", history_folder)
+    history = planned.project.history()
+    assert plan_fresh(history, get_dialect(backend), history.head) is not None
+    kept = _kept_plan(fresh, backend)
+    assert kept and kept == _kept_plan(planned, backend)
+
+    again = project_on(_second_db(backend, request, tmp_path), tmp_path / "fresh", history_folder)  # same cache
+    again.upgrade()
+    assert seen == [True, False]
+    assert full_inspection(again.url) == full_inspection(stepped.url)
+
+
+def test_a_statement_found_outside_transactions_mid_build_goes_step_by_step(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement that cannot run in a transaction, compiled once the build created something, stops the
+    build: what it created is taken back, its marker removed, and the upgrade runs step by step as if the
+    build had been refused when planned (which is what the kept plan then says)."""
+    from schemashift.dialects import get_dialect
+    from schemashift.runtime import fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.runs_in_transaction
+
+    def runs_in_transaction(self: Any, sql: str) -> bool:
+        if "CREATE TABLE tags" in sql:
+            assert committed.wait(30)  # found mid-build: something was created before
+            return False
+        return real(self, sql)
+
+    monkeypatch.setattr(dialect, "runs_in_transaction", runs_in_transaction)
+    taken_back: list[int] = []
+    real_undo = fresh.undo
+
+    def undo(connection: sa.Connection, build: Any, done: list[Any]) -> list[str]:
+        taken_back.append(len(done))
+        left = real_undo(connection, build, done)
+        assert left == []
+        return left
+
+    monkeypatch.setattr(fresh, "undo", undo)
+    cycle = project_on(fresh_db, tmp_path / "refused", history_folder)
+    cycle.upgrade()
+    assert seen == [True] and taken_back and taken_back[0] > 0
+    assert not any("fresh build" in line for line in cycle.output), cycle.output
+    assert {row[0] for row in fetch_rows(fresh_db, "SELECT error FROM schemashift_version_history")} == {None}
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
+    assert _kept_plan(cycle, backend) is False  # the next upgrade goes step by step at once
+
+
+def test_a_failing_statement_mid_pipelined_build_leaves_the_database_empty(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemashift.errors import ExecutionError
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    cycle = project_on(fresh_db, tmp_path / "fail", history_folder)
+    cycle.run("CREATE VIEW tags AS SELECT 1 AS x")  # a clash the emptiness check does not see
+    with pytest.raises(ExecutionError, match=r"fresh build .* failed at: CREATE TABLE tags.*empty again"):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert seen == [True]
+    assert set(inspect_schema(cycle.url)) - {"tags"} == set()
+    assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
+
+
+def test_a_compile_error_mid_pipelined_build_leaves_the_database_empty(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile's own error, raised as when planning raises it, once what the build created is taken back."""
+    from schemashift.dialects import get_dialect
+    from schemashift.errors import SchemashiftError
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        if getattr(getattr(operation, "table", None), "name", None) == "tags":
+            assert committed.wait(30)
+            raise SchemashiftError("cannot compile tags")
+        return real(self, operation, before, after)
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+    cycle = project_on(fresh_db, tmp_path / "broken", history_folder)
+    with pytest.raises(SchemashiftError, match=r"^cannot compile tags$"):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert seen == [True]
+    assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
+    assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
+    assert _kept_plan(cycle, backend) is None  # nothing kept: planned anew next time
+
+
+def test_a_build_killed_after_finding_a_statement_outside_transactions_is_taken_back(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between finding the statement (the kept plan then says "step by step") and taking back what it
+    created: the next upgrade still takes the build back (planned anew) and runs step by step."""
+    import os
+    import signal
+
+    from schemashift.dialects import get_dialect
+    from schemashift.runtime import fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.runs_in_transaction
+    parent = os.getpid()
+
+    def runs_in_transaction(self: Any, sql: str) -> bool:
+        if "CREATE TABLE tags" in sql:
+            assert os.getpid() == parent or committed.wait(30)
+            return False
+        return real(self, sql)
+
+    def undo(*args: Any) -> list[str]:
+        os.kill(os.getpid(), signal.SIGKILL)  # the child, before taking anything back
+        return []
+
+    monkeypatch.setattr(dialect, "runs_in_transaction", runs_in_transaction)
+    cycle = project_on(fresh_db, tmp_path / "killed", history_folder)
+    with monkeypatch.context() as child:
+        child.setattr(fresh, "undo", undo)
+        _killed_upgrade(cycle, 1000)
+    head = cycle.project.history().head
+    assert fetch_rows(fresh_db, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+    assert _kept_plan(cycle, backend) is False
+
+    cycle.upgrade()
+    assert any("did not finish: taking back" in line for line in cycle.output), cycle.output
+    assert not any("as one fresh build" in line for line in cycle.output), cycle.output
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
