@@ -179,8 +179,17 @@ def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBui
     if len(migrations) < MINIMUM:
         return None
     state = cache.state_at(history, migrations[-1].revision)
-    operations = diff(Schema(), state)
+    operations = _creating(history, migrations[-1].revision, state)
     return _replayed(dialect, migrations, operations, state, Pending(history, path))
+
+
+def _creating(history: History, revision: str, state: Schema) -> list[Operation]:
+    """The operations that create `state` (the schema at `revision`) from nothing: the committed head snapshot's
+    own when it stands at `revision` (written as the differ's, and checked to replay to it), else the differ's."""
+    head = usable(history)
+    if head is not None and head.revision == revision:
+        return list(head.operations)
+    return diff(Schema(), state)
 
 
 def _replayed(dialect: Dialect, migrations: list[Migration], operations: list[Operation], state: Schema,
