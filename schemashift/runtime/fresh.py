@@ -361,6 +361,9 @@ def _run_fed_waves(lanes: list[sa.Connection], build: FreshBuild, done: list[Ope
                 break
     finally:
         feed.stop()
+    if feed.error is None and len(done) < len(build.operations):  # a lane ended without a word: never recorded
+        raise _failed(lanes[0], build, done, None, RuntimeError(
+            f"{len(build.operations) - len(done)} of its operations did not run"))
     if feed.error is not None:
         left = undo(lanes[0], build, done)
         if left:
@@ -383,6 +386,10 @@ def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, fee
                 _run_group(lane, build, group, None, now(), 0.0)
             except _GroupFailed as failure:
                 failures.append(failure)
+                feed.stopped.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - on a thread: fails the build as a failing statement does
+                failures.append(_GroupFailed(None, exc))
                 feed.stopped.set()
                 return
             done.extend(group.operations)  # list.extend of a list is atomic: lanes may share `done`
@@ -447,7 +454,7 @@ class _Feed:
                 if self.stopped.is_set():
                     return
                 self._add(self.numbers[position], operation, statements)
-        except Exception as exc:  # noqa: BLE001 - the compile's error, raised by the build once taken back
+        except BaseException as exc:  # noqa: BLE001 - the compile's error, raised by the build once taken back
             self.error = exc
             self.stopped.set()
         finally:

@@ -977,3 +977,60 @@ def test_a_build_killed_after_finding_a_statement_outside_transactions_is_taken_
     assert not any("as one fresh build" in line for line in cycle.output), cycle.output
     assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
     assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
+
+
+def test_an_unexpected_error_in_a_lane_fails_the_pipelined_build(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error other than the database's in a lane (a thread of its own) fails the build as a failing statement
+    does: taken back, never recorded as built with a table missing."""
+    from schemashift.errors import ExecutionError
+    from schemashift.runtime import fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    real = fresh._run_group
+
+    def run_group(connection: sa.Connection, build: Any, group: Any, *args: Any, **kwargs: Any) -> None:
+        if any(getattr(getattr(operation, "table", None), "name", None) == "tags" for operation in group.operations):
+            raise RuntimeError("lane broke")
+        real(connection, build, group, *args, **kwargs)
+
+    monkeypatch.setattr(fresh, "_run_group", run_group)
+    cycle = project_on(fresh_db, tmp_path / "lane", history_folder)
+    with pytest.raises(ExecutionError, match=r"fresh build .* failed: lane broke; the database is empty again"):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert seen == [True]
+    assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
+    assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
+
+
+class _Halt(BaseException):
+    """Not an `Exception`: what a compile might raise all the same."""
+
+
+def test_a_compile_raising_a_base_exception_mid_pipelined_build_leaves_the_database_empty(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised on the feed's thread, it is raised by the build once taken back: the lanes never take the end of
+    the feed for the end of the build."""
+    from schemashift.dialects import get_dialect
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        if getattr(getattr(operation, "table", None), "name", None) == "tags":
+            assert committed.wait(30)
+            raise _Halt("halted")
+        return real(self, operation, before, after)
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+    cycle = project_on(fresh_db, tmp_path / "halted", history_folder)
+    with pytest.raises(_Halt):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert seen == [True]
+    assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
+    assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
+    assert _kept_plan(cycle, backend) is None
