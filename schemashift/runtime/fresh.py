@@ -523,8 +523,9 @@ _FINISHING = (CreateTable, CreateIndex, AddConstraint, CreateSequence, CreateObj
 
 def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, missing: list[Operation]) -> None:
     """Finish the interrupted side-by-side `build`: run `missing` (what turns the live schema into the build's;
-    only creations), record every revision and remove the marker, in one transaction. The tables it made stay,
-    with their rows. `DatabaseStateError` when `missing` would change or drop something."""
+    only creations), record every revision and remove the marker, in one transaction (a statement that cannot run
+    in one commits what came before and runs on its own). The tables it made stay, with their rows.
+    `DatabaseStateError` when `missing` would change or drop something."""
     other = [operation for operation in missing if not isinstance(operation, _FINISHING)]
     if other:
         raise DatabaseStateError(f"the interrupted fresh build to {build.target} cannot be finished: the database "
@@ -533,11 +534,35 @@ def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, mis
     live = replay([operation.inverse() for operation in reversed(missing)], build.after)
     statements, _ = compile_operations(build.dialect, missing, live)
     started, clock = now(), time.perf_counter()
+    together: list[Statement] = []  # run with the rows; one that cannot run in a transaction commits them first
+    for statement in statements:
+        if statement.sql is None or build.dialect.runs_in_transaction(statement.sql):
+            together.append(statement)
+            continue
+        with transaction(connection, build.dialect.autocommits_ddl):
+            for one in together:
+                _execute(connection, one)
+        together = []
+        _run_outside_transaction(connection, statement)  # the marker stays: `repair continue` may run again
     with transaction(connection, build.dialect.autocommits_ddl):
-        for statement in statements:
+        for statement in together:
             _execute(connection, statement)
         recorder.delete(build.target)
         _record(recorder, build, started, clock)
+
+
+def _run_outside_transaction(connection: sa.Connection, statement: Statement) -> None:
+    """Run `statement` on its own, outside a transaction (``CREATE INDEX CONCURRENTLY`` …)."""
+    if connection.in_transaction():
+        connection.commit()
+    level = connection.get_isolation_level()
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        _execute(connection, statement)
+    finally:
+        if connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
+            connection.commit()
+        connection.execution_options(isolation_level=level)
 
 
 #: Tables checked for rows per query (`_holding_rows`).

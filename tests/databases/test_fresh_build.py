@@ -1034,3 +1034,44 @@ def test_a_compile_raising_a_base_exception_mid_pipelined_build_leaves_the_datab
     assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
     assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
     assert _kept_plan(cycle, backend) is None
+
+
+def test_repair_continue_finishes_a_killed_build_with_a_statement_outside_transactions(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed once it found a statement that cannot run in a transaction: `repair continue` runs that one
+    outside the transaction (PostgreSQL refuses it inside) and finishes the build."""
+    import os
+    import signal
+
+    from schemashift.dialects import get_dialect
+    from schemashift.runtime import fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+    parent = os.getpid()
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        sqls = real(self, operation, before, after)
+        if any(sql.startswith("CREATE INDEX ix_tags_purchase") for sql in sqls):
+            assert os.getpid() == parent or committed.wait(30)
+        return [sql.replace("CREATE INDEX ix_tags_purchase", "CREATE INDEX CONCURRENTLY ix_tags_purchase")
+                for sql in sqls]
+
+    def undo(*args: Any) -> list[str]:
+        os.kill(os.getpid(), signal.SIGKILL)  # the child, before taking anything back
+        return []
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+    cycle = project_on(fresh_db, tmp_path / "apart", history_folder)
+    with monkeypatch.context() as child:
+        child.setattr(fresh, "undo", undo)
+        _killed_upgrade(cycle, 1000)
+    head = cycle.project.history().head
+    assert fetch_rows(fresh_db, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+
+    api.repair(cycle.project, action="continue", out=cycle.output.append)
+    assert cycle.output[-1] == f"Repaired: the fresh build finished; the database is at {head}."
+    assert fetch_rows(fresh_db, "SELECT state, count(*) FROM schemashift_version GROUP BY state") == [("applied", 5)]
+    assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
