@@ -50,7 +50,7 @@ import sqlalchemy as sa
 
 from schemashift.autodetect.differ import diff
 from schemashift.errors import DatabaseStateError, ExecutionError, mask_secrets
-from schemashift.model.schema import Schema
+from schemashift.model.schema import Schema, Table
 from schemashift.operations import (
     AddConstraint,
     CreateIndex,
@@ -131,23 +131,41 @@ def wave_numbers(operations: list[Operation]) -> list[int]:
     """The wave of each of `operations`: numbered from 0, each wave to run after the one before.
 
     A created table joins the first wave after those of the tables its foreign
-    keys point at (and after the last other operation); every other operation
-    (a sequence, a foreign key closing a cycle, a view) is a wave of its own, in order.
+    keys point at, and of the first table in its schema or with one of its named
+    enum types (which creates them: `Dialect.compile_create_table`), and after
+    the last other operation; every other operation (a sequence, a foreign key
+    closing a cycle, a view) is a wave of its own, in order.
     """
     numbers: list[int] = []
     wave_of: dict[str, int] = {}
+    creator: dict[tuple[str, str], int] = {}  # the wave of the first table in a schema or with an enum type
     count = barrier = 0  # waves so far; the first wave a table may join
     for operation in operations:
         if not isinstance(operation, CreateTable):
             numbers.append(count)
             count = barrier = count + 1
             continue
+        shared = _created_with(operation.table)
         after = [wave_of[fk.ref_key] for fk in operation.table.foreign_keys if fk.ref_key in wave_of]
+        after += [creator[name] for name in shared if name in creator]
         number = max([barrier, *(wave + 1 for wave in after)])
         numbers.append(number)
         wave_of[operation.table.key] = number
+        for name in shared:
+            creator.setdefault(name, number)
         count = max(count, number + 1)
     return numbers
+
+
+def _created_with(table: Table) -> set[tuple[str, str]]:
+    """What the first table to need it creates along with itself: its schema and its columns' named enum types."""
+    found = {("schema", table.schema)} if table.schema is not None else set()
+    for column in table.columns:
+        for typ in (column.type, *(form for _, form in column.type.dialects)):
+            kind = typ.item if typ.kind == "array" and typ.item else typ
+            if kind.kind == "enum" and kind.name:
+                found.add(("enum", kind.name))
+    return found
 
 
 def run_fresh(connection: sa.Connection, recorder: Recorder, build: FreshBuild, reporter: Reporter,
