@@ -708,7 +708,7 @@ def _run_lane(connection: sa.Connection, share: list[_Chunk], done: list[Operati
             try:
                 _execute(connection, statement)
                 connection.commit()
-            except sa.exc.DBAPIError as exc:
+            except Exception as exc:  # noqa: BLE001 - the database's, or on a thread: fails the build all the same
                 failures.append((statement, exc))
                 return
         done.extend(one.operations)  # list.append is atomic: lanes may share `done`

@@ -1111,3 +1111,40 @@ def test_tables_sharing_a_native_enum_wait_for_the_one_that_creates_it(
     cycle.upgrade()
     assert any(line.startswith("applied 2 migrations as one fresh build") for line in cycle.output), cycle.output
     assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
+
+
+def test_an_unexpected_error_in_an_autocommitted_lane_fails_the_build(
+        backend: str, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where each statement commits itself (MariaDB), an error other than the database's on a lane's thread
+    fails the build as a failing statement does: never recorded as built with a table missing."""
+    from schemashift.dialects import get_dialect
+    from schemashift.errors import ExecutionError
+    from schemashift.runtime import fresh
+
+    if get_dialect(backend).transactional_ddl:
+        pytest.skip("lanes committing each statement only where DDL commits itself")
+    real = fresh._execute
+
+    def execute(connection: sa.Connection, statement: Any) -> None:
+        if "pick_b" in (statement.sql or "") and "CREATE TABLE" in (statement.sql or ""):
+            raise RuntimeError("lane broke")
+        real(connection, statement)
+
+    monkeypatch.setattr(fresh, "_execute", execute)
+
+    def models(step: int) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table("base_one", metadata, sa.Column("id", sa.Integer, primary_key=True))
+        if step >= 2:
+            for name in ("pick_a", "pick_b", "pick_c"):
+                sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True))
+        return metadata
+
+    cycle = Cycle(tmp_path / "lanes", fresh_db)
+    cycle.generate(models(1), "v1")
+    cycle.generate(models(2), "v2")
+    cycle.use(models(2))
+    with pytest.raises(ExecutionError, match=r"fresh build .* failed at: CREATE TABLE .*pick_b.*lane broke"):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
+    assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
