@@ -1077,20 +1077,23 @@ def test_repair_continue_finishes_a_killed_build_with_a_statement_outside_transa
     assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
 
 
-def test_tables_sharing_a_native_enum_wait_for_the_one_that_creates_it(
-        backend: str, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first table to use a native enum creates its type: the others that use it (no foreign key between
-    them) join a later wave, never a lane of the same wave that may run before that type is committed."""
+@pytest.mark.parametrize("shared", ["enum", "schema"])
+def test_tables_sharing_an_enum_or_schema_wait_for_the_one_that_creates_it(
+        backend: str, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: str) -> None:
+    """The first table to use a native enum, or in a schema, creates that type or schema: the others that use
+    it (no foreign key between them) join a later wave, never a lane of the same wave that may run before it is
+    committed."""
     import time
 
     from schemashift.runtime import fresh
 
     _side_by_side_only(backend, monkeypatch)
     real = fresh._run_group
+    creates = "CREATE TYPE" if shared == "enum" else "CREATE SCHEMA"
 
     def run_group(connection: sa.Connection, build: Any, group: Any, *args: Any, **kwargs: Any) -> None:
-        if any("CREATE TYPE" in (statement.sql or "") for statement in group.statements):
-            time.sleep(0.5)  # the type's transaction commits last in its wave
+        if any(creates in (statement.sql or "") for statement in group.statements):
+            time.sleep(0.5)  # the creating transaction commits last in its wave
         real(connection, build, group, *args, **kwargs)
 
     monkeypatch.setattr(fresh, "_run_group", run_group)
@@ -1100,11 +1103,14 @@ def test_tables_sharing_a_native_enum_wait_for_the_one_that_creates_it(
         sa.Table("base_one", metadata, sa.Column("id", sa.Integer, primary_key=True))
         if step >= 2:
             for name in ("pick_a", "pick_b", "pick_c"):
-                sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
-                         sa.Column("kind", sa.Enum("x", "y", name="kind_t")))
+                if shared == "enum":
+                    sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
+                             sa.Column("kind", sa.Enum("x", "y", name="kind_t")))
+                else:
+                    sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True), schema="ss_lanes")
         return metadata
 
-    cycle = Cycle(tmp_path / "enums", fresh_db)
+    cycle = Cycle(tmp_path / shared, fresh_db)
     cycle.generate(models(1), "v1")
     cycle.generate(models(2), "v2")
     cycle.use(models(2))
