@@ -83,6 +83,8 @@ SIDE_BY_SIDE_FROM = 200
 #: Statements per transaction of one connection of a side-by-side build: many small transactions on several
 #: connections overlap best (PostgreSQL, 750 tables on 4 connections: 50 about twice as fast as 150).
 LANE_CHUNK = 50
+#: Times a chunk of a side-by-side build runs again after losing a deadlock to another lane's (`_run_contended`).
+RETRIES = 5
 #: Crash-test hook: a side-by-side build SIGKILLs its process once this many of its table transactions committed.
 FAULT_ENV = "SCHEMASHIFT_FAULT_KILL_FRESH"
 
@@ -401,7 +403,7 @@ def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, fee
             if feed.stopped.is_set():
                 return
             try:
-                _run_group(lane, build, group, None, now(), 0.0)
+                _run_contended(lane, build, group)
             except _GroupFailed as failure:
                 failures.append(failure)
                 feed.stopped.set()
@@ -424,6 +426,20 @@ def _run_wave_in_transactions(lanes: list[sa.Connection], build: FreshBuild, fee
     if failures:
         feed.stop()
         raise _failed(lanes[0], build, done, failures[0].statement, failures[0].error)
+
+
+def _run_contended(connection: sa.Connection, build: FreshBuild, group: _Chunk) -> None:
+    """`_run_group` on a lane, run again (`RETRIES` times at most) when it lost to another lane's transaction: a
+    created foreign key locks the table it points at until the commit, which chunks may reach in crossed orders
+    (a deadlock; `Dialect.is_write_conflict`)."""
+    for attempt in range(RETRIES + 1):
+        try:
+            _run_group(connection, build, group, None, now(), 0.0)
+            return
+        except _GroupFailed as failure:
+            lost = isinstance(failure.error, sa.exc.DBAPIError) and build.dialect.is_write_conflict(failure.error)
+            if not lost or attempt == RETRIES:
+                raise
 
 
 #: The end of a wave's chunks in its queue (`_Feed`).

@@ -1154,3 +1154,45 @@ def test_an_unexpected_error_in_an_autocommitted_lane_fails_the_build(
         api.upgrade(cycle.project, out=cycle.output.append)
     assert inspect_schema(cycle.url) == {}  # schemashift's own tables left out
     assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
+
+
+def test_lanes_creating_foreign_keys_in_crossed_orders_do_not_fail_on_a_deadlock(
+        backend: str, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating a foreign key locks the table it points at until the commit: two lanes whose chunks reach two
+    such tables in crossed orders deadlock (``kid_1, kid_2`` and ``kid_3, kid_4``), and the one PostgreSQL
+    stops runs its chunk again."""
+    from schemashift.dialects import get_dialect
+    from schemashift.runtime import fresh
+
+    _side_by_side_only(backend, monkeypatch)
+    monkeypatch.setattr(fresh, "LANE_CHUNK", 2)
+    monkeypatch.setattr(fresh, "WORKERS", 2)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        sqls = real(self, operation, before, after)
+        if getattr(getattr(operation, "table", None), "name", None) in ("kid_1", "kid_3"):
+            sqls[0] += ";\nSELECT pg_sleep(0.5)"  # each lane holds its first parent's lock while the other takes its
+        return sqls
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+
+    def models(step: int) -> sa.MetaData:
+        metadata = sa.MetaData()
+        for name in ("parent_1", "parent_2"):
+            sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True))
+        if step >= 2:
+            for name, parent in (("kid_1", "parent_1"), ("kid_2", "parent_2"), ("kid_3", "parent_2"),
+                                 ("kid_4", "parent_1"), ("kid_5", "parent_1"), ("kid_6", "parent_2")):
+                sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("parent_id", sa.Integer, sa.ForeignKey(f"{parent}.id")))
+        return metadata
+
+    cycle = Cycle(tmp_path / "crossed", fresh_db)
+    cycle.generate(models(1), "v1")
+    cycle.generate(models(2), "v2")
+    cycle.use(models(2))
+    cycle.upgrade()
+    assert any(line.startswith("applied 2 migrations as one fresh build") for line in cycle.output), cycle.output
+    assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
