@@ -15,7 +15,8 @@ create the tables of each wave (`waves`) at once, each committing its share. A
 `_Feed` on a thread of its own hands each wave its chunks, which the lanes take
 as they come: a build still to compile (`FreshBuild.pending`, a cold run) is
 compiled there, in order, while the lanes create the tables compiled so far,
-and a wave starts once every chunk of the waves before it committed. A
+and a wave starts once every chunk of the waves before it committed (a chunk
+that lost a deadlock to another lane's runs again). A
 marker row (state ``building``, the target's revision) is committed first and
 replaced by every revision's rows in one last transaction: a crash in between
 leaves the marker, which `status` reports and the next `upgrade` acts on
