@@ -44,6 +44,25 @@ def async_url(url: str, backend: str) -> str:
     return sa.make_url(url).set(drivername=ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
 
 
+def run_async_cycle(url: str, config: Path, *, concurrent: int) -> None:
+    """In a running loop on one AsyncEngine for `url`: `concurrent` `upgrade_async` calls at once (as that many
+    lifespans would), a `downgrade_async` of one step on an AsyncConnection, an upgrade again, then the check."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def main() -> None:
+        engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            await asyncio.gather(*(schemashift.upgrade_async(engine, config=config) for _ in range(concurrent)))
+            async with engine.connect() as connection:
+                await schemashift.downgrade_async(connection, "-1", config=config)
+            await schemashift.upgrade_async(engine, config=config)
+        finally:
+            await engine.dispose()
+        assert await schemashift.check_async(config=config)
+
+    asyncio.run(main())
+
+
 def test_every_command_with_an_async_url(db_url: str, backend: str, tmp_path: Path) -> None:
     pytest.importorskip({"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql"}[backend])
     directory = write_project(tmp_path, async_url(db_url, backend), V1)
@@ -70,27 +89,12 @@ def test_every_command_with_an_async_url(db_url: str, backend: str, tmp_path: Pa
 def test_upgrade_async_inside_a_running_loop(fresh_db: str, backend: str, tmp_path: Path) -> None:
     """Four concurrent `upgrade_async` calls on one AsyncEngine (as four lifespans would): applied once."""
     pytest.importorskip({"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql"}[backend])
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     db_url = fresh_db
     directory = write_project(tmp_path, db_url, V1)
     cli(directory, "generate", "-m", "create item")
     set_models(directory, V2)
     cli(directory, "generate", "-m", "tags")
-    config = directory / "schemashift.toml"
-
-    async def main() -> None:
-        engine = create_async_engine(async_url(db_url, backend), poolclass=sa.pool.NullPool)
-        try:
-            await asyncio.gather(*(schemashift.upgrade_async(engine, config=config) for _ in range(4)))
-            async with engine.connect() as connection:
-                await schemashift.downgrade_async(connection, "-1", config=config)
-            await schemashift.upgrade_async(engine, config=config)
-        finally:
-            await engine.dispose()
-        assert await schemashift.check_async(config=config)
-
-    asyncio.run(main())
+    run_async_cycle(async_url(db_url, backend), directory / "schemashift.toml", concurrent=4)
     assert scalar(db_url, "SELECT count(*) FROM schemashift_version") == 2
     assert cli(directory, "status").returncode == 0
 
@@ -162,8 +166,6 @@ def test_asyncmy_for_the_cli_and_the_async_api(tmp_path: Path) -> None:
     pytest.importorskip("asyncmy")
     import uuid
 
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from conftest import create_database, drop_database, require_backend
 
     require_backend("mysql")
@@ -179,20 +181,7 @@ def test_asyncmy_for_the_cli_and_the_async_api(tmp_path: Path) -> None:
         set_models(directory, V2)
         cli(directory, "generate", "-m", "tags")
         assert "CREATE TABLE tag" in cli(directory, "upgrade", "--sql").stdout
-        config = directory / "schemashift.toml"
-
-        async def main() -> None:
-            engine = create_async_engine(url, poolclass=sa.pool.NullPool)
-            try:
-                await asyncio.gather(*(schemashift.upgrade_async(engine, config=config) for _ in range(3)))
-                async with engine.connect() as connection:
-                    await schemashift.downgrade_async(connection, "-1", config=config)
-                await schemashift.upgrade_async(engine, config=config)
-            finally:
-                await engine.dispose()
-            assert await schemashift.check_async(config=config)
-
-        asyncio.run(main())
+        run_async_cycle(url, directory / "schemashift.toml", concurrent=3)
         assert scalar(db_url, "SELECT count(*) FROM schemashift_version") == 2
         assert cli(directory, "diff").returncode == 0 and cli(directory, "status").returncode == 0
         cli(directory, "downgrade", "base")

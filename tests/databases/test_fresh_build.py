@@ -912,22 +912,9 @@ def test_a_failing_statement_mid_pipelined_build_leaves_the_database_empty(
 def test_a_compile_error_mid_pipelined_build_leaves_the_database_empty(
         backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compile's own error, raised as when planning raises it, once what the build created is taken back."""
-    from schemashift.dialects import get_dialect
     from schemashift.errors import SchemashiftError
 
-    _side_by_side_only(backend, monkeypatch)
-    seen = _pipelined(monkeypatch)
-    committed = _after_first_commit(monkeypatch)
-    dialect = type(get_dialect(backend))
-    real = dialect.compile
-
-    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
-        if getattr(getattr(operation, "table", None), "name", None) == "tags":
-            assert committed.wait(30)
-            raise SchemashiftError("cannot compile tags")
-        return real(self, operation, before, after)
-
-    monkeypatch.setattr(dialect, "compile", compile_)
+    seen = _compile_fails_at_tags(backend, monkeypatch, SchemashiftError("cannot compile tags"))
     cycle = project_on(fresh_db, tmp_path / "broken", history_folder)
     with pytest.raises(SchemashiftError, match=r"^cannot compile tags$"):
         api.upgrade(cycle.project, out=cycle.output.append)
@@ -1012,21 +999,7 @@ def test_a_compile_raising_a_base_exception_mid_pipelined_build_leaves_the_datab
         backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Raised on the feed's thread, it is raised by the build once taken back: the lanes never take the end of
     the feed for the end of the build."""
-    from schemashift.dialects import get_dialect
-
-    _side_by_side_only(backend, monkeypatch)
-    seen = _pipelined(monkeypatch)
-    committed = _after_first_commit(monkeypatch)
-    dialect = type(get_dialect(backend))
-    real = dialect.compile
-
-    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
-        if getattr(getattr(operation, "table", None), "name", None) == "tags":
-            assert committed.wait(30)
-            raise _Halt("halted")
-        return real(self, operation, before, after)
-
-    monkeypatch.setattr(dialect, "compile", compile_)
+    seen = _compile_fails_at_tags(backend, monkeypatch, _Halt("halted"))
     cycle = project_on(fresh_db, tmp_path / "halted", history_folder)
     with pytest.raises(_Halt):
         api.upgrade(cycle.project, out=cycle.output.append)
@@ -1196,3 +1169,24 @@ def test_lanes_creating_foreign_keys_in_crossed_orders_do_not_fail_on_a_deadlock
     cycle.upgrade()
     assert any(line.startswith("applied 2 migrations as one fresh build") for line in cycle.output), cycle.output
     assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
+
+
+def _compile_fails_at_tags(backend: str, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> list[bool]:
+    """A pipelined build (`_pipelined`: what it saw) whose compile raises `error` at table tags, once a lane
+    committed its first chunk."""
+    from schemashift.dialects import get_dialect
+
+    _side_by_side_only(backend, monkeypatch)
+    seen = _pipelined(monkeypatch)
+    committed = _after_first_commit(monkeypatch)
+    dialect = type(get_dialect(backend))
+    real = dialect.compile
+
+    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
+        if getattr(getattr(operation, "table", None), "name", None) == "tags":
+            assert committed.wait(30)
+            raise error
+        return real(self, operation, before, after)
+
+    monkeypatch.setattr(dialect, "compile", compile_)
+    return seen
