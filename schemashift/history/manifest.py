@@ -312,17 +312,11 @@ def _from_manifest(index: cache.StatIndex, listed: Entry | None, path: Path, sta
                    source: snapshot.Source | None) -> cache.IndexEntry | None:
     """The index entry of a file the index does not trust whose content is the one `listed` in the manifest
     (revision and parent from there, no import; its message from a valid head snapshot), now in the index."""
-    if listed is None:
-        return None
-    try:
-        checksum = checksum_of(path.read_bytes())
-    except OSError:
-        return None
-    if checksum != listed.checksum:
+    if listed is None or not _holds(path, listed.checksum):
         return None
     found = source.get() if source is not None else None
     message = found.messages.get(listed.revision) if found is not None else None
-    entry = cache.IndexEntry.of(stat, checksum, listed.revision, listed.parent, message)
+    entry = cache.IndexEntry.of(stat, listed.checksum, listed.revision, listed.parent, message)
     index.put(listed.name, entry)
     return entry
 
@@ -362,17 +356,19 @@ def _save_messages(directory: Path) -> None:
 def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_result) -> cache.IndexEntry | None:
     """The index entry of `name` when the file has the same size and content (it was only touched)."""
     entry = index.entries.get(name)
-    if entry is None or entry.size != stat.st_size:
+    if entry is None or entry.size != stat.st_size or not _holds(path, entry.checksum):
         return None
-    try:
-        checksum = checksum_of(path.read_bytes())
-    except OSError:
-        return None
-    if checksum != entry.checksum:
-        return None
-    fresh = cache.IndexEntry.of(stat, checksum, entry.revision, entry.parent, entry.message)
+    fresh = cache.IndexEntry.of(stat, entry.checksum, entry.revision, entry.parent, entry.message)
     index.put(name, fresh)
     return fresh
+
+
+def _holds(path: Path, checksum: str) -> bool:
+    """True when the file at `path` can be read and its content has `checksum`."""
+    try:
+        return checksum_of(path.read_bytes()) == checksum
+    except OSError:
+        return False
 
 
 def _manifest_state(folder: Path, history: History, entries: list[Entry] | ValueError | None,

@@ -81,6 +81,22 @@ def transaction(connection: sa.Connection, explicit_begin: bool = False) -> Iter
 
 
 @contextmanager
+def outside_transaction(connection: sa.Connection) -> Iterator[None]:
+    """The block with `connection` in autocommit, for what cannot run in a transaction: what it had open is
+    committed first, and its isolation level is put back after."""
+    if connection.in_transaction():
+        connection.commit()
+    level = connection.get_isolation_level()
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
+            connection.commit()
+        connection.execution_options(isolation_level=level)
+
+
+@contextmanager
 def foreign_keys_relaxed(connection: sa.Connection, needed: bool) -> Iterator[None]:
     """Turn SQLite foreign-key enforcement off around table rebuilds, then restore and check it."""
     if not needed:
@@ -607,12 +623,8 @@ class Executor:
 
     def _autocommit(self, sql: str, statement: Statement | None = None) -> None:
         """Run `sql` outside a transaction (`statement`: the plan's, whose lock bound it runs under)."""
-        if self.connection.in_transaction():
-            self.connection.commit()
-        self._open = False
-        level = self.connection.get_isolation_level()
-        self.connection.execution_options(isolation_level="AUTOCOMMIT")
-        try:
+        with outside_transaction(self.connection):
+            self._open = False
             _fault_point(False)
             if statement is None:
                 self.connection.exec_driver_sql(sql)
@@ -620,10 +632,6 @@ class Executor:
                 with self._lock_bound(statement):
                     self.connection.exec_driver_sql(sql)
             _fault_point(True)
-        finally:
-            if self.connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
-                self.connection.commit()
-            self.connection.execution_options(isolation_level=level)
 
     def _journal_failure(self, step: Step, index: int, started: datetime, clock: float, error: str,
                          done: int | None = None) -> None:

@@ -63,7 +63,7 @@ from schemashift.operations import (
 )
 from schemashift.planning.fresh import FreshBuild
 from schemashift.planning.plan import Statement, compile_operations, group_by_operation
-from schemashift.runtime.executor import transaction
+from schemashift.runtime.executor import outside_transaction, transaction
 from schemashift.runtime.versions import BUILDING, AppliedRun, Recorder, now
 from schemashift.support.progress import Reporter
 
@@ -578,26 +578,13 @@ def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, mis
             for one in together:
                 _execute(connection, one)
         together = []
-        _run_outside_transaction(connection, statement)  # the marker stays: `repair continue` may run again
+        with outside_transaction(connection):  # the marker stays: `repair continue` may run again
+            _execute(connection, statement)
     with transaction(connection, build.dialect.autocommits_ddl):
         for statement in together:
             _execute(connection, statement)
         recorder.delete(build.target)
         _record(recorder, build, started, clock)
-
-
-def _run_outside_transaction(connection: sa.Connection, statement: Statement) -> None:
-    """Run `statement` on its own, outside a transaction (``CREATE INDEX CONCURRENTLY`` …)."""
-    if connection.in_transaction():
-        connection.commit()
-    level = connection.get_isolation_level()
-    connection.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        _execute(connection, statement)
-    finally:
-        if connection.in_transaction():  # autobegun even in AUTOCOMMIT; must end before the level changes
-            connection.commit()
-        connection.execution_options(isolation_level=level)
 
 
 #: Tables checked for rows per query (`_holding_rows`).
