@@ -929,10 +929,8 @@ def test_a_build_killed_after_finding_a_statement_outside_transactions_is_taken_
     """Killed between finding the statement (the kept plan then says "step by step") and taking back what it
     created: the next upgrade still takes the build back (planned anew) and runs step by step."""
     import os
-    import signal
 
     from schemashift.dialects import get_dialect
-    from schemashift.runtime import fresh
 
     _side_by_side_only(backend, monkeypatch)
     committed = _after_first_commit(monkeypatch)
@@ -946,17 +944,9 @@ def test_a_build_killed_after_finding_a_statement_outside_transactions_is_taken_
             return False
         return real(self, sql)
 
-    def undo(*args: Any) -> list[str]:
-        os.kill(os.getpid(), signal.SIGKILL)  # the child, before taking anything back
-        return []
-
     monkeypatch.setattr(dialect, "runs_in_transaction", runs_in_transaction)
     cycle = project_on(fresh_db, tmp_path / "killed", history_folder)
-    with monkeypatch.context() as child:
-        child.setattr(fresh, "undo", undo)
-        _killed_upgrade(cycle, 1000)
-    head = cycle.project.history().head
-    assert fetch_rows(fresh_db, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+    _killed_before_taking_back(cycle, monkeypatch)
     assert _kept_plan(cycle, backend) is False
 
     cycle.upgrade()
@@ -1014,10 +1004,8 @@ def test_repair_continue_finishes_a_killed_build_with_a_statement_outside_transa
     """Killed once it found a statement that cannot run in a transaction: `repair continue` runs that one
     outside the transaction (PostgreSQL refuses it inside) and finishes the build."""
     import os
-    import signal
 
     from schemashift.dialects import get_dialect
-    from schemashift.runtime import fresh
 
     _side_by_side_only(backend, monkeypatch)
     committed = _after_first_commit(monkeypatch)
@@ -1032,17 +1020,9 @@ def test_repair_continue_finishes_a_killed_build_with_a_statement_outside_transa
         return [sql.replace("CREATE INDEX ix_tags_purchase", "CREATE INDEX CONCURRENTLY ix_tags_purchase")
                 for sql in sqls]
 
-    def undo(*args: Any) -> list[str]:
-        os.kill(os.getpid(), signal.SIGKILL)  # the child, before taking anything back
-        return []
-
     monkeypatch.setattr(dialect, "compile", compile_)
     cycle = project_on(fresh_db, tmp_path / "apart", history_folder)
-    with monkeypatch.context() as child:
-        child.setattr(fresh, "undo", undo)
-        _killed_upgrade(cycle, 1000)
-    head = cycle.project.history().head
-    assert fetch_rows(fresh_db, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+    head = _killed_before_taking_back(cycle, monkeypatch)
 
     api.repair(cycle.project, action="continue", out=cycle.output.append)
     assert cycle.output[-1] == f"Repaired: the fresh build finished; the database is at {head}."
@@ -1190,3 +1170,24 @@ def _compile_fails_at_tags(backend: str, monkeypatch: pytest.MonkeyPatch, error:
 
     monkeypatch.setattr(dialect, "compile", compile_)
     return seen
+
+
+def _killed_before_taking_back(cycle: Cycle, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Upgrade `cycle` in a child SIGKILLed when its build would take back what it created (`_killed_upgrade`);
+    the head, whose marker row the database then holds alone."""
+    import os
+    import signal
+
+    from schemashift.runtime import fresh
+
+    def undo(*args: Any) -> list[str]:
+        os.kill(os.getpid(), signal.SIGKILL)  # the child, before taking anything back
+        return []
+
+    with monkeypatch.context() as child:
+        child.setattr(fresh, "undo", undo)
+        _killed_upgrade(cycle, 1000)
+    head = cycle.project.history().head
+    assert head is not None
+    assert fetch_rows(cycle.url, "SELECT revision, state FROM schemashift_version") == [(head, "building")]
+    return head
