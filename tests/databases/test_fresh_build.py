@@ -819,18 +819,7 @@ def test_a_pipelined_build_equals_step_by_step_and_keeps_the_plan(
     from schemashift.dialects import get_dialect
     from schemashift.planning.fresh import plan_fresh
 
-    _side_by_side_only(backend, monkeypatch)
-    seen = _pipelined(monkeypatch)
-    committed = _after_first_commit(monkeypatch)
-    dialect = type(get_dialect(backend))
-    real = dialect.compile
-
-    def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
-        if getattr(getattr(operation, "table", None), "name", None) == "tags":
-            assert committed.wait(30)  # compiled-first would wait here for nothing
-        return real(self, operation, before, after)
-
-    monkeypatch.setattr(dialect, "compile", compile_)
+    seen = _compile_held_at_tags(backend, monkeypatch)  # compiled-first would wait there for nothing
     fresh = project_on(fresh_db, tmp_path / "fresh", history_folder)
     stepped = project_on(_second_db(backend, request, tmp_path), tmp_path / "stepped", history_folder)
     fresh.upgrade()
@@ -914,7 +903,7 @@ def test_a_compile_error_mid_pipelined_build_leaves_the_database_empty(
     """The compile's own error, raised as when planning raises it, once what the build created is taken back."""
     from schemashift.errors import SchemashiftError
 
-    seen = _compile_fails_at_tags(backend, monkeypatch, SchemashiftError("cannot compile tags"))
+    seen = _compile_held_at_tags(backend, monkeypatch, SchemashiftError("cannot compile tags"))
     cycle = project_on(fresh_db, tmp_path / "broken", history_folder)
     with pytest.raises(SchemashiftError, match=r"^cannot compile tags$"):
         api.upgrade(cycle.project, out=cycle.output.append)
@@ -989,7 +978,7 @@ def test_a_compile_raising_a_base_exception_mid_pipelined_build_leaves_the_datab
         backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Raised on the feed's thread, it is raised by the build once taken back: the lanes never take the end of
     the feed for the end of the build."""
-    seen = _compile_fails_at_tags(backend, monkeypatch, _Halt("halted"))
+    seen = _compile_held_at_tags(backend, monkeypatch, _Halt("halted"))
     cycle = project_on(fresh_db, tmp_path / "halted", history_folder)
     with pytest.raises(_Halt):
         api.upgrade(cycle.project, out=cycle.output.append)
@@ -1151,9 +1140,10 @@ def test_lanes_creating_foreign_keys_in_crossed_orders_do_not_fail_on_a_deadlock
     assert api.status(cycle.project).exit_code == 0 and cycle.diff() == []
 
 
-def _compile_fails_at_tags(backend: str, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> list[bool]:
-    """A pipelined build (`_pipelined`: what it saw) whose compile raises `error` at table tags, once a lane
-    committed its first chunk."""
+def _compile_held_at_tags(backend: str, monkeypatch: pytest.MonkeyPatch,
+                          error: BaseException | None = None) -> list[bool]:
+    """A pipelined build (`_pipelined`: what it saw) whose compile reaches table tags only once a lane committed
+    its first chunk, and raises `error` there when given."""
     from schemashift.dialects import get_dialect
 
     _side_by_side_only(backend, monkeypatch)
@@ -1165,7 +1155,8 @@ def _compile_fails_at_tags(backend: str, monkeypatch: pytest.MonkeyPatch, error:
     def compile_(self: Any, operation: Any, before: Any, after: Any) -> list[str]:
         if getattr(getattr(operation, "table", None), "name", None) == "tags":
             assert committed.wait(30)
-            raise error
+            if error is not None:
+                raise error
         return real(self, operation, before, after)
 
     monkeypatch.setattr(dialect, "compile", compile_)
