@@ -131,7 +131,7 @@ def live_differences(project: Project, connection: sa.Connection, expected: Sche
 
 def remember_fingerprint(project: Project, connection: sa.Connection, revision: str, expected: Schema, *,
                          check: bool, taken: TakenFingerprint | None = None,
-                         recorder: Recorder | None = None) -> None:
+                         recorder: Recorder | None = None, defer: bool = False) -> None:
     """Store the live catalog fingerprint with `revision` when the live schema matches `expected`.
 
     With `check` the real drift check runs first (the caller has not), unless
@@ -140,8 +140,10 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
     fast `status` (`schemashift.runtime.fast`) trusts a matching fingerprint
     instead of reflecting. `taken`: the fingerprint `take_fingerprint` read
     already (on another connection, after the last change to the schema);
-    `recorder`: the caller's, on `connection`. Best effort: any failure only
-    leaves the fast path unused.
+    `recorder`: the caller's, on `connection`. With `defer` a fingerprint not known
+    clean is not stored and no check runs: the next `status` checks (a fresh
+    build, whose schema was just made from the migrations' own). Best effort:
+    any failure only leaves the fast path unused.
     """
     if not fingerprinted(project):
         return
@@ -150,7 +152,11 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
         if not recorder.has_fingerprint_column():
             return
         if taken is None:
-            taken = take_fingerprint(project, connection, revision, expected, check=check)
+            if defer and not clean_fingerprints(project, connection, revision).values:
+                return  # none could be judged clean: not read either
+            taken = take_fingerprint(project, connection, revision, expected, check=check, differences=not defer)
+        if taken.clean is None and defer:
+            return
         if taken.clean is None:
             taken.clean = not live_differences(project, connection, expected)
         if not taken.clean:

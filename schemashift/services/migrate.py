@@ -13,8 +13,6 @@ before the first statement (`unmanaged_problem`).
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -33,7 +31,6 @@ from schemashift.services.compare import (
     TakenFingerprint,
     clean_fingerprints,
     fingerprinted,
-    live_differences,
     remember_fingerprint,
     take_fingerprint,
 )
@@ -181,7 +178,7 @@ def migrate(project: Project, target: str, direction: str, *, sql: bool, dry_run
             after = plan.steps[-1].after if not plan.empty else build.after  # type: ignore[union-attr]
             if goal is not None and fingerprint:
                 remember_fingerprint(project, connection, goal, after, check=True, taken=next(iter(taken), None),
-                                     recorder=recorder)
+                                     recorder=recorder, defer=build is not None and plan.empty)
             out(f"Database is at {goal or 'base'}.")
             return goal
 
@@ -344,36 +341,13 @@ def _run_fresh(project: Project, connection: sa.Connection, recorder: Recorder, 
 
 def _fingerprint_beside(project: Project, build: FreshBuild, taken: list[TakenFingerprint]) -> Beside:
     """Read the fingerprint of the database `build` made (`take_fingerprint`) on a helper connection while the
-    rows are recorded, into `taken`.
-
-    The drift check runs there too unless the build has objects whose database text is
-    remembered after the rows (`remember_built_objects`: the check reads it); then
-    `remember_fingerprint` runs it afterwards when the fingerprint is not known clean.
-    When no fingerprint is known clean yet (the first build of these migrations), the
-    check is sure to run: it starts at once on a second helper.
-    """
-    check = not build.after.objects
+    rows are recorded, into `taken`; judged clean only when it is one known clean (no drift check here: see
+    `remember_fingerprint`'s `defer`)."""
 
     def take(helpers: list[sa.Connection]) -> None:
-        ahead = check and len(helpers) > 1 and not clean_fingerprints(project, helpers[0], build.target).values
-        found: list[bool] = []
-
-        def drift_check() -> None:
-            with contextlib.suppress(Exception):  # a failure leaves it to `remember_fingerprint`, which checks again
-                found.append(not live_differences(project, helpers[1], build.after))
-
-        checking = threading.Thread(target=drift_check, daemon=True)
-        if ahead:
-            checking.start()
-        try:
-            one = take_fingerprint(project, helpers[0], build.target, build.after, check=True,
-                                   differences=check and not ahead)
-        finally:
-            if ahead:
-                checking.join()
-        if one.clean is None and found:
-            one.clean = found[0]
-        taken.append(one)  # still not judged (None): `remember_fingerprint` runs the check
+        if clean_fingerprints(project, helpers[0], build.target).values:  # else none could be judged clean
+            taken.append(take_fingerprint(project, helpers[0], build.target, build.after, check=True,
+                                          differences=False))
 
     return take
 
