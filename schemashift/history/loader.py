@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import marshal
+import os
 import re
 import secrets
 import sys
@@ -44,21 +45,37 @@ class Migration:
     and must still have the expected revision, parent and checksum then.
     """
 
-    __slots__ = ("_message", "_operations", "_replaces", "checksum", "code_cache", "parent", "path", "revision")
+    __slots__ = ("_message", "_operations", "_path", "_replaces", "checksum", "code_cache", "parent", "revision")
 
-    def __init__(self, revision: str, parent: str | None, message: str, operations: list[Operation], path: Path,
-                 checksum: str, replaces: Sequence[str] = ()) -> None:
+    def __init__(self, revision: str, parent: str | None, message: str, operations: list[Operation],
+                 path: Path | str, checksum: str, replaces: Sequence[str] = ()) -> None:
         self._replaces: tuple[str, ...] | None = tuple(replaces)
         self.revision = revision
         self.parent = parent
-        self.path = path
+        self._path = path
         self.checksum = checksum
         self._message: str | None = message
         self._operations: list[Operation] | None = operations
         self.code_cache: Path | None = None  #: where `load_migration` keeps the compiled module, if anywhere
 
+    @property
+    def path(self) -> Path:
+        """The file (made a `Path` on first use: loading thousands of migrations need not make one each)."""
+        if isinstance(self._path, str):
+            self._path = Path(self._path)
+        return self._path
+
+    @path.setter
+    def path(self, value: Path) -> None:
+        self._path = value
+
+    @property
+    def file_name(self) -> str:
+        """The file's name (`path`'s, without making the `Path`)."""
+        return os.path.basename(self._path) if isinstance(self._path, str) else self._path.name
+
     @classmethod
-    def lazy(cls, revision: str, parent: str | None, path: Path, checksum: str, message: str | None = None,
+    def lazy(cls, revision: str, parent: str | None, path: Path | str, checksum: str, message: str | None = None,
              code_cache: Path | None = None) -> Migration:
         """A migration whose module is imported when its operations (or unknown message) are first needed."""
         migration = cls(revision, parent, "", [], path, checksum)

@@ -132,7 +132,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def entries_of(migrations: Sequence[Migration]) -> list[Entry]:
     """Manifest entries of a chain of migrations."""
-    return [Entry(m.path.name, m.revision, m.parent, m.checksum) for m in migrations]
+    return [Entry(m.file_name, m.revision, m.parent, m.checksum) for m in migrations]
 
 
 # -- keeping it up to date -------------------------------------------------------
@@ -276,15 +276,14 @@ def load_history(folder: Path | str, cache_root: Path | str | None = None, *, cr
     migrations: list[loader.Migration] = []
     found = sorted(listing(folder), key=lambda entry: entry.name)
     for entry in found:
-        path = Path(entry.path)
         stat = entry.stat()
-        known = (index.trusted(entry.name, stat) or _rehashed(index, entry.name, path, stat)
-                 or _from_manifest(index, by_name.get(entry.name), path, stat, source))
+        known = (index.trusted(entry.name, stat) or _rehashed(index, entry.name, entry.path, stat)
+                 or _from_manifest(index, by_name.get(entry.name), entry.path, stat, source))
         if known is not None:
             migrations.append(
-                loader.Migration.lazy(known.revision, known.parent, path, known.checksum, known.message, code))
+                loader.Migration.lazy(known.revision, known.parent, entry.path, known.checksum, known.message, code))
             continue
-        migration = loader.load_migration(path, code)
+        migration = loader.load_migration(Path(entry.path), code)
         index.put(entry.name, cache.IndexEntry.of(stat, migration.checksum, migration.revision, migration.parent,
                                                   migration.message))
         migrations.append(migration)
@@ -308,7 +307,7 @@ def _listed(folder: Path) -> list[Entry] | ValueError | None:
         return exc
 
 
-def _from_manifest(index: cache.StatIndex, listed: Entry | None, path: Path, stat: os.stat_result,
+def _from_manifest(index: cache.StatIndex, listed: Entry | None, path: str, stat: os.stat_result,
                    source: snapshot.Source | None) -> cache.IndexEntry | None:
     """The index entry of a file the index does not trust whose content is the one `listed` in the manifest
     (revision and parent from there, no import; its message from a valid head snapshot), now in the index."""
@@ -353,7 +352,7 @@ def _save_messages(directory: Path) -> None:
     index.save()
 
 
-def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_result) -> cache.IndexEntry | None:
+def _rehashed(index: cache.StatIndex, name: str, path: str, stat: os.stat_result) -> cache.IndexEntry | None:
     """The index entry of `name` when the file has the same size and content (it was only touched)."""
     entry = index.entries.get(name)
     if entry is None or entry.size != stat.st_size or not _holds(path, entry.checksum):
@@ -363,10 +362,12 @@ def _rehashed(index: cache.StatIndex, name: str, path: Path, stat: os.stat_resul
     return fresh
 
 
-def _holds(path: Path, checksum: str) -> bool:
-    """True when the file at `path` can be read and its content has `checksum`."""
+def _holds(path: str, checksum: str) -> bool:
+    """True when the file at `path` can be read and its content has `checksum` (read without `pathlib`: a cold
+    load of thousands of files pays its overhead per file)."""
     try:
-        return checksum_of(path.read_bytes()) == checksum
+        with open(path, "rb") as file:
+            return checksum_of(file.read()) == checksum
     except OSError:
         return False
 
