@@ -389,7 +389,8 @@ def _run_fed_waves(lanes: list[sa.Connection], build: FreshBuild, done: list[Ope
         left = undo(lanes[0], build, done)
         if left:
             raise ExecutionError(f"the fresh build to {build.target} stopped: {feed.error}; {len(left)} table(s) "
-                                 f"it created are still there ({', '.join(left[:4])}): drop them by hand")
+                                 f"it created are still there ({', '.join(left[:4])}), kept where they hold rows: "
+                                 "look before dropping any by hand")
         raise _Stopped(feed.error)
 
 
@@ -538,7 +539,7 @@ def take_back(connection: sa.Connection, recorder: Recorder, build: FreshBuild) 
 
     Refused (`DatabaseStateError`, one line naming ``repair``) when one of its tables holds a row.
     """
-    full = _holding_rows(connection, build, _tables_left(connection, build.after))
+    full = _holding_rows(connection, build.after, _tables_left(connection, build.after))
     if full:
         more = f" (and {len(full) - 1} more)" if len(full) > 1 else ""
         raise DatabaseStateError(
@@ -591,12 +592,12 @@ def finish(connection: sa.Connection, recorder: Recorder, build: FreshBuild, mis
 _PER_QUERY = 200
 
 
-def _holding_rows(connection: sa.Connection, build: FreshBuild, keys: list[str]) -> list[str]:
-    """The keys of `keys` (tables of `build`) that hold at least one row."""
+def _holding_rows(connection: sa.Connection, schema: Schema, keys: list[str]) -> list[str]:
+    """The keys of `keys` (tables of `schema`) that hold at least one row."""
     full: list[str] = []
     for start in range(0, len(keys), _PER_QUERY):
         probes = [sa.select(sa.literal(key)).where(sa.exists(sa.select(sa.literal(1)).select_from(
-                      sa.table(build.after.tables[key].name, schema=build.after.tables[key].schema))))
+                      sa.table(schema.tables[key].name, schema=schema.tables[key].schema))))
                   for key in keys[start:start + _PER_QUERY]]
         full += [row[0] for row in connection.execute(sa.union_all(*probes))]
     if connection.in_transaction():
@@ -739,18 +740,22 @@ def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation],
     where = f" at: {_first_line(statement.describe())}" if statement is not None else ""
     left = undo(connection, build, done)
     state = ("the database is empty again (at base)" if not left else
-             f"{len(left)} table(s) it created are still there ({', '.join(left[:4])}): drop them by hand")
+             f"{len(left)} table(s) it created are still there ({', '.join(left[:4])}), kept where they hold rows: "
+             "look before dropping any by hand")
     return ExecutionError(f"the fresh build to {build.target} failed{where}: {error}; {state}; "
                           "`schemashift upgrade --step-by-step` runs the migrations one by one")
 
 
 def undo(connection: sa.Connection, build: FreshBuild, done: list[Operation]) -> list[str]:
-    """Drop what the operations `done` created (best effort); the keys of the build's tables still there."""
+    """Drop what the operations `done` created (best effort), except a table holding a row (another session wrote
+    to it while the build ran: it stays, with what it needs); the keys of the build's tables still there."""
     if done:
         try:
             built = replay(done, Schema())
         except Exception:  # noqa: BLE001 - a partly run operation may not replay: drop what the whole build makes
             built = build.after
+        for key in _holding_rows(connection, built, _tables_left(connection, built)):
+            built = built.without_table(key)
         statements, _ = compile_operations(build.dialect, diff(built, Schema()), built)
         for statement in statements:
             if statement.sql is None:

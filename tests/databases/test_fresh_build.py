@@ -393,6 +393,34 @@ def test_a_failing_build_leaves_the_database_empty(backend: str, fresh_db: str, 
     assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
 
 
+def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails after committing some of its tables takes them back, except one another session wrote a
+    row to meanwhile: that table stays with its row, and the error says tables were kept."""
+    from schemashift.dialects import get_dialect
+    from schemashift.errors import ExecutionError
+    from schemashift.runtime import fresh
+
+    dialect = get_dialect(backend)
+    if dialect.builds_side_by_side:
+        _side_by_side_only(backend, monkeypatch)
+    elif dialect.transactional_ddl:
+        pytest.skip("one transaction: a failed build leaves no table behind to write to")
+    cycle = project_on(fresh_db, tmp_path / "written", history_folder)
+    cycle.run("CREATE VIEW tags AS SELECT 1 AS x")  # fails the last wave: users and purchases are committed
+    real_undo = fresh.undo
+
+    def undo(connection: sa.Connection, build: Any, done: list[Any]) -> list[str]:
+        cycle.run("INSERT INTO users (full_name) VALUES ('written meanwhile')")  # another session
+        return real_undo(connection, build, done)
+
+    monkeypatch.setattr(fresh, "undo", undo)
+    with pytest.raises(ExecutionError, match=r"still there \(users\), kept where they hold rows"):
+        api.upgrade(cycle.project, out=cycle.output.append)
+    assert fetch_rows(cycle.url, "SELECT full_name FROM users") == [("written meanwhile",)]
+    assert set(inspect_schema(cycle.url)) - {"tags"} == {"users"}
+
+
 def test_chunks_keep_operations_whole(backend: str, history_folder: Path, tmp_path: Path) -> None:
     from schemashift.dialects import get_dialect
     from schemashift.planning.fresh import plan_fresh
