@@ -1,0 +1,197 @@
+"""Operations and schema values as JSON lines: one value per line, read back exactly.
+
+`to_json` writes each value on a line of its own; `from_json` (exported to
+migration files and the head snapshot by `schemashift.migration`) reads them
+back. It stands for the same constructor calls as `render_value` (the fields
+`schemashift.operations.render.arguments` gives) in a form whose parsing is
+done by the `json` module in C, which matters for big generated files such as
+``schemashift.head``. Values map to JSON as follows:
+
+* None, bool, int, float (``NaN``/``Infinity`` as Python's `json` writes them), str: themselves;
+* tuple: an array; list: ``{"@list": [...]}``; set and frozenset: ``{"@set": [...]}`` and
+  ``{"@frozenset": [...]}`` (items in a fixed order); bytes: ``{"@bytes": "<hex>"}``;
+* dict: an object when its keys are strings none of which starts with ``@``, else ``{"@dict": [[key, value], ...]}``;
+* an operation or schema model object: ``{"@": "ClassName", "field": value, ...}``, with the fields
+  `arguments` gives (those at their default are left out).
+
+Only these exact types are written (a subclass of str or tuple, a function, another object is refused with
+`MigrationError`), and only classes that `from_json` can name back: operations (`OPERATIONS`) and the dataclasses of
+the schema model. Characters a reader cannot see (controls, format characters, lone surrogates) are written as
+``\\u`` escapes, so a line shows all it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any
+
+from schemashift.errors import MigrationError
+from schemashift.model import objects, schema, types
+from schemashift.operations.base import OPERATIONS
+from schemashift.operations.render import arguments
+
+#: The key naming a dataclass's class, and the keys of the other tagged values.
+CLASS_KEY = "@"
+_TAGS = ("@list", "@set", "@frozenset", "@bytes", "@dict")
+_INVISIBLE = re.compile(r"[^\x20-\x7e]")
+
+_Builder = Callable[[dict[str, Any]], object]
+_builders: dict[str, _Builder] = {}
+_model: dict[str, type] = {}
+
+
+def class_named(name: str) -> type | None:
+    """The operation or schema model dataclass that `from_json` builds for ``{"@": name}``; None: none."""
+    if not _model:
+        _model.update((key, value) for module in (schema, types, objects) for key, value in vars(module).items()
+                      if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__)
+    found = OPERATIONS.get(name) or _model.get(name)
+    return found if found is not None and is_dataclass(found) else None
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def to_json(values: Iterable[object]) -> str:
+    """One JSON line per value of `values` (no trailing newline); MigrationError when one cannot be written."""
+    return "\n".join(_line(value) for value in values)
+
+
+def _line(value: object) -> str:
+    text = json.dumps(_encoded(value), ensure_ascii=False)
+    return text if text.isprintable() else _INVISIBLE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    """A ``\\u`` escape of a character that is not printable (a pair of them beyond the BMP), printable ones kept."""
+    char = found.group(0)
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _encoded(value: object) -> object:
+    """The JSON form of `value` (see the module docstring)."""
+    kind = type(value)
+    if value is None or kind in (str, int, float, bool):
+        return value
+    if kind is tuple:
+        return [_encoded(item) for item in value]  # type: ignore[attr-defined]
+    if kind is list:
+        return {"@list": [_encoded(item) for item in value]}  # type: ignore[attr-defined]
+    if kind is dict:
+        return _encoded_dict(value)  # type: ignore[arg-type]
+    if kind in (set, frozenset):
+        items = sorted((_encoded(item) for item in value), key=_sort_key)  # type: ignore[attr-defined]
+        return {f"@{kind.__name__}": items}
+    if kind is bytes:
+        return {"@bytes": value.hex()}  # type: ignore[attr-defined]
+    if is_dataclass(value) and not isinstance(value, type) and class_named(kind.__name__) is kind:
+        found: dict[str, object] = {CLASS_KEY: kind.__name__}
+        for argument in arguments(value):
+            found[argument.name] = _encoded(argument.value)
+        return found
+    raise MigrationError(f"cannot write a {kind.__name__} value as JSON: {value!r}")
+
+
+def _encoded_dict(value: dict[object, object]) -> object:
+    if all(type(key) is str and not key.startswith("@") for key in value):
+        return {key: _encoded(item) for key, item in value.items()}
+    return {"@dict": [[_encoded(key), _encoded(item)] for key, item in value.items()]}
+
+
+def _sort_key(encoded: object) -> str:
+    return json.dumps(encoded, sort_keys=True)
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def from_json(text: str) -> list[object]:
+    """The values of `text`, one JSON value per line as `to_json` writes them (blank lines around them ignored).
+
+    Only the classes `class_named` knows are built; anything else is an error (ValueError, KeyError or TypeError).
+    """
+    body = text.strip()
+    if not body:
+        return []
+    values = json.loads("[" + body.replace("\n", ",") + "]", object_hook=_decoded)
+    return [_tupled(value) if type(value) is list else value for value in values]
+
+
+def _tupled(items: list[Any]) -> tuple[object, ...]:
+    """`items` (a JSON array) as the tuple it stands for, nested arrays too (objects are decoded already)."""
+    return tuple([_tupled(item) if type(item) is list else item for item in items])
+
+
+def _decoded(found: dict[str, Any]) -> object:
+    """The value of a JSON object (called by `json.loads` innermost first)."""
+    for key, item in found.items():
+        if type(item) is list:
+            found[key] = _tupled(item)
+    name = found.pop(CLASS_KEY, None)
+    if name is not None:
+        return (_builders.get(name) or _builder(name))(found)
+    if len(found) == 1:
+        key, item = next(iter(found.items()))
+        if key in _TAGS:
+            return _tagged(key, item)
+    return found
+
+
+def _tagged(tag: str, item: Any) -> object:
+    if tag == "@bytes":
+        if type(item) is not str:
+            raise TypeError("@bytes holds a hex string")
+        return bytes.fromhex(item)
+    if type(item) is not tuple:
+        raise TypeError(f"{tag} holds an array")
+    if tag == "@dict":
+        return dict(item)
+    return {"@list": list, "@set": set, "@frozenset": frozenset}[tag](item)
+
+
+def _builder(name: str) -> _Builder:
+    """How to build class `name` from its fields: as its generated ``__init__`` would (defaults, then the fields
+    given, then ``__post_init__``), without the per-field cost of a frozen dataclass's ``__init__``; classes that
+    are not plain dataclasses (slots, fields outside ``__init__``) are called."""
+    cls = class_named(name)
+    if cls is None:
+        raise KeyError(f"no operation or schema class {name!r}")
+    every = fields(cls)
+    if hasattr(cls, "__slots__") or not all(field.init for field in every):
+        def call(given: dict[str, Any]) -> object:
+            return cls(**given)
+        _builders[name] = call
+        return call
+    names = {field.name for field in every}
+    defaults = {field.name: field.default for field in every if field.default is not MISSING}
+    factories = [(field.name, field.default_factory) for field in every if field.default_factory is not MISSING]
+    post_init = getattr(cls, "__post_init__", None)
+    new = object.__new__
+
+    def build(given: dict[str, Any]) -> object:
+        obj: object = new(cls)
+        state = obj.__dict__
+        state.update(defaults)
+        for key, factory in factories:
+            state[key] = factory()
+        state.update(given)
+        if state.keys() != names:
+            raise TypeError(f"{name}: unknown or missing fields in {sorted(given)}")
+        if post_init is not None:
+            post_init(obj)
+        return obj
+
+    _builders[name] = build
+    return build
+
+
+__all__ = ["CLASS_KEY", "class_named", "from_json", "to_json"]
