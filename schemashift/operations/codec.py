@@ -14,9 +14,11 @@ done by the `json` module in C, which matters for big generated files such as
 * an operation or schema model object: ``{"@": "ClassName", "field": value, ...}``, with the fields
   `arguments` gives (those at their default are left out).
 
-Only these exact types are written (a subclass of str or tuple, a function, another object is refused with
-`MigrationError`), and only classes that `from_json` can name back: operations (`OPERATIONS`) and the dataclasses of
-the schema model. Characters a reader cannot see (controls, format characters, lone surrogates) are written as
+A subclass is written as `render_value` writes it, as its base (a StrEnum or SQLAlchemy's ``quoted_name`` as a str,
+an IntEnum as an int, a namedtuple as a tuple): `from_json` gives what the same value written as Python calls gives.
+Anything else (a function, an enum of no such base, another object, a dataclass of a class migration files cannot
+name: only operations, `OPERATIONS`, and the dataclasses of the schema model) is refused with `MigrationError`.
+Characters a reader cannot see (controls, format characters, lone surrogates) are written as
 ``\\u`` escapes, so a line shows all it holds.
 """
 
@@ -37,6 +39,7 @@ from schemashift.operations.render import arguments
 CLASS_KEY = "@"
 _TAGS = ("@list", "@set", "@frozenset", "@bytes", "@dict")
 _INVISIBLE = re.compile(r"[^\x20-\x7e]")
+_SCALARS = frozenset({str, int, float, bool})
 
 _Builder = Callable[[dict[str, Any]], object]
 _builders: dict[str, _Builder] = {}
@@ -80,30 +83,44 @@ def _escape(found: re.Match[str]) -> str:
 def _encoded(value: object) -> object:
     """The JSON form of `value` (see the module docstring)."""
     kind = type(value)
-    if value is None or kind in (str, int, float, bool):
+    if value is None or kind in _SCALARS:
         return value
-    if kind is tuple:
-        return [_encoded(item) for item in value]  # type: ignore[attr-defined]
-    if kind is list:
-        return {"@list": [_encoded(item) for item in value]}  # type: ignore[attr-defined]
-    if kind is dict:
-        return _encoded_dict(value)  # type: ignore[arg-type]
-    if kind in (set, frozenset):
-        items = sorted((_encoded(item) for item in value), key=_sort_key)  # type: ignore[attr-defined]
-        return {f"@{kind.__name__}": items}
-    if kind is bytes:
-        return {"@bytes": value.hex()}  # type: ignore[attr-defined]
-    if is_dataclass(value) and not isinstance(value, type) and class_named(kind.__name__) is kind:
+    if is_dataclass(value) and not isinstance(value, type):
+        if class_named(kind.__name__) is not kind:
+            raise MigrationError(f"cannot write a {kind.__name__} as JSON: migration files cannot name its class")
         found: dict[str, object] = {CLASS_KEY: kind.__name__}
         for argument in arguments(value):
             found[argument.name] = _encoded(argument.value)
         return found
-    raise MigrationError(f"cannot write a {kind.__name__} value as JSON: {value!r}")
+    if isinstance(value, tuple):
+        return [_encoded(item) for item in value]
+    if isinstance(value, list):
+        return {"@list": [_encoded(item) for item in value]}
+    if isinstance(value, dict):
+        return _encoded_dict(value)
+    if isinstance(value, (set, frozenset)):
+        tag = "@frozenset" if isinstance(value, frozenset) else "@set"
+        return {tag: sorted((_encoded(item) for item in value), key=_sort_key)}
+    return _scalar(value)
 
 
-def _encoded_dict(value: dict[object, object]) -> object:
-    if all(type(key) is str and not key.startswith("@") for key in value):
-        return {key: _encoded(item) for key, item in value.items()}
+def _scalar(value: object) -> object:
+    """A str, int, float or bytes of a subclass as the plain value `render_value` writes (a StrEnum's string,
+    SQLAlchemy's ``quoted_name`` a str); MigrationError for anything else."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, bytes):
+        return {"@bytes": value.hex()}
+    raise MigrationError(f"cannot write a {type(value).__name__} value as JSON: {value!r}")
+
+
+def _encoded_dict(value: dict[Any, object]) -> object:
+    if all(isinstance(key, str) and not key.startswith("@") for key in value):
+        return {str.__str__(key): _encoded(item) for key, item in value.items()}
     return {"@dict": [[_encoded(key), _encoded(item)] for key, item in value.items()]}
 
 
@@ -123,19 +140,32 @@ def from_json(text: str) -> list[object]:
     if not body:
         return []
     values = json.loads("[" + body.replace("\n", ",") + "]", object_hook=_decoded)
-    return [_tupled(value) if type(value) is list else value for value in values]
+    return [_value(value) for value in values]
 
 
-def _tupled(items: list[Any]) -> tuple[object, ...]:
-    """`items` (a JSON array) as the tuple it stands for, nested arrays too (objects are decoded already)."""
-    return tuple([_tupled(item) if type(item) is list else item for item in items])
+class _Listed:
+    """A decoded ``{"@list": ...}`` until it is placed: a list there would pass for a JSON array (a tuple)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[object]) -> None:
+        self.items = items
+
+
+def _value(found: object) -> object:
+    """A decoded value as it is placed: an array becomes a tuple, a `_Listed` its list."""
+    kind = type(found)
+    if kind is list:
+        return tuple([_value(item) for item in found])  # type: ignore[attr-defined]
+    return found.items if kind is _Listed else found  # type: ignore[attr-defined]
 
 
 def _decoded(found: dict[str, Any]) -> object:
     """The value of a JSON object (called by `json.loads` innermost first)."""
     for key, item in found.items():
-        if type(item) is list:
-            found[key] = _tupled(item)
+        kind = type(item)
+        if kind is list or kind is _Listed:
+            found[key] = _value(item)
     name = found.pop(CLASS_KEY, None)
     if name is not None:
         return (_builders.get(name) or _builder(name))(found)
@@ -155,7 +185,9 @@ def _tagged(tag: str, item: Any) -> object:
         raise TypeError(f"{tag} holds an array")
     if tag == "@dict":
         return dict(item)
-    return {"@list": list, "@set": set, "@frozenset": frozenset}[tag](item)
+    if tag == "@list":
+        return _Listed(list(item))
+    return set(item) if tag == "@set" else frozenset(item)
 
 
 def _builder(name: str) -> _Builder:
