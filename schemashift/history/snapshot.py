@@ -179,7 +179,7 @@ def parse(text: str, manifest_line: str, path: Path | str = SNAPSHOT_NAME) -> Sn
 def _sealed(text: str, manifest_line: str) -> str | None:
     """`text` above its checksum line when that matches and its `code` and `manifest` are this code's and
     `manifest_line` (read from the text, not run); else None. Line endings count as ``\n`` (a CRLF checkout)."""
-    body, _, last = text.replace("\r\n", "\n").rstrip("\n").rpartition("\n")
+    body, _, last = (text.replace("\r\n", "\n") if "\r" in text else text).rstrip("\n").rpartition("\n")
     body += "\n"
     found = _CHECKSUM.match(last.strip())
     if found is None or found.group(1) != checksum_of(body.encode("utf-8")):

@@ -203,7 +203,8 @@ def _builder(name: str) -> _Builder:
             return cls(**given)
         _builders[name] = call
         return call
-    names = {field.name for field in every}
+    names = frozenset(field.name for field in every)
+    count = len(names)
     defaults = {field.name: field.default for field in every if field.default is not MISSING}
     factories = [(field.name, field.default_factory) for field in every if field.default_factory is not MISSING]
     post_init = getattr(cls, "__post_init__", None)
@@ -213,10 +214,11 @@ def _builder(name: str) -> _Builder:
         obj: object = new(cls)
         state = obj.__dict__
         state.update(defaults)
-        for key, factory in factories:
-            state[key] = factory()
+        if factories:
+            for key, factory in factories:
+                state[key] = factory()
         state.update(given)
-        if state.keys() != names:
+        if len(state) != count or not given.keys() <= names:
             raise TypeError(f"{name}: unknown or missing fields in {sorted(given)}")
         if post_init is not None:
             post_init(obj)
