@@ -142,7 +142,7 @@ def render(snapshot: Snapshot, file_format: int = FORMAT) -> str:
 
 
 def _json_lines(values: list[object]) -> str | None:
-    """`values` as JSON lines that read back equal to them in a raw string literal; None when there are none."""
+    """`values` as JSON lines (for a raw string literal) when they read back equal to them; else None."""
     from schemashift.operations.codec import from_json, to_json
 
     try:

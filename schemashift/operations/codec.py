@@ -48,9 +48,9 @@ _model: dict[str, type] = {}
 
 def class_named(name: str) -> type | None:
     """The operation or schema model dataclass that `from_json` builds for ``{"@": name}``; None: none."""
-    if not _model:
-        _model.update((key, value) for module in (schema, types, objects) for key, value in vars(module).items()
-                      if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__)
+    if not _model:  # filled in one step (a dict from a dict): a thread never sees part of it
+        _model.update({key: value for module in (schema, types, objects) for key, value in vars(module).items()
+                       if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__})
     found = OPERATIONS.get(name) or _model.get(name)
     return found if found is not None and is_dataclass(found) else None
 
