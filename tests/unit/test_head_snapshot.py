@@ -289,6 +289,7 @@ def test_a_new_migration_moves_it_on(tmp_path: Path, imports: list[str]) -> None
     assert [name for name in imports if name != new.path.name] == []
     found = current(folder)
     assert found is not None and found.revision == new.revision and found.messages[new.revision] == "add phone"
+    assert f"\nformat = {snapshot.FORMAT}\n" in (folder / snapshot.SNAPSHOT_NAME).read_text()  # `generate` too
     assert found.state.schema == cache.state_at(History.load(folder), new.revision)
 
     data = write_migration(folder, "backfill", [DATA], new.revision)  # not buildable: stays, for the new manifest
@@ -340,6 +341,7 @@ def test_rebuild_rewrites_it(tmp_path: Path) -> None:
     manifest.rebuild(folder)
     found = current(folder)
     assert found is not None and found.revision == written.chain[-2].revision
+    assert f"\nformat = {snapshot.FORMAT}\n" in (folder / snapshot.SNAPSHOT_NAME).read_text()
 
 
 def test_a_stored_state_is_used_before_the_snapshot_is_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
