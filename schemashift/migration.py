@@ -2,8 +2,10 @@
 
 It holds every operation class registered when it is first imported
 (`schemashift.operations.OPERATIONS`: defining an `Operation` subclass is enough
-to export it), `Operation` itself, every schema model class, `Type` and `allow`,
-so that a rendered migration file evaluates with nothing else imported.
+to export it), `Operation` itself, every schema model class, `Type`, `allow` and
+`from_json` (values written as JSON lines by `schemashift.operations.codec`, as
+the head snapshot holds its operations), so that a rendered migration file
+evaluates with nothing else imported.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from schemashift.model.schema import (
 )
 from schemashift.model.types import Type
 from schemashift.operations import OPERATIONS, Operation
+from schemashift.operations.codec import from_json
 from schemashift.planning.lint import allow
 from schemashift.sqla.objects import Extension, Function, Policy, Trigger, View
 
@@ -52,6 +55,7 @@ __all__ = [
     "View",
     "ViewDef",
     "allow",
+    "from_json",
 ]
 
 # Every registered operation, from the registry: there is no list of them to keep.

@@ -6,10 +6,15 @@ a CI job) know the schema at a revision without importing and replaying every
 migration: a fresh build (`schemashift.planning.fresh`), `generate` and any
 other state lookup (`schemashift.history.cache`) start from it.
 
-It is Python source like a migration file, written with the migration renderer
-(`schemashift.operations.render`), but its name matches no migration pattern
-(`schemashift.history.files.FILE_PATTERN`) and does not end in ``.py``, so
-linters, type checkers and test runners leave it alone. It holds: `format`;
+It is Python source like a migration file, but its name matches no migration
+pattern (`schemashift.history.files.FILE_PATTERN`) and does not end in ``.py``, so
+linters, type checkers and test runners leave it alone. Its header fields are
+written with the migration renderer (`schemashift.operations.render`); its bulky
+`messages` and `operations` are JSON lines in raw string literals, read by
+`from_json` (`schemashift.operations.codec`), which `json` parses in C: many
+times faster than compiling the same values as Python calls. Format 1 (every
+value a call) is still read, and written when the operations cannot be written
+as JSON exactly. It holds: `format`;
 `code`, the `schemashift.history.cache.code_key` of the code that wrote it (a
 snapshot of other code is not used); `manifest`, the manifest's ``h1:`` line it
 stands for; `revision`, the end of the *fresh prefix* of the whole chain (the
@@ -48,8 +53,11 @@ if TYPE_CHECKING:
     from schemashift.operations import Operation
 
 SNAPSHOT_NAME = "schemashift.head"
-#: Bumped when the layout of the file changes.
-FORMAT = 1
+#: Bumped when the layout of the file changes: what `render` writes.
+FORMAT = 2
+#: The formats `parse` reads: 1 writes every value as Python calls (still written when the operations cannot be
+#: written as JSON lines), 2 the messages and operations as JSON lines (`schemashift.operations.codec`).
+FORMATS = (1, 2)
 _CHECKSUM = re.compile(r"^# sha256: ([0-9a-f]{64})$")
 _FIELD = r'^{name} = "([^"\\]*)"$'
 
@@ -98,27 +106,50 @@ class Snapshot:
         return cache.State(resolve_all(list(self.operations), Schema())[1], self.schema_names)
 
 
-def render(snapshot: Snapshot) -> str:
-    """The text of `snapshot`, its checksum line last (MigrationError when an operation cannot be written)."""
+def render(snapshot: Snapshot, file_format: int = FORMAT) -> str:
+    """The text of `snapshot`, its checksum line last (MigrationError when an operation cannot be written).
+
+    Format 2 writes the messages and the operations as JSON lines (`schemashift.operations.codec`), which read
+    back many times faster than Python calls; when they cannot be written so, exactly, or `file_format` is 1, every
+    value is a Python call, as in a migration file (format 1)."""
     from schemashift.operations.render import render_value
 
     names = sorted(snapshot.schema_names, key=lambda name: (name is not None, name or ""))
+    operations = _json_lines(list(snapshot.operations)) if file_format == FORMAT else None
+    messages = _json_lines(list(snapshot.messages.items())) if operations is not None else None
+    json_note = ("\nThe messages and the operations are JSON lines, one per revision and per operation (see\n"
+                 "schemashift.operations.codec).\n") if messages is not None else ""
     body = (
         f'"""The schema at revision {snapshot.revision}: a snapshot of the migrations up to it.\n\n'
         "Written by `schemashift manifest` and kept current by `schemashift generate`; do not edit it. Commit it\n"
         "with the migrations: a fresh database is built from it without importing or replaying them. It is ignored\n"
         "(and the migrations replayed) when it does not match schemashift.sum or this schemashift.\n"
-        '"""\n'
+        f'{json_note}"""\n'
         "from schemashift.migration import *  # noqa: F401,F403\n\n"
-        f"format = {FORMAT}\n"
+        f"format = {FORMAT if messages is not None else 1}\n"
         f"code = {render_value(snapshot.code)}\n"
         f"manifest = {render_value(snapshot.manifest)}\n"
         f"revision = {render_value(snapshot.revision)}\n"
         f"schema_names = {render_value(names)}\n"
-        f"messages = {render_value(dict(snapshot.messages))}\n\n"
-        f"operations = {render_value(list(snapshot.operations))}\n"
     )
+    if messages is not None and operations is not None:
+        body += (f'messages = dict(from_json(r"""\n{messages}\n"""))\n\n'
+                 f'operations = from_json(r"""\n{operations}\n""")\n')
+    else:
+        body += (f"messages = {render_value(dict(snapshot.messages))}\n\n"
+                 f"operations = {render_value(list(snapshot.operations))}\n")
     return body + f"# sha256: {checksum_of(body.encode('utf-8'))}\n"
+
+
+def _json_lines(values: list[object]) -> str | None:
+    """`values` as JSON lines (for a raw string literal) when they read back equal to them; else None."""
+    from schemashift.operations.codec import from_json, to_json
+
+    try:
+        text = to_json(values)
+        return text if '"""' not in text and from_json(text) == values else None
+    except Exception:  # noqa: BLE001 - a value the codec cannot write (or read back): written as Python instead
+        return None
 
 
 def read(folder: Path | str, manifest_line: str) -> Snapshot | None:
@@ -148,7 +179,7 @@ def parse(text: str, manifest_line: str, path: Path | str = SNAPSHOT_NAME) -> Sn
 def _sealed(text: str, manifest_line: str) -> str | None:
     """`text` above its checksum line when that matches and its `code` and `manifest` are this code's and
     `manifest_line` (read from the text, not run); else None. Line endings count as ``\n`` (a CRLF checkout)."""
-    body, _, last = text.replace("\r\n", "\n").rstrip("\n").rpartition("\n")
+    body, _, last = (text.replace("\r\n", "\n") if "\r" in text else text).rstrip("\n").rpartition("\n")
     body += "\n"
     found = _CHECKSUM.match(last.strip())
     if found is None or found.group(1) != checksum_of(body.encode("utf-8")):
@@ -169,7 +200,7 @@ def _checked(namespace: dict[str, object], manifest_line: str) -> Snapshot | Non
 
     revision, names, messages, operations = (namespace.get(key) for key in
                                              ("revision", "schema_names", "messages", "operations"))
-    if (namespace.get("format") != FORMAT or not isinstance(revision, str) or not isinstance(names, list)
+    if (namespace.get("format") not in FORMATS or not isinstance(revision, str) or not isinstance(names, list)
             or not all(name is None or isinstance(name, str) for name in names)
             or not isinstance(messages, dict) or revision not in messages
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in messages.items())
@@ -308,5 +339,5 @@ def advance(folder: Path | str, old_line: str, new_line: str, migration: Migrati
     return True
 
 
-__all__ = ["FORMAT", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "fresh_prefix", "parse",
-           "read", "refresh", "remove", "render", "usable", "write"]
+__all__ = ["FORMAT", "FORMATS", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "fresh_prefix",
+           "parse", "read", "refresh", "remove", "render", "usable", "write"]

@@ -3,7 +3,9 @@
 `render_value` turns the frozen dataclasses of `schemashift.operations`,
 `schemashift.model.schema` and `Type` (plus tuples, lists, dicts and plain
 scalars) into source that evaluates back to an equal object in the
-`schemashift.migration` namespace. `render_migration` writes a complete file.
+`schemashift.migration` namespace; `arguments` says how a dataclass instance is
+called back into being (`schemashift.operations.codec` writes the same calls as
+JSON). `render_migration` writes a complete file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, Field, fields, is_dataclass
 from datetime import datetime
 from types import FunctionType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemashift.errors import MigrationError
 from schemashift.operations.base import Operation
@@ -92,10 +94,20 @@ def _layout(obj: object) -> _Layout | None:
     return None
 
 
-def _dataclass_items(obj: DataclassInstance) -> list[_Item]:
-    """Required fields positionally, then non-default optional fields as keywords."""
+class Argument(NamedTuple):
+    """One argument of the constructor call that rebuilds a dataclass instance (see `arguments`)."""
+
+    name: str
+    value: object
+    keyword: bool
+
+
+def arguments(obj: DataclassInstance) -> list[Argument]:
+    """The arguments of the call that rebuilds `obj`, as migration files write it: its init fields in order,
+    required ones positionally (some by keyword anyway: `_KEYWORD_FIELDS`), then the optional ones whose value
+    differs from their default (in value or type) by keyword. The class is called with them to rebuild `obj`."""
     keywords = _KEYWORD_FIELDS.get(type(obj).__name__, frozenset())
-    items: list[_Item] = []
+    found: list[Argument] = []
     as_keyword = False
     for field in fields(obj):
         if not field.init:
@@ -108,8 +120,13 @@ def _dataclass_items(obj: DataclassInstance) -> list[_Item]:
                 continue
         elif field.name in keywords:
             as_keyword = True
-        items.append((f"{field.name}=" if as_keyword else "", value))
-    return items
+        found.append(Argument(field.name, value, as_keyword))
+    return found
+
+
+def _dataclass_items(obj: DataclassInstance) -> list[_Item]:
+    """`arguments` as layout items: keyword ones prefixed with ``name=``."""
+    return [(f"{arg.name}=" if arg.keyword else "", arg.value) for arg in arguments(obj)]
 
 
 def _default(field: Field[Any]) -> object:

@@ -3,6 +3,7 @@ only when intact and for exactly this code and manifest, and used so that a clea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,25 +102,91 @@ def test_round_trip(tmp_path: Path) -> None:
     assert snapshot.parse(snapshot.render(found), found.manifest) == found
 
 
-@pytest.mark.parametrize("edit", [
-    lambda text: text.replace('"add email"', '"add e-mail"'),  # tampered: the checksum no longer matches
-    lambda text: resealed(text.replace(f'code = "{cache.code_key()}"', 'code = "000000000000"')),  # other code
-    lambda text: resealed(text.replace("format = 1", "format = 99")),  # another format
-    lambda text: resealed(text.replace("operations = [", "operations = [\n    1,")),  # not operations
-    lambda text: resealed(text.replace("operations = [", "operations = [[")),  # not Python
-    lambda text: resealed(text.replace("messages = {", "messages = {1: 2, ")),  # malformed field
-    lambda text: text.rstrip("\n").rpartition("\n")[0] + "\n",  # no checksum line
-    lambda text: "<<<<<<< HEAD\n" + text + "=======\n" + text + ">>>>>>> other\n",  # a merge left conflict markers
-    lambda text: resealed("<<<<<<< HEAD\n" + text + "=======\n>>>>>>> other\n"),  # resealed conflict markers
-    lambda text: "",  # empty
-], ids=["tampered", "code", "format", "operation", "syntax", "messages", "unsealed", "conflict", "resealed-conflict",
-        "empty"])
-def test_ignored_when_not_intact(tmp_path: Path, edit: Any) -> None:
-    folder = tmp_path / "migrations"
+def written(folder: Path, file_format: int = snapshot.FORMAT) -> Path:
+    """The snapshot file of `STEPS`, in `file_format` (format 1: as the previous schemashift wrote it)."""
     chain(folder, STEPS)
     path = folder / snapshot.SNAPSHOT_NAME
+    if file_format != snapshot.FORMAT:
+        found = current(folder)
+        assert found is not None
+        path.write_text(snapshot.render(found, file_format))
+    return path
+
+
+def test_format_1_is_still_read(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    path = written(folder, 1)
+    text = path.read_text()
+    assert "\nformat = 1\n" in text and "operations = [\n    CreateTable(" in text and "from_json" not in text
+    found = current(folder)
+    assert found is not None and found.revision == History.load(folder).head
+    assert snapshot.render(found) != text and snapshot.render(found, 1) == text
+    assert snapshot.parse(snapshot.render(found), found.manifest) == found
+
+
+def test_format_2_is_json_lines(tmp_path: Path) -> None:
+    """One JSON value per message and per operation, in raw string literals read by `from_json`."""
+    folder = tmp_path / "migrations"
+    text = written(folder).read_text()
+    assert f"\nformat = {snapshot.FORMAT}\n" in text
+    lines = text.splitlines()
+    opening = lines.index('operations = from_json(r"""')
+    assert lines[opening + 1].startswith('{"@": "CreateTable", "table": {"@": "Table", "name": "users", ')
+    assert lines[opening + 3] == '""")'  # audit.users, then users with its email column and index
+    assert lines[lines.index('messages = dict(from_json(r"""') + 1].endswith('", "create users"]')
+    found = current(folder)
+    assert found is not None and snapshot.render(found) == text  # the same bytes when rewritten
+
+
+def inserted(marker: str, line: str) -> Any:
+    """An edit adding `line` after `marker`, resealed (an edit that knows the format)."""
+    return lambda text: resealed(text.replace(marker, marker + line + "\n", 1))
+
+
+MESSAGES, OPERATIONS = 'messages = dict(from_json(r"""\n', 'operations = from_json(r"""\n'
+COMMON = {
+    "tampered": lambda text: text.replace('"add email"', '"add e-mail"'),  # the checksum no longer matches
+    "code": lambda text: resealed(text.replace(f'code = "{cache.code_key()}"', 'code = "000000000000"')),  # other code
+    "format": lambda text: resealed(re.sub(r"(?m)^format = \d+$", "format = 99", text)),  # another format
+    "unsealed": lambda text: text.rstrip("\n").rpartition("\n")[0] + "\n",  # no checksum line
+    "conflict": lambda text: "<<<<<<< HEAD\n" + text + "=======\n" + text + ">>>>>>> other\n",  # merge conflict
+    "resealed-conflict": lambda text: resealed("<<<<<<< HEAD\n" + text + "=======\n>>>>>>> other\n"),
+    "empty": lambda text: "",
+}
+EDITS = {
+    1: {
+        "operation": lambda text: resealed(text.replace("operations = [", "operations = [\n    1,")),  # not operations
+        "syntax": lambda text: resealed(text.replace("operations = [", "operations = [[")),  # not Python
+        "messages": lambda text: resealed(text.replace("messages = {", "messages = {1: 2, ")),  # malformed field
+    },
+    2: {
+        "operation": inserted(OPERATIONS, "1"),  # not an operation
+        "list": inserted(OPERATIONS, '{"@list": []}'),
+        "syntax": inserted(OPERATIONS, "[["),  # not JSON
+        "not-json": inserted(OPERATIONS, "CreateTable(Table('t', columns=()))"),
+        "blank-line": lambda text: resealed(text.replace('}}\n{"@"', '}}\n\n{"@"', 1)),
+        "unknown-class": inserted(OPERATIONS, '{"@": "Nothing"}'),
+        "not-a-dataclass": inserted(OPERATIONS, '{"@": "Operation"}'),
+        "builtin": inserted(OPERATIONS, '{"@": "__builtins__"}'),
+        "class-key-type": inserted(OPERATIONS, '{"@": {"a": 1}}'),
+        "missing-field": inserted(OPERATIONS, '{"@": "DropTable"}'),
+        "unknown-field": inserted(OPERATIONS, '{"@": "DropTable", "table": "users", "cascade": true}'),
+        "invalid-value": lambda text: resealed(text.replace('"kind": "integer"', '"kind": "integral"', 1)),
+        "bad-tag": inserted(OPERATIONS, '{"@": "DropTable", "table": {"@set": 1}}'),
+        "messages": inserted(MESSAGES, "[1, 2]"),  # not a revision and its message
+        "message-triple": inserted(MESSAGES, '["a", "b", "c"]'),
+        "message-object": inserted(MESSAGES, '{"a": "b"}'),
+        "raw-string-closed": inserted(OPERATIONS, '"""), ('),
+    },
+}
+
+
+@pytest.mark.parametrize(("file_format", "edit"), [(f, e) for f in EDITS for e in [*COMMON, *EDITS[f]]])
+def test_ignored_when_not_intact(tmp_path: Path, file_format: int, edit: str) -> None:
+    folder = tmp_path / "migrations"
+    path = written(folder, file_format)
     assert current(folder) is not None
-    path.write_text(edit(path.read_text()))
+    path.write_text({**COMMON, **EDITS[file_format]}[edit](path.read_text()))
     assert current(folder) is None
 
 
@@ -222,6 +289,7 @@ def test_a_new_migration_moves_it_on(tmp_path: Path, imports: list[str]) -> None
     assert [name for name in imports if name != new.path.name] == []
     found = current(folder)
     assert found is not None and found.revision == new.revision and found.messages[new.revision] == "add phone"
+    assert f"\nformat = {snapshot.FORMAT}\n" in (folder / snapshot.SNAPSHOT_NAME).read_text()  # `generate` too
     assert found.state.schema == cache.state_at(History.load(folder), new.revision)
 
     data = write_migration(folder, "backfill", [DATA], new.revision)  # not buildable: stays, for the new manifest
@@ -273,6 +341,7 @@ def test_rebuild_rewrites_it(tmp_path: Path) -> None:
     manifest.rebuild(folder)
     found = current(folder)
     assert found is not None and found.revision == written.chain[-2].revision
+    assert f"\nformat = {snapshot.FORMAT}\n" in (folder / snapshot.SNAPSHOT_NAME).read_text()
 
 
 def test_a_stored_state_is_used_before_the_snapshot_is_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
