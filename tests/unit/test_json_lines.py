@@ -191,7 +191,8 @@ def step(ctx: object) -> None:
     """A data step."""
 
 
-@pytest.mark.parametrize("value", [Color.RED, Local(1), step, object(), 1j, bytearray(b"x"), [step]], ids=repr)
+@pytest.mark.parametrize("value", [Color.RED, Local(1), step, object(), 1j, bytearray(b"x"), [step]],
+                         ids=["enum", "local-class", "function", "object", "complex", "bytearray", "list-of-function"])
 def test_what_cannot_be_written_is_refused(value: object) -> None:
     with pytest.raises(MigrationError):
         to_json([value])
