@@ -108,8 +108,8 @@ class Snapshot:
     compiled: Mapping[str, str] = field(default_factory=dict)
 
     def sql_for(self, name: str) -> list[list[str]] | None:
-        """The SQL of each operation on database `name` (a `Dialect.registry_name`) when held and compiled by this code and
-        SQLAlchemy (`cache.source_key`); else None: compile them."""
+        """The SQL of each operation on database `name` (a `Dialect.registry_name`) when held and compiled by this
+        code and SQLAlchemy (`cache.source_key`); else None: compile them."""
         text = self.compiled.get(name)
         if text is None or self.compiled_key != cache.source_key():
             return None
@@ -313,8 +313,9 @@ def of_state(manifest_line: str, revision: str, state: cache.State, messages: Ma
 
 def compiled_for(snapshot: Snapshot, dialects: Sequence[Dialect]) -> Snapshot:
     """`snapshot` holding the statements of a fresh build from its operations on each of `dialects` (by
-    `Dialect.registry_name`, stamped with `cache.source_key`): those of a database only when all of them are plain SQL that runs in a
-    transaction there (where DDL is transactional), compiled as the build compiles them (`compile_in_order`)."""
+    `Dialect.registry_name`, stamped with `cache.source_key`): those of a database only when all of them are plain
+    SQL that runs in a transaction there (where DDL is transactional), compiled as the build compiles them
+    (`compile_in_order`)."""
     compiled = {dialect.registry_name: text for dialect in dialects
                 if (text := _statement_lines(dialect, snapshot.operations)) is not None}
     return replace(snapshot, compiled_key=cache.source_key() if compiled else None, compiled=compiled)
