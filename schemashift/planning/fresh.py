@@ -283,7 +283,7 @@ def _cache_path(history: History, dialect: Dialect, path: list[Migration]) -> Pa
     if history.cache_dir is None:
         return None
     key = cache.chain_keys(history)[history.index(path[-1].revision)]
-    return cache.compiled_path(Path(history.cache_dir), f"fresh-{dialect.name}-{key}", "pickle")
+    return cache.compiled_path(Path(history.cache_dir), f"fresh-{dialect.registry_name}-{key}", "pickle")
 
 
 __all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "FreshRefused", "Pending", "buildable", "cached_build",

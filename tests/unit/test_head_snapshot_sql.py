@@ -225,3 +225,21 @@ def test_run_time_dialects(tmp_path: Path, urls: list[str], names: list[str]) ->
     envs = "".join(f'[env.e{number}]\nurl = "{url}"\n' for number, url in enumerate(urls))
     (tmp_path / "schemashift.toml").write_text(f'models = "m:Base"\nmigrations = "migrations"\n{envs}')
     assert sorted(dialect.registry_name for dialect in run_time_dialects(load_config(cwd=tmp_path))) == names
+
+
+def test_mysql_and_mariadb_keep_their_own_sql(tmp_path: Path) -> None:
+    """MariaDB's dialect shares MySQL's `name` but not its SQL (native UUID): the snapshot and the kept plan hold
+    each under its `registry_name`, so one checkout building on both servers runs each its own."""
+    folder = tmp_path / "migrations"
+    first = write_migration(folder, "t", [CreateTable(Table("t", columns=(Column("id", Type("uuid"), nullable=False),),
+                                                            primary_key=PrimaryKey(("id",))))], None)
+    write_migration(folder, "users", [users()], first.revision)
+    manifest.write_all(folder, History.load(folder), DIALECTS)
+    found = current(folder)
+    assert found is not None and found.sql_for("mysql") != found.sql_for("mariadb")
+    (tmp_path / "root").mkdir()
+    for _ in range(2):  # planned (from the snapshot), then from the kept plan
+        for name, uuid in (("mysql", "CHAR(32)"), ("mariadb", "UUID")):
+            history = manifest.load_history(folder, tmp_path / "root")
+            build = plan_fresh(history, get_dialect(name), history.head)
+            assert build is not None and f"id {uuid} NOT NULL" in build.statements[0].sql  # type: ignore[operator]
