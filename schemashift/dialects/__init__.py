@@ -15,6 +15,7 @@ from schemashift.dialects.registry import DATABASES
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from schemashift.config import Config
     from schemashift.dialects.base import Dialect
 
 #: SQLAlchemy dialect name -> "module:Class" of our dialect (derived from `DATABASES`).
@@ -44,6 +45,35 @@ def dialect_of(connection: sa.Connection | sa.Engine) -> Dialect:
         native_uuid = getattr(sa_dialect, "is_mariadb", False) and getattr(sa_dialect, "supports_native_uuid", False)
         name = "mariadb" if native_uuid else "mysql"
     return get_dialect(name)
+
+
+def environment_dialects(config: Config) -> list[Dialect]:
+    """The dialects of the project's environments whose URL resolves (e.g. not an unset ``${DATABASE_URL}``);
+    every registered one when none does: what `generate` checks models against and the head snapshot compiles for."""
+    import sqlalchemy as sa
+
+    from schemashift.errors import SchemashiftError
+
+    found: dict[str, Dialect] = {}
+    for name in config.env_names:
+        try:
+            url = config.env(name).url
+            backend = sa.make_url(url).get_backend_name() if url else None
+            if backend:
+                dialect = get_dialect(backend)
+                found[dialect.name] = dialect
+        except (SchemashiftError, sa.exc.ArgumentError, ValueError):
+            continue
+    if not found:
+        found = {dialect.name: dialect for dialect in map(get_dialect, sorted(REGISTRY))}
+    return list(found.values())
+
+
+def run_time_dialects(config: Config) -> list[Dialect]:
+    """`environment_dialects` and every dialect sharing a package with one of them: `dialect_of` chooses among those
+    by the live server (MySQL or MariaDB)."""
+    packages = {DATABASES[dialect.registry_name].package for dialect in environment_dialects(config)}
+    return [get_dialect(name) for name, database in sorted(DATABASES.items()) if database.package in packages]
 
 
 #: The databases a model is compiled for when it is converted (their forms of types, defaults and checks).

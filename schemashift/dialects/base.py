@@ -181,6 +181,12 @@ class Dialect(ObjectDDL):
         then sends them so); not here."""
         return False
 
+    @property
+    def registry_name(self) -> str:
+        """Its name in the registry (`schemashift.dialects.registry.DATABASES`), which tells apart dialects that share
+        a SQLAlchemy `name` but compile differently: what compiled SQL is kept under."""
+        return self.name
+
     def sa_dialect(self) -> sa.engine.Dialect:
         """A SQLAlchemy dialect instance for offline compilation."""
         raise NotImplementedError

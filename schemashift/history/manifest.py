@@ -34,6 +34,7 @@ from schemashift.history import cache, snapshot
 from schemashift.history.files import FILE_PATTERN, checksum_of, listing
 
 if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
     from schemashift.history.chain import History
     from schemashift.history.loader import Migration
 
@@ -103,12 +104,14 @@ def write(folder: Path | str, entries: Sequence[Entry]) -> Path:
     return path
 
 
-def write_all(folder: Path | str, history: History) -> tuple[Path, snapshot.Snapshot | None]:
+def write_all(folder: Path | str, history: History,
+              dialects: Sequence[Dialect] = ()) -> tuple[Path, snapshot.Snapshot | None]:
     """Write the manifest of the loaded `history` (the whole of `folder`) and its head snapshot
-    (`schemashift.history.snapshot.refresh`: rewritten, or removed when there is none); OSError as `write`."""
+    (`schemashift.history.snapshot.refresh`: rewritten, with its statements on `dialects`, or removed when there is
+    none); OSError as `write`."""
     entries = entries_of(history.chain)
     path = write(folder, entries)
-    return path, snapshot.refresh(folder, history, first_line(entries))
+    return path, snapshot.refresh(folder, history, first_line(entries), dialects)
 
 
 def first_line(entries: Sequence[Entry]) -> str:
@@ -193,16 +196,17 @@ def _appendable(data: bytes, migration: Migration) -> Any:
     return digest
 
 
-def rebuild(folder: Path | str) -> Path | None:
-    """Rewrite the manifest and the head snapshot from a full load of `folder`; None (nothing written) when the
-    folder does not load (a snapshot left then names the old manifest: it is ignored until rewritten)."""
+def rebuild(folder: Path | str, dialects: Sequence[Dialect] = ()) -> Path | None:
+    """Rewrite the manifest and the head snapshot (with its statements on `dialects`) from a full load of `folder`;
+    None (nothing written) when the folder does not load (a snapshot left then names the old manifest: it is
+    ignored until rewritten)."""
     from schemashift.history.chain import History
 
     try:
         history = History.load(folder)
     except MigrationError:
         return None
-    return write_all(folder, history)[0]
+    return write_all(folder, history, dialects)[0]
 
 
 def snapshot_problem(folder: Path | str, history: History) -> str | None:

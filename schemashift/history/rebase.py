@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from schemashift.errors import MigrationError, SchemashiftError
 from schemashift.history import manifest
@@ -37,6 +37,9 @@ from schemashift.history.files import file_number
 from schemashift.history.loader import Migration, one_line
 from schemashift.model.schema import Schema
 from schemashift.operations import resolve_all
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
 
 _HEADER_PARENT = re.compile(rb"(?m)^([ \t]*Parent:[ \t]*)([^\r\n]*)")
 _HEADER_CREATED = re.compile(r"(?m)^[ \t]*Created:[ \t]*(\S[^\r\n]*)")
@@ -55,7 +58,8 @@ def find_forks(migrations: Sequence[Migration]) -> list[Fork]:
     return sorted(forks, key=lambda fork: "" if fork[0] is None else names.get(fork[0], fork[0]))
 
 
-def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Path]:
+def rebase(folder: Path | str, *, out: Callable[[str], None] = print,
+           dialects: Sequence[Dialect] = ()) -> list[Path]:
     """Put the newer branch of every fork of `folder` after the head of the older one; return the changed files.
 
     The newer branch is the one whose first file has the later ``Created:`` header
@@ -64,6 +68,7 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
     and its files are renumbered to follow the older branch. Nothing is written when
     the branches conflict (the moved operations no longer apply); if the rewritten
     folder does not load and replay, every file is restored. MigrationError then.
+    The head snapshot is written anew, with its statements on `dialects`.
     """
     folder = Path(folder)
     migrations = load_all(folder)
@@ -89,7 +94,8 @@ def rebase(folder: Path | str, *, out: Callable[[str], None] = print) -> list[Pa
         raise
     if (folder / manifest.MANIFEST_NAME).exists():  # else a head snapshot there names no manifest: it is ignored
         try:
-            manifest.write_all(folder, History.of(written, folder))  # the edited files' checksums; the head snapshot
+            # the edited files' checksums; the head snapshot
+            manifest.write_all(folder, History.of(written, folder), dialects)
         except OSError as exc:
             out(f"could not update {manifest.MANIFEST_NAME} ({exc}); run `schemashift manifest`")
     for line in planner.lines:

@@ -21,8 +21,12 @@ stands for; `revision`, the end of the *fresh prefix* of the whole chain (the
 migrations before the first that a fresh build cannot stand for: `fresh_prefix`);
 `schema_names` through that revision; `messages` of every revision up to it; and
 `operations` that create that schema from nothing (`diff(Schema(), state)`,
-written only when replaying them gives exactly that state). The last line is a
-sha256 of everything above it.
+written only when replaying them gives exactly that state); and `compiled`, per
+database the writer was told of, the SQL a fresh build runs for each operation
+(JSON lines, decoded only for the database that runs), stamped `compiled_key`
+with the `cache.source_key` of the code and SQLAlchemy that compiled it, so a
+clean checkout's build compiles nothing (`sql_for`: ignored when schemashift or
+SQLAlchemy differ). The last line is a sha256 of everything above it.
 
 Reading is all or nothing: a snapshot that is missing, unreadable, malformed,
 edited (checksum), from other code or for another manifest is None, silently,
@@ -37,9 +41,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +52,7 @@ from schemashift.history import cache
 from schemashift.history.files import checksum_of
 
 if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
     from schemashift.history.chain import History
     from schemashift.history.loader import Migration
     from schemashift.model.schema import Schema
@@ -96,6 +102,25 @@ class Snapshot:
     schema_names: frozenset[str | None]
     messages: Mapping[str, str]
     operations: Sequence[Operation]
+    #: The `cache.source_key` that compiled `compiled`.
+    compiled_key: str | None = None
+    #: Database name -> the statements of each operation, one JSON list of SQL texts per line (`sql_for`).
+    compiled: Mapping[str, str] = field(default_factory=dict)
+
+    def sql_for(self, name: str) -> list[list[str]] | None:
+        """The SQL of each operation on database `name` (a `Dialect.registry_name`) when held and compiled by this
+        code and SQLAlchemy (`cache.source_key`); else None: compile them."""
+        text = self.compiled.get(name)
+        if text is None or self.compiled_key != cache.source_key():
+            return None
+        try:
+            groups: list[list[str]] = json.loads(f"[{text.strip().replace(chr(10), ',')}]")
+        except ValueError:
+            return None
+        if len(groups) != len(self.operations) or not all(
+                isinstance(group, list) and all(isinstance(sql, str) for sql in group) for group in groups):
+            return None
+        return groups
 
     @functools.cached_property
     def state(self) -> cache.State:
@@ -119,12 +144,14 @@ def render(snapshot: Snapshot, file_format: int = FORMAT) -> str:
     messages = _json_lines(list(snapshot.messages.items())) if operations is not None else None
     json_note = ("\nThe messages and the operations are JSON lines, one per revision and per operation (see\n"
                  "schemashift.operations.codec).\n") if messages is not None else ""
+    compiled_note = ("\nThe compiled SQL of each operation per database is ignored (and compiled again) under another\n"
+                     "schemashift or SQLAlchemy.\n") if snapshot.compiled else ""
     body = (
         f'"""The schema at revision {snapshot.revision}: a snapshot of the migrations up to it.\n\n'
         "Written by `schemashift manifest` and kept current by `schemashift generate`; do not edit it. Commit it\n"
         "with the migrations: a fresh database is built from it without importing or replaying them. It is ignored\n"
         "(and the migrations replayed) when it does not match schemashift.sum or this schemashift.\n"
-        f'{json_note}"""\n'
+        f'{json_note}{compiled_note}"""\n'
         "from schemashift.migration import *  # noqa: F401,F403\n\n"
         f"format = {FORMAT if messages is not None else 1}\n"
         f"code = {render_value(snapshot.code)}\n"
@@ -138,6 +165,10 @@ def render(snapshot: Snapshot, file_format: int = FORMAT) -> str:
     else:
         body += (f"messages = {render_value(dict(snapshot.messages))}\n\n"
                  f"operations = {render_value(list(snapshot.operations))}\n")
+    if snapshot.compiled:
+        texts = "".join(f'    {render_value(name)}: r"""\n{text}\n""",\n'
+                        for name, text in sorted(snapshot.compiled.items()))
+        body += f"\ncompiled_key = {render_value(snapshot.compiled_key)}\ncompiled = {{\n{texts}}}\n"
     return body + f"# sha256: {checksum_of(body.encode('utf-8'))}\n"
 
 
@@ -206,7 +237,12 @@ def _checked(namespace: dict[str, object], manifest_line: str) -> Snapshot | Non
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in messages.items())
             or not isinstance(operations, list) or not all(isinstance(op, Operation) for op in operations)):
         return None
-    return Snapshot(cache.code_key(), manifest_line, revision, frozenset(names), messages, operations)
+    compiled_key, compiled = namespace.get("compiled_key"), namespace.get("compiled", {})
+    if not isinstance(compiled, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in compiled.items()):
+        return None
+    return Snapshot(cache.code_key(), manifest_line, revision, frozenset(names), messages, operations,
+                    compiled_key if isinstance(compiled_key, str) else None, compiled)
 
 
 class Source:
@@ -260,8 +296,10 @@ def usable(history: History) -> Snapshot | None:
 # -- writing -----------------------------------------------------------------------
 
 
-def of_state(manifest_line: str, revision: str, state: cache.State, messages: Mapping[str, str]) -> Snapshot | None:
-    """The snapshot of `state` at `revision`; None when the differ's operations do not replay to exactly it."""
+def of_state(manifest_line: str, revision: str, state: cache.State, messages: Mapping[str, str],
+             dialects: Sequence[Dialect] = ()) -> Snapshot | None:
+    """The snapshot of `state` at `revision`, with its statements on `dialects` (`compiled_for`); None when the
+    differ's operations do not replay to exactly it."""
     from schemashift.autodetect.differ import diff
     from schemashift.model.schema import Schema
     from schemashift.operations import resolve_all
@@ -269,18 +307,48 @@ def of_state(manifest_line: str, revision: str, state: cache.State, messages: Ma
     operations = diff(Schema(), state.schema)
     if resolve_all(operations, Schema())[1] != state.schema:
         return None
-    return Snapshot(cache.code_key(), manifest_line, revision, state.schema_names, dict(messages), operations)
+    found = Snapshot(cache.code_key(), manifest_line, revision, state.schema_names, dict(messages), operations)
+    return compiled_for(found, dialects)
 
 
-def build(history: History, manifest_line: str) -> Snapshot | None:
-    """The snapshot of a loaded chain (imports every migration of its fresh prefix; replays through the cache);
-    None when its first migration is not buildable (or it is empty) or the differ cannot say the state."""
+def compiled_for(snapshot: Snapshot, dialects: Sequence[Dialect]) -> Snapshot:
+    """`snapshot` holding the statements of a fresh build from its operations on each of `dialects` (by
+    `Dialect.registry_name`, stamped with `cache.source_key`): those of a database only when all of them are plain
+    SQL that runs in a transaction there (where DDL is transactional), compiled as the build compiles them
+    (`compile_in_order`)."""
+    compiled = {dialect.registry_name: text for dialect in dialects
+                if (text := _statement_lines(dialect, snapshot.operations)) is not None}
+    return replace(snapshot, compiled_key=cache.source_key() if compiled else None, compiled=compiled)
+
+
+def _statement_lines(dialect: Dialect, operations: Sequence[Operation]) -> str | None:
+    """The SQL of each of `operations` on `dialect`, one JSON list a line; None when one cannot be stored."""
+    from schemashift.dialects.compiling import compile_in_order
+    from schemashift.operations.codec import to_json
+    from schemashift.operations.statement import Statement
+
+    groups: list[tuple[str, ...]] = []
+    try:
+        for operation, statements in compile_in_order(dialect, operations):
+            if not all(one == Statement(operation, sql=one.sql) and one.sql is not None for one in statements):
+                return None  # a safe-mode form, a callable, ...: the run compiles it
+            groups.append(tuple(one.sql for one in statements if one.sql is not None))
+        text = to_json(groups)
+    except Exception:  # noqa: BLE001 - anything that does not compile here (or outside a transaction): the run compiles
+        return None
+    return text if '"""' not in text else None
+
+
+def build(history: History, manifest_line: str, dialects: Sequence[Dialect] = ()) -> Snapshot | None:
+    """The snapshot of a loaded chain (imports every migration of its fresh prefix; replays through the cache),
+    with its statements on `dialects`; None when its first migration is not buildable (or it is empty) or the
+    differ cannot say the state."""
     prefix = fresh_prefix(history.chain)
     if not prefix:
         return None
     revision = prefix[-1].revision
     state = cache.State(cache.state_at(history, revision), cache.schema_names_through(history, revision))
-    return of_state(manifest_line, revision, state, {m.revision: m.message for m in prefix})
+    return of_state(manifest_line, revision, state, {m.revision: m.message for m in prefix}, dialects)
 
 
 def write(folder: Path | str, snapshot: Snapshot | None) -> Path | None:
@@ -305,15 +373,17 @@ def remove(folder: Path | str) -> None:
         (Path(folder) / SNAPSHOT_NAME).unlink(missing_ok=True)
 
 
-def refresh(folder: Path | str, history: History, manifest_line: str) -> Snapshot | None:
+def refresh(folder: Path | str, history: History, manifest_line: str,
+            dialects: Sequence[Dialect] = ()) -> Snapshot | None:
     """Write the snapshot of `history` (the whole folder, loaded) for the manifest whose first line is
-    `manifest_line`, or remove it when there is none; the snapshot written, None when removed."""
-    found = build(history, manifest_line)
+    `manifest_line`, with its statements on `dialects`, or remove it when there is none; the snapshot written,
+    None when removed."""
+    found = build(history, manifest_line, dialects)
     return found if write(folder, found) is not None else None
 
 
 def advance(folder: Path | str, old_line: str, new_line: str, migration: Migration,
-            before: Schema | None = None) -> bool:
+            before: Schema | None = None, dialects: Sequence[Dialect] = ()) -> bool:
     """Keep the snapshot current after `migration` was appended to the manifest (first line `old_line`, now
     `new_line`), without loading the other migrations.
 
@@ -321,7 +391,8 @@ def advance(folder: Path | str, old_line: str, new_line: str, migration: Migrati
     `migration` if it is buildable (its state: `before`, the schema at the parent when the caller knows it,
     else the old snapshot's, plus its operations); a non-buildable migration, or an old snapshot before the old
     head, leaves it at the old revision with the new manifest line. False when there was no valid old snapshot:
-    the file is left as it is, ignored (it names another manifest) until rewritten (`refresh`).
+    the file is left as it is, ignored (it names another manifest) until rewritten (`refresh`). The new
+    snapshot holds its statements on `dialects`, compiled anew.
     """
     from schemashift.operations import resolve_all
 
@@ -329,15 +400,15 @@ def advance(folder: Path | str, old_line: str, new_line: str, migration: Migrati
     if old is None:
         return False
     if old.revision != migration.parent or not all(buildable(op) for op in migration.operations):
-        write(folder, replace(old, manifest=new_line))
+        write(folder, compiled_for(replace(old, manifest=new_line), dialects))
         return True
     start = cache.State(before, old.schema_names) if before is not None else old.state
     schema = resolve_all(list(migration.operations), start.schema)[1]
     state = cache.State(schema, cache.names_after(start, schema))
     messages = {**old.messages, migration.revision: migration.message}
-    write(folder, of_state(new_line, migration.revision, state, messages))
+    write(folder, of_state(new_line, migration.revision, state, messages, dialects))
     return True
 
 
-__all__ = ["FORMAT", "FORMATS", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "fresh_prefix",
-           "parse", "read", "refresh", "remove", "render", "usable", "write"]
+__all__ = ["FORMAT", "FORMATS", "SNAPSHOT_NAME", "Snapshot", "Source", "advance", "build", "buildable", "compiled_for",
+           "fresh_prefix", "of_state", "parse", "read", "refresh", "remove", "render", "usable", "write"]

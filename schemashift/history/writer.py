@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemashift.errors import MigrationError
 from schemashift.history import manifest, snapshot
@@ -36,6 +37,9 @@ from schemashift.history.loader import Migration, load_migration
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation
 from schemashift.operations.render import render_migration
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
 
 _SLUG_LENGTH = 40
 
@@ -108,12 +112,14 @@ def write_migration(
     replaces: Sequence[str] = (),
     path: Path | None = None,
     before: Schema | None = None,
+    dialects: Sequence[Dialect] = (),
 ) -> Migration:
     """Render a new migration into `folder`, write it atomically and return it loaded.
 
     `replaces`: the revisions a squashed migration stands for; `path`: a file name to
     take (it must not exist) instead of the next free number; `before`: the schema at
-    `parent` when the caller knows it (the head snapshot then moves on without a replay).
+    `parent` when the caller knows it (the head snapshot then moves on without a replay); `dialects`: the
+    databases whose fresh-build statements the head snapshot holds (`schemashift.history.snapshot.compiled_for`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -131,8 +137,8 @@ def write_migration(
         raise
     with contextlib.suppress(OSError):  # the manifest is then out of date, which `status` and `manifest --check` report
         appended = manifest.record(folder, migration)
-        if appended is not None and not snapshot.advance(folder, *appended, migration, before):
-            _snapshot_from_scratch(folder, appended[1])
+        if appended is not None and not snapshot.advance(folder, *appended, migration, before, dialects):
+            _snapshot_from_scratch(folder, appended[1], dialects)
     _remember_written(path)
     return migration
 
@@ -141,7 +147,7 @@ def write_migration(
 SMALL = 100
 
 
-def _snapshot_from_scratch(folder: Path, manifest_line: str) -> None:
+def _snapshot_from_scratch(folder: Path, manifest_line: str, dialects: Sequence[Dialect]) -> None:
     """Write the head snapshot of a small folder (`SMALL`: loading and replaying it is cheap) whose manifest, first
     line `manifest_line`, matches its files; larger ones are left for `schemashift manifest`."""
     if len(file_numbers(folder)) > SMALL:
@@ -151,7 +157,7 @@ def _snapshot_from_scratch(folder: Path, manifest_line: str) -> None:
     except MigrationError:
         return
     if manifest.first_line(manifest.entries_of(history.chain)) == manifest_line:
-        snapshot.refresh(folder, history, manifest_line)
+        snapshot.refresh(folder, history, manifest_line, dialects)
 
 
 def _write_new(folder: Path, message: str, data: bytes) -> Path:

@@ -21,7 +21,9 @@ transaction on a database with transactional DDL.
 
 A valid committed head snapshot (`schemashift.head`, `schemashift.history.snapshot`)
 on the path says where the fresh prefix ends and holds the schema there, so a
-clean checkout plans a build without importing or replaying any migration.
+clean checkout plans a build without importing or replaying any migration; when it
+also holds the build's statements for the database, compiled by this code and
+SQLAlchemy, nothing is compiled either.
 
 The plan is data before anything runs, except where an upgrade runs a cold
 side-by-side build (`plan_fresh` with `pipelined`): there the replay is checked
@@ -39,12 +41,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from schemashift.autodetect.differ import diff
+from schemashift.dialects.compiling import OutsideTransaction, compile_in_order
 from schemashift.errors import SchemashiftError
 from schemashift.history import cache
 from schemashift.history.snapshot import buildable, fresh_prefix, usable
 from schemashift.model.schema import Schema
 from schemashift.operations import Operation, replay
-from schemashift.planning.plan import Statement, compile_operations, group_by_operation
+from schemashift.planning.plan import Statement, group_by_operation
 
 if TYPE_CHECKING:
     from schemashift.dialects.base import Dialect
@@ -110,15 +113,18 @@ class FreshBuild:
         if self.pending is None:
             yield from zip(self.operations, group_by_operation(self.operations, self.statements), strict=True)
             return
-        pending, state = self.pending, Schema()
-        for operation in self.operations:
-            mine, state = compile_operations(self.dialect, [operation], state)
-            if self.dialect.transactional_ddl and not all(_in_transaction(self.dialect, one) for one in mine):
+        pending, compiled = self.pending, compile_in_order(self.dialect, self.operations)
+        while True:
+            try:
+                found = next(compiled, None)
+            except OutsideTransaction as exc:
                 _remember(pending.history, self.dialect, pending.path, None)
                 raise FreshRefused(f"the fresh build to {self.target} cannot run in transactions: "
-                                   f"{operation.describe()}")
-            self.statements.extend(mine)
-            yield operation, mine
+                                   f"{exc.operation.describe()}") from None
+            if found is None:
+                break
+            self.statements.extend(found[1])
+            yield found
         self.pending = None
         _remember(pending.history, self.dialect, pending.path, self)
 
@@ -158,6 +164,9 @@ def plan_fresh(history: History, dialect: Dialect, target: str | None, *,
     if build is None:
         _remember(history, dialect, path, None)
         return None
+    if build.pending is None:  # its statements from the committed head snapshot
+        _remember(history, dialect, path, build)
+        return build
     if pipelined and dialect.builds_side_by_side and dialect.transactional_ddl:
         return build
     try:
@@ -175,21 +184,25 @@ def planned_anew(history: History, dialect: Dialect, target: str | None) -> Fres
 
 
 def _plan(history: History, dialect: Dialect, path: list[Migration]) -> FreshBuild | None:
+    """The build of `path`'s fresh prefix, still to compile; its operations are the committed head snapshot's own
+    when it stands at the prefix's end (written as the differ's, and checked to replay to it), else the differ's,
+    and it comes compiled when the snapshot also holds its statements on `dialect` from this code and SQLAlchemy
+    (`Snapshot.sql_for`)."""
     migrations = _prefix(history, path)
     if len(migrations) < MINIMUM:
         return None
-    state = cache.state_at(history, migrations[-1].revision)
-    operations = _creating(history, migrations[-1].revision, state)
-    return _replayed(dialect, migrations, operations, state, Pending(history, path))
-
-
-def _creating(history: History, revision: str, state: Schema) -> list[Operation]:
-    """The operations that create `state` (the schema at `revision`) from nothing: the committed head snapshot's
-    own when it stands at `revision` (written as the differ's, and checked to replay to it), else the differ's."""
+    revision = migrations[-1].revision
+    state = cache.state_at(history, revision)
     head = usable(history)
-    if head is not None and head.revision == revision:
-        return list(head.operations)
-    return diff(Schema(), state)
+    at_head = head is not None and head.revision == revision
+    operations = list(head.operations) if head is not None and at_head else diff(Schema(), state)
+    build = _replayed(dialect, migrations, operations, state, Pending(history, path))
+    sql = head.sql_for(dialect.registry_name) if head is not None and at_head and build is not None else None
+    if build is not None and sql is not None:
+        build.statements = [Statement(operation, sql=text) for operation, texts in zip(operations, sql, strict=True)
+                            for text in texts]
+        build.pending = None
+    return build
 
 
 def _replayed(dialect: Dialect, migrations: list[Migration], operations: list[Operation], state: Schema,
@@ -270,11 +283,7 @@ def _cache_path(history: History, dialect: Dialect, path: list[Migration]) -> Pa
     if history.cache_dir is None:
         return None
     key = cache.chain_keys(history)[history.index(path[-1].revision)]
-    return cache.compiled_path(Path(history.cache_dir), f"fresh-{dialect.name}-{key}", "pickle")
-
-
-def _in_transaction(dialect: Dialect, statement: Statement) -> bool:
-    return (statement.sql is None or dialect.runs_in_transaction(statement.sql)) and not statement.own_transaction
+    return cache.compiled_path(Path(history.cache_dir), f"fresh-{dialect.registry_name}-{key}", "pickle")
 
 
 __all__ = ["MINIMUM", "TRANSACTION_SIZE", "FreshBuild", "FreshRefused", "Pending", "buildable", "cached_build",

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from schemashift.dialects.compiling import compile_operations as compile_operations  # re-exported: plans use it
 from schemashift.errors import IrreversibleError
 from schemashift.history import cache
 from schemashift.model.schema import Schema
-from schemashift.operations import Operation, RunPython, invert_all, resolve_all
+from schemashift.operations import Operation, invert_all, resolve_all
 from schemashift.operations.statement import Statement as Statement  # re-exported: plans are made of them
 
 if TYPE_CHECKING:
@@ -116,27 +117,10 @@ def states_along(history: History) -> dict[str | None, Schema]:
     return states
 
 
-def _compile(dialect: Dialect, operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
-    statements: list[Statement] = []
-    for operation in operations:
-        after = operation.apply(state)
-        if isinstance(operation, RunPython):
-            statements.append(Statement(operation, python=operation.forward))
-        else:
-            statements.extend(Statement(operation, sql=sql) for sql in dialect.compile(operation, state, after))
-        state = after
-    return statements, state
-
-
-def compile_operations(dialect: Dialect, operations: list[Operation], state: Schema) -> tuple[list[Statement], Schema]:
-    """The statements that run `operations` on a database at schema `state`, and the schema after them."""
-    return _compile(dialect, operations, state)
-
-
 def up_step(dialect: Dialect, migration: Migration, before: Schema) -> Step:
     """The step that applies `migration` to a database at schema `before`."""
     resolved, _ = resolve_all(migration.operations, before)
-    statements, after = _compile(dialect, resolved, before)
+    statements, after = compile_operations(dialect, resolved, before)
     return Step(migration, UP, resolved, statements, before, after, dialect)
 
 
@@ -149,7 +133,7 @@ def down_step(dialect: Dialect, migration: Migration, before_migration: Schema) 
         raise IrreversibleError(
             f"cannot downgrade {migration.path.name} ({migration.revision}): {exc}; nothing was changed"
         ) from None
-    statements, after = _compile(dialect, inverses, after_migration)
+    statements, after = compile_operations(dialect, inverses, after_migration)
     return Step(migration, DOWN, inverses, statements, after_migration, after, dialect)
 
 

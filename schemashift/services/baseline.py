@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from schemashift.dialects import dialect_of
+from schemashift.dialects import dialect_of, run_time_dialects
 from schemashift.dialects.objects import adopt_objects, with_live_objects
 from schemashift.errors import ConfigError, DatabaseStateError, ModelsError, SchemashiftError
 from schemashift.model.schema import Schema, Sequence, Table
@@ -408,7 +408,8 @@ def _write(project: Project, message: str, operations: list[Operation], parent: 
     from schemashift.history.cache import state_at
     from schemashift.history.writer import write_migration
 
-    migration = write_migration(project.config.migrations_dir, message, operations, parent=parent)
+    migration = write_migration(project.config.migrations_dir, message, operations, parent=parent,
+                                dialects=run_time_dialects(project.config))
     history = project.reload_history()
     try:
         built = project.object_filter().apply(state_at(history, history.head, store=False), reflected=False, other=live)
@@ -428,7 +429,7 @@ def _unwrite(project: Project, path: Path) -> None:
     from schemashift.history.manifest import rebuild
 
     path.unlink(missing_ok=True)
-    rebuild(project.config.migrations_dir)
+    rebuild(project.config.migrations_dir, run_time_dialects(project.config))
     project.reload_history()
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from schemashift.autodetect.differ import RenameDecisions
 from schemashift.autodetect.differ import diff as diff_schemas
 from schemashift.autodetect.objects import object_notes
-from schemashift.dialects import REGISTRY, get_dialect
+from schemashift.dialects import environment_dialects, run_time_dialects
 from schemashift.dialects.base import Dialect
 from schemashift.errors import SchemashiftError
 from schemashift.history import manifest
@@ -91,20 +91,7 @@ def target_dialects(project: Project) -> list[Dialect]:
 
     `generate` has no database: it checks the models against these (see `schema.validate`).
     """
-    found: dict[str, Dialect] = {}
-    config = project.config
-    for name in config.env_names:
-        try:
-            url = config.env(name).url
-            backend = sa.make_url(url).get_backend_name() if url else None
-            if backend:
-                dialect = get_dialect(backend)
-                found[dialect.name] = dialect
-        except (SchemashiftError, sa.exc.ArgumentError, ValueError):
-            continue  # e.g. ${DATABASE_URL} unset here
-    if not found:
-        found = {dialect.name: dialect for dialect in map(get_dialect, sorted(REGISTRY))}
-    return list(found.values())
+    return environment_dialects(project.config)
 
 
 def _start_folder(folder: Path) -> None:
@@ -141,7 +128,8 @@ def generate(project: Project, message: str, *, empty: bool = False, rename_tabl
     # are the manifest's (`History.snapshot` set): after an unrecorded edit the snapshot follows the manifest
     before = None if empty or history.snapshot is None else head_schema(history)
     _start_folder(project.config.migrations_dir)
-    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head, before=before)
+    migration = write_migration(project.config.migrations_dir, message, operations, parent=history.head, before=before,
+                                dialects=run_time_dialects(project.config))
     project.forget_history()
     out(f"Wrote {relative(migration.path)} ({migration.revision}):")
     for operation in operations:

@@ -123,12 +123,13 @@ def _repair_build(project: Project, connection: sa.Connection, recorder: Recorde
 
 def rebase(project: Project, *, out: Output = print_line) -> None:
     """Make a forked migrations folder linear again (see `schemashift.history.rebase.rebase`); no database access."""
+    from schemashift.dialects import run_time_dialects
     from schemashift.history.chain import load_all
     from schemashift.history.rebase import rebase as rebase_folder
 
     folder = project.config.migrations_dir
     parents_before = {migration.revision: migration.parent for migration in load_all(folder)}
-    rebase_folder(folder, out=out)
+    rebase_folder(folder, out=out, dialects=run_time_dialects(project.config))
     history = project.reload_history()
     for migration in history:
         old_parent = parents_before.get(migration.revision, migration.parent)
@@ -143,9 +144,11 @@ def rebase(project: Project, *, out: Output = print_line) -> None:
 def squash(project: Project, message: str, *, start: str | None = None, end: str | None = None,
            out: Output = print_line) -> Path:
     """Replace the migrations from `start` (default: the first) to `end` (default: head) by one; no database access."""
+    from schemashift.dialects import run_time_dialects
     from schemashift.services.squash import squash as squash_folder
 
-    migration = squash_folder(project.config.migrations_dir, project.history(), message, start=start, end=end, out=out)
+    migration = squash_folder(project.config.migrations_dir, project.history(), message, start=start, end=end, out=out,
+                              dialects=run_time_dialects(project.config))
     project.forget_history()
     return migration.path
 

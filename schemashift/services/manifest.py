@@ -24,6 +24,7 @@ Output = Callable[[str], None]
 
 def manifest(config: Config, *, check: bool = False, out: Output = print) -> bool:
     """Write the manifest of the configured migrations folder; with `check`, compare it and report (False: stale)."""
+    from schemashift.dialects import run_time_dialects
     from schemashift.history.chain import History
 
     folder = config.migrations_dir
@@ -43,7 +44,7 @@ def manifest(config: Config, *, check: bool = False, out: Output = print) -> boo
     if not folder.is_dir():
         raise ConfigError(f"the migrations folder {folder} does not exist")
     try:
-        path, head = manifest_file.write_all(folder, history)
+        path, head = manifest_file.write_all(folder, history, run_time_dialects(config))
     except OSError as exc:
         raise SchemashiftError(f"cannot write {folder / manifest_file.MANIFEST_NAME}: {exc.strerror or exc}") from None
     out(f"wrote {path.name}: {len(history)} migration(s), head {history.head or 'base'}")

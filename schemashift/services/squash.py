@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -41,6 +42,9 @@ from schemashift.operations import (
 )
 from schemashift.operations.render import render_migration
 from schemashift.runtime.versions import now
+
+if TYPE_CHECKING:
+    from schemashift.dialects.base import Dialect
 
 Output = Callable[[str], None]
 DROPS = (DropTable, DropColumn, DropSequence)
@@ -164,8 +168,9 @@ def _refuse_drops_after_base(migrations: list[Migration], operations: list[Opera
 
 
 def squash(folder: Path | str, history: History, message: str, *, start: str | None = None,
-           end: str | None = None, out: Output = print) -> Migration:
-    """Replace the migrations from `start` to `end` of `folder` by one; return the new migration."""
+           end: str | None = None, out: Output = print, dialects: Sequence[Dialect] = ()) -> Migration:
+    """Replace the migrations from `start` to `end` of `folder` by one; return the new migration (the head snapshot
+    rewritten with its statements on `dialects`)."""
     folder = Path(folder)
     migrations = _range(history, start, end)
     _refuse_extensions(migrations)
@@ -200,7 +205,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
             child.path.write_bytes(reparent_source(originals[child.path], new.revision, child.path.name))
         chain = History.load(folder)
         _check_same(after, chain, new)
-        manifest.write_all(folder, chain)  # with the head snapshot of the squashed chain
+        manifest.write_all(folder, chain, dialects)  # with the head snapshot of the squashed chain
     except BaseException:
         for path, data in originals.items():
             path.write_bytes(data)
@@ -208,7 +213,7 @@ def squash(folder: Path | str, history: History, message: str, *, start: str | N
             path.unlink()
         for copy in moved:
             copy.unlink(missing_ok=True)
-        manifest.rebuild(folder)
+        manifest.rebuild(folder, dialects)
         raise
     out(f"Wrote {new.path.name}: replaces {len(replaced)} migration(s) "
         f"({migrations[0].path.name} .. {migrations[-1].path.name}), moved to {kept.name}/: a database in the "

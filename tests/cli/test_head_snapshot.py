@@ -39,6 +39,11 @@ def valid(folder: Path) -> snapshot.Snapshot | None:
     return snapshot.read(folder, manifest.first_line(entries)) if entries is not None else None
 
 
+def compiled_for_sqlite(found: snapshot.Snapshot) -> bool:
+    """True when `found` holds the fresh build's SQL for the project's database alone (its URL is SQLite's)."""
+    return set(found.compiled) == {"sqlite"} and found.sql_for("sqlite") is not None
+
+
 def project(tmp_path: Path) -> Path:
     directory = write_project(tmp_path / "project", f"sqlite:///{tmp_path / 'app.db'}", models())
     cli(directory, "generate", "-m", "create users")
@@ -52,7 +57,7 @@ def test_manifest_writes_it_and_check_notes_it(tmp_path: Path) -> None:
     assert f"wrote {snapshot.SNAPSHOT_NAME}: the schema at" in out
     head = History.load(folder).head
     found = valid(folder)
-    assert found is not None and found.revision == head
+    assert found is not None and found.revision == head and compiled_for_sqlite(found)
     checked = cli(directory, "manifest", "--check").stdout
     assert checked.startswith("OK:") and "NOTE" not in checked
 
@@ -80,6 +85,7 @@ def test_generate_keeps_it_current(tmp_path: Path) -> None:
     history = History.load(folder)
     found = valid(folder)
     assert found is not None and found.revision == history.head and found.messages[history.head] == "add email"
+    assert compiled_for_sqlite(found)
     assert "NOTE" not in cli(directory, "manifest", "--check").stdout
 
     data = write_migration(folder, "backfill", [ExecuteSQL("UPDATE users SET name = 'x'")], history.head)
@@ -89,6 +95,7 @@ def test_generate_keeps_it_current(tmp_path: Path) -> None:
     cli(directory, "generate", "-m", "add age")  # after a data migration: stays where the fresh prefix ends
     found = valid(folder)
     assert found is not None and found.revision == history.head and data.revision not in found.messages
+    assert compiled_for_sqlite(found)
     assert "NOTE" not in cli(directory, "manifest", "--check").stdout
 
 
@@ -112,7 +119,7 @@ def test_rebase_rewrites_it(tmp_path: Path) -> None:
     cli(directory, "rebase")
     history = History.load(folder)
     found = valid(folder)
-    assert found is not None and found.revision == history.head and len(history) == 3
+    assert found is not None and found.revision == history.head and len(history) == 3 and compiled_for_sqlite(found)
     assert "NOTE" not in cli(directory, "manifest", "--check").stdout
 
 
@@ -130,7 +137,7 @@ def test_squash_rewrites_it(tmp_path: Path) -> None:
     history = History.load(folder)
     found = valid(folder)
     assert len(history) == 1 and found is not None and found.revision == history.head
-    assert found.state.schema == before.state.schema
+    assert found.state.schema == before.state.schema and compiled_for_sqlite(found)
     assert "NOTE" not in cli(directory, "manifest", "--check").stdout
 
 

@@ -737,6 +737,11 @@ class MariaDBDialect(MySQLDialect):
     Chosen by `dialects.dialect_of` for a connection to such a server (and for ``mariadb://`` URLs offline).
     """
 
+    @property
+    def registry_name(self) -> str:
+        """``mariadb``: its SQL differs from MySQL's (native UUID)."""
+        return "mariadb"
+
     def _check_of(self, table: Table) -> str:
         """MariaDB names checks per table (``CONSTRAINT_1`` in many tables)."""
         return f" AND TABLE_NAME = {self.literal(table.name)}"
