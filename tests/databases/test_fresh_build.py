@@ -448,6 +448,8 @@ def test_a_failed_build_that_kept_a_table_points_to_repair(
         api.upgrade(cycle.project, out=cycle.output.append)
     monkeypatch.setattr(fresh, "undo", real_undo)
     assert "`schemashift repair continue`" in str(failed.value) and "--step-by-step" not in str(failed.value)
+    problems = api.status(cycle.project).problems
+    assert len(problems) == 1 and "`schemashift repair`" in problems[0], problems
     with pytest.raises(DatabaseStateError, match="schemashift repair"):
         api.upgrade(cycle.project, out=cycle.output.append, step_by_step=True)
     cycle.run("DROP VIEW tags")
