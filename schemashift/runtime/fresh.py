@@ -388,9 +388,7 @@ def _run_fed_waves(lanes: list[sa.Connection], build: FreshBuild, done: list[Ope
     if feed.error is not None:
         left = undo(lanes[0], build, done)
         if left:
-            raise ExecutionError(f"the fresh build to {build.target} stopped: {feed.error}; {len(left)} table(s) "
-                                 f"it created are still there ({', '.join(left[:4])}), kept where they hold rows: "
-                                 "look before dropping any by hand")
+            raise ExecutionError(f"the fresh build to {build.target} stopped: {feed.error}; {_kept(left)}")
         raise _Stopped(feed.error)
 
 
@@ -739,11 +737,16 @@ def _failed(connection: sa.Connection, build: FreshBuild, done: list[Operation],
     error = mask_secrets(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:500]
     where = f" at: {_first_line(statement.describe())}" if statement is not None else ""
     left = undo(connection, build, done)
-    state = ("the database is empty again (at base)" if not left else
-             f"{len(left)} table(s) it created are still there ({', '.join(left[:4])}), kept where they hold rows: "
-             "look before dropping any by hand")
-    return ExecutionError(f"the fresh build to {build.target} failed{where}: {error}; {state}; "
-                          "`schemashift upgrade --step-by-step` runs the migrations one by one")
+    state = (_kept(left) if left else "the database is empty again (at base); "
+             "`schemashift upgrade --step-by-step` runs the migrations one by one")
+    return ExecutionError(f"the fresh build to {build.target} failed{where}: {error}; {state}")
+
+
+def _kept(left: list[str]) -> str:
+    """What a failed build that left tables says of them: its marker row stays, so `repair` deals with them."""
+    return (f"{len(left)} table(s) it created are still there ({', '.join(left[:4])}), kept where they hold rows: "
+            "`schemashift repair continue` finishes the build keeping them once what failed is fixed "
+            "(`schemashift repair undo` takes it back once they hold none)")
 
 
 def undo(connection: sa.Connection, build: FreshBuild, done: list[Operation]) -> list[str]:

@@ -277,7 +277,8 @@ def partial_problem(applied: dict[str, AppliedRevision]) -> str | None:
     for row in applied.values():
         if row.building:
             return (f"a fresh build to revision {row.revision} ({row.message!r}) is running or was interrupted: "
-                    "`schemashift upgrade` takes back the tables it created and builds again")
+                    "`schemashift upgrade` takes back the tables it created and builds again "
+                    "(`schemashift repair` when one of them holds rows)")
         if not row.complete:
             how = "crashed" if row.state == "running" else "failed"
             statement = row.failed_statement.strip().splitlines()[0][:100] if row.failed_statement else ""

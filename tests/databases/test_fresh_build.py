@@ -421,6 +421,43 @@ def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
     assert set(inspect_schema(cycle.url)) - {"tags"} == {"users"}
 
 
+def test_a_failed_build_that_kept_a_table_points_to_repair(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error of a build that kept a table holding rows names what deals with it (its marker row stays:
+    `upgrade`, `--step-by-step` too, refuses until then), not a step-by-step upgrade; `repair continue`, once the
+    cause is gone, finishes the build and keeps the row."""
+    from schemashift.dialects import get_dialect
+    from schemashift.errors import DatabaseStateError, ExecutionError
+    from schemashift.runtime import fresh
+
+    dialect = get_dialect(backend)
+    if dialect.builds_side_by_side:
+        _side_by_side_only(backend, monkeypatch)
+    elif dialect.transactional_ddl:
+        pytest.skip("one transaction: a failed build leaves no table behind to write to")
+    cycle = project_on(fresh_db, tmp_path / "kept", history_folder)
+    cycle.run("CREATE VIEW tags AS SELECT 1 AS x")
+    real_undo = fresh.undo
+
+    def undo(connection: sa.Connection, build: Any, done: list[Any]) -> list[str]:
+        cycle.run("INSERT INTO users (full_name) VALUES ('written meanwhile')")  # another session
+        return real_undo(connection, build, done)
+
+    monkeypatch.setattr(fresh, "undo", undo)
+    with pytest.raises(ExecutionError) as failed:
+        api.upgrade(cycle.project, out=cycle.output.append)
+    monkeypatch.setattr(fresh, "undo", real_undo)
+    assert "`schemashift repair continue`" in str(failed.value) and "--step-by-step" not in str(failed.value)
+    problems = api.status(cycle.project).problems
+    assert len(problems) == 1 and "`schemashift repair`" in problems[0], problems
+    with pytest.raises(DatabaseStateError, match="schemashift repair"):
+        api.upgrade(cycle.project, out=cycle.output.append, step_by_step=True)
+    cycle.run("DROP VIEW tags")
+    api.repair(cycle.project, action="continue", out=cycle.output.append)
+    assert fetch_rows(cycle.url, "SELECT full_name FROM users") == [("written meanwhile",)]
+    assert api.status(cycle.project).exit_code == 0
+
+
 def test_chunks_keep_operations_whole(backend: str, history_folder: Path, tmp_path: Path) -> None:
     from schemashift.dialects import get_dialect
     from schemashift.planning.fresh import plan_fresh
