@@ -118,6 +118,7 @@ if __name__ == "__main__":
     parser.add_argument("k", nargs="?", type=int, default=3000)
     parser.add_argument("backends", nargs="?", default="sqlite,postgresql,mysql")
     parser.add_argument("--runs", type=int, default=1, help="fresh databases per tool; the first run is cold")
-    parser.add_argument("--cold", type=int, default=1, help="cold pairs (clean copies of the project) among them")
+    parser.add_argument("--cold", type=int, default=1,
+                        help="cold pairs in all: the first run, and C-1 more on clean copies of the project")
     args = parser.parse_args()
     main(args.k, args.backends.split(","), args.runs, args.cold)

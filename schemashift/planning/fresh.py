@@ -266,7 +266,7 @@ def _well_formed(kept: object, length: int) -> _Kept | None:
 
 def _remember(history: History, dialect: Dialect, path: list[Migration], build: FreshBuild | None) -> None:
     """Keep the plan for `path` (None: step by step) with, when the build covers all of `path`, the schema
-    names up to its end (`cache.schema_names_through`, which a drift check after the build asks for)."""
+    names up to its end (`cache.schema_names_through`, which a later drift check asks for)."""
     location = _cache_path(history, dialect, path)
     if location is None:
         return
