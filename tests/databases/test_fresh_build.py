@@ -393,12 +393,11 @@ def test_a_failing_build_leaves_the_database_empty(backend: str, fresh_db: str, 
     assert fetch_rows(cycle.url, "SELECT count(*) FROM schemashift_version")[0][0] == 0
 
 
-def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
-        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build that fails after committing some of its tables takes them back, except one another session wrote a
-    row to meanwhile: that table stays with its row, and the error says tables were kept."""
+def _written_to_while_failing(backend: str, cycle: Cycle, monkeypatch: pytest.MonkeyPatch) -> Cycle:
+    """`cycle`, set up so that its fresh build fails at its last wave (a view named like its table `tags`) and
+    another session writes a row to `users`, which the build committed, before the build is taken back; skipped
+    where a failed build leaves no table (one transaction)."""
     from schemashift.dialects import get_dialect
-    from schemashift.errors import ExecutionError
     from schemashift.runtime import fresh
 
     dialect = get_dialect(backend)
@@ -406,7 +405,6 @@ def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
         _side_by_side_only(backend, monkeypatch)
     elif dialect.transactional_ddl:
         pytest.skip("one transaction: a failed build leaves no table behind to write to")
-    cycle = project_on(fresh_db, tmp_path / "written", history_folder)
     cycle.run("CREATE VIEW tags AS SELECT 1 AS x")  # fails the last wave: users and purchases are committed
     real_undo = fresh.undo
 
@@ -415,6 +413,16 @@ def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
         return real_undo(connection, build, done)
 
     monkeypatch.setattr(fresh, "undo", undo)
+    return cycle
+
+
+def test_a_failing_build_never_drops_a_table_another_session_wrote_to(
+        backend: str, fresh_db: str, history_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails after committing some of its tables takes them back, except one another session wrote a
+    row to meanwhile: that table stays with its row, and the error says tables were kept."""
+    from schemashift.errors import ExecutionError
+
+    cycle = _written_to_while_failing(backend, project_on(fresh_db, tmp_path / "written", history_folder), monkeypatch)
     with pytest.raises(ExecutionError, match=r"still there \(users\), kept where they hold rows"):
         api.upgrade(cycle.project, out=cycle.output.append)
     assert fetch_rows(cycle.url, "SELECT full_name FROM users") == [("written meanwhile",)]
@@ -426,24 +434,11 @@ def test_a_failed_build_that_kept_a_table_points_to_repair(
     """The error of a build that kept a table holding rows names what deals with it (its marker row stays:
     `upgrade`, `--step-by-step` too, refuses until then), not a step-by-step upgrade; `repair continue`, once the
     cause is gone, finishes the build and keeps the row."""
-    from schemashift.dialects import get_dialect
     from schemashift.errors import DatabaseStateError, ExecutionError
     from schemashift.runtime import fresh
 
-    dialect = get_dialect(backend)
-    if dialect.builds_side_by_side:
-        _side_by_side_only(backend, monkeypatch)
-    elif dialect.transactional_ddl:
-        pytest.skip("one transaction: a failed build leaves no table behind to write to")
-    cycle = project_on(fresh_db, tmp_path / "kept", history_folder)
-    cycle.run("CREATE VIEW tags AS SELECT 1 AS x")
     real_undo = fresh.undo
-
-    def undo(connection: sa.Connection, build: Any, done: list[Any]) -> list[str]:
-        cycle.run("INSERT INTO users (full_name) VALUES ('written meanwhile')")  # another session
-        return real_undo(connection, build, done)
-
-    monkeypatch.setattr(fresh, "undo", undo)
+    cycle = _written_to_while_failing(backend, project_on(fresh_db, tmp_path / "kept", history_folder), monkeypatch)
     with pytest.raises(ExecutionError) as failed:
         api.upgrade(cycle.project, out=cycle.output.append)
     monkeypatch.setattr(fresh, "undo", real_undo)

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from databases.test_fresh_build import full_inspection, history_folder, project_on
+from databases.test_fresh_build import full_inspection, history_folder
+from databases.test_head_snapshot import checkout
 from features_cycle import Cycle
 from schemashift import api
 from schemashift.dialects import compiling, get_dialect
@@ -34,15 +35,6 @@ def committed(history_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
     found = snapshot.read(folder, (folder / manifest.MANIFEST_NAME).read_text().partition("\n")[0])
     assert found is not None and set(found.compiled) == set(NAMES)
     return folder
-
-
-def checkout(url: str, directory: Path, committed: Path) -> Cycle:
-    """A clean checkout of the project: the committed folder, no cache."""
-    cycle = project_on(url, directory, committed)
-    for name in (manifest.MANIFEST_NAME, snapshot.SNAPSHOT_NAME):
-        shutil.copy(committed / name, directory / "migrations" / name)
-    assert not (directory / ".schemashift-cache").exists()
-    return cycle
 
 
 @pytest.fixture(scope="module")
