@@ -279,11 +279,15 @@ def _word(kind: str, text: str, *, case_sensitive_quotes: bool, synonyms: Mappin
 def render_tokens(
     tokens: Iterable[Token], *, case_sensitive_quotes: bool = True, synonyms: Mapping[str, str] = _NO_SYNONYMS
 ) -> str:
-    """Join tokens with canonical spacing: none around ``( ) , .``, one space elsewhere."""
+    """Join tokens with canonical spacing: none around ``( ) , .``, one space elsewhere; a word is replaced by its
+    synonym only as a function's name (followed by ``(``): a column may have the name of a function."""
     out: list[str] = []
     previous = ""
-    for kind, text in tokens:
-        word = _word(kind, text, case_sensitive_quotes=case_sensitive_quotes, synonyms=synonyms)
+    items = list(tokens)
+    for index, (kind, text) in enumerate(items):
+        called = kind != "word" or (index + 1 < len(items) and items[index + 1][1] == "(")
+        word = _word(kind, text, case_sensitive_quotes=case_sensitive_quotes,
+                     synonyms=synonyms if called else _NO_SYNONYMS)
         glue = previous in ("(", ",", ".", "") or word in (")", ",", ".") or (word == "(" and kind == "op")
         out.append(word if glue else " " + word)
         previous = word

@@ -171,3 +171,15 @@ def test_renamed_primary_key_is_reported_and_renamed(cycle: Cycle, backend: str)
     assert cycle.rows("SELECT id FROM item") == [(7,)]
     if backend == "postgresql":
         assert {"pkey_item", "pkey_owner"} <= constraint_names(cycle, "item") | constraint_names(cycle, "owner")
+
+
+def test_a_check_calling_length_is_not_drift(cycle: Cycle, backend: str) -> None:
+    """``CHECK (length(code) > 0)`` diffs clean where the server keeps another spelling (MariaDB stores
+    ``octet_length``, its synonym), and a column named ``length`` stays a column (not taken for the function)."""
+    metadata = sa.MetaData()
+    sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.String(10)),
+             sa.Column("length", sa.Integer),
+             sa.CheckConstraint("length(code) > 0", name="ck_code"), sa.CheckConstraint("length >= 0", name="ck_len"))
+    cycle.generate(metadata, "v1")
+    cycle.upgrade()
+    assert cycle.diff(metadata) == []

@@ -418,7 +418,7 @@ class MySQLDialect(Dialect):
         case_sensitive_quotes = False
         option_prefix = "mysql"
         dialect_names = ("mysql", "mariadb")
-        synonyms: ClassVar[dict[str, str]] = {"lcase": "lower", "ucase": "upper"}
+        synonyms: ClassVar[dict[str, str]] = {"lcase": "lower", "ucase": "upper", "octet_length": "length"}
         default_fk_actions = frozenset({"NO ACTION", "RESTRICT"})
         deferrable_fks = False
         has_identity = False
