@@ -173,6 +173,22 @@ def remember_fingerprint(project: Project, connection: sa.Connection, revision: 
             connection.rollback()
 
 
+def read_before_check(project: Project, connection: sa.Connection, revision: str,
+                      expected: Schema) -> TakenFingerprint | None:
+    """The catalogue fingerprint read ahead of a drift check whose result decides whether it is stored (a change
+    made after the check then cannot be stored as clean); None when none would be stored or it cannot be read."""
+    if not fingerprinted(project):
+        return None
+    try:
+        if not project.recorder(connection).has_fingerprint_column():
+            return None
+        return take_fingerprint(project, connection, revision, expected, check=False)
+    except Exception:  # noqa: BLE001 - an optional speed-up: the status goes on without it
+        if connection.in_transaction():
+            connection.rollback()
+        return None
+
+
 def fingerprinted(project: Project) -> bool:
     """False when the project's fingerprint is never stored: the fast `status` knows nothing of
     `exclude`/`include_object`, so a change to them must not go unseen."""
@@ -262,6 +278,6 @@ def clean_fingerprints(project: Project, connection: sa.Connection, revision: st
 
 __all__ = [
     "CleanFingerprints", "TakenFingerprint", "clean_fingerprints", "compare", "compare_schemas", "fingerprinted",
-    "live_differences", "live_operations", "live_schemas", "reflect_live", "remember_fingerprint",
+    "live_differences", "live_operations", "live_schemas", "read_before_check", "reflect_live", "remember_fingerprint",
     "schemas_to_compare", "take_fingerprint",
 ]

@@ -587,3 +587,32 @@ def test_data_migrations_survive_lazy_loading(tmp_path: Path) -> None:
     history = project_history(folder, tmp_path)
     step = history.chain[0].operations[0]
     assert isinstance(step, RunPython) and step.forward.__name__ == "forward"
+
+
+def test_drift_after_the_full_status_checked_is_not_stored_as_clean(db_url: str, backend: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full `status` reads the catalogue fingerprint before its drift check: a change another session makes
+    after the check is not stored as clean, so the fast path does not answer and the next `status` reports it."""
+    from schemashift.services import status as status_service
+
+    _drop_everything(db_url)
+    root = write_project(tmp_path / "proj", db_url, MODELS)
+    run = Runner(root)
+    api.generate(run.project(), "create owner and pet", out=lambda line: None)
+    run.full_upgrade()
+    execute(db_url, "UPDATE schemashift_version SET fingerprint = NULL")  # the full status stores it
+    real = status_service.live_operations
+
+    def checked_then_changed(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        args[1].commit()  # the check's reading ends (MariaDB would make the index wait for it)
+        execute(db_url, "CREATE INDEX ix_late ON pet (name, id)")
+        return found
+
+    monkeypatch.setattr(status_service, "live_operations", checked_then_changed)
+    assert run.full_status().schema_matches is True  # what it checked was clean
+    monkeypatch.undo()
+    assert run.fast_status() is None
+    report = run.full_status()
+    assert report.schema_matches is False and any("ix_late" in d for d in report.differences)
+    _drop_everything(db_url)
