@@ -141,9 +141,10 @@ def entries_of(migrations: Sequence[Migration]) -> list[Entry]:
 # -- keeping it up to date -------------------------------------------------------
 
 
-def record(folder: Path | str, migration: Migration) -> tuple[str, str] | None:
+def record(folder: Path | str, migration: Migration, dialects: Sequence[Dialect] = ()) -> tuple[str, str] | None:
     """Add the newly written `migration` to the manifest of `folder`, when that folder has one; when the line was
-    appended, the manifest's first line before and after (a head snapshot follows with `snapshot.advance`).
+    appended, the manifest's first line before and after (a head snapshot follows with `snapshot.advance`; one
+    rebuilt here holds its statements on `dialects`).
 
     When the manifest is intact and its head is the new migration's parent, the
     line is appended and the fixed-width h1 line rewritten in place (one hash of
@@ -163,7 +164,7 @@ def record(folder: Path | str, migration: Migration) -> tuple[str, str] | None:
     line = Entry(migration.path.name, migration.revision, migration.parent, migration.checksum).line().encode("utf-8")
     digest = _appendable(data, migration)
     if digest is None:
-        rebuild(folder)
+        rebuild(folder, dialects)
         return None
     digest.update(line + b"\n")
     new = digest.hexdigest().encode("ascii")

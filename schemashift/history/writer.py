@@ -136,7 +136,7 @@ def write_migration(
         path.unlink(missing_ok=True)
         raise
     with contextlib.suppress(OSError):  # the manifest is then out of date, which `status` and `manifest --check` report
-        appended = manifest.record(folder, migration)
+        appended = manifest.record(folder, migration, dialects)
         if appended is not None and not snapshot.advance(folder, *appended, migration, before, dialects):
             _snapshot_from_scratch(folder, appended[1], dialects)
     _remember_written(path)

@@ -215,6 +215,18 @@ def test_every_writer_carries_them(tmp_path: Path) -> None:
     assert "compiled" not in (folder / snapshot.SNAPSHOT_NAME).read_text()
 
 
+def test_a_migration_written_where_the_manifest_cannot_be_appended_to_carries_them(tmp_path: Path) -> None:
+    """A new migration whose manifest must be rebuilt from a full load (its head is not the new parent: a merge, an
+    older manifest) writes the head snapshot with the statements on the dialects it is given, as an append does."""
+    folder = tmp_path / "migrations"
+    history = chain(folder, [get_dialect("sqlite")])
+    lines = (folder / manifest.MANIFEST_NAME).read_text().splitlines(keepends=True)
+    (folder / manifest.MANIFEST_NAME).write_text("".join(lines[:-1]))  # a manifest one migration behind
+    migration = write_migration(folder, "more", [users("more")], history.head, dialects=[get_dialect("postgresql")])
+    found = current(folder)
+    assert found is not None and found.revision == migration.revision and set(found.compiled) == {"postgresql"}
+
+
 @pytest.mark.parametrize(("urls", "names"), [
     (["mysql+pymysql://u@h/db"], ["mariadb", "mysql"]),
     (["mariadb+pymysql://u@h/db", "sqlite:///x.db"], ["mariadb", "mysql", "sqlite"]),
