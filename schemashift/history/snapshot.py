@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -110,17 +109,21 @@ class Snapshot:
     def sql_for(self, name: str) -> list[list[str]] | None:
         """The SQL of each operation on database `name` (a `Dialect.registry_name`) when held and compiled by this
         code and SQLAlchemy (`cache.source_key`); else None: compile them."""
+        from schemashift.operations.codec import from_json
+
         text = self.compiled.get(name)
         if text is None or self.compiled_key != cache.source_key():
             return None
         try:
-            groups: list[list[str]] = json.loads(f"[{text.strip().replace(chr(10), ',')}]")
-        except ValueError:
+            groups = from_json(text)
+        except (ValueError, KeyError, TypeError):
             return None
-        if len(groups) != len(self.operations) or not all(
-                isinstance(group, list) and all(isinstance(sql, str) for sql in group) for group in groups):
-            return None
-        return groups
+        found: list[list[str]] = []
+        for group in groups:
+            if not isinstance(group, tuple) or not all(isinstance(sql, str) for sql in group):
+                return None
+            found.append(list(group))
+        return found if len(found) == len(self.operations) else None
 
     @functools.cached_property
     def state(self) -> cache.State:
