@@ -113,18 +113,15 @@ class FreshBuild:
         if self.pending is None:
             yield from zip(self.operations, group_by_operation(self.operations, self.statements), strict=True)
             return
-        pending, compiled = self.pending, compile_in_order(self.dialect, self.operations)
-        while True:
-            try:
-                found = next(compiled, None)
-            except OutsideTransaction as exc:
-                _remember(pending.history, self.dialect, pending.path, None)
-                raise FreshRefused(f"the fresh build to {self.target} cannot run in transactions: "
-                                   f"{exc.operation.describe()}") from None
-            if found is None:
-                break
-            self.statements.extend(found[1])
-            yield found
+        pending = self.pending
+        try:
+            for operation, mine in compile_in_order(self.dialect, self.operations):
+                self.statements.extend(mine)
+                yield operation, mine
+        except OutsideTransaction as exc:
+            _remember(pending.history, self.dialect, pending.path, None)
+            raise FreshRefused(f"the fresh build to {self.target} cannot run in transactions: "
+                               f"{exc.operation.describe()}") from None
         self.pending = None
         _remember(pending.history, self.dialect, pending.path, self)
 

@@ -109,11 +109,11 @@ def status(project: Project) -> StatusReport:
             unmanaged_problem(connection, recorder, set(state_at(history, history.head).tables))
         if unmanaged:
             problems.append(unmanaged)  # instead of its drift, which would list every table as a drop
-        at_head = current is not None and current == history.head and not problems
-        before = read_before_check(project, connection, current, expected) if at_head and current else None
+        head = current if current is not None and current == history.head and not problems else None
+        before = read_before_check(project, connection, head, expected) if head is not None else None
         drift = live_operations(project, connection, expected) if not (partial or unmanaged) else []
-        if at_head and current is not None and before is not None and not drift:
-            remember_fingerprint(project, connection, current, expected, check=False, taken=before)
+        if head is not None and before is not None and not drift:
+            remember_fingerprint(project, connection, head, expected, check=False, taken=before)
     return StatusReport(project.env.name, masked_url(project), current, history.head, pending, problems,
                         None if partial or unmanaged or unknown else not drift,
                         [database_view(op, "migrations") for op in drift], unknown,
